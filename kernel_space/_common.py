@@ -1,0 +1,92 @@
+"""Pieces the op modules share: input checks (ValueError naming the bad value), references, inputs."""
+
+from __future__ import annotations
+
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+# Relative-error tolerance of a fused output against the fp32 (here fp64) reference, per dtype.
+TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 5e-3, torch.float32: 1e-4}
+
+
+def check_matrix(name: str, t, *, rows: int | None = None, cols: int | None = None, like=None) -> None:
+    """A 2-D, contiguous, floating tensor with the given sizes, on `like`'s device and dtype."""
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {tuple(t.shape)}")
+    if t.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{name} has dtype {t.dtype}; expected one of {FLOAT_DTYPES}")
+    if rows is not None and t.shape[0] != rows:
+        raise ValueError(f"{name} has {t.shape[0]} rows, expected {rows} (shape {tuple(t.shape)})")
+    if cols is not None and t.shape[1] != cols:
+        raise ValueError(f"{name} has {t.shape[1]} columns, expected {cols} (shape {tuple(t.shape)})")
+    if not t.is_contiguous():
+        raise ValueError(f"{name} must be contiguous, got strides {t.stride()}")
+    if like is not None:
+        _same_place(name, t, like)
+
+
+def check_vector(name: str, t, *, size: int, like) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.ndim != 1 or t.shape[0] != size:
+        raise ValueError(f"{name} must have shape ({size},), got {tuple(t.shape)}")
+    if not t.is_contiguous():
+        raise ValueError(f"{name} must be contiguous, got strides {t.stride()}")
+    _same_place(name, t, like)
+
+
+def _same_place(name: str, t: torch.Tensor, like: torch.Tensor) -> None:
+    if t.dtype != like.dtype:
+        raise ValueError(f"{name} has dtype {t.dtype}, but x has {like.dtype}")
+    if t.device != like.device:
+        raise ValueError(f"{name} is on {t.device}, but x is on {like.device}")
+
+
+def check_eps(eps) -> None:
+    if not isinstance(eps, (int, float)) or not eps > 0:
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
+
+
+def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """||out - ref|| / ||ref|| in fp64; NaN or Inf anywhere in `out` gives inf (never passes)."""
+    out64 = out.detach().to(torch.float64)
+    ref64 = ref.detach().to(device=out.device, dtype=torch.float64)
+    if out64.shape != ref64.shape:
+        raise ValueError(f"output shape {tuple(out64.shape)} != reference shape {tuple(ref64.shape)}")
+    if not torch.isfinite(out64).all():
+        return float("inf")
+    denom = torch.linalg.vector_norm(ref64).item()
+    num = torch.linalg.vector_norm(out64 - ref64).item()
+    return num / denom if denom > 0 else num
+
+
+def rmsnorm_ref(h: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm in fp64: the reference every fused norm is compared with."""
+    h = h.to(torch.float64)
+    return h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps) * g.to(torch.float64)
+
+
+def rmsnorm_eager(h: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm as nano-vllm and transformers run it: fp32 statistics, cast back, then the weight."""
+    dtype = h.dtype
+    h32 = h.float()
+    h32 = h32 * torch.rsqrt(h32.pow(2).mean(-1, keepdim=True) + eps)
+    return h32.to(dtype) * g
+
+
+def randn(shape, dtype, device, gen, scale: float = 1.0) -> torch.Tensor:
+    """Normal random values drawn in fp32 (bf16 generators differ by device), then cast."""
+    return (torch.randn(shape, generator=gen, device=device, dtype=torch.float32) * scale).to(dtype)
+
+
+def norm_weight(k, dtype, device, gen) -> torch.Tensor:
+    """An RMSNorm gain near 1, as trained checkpoints have it, but not constant."""
+    return (1 + 0.1 * torch.randn((k,), generator=gen, device=device, dtype=torch.float32)).to(dtype)
+
+
+def linear_weight(n, k, dtype, device, gen) -> torch.Tensor:
+    """[N, K] with variance 1/K, so outputs stay O(1) at every K."""
+    return randn((n, k), dtype, device, gen, scale=k**-0.5)

@@ -1,0 +1,217 @@
+"""The one Triton GEMM that all four fused ops are made of, and its split-K epilogue.
+
+out = epilogue(prologue(x) @ W^T), with the prologue and epilogue chosen by constexpr flags:
+
+- ADD_IN:  A = x + res_in, and the programs of the first N tile store A (the new residual).
+- NORM:    rmsnorm(A) @ W^T = diag(r) ((A * g) @ W^T) with r = rsqrt(mean(A^2) + eps), so the row
+           scale is applied to the accumulator after the K loop and the sum of squares is gathered
+           from the A tiles the loop loads anyway (no extra pass over the activation).
+- GATED:   W is [2N, K] = [Wg; Wu]; each program keeps two accumulators (rows n and N + n) so the
+           epilogue can write silu(g) * u and the [M, 2N] intermediate never reaches memory.
+- RES_OUT: the epilogue adds res_out[m, n].
+
+Split-K: program (tile, s) reduces K-slice s into an fp32 partial; a second small kernel sums the
+partials (and the partial sums of squares) and runs the same epilogue. Decode at M <= 16 is weight
+streaming, and at N = 1024 or 4096 there are too few N tiles to keep 132 SMs busy without it.
+
+Paths: `dot` uses tl.dot (tensor cores; pads M to 16); `fma` multiplies and reduces with tl.sum,
+which wastes nothing at M = 1 and allows BLOCK_N = 8.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
+              NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr):
+    if NORM:
+        r = tl.rsqrt(ss / K + eps)
+        acc = acc * r[:, None]
+        if GATED:
+            acc2 = acc2 * r[:, None]
+    if GATED:
+        acc = acc * tl.sigmoid(acc) * acc2
+    mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
+    if RES_OUT:
+        res = tl.load(res_out_ptr + offs_m[:, None] * stride_rom + offs_n[None, :], mask=mask, other=0.0)
+        acc = acc + res.to(tl.float32)
+    tl.store(out_ptr + offs_m[:, None] * stride_om + offs_n[None, :], acc.to(out_ptr.dtype.element_ty),
+             mask=mask)
+
+
+@triton.jit
+def _mac(acc, a, w, USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    # a: [BLOCK_M, BLOCK_K] fp32, w: [BLOCK_K, BLOCK_N] in the weight dtype.
+    if USE_DOT:
+        acc = tl.dot(a.to(w.dtype), w, acc, input_precision=DOT_PRECISION)
+    else:
+        acc += tl.sum(a[:, :, None] * w.to(tl.float32)[None, :, :], axis=1)
+    return acc
+
+
+@triton.jit
+def fused_linear_kernel(
+    x_ptr, res_in_ptr, norm_w_ptr, w_ptr, res_out_ptr, h_ptr, out_ptr, part_ptr, ss_ptr,
+    M, N, K, K_PER_SPLIT,
+    stride_xm, stride_rim, stride_wn, stride_rom, stride_hm, stride_om,
+    eps,
+    ADD_IN: tl.constexpr, NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr,
+    USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    num_pid_m = tl.cdiv(M, BLOCK_M)
+    num_pid_n = tl.cdiv(N, BLOCK_N)
+    # Grouped tile order: GROUP_M row-blocks share each weight tile while it is in L2 (prefill).
+    num_pid_in_group = GROUP_M * num_pid_n
+    group_id = pid // num_pid_in_group
+    first_pid_m = group_id * GROUP_M
+    group_size_m = min(num_pid_m - first_pid_m, GROUP_M)
+    pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)
+    pid_n = (pid % num_pid_in_group) // group_size_m
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)
+    m_mask = offs_m < M
+    n_mask = offs_n < N
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    k_start = pid_k * K_PER_SPLIT
+    for kk in range(0, K_PER_SPLIT, BLOCK_K):
+        offs_k = k_start + kk + rk
+        k_mask = offs_k < K
+        a_mask = m_mask[:, None] & k_mask[None, :]
+        a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :], mask=a_mask, other=0.0)
+        a = a.to(tl.float32)
+        if ADD_IN:
+            r_in = tl.load(res_in_ptr + offs_m[:, None] * stride_rim + offs_k[None, :], mask=a_mask, other=0.0)
+            a = a + r_in.to(tl.float32)
+            # The new residual: one N tile writes it, every split its own K slice.
+            tl.store(h_ptr + offs_m[:, None] * stride_hm + offs_k[None, :], a.to(h_ptr.dtype.element_ty),
+                     mask=a_mask & (pid_n == 0))
+        if NORM:
+            ss += tl.sum(a * a, axis=1)
+            g = tl.load(norm_w_ptr + offs_k, mask=k_mask, other=0.0).to(tl.float32)
+            a = a * g[None, :]
+        w_mask = k_mask[:, None] & n_mask[None, :]
+        w = tl.load(w_ptr + offs_n[None, :] * stride_wn + offs_k[:, None], mask=w_mask, other=0.0)
+        acc = _mac(acc, a, w, USE_DOT, DOT_PRECISION)
+        if GATED:
+            w2 = tl.load(w_ptr + (offs_n[None, :] + N) * stride_wn + offs_k[:, None], mask=w_mask, other=0.0)
+            acc2 = _mac(acc2, a, w2, USE_DOT, DOT_PRECISION)
+
+    if SPLIT_K == 1:
+        _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
+                  NORM, GATED, RES_OUT)
+    else:
+        width = 2 * N if GATED else N
+        p_off = pid_k * M * width + offs_m[:, None] * width + offs_n[None, :]
+        p_mask = m_mask[:, None] & n_mask[None, :]
+        tl.store(part_ptr + p_off, acc, mask=p_mask)
+        if GATED:
+            tl.store(part_ptr + p_off + N, acc2, mask=p_mask)
+        if NORM:
+            tl.store(ss_ptr + pid_k * M + offs_m, ss, mask=m_mask & (pid_n == 0))
+
+
+@triton.jit
+def splitk_epilogue_kernel(
+    part_ptr, ss_ptr, res_out_ptr, out_ptr,
+    M, N, K,
+    stride_rom, stride_om,
+    eps,
+    NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
+    SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
+    width = 2 * N if GATED else N
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    for s in tl.static_range(SPLIT_K):
+        p_off = s * M * width + offs_m[:, None] * width + offs_n[None, :]
+        acc += tl.load(part_ptr + p_off, mask=mask, other=0.0)
+        if GATED:
+            acc2 += tl.load(part_ptr + p_off + N, mask=mask, other=0.0)
+        if NORM:
+            ss += tl.load(ss_ptr + s * M + offs_m, mask=offs_m < M, other=0.0)
+    _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
+              NORM, GATED, RES_OUT)
+
+
+def launch_fused_linear(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    cfg: dict,
+    *,
+    res_in: torch.Tensor | None = None,
+    norm_w: torch.Tensor | None = None,
+    res_out: torch.Tensor | None = None,
+    gated: bool = False,
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Launch the fused GEMM (and its split-K epilogue). Inputs are trusted: op launchers validate.
+
+    Returns (out, h): out is [M, N] (N = W rows, halved when gated); h is the new residual when
+    res_in is given, else None.
+    """
+    m, k = x.shape
+    n = w.shape[0] // 2 if gated else w.shape[0]
+    out = torch.empty((m, n), device=x.device, dtype=x.dtype)
+    h = torch.empty_like(x) if res_in is not None else None
+    if m == 0:
+        return out, h
+    bm, bn, bk, split = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"], cfg["SPLIT_K"]
+    # Each split covers a whole number of BLOCK_K blocks; the last one may run short.
+    k_per_split = math.ceil(math.ceil(k / bk) / split) * bk
+    norm = norm_w is not None
+    if split > 1:
+        part = torch.empty((split, m, 2 * n if gated else n), device=x.device, dtype=torch.float32)
+        ss = torch.empty((split, m), device=x.device, dtype=torch.float32) if norm else part
+    else:
+        part = ss = out  # unused placeholders: the kernel never touches them when SPLIT_K == 1
+    dummy = x
+    grid = (triton.cdiv(m, bm) * triton.cdiv(n, bn), split)
+    fused_linear_kernel[grid](
+        x, res_in if res_in is not None else dummy, norm_w if norm else dummy, w,
+        res_out if res_out is not None else dummy, h if h is not None else dummy, out, part, ss,
+        m, n, k, k_per_split,
+        x.stride(0), res_in.stride(0) if res_in is not None else 0, w.stride(0),
+        res_out.stride(0) if res_out is not None else 0, h.stride(0) if h is not None else 0, out.stride(0),
+        eps,
+        ADD_IN=res_in is not None, NORM=norm, GATED=gated, RES_OUT=res_out is not None,
+        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=split, GROUP_M=cfg["GROUP_M"],
+        USE_DOT=cfg["path"] == "dot",
+        DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+    )
+    if split > 1:
+        grid_r = (triton.cdiv(m, bm), triton.cdiv(n, bn))
+        splitk_epilogue_kernel[grid_r](
+            part, ss, res_out if res_out is not None else dummy, out,
+            m, n, k,
+            res_out.stride(0) if res_out is not None else 0, out.stride(0),
+            eps,
+            NORM=norm, GATED=gated, RES_OUT=res_out is not None,
+            SPLIT_K=split, BLOCK_M=bm, BLOCK_N=bn,
+            num_warps=cfg["num_warps"],
+        )
+    return out, h
+
+
+KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, _epilogue, _mac)

@@ -1,0 +1,84 @@
+"""rmsnorm_gate_up_silu: g, u = rmsnorm(h) @ [Wg; Wu]^T; out = silu(g) * u.
+
+W is [2I, hidden] with the gate rows first (as nano-vllm merges them). Each program holds a gate
+and an up accumulator for the same columns, so the [M, 2I] intermediate is never written.
+With a residual, h = x + residual is formed and returned as well (as rmsnorm_qkv does).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kernel_space import _gemm
+from kernel_space._common import (
+    check_eps,
+    check_matrix,
+    check_vector,
+    linear_weight,
+    norm_weight,
+    randn,
+    rmsnorm_eager,
+    rmsnorm_ref,
+)
+from kernel_space.spec import DEFAULT_SPACE, ModelDims, OpSpec
+
+
+def rmsnorm_gate_up_silu(x, norm_w, w, cfg: dict, eps: float = 1e-6, residual=None):
+    """Fused launcher. x [M, H], w [2I, H] -> (act [M, I], h [M, H])."""
+    _check(x, residual, norm_w, w, eps)
+    out, h = _gemm.launch_fused_linear(x, w, cfg, res_in=residual, norm_w=norm_w, gated=True, eps=eps)
+    return out, (h if residual is not None else x)
+
+
+def rmsnorm_gate_up_silu_unfused(x, norm_w, w, eps: float = 1e-6, residual=None):
+    _check(x, residual, norm_w, w, eps)
+    h = (x.float() + residual.float()).to(x.dtype) if residual is not None else x
+    gate, up = F.linear(rmsnorm_eager(h, norm_w, eps), w).chunk(2, dim=-1)
+    return F.silu(gate) * up, h
+
+
+def rmsnorm_gate_up_silu_reference(x, norm_w, w, eps: float = 1e-6, residual=None):
+    h = x.to(torch.float64) + (residual.to(torch.float64) if residual is not None else 0)
+    gate, up = (rmsnorm_ref(h, norm_w, eps) @ w.to(torch.float64).T).chunk(2, dim=-1)
+    return F.silu(gate) * up, h
+
+
+def _check(x, residual, norm_w, w, eps):
+    check_matrix("x", x)
+    m, k = x.shape
+    if residual is not None:
+        check_matrix("residual", residual, rows=m, cols=k, like=x)
+    check_vector("norm_w", norm_w, size=k, like=x)
+    check_matrix("w", w, cols=k, like=x)
+    if w.shape[0] % 2:
+        raise ValueError(f"w must stack gate and up rows ([2I, K]); got an odd row count {w.shape[0]}")
+    check_eps(eps)
+
+
+def shape(d: ModelDims) -> tuple[int, int]:
+    """(N, K) of the weight: N counts both halves, 2 * intermediate."""
+    return 2 * d.intermediate, d.hidden
+
+
+def make_inputs(m, n, k, dtype, device, gen):
+    return {
+        "x": randn((m, k), dtype, device, gen),
+        "norm_w": norm_weight(k, dtype, device, gen),
+        "w": linear_weight(n, k, dtype, device, gen),
+    }
+
+
+SPEC = OpSpec(
+    name="rmsnorm_gate_up_silu",
+    summary="out = silu(g) * u with g, u = rmsnorm(h) @ [Wg; Wu]^T",
+    shape=shape,
+    gated=True,
+    space=DEFAULT_SPACE,
+    make_inputs=make_inputs,
+    fused=lambda i, cfg: rmsnorm_gate_up_silu(i["x"], i["norm_w"], i["w"], cfg)[:1],
+    unfused=lambda i: rmsnorm_gate_up_silu_unfused(i["x"], i["norm_w"], i["w"])[:1],
+    cublas=lambda i: (F.linear(i["x"], i["w"]),),
+    reference=lambda i: rmsnorm_gate_up_silu_reference(i["x"], i["norm_w"], i["w"])[:1],
+    kernel_sources=_gemm.KERNEL_SOURCES,
+)

@@ -1,0 +1,172 @@
+"""What every fused op declares: its shape rule, its search space and how a config is checked.
+
+A config is a plain dict of the space's keys, so it can go into a database row or a dispatch table
+as JSON and come back without any code running.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+# Opt-in shared memory per block on sm_90 (H100/H200). Used when no device is there to ask
+# (CPU interpreter runs), so that a config that could never run on the target is still refused.
+DEFAULT_SMEM_LIMIT = 232_448
+
+# Per-thread fp32 registers the FMA path may spend on its [BLOCK_M, BLOCK_K, BLOCK_N] product.
+# Above this the compiler spills to local memory (255 registers is the hard cap per thread).
+FMA_REGISTER_BUDGET = 128
+
+IMPLS = ("fused", "unfused")
+PATHS = ("dot", "fma")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDims:
+    """The sizes of a decoder layer that decide the GEMM shapes of every fusion site."""
+
+    hidden: int
+    intermediate: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+    def __post_init__(self):
+        for name in ("hidden", "intermediate", "heads", "kv_heads", "head_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"ModelDims.{name} must be a positive int, got {value!r}")
+        if self.heads % self.kv_heads:
+            raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The choices of one op's search, as data. `values` maps a parameter to its candidates."""
+
+    values: dict[str, tuple]
+
+    def grid(self) -> Iterator[dict]:
+        keys = list(self.values)
+        for combo in itertools.product(*(self.values[k] for k in keys)):
+            yield dict(zip(keys, combo, strict=True))
+
+    def sample(self, rng: random.Random) -> dict:
+        return {k: rng.choice(v) for k, v in self.values.items()}
+
+    @property
+    def size(self) -> int:
+        return math.prod(len(v) for v in self.values.values())
+
+
+# One space for the four ops: they share one Triton kernel, and differ only in prologue/epilogue.
+# BLOCK_N 8 exists for the FMA path: at N = 1024 it still gives 128 programs without split-K.
+DEFAULT_SPACE = SearchSpace(
+    {
+        "impl": IMPLS,
+        "path": PATHS,
+        "BLOCK_M": (1, 2, 4, 8, 16, 32, 64, 128),
+        "BLOCK_N": (8, 16, 32, 64, 128, 256),
+        "BLOCK_K": (32, 64, 128, 256, 512),
+        "SPLIT_K": (1, 2, 4, 8, 16),
+        "GROUP_M": (1, 8),
+        "num_warps": (2, 4, 8),
+        "num_stages": (1, 2, 3, 4, 5),
+    }
+)
+
+# The config the unfused arm is stored under: it has no tunables.
+UNFUSED_CONFIG = {"impl": "unfused"}
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One fusion site: how its (N, K) follow from the model, its space, and its callables."""
+
+    name: str
+    summary: str
+    shape: Callable[[ModelDims], tuple[int, int]]
+    gated: bool  # two weight tiles per program (gate and up): doubles shared memory
+    space: SearchSpace
+    make_inputs: Callable  # (M, N, K, dtype, device, generator) -> dict of tensors
+    fused: Callable  # (inputs, config) -> outputs
+    unfused: Callable  # (inputs) -> outputs
+    cublas: Callable  # (inputs) -> the GEMM alone
+    reference: Callable  # (inputs) -> fp32 outputs
+    output_names: tuple[str, ...] = field(default=("out",))
+    kernel_sources: tuple[Callable, ...] = ()
+
+    def weight_bytes(self, n: int, k: int, elem: int) -> int:
+        return n * k * elem
+
+
+def smem_bytes(cfg: dict, elem_bytes: int, gated: bool) -> int:
+    """Shared memory the software pipeline holds: one A tile and one (or two) W tiles per stage."""
+    w_tiles = 2 if gated else 1
+    per_stage = (cfg["BLOCK_M"] * cfg["BLOCK_K"] + w_tiles * cfg["BLOCK_N"] * cfg["BLOCK_K"]) * elem_bytes
+    return max(cfg["num_stages"] - 1, 1) * per_stage
+
+
+def check_config(
+    cfg: dict,
+    m: int,
+    n: int,
+    k: int,
+    *,
+    elem_bytes: int,
+    gated: bool,
+    smem_limit: int = DEFAULT_SMEM_LIMIT,
+    space: SearchSpace = DEFAULT_SPACE,
+) -> str | None:
+    """Return why `cfg` cannot run on an (m, n, k) problem, or None if it can. Never raises."""
+    impl = cfg.get("impl")
+    if impl not in IMPLS:
+        return f"impl must be one of {IMPLS}, got {impl!r}"
+    if impl == "unfused":
+        return None
+    missing = [key for key in space.values if key not in cfg]
+    if missing:
+        return f"config lacks {', '.join(missing)}"
+    for key, value in cfg.items():
+        if key in space.values and value not in space.values[key]:
+            return f"{key}={value!r} is not in the search space {space.values[key]}"
+    bm, bn, bk, split = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"], cfg["SPLIT_K"]
+    if cfg["path"] == "dot":
+        if bm < 16 or bn < 16:
+            return f"path=dot needs BLOCK_M and BLOCK_N >= 16 (tl.dot's minimum), got {bm}x{bn}"
+    else:
+        threads = cfg["num_warps"] * 32
+        regs = bm * bn * bk // threads
+        if regs > FMA_REGISTER_BUDGET:
+            return (
+                f"path=fma holds BLOCK_M*BLOCK_N*BLOCK_K/threads = {regs} fp32 registers per thread "
+                f"(> {FMA_REGISTER_BUDGET}: it would spill)"
+            )
+    # Block sizes against the shape: a tile far larger than the problem only wastes work.
+    if bm > max(16, _next_pow2(m)):
+        return f"BLOCK_M={bm} exceeds the padded M ({max(16, _next_pow2(m))}) for M={m}"
+    if bn > max(16, _next_pow2(n)):
+        return f"BLOCK_N={bn} exceeds the padded N ({_next_pow2(n)}) for N={n}"
+    if bk > max(32, _next_pow2(k)):
+        return f"BLOCK_K={bk} exceeds the padded K ({_next_pow2(k)}) for K={k}"
+    if split > 1 and split > math.ceil(k / bk):
+        return f"SPLIT_K={split} leaves empty splits: K={k} has only {math.ceil(k / bk)} blocks of {bk}"
+    smem = smem_bytes(cfg, elem_bytes, gated)
+    if smem > smem_limit:
+        return f"shared memory estimate {smem} B exceeds the device limit {smem_limit} B"
+    return None
+
+
+def _next_pow2(x: int) -> int:
+    return 1 << max(0, (x - 1).bit_length())
+
+
+def config_key(cfg: dict) -> str:
+    """A stable text form of a config, for deduplication and display."""
+    if cfg.get("impl") == "unfused":
+        return "unfused"
+    order = list(DEFAULT_SPACE.values)
+    return ",".join(f"{key}={cfg[key]}" for key in order if key in cfg and key != "impl")
