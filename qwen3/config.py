@@ -1,0 +1,116 @@
+"""Qwen3 model configurations: the presets and the reader for a Hugging Face config.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from kernel_space.spec import ModelDims
+
+
+@dataclass(frozen=True, slots=True)
+class Qwen3Config:
+    name: str
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    vocab_size: int
+    tie_word_embeddings: bool
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 1_000_000.0
+    max_position_embeddings: int = 40960
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise ValueError(f"Qwen3Config.{f.name} must be a positive int, got {value!r}")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
+                f"num_key_value_heads ({self.num_key_value_heads})"
+            )
+        if not self.rms_norm_eps > 0:
+            raise ValueError(f"rms_norm_eps must be positive, got {self.rms_norm_eps!r}")
+
+    def dims(self) -> ModelDims:
+        return ModelDims(
+            hidden=self.hidden_size,
+            intermediate=self.intermediate_size,
+            heads=self.num_attention_heads,
+            kv_heads=self.num_key_value_heads,
+            head_dim=self.head_dim,
+        )
+
+    def to_hf_dict(self) -> dict:
+        """The config.json that transformers' Qwen3ForCausalLM reads for this model."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+        d.update(architectures=["Qwen3ForCausalLM"], model_type="qwen3", hidden_act="silu",
+                 attention_bias=False, torch_dtype="bfloat16")
+        return d
+
+
+def _preset(name, hidden, inter, layers, heads, kv, head_dim=128, vocab=151936, tied=False):
+    return Qwen3Config(name, hidden, inter, layers, heads, kv, head_dim, vocab, tied)
+
+
+PRESETS: dict[str, Qwen3Config] = {
+    c.name: c
+    for c in (
+        # Sizes from the published Qwen3 config.json files.
+        _preset("qwen3-0.6b", 1024, 3072, 28, 16, 8, tied=True),
+        _preset("qwen3-1.7b", 2048, 6144, 28, 16, 8, tied=True),
+        _preset("qwen3-4b", 2560, 9728, 36, 32, 8, tied=True),
+        _preset("qwen3-8b", 4096, 12288, 36, 32, 8),
+        _preset("qwen3-14b", 5120, 17408, 40, 40, 8),
+        _preset("qwen3-32b", 5120, 25600, 64, 64, 8),
+        # For CPU runs through Triton's interpreter: odd sizes, so no dimension is a block multiple.
+        _preset("qwen3-tiny", 72, 136, 2, 4, 2, head_dim=16, vocab=512, tied=True),
+    )
+}
+
+
+def from_hf_config(path: str | Path, name: str | None = None) -> Qwen3Config:
+    """Read a Hugging Face config.json (or the folder holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read model config {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not JSON: {exc}") from None
+    required = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+    missing = [key for key in required if key not in raw]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: is it a Qwen3 config.json?")
+    heads = raw["num_attention_heads"]
+    return Qwen3Config(
+        name=name or raw.get("_name_or_path") or path.parent.name,
+        hidden_size=raw["hidden_size"],
+        intermediate_size=raw["intermediate_size"],
+        num_hidden_layers=raw["num_hidden_layers"],
+        num_attention_heads=heads,
+        num_key_value_heads=raw.get("num_key_value_heads", heads),
+        head_dim=raw.get("head_dim") or raw["hidden_size"] // heads,
+        vocab_size=raw["vocab_size"],
+        tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
+        rms_norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
+        rope_theta=float(raw.get("rope_theta", 1_000_000.0)),
+        max_position_embeddings=int(raw.get("max_position_embeddings", 40960)),
+    )
+
+
+def resolve_model(spec: str) -> Qwen3Config:
+    """A preset name, or a path to a config.json / model folder. ValueError lists the presets."""
+    if spec in PRESETS:
+        return PRESETS[spec]
+    path = Path(spec)
+    if path.exists():
+        return from_hf_config(path)
+    raise ValueError(f"unknown model {spec!r}: not a preset ({', '.join(PRESETS)}) nor an existing config.json")
