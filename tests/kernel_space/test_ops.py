@@ -1,0 +1,119 @@
+"""Every op against its fp64 reference, through Triton's interpreter on the CPU.
+
+bf16 is not checked here: the interpreter's tl.dot on bfloat16 operands returns garbage in triton
+3.6 (fp16 and fp32 are right), so bf16 is checked on the GPU by benchmarks/bench_ops.py.
+"""
+
+import random
+
+import pytest
+import torch
+
+import kernel_space as ks
+from kernel_space._common import TOLERANCE, rel_error
+from tests.conftest import DEVICE
+
+# Odd sizes: N and K are multiples of no block size; gated N is 2 * 37.
+SHAPES = {"rmsnorm_qkv": (40, 100), "o_proj_residual": (37, 100), "rmsnorm_gate_up_silu": (74, 100),
+          "down_residual": (37, 136)}
+CONFIGS = [
+    # fma, one row per program, no split
+    dict(impl="fused", path="fma", BLOCK_M=1, BLOCK_N=8, BLOCK_K=32, SPLIT_K=1, GROUP_M=1, num_warps=2, num_stages=1),
+    # fma, split-K 2 over 4 K blocks (the last split runs short at K = 100)
+    dict(impl="fused", path="fma", BLOCK_M=2, BLOCK_N=16, BLOCK_K=32, SPLIT_K=2, GROUP_M=1, num_warps=4, num_stages=2),
+    # dot with grouped ordering
+    dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, SPLIT_K=1, GROUP_M=8, num_warps=4, num_stages=3),
+    # dot with split-K 4: for down_residual, K = 136 is 5 blocks, split 2, 2, 1 and 0
+    dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=32, BLOCK_K=32, SPLIT_K=4, GROUP_M=1, num_warps=4, num_stages=2),
+]
+
+
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c['path']}-bm{c['BLOCK_M']}-split{c['SPLIT_K']}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+@pytest.mark.parametrize("m", [1, 3, 17])
+@pytest.mark.parametrize("op", list(ks.OPS))
+def test_fused_matches_reference(op, m, dtype, cfg):
+    spec = ks.get_op(op)
+    n, k = SHAPES[op]
+    assert ks.check_config(cfg, m, n, k, elem_bytes=dtype.itemsize, gated=spec.gated) is None
+    gen = torch.Generator(device=DEVICE).manual_seed(1000 * m + len(op))
+    inputs = spec.make_inputs(m, n, k, dtype, DEVICE, gen)
+    outs = spec.fused(inputs, cfg)
+    refs = spec.reference(inputs)
+    assert len(outs) == len(refs) == len(spec.output_names)
+    for name, out, ref in zip(spec.output_names, outs, refs, strict=True):
+        assert out.dtype == dtype
+        err = rel_error(out, ref)
+        assert err <= TOLERANCE[dtype], f"{op}.{name}: rel error {err:.2e} > {TOLERANCE[dtype]:.0e}"
+
+
+@pytest.mark.parametrize("op", list(ks.OPS))
+def test_unfused_baseline_matches_reference(op):
+    spec = ks.get_op(op)
+    n, k = SHAPES[op]
+    gen = torch.Generator(device=DEVICE).manual_seed(7)
+    inputs = spec.make_inputs(5, n, k, torch.float32, DEVICE, gen)
+    for out, ref in zip(spec.unfused(inputs), spec.reference(inputs), strict=True):
+        assert rel_error(out, ref) <= 1e-5
+
+
+def test_sampled_configs_from_the_space_are_correct():
+    """Configs drawn at random from the search space (the ones check_config admits) compute the
+    same function: the space holds no config that is valid on paper and wrong in practice."""
+    rng = random.Random(3)
+    spec = ks.get_op("rmsnorm_gate_up_silu")  # the op with every prologue/epilogue piece but ADD_IN
+    n, k, m = 74, 100, 5
+    checked = 0
+    while checked < 6:
+        cfg = spec.space.sample(rng)
+        cfg["impl"] = "fused"
+        if ks.check_config(cfg, m, n, k, elem_bytes=2, gated=True) is not None:
+            continue
+        gen = torch.Generator(device=DEVICE).manual_seed(checked)
+        inputs = spec.make_inputs(m, n, k, torch.float16, DEVICE, gen)
+        (out,) = spec.fused(inputs, cfg)
+        (ref,) = spec.reference(inputs)
+        assert rel_error(out, ref) <= TOLERANCE[torch.float16], ks.config_key(cfg)
+        checked += 1
+
+
+def test_norm_ops_without_residual_return_x_as_h():
+    from kernel_space.rmsnorm_qkv import rmsnorm_qkv, rmsnorm_qkv_reference
+
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    x = torch.randn(3, 100, generator=gen, device=DEVICE)
+    g = torch.rand(100, generator=gen, device=DEVICE) + 0.5
+    w = torch.randn(40, 100, generator=gen, device=DEVICE) / 10
+    qkv, h = rmsnorm_qkv(x, None, g, w, CONFIGS[1])
+    assert h is x
+    ref, _ = rmsnorm_qkv_reference(x, None, g, w)
+    assert rel_error(qkv, ref) <= 1e-4
+
+
+def test_every_output_element_is_written():
+    """Poison the memory the outputs will land in: NaN left anywhere fails rel_error (inf)."""
+    spec = ks.get_op("rmsnorm_qkv")
+    n, k, m = 40, 100, 17
+    gen = torch.Generator(device=DEVICE).manual_seed(5)
+    inputs = spec.make_inputs(m, n, k, torch.float32, DEVICE, gen)
+    real_empty = torch.empty
+
+    def poisoned_empty(*args, **kwargs):
+        return real_empty(*args, **kwargs).fill_(float("nan"))
+
+    torch.empty = poisoned_empty
+    try:
+        outs = spec.fused(inputs, CONFIGS[3])
+    finally:
+        torch.empty = real_empty
+    for out, ref in zip(outs, spec.reference(inputs), strict=True):
+        assert rel_error(out, ref) <= 1e-4
+
+
+def test_empty_batch_returns_empty_outputs():
+    spec = ks.get_op("o_proj_residual")
+    inputs = spec.make_inputs(0, 37, 100, torch.float32, DEVICE, torch.Generator(device=DEVICE).manual_seed(0))
+    (out,) = spec.fused(inputs, CONFIGS[0])
+    assert out.shape == (0, 37)

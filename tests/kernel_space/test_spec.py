@@ -1,0 +1,111 @@
+"""Search-space constraints, the registry, and the launchers' input checks."""
+
+import pytest
+import torch
+
+import kernel_space as ks
+from kernel_space.o_proj_residual import o_proj_residual
+from kernel_space.rmsnorm_gate_up_silu import rmsnorm_gate_up_silu
+from kernel_space.rmsnorm_qkv import rmsnorm_qkv
+from qwen3.config import PRESETS
+
+GOOD = dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=64, BLOCK_K=128, SPLIT_K=4, GROUP_M=1,
+            num_warps=4, num_stages=3)
+
+
+def check(cfg, m=16, n=4096, k=4096, gated=False, **kw):
+    return ks.check_config(cfg, m, n, k, elem_bytes=2, gated=gated, **kw)
+
+
+def test_good_config_and_unfused_pass():
+    assert check(GOOD) is None
+    assert check(ks.UNFUSED_CONFIG) is None
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (dict(impl="magic"), "impl must be one of"),
+        (dict(BLOCK_M=8), "tl.dot's minimum"),
+        (dict(BLOCK_N=8), "tl.dot's minimum"),
+        (dict(BLOCK_K=48), "not in the search space"),
+        (dict(path="fma", BLOCK_M=16, BLOCK_N=64, BLOCK_K=128), "would spill"),
+        (dict(BLOCK_M=128), "exceeds the padded M"),
+        (dict(BLOCK_N=256, BLOCK_K=512, num_stages=5), "shared memory estimate"),
+        (dict(SPLIT_K=16, BLOCK_K=512), "leaves empty splits"),
+    ],
+)
+def test_invalid_configs_are_rejected_with_a_reason(change, reason):
+    cfg = {**GOOD, **change}
+    why = check(cfg)
+    assert why is not None and reason in why, why
+
+
+def test_missing_key_is_a_reason_not_a_crash():
+    cfg = dict(GOOD)
+    del cfg["num_warps"]
+    assert "lacks num_warps" in check(cfg)
+
+
+def test_gated_doubles_the_weight_tiles_in_shared_memory():
+    cfg = {**GOOD, "BLOCK_N": 128, "BLOCK_K": 256, "num_stages": 4}
+    assert check(cfg, gated=False) is None
+    assert "shared memory" in check(cfg, gated=True)
+    # and a smaller device limit rejects what the H100 accepts
+    assert "shared memory" in check(cfg, gated=False, smem_limit=100_000)
+
+
+def test_block_n_against_small_n():
+    assert "exceeds the padded N" in check({**GOOD, "BLOCK_N": 256}, n=40)
+
+
+def test_shapes_follow_the_model():
+    shapes = ks.op_shapes(PRESETS["qwen3-8b"].dims())
+    assert shapes == {
+        "rmsnorm_qkv": (6144, 4096),
+        "o_proj_residual": (4096, 4096),
+        "rmsnorm_gate_up_silu": (24576, 4096),
+        "down_residual": (4096, 12288),
+    }
+    assert ks.op_shapes(PRESETS["qwen3-0.6b"].dims())["rmsnorm_qkv"] == (4096, 1024)
+
+
+def test_unknown_op_lists_the_known_ones():
+    with pytest.raises(ValueError, match="known ops: rmsnorm_qkv"):
+        ks.get_op("attention")
+
+
+def test_kernel_hash_is_stable_and_per_op():
+    assert ks.kernel_hash("o_proj_residual") == ks.kernel_hash("o_proj_residual")
+    assert ks.kernel_hash("o_proj_residual") != ks.kernel_hash("down_residual")
+
+
+def test_model_dims_validation():
+    with pytest.raises(ValueError, match="multiple of kv_heads"):
+        ks.ModelDims(hidden=64, intermediate=128, heads=6, kv_heads=4, head_dim=16)
+    with pytest.raises(ValueError, match="positive int"):
+        ks.ModelDims(hidden=0, intermediate=128, heads=4, kv_heads=4, head_dim=16)
+
+
+def _t(*shape, dtype=torch.float32):
+    return torch.randn(*shape, dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: o_proj_residual(_t(2, 8), _t(2, 4), _t(4, 9), GOOD), "w has 9 columns, expected 8"),
+        (lambda: o_proj_residual(_t(2, 8), _t(3, 4), _t(4, 8), GOOD), "residual has 3 rows, expected 2"),
+        (lambda: o_proj_residual(_t(2, 8), _t(2, 4), _t(4, 8, dtype=torch.float16), GOOD), "w has dtype"),
+        (lambda: o_proj_residual(_t(2, 8).T, _t(8, 4), _t(4, 2), GOOD), "x must be contiguous"),
+        (lambda: o_proj_residual(_t(8), _t(2, 4), _t(4, 8), GOOD), "x must be 2-D"),
+        (lambda: o_proj_residual(_t(2, 8).int(), _t(2, 4), _t(4, 8), GOOD), "x has dtype torch.int32"),
+        (lambda: rmsnorm_qkv(_t(2, 8), None, _t(7), _t(4, 8), GOOD), r"norm_w must have shape \(8,\)"),
+        (lambda: rmsnorm_qkv(_t(2, 8), None, _t(8), _t(4, 8), GOOD, eps=0), "eps must be a positive"),
+        (lambda: rmsnorm_gate_up_silu(_t(2, 8), _t(8), _t(5, 8), GOOD), "odd row count 5"),
+        (lambda: rmsnorm_qkv([[1.0]], None, _t(1), _t(4, 1), GOOD), "x must be a torch.Tensor"),
+    ],
+)
+def test_launchers_reject_bad_inputs(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
