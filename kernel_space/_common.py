@@ -90,3 +90,23 @@ def norm_weight(k, dtype, device, gen) -> torch.Tensor:
 def linear_weight(n, k, dtype, device, gen) -> torch.Tensor:
     """[N, K] with variance 1/K, so outputs stay O(1) at every K."""
     return randn((n, k), dtype, device, gen, scale=k**-0.5)
+
+
+class poisoned_outputs:
+    """Inside this context every torch.empty / empty_like is filled with NaN, so an output element a
+    kernel forgets to write shows up as NaN (and fails rel_error) instead of stale memory."""
+
+    def __enter__(self):
+        self._empty, self._empty_like = torch.empty, torch.empty_like
+        empty, empty_like = self._empty, self._empty_like
+        torch.empty = lambda *a, **kw: _nan_fill(empty(*a, **kw))
+        torch.empty_like = lambda *a, **kw: _nan_fill(empty_like(*a, **kw))
+        return self
+
+    def __exit__(self, *exc):
+        torch.empty, torch.empty_like = self._empty, self._empty_like
+        return False
+
+
+def _nan_fill(t: torch.Tensor) -> torch.Tensor:
+    return t.fill_(float("nan")) if t.is_floating_point() else t

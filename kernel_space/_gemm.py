@@ -10,9 +10,11 @@ out = epilogue(prologue(x) @ W^T), with the prologue and epilogue chosen by cons
            epilogue can write silu(g) * u and the [M, 2N] intermediate never reaches memory.
 - RES_OUT: the epilogue adds res_out[m, n].
 
-Split-K: program (tile, s) reduces K-slice s into an fp32 partial; a second small kernel sums the
-partials (and the partial sums of squares) and runs the same epilogue. Decode at M <= 16 is weight
-streaming, and at N = 1024 or 4096 there are too few N tiles to keep 132 SMs busy without it.
+Split-K: program (tile, s) reduces K-slice s into an fp32 partial; then either a second small kernel
+sums the partials (and the partial sums of squares) and runs the same epilogue (split_reduce=kernel),
+or the last program to arrive at the tile does it, counted with an atomic (split_reduce=last_program).
+Decode at M <= 16 is weight streaming, and at N = 1024 or 4096 there are too few N tiles to keep
+132 SMs busy without it.
 
 Paths: `dot` uses tl.dot (tensor cores; pads M to 16); `fma` multiplies and reduces with tl.sum,
 which wastes nothing at M = 1 and allows BLOCK_N = 8.
@@ -20,6 +22,7 @@ which wastes nothing at M = 1 and allows BLOCK_N = 8.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -57,14 +60,14 @@ def _mac(acc, a, w, USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
 
 @triton.jit
 def fused_linear_kernel(
-    x_ptr, res_in_ptr, norm_w_ptr, w_ptr, res_out_ptr, h_ptr, out_ptr, part_ptr, ss_ptr,
+    x_ptr, res_in_ptr, norm_w_ptr, w_ptr, res_out_ptr, h_ptr, out_ptr, part_ptr, ss_ptr, count_ptr,
     M, N, K, K_PER_SPLIT,
     stride_xm, stride_rim, stride_wn, stride_rom, stride_hm, stride_om,
     eps,
     ADD_IN: tl.constexpr, NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr,
-    USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, LAST_REDUCES: tl.constexpr,
 ):
     pid = tl.program_id(0)
     pid_k = tl.program_id(1)
@@ -93,7 +96,8 @@ def fused_linear_kernel(
         k_mask = offs_k < K
         a_mask = m_mask[:, None] & k_mask[None, :]
         a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :], mask=a_mask, other=0.0)
-        a = a.to(tl.float32)
+        if ADD_IN or NORM:
+            a = a.to(tl.float32)
         if ADD_IN:
             r_in = tl.load(res_in_ptr + offs_m[:, None] * stride_rim + offs_k[None, :], mask=a_mask, other=0.0)
             a = a + r_in.to(tl.float32)
@@ -123,6 +127,40 @@ def fused_linear_kernel(
             tl.store(part_ptr + p_off + N, acc2, mask=p_mask)
         if NORM:
             tl.store(ss_ptr + pid_k * M + offs_m, ss, mask=m_mask & (pid_n == 0))
+        if LAST_REDUCES:
+            # Split-K in one launch: the last program to finish a tile sums the partials and runs the
+            # epilogue (saves the second kernel: ~2 us of a 4 us decode GEMM at Qwen3-0.6B sizes).
+            # The barrier makes every thread's partial stores precede the release of the counter.
+            tl.debug_barrier()
+            tile = pid_m * num_pid_n + pid_n
+            arrived = tl.atomic_add(count_ptr + tile, 1, sem="acq_rel", scope="gpu")
+            if arrived == SPLIT_K - 1:
+                tl.store(count_ptr + tile, 0)  # reset for the next launch (the graph replays it)
+                _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, stride_rom,
+                             stride_om, eps, NORM, GATED, RES_OUT, SPLIT_K, BLOCK_M, BLOCK_N)
+
+
+@triton.jit
+def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, stride_rom, stride_om, eps,
+                 NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
+                 SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
+    width = 2 * N if GATED else N
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    for s in tl.static_range(SPLIT_K):
+        p_off = s * M * width + offs_m[:, None] * width + offs_n[None, :]
+        # .cg: read from L2, never from this SM's L1, where another program's partial cannot be.
+        acc += tl.load(part_ptr + p_off, mask=mask, other=0.0, cache_modifier=".cg")
+        if GATED:
+            acc2 += tl.load(part_ptr + p_off + N, mask=mask, other=0.0, cache_modifier=".cg")
+        if NORM:
+            ss += tl.load(ss_ptr + s * M + offs_m, mask=offs_m < M, other=0.0, cache_modifier=".cg")
+    _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
+              NORM, GATED, RES_OUT)
 
 
 @triton.jit
@@ -134,24 +172,47 @@ def splitk_epilogue_kernel(
     NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
     SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
-    width = 2 * N if GATED else N
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
-    for s in tl.static_range(SPLIT_K):
-        p_off = s * M * width + offs_m[:, None] * width + offs_n[None, :]
-        acc += tl.load(part_ptr + p_off, mask=mask, other=0.0)
-        if GATED:
-            acc2 += tl.load(part_ptr + p_off + N, mask=mask, other=0.0)
-        if NORM:
-            ss += tl.load(ss_ptr + s * M + offs_m, mask=offs_m < M, other=0.0)
-    _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
-              NORM, GATED, RES_OUT)
+    _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, tl.program_id(0), tl.program_id(1), M, N, K,
+                 stride_rom, stride_om, eps, NORM, GATED, RES_OUT, SPLIT_K, BLOCK_M, BLOCK_N)
+
+
+# Tile arrival counters for the one-launch split-K, per device. They start at zero and every launch
+# leaves them at zero (the last program of a tile resets its counter), so one buffer serves all
+# launches on a stream, CUDA-graph replays included.
+_COUNTERS: dict = {}
+_RETIRED: list = []  # outgrown buffers stay alive: a captured graph may still point at them
+COUNTER_SLOTS = 1 << 16
+
+
+def _counters(device: torch.device, tiles: int) -> torch.Tensor:
+    buf = _COUNTERS.get(device)
+    if buf is None or buf.numel() < tiles:
+        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError("split-K counters must be allocated before CUDA-graph capture: run the op once first")
+        if buf is not None:
+            _RETIRED.append(buf)
+        buf = torch.zeros(max(tiles, COUNTER_SLOTS), dtype=torch.int32, device=device)
+        _COUNTERS[device] = buf
+    return buf
+
+
+_COMPILE_ONLY = False
+
+
+@contextlib.contextmanager
+def compile_only():
+    """Inside, launches compile their kernels (into Triton's cache) but run nothing: a process pool
+    can build a batch of configs in parallel while the GPU process only loads the binaries."""
+    global _COMPILE_ONLY
+    previous, _COMPILE_ONLY = _COMPILE_ONLY, True
+    try:
+        yield
+    finally:
+        _COMPILE_ONLY = previous
+
+
+def _launcher(kernel, grid):
+    return (lambda *a, **kw: kernel.warmup(*a, grid=grid, **kw)) if _COMPILE_ONLY else kernel[grid]
 
 
 def launch_fused_linear(
@@ -186,10 +247,13 @@ def launch_fused_linear(
     else:
         part = ss = out  # unused placeholders: the kernel never touches them when SPLIT_K == 1
     dummy = x
-    grid = (triton.cdiv(m, bm) * triton.cdiv(n, bn), split)
-    fused_linear_kernel[grid](
+    tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
+    last_reduces = split > 1 and cfg.get("split_reduce", "kernel") == "last_program"
+    counts = _counters(x.device, tiles) if last_reduces else dummy
+    grid = (tiles, split)
+    _launcher(fused_linear_kernel, grid)(
         x, res_in if res_in is not None else dummy, norm_w if norm else dummy, w,
-        res_out if res_out is not None else dummy, h if h is not None else dummy, out, part, ss,
+        res_out if res_out is not None else dummy, h if h is not None else dummy, out, part, ss, counts,
         m, n, k, k_per_split,
         x.stride(0), res_in.stride(0) if res_in is not None else 0, w.stride(0),
         res_out.stride(0) if res_out is not None else 0, h.stride(0) if h is not None else 0, out.stride(0),
@@ -198,11 +262,12 @@ def launch_fused_linear(
         BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=split, GROUP_M=cfg["GROUP_M"],
         USE_DOT=cfg["path"] == "dot",
         DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
+        LAST_REDUCES=last_reduces,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
-    if split > 1:
+    if split > 1 and not last_reduces:
         grid_r = (triton.cdiv(m, bm), triton.cdiv(n, bn))
-        splitk_epilogue_kernel[grid_r](
+        _launcher(splitk_epilogue_kernel, grid_r)(
             part, ss, res_out if res_out is not None else dummy, out,
             m, n, k,
             res_out.stride(0) if res_out is not None else 0, out.stride(0),
@@ -214,4 +279,4 @@ def launch_fused_linear(
     return out, h
 
 
-KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, _epilogue, _mac)
+KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, _reduce_tile, _epilogue, _mac)

@@ -80,5 +80,6 @@ SPEC = OpSpec(
     cublas=lambda i: (F.linear(i["x"], i["w"]),),
     reference=lambda i: rmsnorm_qkv_reference(i["x"], i["residual"], i["norm_w"], i["w"]),
     output_names=("qkv", "h"),
+    a_inputs=2,
     kernel_sources=_gemm.KERNEL_SOURCES,
 )

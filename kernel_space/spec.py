@@ -75,6 +75,7 @@ DEFAULT_SPACE = SearchSpace(
         "GROUP_M": (1, 8),
         "num_warps": (2, 4, 8),
         "num_stages": (1, 2, 3, 4, 5),
+        "split_reduce": ("kernel", "last_program"),
     }
 )
 
@@ -98,16 +99,27 @@ class OpSpec:
     reference: Callable  # (inputs) -> fp32 outputs
     output_names: tuple[str, ...] = field(default=("out",))
     kernel_sources: tuple[Callable, ...] = ()
+    a_inputs: int = 1  # activation tensors the prologue reads per K step (x, and the residual)
 
-    def weight_bytes(self, n: int, k: int, elem: int) -> int:
-        return n * k * elem
+    def n_out(self, n: int) -> int:
+        """Output columns for a weight of n rows: the gated op writes silu(g) * u, half of them."""
+        return n // 2 if self.gated else n
+
+    def check(self, cfg: dict, m: int, n: int, k: int, elem_bytes: int,
+              smem_limit: int = DEFAULT_SMEM_LIMIT) -> str | None:
+        """check_config for this op at weight shape (n, k): why cfg cannot run, or None."""
+        return check_config(cfg, m, self.n_out(n), k, elem_bytes=elem_bytes, gated=self.gated,
+                            a_inputs=self.a_inputs, smem_limit=smem_limit, space=self.space)
 
 
-def smem_bytes(cfg: dict, elem_bytes: int, gated: bool) -> int:
-    """Shared memory the software pipeline holds: one A tile and one (or two) W tiles per stage."""
-    w_tiles = 2 if gated else 1
-    per_stage = (cfg["BLOCK_M"] * cfg["BLOCK_K"] + w_tiles * cfg["BLOCK_N"] * cfg["BLOCK_K"]) * elem_bytes
-    return max(cfg["num_stages"] - 1, 1) * per_stage
+def smem_bytes(cfg: dict, elem_bytes: int, gated: bool, a_inputs: int = 1) -> int:
+    """Shared memory the software pipeline holds. Fitted to what Triton 3.6 asked for on an H100
+    (exact to 512 B on three configs that failed): num_stages buffers of the W tile(s) and
+    num_stages - 1 of each activation tile the prologue reads (x, and the residual when added)."""
+    stages = cfg["num_stages"]
+    w_tiles = (2 if gated else 1) * cfg["BLOCK_N"] * cfg["BLOCK_K"] * stages
+    a_tiles = a_inputs * cfg["BLOCK_M"] * cfg["BLOCK_K"] * max(stages - 1, 1)
+    return (w_tiles + a_tiles) * elem_bytes + 512
 
 
 def check_config(
@@ -118,6 +130,7 @@ def check_config(
     *,
     elem_bytes: int,
     gated: bool,
+    a_inputs: int = 1,
     smem_limit: int = DEFAULT_SMEM_LIMIT,
     space: SearchSpace = DEFAULT_SPACE,
 ) -> str | None:
@@ -152,9 +165,11 @@ def check_config(
         return f"BLOCK_N={bn} exceeds the padded N ({_next_pow2(n)}) for N={n}"
     if bk > max(32, _next_pow2(k)):
         return f"BLOCK_K={bk} exceeds the padded K ({_next_pow2(k)}) for K={k}"
+    if split == 1 and cfg["split_reduce"] != "kernel":
+        return "split_reduce only matters with SPLIT_K > 1 (use 'kernel' there: one config, not two)"
     if split > 1 and split > math.ceil(k / bk):
         return f"SPLIT_K={split} leaves empty splits: K={k} has only {math.ceil(k / bk)} blocks of {bk}"
-    smem = smem_bytes(cfg, elem_bytes, gated)
+    smem = smem_bytes(cfg, elem_bytes, gated, a_inputs)
     if smem > smem_limit:
         return f"shared memory estimate {smem} B exceeds the device limit {smem_limit} B"
     return None

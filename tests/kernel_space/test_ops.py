@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import kernel_space as ks
-from kernel_space._common import TOLERANCE, rel_error
+from kernel_space._common import TOLERANCE, poisoned_outputs, rel_error
 from tests.conftest import DEVICE
 
 # Odd sizes: N and K are multiples of no block size; gated N is 2 * 37.
@@ -18,29 +18,41 @@ SHAPES = {"rmsnorm_qkv": (40, 100), "o_proj_residual": (37, 100), "rmsnorm_gate_
           "down_residual": (37, 136)}
 CONFIGS = [
     # fma, one row per program, no split
-    dict(impl="fused", path="fma", BLOCK_M=1, BLOCK_N=8, BLOCK_K=32, SPLIT_K=1, GROUP_M=1, num_warps=2, num_stages=1),
-    # fma, split-K 2 over 4 K blocks (the last split runs short at K = 100)
-    dict(impl="fused", path="fma", BLOCK_M=2, BLOCK_N=16, BLOCK_K=32, SPLIT_K=2, GROUP_M=1, num_warps=4, num_stages=2),
+    dict(impl="fused", path="fma", BLOCK_M=1, BLOCK_N=8, BLOCK_K=32, SPLIT_K=1, GROUP_M=1, num_warps=2, num_stages=1,
+         split_reduce="kernel"),
+    # fma, split-K 2 reduced by a second kernel
+    dict(impl="fused", path="fma", BLOCK_M=2, BLOCK_N=16, BLOCK_K=32, SPLIT_K=2, GROUP_M=1, num_warps=4, num_stages=2,
+         split_reduce="kernel"),
+    # fma, split-K 2 reduced by the last program to arrive at each tile
+    dict(impl="fused", path="fma", BLOCK_M=1, BLOCK_N=16, BLOCK_K=32, SPLIT_K=2, GROUP_M=1, num_warps=4, num_stages=2,
+         split_reduce="last_program"),
     # dot with grouped ordering
-    dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, SPLIT_K=1, GROUP_M=8, num_warps=4, num_stages=3),
+    dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, SPLIT_K=1, GROUP_M=8, num_warps=4, num_stages=3,
+         split_reduce="kernel"),
     # dot with split-K 4: for down_residual, K = 136 is 5 blocks, split 2, 2, 1 and 0
-    dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=32, BLOCK_K=32, SPLIT_K=4, GROUP_M=1, num_warps=4, num_stages=2),
+    dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=32, BLOCK_K=32, SPLIT_K=4, GROUP_M=1, num_warps=4, num_stages=2,
+         split_reduce="last_program"),
 ]
 
 
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c['path']}-bm{c['BLOCK_M']}-split{c['SPLIT_K']}")
+def _cfg_id(c):
+    return f"{c['path']}-bm{c['BLOCK_M']}-split{c['SPLIT_K']}-{c['split_reduce']}"
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=_cfg_id)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
 @pytest.mark.parametrize("m", [1, 3, 17])
 @pytest.mark.parametrize("op", list(ks.OPS))
 def test_fused_matches_reference(op, m, dtype, cfg):
     spec = ks.get_op(op)
     n, k = SHAPES[op]
-    assert ks.check_config(cfg, m, n, k, elem_bytes=dtype.itemsize, gated=spec.gated) is None
+    assert spec.check(cfg, m, n, k, dtype.itemsize) is None
     gen = torch.Generator(device=DEVICE).manual_seed(1000 * m + len(op))
     inputs = spec.make_inputs(m, n, k, dtype, DEVICE, gen)
-    outs = spec.fused(inputs, cfg)
+    with poisoned_outputs():
+        outs = spec.fused(inputs, cfg)
     refs = spec.reference(inputs)
     assert len(outs) == len(refs) == len(spec.output_names)
     for name, out, ref in zip(spec.output_names, outs, refs, strict=True):
@@ -69,7 +81,7 @@ def test_sampled_configs_from_the_space_are_correct():
     while checked < 6:
         cfg = spec.space.sample(rng)
         cfg["impl"] = "fused"
-        if ks.check_config(cfg, m, n, k, elem_bytes=2, gated=True) is not None:
+        if spec.check(cfg, m, n, k, 2) is not None:
             continue
         gen = torch.Generator(device=DEVICE).manual_seed(checked)
         inputs = spec.make_inputs(m, n, k, torch.float16, DEVICE, gen)
@@ -98,18 +110,23 @@ def test_every_output_element_is_written():
     n, k, m = 40, 100, 17
     gen = torch.Generator(device=DEVICE).manual_seed(5)
     inputs = spec.make_inputs(m, n, k, torch.float32, DEVICE, gen)
-    real_empty = torch.empty
-
-    def poisoned_empty(*args, **kwargs):
-        return real_empty(*args, **kwargs).fill_(float("nan"))
-
-    torch.empty = poisoned_empty
-    try:
-        outs = spec.fused(inputs, CONFIGS[3])
-    finally:
-        torch.empty = real_empty
+    with poisoned_outputs():
+        outs = spec.fused(inputs, CONFIGS[4])
+        assert torch.isnan(torch.empty(4)).all()  # the poison is really there
     for out, ref in zip(outs, spec.reference(inputs), strict=True):
         assert rel_error(out, ref) <= 1e-4
+
+
+def test_last_program_split_leaves_counters_at_zero():
+    """The one-launch split-K resets its tile counters, so the next launch (or graph replay) starts clean."""
+    from kernel_space import _gemm
+
+    spec = ks.get_op("o_proj_residual")
+    inputs = spec.make_inputs(3, 37, 100, torch.float32, DEVICE, torch.Generator(device=DEVICE).manual_seed(2))
+    for _ in range(2):
+        (out,) = spec.fused(inputs, CONFIGS[2])
+        assert rel_error(out, spec.reference(inputs)[0]) <= 1e-4
+    assert int(_gemm._COUNTERS[torch.device(DEVICE)].abs().sum()) == 0
 
 
 def test_empty_batch_returns_empty_outputs():

@@ -1,0 +1,52 @@
+"""Compile many configs in parallel: a process pool fills Triton's on-disk cache, so the process that
+times them only loads binaries. Triton's compile runs mostly in LLVM and ptxas, one core each."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import time
+
+_INPUTS: dict = {}
+
+
+def _compile_one(op: str, m: int, n: int, k: int, dtype_name: str, cfg: dict) -> tuple[float, str | None]:
+    import torch  # noqa: PLC0415 - imported in the worker, after spawn
+
+    from kernel_space import _gemm, get_op  # noqa: PLC0415
+    from tuner.trial import short_reason  # noqa: PLC0415
+
+    spec = get_op(op)
+    key = (op, m, n, k, dtype_name)
+    if key not in _INPUTS:
+        _INPUTS.clear()
+        gen = torch.Generator(device="cuda").manual_seed(0)
+        _INPUTS[key] = spec.make_inputs(m, n, k, getattr(torch, dtype_name), "cuda", gen)
+    t0 = time.perf_counter()
+    try:
+        with _gemm.compile_only():
+            spec.fused(_INPUTS[key], cfg)
+    except Exception as exc:  # noqa: BLE001 - reported per config
+        return time.perf_counter() - t0, short_reason(exc)
+    return time.perf_counter() - t0, None
+
+
+def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[float, str | None]]:
+    """jobs: (op, m, n, k, dtype_name, cfg) tuples. Returns (seconds, error or None) per job, in order.
+    Without CUDA there is nothing to precompile (the interpreter compiles nothing): all zeros."""
+    import torch  # noqa: PLC0415
+
+    if not jobs or not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
+        return [(0.0, None)] * len(jobs)
+    workers = workers or max(1, min(16, (os.cpu_count() or 2) - 1))
+    ctx = mp.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = [pool.submit(_compile_one, *job) for job in jobs]
+        out = []
+        for fut in futures:
+            try:
+                out.append(fut.result())
+            except Exception as exc:  # noqa: BLE001 - a crashed worker fails its job only
+                out.append((0.0, f"compile worker died: {type(exc).__name__}: {exc}"))
+        return out
