@@ -126,7 +126,9 @@ def fused_linear_kernel(
         if GATED:
             tl.store(part_ptr + p_off + N, acc2, mask=p_mask)
         if NORM:
-            tl.store(ss_ptr + pid_k * M + offs_m, ss, mask=m_mask & (pid_n == 0))
+            # Every tile keeps its own copy of the partial sums of squares: a tile's reducer must
+            # not wait on another tile's programs (one shared copy raced on the H100).
+            tl.store(ss_ptr + (pid_k * num_pid_n + pid_n) * M + offs_m, ss, mask=m_mask)
         if LAST_REDUCES:
             # Split-K in one launch: the last program to finish a tile sums the partials and runs the
             # epilogue (saves the second kernel: ~2 us of a 4 us decode GEMM at Qwen3-0.6B sizes).
@@ -148,6 +150,7 @@ def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, 
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
     width = 2 * N if GATED else N
+    num_pid_n = tl.cdiv(N, BLOCK_N)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
@@ -158,7 +161,8 @@ def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, 
         if GATED:
             acc2 += tl.load(part_ptr + p_off + N, mask=mask, other=0.0, cache_modifier=".cg")
         if NORM:
-            ss += tl.load(ss_ptr + s * M + offs_m, mask=offs_m < M, other=0.0, cache_modifier=".cg")
+            ss += tl.load(ss_ptr + (s * num_pid_n + pid_n) * M + offs_m, mask=offs_m < M, other=0.0,
+                          cache_modifier=".cg")
     _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
               NORM, GATED, RES_OUT)
 
@@ -243,7 +247,7 @@ def launch_fused_linear(
     norm = norm_w is not None
     if split > 1:
         part = torch.empty((split, m, 2 * n if gated else n), device=x.device, dtype=torch.float32)
-        ss = torch.empty((split, m), device=x.device, dtype=torch.float32) if norm else part
+        ss = torch.empty((split, triton.cdiv(n, bn), m), device=x.device, dtype=torch.float32) if norm else part
     else:
         part = ss = out  # unused placeholders: the kernel never touches them when SPLIT_K == 1
     dummy = x
