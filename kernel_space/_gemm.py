@@ -16,6 +16,10 @@ or the last program to arrive at the tile does it, counted with an atomic (split
 Decode at M <= 16 is weight streaming, and at N = 1024 or 4096 there are too few N tiles to keep
 132 SMs busy without it.
 
+Prologue placement (norm ops): `inline` does the norm inside the K loop of every tile; `prepass`
+runs a one-row-per-program kernel first that writes rmsnorm(h) * g, so the GEMM's loop is a plain
+load -> tl.dot pipeline (one more launch, M x K more bytes, both tiny at decode).
+
 Paths: `dot` uses tl.dot (tensor cores; pads M to 16); `fma` multiplies and reduces with tl.sum,
 which wastes nothing at M = 1 and allows BLOCK_N = 8.
 """
@@ -180,6 +184,36 @@ def splitk_epilogue_kernel(
                  stride_rom, stride_om, eps, NORM, GATED, RES_OUT, SPLIT_K, BLOCK_M, BLOCK_N)
 
 
+@triton.jit
+def rmsnorm_prepass_kernel(
+    x_ptr, res_ptr, g_ptr, h_ptr, a_ptr,
+    K, stride_xm, stride_rm, stride_hm, stride_am, eps,
+    ADD_IN: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """One row per program: h = x (+ residual), written when added; a = rmsnorm(h) * g in x's dtype.
+    The GEMM then reads `a` straight into tl.dot, with no per-tile prologue in its K loop."""
+    row = tl.program_id(0)
+    ss = tl.zeros((BLOCK_K,), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        offs = k0 + tl.arange(0, BLOCK_K)
+        mask = offs < K
+        h = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
+        if ADD_IN:
+            h += tl.load(res_ptr + row * stride_rm + offs, mask=mask, other=0.0).to(tl.float32)
+            tl.store(h_ptr + row * stride_hm + offs, h.to(h_ptr.dtype.element_ty), mask=mask)
+        ss += h * h
+    r = tl.rsqrt(tl.sum(ss, axis=0) / K + eps)
+    for k0 in range(0, K, BLOCK_K):
+        offs = k0 + tl.arange(0, BLOCK_K)
+        mask = offs < K
+        # Recomputed from the inputs rather than read back from h: no ordering between threads needed.
+        h = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
+        if ADD_IN:
+            h += tl.load(res_ptr + row * stride_rm + offs, mask=mask, other=0.0).to(tl.float32)
+        g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        tl.store(a_ptr + row * stride_am + offs, (h * r * g).to(a_ptr.dtype.element_ty), mask=mask)
+
+
 # Tile arrival counters for the one-launch split-K, per device. They start at zero and every launch
 # leaves them at zero (the last program of a tile resets its counter), so one buffer serves all
 # launches on a stream, CUDA-graph replays included.
@@ -241,6 +275,16 @@ def launch_fused_linear(
     h = torch.empty_like(x) if res_in is not None else None
     if m == 0:
         return out, h
+    if norm_w is not None and cfg.get("prologue", "inline") == "prepass":
+        a = torch.empty_like(x)
+        _launcher(rmsnorm_prepass_kernel, (m,))(
+            x, res_in if res_in is not None else x, norm_w, h if h is not None else x, a,
+            k, x.stride(0), res_in.stride(0) if res_in is not None else 0, h.stride(0) if h is not None else 0,
+            a.stride(0), eps,
+            ADD_IN=res_in is not None, BLOCK_K=cfg["BLOCK_K"], num_warps=cfg["num_warps"],
+        )
+        out, _ = launch_fused_linear(a, w, {**cfg, "prologue": "inline"}, res_out=res_out, gated=gated, eps=eps)
+        return out, h
     bm, bn, bk, split = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"], cfg["SPLIT_K"]
     # Each split covers a whole number of BLOCK_K blocks; the last one may run short.
     k_per_split = math.ceil(math.ceil(k / bk) / split) * bk
@@ -283,4 +327,4 @@ def launch_fused_linear(
     return out, h
 
 
-KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, _reduce_tile, _epilogue, _mac)
+KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _reduce_tile, _epilogue, _mac)

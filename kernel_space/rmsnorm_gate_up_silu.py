@@ -74,6 +74,7 @@ SPEC = OpSpec(
     summary="out = silu(g) * u with g, u = rmsnorm(h) @ [Wg; Wu]^T",
     shape=shape,
     gated=True,
+    norm=True,
     space=DEFAULT_SPACE,
     make_inputs=make_inputs,
     fused=lambda i, cfg: rmsnorm_gate_up_silu(i["x"], i["norm_w"], i["w"], cfg)[:1],

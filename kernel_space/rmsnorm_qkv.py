@@ -81,5 +81,6 @@ SPEC = OpSpec(
     reference=lambda i: rmsnorm_qkv_reference(i["x"], i["residual"], i["norm_w"], i["w"]),
     output_names=("qkv", "h"),
     a_inputs=2,
+    norm=True,
     kernel_sources=_gemm.KERNEL_SOURCES,
 )

@@ -70,12 +70,13 @@ DEFAULT_SPACE = SearchSpace(
         "path": PATHS,
         "BLOCK_M": (1, 2, 4, 8, 16, 32, 64, 128),
         "BLOCK_N": (8, 16, 32, 64, 128, 256),
-        "BLOCK_K": (32, 64, 128, 256, 512),
+        "BLOCK_K": (32, 64, 128, 256, 512, 1024),
         "SPLIT_K": (1, 2, 4, 8, 16),
         "GROUP_M": (1, 8),
         "num_warps": (2, 4, 8),
         "num_stages": (1, 2, 3, 4, 5),
         "split_reduce": ("kernel", "last_program"),
+        "prologue": ("inline", "prepass"),
     }
 )
 
@@ -100,6 +101,7 @@ class OpSpec:
     output_names: tuple[str, ...] = field(default=("out",))
     kernel_sources: tuple[Callable, ...] = ()
     a_inputs: int = 1  # activation tensors the prologue reads per K step (x, and the residual)
+    norm: bool = False  # has an RMSNorm prologue, so prologue=prepass is a distinct choice
 
     def n_out(self, n: int) -> int:
         """Output columns for a weight of n rows: the gated op writes silu(g) * u, half of them."""
@@ -108,8 +110,11 @@ class OpSpec:
     def check(self, cfg: dict, m: int, n: int, k: int, elem_bytes: int,
               smem_limit: int = DEFAULT_SMEM_LIMIT) -> str | None:
         """check_config for this op at weight shape (n, k): why cfg cannot run, or None."""
+        prepass = cfg.get("prologue") == "prepass"
+        if prepass and not self.norm:
+            return f"prologue=prepass: {self.name} has no norm prologue (use 'inline': one config, not two)"
         return check_config(cfg, m, self.n_out(n), k, elem_bytes=elem_bytes, gated=self.gated,
-                            a_inputs=self.a_inputs, smem_limit=smem_limit, space=self.space)
+                            a_inputs=1 if prepass else self.a_inputs, smem_limit=smem_limit, space=self.space)
 
 
 def smem_bytes(cfg: dict, elem_bytes: int, gated: bool, a_inputs: int = 1) -> int:

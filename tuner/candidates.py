@@ -48,9 +48,12 @@ def default_configs(op, m, n, k, elem_bytes, sm_count=132, smem_limit=DEFAULT_SM
     spec = get_op(op)
     cols = spec.n_out(n)
     found = []
+    candidates = _default_candidates(m)
+    if spec.norm:  # the same tensor-core tiles with the norm in a pre-pass: a plain GEMM loop
+        candidates += [{**c, "prologue": "prepass"} for c in candidates if c["path"] == "dot"]
     # Weight streaming wants >= 2 programs per SM; at large M the tiles alone fill the GPU.
     target = 2 * sm_count if m <= 64 else sm_count
-    for cfg in _default_candidates(m):
+    for cfg in candidates:
         c = dict(cfg)
         for split in (1, 2, 4, 8, 16):
             c = {**cfg, "SPLIT_K": split, "split_reduce": "last_program" if split > 1 else "kernel"}
@@ -62,7 +65,7 @@ def default_configs(op, m, n, k, elem_bytes, sm_count=132, smem_limit=DEFAULT_SM
 
 
 def _default_candidates(m: int) -> list[dict]:
-    base = dict(impl="fused", GROUP_M=1, SPLIT_K=1, split_reduce="kernel")
+    base = dict(impl="fused", GROUP_M=1, SPLIT_K=1, split_reduce="kernel", prologue="inline")
     bm = 1 << max(0, (m - 1).bit_length())
     out = []
     if m == 1:

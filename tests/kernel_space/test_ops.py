@@ -19,26 +19,29 @@ SHAPES = {"rmsnorm_qkv": (40, 100), "o_proj_residual": (37, 100), "rmsnorm_gate_
 CONFIGS = [
     # fma, one row per program, no split
     dict(impl="fused", path="fma", BLOCK_M=1, BLOCK_N=8, BLOCK_K=32, SPLIT_K=1, GROUP_M=1, num_warps=2, num_stages=1,
-         split_reduce="kernel"),
+         split_reduce="kernel", prologue="inline"),
     # fma, split-K 2 reduced by a second kernel
     dict(impl="fused", path="fma", BLOCK_M=2, BLOCK_N=16, BLOCK_K=32, SPLIT_K=2, GROUP_M=1, num_warps=4, num_stages=2,
-         split_reduce="kernel"),
+         split_reduce="kernel", prologue="inline"),
     # fma, split-K 2 reduced by the last program to arrive at each tile
     dict(impl="fused", path="fma", BLOCK_M=1, BLOCK_N=16, BLOCK_K=32, SPLIT_K=2, GROUP_M=1, num_warps=4, num_stages=2,
-         split_reduce="last_program"),
+         split_reduce="last_program", prologue="inline"),
     # dot with grouped ordering
     dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, SPLIT_K=1, GROUP_M=8, num_warps=4, num_stages=3,
-         split_reduce="kernel"),
+         split_reduce="kernel", prologue="inline"),
+    # norm ops: the norm in a pre-pass kernel, then a plain GEMM (other ops reject prepass)
+    dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, SPLIT_K=2, GROUP_M=1, num_warps=4, num_stages=2,
+         split_reduce="last_program", prologue="prepass"),
     # dot with split-K 4: for down_residual, K = 136 is 5 blocks, split 2, 2, 1 and 0
     dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=32, BLOCK_K=32, SPLIT_K=4, GROUP_M=1, num_warps=4, num_stages=2,
-         split_reduce="last_program"),
+         split_reduce="last_program", prologue="inline"),
 ]
 
 
 
 
 def _cfg_id(c):
-    return f"{c['path']}-bm{c['BLOCK_M']}-split{c['SPLIT_K']}-{c['split_reduce']}"
+    return f"{c['path']}-bm{c['BLOCK_M']}-split{c['SPLIT_K']}-{c['split_reduce']}-{c['prologue']}"
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=_cfg_id)
@@ -48,6 +51,9 @@ def _cfg_id(c):
 def test_fused_matches_reference(op, m, dtype, cfg):
     spec = ks.get_op(op)
     n, k = SHAPES[op]
+    if cfg["prologue"] == "prepass" and not spec.norm:
+        assert "no norm prologue" in spec.check(cfg, m, n, k, dtype.itemsize)
+        return
     assert spec.check(cfg, m, n, k, dtype.itemsize) is None
     gen = torch.Generator(device=DEVICE).manual_seed(1000 * m + len(op))
     inputs = spec.make_inputs(m, n, k, dtype, DEVICE, gen)
@@ -111,7 +117,7 @@ def test_every_output_element_is_written():
     gen = torch.Generator(device=DEVICE).manual_seed(5)
     inputs = spec.make_inputs(m, n, k, torch.float32, DEVICE, gen)
     with poisoned_outputs():
-        outs = spec.fused(inputs, CONFIGS[4])
+        outs = spec.fused(inputs, CONFIGS[5])
         assert torch.isnan(torch.empty(4)).all()  # the poison is really there
     for out, ref in zip(outs, spec.reference(inputs), strict=True):
         assert rel_error(out, ref) <= 1e-4

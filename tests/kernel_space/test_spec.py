@@ -10,7 +10,7 @@ from kernel_space.rmsnorm_qkv import rmsnorm_qkv
 from qwen3.config import PRESETS
 
 GOOD = dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=64, BLOCK_K=128, SPLIT_K=4, GROUP_M=1,
-            num_warps=4, num_stages=3, split_reduce="last_program")
+            num_warps=4, num_stages=3, split_reduce="last_program", prologue="inline")
 
 
 def check(cfg, m=16, n=4096, k=4096, gated=False, **kw):
@@ -40,6 +40,12 @@ def test_invalid_configs_are_rejected_with_a_reason(change, reason):
     cfg = {**GOOD, **change}
     why = check(cfg)
     assert why is not None and reason in why, why
+
+
+def test_prepass_only_for_norm_ops():
+    cfg = {**GOOD, "prologue": "prepass"}
+    assert ks.get_op("rmsnorm_qkv").check(cfg, 16, 4096, 4096, 2) is None
+    assert "no norm prologue" in ks.get_op("down_residual").check(cfg, 16, 4096, 4096, 2)
 
 
 def test_missing_key_is_a_reason_not_a_crash():
