@@ -214,6 +214,17 @@ def rmsnorm_prepass_kernel(
         tl.store(a_ptr + row * stride_am + offs, (h * r * g).to(a_ptr.dtype.element_ty), mask=mask)
 
 
+# The pre-pass holds a whole row per program when it can: a K loop of small blocks there is a chain
+# of dependent memory round trips (BLOCK_K = 128 at K = 4096 made it cost 20 us of a 45 us op on the
+# H100). 8192 fp32 values over 16 warps is 16 registers a thread.
+PREPASS_MAX_BLOCK = 8192
+PREPASS_WARPS = 16
+
+
+def prepass_block(k: int) -> int:
+    return min(triton.next_power_of_2(k), PREPASS_MAX_BLOCK)
+
+
 # Tile arrival counters for the one-launch split-K, per device. They start at zero and every launch
 # leaves them at zero (the last program of a tile resets its counter), so one buffer serves all
 # launches on a stream, CUDA-graph replays included.
@@ -281,7 +292,7 @@ def launch_fused_linear(
             x, res_in if res_in is not None else x, norm_w, h if h is not None else x, a,
             k, x.stride(0), res_in.stride(0) if res_in is not None else 0, h.stride(0) if h is not None else 0,
             a.stride(0), eps,
-            ADD_IN=res_in is not None, BLOCK_K=cfg["BLOCK_K"], num_warps=cfg["num_warps"],
+            ADD_IN=res_in is not None, BLOCK_K=prepass_block(k), num_warps=PREPASS_WARPS,
         )
         out, _ = launch_fused_linear(a, w, {**cfg, "prologue": "inline"}, res_out=res_out, gated=gated, eps=eps)
         return out, h
