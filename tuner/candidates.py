@@ -53,15 +53,29 @@ def default_configs(op, m, n, k, elem_bytes, sm_count=132, smem_limit=DEFAULT_SM
         candidates += [{**c, "prologue": "prepass"} for c in candidates if c["path"] == "dot"]
     # Weight streaming wants >= 2 programs per SM; at large M the tiles alone fill the GPU.
     target = 2 * sm_count if m <= 64 else sm_count
-    for cfg in candidates:
+    for cfg in (_fit(c, m, cols, k) for c in candidates):
         c = dict(cfg)
         for split in (1, 2, 4, 8, 16):
+            if split > 1 and split > math.ceil(k / cfg["BLOCK_K"]):
+                break  # no more K blocks to split: keep the last valid split
             c = {**cfg, "SPLIT_K": split, "split_reduce": "last_program" if split > 1 else "kernel"}
             if programs(c, m, cols) >= target:
                 break
         if spec.check(c, m, n, k, elem_bytes, smem_limit) is None:
             found.append(c)
     return found
+
+
+def _fit(cfg: dict, m: int, cols: int, k: int) -> dict:
+    """Shrink a default's blocks to a small shape (the tiny preset, odd test sizes)."""
+    p2 = lambda x: 1 << max(0, (x - 1).bit_length())  # noqa: E731
+    floor_mn = 16 if cfg["path"] == "dot" else 1
+    return {
+        **cfg,
+        "BLOCK_M": min(cfg["BLOCK_M"], max(floor_mn, p2(m))),
+        "BLOCK_N": min(cfg["BLOCK_N"], max(16 if cfg["path"] == "dot" else 8, p2(cols))),
+        "BLOCK_K": min(cfg["BLOCK_K"], max(32, p2(k))),
+    }
 
 
 def _default_candidates(m: int) -> list[dict]:

@@ -1,0 +1,77 @@
+"""`kernel-search check`: every op against its reference (and timed, on a GPU) at a model's shapes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.common import fail, user_errors
+
+
+@user_errors
+def check(
+    model: Annotated[str | None, typer.Option(help="Preset or config.json. Default: qwen3-0.6b on a GPU, "
+                                               "qwen3-tiny on the CPU (the interpreter is slow).")] = None,
+    ms: Annotated[str, typer.Option("--ms", help="Comma list of M (tokens per batch) to check.")] = "1,3,17",
+    dtype: Annotated[str | None, typer.Option(help="bfloat16, float16 or float32. Default: bfloat16 on a GPU, "
+                                               "float16 on the CPU (the interpreter's bf16 tl.dot is wrong).")] = None,
+    op: Annotated[list[str] | None, typer.Option("--op", help="Only these ops (repeatable).")] = None,
+    configs: Annotated[int, typer.Option(min=1, help="Default configs checked per (op, M).")] = 2,
+):
+    """Check every fused op against its fp64 reference on fresh random inputs, with its outputs poisoned
+    first; on a GPU also time it beside the unfused path, the cuBLAS GEMM alone and the HBM floor."""
+    import os  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from qwen3.config import resolve_model  # noqa: PLC0415
+    from tuner.check import check_ops  # noqa: PLC0415
+
+    cuda = torch.cuda.is_available()
+    cfg = resolve_model(model or ("qwen3-0.6b" if cuda else "qwen3-tiny"))
+    torch_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(
+        dtype or ("bfloat16" if cuda else "float16"))
+    if torch_dtype is None:
+        fail(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
+    try:
+        m_list = [int(x) for x in ms.split(",") if x.strip()]
+    except ValueError:
+        fail(f"--ms must be a comma list of ints, got {ms!r}")
+    if not m_list or min(m_list) < 1:
+        fail(f"--ms must list positive ints, got {ms!r}")
+    console = Console(stderr=True)
+    where = "GPU" if cuda else "CPU through Triton's interpreter"
+    with console.status(f"checking {cfg.name} on the {where}") as status:
+        rows = check_ops(cfg.dims(), m_list, torch_dtype, op or None, configs,
+                         progress=lambda text: status.update(f"checking {text}"))
+    table = Table(title=f"{cfg.name}, {str(torch_dtype).replace('torch.', '')}, {where}")
+    timed = ("fused us", "unfused us", "cuBLAS us", "floor us") if cuda else ()
+    for col in ("op", "M", "N", "K", "rel err", "ok", *timed):
+        table.add_column(col, no_wrap=True)
+    table.add_column("config", overflow="fold")
+
+    def us(v):
+        return f"{v:.1f}" if v is not None else "-"
+
+    for r in rows:
+        err = f"{r.rel_error:.1e}" if r.rel_error is not None else "-"
+        times = (us(r.fused_us), us(r.unfused_us), us(r.cublas_us), us(r.floor_us)) if cuda else ()
+        table.add_row(r.op, str(r.m), str(r.n), str(r.k), err, "yes" if r.passed else f"NO: {r.reason}", *times,
+                      r.config)
+    Console().print(table)
+    if not rows:
+        fail("no config of the search space fits these shapes: nothing was checked")
+    bad = [r for r in rows if not r.passed]
+    if bad:
+        fail(f"{len(bad)} of {len(rows)} checks failed")
+    typer.echo(f"all {len(rows)} checks passed")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(check)

@@ -1,0 +1,64 @@
+"""A correctness-and-speed check of every op at a model's shapes: the quick proof that the kernels
+work on this machine. On a GPU each op is also timed (fused default config, unfused path, cuBLAS GEMM
+alone, HBM floor). Without one, Triton's interpreter runs the kernels on the CPU (use small shapes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+import kernel_space as ks
+from tuner import measure
+from tuner.candidates import default_configs
+from tuner.trial import run_trial
+
+
+@dataclass
+class CheckRow:
+    op: str
+    m: int
+    n: int
+    k: int
+    config: str
+    rel_error: float | None
+    passed: bool
+    reason: str | None = None
+    fused_us: float | None = None
+    unfused_us: float | None = None
+    cublas_us: float | None = None
+    floor_us: float | None = None
+
+
+def check_ops(dims: ks.ModelDims, ms: list[int], dtype: torch.dtype, ops: list[str] | None = None,
+              configs_per_case: int = 2, progress: Callable[[str], None] | None = None) -> list[CheckRow]:
+    """Check `configs_per_case` default configs of every op at every M (and time them on a GPU)."""
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    if cuda:
+        props = torch.cuda.get_device_properties(0)
+        sm_count, smem = props.multi_processor_count, props.shared_memory_per_block_optin
+        bandwidth, flops = measure.measure_copy_bandwidth(device), measure.measure_matmul_rate(device)
+    else:
+        sm_count, smem, bandwidth, flops = 132, ks.spec.DEFAULT_SMEM_LIMIT, None, None
+    rows = []
+    for op in ops or list(ks.OPS):
+        spec = ks.get_op(op)
+        n, k = spec.shape(dims)
+        for m in ms:
+            rotation = measure.rotation_inputs(spec, m, n, k, dtype, device, 0) if cuda else None
+            base = {}
+            if cuda:
+                base = dict(
+                    unfused_us=run_trial(op, "unfused", None, m, n, k, dtype, device, rotation, 1).median_us,
+                    cublas_us=run_trial(op, "cublas", None, m, n, k, dtype, device, rotation, 2).median_us,
+                    floor_us=measure.floor_us(spec, m, n, k, dtype, device, bandwidth, flops),
+                )
+            for i, cfg in enumerate(default_configs(op, m, n, k, dtype.itemsize, sm_count, smem)[:configs_per_case]):
+                if progress:
+                    progress(f"{op} M={m} {ks.config_key(cfg)}")
+                t = run_trial(op, "fused", cfg, m, n, k, dtype, device, rotation, 10 + i, smem, time_it=cuda)
+                rows.append(CheckRow(op, m, n, k, ks.config_key(cfg), t.rel_error, t.status == "ok", t.reason,
+                                     fused_us=t.median_us, **base))
+    return rows
