@@ -1,0 +1,141 @@
+"""Database URL resolution, engine setup and the lock that serializes schema creation.
+
+SQLite is the default (one file in the working directory). Every SQLite connection gets WAL, so
+readers (queries, dashboards) never block the tuner's writes, and a 30 s busy timeout, so several
+tuning processes writing one file wait for each other instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Engine, make_url
+
+DEFAULT_URL = "sqlite:///kernel_search.db"
+ENV_VAR = "KERNEL_SEARCH_DB"
+# A trial write takes milliseconds; 30 s covers a migration or an Optuna batch in another process.
+BUSY_TIMEOUT_S = 30
+# Execution option read by the SQLite "begin" hook: which BEGIN a transaction starts with.
+SQLITE_BEGIN = "ks_sqlite_begin"
+_PG_LOCK_ID = 0x6B735F696E6974  # "ks_init": the advisory lock serializing schema creation
+
+
+class StorageError(ValueError):
+    """A database the store cannot use (bad URL, unreachable server, foreign schema), or a request
+    that has no answer in it. The message is one line meant for the user."""
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The URL to use: the argument, else $KERNEL_SEARCH_DB, else sqlite:///kernel_search.db."""
+    return url or os.environ.get(ENV_VAR) or DEFAULT_URL
+
+
+def parse_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
+        raise StorageError(f"bad database URL {url!r}: {_first_line(exc)} (expected e.g. {DEFAULT_URL})") from None
+
+
+def display_url(url: str | URL) -> str:
+    """The URL with any password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return str(url)
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The database file of a SQLite URL; None for other backends and in-memory databases."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if url.database.startswith("file:"):  # URI form; no file of ours to lock next to
+        return None
+    return Path(url.database)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`, with the SQLite settings above. Raises StorageError for a bad URL or a
+    missing driver; it does not connect yet."""
+    parsed = parse_url(url)
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_S}} if is_sqlite else {"pool_pre_ping": True}
+    try:
+        engine = sqlalchemy.create_engine(parsed, **kwargs)
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise StorageError(f"bad database URL {display_url(parsed)}: unknown database kind "
+                           f"{parsed.drivername!r}") from None
+    except ImportError as exc:
+        raise StorageError(f"database URL {display_url(parsed)} needs a driver that is not installed: "
+                           f"{_first_line(exc)}") from None
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    # The sqlite3 module's own transaction handling starts no transaction before DDL and always a
+    # DEFERRED one before DML; turning it off lets _sqlite_begin emit BEGIN itself (SQLAlchemy's
+    # documented recipe), which makes migrations transactional and writes IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    # A write transaction that starts DEFERRED reads first and must then upgrade its lock; in WAL
+    # mode that upgrade fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) when another process
+    # wrote in between. IMMEDIATE takes the write lock up front, where the busy timeout applies.
+    mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+    if mode not in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE"):
+        raise ValueError(f"{SQLITE_BEGIN} must be DEFERRED, IMMEDIATE or EXCLUSIVE, got {mode!r}")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextlib.contextmanager
+def init_lock(engine: Engine) -> Iterator[None]:
+    """Serialize schema creation (ours and Optuna's) across processes.
+
+    SQLite file: an flock on `<db>.lock` next to it (the file stays; it is empty). PostgreSQL: a
+    session advisory lock. Other backends: no lock (create their schema once before many workers).
+    """
+    url = engine.url
+    path = sqlite_path(url)
+    if path is not None:
+        try:
+            import fcntl  # POSIX only; without it concurrent first opens are not serialized
+        except ImportError:
+            yield
+            return
+        lock_path = path.with_name(path.name + ".lock")
+        with open(lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    elif url.get_backend_name() == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_ID})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_ID})
+                conn.commit()
+    else:
+        yield
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,192 @@
+"""Dispatch tables in and out of the database: build one from the winners, record one as winners.
+
+An imported table lands as ordinary rows (fingerprint, shapes, model links, studies, winners), so a
+table measured on another GPU shows up in the queries beside local results. It carries no trials
+and no cuBLAS or floor times; those columns stay empty.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import and_, func, or_, select
+
+from storage.engine import StorageError
+from storage.models import Fingerprint, ModelShape, Shape, Study, Winner, utcnow
+from storage.store import Store, dtype_name, fingerprint_row, link_model, shape_row, study_row, upsert_winner
+from storage.table import DispatchTable, TableError, load_table, parse_table
+
+# kernel_space.spec.UNFUSED_CONFIG (a test keeps them equal); importing it here would pull torch.
+UNFUSED_CONFIG = {"impl": "unfused"}
+# The winner fields a table holds; an import compares only these with an existing winner.
+TABLE_WINNER_FIELDS = ("arm", "config", "median_us", "unfused_us", "speedup")
+
+
+def model_names(store: Store) -> dict[str, list[str]]:
+    """Models that have winners -> their dtypes."""
+    stmt = (select(ModelShape.model, ModelShape.dtype).distinct()
+            .join(Study, Study.shape_id == ModelShape.shape_id).join(Winner, Winner.study_id == Study.id)
+            .order_by(ModelShape.model, ModelShape.dtype))
+    names = defaultdict(list)
+    with store.session(write=False) as s:
+        for model, dtype in s.execute(stmt):
+            names[model].append(dtype)
+    return dict(names)
+
+
+def resolve_model_name(store: Store, spec: str) -> str:
+    """The stored name for `spec`: itself if the database knows it, else the name of the preset or
+    config.json it designates (as the tuner stores it). ValueError when it is neither."""
+    known = model_names(store)
+    if spec in known:
+        return spec
+    from qwen3.config import resolve_model  # noqa: PLC0415 - pulls torch; only needed off the fast path
+
+    try:
+        return resolve_model(spec).name
+    except ValueError as exc:
+        listed = ", ".join(known) or "none yet"
+        raise StorageError(f"{exc}; models with winners in the database: {listed}") from None
+
+
+def build_table(store: Store, model: str, fingerprint_key: str | None = None,
+                dtype: str = "bfloat16") -> DispatchTable:
+    """The dispatch table of `model` from the winners of its shapes on one fingerprint.
+
+    fingerprint_key: a key, a prefix of one, or part of the device name; it must match exactly one
+    fingerprint with winners for the model. None works when only one has. StorageError otherwise,
+    listing the candidates. The result is checked by storage.table.parse_table.
+    """
+    dtype = dtype_name(dtype)
+    stmt = (
+        select(Fingerprint, Shape, Study.m, Winner, ModelShape.id.label("link_id"))
+        .select_from(Winner)
+        .join(Study, Winner.study_id == Study.id)
+        .join(Shape, Study.shape_id == Shape.id)
+        .join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
+        .join(ModelShape, and_(ModelShape.shape_id == Shape.id, ModelShape.model == model))
+        .where(Shape.dtype == dtype)
+    )
+    with store.session(write=False) as s:
+        if fingerprint_key:
+            stmt = stmt.where(or_(Fingerprint.key.startswith(fingerprint_key.lower(), autoescape=True),
+                                  func.lower(Fingerprint.device_name).contains(fingerprint_key.lower(),
+                                                                               autoescape=True)))
+        rows = s.execute(stmt).all()
+    if not rows:
+        raise StorageError(_no_rows(store, model, dtype, fingerprint_key))
+    by_key = defaultdict(list)
+    for row in rows:
+        by_key[row.Fingerprint.key].append(row)
+    if len(by_key) > 1:
+        listed = "; ".join(f"{key} ({rs[0].Fingerprint.device_name}, {len(rs)} winners)" for key, rs in by_key.items())
+        what = f"{fingerprint_key!r} matches" if fingerprint_key else "has winners on"
+        raise StorageError(f"model {model!r} ({dtype}) {what} {len(by_key)} fingerprints, pick one "
+                           f"by key (--gpu): {listed}")
+    fp = rows[0].Fingerprint
+    ops: dict[str, dict] = {}
+    for row in sorted(rows, key=lambda r: (r.link_id, r.m)):
+        shape, win = row.Shape, row.Winner
+        entry = ops.setdefault(shape.op, {"N": shape.n, "K": shape.k,
+                                          "kernel_hash": fp.kernel_hashes.get(shape.op, ""), "buckets": []})
+        entry["buckets"].append({
+            "m": row.m, "arm": win.arm,
+            "config": dict(UNFUSED_CONFIG) if win.arm == "unfused" else dict(win.config),
+            "median_us": win.median_us, "baseline_us": win.unfused_us, "speedup": win.speedup,
+        })
+    return parse_table({
+        "format": 1,
+        "created": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "model": model,
+        "dtype": dtype,
+        "fingerprint": fingerprint_dict(fp),
+        "ops": ops,
+    })
+
+
+def fingerprint_dict(fp: Fingerprint) -> dict:
+    """A fingerprint row back in tuner.fingerprint's form, so that its key comes out the same."""
+    return {
+        "device_name": fp.device_name,
+        "capability": [int(part) for part in fp.capability.split(".")],
+        "sm_count": fp.sm_count,
+        "total_memory": fp.total_memory,
+        "driver": fp.driver,
+        "cuda": fp.cuda,
+        "torch": fp.torch,
+        "triton": fp.triton,
+        "kernel_hashes": dict(fp.kernel_hashes),
+    }
+
+
+def _no_rows(store: Store, model: str, dtype: str, fingerprint_key: str | None) -> str:
+    known = model_names(store)
+    if not known:
+        return "the database has no winners yet (tune a model first, or import a table)"
+    if model in known and dtype not in known[model]:
+        return f"model {model!r} has winners in {', '.join(known[model])}, none in {dtype}"
+    if model in known and fingerprint_key:
+        return f"no winners for model {model!r} ({dtype}) on a fingerprint matching {fingerprint_key!r}"
+    listed = ", ".join(f"{name} ({', '.join(dtypes)})" for name, dtypes in known.items())
+    return f"no winners for model {model!r}; models with winners: {listed}"
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What import_table recorded."""
+
+    model: str
+    dtype: str
+    device_name: str
+    fingerprint_key: str
+    ops: int
+    buckets: int
+    added: int
+    replaced: int
+    unchanged: int
+
+    def __str__(self) -> str:
+        return (f"imported {self.model} ({self.dtype}) for {self.device_name} [{self.fingerprint_key}]: "
+                f"{self.ops} ops, {self.buckets} buckets; winners {self.added} added, "
+                f"{self.replaced} replaced, {self.unchanged} unchanged")
+
+
+def import_table(store: Store, table_or_path: DispatchTable | dict | str | Path) -> ImportSummary:
+    """Check a dispatch table (TableError names the first bad field) and record its buckets as the
+    winners of their studies, all in one transaction. Winners equal on the table's fields are kept
+    as they are (with their cuBLAS/floor times); different ones are replaced."""
+    if isinstance(table_or_path, DispatchTable):
+        table = parse_table(table_or_path.to_dict())
+    else:
+        table = load_table(table_or_path)
+    cap = table.fingerprint["capability"]
+    if len(cap) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in cap):
+        raise TableError("fingerprint.capability", f"expected [major, minor] as two ints, got {cap!r}")
+    confirmed = _parse_time(table.created)
+    counts = {"added": 0, "replaced": 0, "unchanged": 0}
+    with store.session() as s:
+        fp = fingerprint_row(s, table.fingerprint)
+        for op, entry in table.ops.items():
+            shape = shape_row(s, op, entry.n, entry.k, table.dtype)
+            link_model(s, table.model, shape)
+            for b in entry.buckets:
+                study = study_row(s, fp, shape, b.m)
+                values = dict(arm=b.arm, config=dict(b.config), median_us=b.median_us, unfused_us=b.baseline_us,
+                              cublas_us=None, floor_us=None, speedup=b.speedup, speedup_vs_cublas=None,
+                              confirmed_at=confirmed)
+                counts[upsert_winner(s, study.id, values, compare=TABLE_WINNER_FIELDS)] += 1
+        key, device = fp.key, fp.device_name
+    return ImportSummary(table.model, table.dtype, device, key, len(table.ops),
+                         sum(len(e.buckets) for e in table.ops.values()), **counts)
+
+
+def _parse_time(text: str) -> datetime:
+    """The table's creation time (ISO 8601, 'Z' allowed); now if it does not parse."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return utcnow()
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)

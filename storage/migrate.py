@@ -1,0 +1,57 @@
+"""Alembic, run programmatically: the migrations ship inside the package, no alembic.ini needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
+from storage.engine import SQLITE_BEGIN, StorageError, display_url, make_engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "ks_alembic_version"  # Optuna owns `alembic_version` in the same database
+
+
+def _config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    # Config values go through ConfigParser interpolation: a '%' in the path must be doubled.
+    cfg.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head() -> str:
+    """The newest revision this code knows."""
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def current(connection: Connection) -> str | None:
+    """The revision the database is at; None before the first migration."""
+    return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the `ks_` tables to head in one transaction (on SQLite BEGIN IMMEDIATE: a concurrent
+    opener waits, then finds the schema at head). Callers hold storage.engine.init_lock."""
+    script = ScriptDirectory.from_config(_config())
+    with engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}).begin() as conn:
+        at = current(conn)
+        if at is not None and at not in {rev.revision for rev in script.walk_revisions()}:
+            raise StorageError(
+                f"database {display_url(engine.url)} has kernel-search schema revision {at!r}, newer than "
+                f"this version knows (head {script.get_current_head()!r}): upgrade kernel-search"
+            )
+        if at != script.get_current_head():
+            command.upgrade(_config(conn), "head")
+
+
+def revision(message: str, url: str) -> None:
+    """Developer tool: autogenerate a new revision from storage.models against a database at head."""
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        command.revision(_config(conn), message=message, autogenerate=True)

@@ -1,0 +1,159 @@
+"""The ORM schema: one class per `ks_` table, a unique constraint on each natural key.
+
+A study is one Optuna search: (GPU fingerprint, shape, M bucket). A shape is (op, N, K, dtype), so
+two models with the same layer sizes share their studies; ks_model_shapes says which models use a
+shape. Every measurement is a trial row; the confirmed best of a study is its winner row.
+
+Changing this file means writing a migration in storage/migrations/versions/.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+TRIAL_ARMS = ("fused", "unfused", "cublas")
+WINNER_ARMS = ("fused", "unfused")
+STATUSES = ("ok", "failed", "incorrect")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Fingerprint(Base):
+    """A GPU plus the software and kernel sources that measured on it (see tuner.fingerprint)."""
+
+    __tablename__ = "ks_fingerprints"
+    __table_args__ = (UniqueConstraint("key", name="uq_ks_fingerprints_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    device_name: Mapped[str] = mapped_column(String(256))
+    capability: Mapped[str] = mapped_column(String(16))  # "9.0"
+    sm_count: Mapped[int] = mapped_column(Integer)
+    total_memory: Mapped[int] = mapped_column(BigInteger)  # bytes: 80 GB does not fit 32 bits
+    driver: Mapped[str] = mapped_column(String(64))
+    cuda: Mapped[str] = mapped_column(String(64))
+    torch: Mapped[str] = mapped_column(String(64))
+    triton: Mapped[str] = mapped_column(String(64))
+    kernel_hashes: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Shape(Base):
+    """One op at one weight shape and dtype."""
+
+    __tablename__ = "ks_shapes"
+    __table_args__ = (UniqueConstraint("op", "n", "k", "dtype", name="uq_ks_shapes_op_n_k_dtype"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    op: Mapped[str] = mapped_column(String(64))
+    n: Mapped[int] = mapped_column(Integer)
+    k: Mapped[int] = mapped_column(Integer)
+    dtype: Mapped[str] = mapped_column(String(16))
+
+
+class ModelShape(Base):
+    """Model `model` runs op `op` in `dtype` at shape `shape_id`. op and dtype repeat the shape's
+    so that the database refuses a second shape for the same (model, op, dtype)."""
+
+    __tablename__ = "ks_model_shapes"
+    __table_args__ = (UniqueConstraint("model", "op", "dtype", name="uq_ks_model_shapes_model_op_dtype"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(256), index=True)
+    op: Mapped[str] = mapped_column(String(64))
+    dtype: Mapped[str] = mapped_column(String(16))
+    shape_id: Mapped[int] = mapped_column(ForeignKey("ks_shapes.id", ondelete="CASCADE"), index=True)
+
+    shape: Mapped[Shape] = relationship()
+
+
+class Study(Base):
+    """One search: a shape at one M bucket on one fingerprint; Optuna's study of the same name."""
+
+    __tablename__ = "ks_studies"
+    __table_args__ = (
+        UniqueConstraint("fingerprint_id", "shape_id", "m", name="uq_ks_studies_fp_shape_m"),
+        UniqueConstraint("optuna_study_name", name="uq_ks_studies_optuna_study_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint_id: Mapped[int] = mapped_column(ForeignKey("ks_fingerprints.id", ondelete="CASCADE"))
+    shape_id: Mapped[int] = mapped_column(ForeignKey("ks_shapes.id", ondelete="CASCADE"), index=True)
+    m: Mapped[int] = mapped_column(Integer)
+    optuna_study_name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    fingerprint: Mapped[Fingerprint] = relationship()
+    shape: Mapped[Shape] = relationship()
+
+
+class Trial(Base):
+    """One measurement of one arm. trial_number is Optuna's, None for baseline measurements."""
+
+    __tablename__ = "ks_trials"
+    __table_args__ = (
+        CheckConstraint(_in("arm", TRIAL_ARMS), name="ck_ks_trials_arm"),
+        CheckConstraint(_in("status", STATUSES), name="ck_ks_trials_status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("ks_studies.id", ondelete="CASCADE"), index=True)
+    trial_number: Mapped[int | None] = mapped_column(Integer)
+    arm: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict] = mapped_column(JSON)
+    config_key: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    rel_error: Mapped[float | None] = mapped_column(Float)
+    compile_s: Mapped[float | None] = mapped_column(Float)
+    median_us: Mapped[float | None] = mapped_column(Float)
+    p20_us: Mapped[float | None] = mapped_column(Float)
+    p80_us: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Winner(Base):
+    """The confirmed choice of a study. speedup is vs the unfused arm (median of paired ratios);
+    cublas_us, floor_us and speedup_vs_cublas are unknown for rows imported from a table."""
+
+    __tablename__ = "ks_winners"
+    __table_args__ = (
+        UniqueConstraint("study_id", name="uq_ks_winners_study_id"),
+        CheckConstraint(_in("arm", WINNER_ARMS), name="ck_ks_winners_arm"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("ks_studies.id", ondelete="CASCADE"))
+    arm: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict] = mapped_column(JSON)
+    median_us: Mapped[float] = mapped_column(Float)
+    unfused_us: Mapped[float] = mapped_column(Float)
+    cublas_us: Mapped[float | None] = mapped_column(Float)
+    floor_us: Mapped[float | None] = mapped_column(Float)
+    speedup: Mapped[float] = mapped_column(Float)
+    speedup_vs_cublas: Mapped[float | None] = mapped_column(Float)
+    confirmed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,187 @@
+"""Read-only views of the database as pandas DataFrames: what the CLI and the dashboards show.
+
+Filters shared by every frame (all optional, combined with AND):
+    gpu       a fingerprint key, a prefix of one, or part of the device name ("H100"), any case
+    model     a model name linked to the shape (ks_model_shapes)
+    op        an op name
+    dtype     a dtype name
+    m_min, m_max   the M bucket, inclusive
+Frames have their columns even when empty, so callers can print or concatenate them blindly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import pandas as pd
+from sqlalchemy import Select, and_, case, exists, func, or_, select
+
+from storage.models import Fingerprint, ModelShape, Shape, Study, Trial, Winner
+from storage.store import Store
+
+STUDY_COLUMNS = ["gpu", "fingerprint", "models", "op", "n", "k", "dtype", "m"]
+WINNER_COLUMNS = STUDY_COLUMNS + ["arm", "config", "median_us", "unfused_us", "cublas_us", "floor_us",
+                                  "speedup", "speedup_vs_cublas", "confirmed_at"]
+TRIAL_COLUMNS = ["trial_id", "study_id", *STUDY_COLUMNS, "trial_number", "arm", "config", "config_key", "status",
+                 "reason", "rel_error", "compile_s", "median_us", "p20_us", "p80_us", "created_at"]
+STUDIES_COLUMNS = ["study_id", "name", *STUDY_COLUMNS, "trials", "ok", "failed", "incorrect", "best_us",
+                   "winner_arm", "speedup", "created_at"]
+FAILURE_COLUMNS = ["status", "reason", "count", "studies", "ops", "example"]
+
+
+def _study_select(*columns) -> Select:
+    """SELECT columns FROM studies JOIN shapes JOIN fingerprints."""
+    return (
+        select(*columns)
+        .select_from(Study)
+        .join(Shape, Study.shape_id == Shape.id)
+        .join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
+    )
+
+
+def _study_columns():
+    return (Fingerprint.device_name.label("gpu"), Fingerprint.key.label("fingerprint"), Study.shape_id,
+            Shape.op, Shape.n, Shape.k, Shape.dtype, Study.m)
+
+
+def _filter(stmt: Select, gpu=None, model=None, op=None, dtype=None, m_min=None, m_max=None) -> Select:
+    if gpu:
+        # Bound parameters with LIKE wildcards escaped: input never becomes SQL.
+        stmt = stmt.where(or_(
+            Fingerprint.key.startswith(gpu.lower(), autoescape=True),
+            func.lower(Fingerprint.device_name).contains(gpu.lower(), autoescape=True),
+        ))
+    if model:
+        stmt = stmt.where(exists().where(ModelShape.shape_id == Study.shape_id, ModelShape.model == model))
+    if op:
+        stmt = stmt.where(Shape.op == op)
+    if dtype:
+        stmt = stmt.where(Shape.dtype == dtype)
+    if m_min is not None:
+        stmt = stmt.where(Study.m >= m_min)
+    if m_max is not None:
+        stmt = stmt.where(Study.m <= m_max)
+    return stmt
+
+
+def _models_by_shape(session, shape_ids) -> dict[int, str]:
+    """shape id -> the models using it, comma-joined and sorted."""
+    names = defaultdict(list)
+    if shape_ids:
+        rows = session.execute(select(ModelShape.shape_id, ModelShape.model)
+                               .where(ModelShape.shape_id.in_(set(shape_ids))).order_by(ModelShape.model))
+        for shape_id, model in rows:
+            names[shape_id].append(model)
+    return {shape_id: ",".join(models) for shape_id, models in names.items()}
+
+
+def _frame(session, stmt: Select, columns: list[str]) -> pd.DataFrame:
+    rows = [row._asdict() for row in session.execute(stmt)]
+    models = _models_by_shape(session, [row["shape_id"] for row in rows])
+    for row in rows:
+        row["models"] = models.get(row.pop("shape_id"), "")
+    return pd.DataFrame(rows, columns=columns)
+
+
+def known_models(store: Store) -> list[str]:
+    """Every model name linked to a shape, sorted."""
+    with store.session(write=False) as s:
+        return list(s.scalars(select(ModelShape.model).distinct().order_by(ModelShape.model)))
+
+
+_ORDER = (Fingerprint.device_name, Fingerprint.key, Shape.op, Shape.dtype, Study.m)
+
+
+def winners_frame(store: Store, gpu: str | None = None, model: str | None = None, op: str | None = None,
+                  m_min: int | None = None, m_max: int | None = None, min_speedup: float | None = None,
+                  beats_cublas: bool = False, dtype: str | None = None) -> pd.DataFrame:
+    """One row per winner: where it ran, the shape and bucket, the chosen arm and config, its time,
+    the baselines' times and the speedups. min_speedup keeps speedup (vs unfused) >= the value;
+    beats_cublas keeps fused winners faster than the cuBLAS GEMM alone."""
+    stmt = _study_select(*_study_columns(), Winner.arm, Winner.config, Winner.median_us, Winner.unfused_us,
+                         Winner.cublas_us, Winner.floor_us, Winner.speedup, Winner.speedup_vs_cublas,
+                         Winner.confirmed_at).join(Winner, Winner.study_id == Study.id)
+    stmt = _filter(stmt, gpu, model, op, dtype, m_min, m_max).order_by(*_ORDER)
+    if min_speedup is not None:
+        stmt = stmt.where(Winner.speedup >= min_speedup)
+    if beats_cublas:
+        stmt = stmt.where(Winner.arm == "fused", Winner.speedup_vs_cublas > 1.0)
+    with store.session(write=False) as s:
+        return _frame(s, stmt, WINNER_COLUMNS)
+
+
+def trials_frame(store: Store, gpu: str | None = None, model: str | None = None, op: str | None = None,
+                 m_min: int | None = None, m_max: int | None = None, dtype: str | None = None,
+                 study_id: int | None = None, status: str | None = None, arm: str | None = None) -> pd.DataFrame:
+    """One row per trial with its study's shape and GPU, oldest first within a study."""
+    stmt = _study_select(Trial.id.label("trial_id"), Trial.study_id, *_study_columns(), Trial.trial_number,
+                         Trial.arm, Trial.config, Trial.config_key, Trial.status, Trial.reason, Trial.rel_error,
+                         Trial.compile_s, Trial.median_us, Trial.p20_us, Trial.p80_us,
+                         Trial.created_at).join(Trial, Trial.study_id == Study.id)
+    stmt = _filter(stmt, gpu, model, op, dtype, m_min, m_max).order_by(*_ORDER, Trial.id)
+    if study_id is not None:
+        stmt = stmt.where(Trial.study_id == study_id)
+    if status is not None:
+        stmt = stmt.where(Trial.status == status)
+    if arm is not None:
+        stmt = stmt.where(Trial.arm == arm)
+    with store.session(write=False) as s:
+        return _frame(s, stmt, TRIAL_COLUMNS)
+
+
+def studies_frame(store: Store, gpu: str | None = None, model: str | None = None, op: str | None = None,
+                  m_min: int | None = None, m_max: int | None = None, dtype: str | None = None) -> pd.DataFrame:
+    """One row per study: trial counts by status, the best median of an ok fused or unfused trial
+    (cuBLAS alone is a bound, not a candidate), and the winner's arm and speedup if confirmed."""
+    counts = (
+        select(
+            Trial.study_id,
+            func.count(Trial.id).label("trials"),
+            *(func.sum(case((Trial.status == name, 1), else_=0)).label(name) for name in ("ok", "failed", "incorrect")),
+            func.min(case((and_(Trial.status == "ok", Trial.arm != "cublas"), Trial.median_us))).label("best_us"),
+        )
+        .group_by(Trial.study_id)
+        .subquery()
+    )
+    stmt = (
+        _study_select(Study.id.label("study_id"), Study.optuna_study_name.label("name"), *_study_columns(),
+                      func.coalesce(counts.c.trials, 0).label("trials"),
+                      *(func.coalesce(counts.c[name], 0).label(name) for name in ("ok", "failed", "incorrect")),
+                      counts.c.best_us, Winner.arm.label("winner_arm"), Winner.speedup, Study.created_at)
+        .outerjoin(counts, counts.c.study_id == Study.id)
+        .outerjoin(Winner, Winner.study_id == Study.id)
+    )
+    stmt = _filter(stmt, gpu, model, op, dtype, m_min, m_max).order_by(*_ORDER)
+    with store.session(write=False) as s:
+        return _frame(s, stmt, STUDIES_COLUMNS)
+
+
+_NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\d+(\.\d+)?([eE][-+]?\d+)?")
+
+
+def reason_pattern(reason: str | None) -> str:
+    """A reason with its numbers replaced by '#', so that 'smem 245760 B > 232448 B' and
+    'smem 196608 B > 232448 B' count as one kind of failure. Names like BLOCK_M16 keep digits."""
+    return _NUMBER.sub("#", reason or "(no reason)")
+
+
+def failures_frame(store: Store, gpu: str | None = None, model: str | None = None, op: str | None = None,
+                   m_min: int | None = None, m_max: int | None = None, dtype: str | None = None) -> pd.DataFrame:
+    """Failed and incorrect trials grouped by status and reason pattern (see reason_pattern), most
+    frequent first, with how many studies hit each, the ops, and one verbatim example."""
+    stmt = _study_select(Trial.status, Trial.reason, Trial.study_id, Shape.op).join(Trial, Trial.study_id == Study.id)
+    stmt = _filter(stmt, gpu, model, op, dtype, m_min, m_max).where(Trial.status != "ok").order_by(Trial.id)
+    with store.session(write=False) as s:
+        rows = pd.DataFrame(s.execute(stmt).all(), columns=["status", "reason", "study_id", "op"])
+    if rows.empty:
+        return pd.DataFrame(columns=FAILURE_COLUMNS)
+    rows["pattern"] = rows["reason"].map(reason_pattern)
+    grouped = rows.groupby(["status", "pattern"], sort=False).agg(
+        count=("study_id", "size"),
+        studies=("study_id", "nunique"),
+        ops=("op", lambda ops: ",".join(sorted(set(ops)))),
+        example=("reason", "first"),
+    ).reset_index().rename(columns={"pattern": "reason"})
+    grouped = grouped.sort_values(["count", "status", "reason"], ascending=[False, True, True], kind="stable")
+    return grouped[FAILURE_COLUMNS].reset_index(drop=True)

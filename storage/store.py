@@ -1,0 +1,287 @@
+"""The Store: one database of fingerprints, shapes, studies, trials and winners, plus Optuna's.
+
+Every write runs in one session scope that commits or rolls back. Get-or-create is safe against a
+concurrent writer: on SQLite the write transaction holds the lock from its first statement; on a
+server database the unique constraint catches the loser, which then reads the winner's row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import sqlalchemy
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage import migrate
+from storage.engine import (
+    BUSY_TIMEOUT_S,
+    SQLITE_BEGIN,
+    StorageError,
+    _first_line,
+    display_url,
+    init_lock,
+    make_engine,
+    resolve_url,
+)
+from storage.models import (
+    STATUSES,
+    TRIAL_ARMS,
+    WINNER_ARMS,
+    Fingerprint,
+    ModelShape,
+    Shape,
+    Study,
+    Trial,
+    Winner,
+    utcnow,
+)
+from storage.table import DTYPES
+
+
+def study_name(fp_key: str, op: str, n: int, k: int, dtype: str, m: int) -> str:
+    """The Optuna study name of (fingerprint, shape, M bucket): the same inputs give the same name,
+    so a re-run resumes its study."""
+    return f"ks-{fp_key}-{op}-n{n}-k{k}-{dtype}-m{m}"
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    """What the tuner needs to know about a study row."""
+
+    id: int
+    name: str
+    fingerprint_key: str
+    op: str
+    n: int
+    k: int
+    dtype: str
+    m: int
+
+
+def fingerprint_key(fp: dict) -> str:
+    # tuner.fingerprint imports torch and triton (seconds); only the writers that need a key pay.
+    from tuner.fingerprint import fingerprint_key as key  # noqa: PLC0415
+
+    return key(fp)
+
+
+def capability_text(capability) -> str:
+    """[9, 0] -> "9.0" (a string already in that form is kept)."""
+    if isinstance(capability, str):
+        return capability
+    return ".".join(str(int(part)) for part in capability)
+
+
+def dtype_name(dtype) -> str:
+    """'bfloat16' or torch.bfloat16 -> 'bfloat16'; anything else is a ValueError."""
+    name = dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return name
+
+
+class Store:
+    """The kernel-search database. `url`: any SQLAlchemy URL; None means $KERNEL_SEARCH_DB, else
+    sqlite:///kernel_search.db in the working directory. Opening creates or migrates the schema;
+    a URL that cannot be used raises StorageError."""
+
+    def __init__(self, url: str | None = None):
+        self.url = resolve_url(url)
+        self.engine = make_engine(self.url)
+        # Writes on SQLite begin IMMEDIATE (see storage.engine._sqlite_begin); a no-op elsewhere.
+        self._write_engine = self.engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+        self._optuna = None
+        self._optuna_lock = threading.Lock()
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            with init_lock(self.engine):
+                migrate.upgrade(self.engine)
+        except StorageError:
+            self.engine.dispose()
+            raise
+        except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
+            self.engine.dispose()
+            raise StorageError(f"cannot open database {display_url(self.url)}: {_first_line(_cause(exc))}") from None
+
+    def __repr__(self) -> str:
+        return f"Store({display_url(self.url)!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection pool (the database itself stays)."""
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def session(self, write: bool = True) -> Iterator[Session]:
+        """One unit of work: commits when the block ends, rolls back if it raises. Read-only blocks
+        may pass write=False so that on SQLite they do not wait for the write lock."""
+        with Session(self._write_engine if write else self.engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    # ---- writes the tuner makes -------------------------------------------------------------
+
+    def fingerprint_id(self, fp: dict) -> int:
+        """The id of fingerprint `fp` (tuner.fingerprint.current_fingerprint()), inserted if new."""
+        with self.session() as s:
+            return fingerprint_row(s, fp).id
+
+    def study(self, fp: dict, op: str, n: int, k: int, dtype, m: int, model: str | None = None) -> StudyRef:
+        """Get or create the study of (fingerprint, op, N, K, dtype, M bucket); links `model` to the
+        shape when given. Its Optuna study (same name) is the tuner's to create."""
+        dtype = dtype_name(dtype)
+        for name, value in (("n", n), ("k", k), ("m", m)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        with self.session() as s:
+            fp_row = fingerprint_row(s, fp)
+            shape = shape_row(s, op, n, k, dtype)
+            if model is not None:
+                link_model(s, model, shape)
+            row = study_row(s, fp_row, shape, m)
+            return StudyRef(row.id, row.optuna_study_name, fp_row.key, op, n, k, dtype, m)
+
+    def add_trial(self, study_id: int, *, trial_number: int | None, arm: str, config: dict, status: str,
+                  reason: str | None = None, rel_error: float | None = None, compile_s: float | None = None,
+                  median_us: float | None = None, p20_us: float | None = None,
+                  p80_us: float | None = None) -> int:
+        """Record one measurement; returns the trial row id."""
+        from kernel_space.spec import config_key  # noqa: PLC0415 - imports torch; see fingerprint_key
+
+        _check_choice("arm", arm, TRIAL_ARMS)
+        _check_choice("status", status, STATUSES)
+        row = Trial(study_id=study_id, trial_number=trial_number, arm=arm, config=dict(config),
+                    config_key=config_key(config), status=status, reason=reason, rel_error=rel_error,
+                    compile_s=compile_s, median_us=median_us, p20_us=p20_us, p80_us=p80_us)
+        with self.session() as s:
+            _require(s, Study, study_id)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def set_winner(self, study_id: int, *, arm: str, config: dict, median_us: float, unfused_us: float,
+                   cublas_us: float | None, floor_us: float | None, speedup: float,
+                   speedup_vs_cublas: float | None) -> None:
+        """Insert or replace the confirmed winner of a study."""
+        _check_choice("arm", arm, WINNER_ARMS)
+        values = dict(arm=arm, config=dict(config), median_us=median_us, unfused_us=unfused_us,
+                      cublas_us=cublas_us, floor_us=floor_us, speedup=speedup,
+                      speedup_vs_cublas=speedup_vs_cublas)
+        with self.session() as s:
+            _require(s, Study, study_id)
+            upsert_winner(s, study_id, values)
+
+    def optuna_storage(self):
+        """Optuna's RDBStorage on this database (created once per Store; its tables sit beside ours)."""
+        import optuna  # noqa: PLC0415 - only the tuner needs it
+
+        with self._optuna_lock:
+            if self._optuna is None:
+                kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_S}} if self.engine.dialect.name == "sqlite" else {}
+                # Optuna's first open creates its tables and stamps its version: not safe to race.
+                with init_lock(self.engine):
+                    self._optuna = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)
+            return self._optuna
+
+
+# ---- get-or-create of each natural key, inside a caller's session ---------------------------
+
+
+def fingerprint_row(s: Session, fp: dict) -> Fingerprint:
+    """The row of fingerprint dict `fp` (the format of tuner.fingerprint), inserted if new."""
+    key = fingerprint_key(fp)
+    try:
+        values = dict(
+            key=key, device_name=str(fp["device_name"]), capability=capability_text(fp["capability"]),
+            sm_count=int(fp["sm_count"]), total_memory=int(fp["total_memory"]), driver=str(fp["driver"]),
+            cuda=str(fp["cuda"]), torch=str(fp["torch"]), triton=str(fp["triton"]),
+            kernel_hashes=dict(fp["kernel_hashes"]),
+        )
+    except KeyError as exc:
+        raise ValueError(f"fingerprint lacks {exc.args[0]!r}") from None
+    return get_or_create(s, Fingerprint, {"key": key}, values)
+
+
+def shape_row(s: Session, op: str, n: int, k: int, dtype: str) -> Shape:
+    if not isinstance(op, str) or not op:
+        raise ValueError(f"op must be a non-empty string, got {op!r}")
+    key = dict(op=op, n=n, k=k, dtype=dtype)
+    return get_or_create(s, Shape, key, key)
+
+
+def link_model(s: Session, model: str, shape: Shape) -> None:
+    """Record that `model` runs `shape`; StorageError if it already runs another shape for that op."""
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"model must be a non-empty string, got {model!r}")
+    key = dict(model=model, op=shape.op, dtype=shape.dtype)
+    link = get_or_create(s, ModelShape, key, {**key, "shape_id": shape.id})
+    if link.shape_id != shape.id:
+        other = s.get(Shape, link.shape_id)
+        raise StorageError(
+            f"model {model!r} already has {shape.op} ({shape.dtype}) at N={other.n} K={other.k}, "
+            f"not N={shape.n} K={shape.k}: a different model under the same name?"
+        )
+
+
+def study_row(s: Session, fp: Fingerprint, shape: Shape, m: int) -> Study:
+    name = study_name(fp.key, shape.op, shape.n, shape.k, shape.dtype, m)
+    key = dict(fingerprint_id=fp.id, shape_id=shape.id, m=m)
+    return get_or_create(s, Study, key, {**key, "optuna_study_name": name})
+
+
+def get_or_create(s: Session, model, key: dict, values: dict):
+    """The row of `model` matching `key`, inserted from `values` if there is none. The insert runs
+    in a savepoint so that losing a race to a concurrent writer only re-reads."""
+    stmt = select(model).filter_by(**key)
+    row = s.scalars(stmt).one_or_none()
+    if row is not None:
+        return row
+    try:
+        with s.begin_nested():
+            row = model(**values)
+            s.add(row)
+    except sqlalchemy.exc.IntegrityError:
+        row = s.scalars(stmt).one()
+    return row
+
+
+def upsert_winner(s: Session, study_id: int, values: dict, compare: tuple[str, ...] | None = None) -> str:
+    """Insert or update the winner of a study; returns 'added', 'replaced' or 'unchanged'. A row
+    equal to `values` on the `compare` fields (default: all but confirmed_at) is left as it is."""
+    row = s.scalars(select(Winner).filter_by(study_id=study_id)).one_or_none()
+    if row is None:
+        s.add(Winner(study_id=study_id, **values))
+        return "added"
+    compare = compare or tuple(name for name in values if name != "confirmed_at")
+    if all(getattr(row, name) == values[name] for name in compare):
+        return "unchanged"
+    for name, value in values.items():
+        setattr(row, name, value)
+    if "confirmed_at" not in values:
+        row.confirmed_at = utcnow()
+    return "replaced"
+
+
+def _require(s: Session, model, row_id: int) -> None:
+    if s.get(model, row_id) is None:
+        raise ValueError(f"no {model.__tablename__} row with id {row_id}")
+
+
+def _check_choice(name: str, value, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _cause(exc: BaseException) -> BaseException:
+    # SQLAlchemy wraps the driver's error; its text carries SQL and a docs link, the driver's does not.
+    return getattr(exc, "orig", None) or exc

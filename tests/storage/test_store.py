@@ -1,0 +1,231 @@
+"""The Store: URL resolution, SQLite settings, migrations, round trips and unique keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+
+import optuna
+import pytest
+import sqlalchemy
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select
+
+from kernel_space.spec import config_key
+from storage import Base, Fingerprint, Shape, StorageError, Store, Study, StudyRef, Trial, Winner, migrate, study_name
+from tests.storage.fill import FUSED, H100, H200, UNFUSED
+
+KS_TABLES = {"ks_fingerprints", "ks_shapes", "ks_model_shapes", "ks_studies", "ks_trials", "ks_winners"}
+
+
+def tables(path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_url_argument_then_env_then_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KERNEL_SEARCH_DB", raising=False)
+    with Store() as s:
+        assert s.url == "sqlite:///kernel_search.db"
+    assert (tmp_path / "kernel_search.db").exists()
+    monkeypatch.setenv("KERNEL_SEARCH_DB", f"sqlite:///{tmp_path / 'env.db'}")
+    with Store():
+        pass
+    with Store(f"sqlite:///{tmp_path / 'arg.db'}"):
+        pass
+    assert {"env.db", "arg.db"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_sqlite_wal_busy_timeout_and_foreign_keys(store):
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 30_000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_migrations_applied_at_head(tmp_path):
+    path = tmp_path / "m.db"
+    with Store(f"sqlite:///{path}") as s:
+        with s.engine.connect() as conn:
+            assert migrate.current(conn) == migrate.head() == "0001"
+    assert KS_TABLES | {"ks_alembic_version"} <= tables(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM ks_alembic_version").fetchall() == [("0001",)]
+
+
+def test_models_match_the_migrations(store):
+    # An ORM change without a migration (or the reverse) shows up as a difference here.
+    with store.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "version_table": migrate.VERSION_TABLE})
+        diff = [d for d in compare_metadata(ctx, Base.metadata) if "ks_" in repr(d)]
+    assert diff == []
+
+
+def test_optuna_shares_the_database_and_reopening_keeps_both(tmp_path):
+    path = tmp_path / "o.db"
+    url = f"sqlite:///{path}"
+    with Store(url) as s:
+        ref = s.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1)
+        storage = s.optuna_storage()
+        assert isinstance(storage, optuna.storages.RDBStorage) and s.optuna_storage() is storage
+        study = optuna.create_study(study_name=ref.name, storage=storage)
+        study.enqueue_trial({"BLOCK_N": 64})
+    # Optuna's `alembic_version` and ours live side by side; a second open migrates nothing.
+    assert {"studies", "trials", "alembic_version", "ks_alembic_version"} <= tables(path)
+    with Store(url) as s:
+        assert s.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1) == ref
+        names = [x.study_name for x in optuna.get_all_study_summaries(s.optuna_storage())]
+        assert names == [ref.name]
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("not a url", "bad database URL"),
+        ("nosuchdb://host/x", "unknown database kind"),
+        ("postgresql+psycopg2://user:secret@127.0.0.1:1/ks", "postgresql"),
+        ("sqlite:////nonexistent-dir/sub/x.db", "cannot open database"),
+    ],
+)
+def test_bad_url_is_one_line_storage_error(url, words):
+    with pytest.raises(StorageError) as info:
+        Store(url)
+    message = str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert words in message and "\n" not in message and "secret" not in message
+
+
+def test_a_file_that_is_not_a_database(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, this is not SQLite\n" * 100)
+    with pytest.raises(StorageError, match="cannot open database"):
+        Store(f"sqlite:///{path}")
+
+
+def test_schema_newer_than_the_code_is_refused(tmp_path):
+    path = tmp_path / "new.db"
+    Store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE ks_alembic_version SET version_num = '9999'")
+    with pytest.raises(StorageError, match="newer than this version"):
+        Store(f"sqlite:///{path}")
+
+
+def test_fingerprint_upsert_and_columns(store):
+    first = store.fingerprint_id(H100)
+    assert store.fingerprint_id(dict(H100)) == first
+    assert store.fingerprint_id(H200) != first
+    with store.session(write=False) as s:
+        row = s.get(Fingerprint, first)
+        assert (row.device_name, row.capability, row.sm_count, row.total_memory) == (
+            "NVIDIA H100 80GB HBM3", "9.0", 132, 85520809984)
+        assert row.kernel_hashes == H100["kernel_hashes"] and len(row.key) == 12
+        assert s.scalar(select(func.count()).select_from(Fingerprint)) == 2
+
+
+def test_study_get_or_create_and_model_links(store):
+    ref = store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 8, model="qwen3-0.6b")
+    assert isinstance(ref, StudyRef)
+    assert ref.name == study_name(ref.fingerprint_key, "rmsnorm_qkv", 4096, 1024, "bfloat16", 8)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ref.m = 16
+    # The same shape from another model (or from no model) is the same study.
+    assert store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 8, model="qwen3-0.6b-ft") == ref
+    assert store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 8) == ref
+    other_m = store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 16, model="qwen3-0.6b")
+    other_gpu = store.study(H200, "rmsnorm_qkv", 4096, 1024, "bfloat16", 8, model="qwen3-0.6b")
+    assert len({ref.id, other_m.id, other_gpu.id}) == 3
+    assert len({ref.name, other_m.name, other_gpu.name}) == 3
+    with store.session(write=False) as s:
+        assert s.scalar(select(func.count()).select_from(Shape)) == 1
+
+
+def test_study_refuses_a_second_shape_for_a_models_op(store):
+    store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1, model="qwen3-0.6b")
+    with pytest.raises(StorageError, match="already has rmsnorm_qkv"):
+        store.study(H100, "rmsnorm_qkv", 6144, 4096, "bfloat16", 1, model="qwen3-0.6b")
+    # The failed call rolled back whole: its new shape is not there either.
+    with store.session(write=False) as s:
+        assert s.scalars(select(Shape.n)).all() == [4096]
+    # Another dtype of the same op is a separate link.
+    store.study(H100, "rmsnorm_qkv", 4096, 1024, "float16", 1, model="qwen3-0.6b")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    (dict(dtype="int8"), "dtype"), (dict(m=0), "m must be"), (dict(n=-1), "n must be"), (dict(op=""), "op must"),
+])
+def test_study_argument_errors(store, kwargs, match):
+    args = dict(fp=H100, op="rmsnorm_qkv", n=4096, k=1024, dtype="bfloat16", m=1) | kwargs
+    with pytest.raises(ValueError, match=match):
+        store.study(**args)
+
+
+def test_study_accepts_a_torch_dtype(store):
+    import torch
+
+    assert store.study(H100, "rmsnorm_qkv", 4096, 1024, torch.bfloat16, 1).dtype == "bfloat16"
+
+
+def test_trial_round_trip(store):
+    ref = store.study(H100, "o_proj_residual", 1024, 2048, "bfloat16", 1)
+    tid = store.add_trial(ref.id, trial_number=7, arm="fused", config=FUSED, status="ok", rel_error=2.5e-3,
+                          compile_s=1.5, median_us=6.5, p20_us=6.3, p80_us=6.9)
+    base = store.add_trial(ref.id, trial_number=None, arm="unfused", config=UNFUSED, status="failed",
+                           reason="timing: RuntimeError: CUDA error")
+    with store.session(write=False) as s:
+        row = s.get(Trial, tid)
+        assert (row.study_id, row.trial_number, row.arm, row.status, row.reason) == (ref.id, 7, "fused", "ok", None)
+        assert row.config == FUSED and row.config_key == config_key(FUSED)
+        assert (row.rel_error, row.compile_s, row.median_us, row.p20_us, row.p80_us) == (2.5e-3, 1.5, 6.5, 6.3, 6.9)
+        assert row.created_at is not None
+        row = s.get(Trial, base)
+        assert (row.trial_number, row.config_key, row.median_us) == (None, "unfused", None)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    (dict(arm="triton"), "arm must be"), (dict(status="crashed"), "status must be"),
+    (dict(study_id=999), "no ks_studies row"),
+])
+def test_trial_argument_errors(store, kwargs, match):
+    ref = store.study(H100, "o_proj_residual", 1024, 2048, "bfloat16", 1)
+    args = dict(study_id=ref.id, trial_number=0, arm="fused", config=FUSED, status="ok") | kwargs
+    with pytest.raises(ValueError, match=match):
+        store.add_trial(**args)
+    with store.session(write=False) as s:
+        assert s.scalar(select(func.count()).select_from(Trial)) == 0
+
+
+def test_set_winner_upserts(store):
+    ref = store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1)
+    kwargs = dict(median_us=4.9, unfused_us=20.3, cublas_us=6.0, floor_us=2.8, speedup=4.14, speedup_vs_cublas=1.22)
+    store.set_winner(ref.id, arm="fused", config=FUSED, **kwargs)
+    store.set_winner(ref.id, arm="unfused", config=UNFUSED, **(kwargs | dict(median_us=20.3, speedup=1.0)))
+    with store.session(write=False) as s:
+        rows = s.scalars(select(Winner)).all()
+        assert [(w.study_id, w.arm, w.config, w.median_us, w.speedup) for w in rows] == [
+            (ref.id, "unfused", UNFUSED, 20.3, 1.0)]
+    with pytest.raises(ValueError, match="arm must be"):
+        store.set_winner(ref.id, arm="cublas", config=UNFUSED, **kwargs)
+
+
+def test_unique_keys_are_enforced_by_the_database(store):
+    store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1, model="qwen3-0.6b")
+    for row in (Shape(op="rmsnorm_qkv", n=4096, k=1024, dtype="bfloat16"),
+                Study(fingerprint_id=1, shape_id=1, m=1, optuna_study_name="another name")):
+        with pytest.raises(sqlalchemy.exc.IntegrityError):
+            with store.session() as s:
+                s.add(row)
+    with store.session(write=False) as s:
+        assert s.scalar(select(func.count()).select_from(Study)) == 1
+
+
+def test_session_rolls_back_on_error(store):
+    with pytest.raises(RuntimeError):
+        with store.session() as s:
+            s.add(Shape(op="down_residual", n=1024, k=3072, dtype="bfloat16"))
+            s.flush()
+            raise RuntimeError("boom")
+    with store.session(write=False) as s:
+        assert s.scalar(select(func.count()).select_from(Shape)) == 0
