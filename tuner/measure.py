@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -70,6 +71,9 @@ def check_correct(spec: OpSpec, arm: str, cfg, m, n, k, dtype, device, seed: int
 
 
 def l2_bytes(device) -> int:
+    """The GPU's L2 size; 0 on the CPU (the interpreter has no cache worth rotating around)."""
+    if not str(device).startswith("cuda"):
+        return 0
     props = torch.cuda.get_device_properties(device)
     return int(getattr(props, "L2_cache_size", 50 * 2**20))
 
@@ -125,8 +129,30 @@ def time_graph(fn: Callable[[dict], tuple], rotation: list[dict], replays: int =
     return Timing(med, p20, p80, launches, len(samples))
 
 
+def time_cpu(fn: Callable[[dict], tuple], rotation: list[dict], reps: int = 3) -> Timing:
+    """Wall-clock time per call on the CPU (Triton's interpreter: only for exercising the tuner's
+    loop; these numbers say nothing about a GPU)."""
+    samples = []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        fn(rotation[i % len(rotation)])
+        samples.append((time.perf_counter() - t0) * 1e6)
+    return Timing(*_quantiles(samples), 1, len(samples))
+
+
+def time_arm(fn, rotation: list[dict]) -> Timing:
+    """time_graph on a GPU, time_cpu elsewhere."""
+    on_gpu = any(t.is_cuda for t in rotation[0].values())
+    return time_graph(fn, rotation) if on_gpu else time_cpu(fn, rotation)
+
+
 def paired_speedup(fn_a, fn_b, rotation: list[dict], pairs: int = 15) -> tuple[float, Timing, Timing]:
     """Speedup of A over B from interleaved replays (A B A B ...): median of t_B / t_A per pair."""
+    if not any(t.is_cuda for t in rotation[0].values()):
+        ta = [time_cpu(fn_a, rotation, 1).median_us for _ in range(3)]
+        tb = [time_cpu(fn_b, rotation, 1).median_us for _ in range(3)]
+        ratios = [b / a for a, b in zip(ta, tb, strict=True)]
+        return statistics.median(ratios), Timing(*_quantiles(ta), 1, 3), Timing(*_quantiles(tb), 1, 3)
     graph_a, la = capture(fn_a, rotation)
     graph_b, lb = capture(fn_b, rotation)
     _replay_us(graph_a, la), _replay_us(graph_b, lb)

@@ -66,7 +66,7 @@ def run_trial(op: str, arm: str, cfg: dict | None, m: int, n: int, k: int, dtype
         return result
     if time_it and rotation is not None:
         try:
-            t = measure.time_graph(measure.arm_fn(spec, arm, cfg), rotation)
+            t = measure.time_arm(measure.arm_fn(spec, arm, cfg), rotation)
         except Exception as exc:  # noqa: BLE001
             result.status, result.reason = "failed", "timing: " + short_reason(exc)
             _raise_if_context_lost(exc)

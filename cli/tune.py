@@ -1,0 +1,95 @@
+"""`kernel-search tune`: search every fused op of a model at every M bucket on this GPU."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.common import DbOption, fail, open_store, user_errors
+
+
+@user_errors
+def tune(
+    model: Annotated[str, typer.Option(help="A preset (qwen3-0.6b, qwen3-8b, ..., qwen3-tiny) or a path to a "
+                                       "Hugging Face config.json / model folder.")] = "qwen3-0.6b",
+    op: Annotated[list[str] | None, typer.Option("--op", help="Only these ops (repeatable); default all.")] = None,
+    buckets: Annotated[str, typer.Option(help="M buckets: decode (1..256), prefill (512..4096), all, or a comma "
+                                         "list such as 1,2,4,16.")] = "decode",
+    dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32.")] = "bfloat16",
+    trials: Annotated[int, typer.Option(min=1, help="Trials per (op, bucket) study, the enqueued baseline and "
+                                        "defaults included. A re-run tops studies up to this number.")] = 40,
+    seconds: Annotated[float | None, typer.Option(min=1, help="Stop starting new batches after this many "
+                                                  "seconds; unreached studies are listed.")] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Configs asked and compiled together.")] = 8,
+    seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
+    allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="Tune a non-tiny model without a GPU, through "
+                                            "Triton's interpreter (very slow; the times mean nothing).")] = False,
+    db: DbOption = None,
+):
+    """Tune a model's fused ops on this GPU with Optuna: every (op, M bucket) is one study, every trial is
+    checked against the reference and stored, and each winner is confirmed against the unfused path.
+    Interrupt any time (Ctrl-C or kill): running it again resumes where it stopped."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    from qwen3.config import resolve_model  # noqa: PLC0415
+    from tuner.buckets import parse_buckets  # noqa: PLC0415
+    from tuner.tune import interpreter_needed  # noqa: PLC0415
+
+    config = resolve_model(model)
+    bucket_list = parse_buckets(buckets)
+    if dtype not in ("bfloat16", "float16", "float32"):
+        fail(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
+    on_cpu = interpreter_needed()
+    if on_cpu:
+        if config.name != "qwen3-tiny" and not allow_cpu:
+            fail(f"no CUDA GPU here: tuning {config.name} needs one (use --model qwen3-tiny to try the loop on "
+                 "the CPU, or --allow-cpu)")
+        if dtype == "bfloat16":
+            dtype = "float16"  # Triton's interpreter computes bf16 tl.dot wrongly (measured, triton 3.6)
+    import kernel_space as ks  # noqa: PLC0415
+    from tuner.search import TuneOptions  # noqa: PLC0415
+    from tuner.tune import tune_model  # noqa: PLC0415
+
+    ops = op or list(ks.OPS)
+    for name in ops:
+        ks.get_op(name)
+    store = open_store(db, create=True)
+    opts = TuneOptions(trials=trials, batch=batch, seed=seed)
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[best]}"))
+    with Progress(*columns, console=console) as progress:
+        overall = progress.add_task(f"{config.name} ({dtype})", total=len(ops) * len(bucket_list), best="")
+        current = {"task": None}
+
+        def on_study(op_name, m, total):
+            if current["task"] is not None:
+                progress.remove_task(current["task"])
+            current["task"] = progress.add_task(f"  {op_name} M={m}", total=total, best="")
+
+        def on_trial(op_name, m, done, total, best):
+            progress.update(current["task"], completed=done, best=f"best {best:.1f} us" if best else "")
+
+        def on_done(o):
+            progress.advance(overall)
+            if o.winner_arm:
+                progress.console.print(
+                    f"{o.op:21s} M={o.m:<5d} {o.winner_arm:7s} {o.median_us:8.1f} us  unfused {o.unfused_us:8.1f} us"
+                    f"  x{o.speedup:.2f}  ({o.trials} trials, {o.failed} failed) {o.note}")
+            else:
+                progress.console.print(f"{o.op:21s} M={o.m:<5d} no winner: {o.note}")
+
+        report = tune_model(store, config, ops, list(bucket_list), dtype, opts, seconds,
+                            on_study=on_study, on_trial=on_trial, on_done=on_done)
+    fused = sum(1 for o in report.outcomes if o.winner_arm == "fused")
+    typer.echo(f"tuned {len(report.outcomes)} studies of {config.name} in {report.wall_s:.0f} s: fused wins "
+               f"{fused}, unfused {len(report.outcomes) - fused}")
+    if report.skipped:
+        typer.echo("not reached (time budget): " + ", ".join(f"{o} M={m}" for o, m in report.skipped))
+    typer.echo(f"next: kernel-search export --model {config.name} -o table.json")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(tune)

@@ -1,0 +1,159 @@
+"""The benchmarking child process. It owns the CUDA context: an illegal memory access or a hang kills
+the child, not the study. The parent marks that trial failed with its reason and starts a new child.
+
+Tasks are small dicts over a pipe; the child keeps the cold-L2 input rotation of the current shape,
+so the weights are generated once per study, not per trial.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+import traceback
+
+# A trial that takes longer than this is a hang (the biggest decode op times in well under a second;
+# compile happens before, in the compile pool, or on first launch within the first trial).
+DEFAULT_TIMEOUT_S = 300.0
+
+
+def _child_main(conn) -> None:
+    import torch  # noqa: PLC0415 - the child imports CUDA, the parent never needs to
+
+    from kernel_space import get_op  # noqa: PLC0415
+    from tuner import measure  # noqa: PLC0415
+    from tuner.trial import ContextLost, run_trial  # noqa: PLC0415
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    state = {"key": None, "rotation": None, "ceilings": None}
+
+    def rotation_for(op, m, n, k, dtype, seed):
+        key = (op, m, n, k, dtype)
+        if state["key"] != key:
+            state["rotation"] = None  # free the last shape's weights first
+            if device == "cuda":
+                torch.cuda.empty_cache()
+            state["rotation"] = measure.rotation_inputs(get_op(op), m, n, k, dtype, device, seed)
+            state["key"] = key
+        return state["rotation"]
+
+    def ceilings():
+        if state["ceilings"] is None and device == "cuda":
+            state["ceilings"] = (measure.measure_copy_bandwidth(device), measure.measure_matmul_rate(device))
+        return state["ceilings"]
+
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        kind = task.pop("kind")
+        dtype = getattr(torch, task.pop("dtype"))
+        try:
+            if kind == "trial":
+                rot = rotation_for(task["op"], task["m"], task["n"], task["k"], dtype, task["seed"])
+                res = run_trial(task["op"], task["arm"], task["config"], task["m"], task["n"], task["k"], dtype,
+                                device, rot, task["seed"], task["smem_limit"])
+                conn.send({"ok": True, "result": res.to_dict()})
+            elif kind == "confirm":
+                conn.send({"ok": True, "result": _confirm(task, dtype, device, rotation_for, ceilings)})
+            else:
+                conn.send({"ok": False, "error": f"unknown task {kind!r}"})
+        except ContextLost as exc:
+            conn.send({"ok": False, "error": f"CUDA context lost: {exc}", "restart": True})
+            os._exit(3)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
+            conn.send({"ok": False, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
+
+
+def _confirm(task, dtype, device, rotation_for, ceilings) -> dict:
+    """Paired A/B of each candidate against the unfused path, plus the cuBLAS GEMM and the floor."""
+    from kernel_space import get_op  # noqa: PLC0415
+    from tuner import measure  # noqa: PLC0415
+    from tuner.trial import run_trial  # noqa: PLC0415
+
+    op, m, n, k = task["op"], task["m"], task["n"], task["k"]
+    spec = get_op(op)
+    rot = rotation_for(op, m, n, k, dtype, task["seed"])
+    unfused = measure.arm_fn(spec, "unfused", None)
+    pairs = []
+    for cfg in task["configs"]:
+        speedup, t_fused, t_unfused = measure.paired_speedup(measure.arm_fn(spec, "fused", cfg), unfused, rot)
+        pairs.append({"config": cfg, "speedup": speedup, "fused_us": t_fused.median_us,
+                      "unfused_us": t_unfused.median_us})
+    cublas = run_trial(op, "cublas", None, m, n, k, dtype, device, rot, task["seed"])
+    unfused_alone = run_trial(op, "unfused", None, m, n, k, dtype, device, rot, task["seed"])
+    caps = ceilings()
+    floor = measure.floor_us(spec, m, n, k, dtype, device, *caps) if caps else None
+    return {"pairs": pairs, "cublas_us": cublas.median_us, "unfused_us": unfused_alone.median_us, "floor_us": floor}
+
+
+class Worker:
+    """A restartable child process that runs measurement tasks one at a time."""
+
+    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S):
+        self.timeout_s = timeout_s
+        self._proc = None
+        self._conn = None
+        self.restarts = 0
+
+    def _start(self) -> None:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_child_main, args=(child,), daemon=True, name="kernel-search-worker")
+        self._proc.start()
+        child.close()
+        self._conn = parent
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join(timeout=10)
+        if self._conn is not None:
+            self._conn.close()
+        self._proc = self._conn = None
+        self.restarts += 1
+
+    def request(self, task: dict, timeout_s: float | None = None) -> dict:
+        """Send one task; returns {"ok": True, "result": ...} or {"ok": False, "error": reason}.
+        Never raises for what happens in the child: a hang or a crash is an error reply."""
+        if self._proc is None or not self._proc.is_alive():
+            self._start()
+        timeout = timeout_s or self.timeout_s
+        t0 = time.monotonic()
+        try:
+            self._conn.send(task)
+            if not self._conn.poll(timeout):
+                self._kill()
+                return {"ok": False, "error": f"hang: no answer in {timeout:.0f} s; worker killed and restarted"}
+            reply = self._conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
+            code = self._proc.exitcode if self._proc is not None else None
+            if self._proc is not None:
+                self._proc.join(timeout=5)
+                code = self._proc.exitcode
+            self._kill()
+            return {"ok": False, "error": f"worker died (exit code {code}) after {time.monotonic() - t0:.1f} s"}
+        if reply.get("restart"):
+            self._kill()
+        return reply
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            try:
+                self._conn.send(None)
+                self._proc.join(timeout=10)
+            except (BrokenPipeError, OSError):
+                pass
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.kill()
+        self._proc = self._conn = None
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
