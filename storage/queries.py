@@ -90,7 +90,8 @@ def known_models(store: Store) -> list[str]:
         return list(s.scalars(select(ModelShape.model).distinct().order_by(ModelShape.model)))
 
 
-_ORDER = (Fingerprint.device_name, Fingerprint.key, Shape.op, Shape.dtype, Study.m)
+# GPU, then shapes in the order they were first tuned (a model's ops in layer order), then M.
+_ORDER = (Fingerprint.device_name, Fingerprint.key, Shape.id, Study.m)
 
 
 def winners_frame(store: Store, gpu: str | None = None, model: str | None = None, op: str | None = None,
@@ -157,7 +158,7 @@ def studies_frame(store: Store, gpu: str | None = None, model: str | None = None
         return _frame(s, stmt, STUDIES_COLUMNS)
 
 
-_NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\d+(\.\d+)?([eE][-+]?\d+)?")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[-+]?\d+(\.\d+)?([eE][-+]?\d+)?")
 
 
 def reason_pattern(reason: str | None) -> str:

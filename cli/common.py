@@ -1,0 +1,117 @@
+"""What every command shares: the --db option, opening the store, one-line user errors, output.
+
+A command module defines its functions and a `register(app)` that adds them; cli/app.py lists
+the modules. Wrap a command in @user_errors so that a mistake the user can fix (bad URL, missing
+file, unknown model, malformed table) prints one line to stderr and exits 1, not a traceback.
+Set KERNEL_SEARCH_DEBUG=1 to get the traceback anyway.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from enum import Enum
+from typing import Annotated
+
+import sqlalchemy
+import typer
+
+from storage.engine import ENV_VAR
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar=ENV_VAR,
+        show_envvar=True,
+        help="Database URL (any SQLAlchemy URL, e.g. postgresql://host/ks). Default: sqlite:///kernel_search.db "
+        "in the current directory.",
+    ),
+]
+GpuOption = Annotated[
+    str | None,
+    typer.Option("--gpu", help="A fingerprint key (or its prefix) or part of the device name, e.g. H100."),
+]
+ModelOption = Annotated[str | None, typer.Option("--model", help="Only shapes of this model, e.g. qwen3-0.6b.")]
+OpOption = Annotated[str | None, typer.Option("--op", help="Only this op, e.g. rmsnorm_qkv.")]
+MMinOption = Annotated[int | None, typer.Option("--m-min", min=1, help="Only M buckets >= this.")]
+MMaxOption = Annotated[int | None, typer.Option("--m-max", min=1, help="Only M buckets <= this.")]
+
+# ValueError covers StorageError and TableError; SQLAlchemyError a database that fails mid-command.
+USER_ERRORS = (ValueError, OSError, sqlalchemy.exc.SQLAlchemyError)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of an error (driver errors carry SQL and links below it)."""
+    exc = getattr(exc, "orig", None) or exc  # SQLAlchemy's wrapper -> the driver's own message
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def fail(message: str, code: int = 1):
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(fn):
+    """Turn USER_ERRORS raised by a command into `error: <one line>` on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            if os.environ.get("KERNEL_SEARCH_DEBUG"):
+                raise
+            fail(one_line(exc))
+
+    return wrapper
+
+
+def open_store(db: str | None, create: bool = False):
+    """The Store for --db (None: $KERNEL_SEARCH_DB or the default file). Unless `create`, a SQLite
+    file that does not exist is an error: a mistyped path should not answer with an empty database."""
+    from storage import Store  # noqa: PLC0415 - keeps `kernel-search --help` fast
+    from storage.engine import StorageError, display_url, parse_url, resolve_url, sqlite_path  # noqa: PLC0415
+
+    url = resolve_url(db)
+    path = sqlite_path(parse_url(url))
+    if not create and path is not None and not path.exists():
+        raise StorageError(f"no database at {display_url(url)} (tune or import first, or pass --db)")
+    return Store(url)
+
+
+def console(stderr: bool = False):
+    """A rich console; 200 columns when not a terminal, so piped tables are not squeezed to 80."""
+    from rich.console import Console  # noqa: PLC0415
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
+    # markup off: model names, reasons and configs are data and may hold "[...]".
+    return Console(file=stream, width=width, highlight=False, markup=False)
+
+
+def short_config(cfg: dict | None) -> str:
+    """A config for a table cell: 'unfused', or '16x64x256 path=dot SPLIT_K=4 ...'."""
+    if not cfg:
+        return ""
+    if cfg.get("impl") == "unfused":
+        return "unfused"
+    blocks = ("BLOCK_M", "BLOCK_N", "BLOCK_K")
+    parts = ["x".join(str(cfg[b]) for b in blocks)] if all(b in cfg for b in blocks) else []
+    parts += [f"{key}={value}" for key, value in cfg.items() if key not in blocks and key != "impl"]
+    return " ".join(parts)
+
+
+def fmt_float(value, digits: int = 2) -> str:
+    """A number for a table cell; '-' for missing (None or NaN)."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:.{digits}f}"

@@ -1,0 +1,62 @@
+"""`export` and `import`: dispatch tables out of and into the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import DbOption, GpuOption, open_store, user_errors
+
+
+@user_errors
+def export(
+    model: Annotated[str, typer.Option("--model", help="Model name as tuned (a preset like qwen3-0.6b, or a "
+                                                        "config.json path).")],
+    gpu: GpuOption = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="bfloat16, float16 or float32.")] = "bfloat16",
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write; '-' for stdout.")] = "-",
+    db: DbOption = None,
+):
+    """Write the dispatch table of a model on one GPU: per op and M bucket, the winning arm and config.
+
+    --gpu picks the fingerprint when the database holds results of several GPUs.
+    """
+    from storage.export import build_table, resolve_model_name  # noqa: PLC0415
+    from storage.table import dump_table  # noqa: PLC0415
+
+    store = open_store(db)
+    table = build_table(store, resolve_model_name(store, model), fingerprint_key=gpu, dtype=dtype)
+    buckets = [b for entry in table.ops.values() for b in entry.buckets]
+    fused = sum(b.arm == "fused" for b in buckets)
+    if output == "-":
+        typer.echo(dump_table(table), nl=False)
+        where = "stdout"
+    else:
+        dump_table(table, Path(output))
+        where = output
+    typer.echo(f"wrote {where}: {table.model} ({table.dtype}) on {table.fingerprint['device_name']}, "
+               f"{len(table.ops)} ops, {len(buckets)} buckets, {fused} fused", err=True)
+
+
+@user_errors
+def import_(
+    file: Annotated[Path, typer.Argument(help="A dispatch table JSON file (kernel-search export).",
+                                         show_default=False)],
+    db: DbOption = None,
+):
+    """Check a dispatch table and record its rows as winners, so that it shows up in `query`.
+
+    A table from another GPU is stored under its own fingerprint; nothing in it is executed.
+    """
+    from storage.export import import_table  # noqa: PLC0415
+
+    if not file.is_file():
+        raise ValueError(f"no such file: {file}")
+    typer.echo(str(import_table(open_store(db, create=True), file)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("import")(import_)

@@ -1,0 +1,85 @@
+"""`kernel-search export` and `import`."""
+
+from __future__ import annotations
+
+import json
+
+from storage import load_table
+from storage.queries import winners_frame
+from tests.cli.helpers import assert_one_line_error, run
+from tests.storage.fill import H100, H200
+
+
+def test_export_to_stdout_is_a_valid_table(filled):
+    store, _ = filled
+    result = run("export", "--model", "qwen3-8b", "--db", store.url)
+    assert result.exit_code == 0, result.output
+    table = load_table(json.loads(result.stdout))
+    assert table.model == "qwen3-8b" and table.fingerprint == H100
+    assert set(table.ops) == {"rmsnorm_qkv", "down_residual"}
+    assert result.stderr.startswith("wrote stdout: qwen3-8b (bfloat16) on NVIDIA H100 80GB HBM3, 2 ops, 2 buckets")
+
+
+def test_export_to_a_file_with_gpu_choice(filled, tmp_path):
+    store, _ = filled
+    out = tmp_path / "h200.json"
+    result = run("export", "--model", "qwen3-0.6b", "--gpu", "H200", "-o", out, "--db", store.url)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert load_table(out).fingerprint == H200
+    assert f"wrote {out}" in result.stderr
+
+
+def test_export_reads_the_url_from_the_environment(filled):
+    store, _ = filled
+    result = run("export", "--model", "qwen3-8b", env={"KERNEL_SEARCH_DB": store.url})
+    assert result.exit_code == 0, result.output
+
+
+def test_export_errors_are_one_line(filled, tmp_path):
+    store, _ = filled
+    assert_one_line_error(run("export", "--model", "qwen3-0.6b", "--db", store.url),
+                          "2 fingerprints", "--gpu", "NVIDIA H200")
+    assert_one_line_error(run("export", "--model", "llama-7b", "--db", store.url),
+                          "unknown model 'llama-7b'", "qwen3-0.6b", "qwen3-8b")
+    assert_one_line_error(run("export", "--model", "qwen3-4b", "--db", store.url), "no winners for model 'qwen3-4b'")
+    assert_one_line_error(run("export", "--model", "qwen3-8b", "--dtype", "int8", "--db", store.url), "dtype")
+    assert_one_line_error(run("export", "--model", "qwen3-8b", "--db", "nosuch://x"), "unknown database kind")
+    assert_one_line_error(run("export", "--model", "qwen3-8b", "--db", f"sqlite:///{tmp_path / 'none.db'}"),
+                          "no database at")
+    assert not (tmp_path / "none.db").exists()
+    assert_one_line_error(run("export", "--model", "qwen3-8b", "-o", tmp_path / "no" / "dir.json",
+                              "--db", store.url), "No such file or directory")
+
+
+def test_import_prints_a_summary_and_stores_the_rows(filled, tmp_path):
+    store, _ = filled
+    out = tmp_path / "t.json"
+    assert run("export", "--model", "qwen3-8b", "-o", out, "--db", store.url).exit_code == 0
+    target = f"sqlite:///{tmp_path / 'new.db'}"
+    result = run("import", out, "--db", target)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("imported qwen3-8b (bfloat16) for NVIDIA H100 80GB HBM3 [")
+    assert "2 ops, 2 buckets; winners 2 added, 0 replaced, 0 unchanged" in result.stdout
+    from storage import Store
+
+    with Store(target) as other:
+        assert len(winners_frame(other, model="qwen3-8b")) == 2
+    assert "0 added, 0 replaced, 2 unchanged" in run("import", out, "--db", target).stdout
+
+
+def test_import_errors_are_one_line(filled, tmp_path):
+    store, _ = filled
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    assert_one_line_error(run("import", tmp_path / "missing.json", "--db", url), "no such file", "missing.json")
+    bad = tmp_path / "bad.json"
+    data = json.loads(run("export", "--model", "qwen3-8b", "--db", store.url).stdout)
+    data["ops"]["rmsnorm_qkv"]["buckets"][0]["arm"] = "cublas"
+    bad.write_text(json.dumps(data))
+    assert_one_line_error(run("import", bad, "--db", url), "ops.rmsnorm_qkv.buckets[0].arm")
+    del data["fingerprint"]
+    bad.write_text(json.dumps(data))
+    assert_one_line_error(run("import", bad, "--db", url), "'fingerprint'", "missing")
+    bad.write_text("[1, 2")
+    assert_one_line_error(run("import", bad, "--db", url), "is not JSON")
+    assert_one_line_error(run("import", bad, "--db", "sqlite:////nonexistent-dir/x.db"), "cannot open database")

@@ -1,0 +1,106 @@
+"""Several processes on one SQLite file: first opens racing on the schema, and writers racing on
+the same study. Nothing may fail, and no row may be lost or doubled."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from storage import Store
+from tests.storage.fill import FUSED, H100
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCESSES = 3
+
+# A fresh interpreter per process (storage imports no torch, so each starts in about a second). All
+# wait for the go file, then open the same new database, Optuna's storage and one Optuna study.
+OPENER = textwrap.dedent("""
+    import os, sys, time
+    import optuna
+    from storage import Store
+    url, ready, go = sys.argv[1:4]
+    open(ready, "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.001)
+    store = Store(url)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.create_study(study_name="shared", storage=store.optuna_storage(), load_if_exists=True)
+    print("opened")
+""")
+
+
+@pytest.mark.timeout(120)
+def test_first_opens_do_not_race_on_migrations(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", OPENER, url, str(tmp_path / f"ready{i}"), str(go)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for i in range(PROCESSES)
+    ]
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"ready{i}").exists() for i in range(PROCESSES)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "an opener died early"
+        time.sleep(0.01)
+    go.touch()
+    results = [p.communicate(timeout=60) for p in procs]
+    for proc, (out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err
+        assert out.strip() == "opened"
+    with sqlite3.connect(tmp_path / "fresh.db") as conn:
+        assert conn.execute("SELECT version_num FROM ks_alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT study_name FROM studies").fetchall() == [("shared",)]
+        assert conn.execute("SELECT count(*) FROM version_info").fetchone() == (1,)
+
+
+TRIALS_EACH = 40
+
+
+def _writer(url: str, worker: int, go, errors) -> None:
+    try:
+        go.wait(30)
+        store = Store(url)
+        ref = store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1, model="qwen3-0.6b")
+        for i in range(TRIALS_EACH):
+            store.add_trial(ref.id, trial_number=worker * 1000 + i, arm="fused", config=FUSED, status="ok",
+                            median_us=5.0 + worker + i / 100)
+        store.set_winner(ref.id, arm="fused", config=FUSED, median_us=5.0 + worker, unfused_us=20.3,
+                         cublas_us=6.0, floor_us=2.8, speedup=4.0, speedup_vs_cublas=1.2)
+        store.close()
+    except BaseException as exc:  # reported to the parent: an exception in a child is otherwise silent
+        errors.put(f"worker {worker}: {type(exc).__name__}: {exc}")
+        raise
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_writers_lose_nothing(tmp_path):
+    # fork: the children start without re-importing torch (tuner.fingerprint and kernel_space need it).
+    ctx = multiprocessing.get_context("fork")
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    go, errors = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(url, w, go, errors)) for w in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    go.set()
+    for p in procs:
+        p.join(90)
+    failures = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
+    assert failures == [] and [p.exitcode for p in procs] == [0] * PROCESSES
+    with sqlite3.connect(tmp_path / "shared.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT count(*) FROM ks_studies").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM ks_fingerprints").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM ks_winners").fetchone() == (1,)
+        numbers = sorted(n for (n,) in conn.execute("SELECT trial_number FROM ks_trials"))
+    assert numbers == sorted(w * 1000 + i for w in range(PROCESSES) for i in range(TRIALS_EACH))
+    with Store(url) as store:
+        assert store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1).id == 1

@@ -1,0 +1,173 @@
+"""Dispatch tables out of the database and back in: build_table, import_table, the validator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from kernel_space.spec import UNFUSED_CONFIG
+from storage import DispatchTable, StorageError, Store, TableError, Winner, dump_table, load_table
+from storage.export import UNFUSED_CONFIG as EXPORT_UNFUSED
+from storage.export import build_table, import_table, resolve_model_name
+from storage.queries import winners_frame
+from tests.storage.fill import FMA, FUSED, H100, H200, shape
+from tuner.fingerprint import fingerprint_key
+
+
+def test_unfused_config_is_the_kernel_spaces():
+    assert EXPORT_UNFUSED == UNFUSED_CONFIG
+
+
+def test_build_table_for_a_model_on_one_gpu(filled):
+    store, _ = filled
+    table = build_table(store, "qwen3-0.6b", fingerprint_key="H100")
+    assert isinstance(table, DispatchTable)
+    assert (table.model, table.dtype, table.fingerprint) == ("qwen3-0.6b", "bfloat16", H100)
+    assert fingerprint_key(table.fingerprint) == fingerprint_key(H100)
+    # Layer order (the order the ops were first linked), and each op's shape and hash.
+    assert list(table.ops) == ["rmsnorm_qkv", "o_proj_residual", "rmsnorm_gate_up_silu", "down_residual"]
+    for op, entry in table.ops.items():
+        assert (entry.n, entry.k) == shape("qwen3-0.6b", op)
+        assert entry.kernel_hash == H100["kernel_hashes"][op]
+    qkv = table.ops["rmsnorm_qkv"]
+    assert [b.m for b in qkv.buckets] == [1, 16, 256]
+    assert [(b.arm, b.median_us, b.baseline_us) for b in qkv.buckets] == [
+        ("fused", 4.9, 20.3), ("fused", 5.2, 20.9), ("unfused", 24.0, 24.0)]
+    assert qkv.buckets[0].config == FUSED and qkv.buckets[2].config == {"impl": "unfused"}
+    assert qkv.lookup(100).m == 256 and qkv.lookup(4000).m == 256
+    # The study without a winner yet is left out, not guessed.
+    assert [b.m for b in table.ops["down_residual"].buckets] == [1]
+
+
+def test_build_table_picks_the_only_fingerprint(filled):
+    store, _ = filled
+    table = build_table(store, "qwen3-8b")
+    assert table.fingerprint["device_name"] == "NVIDIA H100 80GB HBM3"
+    assert table.ops["down_residual"].buckets[0].config == FMA
+
+
+def test_build_table_with_two_fingerprints_lists_them(filled):
+    store, info = filled
+    with pytest.raises(StorageError) as err:
+        build_table(store, "qwen3-0.6b")
+    message = str(err.value)
+    assert "2 fingerprints" in message and "NVIDIA H200" in message and "NVIDIA H100 80GB HBM3" in message
+    key = info.studies[("NVIDIA H200", "qwen3-0.6b", "rmsnorm_qkv", 1)].fingerprint_key
+    assert key in message
+    assert build_table(store, "qwen3-0.6b", fingerprint_key=key).fingerprint == H200
+    assert build_table(store, "qwen3-0.6b", fingerprint_key=key[:5]).fingerprint == H200
+
+
+@pytest.mark.parametrize(("model", "kwargs", "words"), [
+    ("qwen3-4b", {}, "no winners for model 'qwen3-4b'; models with winners: qwen3-0.6b (bfloat16)"),
+    ("qwen3-8b", {"dtype": "float16"}, "has winners in bfloat16, none in float16"),
+    ("qwen3-8b", {"fingerprint_key": "A100"}, "on a fingerprint matching 'A100'"),
+])
+def test_build_table_without_rows_says_why(filled, model, kwargs, words):
+    store, _ = filled
+    with pytest.raises(StorageError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        build_table(store, model, **kwargs)
+
+
+def test_build_table_on_an_empty_database(store):
+    with pytest.raises(StorageError, match="no winners yet"):
+        build_table(store, "qwen3-0.6b")
+
+
+def test_resolve_model_name(filled, tmp_path):
+    store, _ = filled
+    assert resolve_model_name(store, "qwen3-0.6b-ft") == "qwen3-0.6b-ft"
+    assert resolve_model_name(store, "qwen3-4b") == "qwen3-4b"  # a preset, even without rows
+    folder = tmp_path / "Qwen3-8B"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"hidden_size": 4096, "intermediate_size": 12288,
+                                                    "num_hidden_layers": 36, "num_attention_heads": 32,
+                                                    "num_key_value_heads": 8, "vocab_size": 151936}))
+    assert resolve_model_name(store, str(folder)) == "Qwen3-8B"
+    with pytest.raises(StorageError, match="unknown model 'llama-7b'.*models with winners in the database: qwen3"):
+        resolve_model_name(store, "llama-7b")
+
+
+def test_export_import_round_trip(filled, tmp_path):
+    store, _ = filled
+    table = build_table(store, "qwen3-0.6b", fingerprint_key="H100")
+    path = tmp_path / "h100.json"
+    dump_table(table, path)
+    assert load_table(path) == table  # the file passes the validator unchanged
+    with Store(f"sqlite:///{tmp_path / 'other.db'}") as other:
+        summary = import_table(other, path)
+        assert (summary.model, summary.ops, summary.buckets, summary.added) == ("qwen3-0.6b", 4, 6, 6)
+        assert summary.fingerprint_key == fingerprint_key(H100)
+        again = build_table(other, "qwen3-0.6b")
+        assert again.ops == table.ops and again.fingerprint == table.fingerprint
+        # The imported rows answer queries like local ones; what a table lacks stays empty.
+        frame = winners_frame(other, gpu="H100", op="rmsnorm_qkv")
+        assert frame.m.tolist() == [1, 16, 256] and frame.cublas_us.isna().all()
+        assert frame.speedup.tolist() == [b.speedup for b in table.ops["rmsnorm_qkv"].buckets]
+
+
+def test_reimport_keeps_local_measurements_and_replaces_changes(filled, tmp_path):
+    store, _ = filled
+    data = build_table(store, "qwen3-8b").to_dict()
+    summary = import_table(store, data)
+    assert (summary.added, summary.replaced, summary.unchanged) == (0, 0, 2)
+    assert winners_frame(store, model="qwen3-8b").cublas_us.notna().all()  # not wiped by the table's gaps
+    data["ops"]["rmsnorm_qkv"]["buckets"][0].update(median_us=18.0, speedup=2.57)
+    data["ops"]["rmsnorm_qkv"]["buckets"].append({"m": 64, "arm": "unfused", "config": {"impl": "unfused"},
+                                                  "median_us": 50.0, "baseline_us": 50.0, "speedup": 1.0})
+    summary = import_table(store, data)
+    assert (summary.added, summary.replaced, summary.unchanged) == (1, 1, 1)
+    frame = winners_frame(store, model="qwen3-8b", op="rmsnorm_qkv")
+    assert frame.median_us.tolist() == [18.0, 50.0] and frame.cublas_us.isna().all()
+
+
+def _table(store) -> dict:
+    return build_table(store, "qwen3-8b").to_dict()
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (lambda d: d["fingerprint"].pop("sm_count"), "fingerprint.sm_count"),
+    (lambda d: d["fingerprint"].update(capability=[9]), "fingerprint.capability"),
+    (lambda d: d["fingerprint"].update(capability=["9", "0"]), "fingerprint.capability"),
+    (lambda d: d.update(format=2), "format"),
+    (lambda d: d.update(dtype="int4"), "dtype"),
+    (lambda d: d["ops"]["rmsnorm_qkv"].update(N=0), "ops.rmsnorm_qkv.N"),
+    (lambda d: d["ops"]["rmsnorm_qkv"]["buckets"][0].update(arm="cublas"), "ops.rmsnorm_qkv.buckets[0].arm"),
+    (lambda d: d["ops"]["rmsnorm_qkv"]["buckets"][0]["config"].pop("BLOCK_K"),
+     "ops.rmsnorm_qkv.buckets[0].config.BLOCK_K"),
+    (lambda d: d["ops"]["down_residual"]["buckets"][0].pop("median_us"), "ops.down_residual.buckets[0].median_us"),
+])
+def test_malformed_tables_are_refused_naming_the_field(filled, edit, field):
+    store, _ = filled
+    data = _table(store)
+    edit(data)
+    with pytest.raises(TableError) as err:
+        import_table(store, data)
+    assert err.value.field == field and field in str(err.value)
+
+
+def test_a_refused_table_writes_nothing(store, tmp_path):
+    with Store(f"sqlite:///{tmp_path / 'src.db'}") as src:
+        ref = src.study(H100, "rmsnorm_qkv", 6144, 4096, "bfloat16", 1, model="qwen3-8b")
+        src.set_winner(ref.id, arm="fused", config=FUSED, median_us=19.0, unfused_us=46.2, cublas_us=24.7,
+                       floor_us=16.8, speedup=2.43, speedup_vs_cublas=1.3)
+        ref = src.study(H100, "o_proj_residual", 4096, 4096, "bfloat16", 1, model="qwen3-8b")
+        src.set_winner(ref.id, arm="unfused", config={"impl": "unfused"}, median_us=18.7, unfused_us=18.7,
+                       cublas_us=16.8, floor_us=11.2, speedup=1.0, speedup_vs_cublas=0.9)
+        data = build_table(src, "qwen3-8b").to_dict()
+    store.study(H100, "o_proj_residual", 1, 1, "bfloat16", 1, model="qwen3-8b")  # conflicting shape
+    with pytest.raises(StorageError, match="already has o_proj_residual"):
+        import_table(store, data)
+    with store.session(write=False) as s:
+        assert s.scalar(select(func.count()).select_from(Winner)) == 0
+
+
+def test_import_from_a_file_errors(store, tmp_path):
+    with pytest.raises(TableError, match="cannot read"):
+        import_table(store, tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(TableError, match="is not JSON"):
+        import_table(store, bad)
