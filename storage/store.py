@@ -98,9 +98,11 @@ class Store:
         self._optuna_lock = threading.Lock()
         try:
             with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            with init_lock(self.engine):
-                migrate.upgrade(self.engine)
+                at_head = migrate.current(conn) == migrate.head()
+            # The usual open finds the schema at head and needs no lock (nor a writable lock file).
+            if not at_head:
+                with init_lock(self.engine):
+                    migrate.upgrade(self.engine)
         except StorageError:
             self.engine.dispose()
             raise
@@ -176,7 +178,7 @@ class Store:
         _check_choice("arm", arm, WINNER_ARMS)
         values = dict(arm=arm, config=dict(config), median_us=median_us, unfused_us=unfused_us,
                       cublas_us=cublas_us, floor_us=floor_us, speedup=speedup,
-                      speedup_vs_cublas=speedup_vs_cublas)
+                      speedup_vs_cublas=speedup_vs_cublas, confirmed_at=utcnow())
         with self.session() as s:
             _require(s, Study, study_id)
             upsert_winner(s, study_id, values)
@@ -256,19 +258,16 @@ def get_or_create(s: Session, model, key: dict, values: dict):
 
 
 def upsert_winner(s: Session, study_id: int, values: dict, compare: tuple[str, ...] | None = None) -> str:
-    """Insert or update the winner of a study; returns 'added', 'replaced' or 'unchanged'. A row
-    equal to `values` on the `compare` fields (default: all but confirmed_at) is left as it is."""
+    """Insert or update the winner of a study; returns 'added', 'replaced' or 'unchanged'. With
+    `compare`, a row already equal to `values` on those fields is left as it is."""
     row = s.scalars(select(Winner).filter_by(study_id=study_id)).one_or_none()
     if row is None:
         s.add(Winner(study_id=study_id, **values))
         return "added"
-    compare = compare or tuple(name for name in values if name != "confirmed_at")
-    if all(getattr(row, name) == values[name] for name in compare):
+    if compare is not None and all(getattr(row, name) == values[name] for name in compare):
         return "unchanged"
     for name, value in values.items():
         setattr(row, name, value)
-    if "confirmed_at" not in values:
-        row.confirmed_at = utcnow()
     return "replaced"
 
 

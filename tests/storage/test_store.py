@@ -63,6 +63,18 @@ def test_models_match_the_migrations(store):
     assert diff == []
 
 
+def test_the_lock_file_is_only_needed_to_create_the_schema(tmp_path):
+    # A directory where the lock file belongs makes taking the lock fail.
+    (tmp_path / "fresh.db.lock").mkdir()
+    with pytest.raises(StorageError, match="cannot open database"):
+        Store(f"sqlite:///{tmp_path / 'fresh.db'}")
+    Store(f"sqlite:///{tmp_path / 'done.db'}").close()
+    (tmp_path / "done.db.lock").unlink()
+    (tmp_path / "done.db.lock").mkdir()
+    with Store(f"sqlite:///{tmp_path / 'done.db'}") as s:
+        assert s.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1).id == 1
+
+
 def test_optuna_shares_the_database_and_reopening_keeps_both(tmp_path):
     path = tmp_path / "o.db"
     url = f"sqlite:///{path}"
@@ -206,6 +218,11 @@ def test_set_winner_upserts(store):
         rows = s.scalars(select(Winner)).all()
         assert [(w.study_id, w.arm, w.config, w.median_us, w.speedup) for w in rows] == [
             (ref.id, "unfused", UNFUSED, 20.3, 1.0)]
+        first = rows[0].confirmed_at
+    # Confirming the same winner again records when.
+    store.set_winner(ref.id, arm="unfused", config=UNFUSED, **(kwargs | dict(median_us=20.3, speedup=1.0)))
+    with store.session(write=False) as s:
+        assert s.scalars(select(Winner.confirmed_at)).one() > first
     with pytest.raises(ValueError, match="arm must be"):
         store.set_winner(ref.id, arm="cublas", config=UNFUSED, **kwargs)
 
