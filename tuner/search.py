@@ -10,6 +10,8 @@ against the unfused path A B A B; a fused winner needs a paired speedup >= the n
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,15 +84,46 @@ def _winner(store: Store, study_id: int) -> Winner | None:
         return s.scalars(select(Winner).where(Winner.study_id == study_id)).first()
 
 
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_is_gone(owner: str | None) -> bool:
+    """A RUNNING trial is stale when the process that asked for it is dead. Another tuner on this host
+    that is alive, or one on another host, may still be measuring it: leave those alone."""
+    if not owner:
+        return True
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
 def _settle_interrupted(study: optuna.Study, stored: list[Trial]) -> None:
     """Trials left RUNNING by a killed run: tell what was stored for them, else FAIL (not measured)."""
     by_number = {t.trial_number: t for t in stored if t.trial_number is not None}
     for ft in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not _owner_is_gone(ft.user_attrs.get("owner")):
+            continue
         row = by_number.get(ft.number)
         if row is not None and row.status == "ok":
-            study.tell(ft.number, row.median_us)
+            _tell(study, ft.number, row.median_us)
         else:
-            study.tell(ft.number, state=TrialState.FAIL)
+            _tell(study, ft.number, None, TrialState.FAIL)
+
+
+def _tell(study: optuna.Study, trial, value, state=TrialState.COMPLETE) -> None:
+    """Tell, tolerating a trial that another tuner process has already settled."""
+    try:
+        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    except RuntimeError as exc:  # "Cannot tell a FAIL trial." and the like: someone else finished it
+        if "Cannot tell" not in str(exc):
+            raise
 
 
 def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, op: str, n: int, k: int, dtype: str,
@@ -120,14 +153,15 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, op: st
     new = 0
     while finished() < opts.trials and (opts.deadline is None or time.monotonic() < opts.deadline):
         batch = [study.ask(dists) for _ in range(min(opts.batch, opts.trials - finished()))]
+        for trial in batch:
+            trial.set_user_attr("owner", OWNER)
         pending = []
         for trial in batch:
             cfg = params_to_config(trial.params)
             key = config_key(cfg)
             if key in measured:  # measured before in this study: same value, no second measurement
                 row = measured[key]
-                study.tell(trial, row.median_us if row.status == "ok" else None,
-                           state=TrialState.COMPLETE if row.status == "ok" else TrialState.FAIL)
+                _tell(study, trial, row.median_us, TrialState.COMPLETE if row.status == "ok" else TrialState.FAIL)
                 continue
             why = get_op(op).check(cfg, m, n, k, dtype_bytes(dtype), opts.smem_limit) if cfg["impl"] == "fused" \
                 else None
@@ -174,7 +208,7 @@ def _record(store, ref, study, trial, cfg, result: dict, measured: dict) -> None
                     compile_s=result.get("compile_s"), median_us=result.get("median_us"),
                     p20_us=result.get("p20_us"), p80_us=result.get("p80_us"))
     ok = status == "ok" and result.get("median_us") is not None
-    study.tell(trial, result["median_us"] if ok else None, state=TrialState.COMPLETE if ok else TrialState.FAIL)
+    _tell(study, trial, result.get("median_us"), TrialState.COMPLETE if ok else TrialState.FAIL)
     measured[config_key(cfg)] = _Row(status if ok else "failed", result.get("median_us"))
 
 

@@ -1,0 +1,87 @@
+"""A config that fails to compile, computes a wrong result, crashes or hangs the worker is a failed
+trial with its reason; the study goes on."""
+
+import os
+import threading
+import time
+
+import torch
+
+import kernel_space as ks
+from tests.conftest import DEVICE
+from tuner import measure
+from tuner.trial import run_trial
+from tuner.worker import Worker
+
+CFG = dict(impl="fused", path="fma", BLOCK_M=1, BLOCK_N=8, BLOCK_K=32, SPLIT_K=1, GROUP_M=1, num_warps=2,
+           num_stages=1, split_reduce="kernel", prologue="inline")
+
+
+def _trial(op="o_proj_residual", cfg=CFG, m=1, n=37, k=100):
+    spec = ks.get_op(op)
+    rotation = measure.rotation_inputs(spec, m, n, k, torch.float16, DEVICE, 0)
+    return run_trial(op, "fused", cfg, m, n, k, torch.float16, DEVICE, rotation, seed=1)
+
+
+def test_good_config_is_ok():
+    t = _trial()
+    assert t.status == "ok" and t.rel_error < 5e-3 and t.median_us > 0
+
+
+def test_invalid_config_is_refused_before_compiling():
+    t = _trial(cfg={**CFG, "BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128})
+    assert t.status == "failed" and t.reason.startswith("invalid config: path=fma holds")
+
+
+def test_wrong_result_is_incorrect_with_its_error():
+    spec = ks.get_op("o_proj_residual")
+    real = spec.fused
+    # A kernel that drops the residual: plausible output, wrong function.
+    object.__setattr__(spec, "fused", lambda i, c: (real(i, c)[0] - i["residual"],))
+    try:
+        t = _trial()
+    finally:
+        object.__setattr__(spec, "fused", real)
+    assert t.status == "incorrect" and t.rel_error > 0.1 and "tolerance" in t.reason
+
+
+def test_compile_error_is_failed_with_its_reason():
+    spec = ks.get_op("o_proj_residual")
+    real = spec.fused
+
+    def broken(i, c):
+        raise RuntimeError("triton.compiler.errors.CompilationError: at 12:8: unsupported layout\nmore lines")
+
+    object.__setattr__(spec, "fused", broken)
+    try:
+        t = _trial()
+    finally:
+        object.__setattr__(spec, "fused", real)
+    assert t.status == "failed" and t.reason == "RuntimeError: triton.compiler.errors.CompilationError: at 12:8: " \
+                                                "unsupported layout"
+
+
+TASK = {"kind": "trial", "op": "o_proj_residual", "arm": "fused", "config": CFG, "m": 1, "n": 37, "k": 100,
+        "dtype": "float16", "seed": 0, "smem_limit": 232448}
+
+
+def test_worker_measures_then_survives_a_killed_child():
+    with Worker() as worker:
+        reply = worker.request(dict(TASK))
+        assert reply["ok"] and reply["result"]["status"] == "ok"
+        pid = worker._proc.pid
+        # Kill the child in the middle of a request, as a segfault or an OOM kill would.
+        threading.Timer(0.3, lambda: os.kill(pid, 9)).start()
+        died = worker.request({**TASK, "n": 512, "k": 1024})  # seconds in the interpreter: killed mid-way
+        assert not died["ok"] and died["error"].startswith("worker died (exit code -9)")
+        again = worker.request(dict(TASK))  # a fresh child takes the next task
+        assert again["ok"] and worker._proc.pid != pid and worker.restarts == 1
+
+
+def test_worker_hang_is_a_failed_trial_and_a_restart():
+    with Worker() as worker:
+        t0 = time.monotonic()
+        reply = worker.request(dict(TASK), timeout_s=0.05)  # spawning alone takes longer: looks like a hang
+        assert not reply["ok"] and reply["error"].startswith("hang: no answer in 0 s")
+        assert time.monotonic() - t0 < 30 and worker.restarts == 1
+        assert worker.request(dict(TASK))["ok"]
