@@ -1,13 +1,25 @@
-"""The kernel-search database: schema, the Store that writes it, and the dispatch-table format.
+"""The kernel-search database: schema, the Store that writes it, queries, and dispatch tables.
 
-Queries (pandas frames) live in storage.queries and table export/import in storage.export; both are
-imported lazily by their users, so that importing storage does not pull pandas.
+The query frames (storage.queries) need pandas; they are re-exported here lazily, so that importing
+storage (every CLI command, every tuner process) does not pay for pandas until a frame is asked for.
 """
 
 from storage.engine import DEFAULT_URL, ENV_VAR, StorageError, resolve_url
+from storage.export import ImportSummary, build_table, import_table
 from storage.models import Base, Fingerprint, ModelShape, Shape, Study, Trial, Winner
 from storage.store import Store, StudyRef, study_name
 from storage.table import DispatchTable, TableError, dump_table, load_table, parse_table
+
+_QUERIES = ("failures_frame", "known_models", "studies_frame", "trials_frame", "winners_frame")
+
+
+def __getattr__(name: str):
+    if name in _QUERIES:
+        from storage import queries
+
+        return getattr(queries, name)
+    raise AttributeError(f"module 'storage' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_URL",
@@ -15,6 +27,7 @@ __all__ = [
     "Base",
     "DispatchTable",
     "Fingerprint",
+    "ImportSummary",
     "ModelShape",
     "Shape",
     "Store",
@@ -24,9 +37,16 @@ __all__ = [
     "TableError",
     "Trial",
     "Winner",
+    "build_table",
     "dump_table",
+    "failures_frame",
+    "import_table",
+    "known_models",
     "load_table",
     "parse_table",
     "resolve_url",
+    "studies_frame",
     "study_name",
+    "trials_frame",
+    "winners_frame",
 ]

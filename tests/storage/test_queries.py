@@ -150,3 +150,13 @@ def test_reason_pattern(reason, pattern):
 def test_known_models(filled):
     store, _ = filled
     assert known_models(store) == ["qwen3-0.6b", "qwen3-0.6b-ft", "qwen3-8b"]
+
+
+def test_public_api_resolves():
+    import storage
+
+    for name in storage.__all__:
+        assert getattr(storage, name) is not None, name
+    assert storage.winners_frame is winners_frame
+    with pytest.raises(AttributeError):
+        storage.no_such_frame  # noqa: B018
