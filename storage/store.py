@@ -193,7 +193,24 @@ class Store:
                 # Optuna's first open creates its tables and stamps its version: not safe to race.
                 with init_lock(self.engine):
                     self._optuna = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)
+                if self.engine.dialect.name == "sqlite":
+                    _serialize_sqlite(self._optuna.engine)
             return self._optuna
+
+
+def _serialize_sqlite(engine) -> None:
+    """Give Optuna's own engine our SQLite settings, with every transaction IMMEDIATE. Optuna pops an
+    enqueued trial with SELECT ... FOR UPDATE, which SQLite ignores: two tuners on one file then both
+    took the same waiting trial and the second tell failed ("Cannot tell a COMPLETE trial"). Taking
+    the write lock at BEGIN makes that read-then-update atomic across processes."""
+    from sqlalchemy import event  # noqa: PLC0415
+
+    from storage.engine import _sqlite_begin, _sqlite_connect  # noqa: PLC0415
+
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    engine.update_execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+    engine.dispose()  # connections opened before the listeners existed are dropped
 
 
 # ---- get-or-create of each natural key, inside a caller's session ---------------------------

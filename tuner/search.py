@@ -10,6 +10,7 @@ against the unfused path A B A B; a fused winner needs a paired speedup >= the n
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import time
@@ -87,11 +88,17 @@ def _winner(store: Store, study_id: int) -> Winner | None:
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _owner_is_gone(owner: str | None) -> bool:
+# A RUNNING trial with no owner yet was asked for a moment ago (the owner is set right after the ask)
+# or by a run killed in that moment: after this long it is the latter.
+OWNERLESS_STALE_S = 600
+
+
+def _owner_is_gone(owner: str | None, started) -> bool:
     """A RUNNING trial is stale when the process that asked for it is dead. Another tuner on this host
     that is alive, or one on another host, may still be measuring it: leave those alone."""
     if not owner:
-        return True
+        age = (datetime.datetime.now() - started).total_seconds() if started else 0
+        return age > OWNERLESS_STALE_S
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname():
         return False
@@ -108,7 +115,7 @@ def _settle_interrupted(study: optuna.Study, stored: list[Trial]) -> None:
     """Trials left RUNNING by a killed run: tell what was stored for them, else FAIL (not measured)."""
     by_number = {t.trial_number: t for t in stored if t.trial_number is not None}
     for ft in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _owner_is_gone(ft.user_attrs.get("owner")):
+        if not _owner_is_gone(ft.user_attrs.get("owner"), ft.datetime_start):
             continue
         row = by_number.get(ft.number)
         if row is not None and row.status == "ok":
@@ -152,9 +159,14 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, op: st
 
     new = 0
     while finished() < opts.trials and (opts.deadline is None or time.monotonic() < opts.deadline):
-        batch = [study.ask(dists) for _ in range(min(opts.batch, opts.trials - finished()))]
-        for trial in batch:
-            trial.set_user_attr("owner", OWNER)
+        batch = []
+        for _ in range(min(opts.batch, opts.trials - finished())):
+            trial = study.ask(dists)
+            try:
+                trial.set_user_attr("owner", OWNER)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another tuner settled it in the instant after the ask: not ours to measure
+            batch.append(trial)
         pending = []
         for trial in batch:
             cfg = params_to_config(trial.params)

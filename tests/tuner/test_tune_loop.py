@@ -147,7 +147,7 @@ def test_concurrent_tune_processes_share_one_sqlite_file(tmp_path):
     procs = [subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     store = Store(db)
     with store.session(write=False) as s:
