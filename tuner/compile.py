@@ -39,14 +39,34 @@ def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[floa
 
     if not jobs or not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
         return [(0.0, None)] * len(jobs)
-    workers = workers or max(1, min(16, (os.cpu_count() or 2) - 1))
-    ctx = mp.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(_compile_one, *job) for job in jobs]
-        out = []
-        for fut in futures:
-            try:
-                out.append(fut.result())
-            except Exception as exc:  # noqa: BLE001 - a crashed worker fails its job only
-                out.append((0.0, f"compile worker died: {type(exc).__name__}: {exc}"))
-        return out
+    pool = _pool(workers or max(1, min(16, (os.cpu_count() or 2) - 1)))
+    futures = [pool.submit(_compile_one, *job) for job in jobs]
+    out = []
+    for fut in futures:
+        try:
+            out.append(fut.result())
+        except cf.process.BrokenProcessPool as exc:
+            shutdown()  # a worker died (a crash in the compiler): the next batch gets a fresh pool
+            out.append((0.0, f"compile worker died: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - reported per config
+            out.append((0.0, f"compile failed: {type(exc).__name__}: {exc}"))
+    return out
+
+
+# One pool for the whole run: starting 15 processes that import torch costs seconds per batch.
+_POOL: dict = {}
+
+
+def _pool(workers: int) -> cf.ProcessPoolExecutor:
+    pool = _POOL.get(workers)
+    if pool is None:
+        shutdown()
+        pool = _POOL[workers] = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    return pool
+
+
+def shutdown() -> None:
+    """Stop the compile pool (the tuner calls this when it is done)."""
+    for pool in _POOL.values():
+        pool.shutdown(wait=False, cancel_futures=True)
+    _POOL.clear()

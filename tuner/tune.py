@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import torch
 import kernel_space as ks
 from qwen3.config import Qwen3Config
 from storage import Store
+from tuner.compile import shutdown as compile_pool_shutdown
 from tuner.fingerprint import current_fingerprint
 from tuner.search import StudyOutcome, TuneOptions, tune_study
 from tuner.worker import Worker
@@ -44,7 +46,8 @@ def tune_model(store: Store, config: Qwen3Config, ops: list[str], buckets: list[
     fp = current_fingerprint()
     dims = config.dims()
     outcomes, skipped = [], []
-    with Worker() as worker:
+    with Worker() as worker, contextlib.ExitStack() as stack:
+        stack.callback(compile_pool_shutdown)
         for op in ops:
             n, k = ks.get_op(op).shape(dims)
             warm = None
