@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import optuna
-from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 from sqlalchemy import select
 
@@ -28,6 +27,7 @@ from storage import Store, StudyRef
 from storage.models import Trial, Winner
 from tuner.candidates import default_configs
 from tuner.compile import precompile
+from tuner.space import config_to_params, suggest
 from tuner.worker import Worker
 
 NOISE_BAND = 1.02  # a fused config must beat the unfused path by more than this in the paired A/B
@@ -60,19 +60,6 @@ class StudyOutcome:
     speedup: float | None = None
     note: str = ""
     failures: dict = field(default_factory=dict)
-
-
-def distributions(op: str) -> dict:
-    """Optuna's view of an op's space: one categorical per parameter."""
-    spec = get_op(op)
-    values = dict(spec.space.values)
-    if not spec.norm:
-        values["prologue"] = ("inline",)  # the only meaningful choice without a norm
-    return {key: CategoricalDistribution(list(choices)) for key, choices in values.items()}
-
-
-def params_to_config(params: dict) -> dict:
-    return dict(UNFUSED_CONFIG) if params.get("impl") == "unfused" else dict(params)
 
 
 def _stored_trials(store: Store, study_id: int) -> list[Trial]:
@@ -145,14 +132,15 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, op: st
     stored = _stored_trials(store, ref.id)
     _settle_interrupted(study, stored)
     measured = {t.config_key: t for t in stored if t.trial_number is not None}
-    dists = distributions(op)
     if not study.trials:
         study.enqueue_trial({"impl": "unfused"}, skip_if_exists=True)
         seeds = default_configs(op, m, n, k, int(dtype_bytes(dtype)), opts.sm_count, opts.smem_limit)
         if warm_start is not None and warm_start.get("impl") == "fused":
             seeds.insert(0, warm_start)
         for cfg in seeds:
-            study.enqueue_trial({key: cfg[key] for key in dists if key in cfg}, skip_if_exists=True)
+            params = config_to_params(cfg, op, m, n, k)
+            if params is not None:
+                study.enqueue_trial(params, skip_if_exists=True)
 
     def finished() -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
@@ -161,7 +149,7 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, op: st
     while finished() < opts.trials and (opts.deadline is None or time.monotonic() < opts.deadline):
         batch = []
         for _ in range(min(opts.batch, opts.trials - finished())):
-            trial = study.ask(dists)
+            trial = study.ask()
             try:
                 trial.set_user_attr("owner", OWNER)
             except optuna.exceptions.UpdateFinishedTrialError:
@@ -169,7 +157,7 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, op: st
             batch.append(trial)
         pending = []
         for trial in batch:
-            cfg = params_to_config(trial.params)
+            cfg = suggest(trial, op, m, n, k)
             key = config_key(cfg)
             if key in measured:  # measured before in this study: same value, no second measurement
                 row = measured[key]
