@@ -101,9 +101,17 @@ def from_hf_config(path: str | Path, name: str | None = None) -> Qwen3Config:
         vocab_size=raw["vocab_size"],
         tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
         rms_norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
-        rope_theta=float(raw.get("rope_theta", 1_000_000.0)),
+        rope_theta=_rope_theta(raw),
         max_position_embeddings=int(raw.get("max_position_embeddings", 40960)),
     )
+
+
+def _rope_theta(raw: dict) -> float:
+    # transformers 5 writes it inside rope_parameters; 4.x (and the published files) at the top level.
+    params = raw.get("rope_parameters")
+    if isinstance(params, dict) and "rope_theta" in params:
+        return float(params["rope_theta"])
+    return float(raw.get("rope_theta", 1_000_000.0))
 
 
 def resolve_model(spec: str) -> Qwen3Config:

@@ -1,0 +1,217 @@
+"""The runtime dispatcher: per fusion site and batch size M, the fused kernel a dispatch table chose,
+or the unfused baseline.
+
+A model calls one method per fusion site with explicit tensors (`ops.rmsnorm_qkv(x, residual,
+norm_w, w, eps)` and so on). Each looks M = x.shape[0] up by interval in the table (the bucket's
+winner serves every M above the bucket below it up to its own m) and runs the fused launcher with
+that bucket's config where the table picked `fused` and everything it was tuned for still holds;
+anywhere else it runs the `_unfused` baseline. With no table it is the baseline everywhere.
+
+A table is data: it is parsed and type-checked by storage.table, its configs are re-checked with
+the op's check_config, and only the search-space keys of a config (ints and a few names) ever
+reach a launcher. Nothing in a table is executed.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from kernel_space import OPS, get_op, kernel_hash
+from kernel_space.down_residual import down_residual, down_residual_unfused
+from kernel_space.o_proj_residual import o_proj_residual, o_proj_residual_unfused
+from kernel_space.rmsnorm_gate_up_silu import rmsnorm_gate_up_silu, rmsnorm_gate_up_silu_unfused
+from kernel_space.rmsnorm_qkv import rmsnorm_qkv, rmsnorm_qkv_unfused
+from kernel_space.spec import DEFAULT_SMEM_LIMIT
+from storage.table import DispatchTable, load_table
+from tuner.fingerprint import current_fingerprint, same_hardware
+
+DTYPE_NAMES = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}
+ELEM_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What one op runs at one M: the arm, the config handed to the launcher, and why."""
+
+    arm: str  # "fused" or "unfused"
+    config: dict = field(default_factory=lambda: {"impl": "unfused"})
+    reason: str = ""  # for a fused choice the table bucket it came from, else why the baseline runs
+
+
+class Dispatcher:
+    """Picks fused or unfused per op and M from a dispatch table, and runs it.
+
+    table: None (the unfused baseline everywhere), a path to a table's JSON file, a decoded dict,
+    or a storage.table.DispatchTable (what storage.export.build_table returns). A malformed table
+    raises storage.table.TableError naming the field.
+    device: the GPU whose fingerprint the table is checked against (default: the current one).
+
+    A table measured on other hardware loads with one warning; an op whose kernel source changed
+    since tuning (kernel_hash differs) runs the baseline, with one warning per op.
+    """
+
+    def __init__(self, table: DispatchTable | dict | str | Path | None = None, *, device=None):
+        if table is not None and not isinstance(table, DispatchTable):
+            table = load_table(table)
+        self.table: DispatchTable | None = table
+        self.device = torch.device(device) if device is not None else None
+        self._cache: dict[tuple, Choice] = {}
+        self._warned: set[str] = set()
+        self._blocked: dict[str, str] = {}  # op -> why the whole op runs the baseline
+        self._bad_buckets: dict[tuple[str, int], str] = {}  # (op, bucket m) -> why its config is refused
+        if table is not None:
+            self._check_table(table)
+
+    @classmethod
+    def from_database(cls, store, model: str, fingerprint_key: str | None = None, dtype: str = "bfloat16",
+                      *, device=None) -> Dispatcher:
+        """The dispatcher for the winners of `model` in a storage.Store (storage.export.build_table)."""
+        from storage.export import build_table  # noqa: PLC0415 - pulls SQLAlchemy; only this path needs it
+
+        return cls(build_table(store, model, fingerprint_key=fingerprint_key, dtype=dtype), device=device)
+
+    # -- checks done once, when the table is loaded ------------------------------------------------
+
+    def _check_table(self, table: DispatchTable) -> None:
+        index = self.device.index if self.device is not None and self.device.type == "cuda" else None
+        here = current_fingerprint(index)
+        if not same_hardware(table.fingerprint, here):
+            self._warn("hardware", f"dispatch table was tuned on {_describe(table.fingerprint)}, this is "
+                                   f"{_describe(here)}: its choices are served as they are, but its timings may "
+                                   f"not hold here (re-tune with `kernel-search tune` for this GPU)")
+        for op, entry in table.ops.items():
+            if op not in OPS:
+                self._warn(f"unknown:{op}", f"dispatch table has an op {op!r} this version does not know; ignored")
+                continue
+            if entry.kernel_hash != kernel_hash(op):
+                self._blocked[op] = "kernel source changed since tuning"
+                self._warn(f"hash:{op}", f"dispatch table's kernel hash for {op} ({entry.kernel_hash}) differs from "
+                                         f"this code's ({kernel_hash(op)}): {op} runs the unfused baseline")
+                continue
+            spec = get_op(op)
+            smem = _smem_limit(self.device)
+            for b in entry.buckets:
+                if b.arm != "fused":
+                    continue
+                why = spec.check(b.config, b.m, entry.n, entry.k, ELEM_BYTES[table.dtype], smem)
+                if why:
+                    self._bad_buckets[(op, b.m)] = why
+                    self._warn(f"config:{op}:{b.m}", f"dispatch table's {op} config at m={b.m} cannot run here "
+                                                     f"({why}): that bucket runs the unfused baseline")
+
+    def _warn(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    # -- resolving ---------------------------------------------------------------------------------
+
+    def choose(self, op: str, m: int, n: int | None = None, k: int | None = None,
+               dtype: torch.dtype | None = None, device_type: str | None = None) -> Choice:
+        """The Choice for op at M tokens. n, k (the weight's shape), dtype and device_type, when
+        given, are checked against what the table was tuned for; a mismatch means the baseline."""
+        key = (op, m, n, k, dtype, device_type)
+        choice = self._cache.get(key)
+        if choice is None:
+            choice = self._cache[key] = self._choose(*key)
+        return choice
+
+    def _choose(self, op, m, n, k, dtype, device_type) -> Choice:
+        get_op(op)  # ValueError for an unknown op, listing the known ones
+        if m < 1:
+            raise ValueError(f"M must be >= 1, got {m}")
+        table = self.table
+        if table is None:
+            return Choice("unfused", reason="no dispatch table")
+        entry = table.ops.get(op)
+        if entry is None:
+            return Choice("unfused", reason="op not in the dispatch table")
+        if op in self._blocked:
+            return Choice("unfused", reason=self._blocked[op])
+        if (n is not None and n != entry.n) or (k is not None and k != entry.k):
+            self._warn(f"shape:{op}:{n}x{k}", f"{op} weight is {n}x{k} but the dispatch table was tuned for "
+                                              f"{entry.n}x{entry.k}: {op} runs the unfused baseline")
+            return Choice("unfused", reason=f"table tuned for N, K = {entry.n}, {entry.k}")
+        if dtype is not None and DTYPE_NAMES.get(dtype) != table.dtype:
+            self._warn(f"dtype:{dtype}", f"the model runs {DTYPE_NAMES.get(dtype, dtype)} but the dispatch table was "
+                                         f"tuned for {table.dtype}: every op runs the unfused baseline")
+            return Choice("unfused", reason=f"table tuned for {table.dtype}")
+        bucket = entry.lookup(m)
+        if bucket.arm != "fused":
+            return Choice("unfused", reason=f"table bucket m={bucket.m} picked unfused")
+        refused = self._bad_buckets.get((op, bucket.m))
+        if refused:
+            return Choice("unfused", reason=f"table config at m={bucket.m} refused: {refused}")
+        if device_type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+            self._warn("cpu", "fused kernels need a GPU (or TRITON_INTERPRET=1 on the CPU): running the baseline")
+            return Choice("unfused", reason="CPU without Triton's interpreter")
+        # Only the search space's keys reach the launcher: whatever else a table carries stays behind.
+        config = {key: bucket.config[key] for key in get_op(op).space.values if key in bucket.config}
+        return Choice("fused", config, reason=f"table bucket m={bucket.m}, {bucket.speedup:.2f}x vs unfused")
+
+    def resolve(self, op: str, m: int) -> tuple[str, dict]:
+        """(arm, config) that op runs at M tokens, by the table alone (no shape or dtype check)."""
+        choice = self.choose(op, m)
+        return choice.arm, choice.config
+
+    def plan(self, m: int, shapes: dict[str, tuple[int, int]] | None = None,
+             dtype: torch.dtype | None = None, device_type: str | None = None) -> dict[str, Choice]:
+        """The Choice of every op at M tokens, e.g. before CUDA-graph capture. shapes: the model's
+        (N, K) per op (kernel_space.op_shapes), so the plan is exactly what the calls will run."""
+        shapes = shapes or {}
+        return {op: self.choose(op, m, *shapes.get(op, (None, None)), dtype, device_type) for op in OPS}
+
+    def _run(self, op: str, x: torch.Tensor, w: torch.Tensor) -> Choice:
+        return self.choose(op, x.shape[0], w.shape[0], w.shape[1], x.dtype, x.device.type)
+
+    # -- the fusion sites --------------------------------------------------------------------------
+
+    def rmsnorm_qkv(self, x, residual, norm_w, w, eps: float):
+        """(qkv, h): h = x + residual (x itself when residual is None); qkv = rmsnorm(h) @ w^T."""
+        choice = self._run("rmsnorm_qkv", x, w)
+        if choice.arm == "fused":
+            return rmsnorm_qkv(x, residual, norm_w, w, choice.config, eps)
+        return rmsnorm_qkv_unfused(x, residual, norm_w, w, eps)
+
+    def o_proj_residual(self, x, residual, w):
+        """residual + x @ w^T."""
+        choice = self._run("o_proj_residual", x, w)
+        if choice.arm == "fused":
+            return o_proj_residual(x, residual, w, choice.config)
+        return o_proj_residual_unfused(x, residual, w)
+
+    def rmsnorm_gate_up_silu(self, x, norm_w, w, eps: float):
+        """silu(g) * u with g, u = rmsnorm(x) @ w^T split in halves (gate rows first)."""
+        choice = self._run("rmsnorm_gate_up_silu", x, w)
+        if choice.arm == "fused":
+            return rmsnorm_gate_up_silu(x, norm_w, w, choice.config, eps)[0]
+        return rmsnorm_gate_up_silu_unfused(x, norm_w, w, eps)[0]
+
+    def down_residual(self, x, residual, w):
+        """residual + x @ w^T (the MLP's down projection)."""
+        choice = self._run("down_residual", x, w)
+        if choice.arm == "fused":
+            return down_residual(x, residual, w, choice.config)
+        return down_residual_unfused(x, residual, w)
+
+    def __repr__(self) -> str:
+        if self.table is None:
+            return "Dispatcher(no table: unfused baseline)"
+        fused = sum(b.arm == "fused" for e in self.table.ops.values() for b in e.buckets)
+        return (f"Dispatcher({self.table.model}, {self.table.dtype}, {self.table.fingerprint['device_name']}, "
+                f"{len(self.table.ops)} ops, {fused} fused buckets)")
+
+
+def _describe(fp: dict) -> str:
+    return f"{fp['device_name']} ({fp['sm_count']} SMs, capability {'.'.join(map(str, fp['capability']))})"
+
+
+def _smem_limit(device: torch.device | None) -> int:
+    if torch.cuda.is_available() and (device is None or device.type == "cuda"):
+        return torch.cuda.get_device_properties(device or torch.cuda.current_device()).shared_memory_per_block_optin
+    return DEFAULT_SMEM_LIMIT

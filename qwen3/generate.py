@@ -1,0 +1,179 @@
+"""Generation: prefill, then one token per sequence per step, greedy or sampled, streamed.
+
+On CUDA every decode step replays a CUDA graph captured per batch bucket (tuner.buckets'
+DECODE_BUCKETS, the sizes the dispatch table is tuned at); a batch is padded up to its bucket.
+Before capture the dispatcher's plan for the bucket is resolved and kept (Generator.plans), so a
+graph runs exactly the kernels the plan reports. On the CPU steps run eagerly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from qwen3.model import Qwen3ForCausalLM
+from tuner.buckets import DECODE_BUCKETS, bucket_for
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """temperature 0 is greedy (argmax); top_k 0 and top_p 1 leave the distribution whole."""
+
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token id per row of logits [B, vocab]."""
+    logits = logits.float()
+    if params.temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits / params.temperature
+    if params.top_k:
+        kth = torch.topk(logits, min(params.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if params.top_p < 1:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        # Drop a token once the tokens ranked above it already hold top_p of the mass (the first stays).
+        drop = probs.cumsum(dim=-1) - probs > params.top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+
+
+class Generator:
+    """Runs a Qwen3ForCausalLM over up to max_batch sequences of up to max_len tokens each.
+
+    cuda_graphs: None captures decode graphs when the model is on CUDA. Construction allocates the
+    KV cache (and captures the graphs), so build one Generator per (model, dispatcher).
+    """
+
+    def __init__(self, model: Qwen3ForCausalLM, max_batch: int, max_len: int, cuda_graphs: bool | None = None):
+        if max_batch < 1 or max_len < 2:
+            raise ValueError(f"max_batch must be >= 1 and max_len >= 2, got {max_batch}, {max_len}")
+        self.model, self.max_batch, self.max_len = model, max_batch, max_len
+        self.device = model.device
+        self.use_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
+        if self.use_graphs and self.device.type != "cuda":
+            raise ValueError("CUDA graphs need the model on a CUDA device")
+        top = bucket_for(max_batch, DECODE_BUCKETS)
+        self.buckets = tuple(b for b in DECODE_BUCKETS if b <= top) if self.use_graphs else ()
+        # Padded rows of a bucket's graph write their K/V into cache rows no sequence uses.
+        model.allocate_kv_cache(max(max_batch, top) if self.use_graphs else max_batch, max_len)
+        self.plans: dict[int, dict] = {}
+        self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        self._logits: dict[int, torch.Tensor] = {}
+        if self.use_graphs:
+            self._capture()
+
+    @torch.inference_mode()
+    def _capture(self) -> None:
+        size = self.buckets[-1]
+        self._ids = torch.zeros((size, 1), dtype=torch.long, device=self.device)
+        self._pos = torch.zeros((size, 1), dtype=torch.long, device=self.device)
+        pool = None
+        for b in reversed(self.buckets):  # largest first: the smaller graphs reuse its memory pool
+            self.plans[b] = self.model.plan(b)
+            # One eager run compiles the Triton kernels and allocates split-K counters outside capture.
+            self._step(self._ids[:b], self._pos[:b])
+            torch.cuda.synchronize(self.device)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool):
+                self._logits[b] = self._step(self._ids[:b], self._pos[:b])
+            pool = graph.pool() if pool is None else pool
+            self._graphs[b] = graph
+        torch.cuda.synchronize(self.device)
+
+    def _step(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.model.compute_logits(self.model(ids, positions))
+
+    @torch.inference_mode()
+    def decode_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """tokens, positions [B] (B <= max_batch; sequence b is cache row b) -> logits [B, vocab]."""
+        b = tokens.shape[0]
+        if not self.use_graphs:
+            return self._step(tokens[:, None], positions[:, None])
+        bucket = bucket_for(b, self.buckets)
+        self._ids[:b, 0] = tokens
+        self._pos[:b, 0] = positions
+        if b < bucket:
+            self._ids[b:bucket].zero_()
+            self._pos[b:bucket].zero_()
+        self._graphs[bucket].replay()
+        return self._logits[bucket][:b]
+
+    @torch.inference_mode()
+    def prefill(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Run the prompts into cache rows 0.. and return the logits of each one's last token [B, vocab].
+        Prompts of one length go as one batch, others one at a time."""
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        if len(prompts) > self.max_batch:
+            raise ValueError(f"{len(prompts)} prompts exceed max_batch {self.max_batch}")
+        longest = max(len(p) for p in prompts)
+        if longest >= self.max_len:
+            raise ValueError(f"a prompt of {longest} tokens leaves no room in max_len {self.max_len}")
+        if len({len(p) for p in prompts}) == 1:
+            ids = torch.tensor(prompts, dtype=torch.long, device=self.device)
+            pos = torch.arange(ids.shape[1], device=self.device).expand_as(ids)
+            hidden = self.model(ids, pos).view(ids.shape[0], ids.shape[1], -1)[:, -1]
+            return self.model.compute_logits(hidden.contiguous())
+        rows = []
+        for row, prompt in enumerate(prompts):
+            ids = torch.tensor([prompt], dtype=torch.long, device=self.device)
+            pos = torch.arange(len(prompt), device=self.device)[None]
+            rows.append(self.model.compute_logits(self.model(ids, pos, first_row=row)[-1:]))
+        return torch.cat(rows)
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_tokens: int,
+        sampling: SamplingParams = SamplingParams(),
+        *,
+        seed: int | None = None,
+        stop_ids: Sequence[int] = (),
+        on_token: Callable[[int, int], None] | None = None,
+    ) -> list[list[int]]:
+        """Up to max_tokens new token ids per prompt; a sequence ends after a stop id (not included).
+        on_token(sequence index, token id) is called for each token as it is produced."""
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        lengths = [len(p) for p in prompts]
+        if max(lengths, default=0) + max_tokens > self.max_len:
+            raise ValueError(f"prompt ({max(lengths)}) + max_tokens ({max_tokens}) exceed max_len {self.max_len}")
+        gen = None
+        if seed is not None:
+            gen = torch.Generator(device=self.device).manual_seed(seed)
+        stop = set(stop_ids)
+        out: list[list[int]] = [[] for _ in prompts]
+        done = [False] * len(prompts)
+        positions = torch.tensor(lengths, dtype=torch.long, device=self.device)
+        logits = self.prefill(prompts)
+        for step in range(max_tokens):
+            tokens = sample(logits, sampling, gen)
+            for i, token in enumerate(tokens.tolist()):
+                if done[i]:
+                    continue
+                if token in stop:
+                    done[i] = True
+                    continue
+                out[i].append(token)
+                if on_token is not None:
+                    on_token(i, token)
+            if all(done) or step == max_tokens - 1:
+                break
+            logits = self.decode_step(tokens, positions + step)
+        return out

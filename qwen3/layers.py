@@ -1,0 +1,118 @@
+"""The layers of the Qwen3 model that are not fusion sites: embedding, RMSNorm (q/k norms and the
+final norm), rotary embedding, attention over a preallocated KV cache, and the LM head.
+
+Weights are allocated empty: the loader or random_weights fills them. Each layer rounds where
+transformers' Qwen3 rounds (fp32 statistics, results cast back to the model dtype), so that the
+logits match it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _weight(*shape: int) -> nn.Parameter:
+    return nn.Parameter(torch.empty(*shape), requires_grad=False)
+
+
+class Embedding(nn.Module):
+    """Token id -> hidden vector."""
+
+    def __init__(self, vocab_size: int, hidden_size: int):
+        super().__init__()
+        self.weight = _weight(vocab_size, hidden_size)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(input_ids, self.weight)
+
+
+class Linear(nn.Module):
+    """A bias-free linear layer, weight [out, in] as nn.Linear keeps it. The fusion sites pass
+    `.weight` to the dispatcher; only the LM head calls forward."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = _weight(out_features, in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight)
+
+
+class RMSNorm(nn.Module):
+    """x * rsqrt(mean(x^2) + eps) * weight over the last dim, statistics in fp32. The decoder's two
+    norms keep their weight here too, but run inside the fused ops."""
+
+    def __init__(self, size: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = _weight(size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return x32.to(x.dtype) * self.weight
+
+
+class RotaryEmbedding(nn.Module):
+    """RoPE over the whole head (rotate-half layout), cos/sin tabulated in fp32 for every position."""
+
+    def __init__(self, head_dim: int, max_position: int, theta: float):
+        super().__init__()
+        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))
+        freqs = torch.arange(max_position, dtype=torch.float)[:, None] * inv_freq[None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        self.register_buffer("cos", emb.cos(), persistent=False)
+        self.register_buffer("sin", emb.sin(), persistent=False)
+
+    def forward(self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor):
+        """positions [..., T]; q, k [..., T, heads, head_dim]."""
+        # Cast to the activations' dtype before multiplying, as transformers does.
+        cos = self.cos[positions].to(q.dtype).unsqueeze(-2)
+        sin = self.sin[positions].to(q.dtype).unsqueeze(-2)
+        return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class Attention(nn.Module):
+    """Causal attention of new tokens over a preallocated KV cache, with grouped-query heads.
+
+    k_cache / v_cache are this layer's views [batch, max_len, kv_heads, head_dim] of the model's
+    cache (Qwen3ForCausalLM.allocate_kv_cache sets them). A call writes the new keys and values at
+    their positions, then every query attends to the cached positions <= its own. The whole cache
+    length is attended with a mask, so shapes stay static for CUDA-graph capture.
+    """
+
+    def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int):
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
+        self.scale = head_dim**-0.5
+        self.k_cache = self.v_cache = None
+
+    def forward(self, q, k, v, positions: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+        """q [B, T, heads, hd]; k, v [B, T, kv_heads, hd]; positions [B, T] (each token's slot in
+        its sequence); cache rows first_row .. first_row + B hold the B sequences. -> [B, T, heads * hd]."""
+        if self.k_cache is None:
+            raise RuntimeError("no KV cache: call allocate_kv_cache on the model first")
+        b, t = positions.shape
+        k_cache = self.k_cache[first_row:first_row + b]
+        v_cache = self.v_cache[first_row:first_row + b]
+        rows = torch.arange(b, device=positions.device)[:, None]
+        k_cache[rows, positions] = k
+        v_cache[rows, positions] = v
+        # Grouped-query attention without copying K/V: the `groups` query heads that share a KV head
+        # become extra query rows of it (head h reads KV head h // groups, as transformers' repeat_kv).
+        groups = self.num_heads // self.num_kv_heads
+        q = q.view(b, t, self.num_kv_heads, groups, self.head_dim).permute(0, 2, 3, 1, 4)
+        q = q.reshape(b, self.num_kv_heads, groups * t, self.head_dim)
+        keys, values = k_cache.transpose(1, 2), v_cache.transpose(1, 2)  # [B, kv_heads, max_len, hd]
+        slots = torch.arange(k_cache.shape[1], device=positions.device)
+        mask = (slots[None, None, :] <= positions[:, :, None]).repeat(1, groups, 1)[:, None]  # [B, 1, g*T, L]
+        o = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scale)
+        o = o.view(b, self.num_kv_heads, groups, t, self.head_dim).permute(0, 3, 1, 2, 4)
+        return o.reshape(b, t, self.num_heads * self.head_dim)

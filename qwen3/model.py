@@ -1,0 +1,159 @@
+"""Qwen3 for causal LM, laid out as nano-vllm lays it out, with every fusion site calling the dispatcher.
+
+A decoder layer is gpt-fast's two lines, h = x + attn(norm(x)) and out = h + mlp(norm(h)), where the
+norm, the GEMM and the residual add of each half run as dispatcher ops:
+
+    qkv, x  = ops.rmsnorm_qkv(x, None, input_norm, w_qkv)     # rmsnorm(x) @ Wqkv^T
+    h       = ops.o_proj_residual(attn(qkv), x, w_o)          # x + o @ Wo^T
+    act     = ops.rmsnorm_gate_up_silu(h, post_norm, w_gu)    # silu(g) * u of rmsnorm(h)
+    out     = ops.down_residual(act, h, w_down)               # h + act @ Wd^T
+
+The adds ride in the o_proj and down epilogues, so the stream leaves every layer whole and the
+residual input of rmsnorm_qkv is None (its h is x itself). That is transformers' Qwen3 exactly:
+it too adds each sublayer's output to the stream in the model dtype, right after the projection.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kernel_space.dispatch import Dispatcher
+from qwen3.config import Qwen3Config
+from qwen3.layers import Attention, Embedding, Linear, RMSNorm, RotaryEmbedding
+
+
+class Qwen3Attention(nn.Module):
+    """x + o_proj(attention(rope(qk_norm(qkv_proj(rmsnorm(x)))))), over the KV cache."""
+
+    def __init__(self, config: Qwen3Config, ops: Dispatcher, rotary: RotaryEmbedding):
+        super().__init__()
+        self.ops = ops
+        self.num_heads, self.num_kv_heads = config.num_attention_heads, config.num_key_value_heads
+        self.head_dim, self.eps = config.head_dim, config.rms_norm_eps
+        self.q_size = self.num_heads * self.head_dim
+        self.kv_size = self.num_kv_heads * self.head_dim
+        self.qkv_proj = Linear(config.hidden_size, self.q_size + 2 * self.kv_size)
+        self.o_proj = Linear(self.q_size, config.hidden_size)
+        self.q_norm = RMSNorm(self.head_dim, config.rms_norm_eps)
+        self.k_norm = RMSNorm(self.head_dim, config.rms_norm_eps)
+        self.rotary_emb = rotary
+        self.attn = Attention(self.num_heads, self.num_kv_heads, self.head_dim)
+
+    def forward(self, x: torch.Tensor, norm: RMSNorm, positions: torch.Tensor, first_row: int) -> torch.Tensor:
+        """x [B*T, hidden] -> the stream after attention, [B*T, hidden]."""
+        b, t = positions.shape
+        qkv, x = self.ops.rmsnorm_qkv(x, None, norm.weight, self.qkv_proj.weight, self.eps)
+        q, k, v = qkv.view(b, t, -1).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+        q = self.q_norm(q.reshape(b, t, self.num_heads, self.head_dim))
+        k = self.k_norm(k.reshape(b, t, self.num_kv_heads, self.head_dim))
+        q, k = self.rotary_emb(positions, q, k)
+        v = v.reshape(b, t, self.num_kv_heads, self.head_dim)
+        o = self.attn(q, k, v, positions, first_row)
+        return self.ops.o_proj_residual(o.view(b * t, self.q_size), x, self.o_proj.weight)
+
+
+class Qwen3MLP(nn.Module):
+    """h + down_proj(silu(gate_proj(rmsnorm(h))) * up_proj(rmsnorm(h))); gate and up merged, gate rows first."""
+
+    def __init__(self, config: Qwen3Config, ops: Dispatcher):
+        super().__init__()
+        self.ops = ops
+        self.eps = config.rms_norm_eps
+        self.gate_up_proj = Linear(config.hidden_size, 2 * config.intermediate_size)
+        self.down_proj = Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, h: torch.Tensor, norm: RMSNorm) -> torch.Tensor:
+        act = self.ops.rmsnorm_gate_up_silu(h, norm.weight, self.gate_up_proj.weight, self.eps)
+        return self.ops.down_residual(act, h, self.down_proj.weight)
+
+
+class Qwen3DecoderLayer(nn.Module):
+    def __init__(self, config: Qwen3Config, ops: Dispatcher, rotary: RotaryEmbedding):
+        super().__init__()
+        self.self_attn = Qwen3Attention(config, ops, rotary)
+        self.mlp = Qwen3MLP(config, ops)
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, first_row: int) -> torch.Tensor:
+        h = self.self_attn(x, self.input_layernorm, positions, first_row)
+        return self.mlp(h, self.post_attention_layernorm)
+
+
+class Qwen3Model(nn.Module):
+    def __init__(self, config: Qwen3Config, ops: Dispatcher):
+        super().__init__()
+        # One table for all layers; a buffer, so it follows the model's device.
+        rotary = RotaryEmbedding(config.head_dim, config.max_position_embeddings, config.rope_theta)
+        self.embed_tokens = Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(Qwen3DecoderLayer(config, ops, rotary) for _ in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+        x = self.embed_tokens(input_ids).flatten(0, 1)
+        for layer in self.layers:
+            x = layer(x, positions, first_row)
+        return x
+
+
+class Qwen3ForCausalLM(nn.Module):
+    """The model: forward(input_ids, positions) -> hidden states (before the final norm), and
+    compute_logits(hidden) -> logits. Runs the unfused baseline unless given a Dispatcher with a table."""
+
+    def __init__(self, config: Qwen3Config, ops: Dispatcher | None = None):
+        super().__init__()
+        self.config = config
+        self.ops = ops or Dispatcher()
+        self.model = Qwen3Model(config, self.ops)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size)
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+        self.kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.lm_head.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm_head.weight.device
+
+    def set_dispatcher(self, ops: Dispatcher) -> None:
+        """Run every fusion site through `ops` from now on (captured CUDA graphs keep the old one)."""
+        self.ops = ops
+        for module in self.modules():
+            if isinstance(module, (Qwen3Attention, Qwen3MLP)):
+                module.ops = ops
+
+    def allocate_kv_cache(self, batch: int, max_len: int) -> None:
+        """K and V caches [layers, batch, max_len, kv_heads, head_dim] in the model's dtype and device."""
+        c = self.config
+        if max_len > c.max_position_embeddings:
+            raise ValueError(f"max_len {max_len} exceeds max_position_embeddings {c.max_position_embeddings}")
+        shape = (c.num_hidden_layers, batch, max_len, c.num_key_value_heads, c.head_dim)
+        self.kv_cache = (torch.zeros(shape, dtype=self.dtype, device=self.device),
+                         torch.zeros(shape, dtype=self.dtype, device=self.device))
+        for i, layer in enumerate(self.model.layers):
+            layer.self_attn.attn.k_cache = self.kv_cache[0][i]
+            layer.self_attn.attn.v_cache = self.kv_cache[1][i]
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+        """input_ids, positions [B, T] -> hidden [B*T, hidden]. Sequence b is cache row first_row + b;
+        a token at position p writes cache slot p and attends slots 0..p."""
+        return self.model(input_ids, positions, first_row)
+
+    def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Final norm and LM head: hidden [N, hidden] -> logits [N, vocab] in the model dtype."""
+        return self.lm_head(self.model.norm(hidden))
+
+    def op_shapes(self) -> dict[str, tuple[int, int]]:
+        """(N, K) of every fusion site's weight, for Dispatcher.plan."""
+        attn, mlp = self.model.layers[0].self_attn, self.model.layers[0].mlp
+        weights = {"rmsnorm_qkv": attn.qkv_proj, "o_proj_residual": attn.o_proj,
+                   "rmsnorm_gate_up_silu": mlp.gate_up_proj, "down_residual": mlp.down_proj}
+        return {op: tuple(lin.weight.shape) for op, lin in weights.items()}
+
+    def plan(self, m: int) -> dict:
+        """What every fusion site runs at M tokens: {op: kernel_space.dispatch.Choice}."""
+        return self.ops.plan(m, self.op_shapes(), self.dtype, self.device.type)

@@ -1,0 +1,156 @@
+"""The runtime dispatcher: interval lookup, fallbacks (with their warnings), refused tables, and that
+the fused path it picks computes what the baseline does."""
+
+import json
+import warnings
+
+import pytest
+import torch
+
+import kernel_space as ks
+import kernel_space.dispatch as dispatch
+from kernel_space.dispatch import Dispatcher
+from storage.table import TableError, load_table
+from tests.qwen3.helpers import DOT, FMA_M1, table_dict
+
+SHAPES = {"rmsnorm_qkv": (48, 40), "o_proj_residual": (40, 64), "rmsnorm_gate_up_silu": (112, 40),
+          "down_residual": (40, 56)}
+BUCKETS = [(1, "fused", FMA_M1), (4, "unfused", ks.UNFUSED_CONFIG), (16, "fused", DOT)]
+
+
+def quiet(table, **kw) -> Dispatcher:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a table for this machine and this code loads without a warning
+        return Dispatcher(table, **kw)
+
+
+def test_no_table_runs_the_baseline_everywhere():
+    ops = Dispatcher()
+    assert ops.resolve("rmsnorm_qkv", 1) == ("unfused", {"impl": "unfused"})
+    assert {c.arm for c in ops.plan(64).values()} == {"unfused"}
+    with pytest.raises(ValueError, match="unknown op"):
+        ops.resolve("attention", 1)
+
+
+@pytest.mark.parametrize("m, arm, path", [(1, "fused", "fma"), (2, "unfused", None), (4, "unfused", None),
+                                          (5, "fused", "dot"), (16, "fused", "dot"), (999, "fused", "dot")])
+def test_lookup_is_by_interval(m, arm, path):
+    ops = quiet(table_dict(SHAPES, BUCKETS))
+    for op in ks.OPS:
+        got, cfg = ops.resolve(op, m)
+        assert got == arm and cfg.get("path") == path
+    assert {c.arm for c in ops.plan(m, SHAPES, torch.float32, "cpu").values()} == {arm}
+
+
+def test_table_sources_path_dict_and_object(tmp_path):
+    data = table_dict(SHAPES, BUCKETS)
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    for source in (path, str(path), data, load_table(data)):
+        assert quiet(source).resolve("down_residual", 1)[0] == "fused"
+
+
+def test_stale_kernel_hash_falls_back_for_that_op_only():
+    data = table_dict(SHAPES, BUCKETS)
+    data["ops"]["o_proj_residual"]["kernel_hash"] = "0123456789abcdef"
+    with pytest.warns(RuntimeWarning, match="kernel hash for o_proj_residual") as record:
+        ops = Dispatcher(data)
+    assert len(record) == 1
+    assert ops.resolve("o_proj_residual", 1)[0] == "unfused"
+    assert "kernel source changed" in ops.plan(1)["o_proj_residual"].reason
+    assert ops.resolve("rmsnorm_qkv", 1)[0] == "fused"
+
+
+def test_other_hardware_warns_once_and_keeps_matching_ops():
+    fp = {**table_dict(SHAPES, BUCKETS)["fingerprint"], "device_name": "NVIDIA H100 80GB HBM3", "sm_count": 132}
+    with pytest.warns(RuntimeWarning, match="tuned on NVIDIA H100") as record:
+        ops = Dispatcher(table_dict(SHAPES, BUCKETS, fingerprint=fp))
+    assert len(record) == 1
+    assert ops.resolve("rmsnorm_qkv", 1)[0] == "fused"
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda d: d["ops"]["rmsnorm_qkv"].pop("N"), "ops.rmsnorm_qkv.N"),
+    (lambda d: d["ops"]["down_residual"]["buckets"][1].update(arm="fast"), "ops.down_residual.buckets[1].arm"),
+    (lambda d: d["ops"]["down_residual"]["buckets"][0]["config"].update(BLOCK_K="32"),
+     "ops.down_residual.buckets[0].config.BLOCK_K"),
+    (lambda d: d["fingerprint"].pop("sm_count"), "fingerprint.sm_count"),
+    (lambda d: d.update(format=2), "format"),
+])
+def test_malformed_table_is_refused_naming_the_field(change, field):
+    data = table_dict(SHAPES, BUCKETS)
+    change(data)
+    with pytest.raises(TableError) as err:
+        Dispatcher(data)
+    assert err.value.field == field
+    assert field in str(err.value)
+
+
+def test_unreadable_file_is_a_table_error(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(TableError, match="not JSON"):
+        Dispatcher(tmp_path / "bad.json")
+
+
+def test_config_the_op_cannot_run_falls_back_for_its_bucket():
+    data = table_dict(SHAPES, BUCKETS)
+    data["ops"]["rmsnorm_qkv"]["buckets"][2]["config"]["BLOCK_K"] = 48  # not in the search space
+    with pytest.warns(RuntimeWarning, match="m=16 cannot run here"):
+        ops = Dispatcher(data)
+    assert ops.resolve("rmsnorm_qkv", 16)[0] == "unfused"
+    assert ops.resolve("rmsnorm_qkv", 1)[0] == "fused"
+
+
+def test_other_shape_or_dtype_runs_the_baseline():
+    ops = quiet(table_dict(SHAPES, BUCKETS))
+    with pytest.warns(RuntimeWarning, match="tuned for 48x40"):
+        assert ops.choose("rmsnorm_qkv", 1, 64, 40, torch.float32).arm == "unfused"
+    with pytest.warns(RuntimeWarning, match="tuned for float32"):
+        assert ops.choose("rmsnorm_qkv", 1, 48, 40, torch.bfloat16).arm == "unfused"
+    assert ops.choose("rmsnorm_qkv", 1, 48, 40, torch.float32).arm == "fused"
+
+
+def test_only_search_space_keys_reach_the_launcher():
+    data = table_dict(SHAPES, BUCKETS)
+    data["ops"]["down_residual"]["buckets"][0]["config"]["__class__"] = "os.system"
+    _, cfg = quiet(data).resolve("down_residual", 1)
+    assert cfg == FMA_M1
+
+
+def test_cpu_without_the_interpreter_runs_the_baseline(monkeypatch):
+    ops = quiet(table_dict(SHAPES, BUCKETS))
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.warns(RuntimeWarning, match="need a GPU"):
+        assert ops.choose("down_residual", 1, 40, 56, torch.float32, "cpu").arm == "unfused"
+
+
+def _inputs(m, gen):
+    def r(*shape, scale=1.0):
+        return torch.randn(*shape, generator=gen) * scale
+
+    return {
+        "rmsnorm_qkv": (r(m, 40), r(m, 40), 1 + 0.1 * r(40), r(48, 40, scale=40**-0.5), 1e-6),
+        "o_proj_residual": (r(m, 64), r(m, 40), r(40, 64, scale=64**-0.5)),
+        "rmsnorm_gate_up_silu": (r(m, 40), 1 + 0.1 * r(40), r(112, 40, scale=40**-0.5), 1e-6),
+        "down_residual": (r(m, 56, scale=0.5), r(m, 40), r(40, 56, scale=56**-0.5)),
+    }
+
+
+@pytest.mark.parametrize("m", [1, 3, 6])
+def test_each_site_runs_the_chosen_arm_and_matches_the_baseline(m, monkeypatch):
+    fused_ops, base_ops = quiet(table_dict(SHAPES, BUCKETS)), Dispatcher()
+    calls = []
+    for name in ks.OPS:
+        real = getattr(dispatch, name)
+        monkeypatch.setattr(dispatch, name, lambda *a, _real=real, _name=name, **kw: calls.append(_name) or
+                            _real(*a, **kw))
+    args = _inputs(m, torch.Generator().manual_seed(m))
+    for op in ks.OPS:
+        out = getattr(fused_ops, op)(*args[op])
+        ref = getattr(base_ops, op)(*args[op])
+        for a, b in zip(out if isinstance(out, tuple) else (out,), ref if isinstance(ref, tuple) else (ref,),
+                        strict=True):
+            assert a.shape == b.shape
+            assert (a - b).abs().max() <= 1e-5 * max(1.0, b.abs().max())
+    expected = [] if fused_ops.resolve("rmsnorm_qkv", m)[0] == "unfused" else list(ks.OPS)
+    assert calls == expected

@@ -1,0 +1,119 @@
+"""The model against transformers' Qwen3ForCausalLM on the same weights, baseline and fused (fp32, CPU)."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from kernel_space.dispatch import Dispatcher
+from qwen3.generate import Generator
+from qwen3.loader import load_model
+from tests.qwen3.helpers import DOT, FMA_M1, TINY, hf_model, table_dict
+
+# fp32 throughout: the largest logit difference over the largest logit.
+RTOL = 1e-4
+
+
+def close(out, ref, rtol=RTOL):
+    err = (out.float() - ref.float()).abs().max().item() / ref.abs().max().item()
+    assert err < rtol, f"max abs diff / max abs = {err:.2e} >= {rtol:.0e}"
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["tied", "untied"])
+def saved(request, tmp_path_factory):
+    """(transformers model, folder it was saved to) for tied and untied embeddings."""
+    config = dataclasses.replace(TINY, tie_word_embeddings=request.param)
+    hf = hf_model(config, seed=int(request.param))
+    folder = tmp_path_factory.mktemp("tied" if request.param else "untied")
+    hf.save_pretrained(folder, safe_serialization=True)
+    return hf, folder
+
+
+def hf_logits(hf, ids: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return hf(ids).logits
+
+
+def run_sequence(model, prompt: torch.Tensor, steps: int):
+    """Prefill prompt [B, T], then `steps` greedy decode steps; logits of every step and the tokens."""
+    gen = Generator(model, max_batch=prompt.shape[0], max_len=prompt.shape[1] + steps + 1)
+    logits = [gen.prefill(prompt.tolist())]
+    tokens = [logits[-1].argmax(-1)]
+    for step in range(steps):
+        positions = torch.full((prompt.shape[0],), prompt.shape[1] + step)
+        logits.append(gen.decode_step(tokens[-1], positions))
+        tokens.append(logits[-1].argmax(-1))
+    return logits, torch.stack(tokens, dim=1)
+
+
+def test_prefill_and_decode_match_transformers(saved):
+    hf, folder = saved
+    model = load_model(folder, dtype=torch.float32, device="cpu")
+    assert (model.lm_head.weight is model.model.embed_tokens.weight) == hf.config.tie_word_embeddings
+    prompt = torch.randint(0, TINY.vocab_size, (3, 6), generator=torch.Generator().manual_seed(1))
+    logits, tokens = run_sequence(model, prompt, steps=4)
+    # transformers on the whole sequence (teacher-forced on our greedy tokens) gives every step's logits.
+    ref = hf_logits(hf, torch.cat([prompt, tokens[:, :-1]], dim=1))
+    for step, out in enumerate(logits):
+        close(out, ref[:, prompt.shape[1] - 1 + step])
+
+
+def test_prompts_of_different_lengths(saved):
+    hf, folder = saved
+    model = load_model(folder, dtype=torch.float32, device="cpu")
+    prompts = [[5, 9, 1, 33], [7], [2, 3, 4, 5, 6, 7, 8]]
+    gen = Generator(model, max_batch=3, max_len=12)
+    first = gen.prefill(prompts)
+    for row, prompt in enumerate(prompts):
+        close(first[row], hf_logits(hf, torch.tensor([prompt]))[0, -1])
+    # One decode step for all three at their own positions.
+    tokens = first.argmax(-1)
+    step = gen.decode_step(tokens, torch.tensor([len(p) for p in prompts]))
+    for row, prompt in enumerate(prompts):
+        close(step[row], hf_logits(hf, torch.tensor([prompt + [tokens[row].item()]]))[0, -1])
+
+
+def test_fused_kernels_give_the_baseline_logits(saved, monkeypatch):
+    """A table with fused configs (fma at M = 1, dot above) through Triton's interpreter."""
+    hf, folder = saved
+    base = load_model(folder, dtype=torch.float32, device="cpu")
+    table = table_dict(base.op_shapes(), [(1, "fused", FMA_M1), (16, "fused", DOT)])
+    fused = load_model(folder, dtype=torch.float32, device="cpu", ops=Dispatcher(table))
+    assert {c.arm for m in (1, 5) for c in fused.plan(m).values()} == {"fused"}
+
+    import kernel_space.dispatch as dispatch
+
+    calls = []
+    real = dispatch.rmsnorm_gate_up_silu
+    monkeypatch.setattr(dispatch, "rmsnorm_gate_up_silu", lambda *a, **kw: calls.append(a[3]) or real(*a, **kw))
+    prompt = torch.randint(0, TINY.vocab_size, (1, 5), generator=torch.Generator().manual_seed(2))
+    out, tokens = run_sequence(fused, prompt, steps=2)
+    ref, ref_tokens = run_sequence(base, prompt, steps=2)
+    assert torch.equal(tokens, ref_tokens)
+    for a, b in zip(out, ref, strict=True):
+        close(a, b)
+    # Prefill (M = 5) ran the dot config, each decode step (M = 1) the fma one, in every layer.
+    layers = TINY.num_hidden_layers
+    assert [c["path"] for c in calls] == ["dot"] * layers + ["fma"] * 2 * layers
+
+
+def test_greedy_generation_is_deterministic_and_is_transformers_argmax(saved):
+    hf, folder = saved
+    model = load_model(folder, dtype=torch.float32, device="cpu")
+    gen = Generator(model, max_batch=2, max_len=16)
+    prompts = [[1, 2, 3], [4, 5, 6]]
+    streamed = []
+    first = gen.generate(prompts, max_tokens=6, on_token=lambda i, t: streamed.append((i, t)))
+    assert first == gen.generate(prompts, max_tokens=6)
+    assert sorted(streamed) == sorted((i, t) for i, seq in enumerate(first) for t in seq)
+    for prompt, new in zip(prompts, first, strict=True):
+        ref = hf_logits(hf, torch.tensor([prompt + new]))[0, len(prompt) - 1:-1].argmax(-1)
+        assert new == ref.tolist()
+
+
+def test_generation_stops_at_a_stop_id(saved):
+    _, folder = saved
+    gen = Generator(load_model(folder, dtype=torch.float32, device="cpu"), max_batch=1, max_len=16)
+    full = gen.generate([[1, 2, 3]], max_tokens=5)[0]
+    cut = gen.generate([[1, 2, 3]], max_tokens=5, stop_ids=[full[2]])[0]
+    assert cut == full[:full.index(full[2])]
