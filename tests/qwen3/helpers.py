@@ -56,3 +56,21 @@ def table_dict(shapes: dict[str, tuple[int, int]], buckets: list[tuple[int, str,
             for op, (n, k) in shapes.items()
         },
     }
+
+
+WORDS = "the a cat dog sat on mat and ran far away big small red blue".split()
+
+
+def save_with_tokenizer(config: Qwen3Config, folder, seed: int = 0):
+    """Save a random transformers model and a word-level tokenizer (built here: nothing is downloaded)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: PLC0415
+    from transformers import PreTrainedTokenizerFast  # noqa: PLC0415
+
+    vocab = {word: i for i, word in enumerate(["[UNK]", "<eos>", *WORDS])}
+    vocab.update({f"w{i}": i for i in range(len(vocab), config.vocab_size)})
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="<eos>").save_pretrained(folder)
+    model = hf_model(config, seed)
+    model.save_pretrained(folder)
+    return model

@@ -1,0 +1,107 @@
+"""`kernel-search bench`: end-to-end decode tokens/s with a dispatch table and without it, side by side."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import console, fail, user_errors
+from cli.generate import TableOption, torch_dtype, warnings_as_lines
+
+
+@user_errors
+def bench(
+    model: Annotated[str, typer.Option("--model", help="Preset (e.g. qwen3-0.6b) or config.json; weights are "
+                                                      "random.")] = "qwen3-0.6b",
+    batch: Annotated[str, typer.Option("--batch", help="Comma list of batch sizes.")] = "1,8,32",
+    prompt_len: Annotated[int, typer.Option("--prompt-len", min=1, help="Prompt tokens per sequence.")] = 128,
+    output_len: Annotated[int, typer.Option("--output-len", min=2, help="Generated tokens per sequence.")] = 128,
+    table: TableOption = None,
+    breakdown: Annotated[bool, typer.Option("--breakdown", help="Also the share of a decode step per part, "
+                                                               "timed with CUDA events.")] = False,
+    dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32.")] = "bfloat16",
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per batch size (the median is shown).")] = 3,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the rows to this JSON file.")] = None,
+):
+    """Decode throughput of a Qwen3 preset with random weights: per batch size, a prefill of --prompt-len
+    tokens then --output-len greedy steps replayed from CUDA graphs, once with every op unfused and once
+    through --table. Needs a CUDA GPU."""
+    import torch  # noqa: PLC0415
+
+    if not torch.cuda.is_available():
+        fail("bench needs a CUDA GPU and none is visible here")
+    from kernel_space.dispatch import Dispatcher  # noqa: PLC0415
+    from qwen3.bench import PARTS, run_bench  # noqa: PLC0415
+    from qwen3.config import resolve_model  # noqa: PLC0415
+
+    try:
+        batches = sorted({int(b) for b in batch.split(",") if b.strip()})
+    except ValueError:
+        fail(f"--batch must be a comma list of ints, got {batch!r}")
+    if not batches or batches[0] < 1:
+        fail(f"--batch must list positive ints, got {batch!r}")
+    config = resolve_model(model)
+    with warnings_as_lines():
+        ops = Dispatcher(table) if table is not None else None
+        with console(stderr=True).status(f"benchmarking {config.name} on {torch.cuda.get_device_name()}"):
+            rows = run_bench(config, batches, prompt_len, output_len, ops, breakdown, torch_dtype(dtype, True),
+                             repeats)
+    out = console()
+    out.print(_throughput_table(rows, config.name, torch.cuda.get_device_name(), prompt_len, output_len))
+    if breakdown:
+        out.print(_breakdown_table(rows, PARTS))
+    if json_out is not None:
+        json_out.write_text(json.dumps({"model": config.name, "device": torch.cuda.get_device_name(), "dtype": dtype,
+                                        "prompt_len": prompt_len, "output_len": output_len,
+                                        "table": str(table) if table else None,
+                                        "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+
+
+def _throughput_table(rows, name, device, prompt_len, output_len):
+    from rich.table import Table  # noqa: PLC0415
+
+    by = {(r.arm, r.batch): r for r in rows}
+    arms = [arm for arm in ("baseline", "table") if any(r.arm == arm for r in rows)]
+    t = Table(title=f"{name} on {device}: prompt {prompt_len}, output {output_len}, CUDA-graph decode")
+    t.add_column("batch", justify="right")
+    for arm in arms:
+        t.add_column(f"{arm} tok/s", justify="right")
+        t.add_column(f"{arm} ms/step", justify="right")
+    if len(arms) == 2:
+        t.add_column("speedup", justify="right")
+        t.add_column("ops fused", justify="right")
+    for b in sorted({r.batch for r in rows}):
+        cells = [str(b)]
+        for arm in arms:
+            r = by[(arm, b)]
+            cells += [f"{r.tokens_per_s:,.0f}", f"{r.decode_ms:.3f}"]
+        if len(arms) == 2:
+            base, tab = by[("baseline", b)], by[("table", b)]
+            fused = sum(arm == "fused" for arm in tab.plan.values())
+            cells += [f"{tab.tokens_per_s / base.tokens_per_s:.2f}x", f"{fused}/{len(tab.plan)}"]
+        t.add_row(*cells)
+    return t
+
+
+def _breakdown_table(rows, parts):
+    from rich.table import Table  # noqa: PLC0415
+
+    t = Table(title="one eager decode step, GPU time per part (us and share), CUDA events")
+    t.add_column("part")
+    for r in rows:
+        t.add_column(f"{r.arm} b={r.batch}", justify="right")
+    for part in (*parts, "total"):
+        cells = []
+        for r in rows:
+            us, total = r.breakdown_us.get(part, 0.0), r.breakdown_us.get("total", 0.0) or 1.0
+            cells.append(f"{us:,.0f}" if part == "total" else f"{us:,.0f} ({100 * us / total:.0f}%)")
+        t.add_row(part, *cells)
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(bench)
