@@ -72,7 +72,7 @@ def check_correct(spec: OpSpec, arm: str, cfg, m, n, k, dtype, device, seed: int
 
 def l2_bytes(device) -> int:
     """The GPU's L2 size; 0 on the CPU (the interpreter has no cache worth rotating around)."""
-    if not str(device).startswith("cuda"):
+    if not (isinstance(device, int) or str(device).startswith("cuda")):
         return 0
     props = torch.cuda.get_device_properties(device)
     return int(getattr(props, "L2_cache_size", 50 * 2**20))
