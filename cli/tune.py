@@ -48,6 +48,8 @@ def tune(
                  "the CPU, or --allow-cpu)")
         if dtype == "bfloat16":
             dtype = "float16"  # Triton's interpreter computes bf16 tl.dot wrongly (measured, triton 3.6)
+        typer.echo("no CUDA GPU: the kernels run in Triton's interpreter on the CPU, in float16; the times "
+                   "below exercise the search loop and say nothing about a GPU", err=True)
     import kernel_space as ks  # noqa: PLC0415
     from tuner.search import TuneOptions  # noqa: PLC0415
     from tuner.tune import tune_model  # noqa: PLC0415
