@@ -47,9 +47,15 @@ def bench(
     config = resolve_model(model)
     with warnings_as_lines():
         ops = Dispatcher(table) if table is not None else None
-        with console(stderr=True).status(f"benchmarking {config.name} on {torch.cuda.get_device_name()}"):
+        err = console(stderr=True)
+        with err.status(f"benchmarking {config.name} on {torch.cuda.get_device_name()}") as status:
+            def progress(text):
+                status.update(text)
+                if not err.is_terminal:  # a log gets one line per stage instead of a spinner
+                    typer.echo(text, err=True)
+
             rows = run_bench(config, batches, prompt_len, output_len, ops, breakdown, torch_dtype(dtype, True),
-                             repeats)
+                             repeats, progress=progress)
     out = console()
     out.print(_throughput_table(rows, config.name, torch.cuda.get_device_name(), prompt_len, output_len))
     if breakdown:

@@ -40,8 +40,10 @@ class BenchRow:
 
 def run_bench(config: Qwen3Config, batches: list[int], prompt_len: int, output_len: int,
               table: Dispatcher | None = None, breakdown: bool = False, dtype: torch.dtype = torch.bfloat16,
-              repeats: int = 3, seed: int = 0) -> list[BenchRow]:
-    """Rows for arm "baseline" (no table) and, with `table`, arm "table", per batch size."""
+              repeats: int = 3, seed: int = 0, progress=None) -> list[BenchRow]:
+    """Rows for arm "baseline" (no table) and, with `table`, arm "table", per batch size.
+    progress(text) is told what runs next (capture compiles each bucket's kernels: the slow part)."""
+    progress = progress or (lambda text: None)
     if not torch.cuda.is_available():
         raise RuntimeError("the end-to-end benchmark needs a CUDA GPU")
     model = random_weights(config, dtype, "cuda", seed)
@@ -49,10 +51,13 @@ def run_bench(config: Qwen3Config, batches: list[int], prompt_len: int, output_l
     rows = []
     for arm, ops in arms:
         model.set_dispatcher(ops)
-        gen = Generator(model, max_batch=max(batches), max_len=prompt_len + output_len)
+        progress(f"{arm}: compiling and capturing decode graphs")
+        gen = Generator(model, max_batch=max(batches), max_len=prompt_len + output_len, batch_sizes=batches)
         for batch in batches:
+            progress(f"{arm}: batch {batch}")
             row = _bench_batch(gen, arm, batch, prompt_len, output_len, repeats, seed)
             if breakdown:
+                progress(f"{arm}: batch {batch} breakdown")
                 row.breakdown_us = step_breakdown(model, batch, prompt_len)
             rows.append(row)
         del gen
@@ -148,16 +153,18 @@ class _PartTimer:
         self.events[-1][2].record()
 
     def time_step(self, step) -> dict[str, float]:
-        """Per part GPU us of one call of step() (and "total"); the sleep grows until the host stays ahead."""
+        """Per part GPU us of one call of step() (and "total"); the sleep grows while the GPU caught up."""
         first, last = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        while True:
+        for _ in range(4):
             self.events = []
             torch.cuda.synchronize()
             torch.cuda._sleep(self.sleep_cycles)
             first.record()
             step()
             last.record()
-            if not first.query():  # the GPU had not reached the step when the host was done
+            # Done when the GPU had not reached the step before the host was through it. (If the host
+            # blocked on a full launch queue instead, the GPU had a full queue all along: also fine.)
+            if not first.query():
                 break
             self.sleep_cycles *= 2
         last.synchronize()

@@ -55,11 +55,14 @@ def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Genera
 class Generator:
     """Runs a Qwen3ForCausalLM over up to max_batch sequences of up to max_len tokens each.
 
-    cuda_graphs: None captures decode graphs when the model is on CUDA. Construction allocates the
-    KV cache (and captures the graphs), so build one Generator per (model, dispatcher).
+    cuda_graphs: None captures decode graphs when the model is on CUDA. batch_sizes: capture only the
+    buckets serving these batch sizes (each bucket compiles its own kernels); default every bucket up
+    to max_batch's. Construction allocates the KV cache (and captures the graphs), so build one
+    Generator per (model, dispatcher).
     """
 
-    def __init__(self, model: Qwen3ForCausalLM, max_batch: int, max_len: int, cuda_graphs: bool | None = None):
+    def __init__(self, model: Qwen3ForCausalLM, max_batch: int, max_len: int, cuda_graphs: bool | None = None,
+                 batch_sizes: Sequence[int] | None = None):
         if max_batch < 1 or max_len < 2:
             raise ValueError(f"max_batch must be >= 1 and max_len >= 2, got {max_batch}, {max_len}")
         self.model, self.max_batch, self.max_len = model, max_batch, max_len
@@ -68,7 +71,8 @@ class Generator:
         if self.use_graphs and self.device.type != "cuda":
             raise ValueError("CUDA graphs need the model on a CUDA device")
         top = bucket_for(max_batch, DECODE_BUCKETS)
-        self.buckets = tuple(b for b in DECODE_BUCKETS if b <= top) if self.use_graphs else ()
+        wanted = {bucket_for(b, DECODE_BUCKETS) for b in batch_sizes or ()} or set(DECODE_BUCKETS)
+        self.buckets = tuple(b for b in DECODE_BUCKETS if b <= top and b in wanted) if self.use_graphs else ()
         # Padded rows of a bucket's graph write their K/V into cache rows no sequence uses.
         model.allocate_kv_cache(max(max_batch, top) if self.use_graphs else max_batch, max_len)
         self.plans: dict[int, dict] = {}

@@ -1,0 +1,128 @@
+"""On a GPU: bf16 parity with transformers at Qwen3-0.6B size, CUDA-graph decode, fused tables, bench.
+Every test skips without CUDA. Run: python -m pytest tests/qwen3/test_gpu.py"""
+
+import dataclasses
+
+import pytest
+import torch
+
+import kernel_space as ks
+from kernel_space.dispatch import Dispatcher
+from qwen3.config import PRESETS
+from qwen3.generate import Generator
+from qwen3.loader import load_model, random_weights
+from tests.conftest import requires_gpu
+from tests.qwen3.helpers import table_dict
+from tuner.buckets import DECODE_BUCKETS
+from tuner.candidates import default_configs
+
+pytestmark = requires_gpu
+
+
+def rel(out, ref) -> float:
+    out, ref = out.double(), ref.double()
+    return ((out - ref).norm() / ref.norm()).item()
+
+
+def default_table(model, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)) -> dict:
+    """A bf16 table of the tuner's first default config per op and bucket (not tuned: it exercises
+    the fused kernels at every decode bucket)."""
+    props = torch.cuda.get_device_properties(0)
+    data = table_dict(model.op_shapes(), [], dtype="bfloat16")
+    for op, (n, k) in model.op_shapes().items():
+        data["ops"][op]["buckets"] = [
+            {"m": m, "arm": "fused", "config": default_configs(op, m, n, k, 2, props.multi_processor_count,
+                                                                props.shared_memory_per_block_optin)[0],
+             "median_us": 1.0, "baseline_us": 1.0, "speedup": 1.0} for m in buckets]
+    return data
+
+
+@pytest.fixture(scope="module")
+def hf_06b(tmp_path_factory):
+    """transformers' Qwen3ForCausalLM at 0.6B size, random bf16 weights, saved to a folder."""
+    import transformers
+
+    config = PRESETS["qwen3-0.6b"]
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        hf = transformers.Qwen3ForCausalLM(transformers.Qwen3Config(**config.to_hf_dict()))
+    hf = hf.to(torch.bfloat16).eval()
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+            else:
+                p.copy_(torch.randn_like(p) * (1.0 if "embed" in name else p.shape[-1] ** -0.5))
+    folder = tmp_path_factory.mktemp("qwen3-0.6b")
+    hf.save_pretrained(folder)
+    return hf, folder
+
+
+def test_bf16_logits_match_transformers_at_06b(hf_06b):
+    """In bf16 neither implementation is exact: ours must be as close to transformers in fp32 as
+    transformers' own bf16 run is (28 random layers put both at ~2% relative error)."""
+    import copy
+
+    hf, folder = hf_06b
+    model = load_model(folder, dtype=torch.bfloat16, device="cuda")
+    prompt = torch.randint(0, 151936, (2, 40), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    gen = Generator(model, max_batch=2, max_len=64)
+    logits = [gen.prefill(prompt.tolist())]
+    tokens = [logits[0].argmax(-1)]
+    for step in range(8):
+        logits.append(gen.decode_step(tokens[-1], torch.full((2,), 40 + step, device="cuda")))
+        tokens.append(logits[-1].argmax(-1))
+    seq = torch.cat([prompt, torch.stack(tokens[:-1], 1)], 1)
+    with torch.no_grad():
+        ref16 = hf(seq).logits
+        ref32 = copy.deepcopy(hf).float()(seq).logits
+    for step, out in enumerate(logits):
+        ours, theirs = rel(out, ref32[:, 39 + step]), rel(ref16[:, 39 + step], ref32[:, 39 + step])
+        print(f"step {step}: ours {ours:.2e}, transformers bf16 {theirs:.2e} (vs fp32)")
+        assert ours < 1.5 * theirs + 1e-3, f"step {step}: {ours:.2e} vs transformers' own bf16 {theirs:.2e}"
+
+
+@pytest.mark.parametrize("batch", [1, 3, 8])
+def test_cuda_graph_decode_equals_eager(batch):
+    config = dataclasses.replace(PRESETS["qwen3-0.6b"], num_hidden_layers=4)
+    model = random_weights(config, torch.bfloat16, "cuda", seed=1)
+    prompts = torch.randint(0, config.vocab_size, (batch, 16), generator=torch.Generator().manual_seed(batch))
+    out = {}
+    for graphs in (False, True):
+        gen = Generator(model, max_batch=8, max_len=32, cuda_graphs=graphs)
+        out[graphs] = gen.generate(prompts.tolist(), 12)
+        if graphs:
+            assert set(gen.buckets) == {1, 2, 4, 8}
+    assert out[True] == out[False]
+
+
+def test_fused_table_matches_the_baseline_in_graphs():
+    config = dataclasses.replace(PRESETS["qwen3-0.6b"], num_hidden_layers=4)
+    model = random_weights(config, torch.bfloat16, "cuda", seed=2)
+    ops = Dispatcher(default_table(model))
+    prompts = torch.randint(0, config.vocab_size, (4, 24), generator=torch.Generator().manual_seed(0)).tolist()
+    logits = {}
+    for arm, dispatcher in (("base", Dispatcher()), ("fused", ops)):
+        model.set_dispatcher(dispatcher)
+        gen = Generator(model, max_batch=4, max_len=40)
+        assert all(c.arm == ("fused" if arm == "fused" else "unfused") for p in gen.plans.values() for c in p.values())
+        tokens = gen.prefill(prompts).argmax(-1)
+        positions = torch.full((4,), 24, device="cuda")
+        logits[arm] = gen.decode_step(tokens, positions).clone()
+    assert rel(logits["fused"], logits["base"]) < 2e-2
+    assert set(ks.OPS) == set(model.plan(1)) and set(DECODE_BUCKETS) >= {1, 2, 4}
+
+
+def test_bench_runs_both_arms_with_a_breakdown():
+    from qwen3.bench import PARTS, run_bench
+
+    config = dataclasses.replace(PRESETS["qwen3-0.6b"], num_hidden_layers=2)
+    model = random_weights(config, torch.bfloat16, "cuda")
+    rows = run_bench(config, [1, 3], 16, 8, Dispatcher(default_table(model)), breakdown=True, repeats=1)
+    assert [(r.arm, r.batch) for r in rows] == [("baseline", 1), ("baseline", 3), ("table", 1), ("table", 3)]
+    for r in rows:
+        assert r.tokens_per_s > 0 and r.decode_ms > 0
+        # Medians over repeats, taken per part: their sum is near the median total, not equal to it.
+        assert abs(sum(r.breakdown_us[p] for p in PARTS) - r.breakdown_us["total"]) < 0.05 * r.breakdown_us["total"]
+        assert all(r.breakdown_us[p] > 0 for p in PARTS if p != "other")
+    assert set(rows[-1].plan.values()) == {"fused"}
