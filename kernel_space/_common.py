@@ -45,6 +45,17 @@ def _same_place(name: str, t: torch.Tensor, like: torch.Tensor) -> None:
         raise ValueError(f"{name} is on {t.device}, but x is on {like.device}")
 
 
+def check_norm_op(x, residual, norm_w, w, eps) -> None:
+    """The inputs of a norm op: x [M, K], optional residual [M, K], norm_w [K], w [N, K], eps > 0."""
+    check_matrix("x", x)
+    m, k = x.shape
+    if residual is not None:
+        check_matrix("residual", residual, rows=m, cols=k, like=x)
+    check_vector("norm_w", norm_w, size=k, like=x)
+    check_matrix("w", w, cols=k, like=x)
+    check_eps(eps)
+
+
 def check_eps(eps) -> None:
     if not isinstance(eps, (int, float)) or not eps > 0:
         raise ValueError(f"eps must be a positive number, got {eps!r}")

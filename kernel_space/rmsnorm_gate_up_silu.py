@@ -12,9 +12,7 @@ import torch.nn.functional as F
 
 from kernel_space import _gemm
 from kernel_space._common import (
-    check_eps,
-    check_matrix,
-    check_vector,
+    check_norm_op,
     linear_weight,
     norm_weight,
     randn,
@@ -45,15 +43,9 @@ def rmsnorm_gate_up_silu_reference(x, norm_w, w, eps: float = 1e-6, residual=Non
 
 
 def _check(x, residual, norm_w, w, eps):
-    check_matrix("x", x)
-    m, k = x.shape
-    if residual is not None:
-        check_matrix("residual", residual, rows=m, cols=k, like=x)
-    check_vector("norm_w", norm_w, size=k, like=x)
-    check_matrix("w", w, cols=k, like=x)
+    check_norm_op(x, residual, norm_w, w, eps)
     if w.shape[0] % 2:
         raise ValueError(f"w must stack gate and up rows ([2I, K]); got an odd row count {w.shape[0]}")
-    check_eps(eps)
 
 
 def shape(d: ModelDims) -> tuple[int, int]:

@@ -11,9 +11,7 @@ import torch.nn.functional as F
 
 from kernel_space import _gemm
 from kernel_space._common import (
-    check_eps,
-    check_matrix,
-    check_vector,
+    check_norm_op,
     linear_weight,
     norm_weight,
     randn,
@@ -25,14 +23,14 @@ from kernel_space.spec import DEFAULT_SPACE, ModelDims, OpSpec
 
 def rmsnorm_qkv(x, residual, norm_w, w, cfg: dict, eps: float = 1e-6):
     """Fused launcher. Returns (qkv [M, N], h [M, K])."""
-    _check(x, residual, norm_w, w, eps)
+    check_norm_op(x, residual, norm_w, w, eps)
     out, h = _gemm.launch_fused_linear(x, w, cfg, res_in=residual, norm_w=norm_w, eps=eps)
     return out, (h if residual is not None else x)
 
 
 def rmsnorm_qkv_unfused(x, residual, norm_w, w, eps: float = 1e-6):
     """What a plain model runs: the add and the norm in torch, then the cuBLAS GEMM."""
-    _check(x, residual, norm_w, w, eps)
+    check_norm_op(x, residual, norm_w, w, eps)
     if residual is not None:
         h = (x.float() + residual.float()).to(x.dtype)
     else:
@@ -43,16 +41,6 @@ def rmsnorm_qkv_unfused(x, residual, norm_w, w, eps: float = 1e-6):
 def rmsnorm_qkv_reference(x, residual, norm_w, w, eps: float = 1e-6):
     h = x.to(torch.float64) + (residual.to(torch.float64) if residual is not None else 0)
     return rmsnorm_ref(h, norm_w, eps) @ w.to(torch.float64).T, h
-
-
-def _check(x, residual, norm_w, w, eps):
-    check_matrix("x", x)
-    m, k = x.shape
-    if residual is not None:
-        check_matrix("residual", residual, rows=m, cols=k, like=x)
-    check_vector("norm_w", norm_w, size=k, like=x)
-    check_matrix("w", w, cols=k, like=x)
-    check_eps(eps)
 
 
 def shape(d: ModelDims) -> tuple[int, int]:
