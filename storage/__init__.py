@@ -10,7 +10,7 @@ from storage.models import Base, Fingerprint, ModelShape, Shape, Study, Trial, W
 from storage.store import Store, StudyRef, study_name
 from storage.table import DispatchTable, TableError, dump_table, load_table, parse_table
 
-_QUERIES = ("failures_frame", "known_models", "studies_frame", "trials_frame", "winners_frame")
+_QUERIES = ("failures_frame", "importances_frame", "known_models", "studies_frame", "trials_frame", "winners_frame")
 
 
 def __getattr__(name: str):
@@ -40,6 +40,7 @@ __all__ = [
     "build_table",
     "dump_table",
     "failures_frame",
+    "importances_frame",
     "import_table",
     "known_models",
     "load_table",

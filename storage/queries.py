@@ -12,6 +12,7 @@ Frames have their columns even when empty, so callers can print or concatenate t
 from __future__ import annotations
 
 import re
+import warnings
 from collections import defaultdict
 
 import pandas as pd
@@ -186,3 +187,56 @@ def failures_frame(store: Store, gpu: str | None = None, model: str | None = Non
     ).reset_index().rename(columns={"pattern": "reason"})
     grouped = grouped.sort_values(["count", "status", "reason"], ascending=[False, True, True], kind="stable")
     return grouped[FAILURE_COLUMNS].reset_index(drop=True)
+
+
+IMPORTANCE_COLUMNS = ["study_id", "name", *STUDY_COLUMNS, "complete", "param", "importance", "note"]
+
+
+def importances_frame(store: Store, gpu: str | None = None, model: str | None = None, op: str | None = None,
+                      m_min: int | None = None, m_max: int | None = None, dtype: str | None = None,
+                      min_complete: int = 4) -> pd.DataFrame:
+    """Optuna's parameter importances of every study (by its optuna_study_name, read from this
+    database through store.optuna_storage()): one row per (study, param), most important first. A
+    study that cannot be evaluated (fewer than `min_complete` completed trials, no Optuna study, a
+    single config) gives one row with param None and the reason in `note`.
+
+    The evaluator is PED-ANOVA: Optuna's default fANOVA needs scikit-learn, which is not a
+    dependency; PED-ANOVA also copes with the define-by-run space's conditional params."""
+    import optuna  # noqa: PLC0415 - only this query needs it
+
+    studies = studies_frame(store, gpu=gpu, model=model, op=op, m_min=m_min, m_max=m_max, dtype=dtype)
+    rows = []
+    if studies.empty:
+        return pd.DataFrame(columns=IMPORTANCE_COLUMNS)
+    storage = store.optuna_storage()
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        for study in studies.to_dict("records"):
+            base = {column: study[column] for column in ("study_id", "name", *STUDY_COLUMNS)}
+            for param, importance, complete, note in _importances(optuna, storage, study["name"], min_complete):
+                rows.append({**base, "complete": complete, "param": param, "importance": importance, "note": note})
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return pd.DataFrame(rows, columns=IMPORTANCE_COLUMNS)
+
+
+def _importances(optuna, storage, name: str, min_complete: int):
+    """(param, importance, completed trials, note) of one Optuna study."""
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return [(None, None, 0, "no Optuna study of this name")]
+    complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    if complete < min_complete:
+        return [(None, None, complete, f"too few completed trials ({complete} < {min_complete})")]
+    try:
+        with warnings.catch_warnings():  # "some regimes have less than 2 trials": small studies, known
+            warnings.simplefilter("ignore", UserWarning)
+            found = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    except (ValueError, RuntimeError, ZeroDivisionError) as exc:  # e.g. every trial the same value
+        return [(None, None, complete, f"importances not computable: {exc}")]
+    if not found:
+        return [(None, None, complete, "no parameter varied")]
+    return [(param, float(value), complete, None) for param, value in found.items()]
