@@ -25,7 +25,7 @@ TOP_REASONS = 8  # reasons drawn separately in the failure bars; the rest are "o
 def _grid(titles: list[str], cols: int = 2, **kwargs) -> go.Figure:
     rows = max(1, math.ceil(len(titles) / cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08,
-                        vertical_spacing=0.5 / rows if rows > 1 else 0.1, **kwargs)
+                        vertical_spacing=0.32 / rows if rows > 1 else 0.1, **kwargs)
     fig.update_layout(template=TEMPLATE, height=360 * rows, margin=dict(l=60, r=20, t=60, b=50))
     return fig
 
