@@ -30,6 +30,24 @@ def _grid(titles: list[str], cols: int = 2, **kwargs) -> go.Figure:
     return fig
 
 
+def _log_ticks(*frames: pd.Series) -> list[float]:
+    """1-2-3-5-7 tick values covering the data: plotly's own log ticks label 20, 30, 40 as "2 3 4"."""
+    values = pd.concat([f.dropna() for f in frames]) if frames else pd.Series(dtype=float)
+    values = values[values > 0]
+    if values.empty:
+        return []
+    lo, hi = math.floor(math.log10(values.min())), math.ceil(math.log10(values.max()))
+    return [m * 10.0**e for e in range(lo, hi + 1) for m in (1, 2, 3, 5, 7)]
+
+
+def _speedup_colors(values: list[float]) -> tuple[float, float, list]:
+    """(zmin, zmax, colorscale) with 1.0 (no gain) pale and a win green; zmid would stretch the
+    scale to as far below 1 as the best win is above it, and speedups are >= 1 almost always."""
+    zmin, zmax = min([0.9, *values]), max([1.5, *values])
+    one = (1.0 - zmin) / (zmax - zmin)
+    return zmin, zmax, [[0.0, "#d73027"], [one, "#ffffbf"], [min(1.0, one + 0.02), "#f3fab6"], [1.0, "#006837"]]
+
+
 def _cell(index: int, cols: int = 2) -> dict:
     return dict(row=index // cols + 1, col=index % cols + 1)
 
@@ -47,9 +65,10 @@ def speedup_heatmap(section: Section) -> go.Figure | None:
         i, j = ops.index(row.op), ms.index(row.m)
         z[i][j] = row.speedup
         text[i][j] = f"<b>fused</b><br>{row.speedup:.2f}x" if row.arm == "fused" else f"unfused<br>{row.speedup:.2f}x"
+    zmin, zmax, colorscale = _speedup_colors([v for row in z for v in row if v is not None])
     fig = go.Figure(go.Heatmap(
         z=z, x=[str(m) for m in ms], y=ops, text=text, texttemplate="%{text}", textfont=dict(size=11),
-        colorscale="RdYlGn", zmid=1.0, colorbar=dict(title="speedup"), xgap=2, ygap=2,
+        colorscale=colorscale, zmin=zmin, zmax=zmax, colorbar=dict(title="speedup"), xgap=2, ygap=2,
         hovertemplate="%{y} M=%{x}<br>%{text}<extra></extra>",
     ))
     fig.update_layout(template=TEMPLATE, height=140 + 70 * len(ops), margin=dict(l=160, r=20, t=40, b=50),
@@ -83,7 +102,8 @@ def latency_lines(section: Section) -> go.Figure | None:
                 hovertemplate=f"{name}<br>M=%{{x}}: %{{y:.2f}} us<extra>%{{customdata}}</extra>",
             ), **_cell(index))
     fig.update_xaxes(type="log", dtick=math.log10(2), title="M")
-    fig.update_yaxes(type="log", title="us")
+    fig.update_yaxes(type="log", title="us", tickvals=_log_ticks(w["median_us"], w["unfused_us"], w["cublas_us"],
+                                                                 w["floor_us"]))
     fig.update_layout(title="latency against M (winner marker filled where the fused kernel won)")
     return fig
 
@@ -114,7 +134,7 @@ def best_so_far(section: Section) -> go.Figure | None:
             ), **_cell(index))
             shown.add(m)
     fig.update_xaxes(title="trial number")
-    fig.update_yaxes(type="log", title="best us so far")
+    fig.update_yaxes(type="log", title="best us so far", tickvals=_log_ticks(t["median_us"].where(t["status"] == "ok")))
     fig.update_layout(title="best-so-far against trial number, per study (failed trials keep the best)")
     return fig
 
@@ -191,6 +211,6 @@ def gpu_comparison(winners: pd.DataFrame, model: str) -> go.Figure | None:
                                                       "<extra></extra>",
             ), **_cell(index))
     fig.update_xaxes(type="log", dtick=math.log10(2), title="M")
-    fig.update_yaxes(type="log", title="winner us")
+    fig.update_yaxes(type="log", title="winner us", tickvals=_log_ticks(w["median_us"]))
     fig.update_layout(title=f"{model}: winners per GPU")
     return fig
