@@ -17,8 +17,9 @@ def tune(
     buckets: Annotated[str, typer.Option(help="M buckets: decode (1..256), prefill (512..4096), all, or a comma "
                                          "list such as 1,2,4,16.")] = "decode",
     dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32.")] = "bfloat16",
-    trials: Annotated[int, typer.Option(min=1, help="Trials per (op, bucket) study, the enqueued baseline and "
-                                        "defaults included. A re-run tops studies up to this number.")] = 40,
+    trials: Annotated[int, typer.Option(min=1, help="Distinct configs tried per (op, bucket) study, the enqueued "
+                                        "baseline and defaults included (a repeated proposal is free). A re-run "
+                                        "tops studies up to this number.")] = 40,
     seconds: Annotated[float | None, typer.Option(min=1, help="Stop starting new batches after this many "
                                                   "seconds; unreached studies are listed.")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Configs asked and compiled together.")] = 8,

@@ -31,11 +31,12 @@ from tuner.space import config_to_params, suggest
 from tuner.worker import Worker
 
 NOISE_BAND = 1.02  # a fused config must beat the unfused path by more than this in the paired A/B
+ASKS_PER_TRIAL = 4  # asks allowed per budgeted trial, repeats of measured configs included
 
 
 @dataclass
 class TuneOptions:
-    trials: int = 40  # per study, enqueued ones included
+    trials: int = 40  # distinct configs per study, enqueued ones included
     batch: int = 8
     top_k: int = 3  # fused configs re-timed against the baseline
     noise_band: float = NOISE_BAND
@@ -134,7 +135,7 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, op: st
     measured = {t.config_key: t for t in stored if t.trial_number is not None}
     if not study.trials:
         study.enqueue_trial({"impl": "unfused"}, skip_if_exists=True)
-        seeds = default_configs(op, m, n, k, int(dtype_bytes(dtype)), opts.sm_count, opts.smem_limit)
+        seeds = default_configs(op, m, n, k, dtype_bytes(dtype), opts.sm_count, opts.smem_limit)
         if warm_start is not None and warm_start.get("impl") == "fused":
             seeds.insert(0, warm_start)
         for cfg in seeds:
@@ -142,13 +143,17 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, op: st
             if params is not None:
                 study.enqueue_trial(params, skip_if_exists=True)
 
-    def finished() -> int:
-        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
-
+    # The budget counts distinct configs tried (measured or refused). TPE on categorical choices often
+    # proposes a config it has seen: that costs nothing (the stored value is told again), and on the
+    # first 0.6B tune it was over half of the asks, so it must not eat the budget. The ask cap ends a
+    # study whose pruned space is smaller than the budget.
+    asks, max_asks = 0, ASKS_PER_TRIAL * opts.trials
     new = 0
-    while finished() < opts.trials and (opts.deadline is None or time.monotonic() < opts.deadline):
+    while len(measured) < opts.trials and asks < max_asks and (opts.deadline is None or
+                                                                 time.monotonic() < opts.deadline):
         batch = []
-        for _ in range(min(opts.batch, opts.trials - finished())):
+        for _ in range(min(opts.batch, opts.trials - len(measured))):
+            asks += 1
             trial = study.ask()
             try:
                 trial.set_user_attr("owner", OWNER)
@@ -184,7 +189,7 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, op: st
             _record(store, ref, study, trial, cfg, result, measured)
             new += 1
             if on_trial:
-                on_trial(finished(), opts.trials, _best(study))
+                on_trial(min(len(measured), opts.trials), opts.trials, _best(study))
     outcome = _confirm(store, worker, ref, study, op, n, k, dtype, m, opts, new)
     outcome.new_trials = new
     return outcome
