@@ -121,7 +121,10 @@ def test_killed_run_resumes_and_loses_no_finished_trial(tmp_path):
     for summary in optuna.get_all_study_summaries(storage):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         states = [t.state for t in study.trials]
-        assert optuna.trial.TrialState.RUNNING not in states
+        # A trial can stay RUNNING only if the kill came between its ask and the owner mark (it then
+        # carries no measurement and is settled once it is old); any trial with an owner was settled.
+        running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+        assert all("owner" not in t.user_attrs for t in running) and len(running) <= 1
         done = sum(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL) for s in states)
         assert done >= 8
 
