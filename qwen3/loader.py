@@ -72,7 +72,6 @@ def random_weights(config: Qwen3Config, dtype: torch.dtype = torch.bfloat16, dev
     variance 1/in_features (activations stay O(1) through the layers), norm gains near 1."""
     model = _empty_model(config, ops, dtype, device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    state = {}
     for name, param in model.state_dict().items():
         if name == "lm_head.weight" and config.tie_word_embeddings:
             continue
@@ -83,8 +82,8 @@ def random_weights(config: Qwen3Config, dtype: torch.dtype = torch.bfloat16, dev
             t = torch.randn(param.shape, generator=gen, device=device)
         else:
             t = torch.randn(param.shape, generator=gen, device=device) * param.shape[1] ** -0.5
-        state[name] = t
-    _fill(model, state, dtype, device)
+        _fill(model, {name: t}, dtype, device)  # one at a time: fp32 copies of 8B weights are 32 GB
+    _fill(model, {}, dtype, device)
     return model
 
 
