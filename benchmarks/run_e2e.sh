@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end runs on a GPU machine: the runtime's GPU tests, `bench` with and without the tuned
 # table, and transformers' generate as the reference. Results go to $OUT (default benchmarks/results/new).
-#   bash benchmarks/run_e2e.sh tests|0.6b|8b ...
+#   bash benchmarks/run_e2e.sh tests|0.6b|8b|hf-0.6b|hf-8b ...
 set -u
 OUT=${OUT:-benchmarks/results/new}
 mkdir -p "$OUT"
@@ -13,9 +13,10 @@ for what in "$@"; do
     0.6b|8b)
       timeout 400 python3 -m cli.app bench --model qwen3-$what --batch 1,8,32 --prompt-len 128 --output-len 128 \
         --table benchmarks/results/dispatch_qwen3-${what}_H100.json --breakdown \
-        --json "$OUT/bench_e2e_qwen3-${what}_H100_$day.json" 2>&1 | tee "$OUT/bench_e2e_qwen3-${what}_H100_$day.txt"
-      timeout 200 python3 benchmarks/hf_generate.py --model qwen3-$what --batch 1 --output-len 64 \
-        --json "$OUT/hf_generate_qwen3-${what}_H100_$day.json" 2>&1 | tail -3 ;;
+        --json "$OUT/bench_e2e_qwen3-${what}_H100_$day.json" 2>&1 | tee "$OUT/bench_e2e_qwen3-${what}_H100_$day.txt" ;;
+    hf-0.6b|hf-8b)
+      timeout 200 python3 benchmarks/hf_generate.py --model qwen3-${what#hf-} --batch 1 --output-len 64 \
+        --json "$OUT/hf_generate_qwen3-${what#hf-}_H100_$day.json" 2>&1 | tail -3 ;;
     *) echo "unknown: $what" >&2; exit 2 ;;
   esac
 done

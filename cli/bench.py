@@ -21,8 +21,8 @@ def bench(
     prompt_len: Annotated[int, typer.Option("--prompt-len", min=1, help="Prompt tokens per sequence.")] = 128,
     output_len: Annotated[int, typer.Option("--output-len", min=2, help="Generated tokens per sequence.")] = 128,
     table: TableOption = None,
-    breakdown: Annotated[bool, typer.Option("--breakdown", help="Also the share of a decode step per part, "
-                                                               "timed with CUDA events.")] = False,
+    breakdown: Annotated[bool, typer.Option("--breakdown", help="Also the GPU time of a decode step per part "
+                                                               "(profiled kernels) and the gaps between.")] = False,
     dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32.")] = "bfloat16",
     repeats: Annotated[int, typer.Option(min=1, help="Timed runs per batch size (the median is shown).")] = 3,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the rows to this JSON file.")] = None,
@@ -94,18 +94,24 @@ def _throughput_table(rows, name, device, prompt_len, output_len):
 
 
 def _breakdown_table(rows, parts):
+    """Per part: GPU kernel us of one step (profiled eagerly) and its share of the CUDA-graph step;
+    the graph step minus all kernels is the time between kernels (launch gaps)."""
     from rich.table import Table  # noqa: PLC0415
 
-    t = Table(title="one eager decode step, GPU time per part (us and share), CUDA events")
+    t = Table(title="one decode step: GPU kernel time per part (us, share of the CUDA-graph step)")
     t.add_column("part")
     for r in rows:
         t.add_column(f"{r.arm} b={r.batch}", justify="right")
-    for part in (*parts, "total"):
+    lines = [(part, lambda r, p=part: r.breakdown_us.get(p, 0.0)) for part in parts]
+    lines += [("kernels (sum)", lambda r: r.breakdown_us.get("kernels", 0.0)),
+              ("gaps between kernels", lambda r: r.decode_ms * 1000 - r.breakdown_us.get("kernels", 0.0)),
+              ("CUDA-graph step", lambda r: r.decode_ms * 1000)]
+    for name, value in lines:
         cells = []
         for r in rows:
-            us, total = r.breakdown_us.get(part, 0.0), r.breakdown_us.get("total", 0.0) or 1.0
-            cells.append(f"{us:,.0f}" if part == "total" else f"{us:,.0f} ({100 * us / total:.0f}%)")
-        t.add_row(part, *cells)
+            us, step = value(r), r.decode_ms * 1000 or 1.0
+            cells.append(f"{us:,.0f}" if name == "CUDA-graph step" else f"{us:,.0f} ({100 * us / step:.0f}%)")
+        t.add_row(name, *cells)
     return t
 
 

@@ -4,9 +4,9 @@ Random weights from a preset, random prompts; per batch size a prefill, then out
 replayed from CUDA graphs (greedy sampling, as a server's step would run it). Both arms run in the
 same process on the same weights, one after the other per batch size.
 
-The breakdown times one decode step eagerly with CUDA events around each part. A GPU sleep is
-queued first so the host enqueues the whole step before the GPU starts: the events then time the
-kernels back to back, not the host's launch gaps (eager launches are slower than the GPU work).
+The breakdown profiles a few eager decode steps (torch.profiler, CUPTI) with a range around each
+part and sums the durations of the kernels each part launched. The CUDA-graph step time minus the
+kernels' sum is the time between kernels ("gaps": launch latency inside the graph).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from qwen3.generate import Generator
 from qwen3.loader import random_weights
 
 PARTS = ("qkv + norm", "q/k norm + rope", "attention", "o_proj + residual", "mlp", "lm_head + norm", "other")
+# "q/k norm + rope" includes writing K and V to the cache; "other": embedding and whatever is left.
 
 
 @dataclass
@@ -34,7 +35,7 @@ class BenchRow:
     prefill_ms: float
     decode_ms: float
     tokens_per_s: float
-    breakdown_us: dict[str, float] = field(default_factory=dict)  # part -> GPU us of one step
+    breakdown_us: dict[str, float] = field(default_factory=dict)  # part -> GPU kernel us of one step
     plan: dict[str, str] = field(default_factory=dict)  # op -> arm the decode graph runs
 
 
@@ -99,38 +100,67 @@ def _decode_run(gen: Generator, prompts, output_len: int) -> tuple[float, float]
 
 @torch.inference_mode()
 def step_breakdown(model, batch: int, position: int, repeats: int = 5) -> dict[str, float]:
-    """GPU microseconds of one eager decode step per part (PARTS) and in all ("total"), median over repeats.
-    Needs a KV cache of >= batch rows and > position slots (a Generator allocates one)."""
+    """GPU kernel microseconds of one decode step per part (PARTS) and in all ("kernels"), median over
+    repeats. The step runs eagerly under torch.profiler with a range around each part; a part's time is
+    the summed duration of the kernels launched inside its range (CUPTI), so host launch gaps, which an
+    eager step is full of and a CUDA graph is not, are left out. Needs a KV cache of >= batch rows and
+    > position slots (a Generator allocates one)."""
+    from torch.profiler import ProfilerActivity, profile, record_function  # noqa: PLC0415
+
     tokens = torch.zeros((batch, 1), dtype=torch.long, device="cuda")
     positions = torch.full((batch, 1), position, dtype=torch.long, device="cuda")
-    timer = _PartTimer(model)
+
+    def step():
+        return model.compute_logits(model(tokens, positions))
+
+    step()  # compiles and warms up outside the profile
+    torch.cuda.synchronize()
+    with _PartRanges(model), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for i in range(repeats):
+            with record_function(f"{_STEP}{i}"):
+                step()
+        torch.cuda.synchronize()
     samples = defaultdict(list)
-    with timer:
-        for i in range(repeats + 1):
-            totals = timer.time_step(lambda: model.compute_logits(model(tokens, positions)))
-            if i:  # the first step compiles and warms up
-                for part, us in totals.items():
-                    samples[part].append(us)
-    return {part: statistics.median(samples[part]) for part in (*PARTS, "total")}
+    steps = [e for e in prof.events() if e.name.startswith(_STEP)]
+    for event in steps:
+        parts = defaultdict(float)
+        _sum_parts(event, parts)
+        parts["kernels"] = event.device_time_total
+        parts["other"] = parts["kernels"] - sum(parts[p] for p in PARTS if p != "other")
+        for part in (*PARTS, "kernels"):
+            samples[part].append(parts[part])
+    if len(steps) != repeats or not all(samples["kernels"]):
+        raise RuntimeError("the profiler recorded no GPU kernels for the decode steps (is CUPTI available?)")
+    return {part: statistics.median(values) for part, values in samples.items()}
 
 
-class _PartTimer:
-    """Records CUDA events around each part of a step: the dispatcher's ops through a wrapper, the
+_STEP, _PART = "kernel-search step ", "kernel-search part: "
+
+
+def _sum_parts(event, parts: dict) -> None:
+    for child in event.cpu_children:
+        if child.name.startswith(_PART):
+            parts[child.name[len(_PART):]] += child.device_time_total
+        else:
+            _sum_parts(child, parts)
+
+
+class _PartRanges:
+    """Opens a profiler range around each part of a step: the dispatcher's ops through a wrapper, the
     other parts through forward hooks on their modules. The model's code is not touched."""
+
+    MODULES = {"prep": "q/k norm + rope", "attn": "attention"}
 
     def __init__(self, model):
         self.model = model
-        self.events: list[tuple[str, torch.cuda.Event, torch.cuda.Event]] = []
-        self.sleep_cycles = 50_000_000
+        self._open: list = []
 
     def __enter__(self):
         self._ops = self.model.ops
-        self.model.set_dispatcher(_TimedOps(self._ops, self))
-        parts = {"q_norm": "q/k norm + rope", "k_norm": "q/k norm + rope", "rotary_emb": "q/k norm + rope",
-                 "attn": "attention"}
+        self.model.set_dispatcher(_RangedOps(self._ops, self))
         self._handles = []
         for name, module in self.model.named_modules():
-            part = parts.get(name.rsplit(".", 1)[-1])
+            part = self.MODULES.get(name.rsplit(".", 1)[-1])
             if name in ("model.norm", "lm_head"):
                 part = "lm_head + norm"
             if part:
@@ -145,56 +175,38 @@ class _PartTimer:
         return False
 
     def begin(self, part: str) -> None:
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        self.events.append((part, start, end))
+        from torch.profiler import record_function  # noqa: PLC0415
+
+        rf = record_function(_PART + part)
+        rf.__enter__()
+        self._open.append(rf)
 
     def end(self) -> None:
-        self.events[-1][2].record()
-
-    def time_step(self, step) -> dict[str, float]:
-        """Per part GPU us of one call of step() (and "total"); the sleep grows while the GPU caught up."""
-        first, last = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        for _ in range(4):
-            self.events = []
-            torch.cuda.synchronize()
-            torch.cuda._sleep(self.sleep_cycles)
-            first.record()
-            step()
-            last.record()
-            # Done when the GPU had not reached the step before the host was through it. (If the host
-            # blocked on a full launch queue instead, the GPU had a full queue all along: also fine.)
-            if not first.query():
-                break
-            self.sleep_cycles *= 2
-        last.synchronize()
-        times = defaultdict(float)
-        for part, start, end in self.events:
-            times[part] += start.elapsed_time(end) * 1000
-        times["total"] = first.elapsed_time(last) * 1000
-        times["other"] = times["total"] - sum(times[p] for p in PARTS if p != "other")
-        return times
+        self._open.pop().__exit__(None, None, None)
 
 
-class _TimedOps:
-    """A Dispatcher stand-in that times each fusion site, then calls the real one."""
+class _RangedOps:
+    """A Dispatcher stand-in that opens a part's range around each fusion site, then calls the real one."""
 
     SITES = {"rmsnorm_qkv": "qkv + norm", "o_proj_residual": "o_proj + residual",
              "rmsnorm_gate_up_silu": "mlp", "down_residual": "mlp"}
 
-    def __init__(self, ops: Dispatcher, timer: _PartTimer):
-        self._ops, self._timer = ops, timer
+    def __init__(self, ops: Dispatcher, ranges: _PartRanges):
+        self._ops, self._ranges = ops, ranges
 
     def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
         real = getattr(self._ops, name)
         part = self.SITES.get(name)
         if part is None:
             return real
 
-        def timed(*args, **kwargs):
-            self._timer.begin(part)
-            out = real(*args, **kwargs)
-            self._timer.end()
-            return out
+        def ranged(*args, **kwargs):
+            self._ranges.begin(part)
+            try:
+                return real(*args, **kwargs)
+            finally:
+                self._ranges.end()
 
-        return timed
+        return ranged

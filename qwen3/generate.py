@@ -104,7 +104,8 @@ class Generator:
 
     @torch.inference_mode()
     def decode_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """tokens, positions [B] (B <= max_batch; sequence b is cache row b) -> logits [B, vocab]."""
+        """tokens, positions [B] (B <= max_batch; sequence b is cache row b) -> logits [B, vocab], a
+        tensor of its own (a graph's output buffer is rewritten by the next step, so it is copied)."""
         b = tokens.shape[0]
         if not self.use_graphs:
             return self._step(tokens[:, None], positions[:, None])
@@ -115,7 +116,7 @@ class Generator:
             self._ids[b:bucket].zero_()
             self._pos[b:bucket].zero_()
         self._graphs[bucket].replay()
-        return self._logits[bucket][:b]
+        return self._logits[bucket][:b].clone()
 
     @torch.inference_mode()
     def prefill(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:

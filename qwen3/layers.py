@@ -79,13 +79,52 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
+def use_triton(impl: str, t: torch.Tensor) -> bool:
+    """impl "auto": the Triton kernels on CUDA, PyTorch elsewhere; "triton" / "torch": always that."""
+    return impl == "triton" or (impl == "auto" and t.is_cuda)
+
+
+class QKNormRopeCache(nn.Module):
+    """The attention block between the QKV projection and attention: q/k RMSNorm per head, RoPE, and
+    the new keys and values written into the KV cache. Holds no weights (the norms stay where
+    checkpoints keep them, on the attention module); impl picks the PyTorch ops or qwen3.kernels'
+    single kernel (see use_triton)."""
+
+    def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int, eps: float):
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim, self.eps = num_heads, num_kv_heads, head_dim, eps
+        self.impl = "auto"
+
+    def forward(self, qkv: torch.Tensor, q_norm: RMSNorm, k_norm: RMSNorm, rotary: RotaryEmbedding,
+                positions: torch.Tensor, attn: Attention, first_row: int = 0) -> torch.Tensor:
+        """qkv [B*T, (H + 2 KV) * hd], positions [B, T] -> q [B, T, H, hd]; k and v go to attn's cache."""
+        attn.check_cache()
+        if use_triton(self.impl, qkv):
+            from qwen3.kernels import qk_norm_rope_cache  # noqa: PLC0415 - Triton only where it runs
+
+            return qk_norm_rope_cache(qkv, q_norm.weight, k_norm.weight, rotary.cos, rotary.sin, positions,
+                                      attn.k_cache, attn.v_cache, self.num_heads, self.num_kv_heads, self.eps,
+                                      first_row)
+        b, t = positions.shape
+        q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
+        q, k, v = qkv.view(b, t, -1).split([q_size, kv_size, kv_size], dim=-1)
+        q = q_norm(q.reshape(b, t, self.num_heads, self.head_dim))
+        k = k_norm(k.reshape(b, t, self.num_kv_heads, self.head_dim))
+        q, k = rotary(positions, q, k)
+        rows = torch.arange(first_row, first_row + b, device=positions.device)[:, None]
+        attn.k_cache[rows, positions] = k
+        attn.v_cache[rows, positions] = v.reshape(b, t, self.num_kv_heads, self.head_dim)
+        return q
+
+
 class Attention(nn.Module):
     """Causal attention of new tokens over a preallocated KV cache, with grouped-query heads.
 
     k_cache / v_cache are this layer's views [batch, max_len, kv_heads, head_dim] of the model's
-    cache (Qwen3ForCausalLM.allocate_kv_cache sets them). A call writes the new keys and values at
-    their positions, then every query attends to the cached positions <= its own. The whole cache
-    length is attended with a mask, so shapes stay static for CUDA-graph capture.
+    cache (Qwen3ForCausalLM.allocate_kv_cache sets them); the new tokens' keys and values are
+    already in it (QKNormRopeCache wrote them). Every query attends to the cached positions <= its
+    own. Decode (one token per sequence) runs qwen3.kernels.decode_attention where impl allows;
+    otherwise PyTorch's SDPA over the whole cache length with a mask (shapes stay static).
     """
 
     def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int):
@@ -93,18 +132,23 @@ class Attention(nn.Module):
         self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
         self.scale = head_dim**-0.5
         self.k_cache = self.v_cache = None
+        self.impl = "auto"
 
-    def forward(self, q, k, v, positions: torch.Tensor, first_row: int = 0) -> torch.Tensor:
-        """q [B, T, heads, hd]; k, v [B, T, kv_heads, hd]; positions [B, T] (each token's slot in
-        its sequence); cache rows first_row .. first_row + B hold the B sequences. -> [B, T, heads * hd]."""
+    def check_cache(self) -> None:
         if self.k_cache is None:
             raise RuntimeError("no KV cache: call allocate_kv_cache on the model first")
+
+    def forward(self, q: torch.Tensor, positions: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+        """q [B, T, heads, hd]; positions [B, T] (each token's slot in its sequence); cache rows
+        first_row .. first_row + B hold the B sequences. -> [B, T, heads * hd]."""
+        self.check_cache()
         b, t = positions.shape
+        if t == 1 and use_triton(self.impl, q):
+            from qwen3.kernels import decode_attention  # noqa: PLC0415
+
+            return decode_attention(q, self.k_cache, self.v_cache, positions, self.scale, first_row)
         k_cache = self.k_cache[first_row:first_row + b]
         v_cache = self.v_cache[first_row:first_row + b]
-        rows = torch.arange(b, device=positions.device)[:, None]
-        k_cache[rows, positions] = k
-        v_cache[rows, positions] = v
         # Grouped-query attention without copying K/V: the `groups` query heads that share a KV head
         # become extra query rows of it (head h reads KV head h // groups, as transformers' repeat_kv).
         groups = self.num_heads // self.num_kv_heads

@@ -20,7 +20,7 @@ from torch import nn
 
 from kernel_space.dispatch import Dispatcher
 from qwen3.config import Qwen3Config
-from qwen3.layers import Attention, Embedding, Linear, RMSNorm, RotaryEmbedding
+from qwen3.layers import Attention, Embedding, Linear, QKNormRopeCache, RMSNorm, RotaryEmbedding
 
 
 class Qwen3Attention(nn.Module):
@@ -38,18 +38,15 @@ class Qwen3Attention(nn.Module):
         self.q_norm = RMSNorm(self.head_dim, config.rms_norm_eps)
         self.k_norm = RMSNorm(self.head_dim, config.rms_norm_eps)
         self.rotary_emb = rotary
+        self.prep = QKNormRopeCache(self.num_heads, self.num_kv_heads, self.head_dim, config.rms_norm_eps)
         self.attn = Attention(self.num_heads, self.num_kv_heads, self.head_dim)
 
     def forward(self, x: torch.Tensor, norm: RMSNorm, positions: torch.Tensor, first_row: int) -> torch.Tensor:
         """x [B*T, hidden] -> the stream after attention, [B*T, hidden]."""
         b, t = positions.shape
         qkv, x = self.ops.rmsnorm_qkv(x, None, norm.weight, self.qkv_proj.weight, self.eps)
-        q, k, v = qkv.view(b, t, -1).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
-        q = self.q_norm(q.reshape(b, t, self.num_heads, self.head_dim))
-        k = self.k_norm(k.reshape(b, t, self.num_kv_heads, self.head_dim))
-        q, k = self.rotary_emb(positions, q, k)
-        v = v.reshape(b, t, self.num_kv_heads, self.head_dim)
-        o = self.attn(q, k, v, positions, first_row)
+        q = self.prep(qkv, self.q_norm, self.k_norm, self.rotary_emb, positions, self.attn, first_row)
+        o = self.attn(q, positions, first_row)
         return self.ops.o_proj_residual(o.view(b * t, self.q_size), x, self.o_proj.weight)
 
 
@@ -125,6 +122,15 @@ class Qwen3ForCausalLM(nn.Module):
         for module in self.modules():
             if isinstance(module, (Qwen3Attention, Qwen3MLP)):
                 module.ops = ops
+
+    def set_attention_impl(self, impl: str) -> None:
+        """"auto" (default): q/k norm + RoPE + cache write and decode attention run as Triton kernels on
+        CUDA and as PyTorch ops elsewhere; "triton" or "torch" force one (tests compare the two)."""
+        if impl not in ("auto", "triton", "torch"):
+            raise ValueError(f"attention impl must be auto, triton or torch, got {impl!r}")
+        for module in self.modules():
+            if isinstance(module, (QKNormRopeCache, Attention)):
+                module.impl = impl
 
     def allocate_kv_cache(self, batch: int, max_len: int) -> None:
         """K and V caches [layers, batch, max_len, kv_heads, head_dim] in the model's dtype and device."""

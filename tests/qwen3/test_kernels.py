@@ -1,0 +1,112 @@
+"""qwen3.kernels (q/k norm + RoPE + cache write; decode attention) against the PyTorch path of
+qwen3.layers, under Triton's interpreter on the CPU (on a GPU when there is one)."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from qwen3.generate import Generator
+from qwen3.kernels import decode_attention, qk_norm_rope_cache
+from qwen3.layers import Attention, QKNormRopeCache, RMSNorm, RotaryEmbedding
+from qwen3.loader import random_weights
+from tests.qwen3.helpers import TINY
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+PREP_TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2 if DEVICE == "cuda" else 1e-1}
+
+
+def parts(heads, kv_heads, hd, dtype, rows, length, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q_norm, k_norm = RMSNorm(hd, 1e-6), RMSNorm(hd, 1e-6)
+    q_norm.weight.data = (1 + 0.2 * torch.randn(hd, generator=g)).to(DEVICE, dtype)
+    k_norm.weight.data = (1 + 0.2 * torch.randn(hd, generator=g)).to(DEVICE, dtype)
+    rotary = RotaryEmbedding(hd, length, 10_000.0).to(DEVICE)
+    attn = Attention(heads, kv_heads, hd)
+    cache = (rows, length, kv_heads, hd)
+    attn.k_cache = torch.randn(cache, generator=g).to(DEVICE, dtype)
+    attn.v_cache = torch.randn(cache, generator=g).to(DEVICE, dtype)
+    return q_norm, k_norm, rotary, attn
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize(("b", "t", "first_row"), [(3, 1, 0), (2, 5, 1)])
+def test_qk_norm_rope_cache_equals_the_pytorch_ops(dtype, b, t, first_row):
+    heads, kv_heads, hd, length = 4, 2, 16, 24
+    q_norm, k_norm, rotary, attn = parts(heads, kv_heads, hd, dtype, rows=4, length=length)
+    g = torch.Generator().manual_seed(1)
+    qkv = (3 * torch.randn(b * t, (heads + 2 * kv_heads) * hd, generator=g)).to(DEVICE, dtype)
+    positions = torch.stack([torch.randperm(length, generator=g)[:t] for _ in range(b)]).to(DEVICE)
+    prep = QKNormRopeCache(heads, kv_heads, hd, 1e-6)
+    ref_cache = attn.k_cache.clone(), attn.v_cache.clone()
+    prep.impl = "torch"
+    ref_attn = Attention(heads, kv_heads, hd)
+    ref_attn.k_cache, ref_attn.v_cache = ref_cache
+    ref_q = prep(qkv, q_norm, k_norm, rotary, positions, ref_attn, first_row)
+    prep.impl = "triton"
+    q = prep(qkv, q_norm, k_norm, rotary, positions, attn, first_row)
+    assert q.shape == (b, t, heads, hd) and q.dtype == dtype
+    # Same rounding steps as the PyTorch ops: equal up to the order of the fp32 sum of squares, and
+    # for bf16 on the interpreter, its casts (they truncate; the GPU rounds to nearest).
+    tol = PREP_TOL[dtype]
+    torch.testing.assert_close(q, ref_q, atol=tol, rtol=tol)
+    torch.testing.assert_close(attn.k_cache, ref_attn.k_cache, atol=tol, rtol=tol)
+    assert torch.equal(attn.v_cache, ref_attn.v_cache)
+    # Only the given (row, position) slots were written.
+    written = torch.zeros(attn.k_cache.shape[:2], dtype=torch.bool, device=DEVICE)
+    written[torch.arange(first_row, first_row + b, device=DEVICE)[:, None], positions] = True
+    assert torch.equal(attn.k_cache[~written], ref_cache[0][~written])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize(("heads", "kv_heads", "hd"), [(4, 2, 16), (8, 2, 32), (3, 3, 16), (16, 2, 64)])
+def test_decode_attention_equals_sdpa_over_the_cache(dtype, heads, kv_heads, hd):
+    if dtype == torch.bfloat16 and DEVICE == "cpu":
+        pytest.skip("the interpreter's tl.dot has no bf16 (the GEMM tests run fp32 and fp16 on the CPU too)")
+    rows, length, first_row = 5, 70, 1  # 70 slots: the last block of 64 is partly past the end
+    _, _, _, attn = parts(heads, kv_heads, hd, dtype, rows, length, seed=2)
+    positions = torch.tensor([[0], [69], [63], [64]], device=DEVICE)
+    q = torch.randn(4, 1, heads, hd, generator=torch.Generator().manual_seed(3)).to(DEVICE, dtype)
+    attn.impl = "torch"
+    ref = attn(q, positions, first_row)
+    # Slots past a sequence's position hold garbage that must not leak in (SDPA's masked NaNs would).
+    for i, p in enumerate(positions[:, 0].tolist()):
+        attn.k_cache[first_row + i, p + 1:] = float("nan")
+        attn.v_cache[first_row + i, p + 1:] = float("nan")
+    out = decode_attention(q, attn.k_cache, attn.v_cache, positions, attn.scale, first_row)
+    assert out.shape == (4, 1, heads * hd) and not out.isnan().any()
+    tol = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
+    torch.testing.assert_close(out, ref, atol=tol, rtol=tol)
+
+
+def test_kernel_input_errors():
+    _, _, rotary, attn = parts(4, 2, 16, torch.float32, rows=2, length=8)
+    q = torch.zeros(2, 2, 4, 16, device=DEVICE)
+    with pytest.raises(ValueError, match="one token per sequence"):
+        decode_attention(q, attn.k_cache, attn.v_cache, torch.zeros(2, 2, dtype=torch.long), 0.25)
+    with pytest.raises(ValueError, match="query heads do not split"):
+        decode_attention(torch.zeros(2, 1, 3, 16), attn.k_cache, attn.v_cache, torch.zeros(2, 1, dtype=torch.long),
+                         0.25)
+    w = torch.ones(16)
+    with pytest.raises(ValueError, match="qkv must be"):
+        qk_norm_rope_cache(torch.zeros(2, 100), w, w, rotary.cos, rotary.sin, torch.zeros(2, 1, dtype=torch.long),
+                           attn.k_cache, attn.v_cache, 4, 2, 1e-6)
+
+
+def test_model_logits_with_the_kernels_equal_the_pytorch_path():
+    """Prefill (PyTorch attention, Triton cache write) and decode steps (both kernels), fp32."""
+    config = dataclasses.replace(TINY, num_hidden_layers=2)
+    model = random_weights(config, torch.float32, DEVICE, seed=3)
+    prompts = [[5, 9, 1, 33], [7, 2, 8, 1]]
+    out = {}
+    for impl in ("torch", "triton"):
+        model.set_attention_impl(impl)
+        gen = Generator(model, max_batch=2, max_len=10, cuda_graphs=False)
+        logits = [gen.prefill(prompts)]
+        for step in range(3):
+            logits.append(gen.decode_step(logits[-1].argmax(-1), torch.tensor([4 + step] * 2, device=DEVICE)))
+        out[impl] = torch.stack(logits)
+    torch.testing.assert_close(out["triton"], out["torch"], atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="attention impl"):
+        model.set_attention_impl("flash")
