@@ -11,8 +11,11 @@ kernels' sum is the time between kernels ("gaps": launch latency inside the grap
 
 from __future__ import annotations
 
+import json
 import statistics
-from collections import defaultdict
+import tempfile
+import warnings
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import torch
@@ -59,7 +62,10 @@ def run_bench(config: Qwen3Config, batches: list[int], prompt_len: int, output_l
             row = _bench_batch(gen, arm, batch, prompt_len, output_len, repeats, seed)
             if breakdown:
                 progress(f"{arm}: batch {batch} breakdown")
-                row.breakdown_us = step_breakdown(model, batch, prompt_len)
+                try:
+                    row.breakdown_us = step_breakdown(model, batch, prompt_len)
+                except RuntimeError as exc:  # the throughput stands without it
+                    warnings.warn(f"no breakdown for {arm} batch {batch}: {exc}", RuntimeWarning, stacklevel=2)
             rows.append(row)
         del gen
         torch.cuda.empty_cache()
@@ -120,29 +126,63 @@ def step_breakdown(model, batch: int, position: int, repeats: int = 5) -> dict[s
             with record_function(f"{_STEP}{i}"):
                 step()
         torch.cuda.synchronize()
+    with tempfile.TemporaryDirectory() as tmp:
+        prof.export_chrome_trace(f"{tmp}/trace.json")
+        with open(f"{tmp}/trace.json") as f:
+            trace = json.load(f)
+    per_step = parts_from_trace(trace)
+    if len(per_step) != repeats:
+        cats = Counter(e.get("cat") for e in trace.get("traceEvents", []))
+        raise RuntimeError(f"the profile holds kernels of {len(per_step)} of {repeats} decode steps "
+                           f"(trace event categories: {dict(cats)})")
     samples = defaultdict(list)
-    steps = [e for e in prof.events() if e.name.startswith(_STEP)]
-    for event in steps:
-        parts = defaultdict(float)
-        _sum_parts(event, parts)
-        parts["kernels"] = event.device_time_total
-        parts["other"] = parts["kernels"] - sum(parts[p] for p in PARTS if p != "other")
+    for parts in per_step:
         for part in (*PARTS, "kernels"):
             samples[part].append(parts[part])
-    if len(steps) != repeats or not all(samples["kernels"]):
-        raise RuntimeError("the profiler recorded no GPU kernels for the decode steps (is CUPTI available?)")
     return {part: statistics.median(values) for part, values in samples.items()}
 
 
 _STEP, _PART = "kernel-search step ", "kernel-search part: "
 
 
-def _sum_parts(event, parts: dict) -> None:
-    for child in event.cpu_children:
-        if child.name.startswith(_PART):
-            parts[child.name[len(_PART):]] += child.device_time_total
-        else:
-            _sum_parts(child, parts)
+def parts_from_trace(trace: dict) -> list[dict[str, float]]:
+    """Per profiled step (a _STEP range), kernel microseconds per part and in all ("kernels").
+
+    A kernel belongs to the step and part ranges around the host call that launched it (runtime or
+    driver API event of the same correlation id); where no launch is recorded, to the ranges the
+    profiler mirrors on the GPU timeline ("gpu_user_annotation") around the kernel itself."""
+    events = [e for e in trace.get("traceEvents", []) if e.get("ph") == "X"]
+    launches = {e["args"]["correlation"]: e["ts"] for e in events
+                if e.get("cat") in ("cuda_runtime", "cuda_driver") and "correlation" in e.get("args", {})}
+    ranges = {"user_annotation": [], "gpu_user_annotation": []}
+    for e in events:
+        if e.get("cat") in ranges and e["name"].startswith((_STEP, _PART)):
+            ranges[e["cat"]].append((e["ts"], e["ts"] + e["dur"], e["name"]))
+
+    def around(ts, where):
+        """(step index, part) of the innermost ranges holding ts."""
+        step, part, part_start = None, "other", -1.0
+        for start, end, name in ranges[where]:
+            if start <= ts <= end:
+                if name.startswith(_STEP):
+                    step = int(name[len(_STEP):])
+                elif start > part_start:
+                    part, part_start = name[len(_PART):], start
+        return step, part
+
+    steps: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for e in events:
+        if e.get("cat") != "kernel":
+            continue
+        corr = e.get("args", {}).get("correlation")
+        step, part = around(launches[corr], "user_annotation") if corr in launches else (None, "other")
+        if step is None:
+            step, part = around(e["ts"], "gpu_user_annotation")
+        if step is None:
+            continue
+        steps[step][part] += e["dur"]
+        steps[step]["kernels"] += e["dur"]
+    return [dict(steps[i]) | {p: steps[i].get(p, 0.0) for p in PARTS} for i in sorted(steps)]
 
 
 class _PartRanges:
