@@ -126,7 +126,8 @@ def test_bench_runs_both_arms_with_a_breakdown():
     for r in rows:
         assert r.tokens_per_s > 0 and r.decode_ms > 0
         parts = r.breakdown_us
-        assert abs(sum(parts[p] for p in PARTS) - parts["kernels"]) < 1e-6 * parts["kernels"]
+        # Medians over repeats, taken per part: their sum is near the median total, not equal to it.
+        assert abs(sum(parts[p] for p in PARTS) - parts["kernels"]) < 0.05 * parts["kernels"]
         assert all(parts[p] > 0 for p in PARTS if p != "other")
         # The kernels of a step take no longer than the CUDA-graph step (which adds the gaps between them).
         assert parts["kernels"] < 1.1 * r.decode_ms * 1000
