@@ -20,6 +20,15 @@ Prologue placement (norm ops): `inline` does the norm inside the K loop of every
 runs a one-row-per-program kernel first that writes rmsnorm(h) * g, so the GEMM's loop is a plain
 load -> tl.dot pipeline (one more launch, M x K more bytes, both tiny at decode).
 
+PDL (programmatic dependent launch, Hopper on): every kernel here is launched so that it may start
+while the kernel before it in the stream is still running. A program first prefetches its own weight
+slice into L2 (weights are never written: safe to read early), then waits (griddepcontrol.wait:
+the previous kernel has finished and its writes are visible) before it reads an activation or
+writes anything, and only then lets the next kernel launch. So one kernel's weight stream overlaps
+the previous kernel's tail, and every kernel still completes after its predecessor (a kernel cannot
+finish before its wait returns), which keeps longer dependencies (a residual written two kernels
+back) ordered too. Kernels of other libraries in between launch normally and wait as usual.
+
 Paths: `dot` uses tl.dot (tensor cores; pads M to 16); `fma` multiplies and reduces with tl.sum,
 which wastes nothing at M = 1 and allows BLOCK_N = 8.
 """
@@ -28,10 +37,26 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+
+
+@triton.jit
+def _prefetch_l2(ptrs):
+    """Ask L2 for the line of every pointer (a hint: no value comes back, nothing waits for it)."""
+    tl.inline_asm_elementwise("prefetch.global.L2 [$1];\n\tmov.u32 $0, 0;", "=r,l", [ptrs], dtype=tl.int32,
+                              is_pure=False, pack=1)
+
+
+@triton.jit
+def _pdl_enter():
+    """Wait for the previous kernel (its writes visible), then let the next one launch."""
+    gdc_wait()
+    gdc_launch_dependents()
 
 
 @triton.jit
@@ -72,6 +97,7 @@ def fused_linear_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr,
     USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, LAST_REDUCES: tl.constexpr,
+    PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
 ):
     pid = tl.program_id(0)
     pid_k = tl.program_id(1)
@@ -91,10 +117,23 @@ def fused_linear_kernel(
     m_mask = offs_m < M
     n_mask = offs_n < N
 
+    k_start = pid_k * K_PER_SPLIT
+    if PDL:
+        if PREFETCH:
+            # This program's weight rows over its K slice, one pointer per 128-byte line (clamped
+            # into the matrix), eight lines of every row per step.
+            LINE: tl.constexpr = 1024 // w_ptr.dtype.element_ty.primitive_bitwidth
+            rows = tl.minimum(offs_n, N - 1)
+            for kk in range(0, K_PER_SPLIT, 8 * LINE):
+                k_lines = tl.minimum(k_start + kk + tl.arange(0, 8) * LINE, K - 1)
+                _prefetch_l2(w_ptr + rows[None, :] * stride_wn + k_lines[:, None])
+                if GATED:
+                    _prefetch_l2(w_ptr + (rows[None, :] + N) * stride_wn + k_lines[:, None])
+        _pdl_enter()
+
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
-    k_start = pid_k * K_PER_SPLIT
     for kk in range(0, K_PER_SPLIT, BLOCK_K):
         offs_k = k_start + kk + rk
         k_mask = offs_k < K
@@ -178,8 +217,10 @@ def splitk_epilogue_kernel(
     stride_rom, stride_om,
     eps,
     NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
-    SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr = False,
 ):
+    if PDL:
+        _pdl_enter()
     _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, tl.program_id(0), tl.program_id(1), M, N, K,
                  stride_rom, stride_om, eps, NORM, GATED, RES_OUT, SPLIT_K, BLOCK_M, BLOCK_N)
 
@@ -188,11 +229,13 @@ def splitk_epilogue_kernel(
 def rmsnorm_prepass_kernel(
     x_ptr, res_ptr, g_ptr, h_ptr, a_ptr,
     K, stride_xm, stride_rm, stride_hm, stride_am, eps,
-    ADD_IN: tl.constexpr, BLOCK_K: tl.constexpr,
+    ADD_IN: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr = False,
 ):
     """One row per program: h = x (+ residual), written when added; a = rmsnorm(h) * g in x's dtype.
     The GEMM then reads `a` straight into tl.dot, with no per-tile prologue in its K loop."""
     row = tl.program_id(0)
+    if PDL:
+        _pdl_enter()
     ss = tl.zeros((BLOCK_K,), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         offs = k0 + tl.arange(0, BLOCK_K)
@@ -245,6 +288,36 @@ def _counters(device: torch.device, tiles: int) -> torch.Tensor:
     return buf
 
 
+_CAPABLE: dict = {}
+
+
+def pdl_enabled(device: torch.device) -> bool:
+    """Launch with PDL on this device: a CUDA GPU of compute capability >= 9 (Hopper), not Triton's
+    interpreter, and KERNEL_SEARCH_PDL not 0 (set it to 0 to measure without)."""
+    if device.type != "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
+        return False
+    if os.environ.get("KERNEL_SEARCH_PDL", "1") == "0":
+        return False
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _CAPABLE:
+        props = torch.cuda.get_device_properties(index)
+        _CAPABLE[index] = (props.major >= 9, props.multi_processor_count)
+    return _CAPABLE[index][0]
+
+
+def _pdl_args(device: torch.device, programs: int | None = None) -> dict:
+    """Launch keywords for PDL (none off it, so the interpreter never sees them). PREFETCH when the
+    grid is at most two programs per SM: all of them start early, so their prefetch runs ahead; in a
+    larger grid most programs start after the wait anyway and would only prefetch what they load next."""
+    if not pdl_enabled(device):
+        return {}
+    args = {"PDL": True, "launch_pdl": True}
+    if programs is not None:
+        args["PREFETCH"] = programs <= 2 * _CAPABLE[device.index if device.index is not None
+                                                     else torch.cuda.current_device()][1]
+    return args
+
+
 _COMPILE_ONLY = False
 
 
@@ -292,7 +365,7 @@ def launch_fused_linear(
             x, res_in if res_in is not None else x, norm_w, h if h is not None else x, a,
             k, x.stride(0), res_in.stride(0) if res_in is not None else 0, h.stride(0) if h is not None else 0,
             a.stride(0), eps,
-            ADD_IN=res_in is not None, BLOCK_K=prepass_block(k), num_warps=PREPASS_WARPS,
+            ADD_IN=res_in is not None, BLOCK_K=prepass_block(k), num_warps=PREPASS_WARPS, **_pdl_args(x.device),
         )
         out, _ = launch_fused_linear(a, w, {**cfg, "prologue": "inline"}, res_out=res_out, gated=gated, eps=eps)
         return out, h
@@ -322,7 +395,7 @@ def launch_fused_linear(
         USE_DOT=cfg["path"] == "dot",
         DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
         LAST_REDUCES=last_reduces,
-        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **_pdl_args(x.device, tiles * split),
     )
     if split > 1 and not last_reduces:
         grid_r = (triton.cdiv(m, bm), triton.cdiv(n, bn))
@@ -333,9 +406,10 @@ def launch_fused_linear(
             eps,
             NORM=norm, GATED=gated, RES_OUT=res_out is not None,
             SPLIT_K=split, BLOCK_M=bm, BLOCK_N=bn,
-            num_warps=cfg["num_warps"],
+            num_warps=cfg["num_warps"], **_pdl_args(x.device),
         )
     return out, h
 
 
-KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _reduce_tile, _epilogue, _mac)
+KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _reduce_tile, _epilogue, _mac,
+                  _prefetch_l2, _pdl_enter)

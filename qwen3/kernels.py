@@ -9,10 +9,12 @@ more than the layer's weight stream. Here they are two kernels:
   transformers' Qwen3 rounds (norm statistics in fp32, the normed head cast to the model dtype and
   then scaled by the gain, each RoPE product and the sum cast), so it reproduces the PyTorch path
   up to the order of one fp32 sum.
-- `decode_attention`: one new token per sequence (T = 1) over its cached positions 0..pos, one
-  program per (sequence, KV head) serving that head's query group, online softmax in fp32
-  (flash-decoding without the split over the sequence: one program reads a whole sequence, fine
-  for the short contexts decode is benchmarked at, slower for long ones).
+- `decode_attention`: one new token per sequence (T = 1) over its cached positions 0..pos
+  (flash-decoding): one program per (sequence, KV head, chunk of the cache) serves that KV head's
+  query group with an online softmax in fp32, and where the cache has several chunks a second
+  kernel combines their partials.
+
+Both launch with PDL on Hopper (see kernel_space._gemm): they wait for the kernel before them first.
 
 Both are checked against the PyTorch path (qwen3.layers) under the interpreter in the tests.
 """
@@ -22,6 +24,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
+from kernel_space._gemm import _pdl_args, _pdl_enter
 
 
 @triton.jit
@@ -42,12 +46,14 @@ def _qk_norm_rope_cache_kernel(
     qkv_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, pos_ptr, q_ptr, kc_ptr, vc_ptr,
     T, first_row, eps, stride_qkv, stride_cos,
     stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
-    H: tl.constexpr, KV: tl.constexpr, HD: tl.constexpr,
+    H: tl.constexpr, KV: tl.constexpr, HD: tl.constexpr, PDL: tl.constexpr = False,
 ):
     tok = tl.program_id(0)
     head = tl.program_id(1)  # 0..H-1: a query head; H..H+KV-1: a key head (and its value head)
     HALF: tl.constexpr = HD // 2
     DT: tl.constexpr = q_ptr.dtype.element_ty
+    if PDL:
+        _pdl_enter()
     offs = tl.arange(0, HALF)
     pos = tl.load(pos_ptr + tok)
     row = qkv_ptr + tok.to(tl.int64) * stride_qkv + head * HD  # q heads, then k heads: column head * HD
@@ -98,20 +104,26 @@ def qk_norm_rope_cache(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: torc
         qkv, q_norm_w, k_norm_w, cos, sin, positions, q, k_cache, v_cache,
         t, first_row, eps, qkv.stride(0), cos.stride(0),
         *k_cache.stride()[:3], *v_cache.stride()[:3],
-        H=num_heads, KV=num_kv_heads, HD=hd, num_warps=1 if hd <= 128 else 2,
+        H=num_heads, KV=num_kv_heads, HD=hd, num_warps=1 if hd <= 128 else 2, **_pdl_args(qkv.device),
     )
     return q
 
 
 @triton.jit
 def _decode_attention_kernel(
-    q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, first_row, scale,
+    q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, first_row, scale,
     stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
     H: tl.constexpr, G: tl.constexpr, G_PAD: tl.constexpr, HD: tl.constexpr, BLOCK_N: tl.constexpr,
-    PRECISION: tl.constexpr,
+    CHUNK: tl.constexpr, SPLITS: tl.constexpr, PRECISION: tl.constexpr, PDL: tl.constexpr = False,
 ):
+    """Program (sequence, KV head, split): the query group of that KV head over cache slots
+    [split * CHUNK, (split + 1) * CHUNK) up to the sequence's position. One split writes o; several
+    write their unnormalised partial (acc, running max, running sum) for _combine_kernel."""
     seq = tl.program_id(0)
     kvh = tl.program_id(1)
+    split = tl.program_id(2)
+    if PDL:
+        _pdl_enter()
     g = tl.arange(0, G_PAD)
     d = tl.arange(0, HD)
     pos = tl.load(pos_ptr + seq)
@@ -124,9 +136,11 @@ def _decode_attention_kernel(
     m_i = tl.full([G_PAD], float("-inf"), tl.float32)
     l_i = tl.zeros([G_PAD], tl.float32)
     acc = tl.zeros([G_PAD, HD], tl.float32)
-    for start in range(0, pos + 1, BLOCK_N):
+    lo = split * CHUNK
+    hi = tl.minimum(lo + CHUNK, pos + 1)
+    for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
-        live = n <= pos
+        live = n < hi
         k = tl.load(k_base + n[:, None] * stride_kl + d[None, :], mask=live[:, None], other=0.0)
         v = tl.load(v_base + n[:, None] * stride_vl + d[None, :], mask=live[:, None], other=0.0)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale
@@ -137,17 +151,55 @@ def _decode_attention_kernel(
         l_i = l_i * alpha + tl.sum(p, axis=1)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
         m_i = m_new
-    o = acc / l_i[:, None]
-    out = o_ptr + seq.to(tl.int64) * (H * HD) + heads[:, None] * HD + d[None, :]
-    tl.store(out, o.to(o_ptr.dtype.element_ty), mask=g[:, None] < G)
+    live_g = g < G
+    if SPLITS == 1:
+        o = acc / l_i[:, None]
+        out = o_ptr + seq.to(tl.int64) * (H * HD) + heads[:, None] * HD + d[None, :]
+        tl.store(out, o.to(o_ptr.dtype.element_ty), mask=live_g[:, None])
+    else:
+        # Partials [B, H, SPLITS, HD] and [B, H, SPLITS, 2]; a split past the position leaves
+        # m = -inf, l = 0 (its weight in the combine is zero).
+        part = (seq.to(tl.int64) * H + heads) * SPLITS + split
+        tl.store(part_ptr + part[:, None] * HD + d[None, :], acc, mask=live_g[:, None])
+        tl.store(ml_ptr + part * 2, m_i, mask=live_g)
+        tl.store(ml_ptr + part * 2 + 1, l_i, mask=live_g)
+
+
+@triton.jit
+def _combine_kernel(part_ptr, ml_ptr, o_ptr, H: tl.constexpr, HD: tl.constexpr, SPLITS: tl.constexpr,
+                    S_PAD: tl.constexpr, PDL: tl.constexpr = False):
+    """Program (sequence, head): o = sum_s exp(m_s - m) acc_s / sum_s exp(m_s - m) l_s."""
+    seq = tl.program_id(0)
+    head = tl.program_id(1)
+    if PDL:
+        _pdl_enter()
+    s = tl.arange(0, S_PAD)
+    d = tl.arange(0, HD)
+    base = (seq.to(tl.int64) * H + head) * SPLITS
+    live = s < SPLITS
+    m = tl.load(ml_ptr + (base + s) * 2, mask=live, other=float("-inf"))
+    l_s = tl.load(ml_ptr + (base + s) * 2 + 1, mask=live, other=0.0)
+    m_all = tl.max(m, axis=0)  # split 0 always holds slot 0: finite
+    w = tl.where(live & (m > float("-inf")), tl.exp(m - m_all), 0.0)
+    acc = tl.load(part_ptr + (base + s)[:, None] * HD + d[None, :], mask=live[:, None], other=0.0)
+    o = tl.sum(acc * w[:, None], axis=0) / tl.sum(l_s * w, axis=0)
+    tl.store(o_ptr + (seq.to(tl.int64) * H + head) * HD + d, o.to(o_ptr.dtype.element_ty))
+
+
+# Cache slots per split: a program walks at most this many (two BLOCK_N steps), so a decode step's
+# attention has B x KV x ceil(L / CHUNK) programs however long the cache is.
+ATTN_BLOCK_N = 64
+ATTN_CHUNK = 128
+ATTN_MAX_SPLITS = 64
 
 
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, positions: torch.Tensor,
                      scale: float, first_row: int = 0) -> torch.Tensor:
     """q [B, 1, H, hd] (one new token per sequence, its k/v already in the cache), caches [rows, L, KV, hd],
-    positions [B, 1] -> o [B, 1, H * hd]: each query head attends its KV head's slots 0..position."""
+    positions [B, 1] -> o [B, 1, H * hd]: each query head attends its KV head's slots 0..position.
+    The cache length is split in chunks (flash-decoding) whose partials a second kernel combines."""
     b, t, h, hd = q.shape
-    kv = k_cache.shape[2]
+    kv, length = k_cache.shape[2], k_cache.shape[1]
     if t != 1:
         raise ValueError(f"decode_attention takes one token per sequence, got {t}")
     if h % kv:
@@ -158,11 +210,23 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     positions = positions.reshape(-1)
     if not positions.is_contiguous():
         positions = positions.contiguous()
+    chunk = max(ATTN_CHUNK, triton.next_power_of_2(triton.cdiv(length, ATTN_MAX_SPLITS)))
+    splits = triton.cdiv(length, chunk)
     o = torch.empty((b, 1, h * hd), dtype=q.dtype, device=q.device)
-    _decode_attention_kernel[(b, kv)](
-        q, k_cache, v_cache, positions, o, first_row, scale,
+    if splits > 1:
+        part = torch.empty((b, h, splits, hd), dtype=torch.float32, device=q.device)
+        ml = torch.empty((b, h, splits, 2), dtype=torch.float32, device=q.device)
+    else:
+        part = ml = o  # unused
+    pdl = _pdl_args(q.device)
+    _decode_attention_kernel[(b, kv, splits)](
+        q, k_cache, v_cache, positions, o, part, ml, first_row, scale,
         *k_cache.stride()[:3], *v_cache.stride()[:3],
-        H=h, G=group, G_PAD=max(16, triton.next_power_of_2(group)), HD=hd, BLOCK_N=64,
-        PRECISION="ieee" if q.dtype == torch.float32 else "tf32", num_warps=4, num_stages=2,
+        H=h, G=group, G_PAD=max(16, triton.next_power_of_2(group)), HD=hd, BLOCK_N=ATTN_BLOCK_N,
+        CHUNK=chunk, SPLITS=splits, PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        num_warps=4, num_stages=2, **pdl,
     )
+    if splits > 1:
+        _combine_kernel[(b, h)](part, ml, o, H=h, HD=hd, SPLITS=splits, S_PAD=triton.next_power_of_2(splits),
+                                num_warps=1 if hd <= 128 else 2, **pdl)
     return o

@@ -60,14 +60,17 @@ def test_qk_norm_rope_cache_equals_the_pytorch_ops(dtype, b, t, first_row):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize(("heads", "kv_heads", "hd"), [(4, 2, 16), (8, 2, 32), (3, 3, 16), (16, 2, 64)])
-def test_decode_attention_equals_sdpa_over_the_cache(dtype, heads, kv_heads, hd):
+@pytest.mark.parametrize(("heads", "kv_heads", "hd", "length"),
+                         [(4, 2, 16, 70), (8, 2, 32, 300), (3, 3, 16, 130), (16, 2, 64, 300)])
+def test_decode_attention_equals_sdpa_over_the_cache(dtype, heads, kv_heads, hd, length):
+    """One chunk of the cache (70 slots) and several (130, 300: partials and the combine kernel),
+    positions at chunk and block edges, slots past a position full of NaN."""
     if dtype == torch.bfloat16 and DEVICE == "cpu":
         pytest.skip("the interpreter's tl.dot has no bf16 (the GEMM tests run fp32 and fp16 on the CPU too)")
-    rows, length, first_row = 5, 70, 1  # 70 slots: the last block of 64 is partly past the end
+    rows, first_row = 7, 1
     _, _, _, attn = parts(heads, kv_heads, hd, dtype, rows, length, seed=2)
-    positions = torch.tensor([[0], [69], [63], [64]], device=DEVICE)
-    q = torch.randn(4, 1, heads, hd, generator=torch.Generator().manual_seed(3)).to(DEVICE, dtype)
+    positions = torch.tensor([[0], [length - 1], [63], [64], [127], [128]], device=DEVICE).clamp(max=length - 1)
+    q = torch.randn(6, 1, heads, hd, generator=torch.Generator().manual_seed(3)).to(DEVICE, dtype)
     attn.impl = "torch"
     ref = attn(q, positions, first_row)
     # Slots past a sequence's position hold garbage that must not leak in (SDPA's masked NaNs would).
@@ -75,7 +78,7 @@ def test_decode_attention_equals_sdpa_over_the_cache(dtype, heads, kv_heads, hd)
         attn.k_cache[first_row + i, p + 1:] = float("nan")
         attn.v_cache[first_row + i, p + 1:] = float("nan")
     out = decode_attention(q, attn.k_cache, attn.v_cache, positions, attn.scale, first_row)
-    assert out.shape == (4, 1, heads * hd) and not out.isnan().any()
+    assert out.shape == (6, 1, heads * hd) and not out.isnan().any()
     tol = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
     torch.testing.assert_close(out, ref, atol=tol, rtol=tol)
 
