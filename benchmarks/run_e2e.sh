@@ -12,7 +12,7 @@ for what in "$@"; do
       timeout 420 python3 -m pytest -q -s -p no:cacheprovider tests/qwen3/test_gpu.py 2>&1 | tee "$OUT/test_gpu_$day.log" ;;
     0.6b|8b)
       timeout 400 python3 -m cli.app bench --model qwen3-$what --batch 1,8,32 --prompt-len 128 --output-len 128 \
-        --table benchmarks/results/dispatch_qwen3-${what}_H100.json --breakdown \
+        --table ${TABLES:-benchmarks/results}/dispatch_qwen3-${what}_H100.json --breakdown \
         --json "$OUT/bench_e2e_qwen3-${what}_H100_$day.json" 2>&1 | tee "$OUT/bench_e2e_qwen3-${what}_H100_$day.txt" ;;
     hf-0.6b|hf-8b)
       timeout 200 python3 benchmarks/hf_generate.py --model qwen3-${what#hf-} --batch 1 --output-len 64 \

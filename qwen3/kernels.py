@@ -194,10 +194,13 @@ ATTN_MAX_SPLITS = 64
 
 
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, positions: torch.Tensor,
-                     scale: float, first_row: int = 0) -> torch.Tensor:
+                     scale: float, first_row: int = 0, *, chunk: int | None = None, block_n: int = ATTN_BLOCK_N,
+                     num_warps: int = 4, num_stages: int = 2) -> torch.Tensor:
     """q [B, 1, H, hd] (one new token per sequence, its k/v already in the cache), caches [rows, L, KV, hd],
     positions [B, 1] -> o [B, 1, H * hd]: each query head attends its KV head's slots 0..position.
-    The cache length is split in chunks (flash-decoding) whose partials a second kernel combines."""
+    The cache length is split in chunks (flash-decoding) whose partials a second kernel combines;
+    chunk (a multiple of block_n), block_n, num_warps and num_stages override the defaults
+    (benchmarks/attn_sweep.py measures them)."""
     b, t, h, hd = q.shape
     kv, length = k_cache.shape[2], k_cache.shape[1]
     if t != 1:
@@ -210,7 +213,9 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     positions = positions.reshape(-1)
     if not positions.is_contiguous():
         positions = positions.contiguous()
-    chunk = max(ATTN_CHUNK, triton.next_power_of_2(triton.cdiv(length, ATTN_MAX_SPLITS)))
+    chunk = chunk or max(ATTN_CHUNK, triton.next_power_of_2(triton.cdiv(length, ATTN_MAX_SPLITS)))
+    if chunk % block_n:
+        raise ValueError(f"chunk {chunk} must be a multiple of block_n {block_n}")
     splits = triton.cdiv(length, chunk)
     o = torch.empty((b, 1, h * hd), dtype=q.dtype, device=q.device)
     if splits > 1:
@@ -222,9 +227,9 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     _decode_attention_kernel[(b, kv, splits)](
         q, k_cache, v_cache, positions, o, part, ml, first_row, scale,
         *k_cache.stride()[:3], *v_cache.stride()[:3],
-        H=h, G=group, G_PAD=max(16, triton.next_power_of_2(group)), HD=hd, BLOCK_N=ATTN_BLOCK_N,
+        H=h, G=group, G_PAD=max(16, triton.next_power_of_2(group)), HD=hd, BLOCK_N=block_n,
         CHUNK=chunk, SPLITS=splits, PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
-        num_warps=4, num_stages=2, **pdl,
+        num_warps=num_warps, num_stages=num_stages, **pdl,
     )
     if splits > 1:
         _combine_kernel[(b, h)](part, ml, o, H=h, HD=hd, SPLITS=splits, S_PAD=triton.next_power_of_2(splits),
