@@ -144,6 +144,11 @@ class Dispatcher:
         bucket = entry.lookup(m)
         if bucket.arm != "fused":
             return Choice("unfused", reason=f"table bucket m={bucket.m} picked unfused")
+        beyond = m > bucket.m
+        if beyond:  # DESIGN.md: the last bucket serves larger M, and the untuned range is reported
+            self._warn(f"beyond:{op}", f"{op} runs at M={m}, beyond the dispatch table's last tuned bucket "
+                                       f"(M={bucket.m}): that bucket's config runs untuned there (tune larger "
+                                       f"buckets, e.g. --buckets prefill, to cover it)")
         refused = self._bad_buckets.get((op, bucket.m))
         if refused:
             return Choice("unfused", reason=f"table config at m={bucket.m} refused: {refused}")
@@ -152,7 +157,8 @@ class Dispatcher:
             return Choice("unfused", reason="CPU without Triton's interpreter")
         # Only the search space's keys reach the launcher: whatever else a table carries stays behind.
         config = {key: bucket.config[key] for key in get_op(op).space.values if key in bucket.config}
-        return Choice("fused", config, reason=f"table bucket m={bucket.m}, {bucket.speedup:.2f}x vs unfused")
+        return Choice("fused", config, reason=f"table bucket m={bucket.m}, {bucket.speedup:.2f}x vs unfused"
+                                             + (f" (M={m} is beyond it: untuned)" if beyond else ""))
 
     def resolve(self, op: str, m: int) -> tuple[str, dict]:
         """(arm, config) that op runs at M tokens, by the table alone (no shape or dtype check)."""

@@ -42,6 +42,18 @@ def test_lookup_is_by_interval(m, arm, path):
     assert {c.arm for c in ops.plan(m, SHAPES, torch.float32, "cpu").values()} == {arm}
 
 
+def test_m_beyond_the_last_bucket_uses_it_and_says_so_once():
+    ops = quiet(table_dict(SHAPES, BUCKETS))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ops.choose("down_residual", 16).arm == "fused"
+        assert not caught
+        for m in (17, 4096):
+            choice = ops.choose("down_residual", m)
+            assert choice.arm == "fused" and choice.config["path"] == "dot" and "untuned" in choice.reason
+    assert len(caught) == 1 and "beyond the dispatch table's last tuned bucket (M=16)" in str(caught[0].message)
+
+
 def test_table_sources_path_dict_and_object(tmp_path):
     data = table_dict(SHAPES, BUCKETS)
     path = tmp_path / "t.json"
