@@ -147,7 +147,9 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, op: st
     # proposes a config it has seen: that costs nothing (the stored value is told again), and on the
     # first 0.6B tune it was over half of the asks, so it must not eat the budget. The ask cap ends a
     # study whose pruned space is smaller than the budget.
-    asks, max_asks = 0, ASKS_PER_TRIAL * opts.trials
+    # A resumed study keeps the asks it already made: one that ended at the cap stays ended (the H100
+    # tune re-topped such studies on every resume, up to another cap's worth of asks each).
+    asks, max_asks = asks_made(study), ASKS_PER_TRIAL * opts.trials
     new = 0
     while len(measured) < opts.trials and asks < max_asks and (opts.deadline is None or
                                                                  time.monotonic() < opts.deadline):
@@ -193,6 +195,12 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, op: st
     outcome = _confirm(store, worker, ref, study, op, n, k, dtype, m, opts, new)
     outcome.new_trials = new
     return outcome
+
+
+def asks_made(study) -> int:
+    """Trials the sampler was asked for so far (each ask is one Optuna trial; enqueued, not yet
+    asked ones wait and do not count)."""
+    return sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
 
 
 def dtype_bytes(dtype: str) -> int:
