@@ -220,9 +220,9 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
                      num_warps: int | None = None, num_stages: int | None = None) -> torch.Tensor:
     """q [B, 1, H, hd] (one new token per sequence, its k/v already in the cache), caches [rows, L, KV, hd],
     positions [B, 1] -> o [B, 1, H * hd]: each query head attends its KV head's slots 0..position.
-    The cache length is split in chunks (flash-decoding) whose partials a second kernel combines;
-    chunk (a multiple of block_n), block_n, num_warps and num_stages override the defaults
-    (benchmarks/attn_sweep.py measures them)."""
+    The cache length is split in chunks (flash-decoding) whose partials a second kernel combines.
+    chunk (a multiple of block_n), block_n, num_warps and num_stages override attention_plan's
+    choice (benchmarks/attn_sweep.py measures them)."""
     b, t, h, hd = q.shape
     kv, length = k_cache.shape[2], k_cache.shape[1]
     if t != 1:
