@@ -288,7 +288,16 @@ def _counters(device: torch.device, tiles: int) -> torch.Tensor:
     return buf
 
 
-_CAPABLE: dict = {}
+_DEVICES: dict = {}
+
+
+def device_info(device: torch.device) -> tuple[int, int]:
+    """(compute capability major, SM count) of a CUDA device, looked up once per device."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _DEVICES:
+        props = torch.cuda.get_device_properties(index)
+        _DEVICES[index] = (props.major, props.multi_processor_count)
+    return _DEVICES[index]
 
 
 def pdl_enabled(device: torch.device) -> bool:
@@ -298,14 +307,10 @@ def pdl_enabled(device: torch.device) -> bool:
         return False
     if os.environ.get("KERNEL_SEARCH_PDL", "1") == "0":
         return False
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index not in _CAPABLE:
-        props = torch.cuda.get_device_properties(index)
-        _CAPABLE[index] = (props.major >= 9, props.multi_processor_count)
-    return _CAPABLE[index][0]
+    return device_info(device)[0] >= 9
 
 
-def _pdl_args(device: torch.device, programs: int | None = None) -> dict:
+def pdl_launch_args(device: torch.device, programs: int | None = None) -> dict:
     """Launch keywords for PDL (none off it, so the interpreter never sees them). PREFETCH when the
     grid is at most two programs per SM: all of them start early, so their prefetch runs ahead; in a
     larger grid most programs start after the wait anyway and would only prefetch what they load next."""
@@ -313,8 +318,7 @@ def _pdl_args(device: torch.device, programs: int | None = None) -> dict:
         return {}
     args = {"PDL": True, "launch_pdl": True}
     if programs is not None:
-        args["PREFETCH"] = programs <= 2 * _CAPABLE[device.index if device.index is not None
-                                                     else torch.cuda.current_device()][1]
+        args["PREFETCH"] = programs <= 2 * device_info(device)[1]
     return args
 
 
@@ -365,7 +369,7 @@ def launch_fused_linear(
             x, res_in if res_in is not None else x, norm_w, h if h is not None else x, a,
             k, x.stride(0), res_in.stride(0) if res_in is not None else 0, h.stride(0) if h is not None else 0,
             a.stride(0), eps,
-            ADD_IN=res_in is not None, BLOCK_K=prepass_block(k), num_warps=PREPASS_WARPS, **_pdl_args(x.device),
+            ADD_IN=res_in is not None, BLOCK_K=prepass_block(k), num_warps=PREPASS_WARPS, **pdl_launch_args(x.device),
         )
         out, _ = launch_fused_linear(a, w, {**cfg, "prologue": "inline"}, res_out=res_out, gated=gated, eps=eps)
         return out, h
@@ -395,7 +399,7 @@ def launch_fused_linear(
         USE_DOT=cfg["path"] == "dot",
         DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
         LAST_REDUCES=last_reduces,
-        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **_pdl_args(x.device, tiles * split),
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **pdl_launch_args(x.device, tiles * split),
     )
     if split > 1 and not last_reduces:
         grid_r = (triton.cdiv(m, bm), triton.cdiv(n, bn))
@@ -406,7 +410,7 @@ def launch_fused_linear(
             eps,
             NORM=norm, GATED=gated, RES_OUT=res_out is not None,
             SPLIT_K=split, BLOCK_M=bm, BLOCK_N=bn,
-            num_warps=cfg["num_warps"], **_pdl_args(x.device),
+            num_warps=cfg["num_warps"], **pdl_launch_args(x.device),
         )
     return out, h
 

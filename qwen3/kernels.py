@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernel_space._gemm import _pdl_args, _pdl_enter
+from kernel_space._gemm import _pdl_enter, device_info, pdl_launch_args
 
 
 @triton.jit
@@ -104,7 +104,7 @@ def qk_norm_rope_cache(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: torc
         qkv, q_norm_w, k_norm_w, cos, sin, positions, q, k_cache, v_cache,
         t, first_row, eps, qkv.stride(0), cos.stride(0),
         *k_cache.stride()[:3], *v_cache.stride()[:3],
-        H=num_heads, KV=num_kv_heads, HD=hd, num_warps=1 if hd <= 128 else 2, **_pdl_args(qkv.device),
+        H=num_heads, KV=num_kv_heads, HD=hd, num_warps=1 if hd <= 128 else 2, **pdl_launch_args(qkv.device),
     )
     return q
 
@@ -193,9 +193,6 @@ def _combine_kernel(part_ptr, ml_ptr, o_ptr, H: tl.constexpr, HD: tl.constexpr, 
 # against 13.2).
 ATTN_MIN_CHUNK = 64
 ATTN_MAX_SPLITS = 64
-_SMS: dict = {}
-
-
 def attention_plan(batch: int, kv_heads: int, length: int, sms: int) -> tuple[int, int, int, int]:
     """(chunk, block_n, num_warps, num_stages) for a decode step over caches of `length` slots."""
     pairs = batch * kv_heads
@@ -207,12 +204,7 @@ def attention_plan(batch: int, kv_heads: int, length: int, sms: int) -> tuple[in
 
 
 def _sm_count(device: torch.device) -> int:
-    if device.type != "cuda":
-        return 132  # the interpreter: plan as for an H100
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index not in _SMS:
-        _SMS[index] = torch.cuda.get_device_properties(index).multi_processor_count
-    return _SMS[index]
+    return device_info(device)[1] if device.type == "cuda" else 132  # the interpreter: plan as for an H100
 
 
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, positions: torch.Tensor,
@@ -247,7 +239,7 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
         ml = torch.empty((b, h, splits, 2), dtype=torch.float32, device=q.device)
     else:
         part = ml = o  # unused
-    pdl = _pdl_args(q.device)
+    pdl = pdl_launch_args(q.device)
     _decode_attention_kernel[(b, kv, splits)](
         q, k_cache, v_cache, positions, o, part, ml, first_row, scale,
         *k_cache.stride()[:3], *v_cache.stride()[:3],
