@@ -39,7 +39,7 @@ GRID_AXES = {
 
 
 def grid_configs(op, m, n, k):
-    from kernel_space import get_op  # noqa: PLC0415
+    from kernel_space import get_op
 
     spec = get_op(op)
     out = []
@@ -54,13 +54,13 @@ def grid_configs(op, m, n, k):
 
 
 def measure(args) -> int:
-    import torch  # noqa: PLC0415
+    import torch
 
-    import kernel_space as ks  # noqa: PLC0415
-    from qwen3.config import resolve_model  # noqa: PLC0415
-    from tuner import measure as ms  # noqa: PLC0415
-    from tuner.compile import precompile, shutdown  # noqa: PLC0415
-    from tuner.trial import run_trial  # noqa: PLC0415
+    import kernel_space as ks
+    from qwen3.config import resolve_model
+    from tuner import measure as ms
+    from tuner.compile import precompile, shutdown
+    from tuner.trial import run_trial
 
     t0 = time.perf_counter()
     plan = []
@@ -93,12 +93,12 @@ def measure(args) -> int:
 
 
 def _trials_to_target(case, sampler_name: str, seed: int, budget: int, tol: float) -> int | None:
-    import optuna  # noqa: PLC0415
-    from optuna.distributions import CategoricalDistribution  # noqa: PLC0415
-    from optuna.trial import TrialState  # noqa: PLC0415
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState
 
-    from kernel_space.spec import config_key  # noqa: PLC0415
-    from tuner.candidates import default_configs  # noqa: PLC0415
+    from kernel_space.spec import config_key
+    from tuner.candidates import default_configs
 
     table = {config_key(t["config"]): t["median_us"] for t in case["trials"] if t["status"] == "ok"}
     best = min(table.values())
@@ -135,7 +135,7 @@ def _trials_to_target(case, sampler_name: str, seed: int, budget: int, tol: floa
 
 
 def simulate(args) -> int:
-    import optuna  # noqa: PLC0415
+    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = json.loads(Path(args.grid).read_text())

@@ -30,13 +30,13 @@ def bench(
     """Decode throughput of a Qwen3 preset with random weights: per batch size, a prefill of --prompt-len
     tokens then --output-len greedy steps replayed from CUDA graphs, once with every op unfused and once
     through --table. Needs a CUDA GPU."""
-    import torch  # noqa: PLC0415
+    import torch
 
     if not torch.cuda.is_available():
         fail("bench needs a CUDA GPU and none is visible here")
-    from kernel_space.dispatch import Dispatcher  # noqa: PLC0415
-    from qwen3.bench import PARTS, run_bench  # noqa: PLC0415
-    from qwen3.config import resolve_model  # noqa: PLC0415
+    from qwen3.bench import PARTS, run_bench
+    from qwen3.config import resolve_model
+    from qwen3.dispatch import Dispatcher
 
     try:
         batches = sorted({int(b) for b in batch.split(",") if b.strip()})
@@ -68,7 +68,7 @@ def bench(
 
 
 def _throughput_table(rows, name, device, prompt_len, output_len):
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     by = {(r.arm, r.batch): r for r in rows}
     arms = [arm for arm in ("baseline", "table") if any(r.arm == arm for r in rows)]
@@ -96,7 +96,7 @@ def _throughput_table(rows, name, device, prompt_len, output_len):
 def _breakdown_table(rows, parts):
     """Per part: GPU kernel us of one step (profiled eagerly) and its share of the CUDA-graph step;
     the graph step minus all kernels is the time between kernels (launch gaps)."""
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     t = Table(title="one decode step: GPU kernel time per part (us, share of the CUDA-graph step)")
     t.add_column("part")

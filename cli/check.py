@@ -21,17 +21,17 @@ def check(
 ):
     """Check every fused op against its fp64 reference on fresh random inputs, with its outputs poisoned
     first; on a GPU also time it beside the unfused path, the cuBLAS GEMM alone and the HBM floor."""
-    import os  # noqa: PLC0415
+    import os
 
-    import torch  # noqa: PLC0415
+    import torch
 
     if not torch.cuda.is_available():
         os.environ.setdefault("TRITON_INTERPRET", "1")
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console
+    from rich.table import Table
 
-    from qwen3.config import resolve_model  # noqa: PLC0415
-    from tuner.check import check_ops  # noqa: PLC0415
+    from qwen3.config import resolve_model
+    from tuner.check import check_ops
 
     cuda = torch.cuda.is_available()
     cfg = resolve_model(model or ("qwen3-0.6b" if cuda else "qwen3-tiny"))

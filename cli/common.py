@@ -78,8 +78,8 @@ def user_errors(fn):
 def open_store(db: str | None, create: bool = False):
     """The Store for --db (None: $KERNEL_SEARCH_DB or the default file). Unless `create`, a SQLite
     file that does not exist is an error: a mistyped path should not answer with an empty database."""
-    from storage import Store  # noqa: PLC0415 - keeps `kernel-search --help` fast
-    from storage.engine import StorageError, display_url, parse_url, resolve_url, sqlite_path  # noqa: PLC0415
+    from storage import Store
+    from storage.engine import StorageError, display_url, parse_url, resolve_url, sqlite_path
 
     url = resolve_url(db)
     path = sqlite_path(parse_url(url))
@@ -90,7 +90,7 @@ def open_store(db: str | None, create: bool = False):
 
 def console(stderr: bool = False):
     """A rich console; 200 columns when not a terminal, so piped tables are not squeezed to 80."""
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
@@ -115,3 +115,20 @@ def fmt_float(value, digits: int = 2) -> str:
     if value is None or value != value:
         return "-"
     return f"{value:.{digits}f}"
+
+
+def resolve_model_name(store, spec: str) -> str:
+    """The stored name for `spec`: itself if the database knows it, else the name of the preset or
+    config.json it designates (as the tuner stores it). StorageError when it is neither."""
+    from qwen3.config import resolve_model
+    from storage import StorageError
+    from storage.export import model_names
+
+    known = model_names(store)
+    if spec in known:
+        return spec
+    try:
+        return resolve_model(spec).name
+    except ValueError as exc:
+        listed = ", ".join(known) or "none yet"
+        raise StorageError(f"{exc}; models with winners in the database: {listed}") from None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, GpuOption, open_store, user_errors
+from cli.common import DbOption, GpuOption, open_store, resolve_model_name, user_errors
 
 
 @user_errors
@@ -23,8 +23,8 @@ def export(
 
     --gpu picks the fingerprint when the database holds results of several GPUs.
     """
-    from storage.export import build_table, resolve_model_name  # noqa: PLC0415
-    from storage.table import dump_table  # noqa: PLC0415
+    from storage.export import build_table
+    from storage.table import dump_table
 
     store = open_store(db)
     table = build_table(store, resolve_model_name(store, model), fingerprint_key=gpu, dtype=dtype)
@@ -50,7 +50,7 @@ def import_(
 
     A table from another GPU is stored under its own fingerprint; nothing in it is executed.
     """
-    from storage.export import import_table  # noqa: PLC0415
+    from storage.export import import_table
 
     if not file.is_file():
         raise ValueError(f"no such file: {file}")

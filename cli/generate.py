@@ -33,7 +33,7 @@ def warnings_as_lines():
 
 def torch_dtype(name: str | None, cuda: bool):
     """bfloat16 on a GPU and float32 on the CPU unless named."""
-    import torch  # noqa: PLC0415
+    import torch
 
     name = name or ("bfloat16" if cuda else "float32")
     if name not in DTYPES:
@@ -58,12 +58,12 @@ def generate(
 ):
     """Generate text from a local Qwen3 model, streaming it as it comes; decode steps replay CUDA graphs
     on a GPU. With --table, each fusion site runs the kernel the table picked for its batch size."""
-    import torch  # noqa: PLC0415
-    from transformers import AutoTokenizer  # noqa: PLC0415
+    import torch
+    from transformers import AutoTokenizer
 
-    from kernel_space.dispatch import Dispatcher  # noqa: PLC0415
-    from qwen3.generate import Generator, SamplingParams  # noqa: PLC0415
-    from qwen3.loader import load_config, load_model  # noqa: PLC0415
+    from qwen3.dispatch import Dispatcher
+    from qwen3.generate import Generator, SamplingParams
+    from qwen3.loader import load_config, load_model
 
     load_config(model_dir)  # a missing or foreign folder fails here, before the tokenizer's own error
     cuda = torch.cuda.is_available()
@@ -115,7 +115,7 @@ class _TextStream:
 
 def _stop_ids(tokenizer, model_dir: Path) -> list[int]:
     """The tokenizer's EOS and generation_config.json's eos_token_id (an int or a list)."""
-    import json  # noqa: PLC0415
+    import json
 
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     path = model_dir / "generation_config.json"

@@ -43,7 +43,7 @@ def query(
     speedup is the winner vs the unfused arm (median of paired ratios); vs_cublas compares it with
     the cuBLAS GEMM alone; floor is the time the bytes and flops need at the measured peak.
     """
-    from storage.queries import winners_frame  # noqa: PLC0415
+    from storage.queries import winners_frame
 
     store = open_store(db)
     check_model(store, model)
@@ -63,8 +63,8 @@ def query(
 
 def check_model(store, model: str | None) -> None:
     """A --model the database has never seen is a mistake, not an empty answer."""
-    from storage import StorageError  # noqa: PLC0415
-    from storage.queries import known_models  # noqa: PLC0415
+    from storage import StorageError
+    from storage.queries import known_models
 
     if model is None:
         return
@@ -74,7 +74,7 @@ def check_model(store, model: str | None) -> None:
 
 
 def print_winners(frame) -> None:
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     table = Table(title=f"{len(frame)} winners")
     for name in ("gpu", "models", "op", "N x K", "dtype", "M", "arm", "us", "unfused", "cublas", "floor",

@@ -23,7 +23,7 @@ def report(
     study's best-so-far curve and failures by reason, and the parameters that mattered (Optuna
     importances). Several GPUs in one database are also compared side by side.
     """
-    from dashboards import build_report  # noqa: PLC0415 - plotly and pandas only when asked
+    from dashboards import build_report
 
     store = open_store(db)
     html = build_report(store)
@@ -42,7 +42,7 @@ def dashboard(
     For trial-level browsing, optuna-dashboard (a separate package) reads the same database:
     `optuna-dashboard sqlite:///kernel_search.db`.
     """
-    from dashboards import build_report, make_server  # noqa: PLC0415
+    from dashboards import build_report, make_server
 
     store = open_store(db)
     server = make_server(lambda: build_report(store), port)

@@ -33,10 +33,10 @@ def show(
 ):
     """The studies (one per GPU, op, shape and M bucket) with their trial counts, best time and
     winner, then the failed and incorrect trials grouped by reason (numbers folded to #)."""
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
-    from storage.engine import display_url  # noqa: PLC0415
-    from storage.queries import failures_frame, studies_frame  # noqa: PLC0415
+    from storage.engine import display_url
+    from storage.queries import failures_frame, studies_frame
 
     store = open_store(db)
     check_model(store, model)

@@ -31,12 +31,12 @@ def tune(
     """Tune a model's fused ops on this GPU with Optuna: every (op, M bucket) is one study, every trial is
     checked against the reference and stored, and each winner is confirmed against the unfused path.
     Interrupt any time (Ctrl-C or kill): running it again resumes where it stopped."""
-    from rich.console import Console  # noqa: PLC0415
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from qwen3.config import resolve_model  # noqa: PLC0415
-    from tuner.buckets import parse_buckets  # noqa: PLC0415
-    from tuner.tune import interpreter_needed  # noqa: PLC0415
+    from kernel_space.buckets import parse_buckets
+    from qwen3.config import resolve_model
+    from tuner.tune import interpreter_needed
 
     config = resolve_model(model)
     bucket_list = parse_buckets(buckets)
@@ -51,9 +51,9 @@ def tune(
             dtype = "float16"  # Triton's interpreter computes bf16 tl.dot wrongly (measured, triton 3.6)
         typer.echo("no CUDA GPU: the kernels run in Triton's interpreter on the CPU, in float16; the times "
                    "below exercise the search loop and say nothing about a GPU", err=True)
-    import kernel_space as ks  # noqa: PLC0415
-    from tuner.search import TuneOptions  # noqa: PLC0415
-    from tuner.tune import tune_model  # noqa: PLC0415
+    import kernel_space as ks
+    from tuner.search import TuneOptions
+    from tuner.tune import tune_model
 
     ops = op or list(ks.OPS)
     for name in ops:

@@ -165,7 +165,7 @@ def render(data: ReportData) -> str:
     figs = "[" + ",".join(f'{{"id": "{div}", "figure": {fig}}}' for div, fig in page.figures) + "]"
     plotly_js = ""
     if page.figures:
-        from plotly.offline import get_plotlyjs  # noqa: PLC0415 - 4.6 MB of JavaScript, only when drawing
+        from plotly.offline import get_plotlyjs
 
         plotly_js = f"<script>{get_plotlyjs()}</script>"
     body = "\n".join(page.parts)

@@ -19,13 +19,13 @@ def make_server(build: Callable[[], str], port: int = 8765) -> ThreadingHTTPServ
     Call serve_forever() on it; server_address[1] is the port it got."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the stdlib's name
+        def do_GET(self):
             if self.path.split("?")[0] not in ("/", "/index.html"):
                 self.send_error(404, "only / is served")
                 return
             try:
                 body, status = build().encode("utf-8"), 200
-            except Exception as exc:  # noqa: BLE001 - a broken database is an error page, not a dead server
+            except Exception as exc:
                 log.exception("building the report failed")
                 body, status = f"error: {type(exc).__name__}: {exc}\n".encode(), 500
             self.send_response(status)
@@ -35,7 +35,7 @@ def make_server(build: Callable[[], str], port: int = 8765) -> ThreadingHTTPServ
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        def log_message(self, format, *args):
             log.info("%s %s", self.address_string(), format % args)
 
     return ThreadingHTTPServer((HOST, port), Handler)

@@ -1,48 +1,33 @@
-"""The searchable fused kernels of a Qwen3 decoder layer, one module per op, and their registry."""
+"""The searchable fused kernels of a Qwen3 decoder layer, one module per op, and their registry.
+
+The bottom layer of the project: it imports nothing of ours. `kernel_space.spec` (the search space
+and its shape rules) and `kernel_space.buckets` import neither torch nor Triton, so storage can use
+them without paying for either; the registry names below load the op modules (and torch) on first use.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-
-from kernel_space import down_residual, o_proj_residual, rmsnorm_gate_up_silu, rmsnorm_qkv
 from kernel_space.spec import (
     DEFAULT_SPACE,
     UNFUSED_CONFIG,
     ModelDims,
     OpSpec,
+    Problem,
     SearchSpace,
     check_config,
     config_key,
 )
 
-OPS: dict[str, OpSpec] = {
-    spec.name: spec
-    for spec in (rmsnorm_qkv.SPEC, o_proj_residual.SPEC, rmsnorm_gate_up_silu.SPEC, down_residual.SPEC)
-}
+_REGISTRY = ("OPS", "get_op", "kernel_hash", "op_shapes")
 
 
-def get_op(name: str) -> OpSpec:
-    """The spec of op `name`; a ValueError lists the known ops."""
-    try:
-        return OPS[name]
-    except KeyError:
-        raise ValueError(f"unknown op {name!r}; known ops: {', '.join(OPS)}") from None
+def __getattr__(name: str):
+    # PEP 562: the registry imports the op modules (torch, Triton) only when asked for.
+    if name in _REGISTRY:
+        from kernel_space import registry
 
-
-def op_shapes(dims: ModelDims) -> dict[str, tuple[int, int]]:
-    """(N, K) of every op's weight for a model."""
-    return {name: spec.shape(dims) for name, spec in OPS.items()}
-
-
-def kernel_hash(name: str) -> str:
-    """sha256 over the source of the Triton code an op runs: a table tuned on other code is stale."""
-    digest = hashlib.sha256()
-    for fn in get_op(name).kernel_sources:
-        src = getattr(fn, "src", None) or inspect.getsource(getattr(fn, "fn", fn))
-        digest.update(src.encode())
-    digest.update(name.encode())
-    return digest.hexdigest()[:16]
+        return getattr(registry, name)
+    raise AttributeError(f"module 'kernel_space' has no attribute {name!r}")
 
 
 __all__ = [
@@ -51,6 +36,7 @@ __all__ = [
     "UNFUSED_CONFIG",
     "ModelDims",
     "OpSpec",
+    "Problem",
     "SearchSpace",
     "check_config",
     "config_key",

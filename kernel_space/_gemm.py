@@ -53,7 +53,7 @@ def _prefetch_l2(ptrs):
 
 
 @triton.jit
-def _pdl_enter():
+def pdl_enter():
     """Wait for the previous kernel (its writes visible), then let the next one launch."""
     gdc_wait()
     gdc_launch_dependents()
@@ -129,7 +129,7 @@ def fused_linear_kernel(
                 _prefetch_l2(w_ptr + rows[None, :] * stride_wn + k_lines[:, None])
                 if GATED:
                     _prefetch_l2(w_ptr + (rows[None, :] + N) * stride_wn + k_lines[:, None])
-        _pdl_enter()
+        pdl_enter()
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
@@ -220,7 +220,7 @@ def splitk_epilogue_kernel(
     SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr = False,
 ):
     if PDL:
-        _pdl_enter()
+        pdl_enter()
     _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, tl.program_id(0), tl.program_id(1), M, N, K,
                  stride_rom, stride_om, eps, NORM, GATED, RES_OUT, SPLIT_K, BLOCK_M, BLOCK_N)
 
@@ -235,7 +235,7 @@ def rmsnorm_prepass_kernel(
     The GEMM then reads `a` straight into tl.dot, with no per-tile prologue in its K loop."""
     row = tl.program_id(0)
     if PDL:
-        _pdl_enter()
+        pdl_enter()
     ss = tl.zeros((BLOCK_K,), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         offs = k0 + tl.arange(0, BLOCK_K)
@@ -416,4 +416,4 @@ def launch_fused_linear(
 
 
 KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _reduce_tile, _epilogue, _mac,
-                  _prefetch_l2, _pdl_enter)
+                  _prefetch_l2, pdl_enter)

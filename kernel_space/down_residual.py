@@ -40,7 +40,6 @@ def make_inputs(m, n, k, dtype, device, gen):
 
 SPEC = OpSpec(
     name="down_residual",
-    summary="out = residual + act @ Wd^T",
     shape=shape,
     gated=False,
     space=DEFAULT_SPACE,

@@ -51,7 +51,6 @@ def make_inputs(m, n, k, dtype, device, gen):
 
 SPEC = OpSpec(
     name="o_proj_residual",
-    summary="out = residual + attn @ Wo^T",
     shape=shape,
     gated=False,
     space=DEFAULT_SPACE,

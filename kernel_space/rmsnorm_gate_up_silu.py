@@ -63,7 +63,6 @@ def make_inputs(m, n, k, dtype, device, gen):
 
 SPEC = OpSpec(
     name="rmsnorm_gate_up_silu",
-    summary="out = silu(g) * u with g, u = rmsnorm(h) @ [Wg; Wu]^T",
     shape=shape,
     gated=True,
     norm=True,

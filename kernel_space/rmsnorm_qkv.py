@@ -58,7 +58,6 @@ def make_inputs(m, n, k, dtype, device, gen):
 
 SPEC = OpSpec(
     name="rmsnorm_qkv",
-    summary="h = x + residual; qkv = rmsnorm(h) @ Wqkv^T",
     shape=shape,
     gated=False,
     space=DEFAULT_SPACE,

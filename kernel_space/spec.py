@@ -43,6 +43,33 @@ class ModelDims:
             raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
 
 
+DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One op at one shape: what a study tunes, a trial measures and a table bucket serves.
+    m is the number of tokens (the M bucket), (n, k) the weight's shape, dtype a name ("bfloat16")."""
+
+    op: str
+    m: int
+    n: int
+    k: int
+    dtype: str
+
+    def __post_init__(self):
+        for name in ("m", "n", "k"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Problem.{name} must be a positive int, got {value!r}")
+        if self.dtype not in DTYPE_BYTES:
+            raise ValueError(f"Problem.dtype must be one of {', '.join(DTYPE_BYTES)}, got {self.dtype!r}")
+
+    @property
+    def elem_bytes(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """The choices of one op's search, as data. `values` maps a parameter to its candidates."""
@@ -56,10 +83,6 @@ class SearchSpace:
 
     def sample(self, rng: random.Random) -> dict:
         return {k: rng.choice(v) for k, v in self.values.items()}
-
-    @property
-    def size(self) -> int:
-        return math.prod(len(v) for v in self.values.values())
 
 
 # One space for the four ops: they share one Triton kernel, and differ only in prologue/epilogue.
@@ -89,7 +112,6 @@ class OpSpec:
     """One fusion site: how its (N, K) follow from the model, its space, and its callables."""
 
     name: str
-    summary: str
     shape: Callable[[ModelDims], tuple[int, int]]
     gated: bool  # two weight tiles per program (gate and up): doubles shared memory
     space: SearchSpace

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from kernel_space.dispatch import Dispatcher
 from qwen3.config import Qwen3Config
+from qwen3.dispatch import Dispatcher
 from qwen3.generate import Generator
 from qwen3.loader import random_weights
 
@@ -111,7 +111,7 @@ def step_breakdown(model, batch: int, position: int, repeats: int = 5) -> dict[s
     the summed duration of the kernels launched inside its range (CUPTI), so host launch gaps, which an
     eager step is full of and a CUDA graph is not, are left out. Needs a KV cache of >= batch rows and
     > position slots (a Generator allocates one)."""
-    from torch.profiler import ProfilerActivity, profile, record_function  # noqa: PLC0415
+    from torch.profiler import ProfilerActivity, profile, record_function
 
     tokens = torch.zeros((batch, 1), dtype=torch.long, device="cuda")
     positions = torch.full((batch, 1), position, dtype=torch.long, device="cuda")
@@ -215,7 +215,7 @@ class _PartRanges:
         return False
 
     def begin(self, part: str) -> None:
-        from torch.profiler import record_function  # noqa: PLC0415
+        from torch.profiler import record_function
 
         rf = record_function(_PART + part)
         rf.__enter__()

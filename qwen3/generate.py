@@ -1,6 +1,6 @@
 """Generation: prefill, then one token per sequence per step, greedy or sampled, streamed.
 
-On CUDA every decode step replays a CUDA graph captured per batch bucket (tuner.buckets'
+On CUDA every decode step replays a CUDA graph captured per batch bucket (kernel_space.buckets'
 DECODE_BUCKETS, the sizes the dispatch table is tuned at); a batch is padded up to its bucket.
 Before capture the dispatcher's plan for the bucket is resolved and kept (Generator.plans), so a
 graph runs exactly the kernels the plan reports. On the CPU steps run eagerly.
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from kernel_space.buckets import DECODE_BUCKETS, bucket_for
 from qwen3.model import Qwen3ForCausalLM
-from tuner.buckets import DECODE_BUCKETS, bucket_for
 
 
 @dataclass(frozen=True, slots=True)

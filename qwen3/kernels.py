@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernel_space._gemm import _pdl_enter, device_info, pdl_launch_args
+from kernel_space._gemm import device_info, pdl_enter, pdl_launch_args
 
 
 @triton.jit
@@ -53,7 +53,7 @@ def _qk_norm_rope_cache_kernel(
     HALF: tl.constexpr = HD // 2
     DT: tl.constexpr = q_ptr.dtype.element_ty
     if PDL:
-        _pdl_enter()
+        pdl_enter()
     offs = tl.arange(0, HALF)
     pos = tl.load(pos_ptr + tok)
     row = qkv_ptr + tok.to(tl.int64) * stride_qkv + head * HD  # q heads, then k heads: column head * HD
@@ -123,7 +123,7 @@ def _decode_attention_kernel(
     kvh = tl.program_id(1)
     split = tl.program_id(2)
     if PDL:
-        _pdl_enter()
+        pdl_enter()
     g = tl.arange(0, G_PAD)
     d = tl.arange(0, HD)
     pos = tl.load(pos_ptr + seq)
@@ -172,7 +172,7 @@ def _combine_kernel(part_ptr, ml_ptr, o_ptr, H: tl.constexpr, HD: tl.constexpr, 
     seq = tl.program_id(0)
     head = tl.program_id(1)
     if PDL:
-        _pdl_enter()
+        pdl_enter()
     s = tl.arange(0, S_PAD)
     d = tl.arange(0, HD)
     base = (seq.to(tl.int64) * H + head) * SPLITS

@@ -100,7 +100,7 @@ class QKNormRopeCache(nn.Module):
         """qkv [B*T, (H + 2 KV) * hd], positions [B, T] -> q [B, T, H, hd]; k and v go to attn's cache."""
         attn.check_cache()
         if use_triton(self.impl, qkv):
-            from qwen3.kernels import qk_norm_rope_cache  # noqa: PLC0415 - Triton only where it runs
+            from qwen3.kernels import qk_norm_rope_cache
 
             return qk_norm_rope_cache(qkv, q_norm.weight, k_norm.weight, rotary.cos, rotary.sin, positions,
                                       attn.k_cache, attn.v_cache, self.num_heads, self.num_kv_heads, self.eps,
@@ -144,7 +144,7 @@ class Attention(nn.Module):
         self.check_cache()
         b, t = positions.shape
         if t == 1 and use_triton(self.impl, q):
-            from qwen3.kernels import decode_attention  # noqa: PLC0415
+            from qwen3.kernels import decode_attention
 
             return decode_attention(q, self.k_cache, self.v_cache, positions, self.scale, first_row)
         k_cache = self.k_cache[first_row:first_row + b]

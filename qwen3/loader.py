@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from kernel_space.dispatch import Dispatcher
 from qwen3.config import Qwen3Config, from_hf_config
+from qwen3.dispatch import Dispatcher
 from qwen3.model import Qwen3ForCausalLM
 
 # Our parameter -> the checkpoint tensors stacked (by rows) into it; {i} is the layer index.
@@ -124,7 +124,7 @@ def _get(tensors: dict, name: str, folder: Path) -> torch.Tensor:
 
 def _read_safetensors(folder: Path) -> dict:
     """name -> a callable that reads that tensor (on the CPU), over every shard of the folder."""
-    from safetensors import safe_open  # noqa: PLC0415 - only loading needs it
+    from safetensors import safe_open
 
     index = folder / INDEX_FILE
     if index.is_file():
@@ -149,7 +149,7 @@ def _read_safetensors(folder: Path) -> dict:
 
 def _reader(path: Path, key: str):
     def read() -> torch.Tensor:
-        from safetensors import safe_open  # noqa: PLC0415
+        from safetensors import safe_open
 
         with safe_open(str(path), framework="pt", device="cpu") as f:
             return f.get_tensor(key)

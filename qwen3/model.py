@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kernel_space.dispatch import Dispatcher
 from qwen3.config import Qwen3Config
+from qwen3.dispatch import Dispatcher
 from qwen3.layers import Attention, Embedding, Linear, QKNormRopeCache, RMSNorm, RotaryEmbedding
 
 
@@ -161,5 +161,5 @@ class Qwen3ForCausalLM(nn.Module):
         return {op: tuple(lin.weight.shape) for op, lin in weights.items()}
 
     def plan(self, m: int) -> dict:
-        """What every fusion site runs at M tokens: {op: kernel_space.dispatch.Choice}."""
+        """What every fusion site runs at M tokens: {op: qwen3.dispatch.Choice}."""
         return self.ops.plan(m, self.op_shapes(), self.dtype, self.device.type)

@@ -14,13 +14,12 @@ from pathlib import Path
 
 from sqlalchemy import and_, func, or_, select
 
+from kernel_space.spec import UNFUSED_CONFIG
 from storage.engine import StorageError
 from storage.models import Fingerprint, ModelShape, Shape, Study, Winner, utcnow
 from storage.store import Store, dtype_name, fingerprint_row, link_model, shape_row, study_row, upsert_winner
 from storage.table import DispatchTable, TableError, load_table, parse_table
 
-# kernel_space.spec.UNFUSED_CONFIG (a test keeps them equal); importing it here would pull torch.
-UNFUSED_CONFIG = {"impl": "unfused"}
 # The winner fields a table holds; an import compares only these with an existing winner.
 TABLE_WINNER_FIELDS = ("arm", "config", "median_us", "unfused_us", "speedup")
 
@@ -35,21 +34,6 @@ def model_names(store: Store) -> dict[str, list[str]]:
         for model, dtype in s.execute(stmt):
             names[model].append(dtype)
     return dict(names)
-
-
-def resolve_model_name(store: Store, spec: str) -> str:
-    """The stored name for `spec`: itself if the database knows it, else the name of the preset or
-    config.json it designates (as the tuner stores it). ValueError when it is neither."""
-    known = model_names(store)
-    if spec in known:
-        return spec
-    from qwen3.config import resolve_model  # noqa: PLC0415 - pulls torch; only needed off the fast path
-
-    try:
-        return resolve_model(spec).name
-    except ValueError as exc:
-        listed = ", ".join(known) or "none yet"
-        raise StorageError(f"{exc}; models with winners in the database: {listed}") from None
 
 
 def build_table(store: Store, model: str, fingerprint_key: str | None = None,
@@ -108,7 +92,7 @@ def build_table(store: Store, model: str, fingerprint_key: str | None = None,
 
 
 def fingerprint_dict(fp: Fingerprint) -> dict:
-    """A fingerprint row back in tuner.fingerprint's form, so that its key comes out the same."""
+    """A fingerprint row back in kernel_space.fingerprint's form, so that its key comes out the same."""
     return {
         "device_name": fp.device_name,
         "capability": [int(part) for part in fp.capability.split(".")],

@@ -43,7 +43,7 @@ class Base(DeclarativeBase):
 
 
 class Fingerprint(Base):
-    """A GPU plus the software and kernel sources that measured on it (see tuner.fingerprint)."""
+    """A GPU plus the software and kernel sources that measured on it (see kernel_space.fingerprint)."""
 
     __tablename__ = "ks_fingerprints"
     __table_args__ = (UniqueConstraint("key", name="uq_ks_fingerprints_key"),)

@@ -202,7 +202,7 @@ def importances_frame(store: Store, gpu: str | None = None, model: str | None = 
 
     The evaluator is PED-ANOVA: Optuna's default fANOVA needs scikit-learn, which is not a
     dependency; PED-ANOVA also copes with the define-by-run space's conditional params."""
-    import optuna  # noqa: PLC0415 - only this query needs it
+    import optuna
 
     studies = studies_frame(store, gpu=gpu, model=model, op=op, m_min=m_min, m_max=m_max, dtype=dtype)
     rows = []

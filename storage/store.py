@@ -8,6 +8,8 @@ server database the unique constraint catches the loser, which then reads the wi
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import sqlalchemy
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kernel_space.spec import config_key
 from storage import migrate
 from storage.engine import (
     BUSY_TIMEOUT_S,
@@ -63,10 +66,9 @@ class StudyRef:
 
 
 def fingerprint_key(fp: dict) -> str:
-    # tuner.fingerprint imports torch and triton (seconds); only the writers that need a key pay.
-    from tuner.fingerprint import fingerprint_key as key  # noqa: PLC0415
-
-    return key(fp)
+    """A short stable id of a fingerprint (kernel_space.fingerprint.current_fingerprint): same machine,
+    same software, same kernels -> same key."""
+    return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def capability_text(capability) -> str:
@@ -134,7 +136,7 @@ class Store:
     # ---- writes the tuner makes -------------------------------------------------------------
 
     def fingerprint_id(self, fp: dict) -> int:
-        """The id of fingerprint `fp` (tuner.fingerprint.current_fingerprint()), inserted if new."""
+        """The id of fingerprint `fp` (kernel_space.fingerprint.current_fingerprint()), inserted if new."""
         with self.session() as s:
             return fingerprint_row(s, fp).id
 
@@ -158,7 +160,6 @@ class Store:
                   median_us: float | None = None, p20_us: float | None = None,
                   p80_us: float | None = None) -> int:
         """Record one measurement; returns the trial row id."""
-        from kernel_space.spec import config_key  # noqa: PLC0415 - imports torch; see fingerprint_key
 
         _check_choice("arm", arm, TRIAL_ARMS)
         _check_choice("status", status, STATUSES)
@@ -185,7 +186,7 @@ class Store:
 
     def optuna_storage(self):
         """Optuna's RDBStorage on this database (created once per Store; its tables sit beside ours)."""
-        import optuna  # noqa: PLC0415 - only the tuner needs it
+        import optuna
 
         with self._optuna_lock:
             if self._optuna is None:
@@ -203,9 +204,9 @@ def _serialize_sqlite(engine) -> None:
     enqueued trial with SELECT ... FOR UPDATE, which SQLite ignores: two tuners on one file then both
     took the same waiting trial and the second tell failed ("Cannot tell a COMPLETE trial"). Taking
     the write lock at BEGIN makes that read-then-update atomic across processes."""
-    from sqlalchemy import event  # noqa: PLC0415
+    from sqlalchemy import event
 
-    from storage.engine import _sqlite_begin, _sqlite_connect  # noqa: PLC0415
+    from storage.engine import _sqlite_begin, _sqlite_connect
 
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
@@ -217,7 +218,7 @@ def _serialize_sqlite(engine) -> None:
 
 
 def fingerprint_row(s: Session, fp: dict) -> Fingerprint:
-    """The row of fingerprint dict `fp` (the format of tuner.fingerprint), inserted if new."""
+    """The row of fingerprint dict `fp` (the format of kernel_space.fingerprint), inserted if new."""
     key = fingerprint_key(fp)
     try:
         values = dict(

@@ -68,7 +68,7 @@ def default_configs(op, m, n, k, elem_bytes, sm_count=132, smem_limit=DEFAULT_SM
 
 def _fit(cfg: dict, m: int, cols: int, k: int) -> dict:
     """Shrink a default's blocks to a small shape (the tiny preset, odd test sizes)."""
-    p2 = lambda x: 1 << max(0, (x - 1).bit_length())  # noqa: E731
+    p2 = lambda x: 1 << max(0, (x - 1).bit_length())
     floor_mn = 16 if cfg["path"] == "dot" else 1
     return {
         **cfg,

@@ -12,10 +12,10 @@ _INPUTS: dict = {}
 
 
 def _compile_one(op: str, m: int, n: int, k: int, dtype_name: str, cfg: dict) -> tuple[float, str | None]:
-    import torch  # noqa: PLC0415 - imported in the worker, after spawn
+    import torch
 
-    from kernel_space import _gemm, get_op  # noqa: PLC0415
-    from tuner.trial import short_reason  # noqa: PLC0415
+    from kernel_space import _gemm, get_op
+    from tuner.trial import short_reason
 
     spec = get_op(op)
     key = (op, m, n, k, dtype_name)
@@ -27,7 +27,7 @@ def _compile_one(op: str, m: int, n: int, k: int, dtype_name: str, cfg: dict) ->
     try:
         with _gemm.compile_only():
             spec.fused(_INPUTS[key], cfg)
-    except Exception as exc:  # noqa: BLE001 - reported per config
+    except Exception as exc:
         return time.perf_counter() - t0, short_reason(exc)
     return time.perf_counter() - t0, None
 
@@ -35,7 +35,7 @@ def _compile_one(op: str, m: int, n: int, k: int, dtype_name: str, cfg: dict) ->
 def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[float, str | None]]:
     """jobs: (op, m, n, k, dtype_name, cfg) tuples. Returns (seconds, error or None) per job, in order.
     Without CUDA there is nothing to precompile (the interpreter compiles nothing): all zeros."""
-    import torch  # noqa: PLC0415
+    import torch
 
     if not jobs or not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
         return [(0.0, None)] * len(jobs)
@@ -48,7 +48,7 @@ def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[floa
         except cf.process.BrokenProcessPool as exc:
             shutdown()  # a worker died (a crash in the compiler): the next batch gets a fresh pool
             out.append((0.0, f"compile worker died: {exc}"))
-        except Exception as exc:  # noqa: BLE001 - reported per config
+        except Exception as exc:
             out.append((0.0, f"compile failed: {type(exc).__name__}: {exc}"))
     return out
 

@@ -60,14 +60,14 @@ def run_trial(op: str, arm: str, cfg: dict | None, m: int, n: int, k: int, dtype
     except measure.IncorrectResult as exc:
         result.status, result.reason, result.rel_error = "incorrect", str(exc), exc.error
         return result
-    except Exception as exc:  # noqa: BLE001 - any failure of a config is a result, not a crash
+    except Exception as exc:
         result.status, result.reason = "failed", short_reason(exc)
         _raise_if_context_lost(exc)
         return result
     if time_it and rotation is not None:
         try:
             t = measure.time_arm(measure.arm_fn(spec, arm, cfg), rotation)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             result.status, result.reason = "failed", "timing: " + short_reason(exc)
             _raise_if_context_lost(exc)
             return result

@@ -12,10 +12,10 @@ import optuna
 import torch
 
 import kernel_space as ks
+from kernel_space.fingerprint import current_fingerprint
 from qwen3.config import Qwen3Config
 from storage import Store
 from tuner.compile import shutdown as compile_pool_shutdown
-from tuner.fingerprint import current_fingerprint
 from tuner.search import StudyOutcome, TuneOptions, tune_study
 from tuner.worker import Worker
 

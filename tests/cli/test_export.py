@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from storage import load_table
+import pytest
+
+from cli.common import resolve_model_name
+from storage import StorageError, load_table
 from storage.queries import winners_frame
 from tests.cli.helpers import assert_one_line_error, run
 from tests.storage.fill import H100, H200
@@ -83,3 +86,17 @@ def test_import_errors_are_one_line(filled, tmp_path):
     bad.write_text("[1, 2")
     assert_one_line_error(run("import", bad, "--db", url), "is not JSON")
     assert_one_line_error(run("import", bad, "--db", "sqlite:////nonexistent-dir/x.db"), "cannot open database")
+
+
+def test_resolve_model_name(filled, tmp_path):
+    store, _ = filled
+    assert resolve_model_name(store, "qwen3-0.6b-ft") == "qwen3-0.6b-ft"
+    assert resolve_model_name(store, "qwen3-4b") == "qwen3-4b"  # a preset, even without rows
+    folder = tmp_path / "Qwen3-8B"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"hidden_size": 4096, "intermediate_size": 12288,
+                                                    "num_hidden_layers": 36, "num_attention_heads": 32,
+                                                    "num_key_value_heads": 8, "vocab_size": 151936}))
+    assert resolve_model_name(store, str(folder)) == "Qwen3-8B"
+    with pytest.raises(StorageError, match="unknown model 'llama-7b'.*models with winners in the database: qwen3"):
+        resolve_model_name(store, "llama-7b")

@@ -7,8 +7,8 @@ import dataclasses
 import torch
 
 from kernel_space import kernel_hash
+from kernel_space.fingerprint import current_fingerprint
 from qwen3.config import PRESETS, Qwen3Config
-from tuner.fingerprint import current_fingerprint
 
 # Smaller than qwen3-tiny (interpreted kernels are slow), still odd sizes, GQA 2:1, and a rope_theta
 # other than the default, so that a theta read from the wrong config field shows.
@@ -25,7 +25,7 @@ DOT = dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, SPLIT_K
 
 def hf_model(config: Qwen3Config, seed: int = 0):
     """transformers' Qwen3ForCausalLM for config, fp32, random weights (norm gains not all 1)."""
-    import transformers  # noqa: PLC0415
+    import transformers
 
     hf_config = transformers.Qwen3Config(**config.to_hf_dict())
     torch.manual_seed(seed)
@@ -63,8 +63,8 @@ WORDS = "the a cat dog sat on mat and ran far away big small red blue".split()
 
 def save_with_tokenizer(config: Qwen3Config, folder, seed: int = 0):
     """Save a random transformers model and a word-level tokenizer (built here: nothing is downloaded)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: PLC0415
-    from transformers import PreTrainedTokenizerFast  # noqa: PLC0415
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
 
     vocab = {word: i for i, word in enumerate(["[UNK]", "<eos>", *WORDS])}
     vocab.update({f"w{i}": i for i in range(len(vocab), config.vocab_size)})

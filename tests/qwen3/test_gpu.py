@@ -7,13 +7,13 @@ import pytest
 import torch
 
 import kernel_space as ks
-from kernel_space.dispatch import Dispatcher
+from kernel_space.buckets import DECODE_BUCKETS
 from qwen3.config import PRESETS
+from qwen3.dispatch import Dispatcher
 from qwen3.generate import Generator
 from qwen3.loader import load_model, random_weights
 from tests.conftest import requires_gpu
 from tests.qwen3.helpers import table_dict
-from tuner.buckets import DECODE_BUCKETS
 from tuner.candidates import default_configs
 
 pytestmark = requires_gpu

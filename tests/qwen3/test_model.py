@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from kernel_space.dispatch import Dispatcher
+from qwen3.dispatch import Dispatcher
 from qwen3.generate import Generator
 from qwen3.loader import load_model
 from tests.qwen3.helpers import DOT, FMA_M1, TINY, hf_model, table_dict
@@ -81,7 +81,7 @@ def test_fused_kernels_give_the_baseline_logits(saved, monkeypatch):
     fused = load_model(folder, dtype=torch.float32, device="cpu", ops=Dispatcher(table))
     assert {c.arm for m in (1, 5) for c in fused.plan(m).values()} == {"fused"}
 
-    import kernel_space.dispatch as dispatch
+    import qwen3.dispatch as dispatch
 
     calls = []
     real = dispatch.rmsnorm_gate_up_silu

@@ -83,7 +83,7 @@ def _writer(url: str, worker: int, go, errors) -> None:
 
 @pytest.mark.timeout(120)
 def test_concurrent_writers_lose_nothing(tmp_path):
-    # fork: the children start without re-importing torch (tuner.fingerprint and kernel_space need it).
+    # fork: the children start without re-importing torch (kernel_space.fingerprint and kernel_space need it).
     ctx = multiprocessing.get_context("fork")
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     go, errors = ctx.Event(), ctx.Queue()

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from sqlalchemy import func, select
 
-from kernel_space.spec import UNFUSED_CONFIG
 from storage import DispatchTable, StorageError, Store, TableError, Winner, dump_table, load_table
-from storage.export import UNFUSED_CONFIG as EXPORT_UNFUSED
-from storage.export import build_table, import_table, resolve_model_name
+from storage.export import build_table, import_table
 from storage.queries import winners_frame
+from storage.store import fingerprint_key
 from tests.storage.fill import FMA, FUSED, H100, H200, shape
-from tuner.fingerprint import fingerprint_key
-
-
-def test_unfused_config_is_the_kernel_spaces():
-    assert EXPORT_UNFUSED == UNFUSED_CONFIG
 
 
 def test_build_table_for_a_model_on_one_gpu(filled):
@@ -74,20 +66,6 @@ def test_build_table_without_rows_says_why(filled, model, kwargs, words):
 def test_build_table_on_an_empty_database(store):
     with pytest.raises(StorageError, match="no winners yet"):
         build_table(store, "qwen3-0.6b")
-
-
-def test_resolve_model_name(filled, tmp_path):
-    store, _ = filled
-    assert resolve_model_name(store, "qwen3-0.6b-ft") == "qwen3-0.6b-ft"
-    assert resolve_model_name(store, "qwen3-4b") == "qwen3-4b"  # a preset, even without rows
-    folder = tmp_path / "Qwen3-8B"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"hidden_size": 4096, "intermediate_size": 12288,
-                                                    "num_hidden_layers": 36, "num_attention_heads": 32,
-                                                    "num_key_value_heads": 8, "vocab_size": 151936}))
-    assert resolve_model_name(store, str(folder)) == "Qwen3-8B"
-    with pytest.raises(StorageError, match="unknown model 'llama-7b'.*models with winners in the database: qwen3"):
-        resolve_model_name(store, "llama-7b")
 
 
 def test_export_import_round_trip(filled, tmp_path):

@@ -91,7 +91,7 @@ def test_killed_run_resumes_and_loses_no_finished_trial(tmp_path):
         if Path(tmp_path / "ks.db").exists():
             try:
                 before = counts(db)[1]
-            except Exception:  # noqa: BLE001 - schema may still be being created
+            except Exception:
                 continue
             if before >= 5:
                 break

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import kernel_space as ks
-import kernel_space.dispatch as dispatch
-from kernel_space.dispatch import Dispatcher
+import qwen3.dispatch as dispatch
+from qwen3.dispatch import Dispatcher
 from storage.table import TableError, load_table
 from tests.qwen3.helpers import DOT, FMA_M1, table_dict
 

@@ -23,12 +23,12 @@ import torch
 
 from kernel_space import OPS, get_op, kernel_hash
 from kernel_space.down_residual import down_residual, down_residual_unfused
+from kernel_space.fingerprint import current_fingerprint, same_hardware
 from kernel_space.o_proj_residual import o_proj_residual, o_proj_residual_unfused
 from kernel_space.rmsnorm_gate_up_silu import rmsnorm_gate_up_silu, rmsnorm_gate_up_silu_unfused
 from kernel_space.rmsnorm_qkv import rmsnorm_qkv, rmsnorm_qkv_unfused
 from kernel_space.spec import DEFAULT_SMEM_LIMIT
 from storage.table import DispatchTable, load_table
-from tuner.fingerprint import current_fingerprint, same_hardware
 
 DTYPE_NAMES = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}
 ELEM_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
@@ -66,14 +66,6 @@ class Dispatcher:
         self._bad_buckets: dict[tuple[str, int], str] = {}  # (op, bucket m) -> why its config is refused
         if table is not None:
             self._check_table(table)
-
-    @classmethod
-    def from_database(cls, store, model: str, fingerprint_key: str | None = None, dtype: str = "bfloat16",
-                      *, device=None) -> Dispatcher:
-        """The dispatcher for the winners of `model` in a storage.Store (storage.export.build_table)."""
-        from storage.export import build_table  # noqa: PLC0415 - pulls SQLAlchemy; only this path needs it
-
-        return cls(build_table(store, model, fingerprint_key=fingerprint_key, dtype=dtype), device=device)
 
     # -- checks done once, when the table is loaded ------------------------------------------------
 

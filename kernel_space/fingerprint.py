@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import torch
 import triton
 
-import kernel_space
+from kernel_space.registry import OPS, kernel_hash
 
 
 def current_fingerprint(device: int | None = None) -> dict:
     """Device name, compute capability, SM count, memory, driver/CUDA/torch/triton versions and the
     hash of every op's kernel source. Without a GPU it describes the Triton interpreter on the CPU."""
-    hashes = {name: kernel_space.kernel_hash(name) for name in kernel_space.OPS}
+    hashes = {name: kernel_hash(name) for name in OPS}
     if torch.cuda.is_available():
         idx = torch.cuda.current_device() if device is None else device
         props = torch.cuda.get_device_properties(idx)
@@ -42,21 +39,16 @@ def current_fingerprint(device: int | None = None) -> dict:
     }
 
 
-def fingerprint_key(fp: dict) -> str:
-    """A short stable id: same machine, same software, same kernels -> same key."""
-    return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def same_hardware(a: dict, b: dict) -> bool:
     return all(a.get(k) == b.get(k) for k in ("device_name", "capability", "sm_count", "total_memory"))
 
 
 def _driver_version() -> str:
     try:
-        import pynvml  # noqa: PLC0415  (optional: nvidia-ml-py, present on GPU images)
+        import pynvml
 
         pynvml.nvmlInit()
         version = pynvml.nvmlSystemGetDriverVersion()
         return version.decode() if isinstance(version, bytes) else str(version)
-    except Exception:  # noqa: BLE001 - the driver version is informative, never required
+    except Exception:
         return ""

@@ -1,0 +1,38 @@
+"""The registry of fusion sites: every op's spec by name, their shapes and kernel hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+
+from kernel_space import down_residual, o_proj_residual, rmsnorm_gate_up_silu, rmsnorm_qkv
+from kernel_space.spec import ModelDims, OpSpec
+
+OPS: dict[str, OpSpec] = {
+    spec.name: spec
+    for spec in (rmsnorm_qkv.SPEC, o_proj_residual.SPEC, rmsnorm_gate_up_silu.SPEC, down_residual.SPEC)
+}
+
+
+def get_op(name: str) -> OpSpec:
+    """The spec of op `name`; a ValueError lists the known ops."""
+    try:
+        return OPS[name]
+    except KeyError:
+        raise ValueError(f"unknown op {name!r}; known ops: {', '.join(OPS)}") from None
+
+
+def op_shapes(dims: ModelDims) -> dict[str, tuple[int, int]]:
+    """(N, K) of every op's weight for a model."""
+    return {name: spec.shape(dims) for name, spec in OPS.items()}
+
+
+def kernel_hash(name: str) -> str:
+    """sha256 over the source of the Triton code an op runs, and over what the op computes around
+    it (its launcher's variant): a table tuned on other code is stale."""
+    digest = hashlib.sha256()
+    for fn in get_op(name).kernel_sources:
+        src = getattr(fn, "src", None) or inspect.getsource(getattr(fn, "fn", fn))
+        digest.update(src.encode())
+    digest.update(name.encode())
+    return digest.hexdigest()[:16]
