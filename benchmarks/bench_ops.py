@@ -22,13 +22,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import kernel_space as ks  # noqa: E402
-from kernel_space.fingerprint import current_fingerprint  # noqa: E402
-from qwen3.config import resolve_model  # noqa: E402
-from tuner import measure  # noqa: E402
-from tuner.candidates import n_out, sample_configs  # noqa: E402
-from tuner.compile import precompile  # noqa: E402
-from tuner.trial import run_trial  # noqa: E402
+import kernel_space as ks
+from kernel_space.fingerprint import current_fingerprint
+from qwen3.config import resolve_model
+from tuner import measure
+from tuner.candidates import n_out, sample_configs
+from tuner.compile import precompile
+from tuner.trial import run_trial
 
 DEFAULT_MS = "1,2,4,8,16,32,64,128,256,1024"
 

@@ -12,15 +12,11 @@ from __future__ import annotations
 import math
 
 from kernel_space import get_op
-from kernel_space.spec import UNFUSED_CONFIG
+from kernel_space.spec import UNFUSED_CONFIG, block_range, next_pow2
 
 # The FMA path (broadcast-multiply and tl.sum) pays BLOCK_M x BLOCK_N x BLOCK_K registers: on the H100
 # it won only at M <= 2, and with BLOCK_M >= 4 it ran 3x to 50x slower than tl.dot (bench_ops, 8B).
 FMA_MAX_M = 4
-
-
-def _p2(x: int) -> int:
-    return 1 << max(0, (x - 1).bit_length())
 
 
 def choices(op: str, m: int, n: int, k: int) -> dict[str, tuple]:
@@ -28,14 +24,21 @@ def choices(op: str, m: int, n: int, k: int) -> dict[str, tuple]:
     spec = get_op(op)
     space = spec.space.values
     cols = spec.n_out(n)
+
+    def fitting(param, path, cap=None):
+        low, high = block_range(param, path, m, cols, k)
+        return tuple(v for v in space[param] if low <= v <= min(high, cap or high))
+
     out = {
         "impl": space["impl"],
         "path": space["path"],
-        "BLOCK_M_dot": tuple(v for v in space["BLOCK_M"] if 16 <= v <= max(16, _p2(m))),
-        "BLOCK_M_fma": tuple(v for v in space["BLOCK_M"] if v <= min(8, _p2(m))),
-        "BLOCK_N_dot": tuple(v for v in space["BLOCK_N"] if 16 <= v <= max(16, _p2(cols))),
-        "BLOCK_N_fma": tuple(v for v in space["BLOCK_N"] if v <= max(16, _p2(cols))),
-        "BLOCK_K": tuple(v for v in space["BLOCK_K"] if v <= max(32, _p2(k))),
+        "BLOCK_M_dot": fitting("BLOCK_M", "dot"),
+        # The FMA path holds BLOCK_M x BLOCK_N x BLOCK_K products in registers: past 8 rows it lost
+        # to tl.dot everywhere on the H100 (a search heuristic, not a rule: check_config allows it).
+        "BLOCK_M_fma": fitting("BLOCK_M", "fma", cap=min(8, next_pow2(m))),
+        "BLOCK_N_dot": fitting("BLOCK_N", "dot"),
+        "BLOCK_N_fma": fitting("BLOCK_N", "fma"),
+        "BLOCK_K": fitting("BLOCK_K", "dot"),
         "SPLIT_K": space["SPLIT_K"],
         "GROUP_M": space["GROUP_M"],
         "num_warps": space["num_warps"],
