@@ -13,6 +13,7 @@ import torch
 
 import kernel_space as ks
 from kernel_space.fingerprint import current_fingerprint
+from kernel_space.spec import Problem
 from qwen3.config import Qwen3Config
 from storage import Store
 from tuner.compile import shutdown as compile_pool_shutdown
@@ -58,7 +59,7 @@ def tune_model(store: Store, config: Qwen3Config, ops: list[str], buckets: list[
                 if on_study:
                     on_study(op, m, opts.trials)
                 outcome = tune_study(
-                    store, worker, fp, config.name, op, n, k, dtype, m, opts, warm_start=warm,
+                    store, worker, fp, config.name, Problem(op, m, n, k, dtype), opts, warm_start=warm,
                     on_trial=(lambda done, total, best, op=op, m=m: on_trial(op, m, done, total, best))
                     if on_trial else None,
                 )
