@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -187,16 +188,21 @@ class Store:
             _require(s, Study, study_id)
             upsert_winner(s, study_id, values)
 
-    def optuna_storage(self):
-        """Optuna's RDBStorage on this database (created once per Store; its tables sit beside ours)."""
+    def optuna_storage(self, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                       stale_trial_callback=None):
+        """Optuna's RDBStorage on this database (created once per Store; its tables sit beside ours).
+        The heartbeat settings apply to the first call's storage (the tuner's)."""
         import optuna
 
         with self._optuna_lock:
             if self._optuna is None:
                 kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_S}} if self.engine.dialect.name == "sqlite" else {}
                 # Optuna's first open creates its tables and stamps its version: not safe to race.
-                with init_lock(self.engine):
-                    self._optuna = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)
+                with init_lock(self.engine), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+                    self._optuna = optuna.storages.RDBStorage(
+                        self.url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
+                        grace_period=grace_period, heartbeat_stale_trial_callback=stale_trial_callback)
                 if self.engine.dialect.name == "sqlite":
                     _serialize_sqlite(self._optuna.engine)
             return self._optuna

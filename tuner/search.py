@@ -10,10 +10,12 @@ against the unfused path A B A B; a fused winner needs a paired speedup >= the n
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,7 +24,7 @@ from optuna.trial import TrialState
 
 from kernel_space import get_op
 from kernel_space.spec import UNFUSED_CONFIG, Problem, config_key
-from storage import Store, StudyRef
+from storage import Store, StudyRef, queue
 from storage.models import Trial
 from tuner.candidates import default_configs
 from tuner.compile import precompile
@@ -45,6 +47,10 @@ class TuneOptions:
     sm_count: int = 132
     compile_workers: int | None = None
     deadline: float | None = None  # time.monotonic() after which no new batch starts
+    # Optuna's heartbeat for trials in flight: one that misses it for grace_s is failed by whichever
+    # worker asks next (a dead worker on another host), and its config claim is released.
+    heartbeat_s: int = 30
+    grace_s: int = 120
 
 
 @dataclass
@@ -89,8 +95,9 @@ def _owner_is_gone(owner: str | None, started) -> bool:
     return False
 
 
-def _settle_interrupted(study: optuna.Study, stored: list[Trial]) -> None:
-    """Trials left RUNNING by a killed run: tell what was stored for them, else FAIL (not measured)."""
+def _settle_interrupted(store: Store, study_id: int, study: optuna.Study, stored: list[Trial]) -> None:
+    """Trials left RUNNING by a killed run on this host: tell what was stored for them, else FAIL (not
+    measured) and release the config's claim so it can be measured again."""
     by_number = {t.trial_number: t for t in stored if t.trial_number is not None}
     for ft in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not _owner_is_gone(ft.user_attrs.get("owner"), ft.datetime_start):
@@ -100,6 +107,7 @@ def _settle_interrupted(study: optuna.Study, stored: list[Trial]) -> None:
             _tell(study, ft.number, row.median_us)
         else:
             _tell(study, ft.number, None, TrialState.FAIL)
+            queue.release_unmeasured_claim(store, study_id, ft.number)
 
 
 def _tell(study: optuna.Study, trial, value, state=TrialState.COMPLETE) -> None:
@@ -113,17 +121,28 @@ def _tell(study: optuna.Study, trial, value, state=TrialState.COMPLETE) -> None:
 
 def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, problem: Problem, opts: TuneOptions,
                warm_start: dict | None = None,
-               on_trial: Callable[[int, int, float | None], None] | None = None) -> StudyOutcome:
+               on_trial: Callable[[int, int, float | None], None] | None = None,
+               shared: bool = False, heartbeat: Callable[[], bool] | None = None) -> StudyOutcome:
     """Run (or resume) the study of one problem (op, M bucket) to `opts.trials` configs and confirm its
-    winner: open, seed, then ask / triage / measure in batches until the budget is spent."""
+    winner: open, seed, then ask / triage / measure in batches until the budget is spent.
+
+    Several workers may run one study at once (shared=True for all but its holder): the budget counts
+    the distinct configs stored by all of them, a config claim keeps any config from being measured
+    twice, and only the holder confirms the winner. heartbeat() renews the holder's lease; when it
+    returns False (the study was taken over) this worker stops at once."""
     run = _open(store, worker, fp, model, problem, opts)
     if not run.study.trials:
         _seed(run.study, problem, opts, warm_start)
-    while run.budget_left():
+    while run.refresh() and run.budget_left() and (heartbeat is None or heartbeat()):
+        with _quiet_heartbeat():
+            optuna.storages.fail_stale_trials(run.study)
         pending, repeats = _triage(run, _ask_batch(run))
-        _measure(run, pending, on_trial)
-        for trial, key in repeats:  # asked twice in one batch: told the value measured once
+        _measure(run, pending, on_trial, heartbeat)
+        run.refresh()
+        for trial, key in repeats:  # another worker's, or asked twice in this batch: told its value
             _tell_stored(run, trial, key)
+    if shared or (heartbeat is not None and not heartbeat()):
+        return _outcome(problem, run.store.trials(run.ref.id), run.new, note="helped measure")
     outcome = _confirm(run)
     outcome.new_trials = run.new
     return outcome
@@ -150,6 +169,13 @@ class _Run:
     asks: int
     new: int = 0
 
+    def refresh(self) -> bool:
+        """Re-read the study's stored configs: other workers sharing it add theirs."""
+        for t in self.store.trials(self.ref.id):
+            if t.trial_number is not None:
+                self.measured.setdefault(t.config_key, t)
+        return True
+
     def budget_left(self) -> bool:
         opts = self.opts
         return (len(self.measured) < opts.trials and self.asks < ASKS_PER_TRIAL * opts.trials
@@ -160,12 +186,32 @@ def _open(store, worker, fp, model, problem: Problem, opts: TuneOptions) -> _Run
     ref = store.study(fp, problem, model)
     sampler = optuna.samplers.TPESampler(seed=opts.seed + problem.m, multivariate=True, constant_liar=True,
                                          n_startup_trials=8)
-    study = optuna.create_study(study_name=ref.name, storage=store.optuna_storage(), direction="minimize",
+    storage = store.optuna_storage(heartbeat_interval=opts.heartbeat_s, grace_period=opts.grace_s,
+                                   stale_trial_callback=_release_stale(store))
+    study = optuna.create_study(study_name=ref.name, storage=storage, direction="minimize",
                                 sampler=sampler, load_if_exists=True)
     stored = store.trials(ref.id)
-    _settle_interrupted(study, stored)
+    _settle_interrupted(store, ref.id, study, stored)
     measured = {t.config_key: t for t in stored if t.trial_number is not None}
     return _Run(store, worker, ref, study, problem, opts, measured, asks_made(study))
+
+
+@contextlib.contextmanager
+def _quiet_heartbeat():
+    """The loop asks and tells by hand and records Optuna's heartbeats itself (see _beat): Optuna warns
+    that heartbeats belong to Study.optimize and that they are experimental. Both are known."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _release_stale(store: Store):
+    """Optuna's failed-trial callback: a trial failed for a missed heartbeat releases its config."""
+    def callback(study: optuna.Study, trial) -> None:
+        queue.release_unmeasured_claim(store, study.study_name, trial.number)
+
+    return callback
 
 
 def _seed(study: optuna.Study, problem: Problem, opts: TuneOptions, warm_start: dict | None) -> None:
@@ -185,7 +231,8 @@ def _ask_batch(run: _Run) -> list:
     batch = []
     for _ in range(min(run.opts.batch, run.opts.trials - len(run.measured))):
         run.asks += 1
-        trial = run.study.ask()
+        with _quiet_heartbeat():
+            trial = run.study.ask()
         try:
             trial.set_user_attr("owner", OWNER)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -204,8 +251,8 @@ def _triage(run: _Run, batch: list) -> tuple[list[tuple], list[tuple]]:
         if key in run.measured:  # measured before in this study: same value, no second measurement
             _tell_stored(run, trial, key)
             continue
-        if key in in_batch:  # TPE's constant liar can propose one config twice in a batch
-            repeats.append((trial, key))
+        if key in in_batch or not queue.claim_config(run.store, run.ref.id, key, trial.number, OWNER):
+            repeats.append((trial, key))  # asked twice in this batch, or another worker measures it
             continue
         in_batch.add(key)
         why = get_op(p.op).check(cfg, p.m, p.n, p.k, p.elem_bytes, run.opts.smem_limit) \
@@ -218,17 +265,24 @@ def _triage(run: _Run, batch: list) -> tuple[list[tuple], list[tuple]]:
 
 
 def _tell_stored(run: _Run, trial, key: str) -> None:
+    """Tell a trial the value stored for its config; PRUNED while another worker is still measuring it
+    (TPE then neither learns a value nor counts a failure for it)."""
     row = run.measured.get(key)
-    ok = row is not None and row.status == "ok"
+    if row is None:
+        _tell(run.study, trial, None, TrialState.PRUNED)
+        return
+    ok = row.status == "ok"
     _tell(run.study, trial, row.median_us if ok else None, TrialState.COMPLETE if ok else TrialState.FAIL)
 
 
-def _measure(run: _Run, pending: list[tuple], on_trial) -> None:
+def _measure(run: _Run, pending: list[tuple], on_trial, heartbeat) -> None:
     """Compile the fused configs in parallel, then time each config in the worker, one at a time."""
     fused = [(t, c) for t, c in pending if c["impl"] == "fused"]
+    _beat(run, pending, heartbeat)
     compiled = precompile([(run.problem, c) for _, c in fused], run.opts.compile_workers)
     compile_errors = {t.number: err for (t, _), (_, err) in zip(fused, compiled, strict=True) if err}
-    for trial, cfg in pending:
+    for i, (trial, cfg) in enumerate(pending):
+        _beat(run, pending[i:], heartbeat)
         if trial.number in compile_errors:
             result = TrialResult(cfg["impl"], cfg, "failed", reason=f"compile: {compile_errors[trial.number]}")
         else:
@@ -250,6 +304,14 @@ def asks_made(study) -> int:
 def _best(study: optuna.Study) -> float | None:
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return min((t.value for t in done), default=None)
+
+
+def _beat(run: _Run, in_flight: list[tuple], heartbeat) -> None:
+    """Optuna's heartbeat for the trials still to measure, and the holder's lease."""
+    for trial, _ in in_flight:
+        run.study._storage.record_heartbeat(trial._trial_id)
+    if heartbeat is not None:
+        heartbeat()
 
 
 def _record(run: _Run, trial, result: TrialResult) -> None:
@@ -299,14 +361,14 @@ def _confirm(run: _Run) -> StudyOutcome:
     return out
 
 
-def _outcome(problem: Problem, stored: list, new_trials: int) -> StudyOutcome:
+def _outcome(problem: Problem, stored: list, new_trials: int, note: str = "") -> StudyOutcome:
     failures: dict[str, int] = {}
     for t in stored:
         if t.status != "ok":
             reason = (t.reason or t.status).split(":")[0]
             failures[reason] = failures.get(reason, 0) + 1
     return StudyOutcome(problem.op, problem.m, trials=len(stored), new_trials=new_trials,
-                        failed=sum(failures.values()), failures=failures)
+                        failed=sum(failures.values()), failures=failures, note=note)
 
 
 def top_configs(stored: list, top_k: int) -> list[dict]:

@@ -58,7 +58,7 @@ def test_first_opens_do_not_race_on_migrations(tmp_path):
         assert proc.returncode == 0, err
         assert out.strip() == "opened"
     with sqlite3.connect(tmp_path / "fresh.db") as conn:
-        assert conn.execute("SELECT version_num FROM ks_alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT version_num FROM ks_alembic_version").fetchall() == [("0002",)]
         assert conn.execute("SELECT study_name FROM studies").fetchall() == [("shared",)]
         assert conn.execute("SELECT count(*) FROM version_info").fetchone() == (1,)
 

@@ -49,10 +49,10 @@ def test_migrations_applied_at_head(tmp_path):
     path = tmp_path / "m.db"
     with Store(f"sqlite:///{path}") as s:
         with s.engine.connect() as conn:
-            assert migrate.current(conn) == migrate.head() == "0001"
+            assert migrate.current(conn) == migrate.head() == "0002"
     assert KS_TABLES | {"ks_alembic_version"} <= tables(path)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version_num FROM ks_alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT version_num FROM ks_alembic_version").fetchall() == [("0002",)]
 
 
 def test_models_match_the_migrations(store):

@@ -122,10 +122,11 @@ def test_only_trials_of_dead_owners_are_settled_on_resume(store):
     tune_study(store, FakeWorker(), FP, "m", PROBLEM, opts)
     study = optuna.load_study(study_name=out_ref(store).name, storage=store.optuna_storage())
     host = OWNER.rpartition(":")[0]
-    dead, alive = study.ask(), study.ask()
+    with search._quiet_heartbeat():
+        dead, alive = study.ask(), study.ask()
     dead.set_user_attr("owner", f"{host}:{_dead_pid()}")
     alive.set_user_attr("owner", f"{host}:{os.getpid()}")
-    search._settle_interrupted(study, store.trials(out_ref(store).id))
+    search._settle_interrupted(store, out_ref(store).id, study, store.trials(out_ref(store).id))
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     assert states[dead.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING
     assert search._owner_is_gone(f"another-host:{_dead_pid()}", None) is False  # not ours to judge
