@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -25,19 +26,13 @@ def bench(
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Also the GPU time of a decode step per part "
                                                                "(profiled kernels) and the gaps between.")] = False,
     dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32.")] = "bfloat16",
-    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per batch size (the median is shown).")] = 3,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per cell (the median is shown).")] = 3,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the rows to this JSON file.")] = None,
 ):
     """Decode throughput and prefill time of a Qwen3 preset with random weights: per batch size and
     context, a prefill of --context tokens a sequence then --output-len greedy steps replayed from a CUDA
     graph, once with every op unfused and once through --table. Needs a CUDA GPU."""
-    from qwen3.config import resolve_model
-
-    batches, contexts = int_list(batch, "--batch"), int_list(context, "--context")
-    config = resolve_model(model)
-    if contexts[-1] + output_len > config.max_position_embeddings:
-        fail(f"--context {contexts[-1]} + --output-len {output_len} exceeds {config.name}'s "
-             f"max_position_embeddings {config.max_position_embeddings}")
+    config, batches, contexts = _checked(model, batch, context, output_len)
     import torch
 
     if not torch.cuda.is_available():
@@ -47,13 +42,7 @@ def bench(
 
     with warnings_as_lines():
         ops = Dispatcher(table) if table is not None else None
-        err = console(stderr=True)
-        with err.status(f"benchmarking {config.name} on {torch.cuda.get_device_name()}") as status:
-            def progress(text):
-                status.update(text)
-                if not err.is_terminal:  # a log gets one line per stage instead of a spinner
-                    typer.echo(text, err=True)
-
+        with _progress(f"benchmarking {config.name} on {torch.cuda.get_device_name()}") as progress:
             rows = run_bench(config, batches, contexts, output_len, ops, breakdown, torch_dtype(dtype, True),
                              repeats, progress=progress)
     out = console()
@@ -65,6 +54,31 @@ def bench(
                                         "contexts": contexts, "output_len": output_len,
                                         "table": str(table) if table else None,
                                         "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def _progress(title: str):
+    """A progress(text) callback: a spinner on a terminal, one line per stage in a log."""
+    err = console(stderr=True)
+    with err.status(title) as status:
+        def progress(text):
+            status.update(text)
+            if not err.is_terminal:
+                typer.echo(text, err=True)
+
+        yield progress
+
+
+def _checked(model: str, batch: str, context: str, output_len: int):
+    """(config, batches, contexts) from the options, or a one-line error naming the bad one."""
+    from qwen3.config import resolve_model
+
+    batches, contexts = int_list(batch, "--batch"), int_list(context, "--context")
+    config = resolve_model(model)
+    if contexts[-1] + output_len > config.max_position_embeddings:
+        fail(f"--context {contexts[-1]} + --output-len {output_len} exceeds {config.name}'s "
+             f"max_position_embeddings {config.max_position_embeddings}")
+    return config, batches, contexts
 
 
 def int_list(text: str, option: str) -> list[int]:
