@@ -177,19 +177,19 @@ def done(results: dict) -> set[tuple]:
 
 # --- running ------------------------------------------------------------------------------------------
 
-def run_arm(arm: str, model, dispatchers: dict, batch: int, context: int, args) -> tuple[float, float]:
-    """(decode tok/s, prefill ms) of one arm on one cell."""
+def run_arm(arm: str, model, dispatchers: dict, batch: int, context: int, args) -> dict:
+    """{"decode_tok_s", "prefill_ms"} of one arm on one cell (the peer's also "setup_s": its compile)."""
     if arm == "torch_compile":
         from benchmarks.gptfast_qwen3 import bench_peer
 
         r = bench_peer(model, batch, context, args.output_len, args.repeats, args.seed, args.peer_mode,
                        not args.peer_eager_prefill, args.peer_decode_attention)
-        return r["decode_tok_s"], r["prefill_ms"]
+        return {"decode_tok_s": r["decode_tok_s"], "prefill_ms": r["prefill_ms"], "setup_s": r["setup_s"]}
     from qwen3.bench import bench_cell
 
     model.set_dispatcher(dispatchers[arm])
     row = bench_cell(model, arm, batch, context, args.output_len, args.repeats, args.seed)
-    return row.tokens_per_s, row.prefill_ms
+    return {"decode_tok_s": row.tokens_per_s, "prefill_ms": row.prefill_ms}
 
 
 def free(model) -> None:
@@ -207,20 +207,23 @@ def measure(cell: dict, arm: str, model, dispatchers: dict, args, results: dict,
     import torch
 
     label, started = f"{cell['model']} batch {cell['batch']:>2} context {cell['context']:>5} {arm:<13}", time.time()
+    oom = None
     try:
-        tok_s, prefill_ms = run_arm(arm, model, dispatchers, cell["batch"], cell["context"], args)
+        got = run_arm(arm, model, dispatchers, cell["batch"], cell["context"], args)
     except torch.cuda.OutOfMemoryError as exc:
-        free(model)
-        record(results, out, skipped={**cell, "arm": arm, "reason": f"out of memory: {str(exc).splitlines()[0]}"})
-        print(f"{label} out of memory, skipped", flush=True)
-        return None
+        oom = str(exc).splitlines()[0]  # freed below, once the traceback no longer holds the tensors
     except Exception as exc:  # a CUDA error leaves the context unusable: say so in the file, then stop
         record(results, out, skipped={**cell, "arm": arm, "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]})
         raise
-    row = {**cell, "arm": arm, "decode_tok_s": round(tok_s, 1), "prefill_ms": round(prefill_ms, 2)}
+    if oom is not None:
+        free(model)
+        record(results, out, skipped={**cell, "arm": arm, "reason": f"out of memory: {oom}"})
+        print(f"{label} out of memory, skipped", flush=True)
+        return None
+    row = {**cell, "arm": arm, **{k: round(v, 2) for k, v in got.items()}}
     record(results, out, row=row)
-    print(f"{label} {tok_s:>10,.0f} tok/s  prefill {prefill_ms:>10,.1f} ms  ({time.time() - started:.0f} s)",
-          flush=True)
+    print(f"{label} {row['decode_tok_s']:>10,.0f} tok/s  prefill {row['prefill_ms']:>10,.1f} ms  "
+          f"({time.time() - started:.0f} s)", flush=True)
     return row
 
 

@@ -115,3 +115,37 @@ def test_bad_filters_are_refused(argv, words, capsys):
     with pytest.raises(SystemExit):
         mx.parse_args(argv)
     assert words in capsys.readouterr().err
+
+
+def test_a_run_skips_what_does_not_fit_survives_an_oom_and_a_rerun_only_redoes_what_is_missing(
+        tmp_path, monkeypatch, capsys):
+    """The loop with the GPU work replaced: run_arm answers from a script, one arm runs out of memory."""
+    calls, ooms = [], [("torch_compile", 1, 32768)]  # out of memory once
+
+    def run_arm(arm, model, dispatchers, batch, context, args):
+        calls.append((arm, batch, context))
+        if (arm, batch, context) in ooms:
+            ooms.clear()
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB\nmore")
+        return {"decode_tok_s": 1000.0 / batch + context / 1e3, "prefill_ms": context / 100}
+
+    monkeypatch.setattr(mx, "run_arm", run_arm)
+    monkeypatch.setattr(mx, "load", lambda config, table, seed: ("model", {}))
+    monkeypatch.setattr(mx, "free", lambda model: None)
+    args = mx.parse_args(["--models", "qwen3-0.6b", "--batches", "1,32", "--contexts", "256,32768"])
+    out = tmp_path / "m.json"
+    results = mx.load_results(out, HEADER, False)
+    mx.run_model("qwen3-0.6b", args, None, results, out, H100)
+    cells = [(b, c) for c in (256, 32768) for b in (1, 32) if (b, c) != (32, 32768)]
+    assert calls == [(a, b, c) for b, c in cells for a in mx.ARMS]
+    saved = json.loads(out.read_text())
+    assert len(saved["rows"]) == 3 * len(cells) - 1
+    assert [(s["batch"], s["context"], s["arm"], s["reason"][:21]) for s in saved["skipped"]] == [
+        (1, 32768, "torch_compile", "out of memory: CUDA o"), (32, 32768, "all", "does not fit: weights")]
+    printed = capsys.readouterr().out
+    assert "table / torch_compile: decode 1.00x, prefill time 1.00x" in printed and "out of memory" in printed
+    calls.clear()
+    mx.run_model("qwen3-0.6b", args, None, mx.load_results(out, HEADER, False), out, H100)
+    assert calls == [("torch_compile", 1, 32768)]  # everything else was in the file
+    saved = json.loads(out.read_text())
+    assert len(saved["rows"]) == 3 * len(cells) and [s["arm"] for s in saved["skipped"]] == ["all"]
