@@ -207,18 +207,20 @@ def measure(cell: dict, arm: str, model, dispatchers: dict, args, results: dict,
     import torch
 
     label, started = f"{cell['model']} batch {cell['batch']:>2} context {cell['context']:>5} {arm:<13}", time.time()
-    oom = None
+    failure = None
     try:
         got = run_arm(arm, model, dispatchers, cell["batch"], cell["context"], args)
     except torch.cuda.OutOfMemoryError as exc:
-        oom = str(exc).splitlines()[0]  # freed below, once the traceback no longer holds the tensors
-    except Exception as exc:  # a CUDA error leaves the context unusable: say so in the file, then stop
-        record(results, out, skipped={**cell, "arm": arm, "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]})
-        raise
-    if oom is not None:
+        failure = f"out of memory: {exc}".splitlines()[0]  # freed below, once no traceback holds the tensors
+    except Exception as exc:
+        failure = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if "CUDA error" in str(exc):  # the context is unusable now: say so in the file, then stop
+            record(results, out, skipped={**cell, "arm": arm, "reason": failure})
+            raise
+    if failure is not None:  # out of memory, or a compile that failed: the next arm can still run
         free(model)
-        record(results, out, skipped={**cell, "arm": arm, "reason": f"out of memory: {oom}"})
-        print(f"{label} out of memory, skipped", flush=True)
+        record(results, out, skipped={**cell, "arm": arm, "reason": failure})
+        print(f"{label} failed, skipped: {failure}", flush=True)
         return None
     row = {**cell, "arm": arm, **{k: round(v, 2) for k, v in got.items()}}
     record(results, out, row=row)

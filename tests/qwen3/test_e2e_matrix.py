@@ -143,9 +143,34 @@ def test_a_run_skips_what_does_not_fit_survives_an_oom_and_a_rerun_only_redoes_w
     assert [(s["batch"], s["context"], s["arm"], s["reason"][:21]) for s in saved["skipped"]] == [
         (1, 32768, "torch_compile", "out of memory: CUDA o"), (32, 32768, "all", "does not fit: weights")]
     printed = capsys.readouterr().out
-    assert "table / torch_compile: decode 1.00x, prefill time 1.00x" in printed and "out of memory" in printed
+    assert "table / torch_compile: decode 1.00x, prefill time 1.00x" in printed
+    assert "torch_compile failed, skipped: out of memory: CUDA out of memory. Tried to allocate 9.00 GiB\n" in printed
     calls.clear()
     mx.run_model("qwen3-0.6b", args, None, mx.load_results(out, HEADER, False), out, H100)
     assert calls == [("torch_compile", 1, 32768)]  # everything else was in the file
     saved = json.loads(out.read_text())
     assert len(saved["rows"]) == 3 * len(cells) and [s["arm"] for s in saved["skipped"]] == ["all"]
+
+
+@pytest.mark.parametrize("error, stops", [(RuntimeError("Triton compile failed\nlog"), False),
+                                          (RuntimeError("CUDA error: an illegal memory access was encountered"), True)])
+def test_a_failed_arm_is_noted_and_only_a_cuda_error_stops_the_run(tmp_path, monkeypatch, error, stops):
+    def run_arm(arm, *args):
+        if arm == "table":
+            raise error
+        return {"decode_tok_s": 1.0, "prefill_ms": 1.0}
+
+    monkeypatch.setattr(mx, "run_arm", run_arm)
+    monkeypatch.setattr(mx, "load", lambda config, table, seed: ("model", {}))
+    monkeypatch.setattr(mx, "free", lambda model: None)
+    args = mx.parse_args(["--models", "qwen3-0.6b", "--batches", "1", "--contexts", "256,2048"])
+    out = tmp_path / "m.json"
+    run = lambda: mx.run_model("qwen3-0.6b", args, None, mx.load_results(out, HEADER, False), out, H100)
+    if stops:
+        with pytest.raises(RuntimeError, match="illegal memory access"):
+            run()
+    else:
+        run()
+    saved = json.loads(out.read_text())
+    assert [r["arm"] for r in saved["rows"]] == (["unfused"] if stops else ["unfused", "torch_compile"] * 2)
+    assert saved["skipped"][0]["reason"] == f"RuntimeError: {str(error).splitlines()[0]}"
