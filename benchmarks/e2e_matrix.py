@@ -20,7 +20,10 @@ import json
 import re
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
+
+from benchmarks.gptfast_qwen3 import add_settings_arguments, settings_from
 
 ARMS = ("unfused", "table", "torch_compile")
 RESERVE_BYTES = 3 << 30  # CUDA context, cuBLAS workspaces, graph pools, allocator slack
@@ -61,9 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output-len", type=int, default=64, help="tokens decoded after each prompt")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per arm and cell (the median counts)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--peer-mode", choices=("reduce-overhead", "max-autotune"), default="reduce-overhead")
-    p.add_argument("--peer-eager-prefill", action="store_true", help="run the peer's prefill uncompiled")
-    p.add_argument("--peer-decode-attention", choices=("math", "sdpa"), default="math")
+    add_settings_arguments(p, prefix="peer-")
     p.add_argument("--render", nargs="+", type=Path, metavar="JSON", help="print result files as markdown, exit")
     args = p.parse_args(argv)
     if args.output_len < 2 or args.repeats < 1:
@@ -182,8 +183,7 @@ def run_arm(arm: str, model, dispatchers: dict, batch: int, context: int, args) 
     if arm == "torch_compile":
         from benchmarks.gptfast_qwen3 import bench_peer
 
-        r = bench_peer(model, batch, context, args.output_len, args.repeats, args.seed, args.peer_mode,
-                       not args.peer_eager_prefill, args.peer_decode_attention)
+        r = bench_peer(model, batch, context, args.output_len, args.repeats, args.seed, settings_from(args, "peer-"))
         return {"decode_tok_s": r["decode_tok_s"], "prefill_ms": r["prefill_ms"], "setup_s": r["setup_s"]}
     from qwen3.bench import bench_cell
 
@@ -326,10 +326,8 @@ def main(argv=None) -> int:
         tables = parse_tables(args.table, args.models, args.arms)
         gpu, today = torch.cuda.get_device_name(), datetime.date.today().isoformat()
         out = args.out or Path(f"benchmarks/results/e2e_matrix_{short_gpu(gpu)}_{today}.json")
-        peer = {"mode": args.peer_mode, "prefill": "eager" if args.peer_eager_prefill else "compiled",
-                "decode_attention": args.peer_decode_attention}
         header = {"gpu": gpu, "date": today, "output_len": args.output_len, "repeats": args.repeats,
-                  "torch_compile": peer}
+                  "torch_compile": asdict(settings_from(args, "peer-"))}
         results = load_results(out, header, args.fresh)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

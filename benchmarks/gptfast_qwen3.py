@@ -3,7 +3,8 @@ instead of kernel-search.
 
 The whole model is plain PyTorch. The KV cache is preallocated for max batch x max context, so every
 decode step has the same shapes and the step compiles once into one CUDA graph
-(torch.compile(mode="reduce-overhead", fullgraph=True)); decode attention runs over the whole static
+(torch.compile(mode="reduce-overhead", fullgraph=True), with Inductor's coordinate-descent tuning of
+its kernels, as gpt-fast sets it); decode attention runs over the whole static
 cache under a mask of the slots written so far, as gpt-fast does. Prefill runs PyTorch's SDPA with
 is_causal over the prompt (the flash backend on a GPU, GQA without copying K/V), eager or compiled per
 prompt length. Greedy: the compiled step returns the next token ids, as gpt-fast samples inside it.
@@ -21,6 +22,8 @@ import argparse
 import gc
 import json
 import statistics
+import time
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -209,14 +212,28 @@ def prefill(model: Peer, ids: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return model(ids, torch.arange(ids.shape[1], device=ids.device), rows).argmax(-1, keepdim=True)
 
 
-def compile_steps(mode: str | None, compile_prefill: bool):
-    """(decode, prefill) callables: decode compiled with `mode` (None: eager, the CPU test's way), prefill
-    compiled per prompt shape (dynamic=False) when compile_prefill, else eager."""
-    if mode is not None and mode not in COMPILE_MODES:
-        raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {mode!r}")
-    decode = decode_one_token if mode is None else torch.compile(decode_one_token, mode=mode, fullgraph=True,
-                                                                 dynamic=False)
-    pre = torch.compile(prefill, fullgraph=True, dynamic=False) if compile_prefill else prefill
+@dataclass(frozen=True, slots=True)
+class PeerSettings:
+    """How the peer is compiled. coordinate_descent: Inductor tunes the block sizes of the kernels it
+    generates (gpt-fast turns it on); compile_prefill False runs the prefill eagerly."""
+
+    mode: str = "reduce-overhead"
+    compile_prefill: bool = True
+    decode_attention: str = "math"
+    coordinate_descent: bool = True
+
+    def __post_init__(self):
+        if self.mode not in COMPILE_MODES:
+            raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {self.mode!r}")
+        if self.decode_attention not in DECODE_ATTENTION:
+            raise ValueError(f"decode_attention must be one of {DECODE_ATTENTION}, got {self.decode_attention!r}")
+
+
+def compile_steps(settings: PeerSettings):
+    """(decode, prefill): decode compiled with settings.mode, prefill compiled per prompt shape
+    (dynamic=False) or eager."""
+    decode = torch.compile(decode_one_token, mode=settings.mode, fullgraph=True, dynamic=False)
+    pre = torch.compile(prefill, fullgraph=True, dynamic=False) if settings.compile_prefill else prefill
     return decode, pre
 
 
@@ -239,33 +256,34 @@ def timed_run(peer: Peer, decode, pre, chunks, context: int, output_len: int) ->
 
 
 def bench_peer(model, batch: int, context: int, output_len: int, repeats: int = 3, seed: int = 0,
-               mode: str = "reduce-overhead", compile_prefill: bool = True,
-               decode_attention: str = "math") -> dict:
+               settings: PeerSettings = PeerSettings()) -> dict:
     """One cell of the peer on the weights of `model` (a qwen3 Qwen3ForCausalLM on CUDA), on the same
     prompts as qwen3.bench's arms: {"prefill_ms", "decode_ms", "decode_tok_s", "setup_s"} (setup_s: the
     warm-up run, compiling included). Frees its cache, graphs and compiled code before returning."""
+    import torch._inductor.config
+
     from qwen3.bench import prefill_groups, random_prompts
 
-    peer = Peer.from_qwen3(model, decode_attention)
+    peer = Peer.from_qwen3(model, settings.decode_attention)
     try:
         peer.setup_caches(batch, context + output_len)
-        decode, pre = compile_steps(mode, compile_prefill)
+        decode, pre = compile_steps(settings)
         prompts = random_prompts(batch, context, model.config.vocab_size, seed, model.device)
         chunks = [(prompts[row:row + n], torch.arange(row, row + n, device=model.device))
                   for row, n in prefill_groups(batch, context)]
-        setup = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        setup[0].record()
-        timed_run(peer, decode, pre, chunks, context, min(output_len, 4))  # compiles, records the graph
-        setup[1].record()
-        setup[1].synchronize()
-        runs = [timed_run(peer, decode, pre, chunks, context, output_len) for _ in range(repeats)]
+        # Compiling happens at the first calls, inside the warm-up run, so the config patch covers it.
+        with torch._inductor.config.patch(coordinate_descent_tuning=settings.coordinate_descent):
+            started = time.perf_counter()
+            timed_run(peer, decode, pre, chunks, context, min(output_len, 4))  # compiles, records the graph
+            setup_s = time.perf_counter() - started
+            runs = [timed_run(peer, decode, pre, chunks, context, output_len) for _ in range(repeats)]
     finally:
         peer.free_caches()
         del peer
         release_compiled()
     step_ms = statistics.median(d for _, d in runs) / max(output_len - 1, 1)
     return {"prefill_ms": statistics.median(p for p, _ in runs), "decode_ms": step_ms,
-            "decode_tok_s": batch * 1000 / step_ms, "setup_s": setup[0].elapsed_time(setup[1]) / 1000}
+            "decode_tok_s": batch * 1000 / step_ms, "setup_s": setup_s}
 
 
 def release_compiled() -> None:
@@ -277,6 +295,23 @@ def release_compiled() -> None:
         torch.cuda.empty_cache()
 
 
+def add_settings_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The PeerSettings options (--{prefix}mode and so on), for this script and the matrix."""
+    parser.add_argument(f"--{prefix}mode", choices=COMPILE_MODES, default="reduce-overhead",
+                        help="torch.compile mode of the decode step")
+    parser.add_argument(f"--{prefix}eager-prefill", action="store_true", help="run the prefill uncompiled")
+    parser.add_argument(f"--{prefix}decode-attention", choices=DECODE_ATTENTION, default="math",
+                        help="math: written out, fused by Inductor (gpt-fast); sdpa: F.scaled_dot_product_attention")
+    parser.add_argument(f"--{prefix}no-coordinate-descent", action="store_true",
+                        help="leave Inductor's kernel block sizes untuned (faster compile)")
+
+
+def settings_from(args: argparse.Namespace, prefix: str = "") -> PeerSettings:
+    get = lambda name: getattr(args, prefix.replace("-", "_") + name)
+    return PeerSettings(get("mode"), not get("eager_prefill"), get("decode_attention"),
+                        not get("no_coordinate_descent"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="One cell of the torch.compile peer (GPU).")
     parser.add_argument("--model", default="qwen3-0.6b")
@@ -284,9 +319,7 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=2048)
     parser.add_argument("--output-len", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--mode", choices=COMPILE_MODES, default="reduce-overhead")
-    parser.add_argument("--eager-prefill", action="store_true", help="Do not compile the prefill.")
-    parser.add_argument("--decode-attention", choices=DECODE_ATTENTION, default="math")
+    add_settings_arguments(parser)
     args = parser.parse_args()
     if not torch.cuda.is_available():
         parser.error("the peer's benchmark needs a CUDA GPU")
@@ -294,10 +327,10 @@ def main() -> None:
     from qwen3.loader import random_weights
 
     model = random_weights(resolve_model(args.model), torch.bfloat16, "cuda")
-    result = bench_peer(model, args.batch, args.context, args.output_len, args.repeats, mode=args.mode,
-                        compile_prefill=not args.eager_prefill, decode_attention=args.decode_attention)
-    print(json.dumps({"model": args.model, "batch": args.batch, "context": args.context, "mode": args.mode,
-                      "decode_attention": args.decode_attention, **result}))
+    settings = settings_from(args)
+    result = bench_peer(model, args.batch, args.context, args.output_len, args.repeats, settings=settings)
+    print(json.dumps({"model": args.model, "batch": args.batch, "context": args.context, **asdict(settings),
+                      **result}))
 
 
 if __name__ == "__main__":

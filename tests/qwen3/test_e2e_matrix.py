@@ -43,7 +43,8 @@ def test_short_gpu_names(name, short):
 
 
 HEADER = {"gpu": "NVIDIA H100 80GB HBM3", "date": "2026-11-26", "output_len": 64, "repeats": 3,
-          "torch_compile": {"mode": "reduce-overhead", "prefill": "compiled", "decode_attention": "math"}}
+          "torch_compile": {"mode": "reduce-overhead", "compile_prefill": True, "decode_attention": "math",
+                            "coordinate_descent": True}}
 
 
 def row(arm, tok_s, prefill_ms, batch=8, context=8192, model="qwen3-0.6b"):
@@ -106,6 +107,18 @@ def test_tables_are_named_per_model(tmp_path):
     with pytest.raises(ValueError, match="for qwen3-8b"):
         mx.parse_tables([f"qwen3-0.6b={table}"], ["qwen3-0.6b", "qwen3-8b"], ["unfused", "table"])
     assert mx.parse_tables([], ["qwen3-8b"], ["unfused", "torch_compile"]) == {}
+
+
+def test_the_peer_settings_of_the_command_line_go_into_the_file_header():
+    from dataclasses import asdict
+
+    from benchmarks.gptfast_qwen3 import settings_from
+
+    assert asdict(settings_from(mx.parse_args([]), "peer-")) == HEADER["torch_compile"]
+    args = mx.parse_args(["--peer-mode", "max-autotune", "--peer-eager-prefill", "--peer-decode-attention", "sdpa",
+                          "--peer-no-coordinate-descent"])
+    assert asdict(settings_from(args, "peer-")) == {"mode": "max-autotune", "compile_prefill": False,
+                                                    "decode_attention": "sdpa", "coordinate_descent": False}
 
 
 @pytest.mark.parametrize("argv, words", [(["--arms", "table,eager"], "eager in 'table,eager'"),

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 
-from benchmarks.gptfast_qwen3 import Peer, decode_one_token, prefill, release_compiled
+from benchmarks.gptfast_qwen3 import Peer, PeerSettings, decode_one_token, prefill, release_compiled
 from qwen3.bench import random_prompts
 from qwen3.config import PRESETS
 from qwen3.generate import Generator
@@ -78,6 +78,10 @@ def test_bad_arguments_are_refused(ours):
     model = ours[0]
     with pytest.raises(ValueError, match="'flash'"):
         Peer.from_qwen3(model, "flash")
+    with pytest.raises(ValueError, match="'flash'"):
+        PeerSettings(decode_attention="flash")
+    with pytest.raises(ValueError, match="'default'"):
+        PeerSettings(mode="default")
     peer = Peer.from_qwen3(model)
     with pytest.raises(ValueError, match="max_seq 99999"):
         peer.setup_caches(1, 99999)
