@@ -312,6 +312,18 @@ def _cells(arm: dict) -> list[str]:
             + [value(a, "prefill_ms", ",.1f") for a in ARMS] + [ratio("prefill_ms")])
 
 
+def check_inputs(args) -> dict[str, Path]:
+    """The tables by model, once every model resolves and every context fits its positions (ValueError)."""
+    from qwen3.config import resolve_model
+
+    for spec in args.models:
+        config = resolve_model(spec)
+        if args.contexts[-1] + args.output_len > config.max_position_embeddings:
+            raise ValueError(f"context {args.contexts[-1]} + --output-len {args.output_len} exceeds {config.name}'s "
+                             f"max_position_embeddings {config.max_position_embeddings}")
+    return parse_tables(args.table, args.models, args.arms)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.render:
@@ -319,11 +331,10 @@ def main(argv=None) -> int:
         return 0
     import torch
 
-    if not torch.cuda.is_available():
-        print("error: the matrix needs a CUDA GPU", file=sys.stderr)
-        return 1
     try:
-        tables = parse_tables(args.table, args.models, args.arms)
+        tables = check_inputs(args)
+        if not torch.cuda.is_available():
+            raise ValueError("the matrix needs a CUDA GPU")
         gpu, today = torch.cuda.get_device_name(), datetime.date.today().isoformat()
         out = args.out or Path(f"benchmarks/results/e2e_matrix_{short_gpu(gpu)}_{today}.json")
         header = {"gpu": gpu, "date": today, "output_len": args.output_len, "repeats": args.repeats,

@@ -187,3 +187,16 @@ def test_a_failed_arm_is_noted_and_only_a_cuda_error_stops_the_run(tmp_path, mon
     saved = json.loads(out.read_text())
     assert [r["arm"] for r in saved["rows"]] == (["unfused"] if stops else ["unfused", "torch_compile"] * 2)
     assert saved["skipped"][0]["reason"] == f"RuntimeError: {str(error).splitlines()[0]}"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--models", "qwen3-9b", "--arms", "unfused"], "unknown model 'qwen3-9b'"),
+    (["--models", "qwen3-0.6b", "--contexts", "40960", "--arms", "unfused"], "context 40960 + --output-len 64"),
+    (["--models", "qwen3-0.6b"], "arm table needs --table MODEL=FILE for qwen3-0.6b"),
+    pytest.param(["--models", "qwen3-0.6b", "--arms", "unfused"], "needs a CUDA GPU",  # the inputs were fine
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU this would run the matrix")),
+])
+def test_bad_inputs_are_one_line_errors_before_any_gpu_work(argv, words, capsys):
+    assert mx.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and len(err.splitlines()) == 1
