@@ -11,6 +11,7 @@ from qwen3.bench import random_prompts
 from qwen3.config import PRESETS
 from qwen3.generate import Generator
 from qwen3.loader import random_weights
+from tests.conftest import requires_gpu
 
 RTOL = 1e-4  # fp32: the largest logit difference over the largest logit
 BATCH, CONTEXT, STEPS = 3, 7, 4
@@ -88,3 +89,48 @@ def test_bad_arguments_are_refused(ours):
     peer.setup_caches(1, 8)
     with pytest.raises(ValueError, match="one token a sequence, got 2"):
         peer(torch.zeros((1, 2), dtype=torch.long), torch.arange(2))
+
+
+def prefill_logits(peer, ids, rows):
+    return peer(ids, torch.arange(ids.shape[1], device=ids.device), rows)
+
+
+def step_logits(peer, ids, pos):
+    return peer(ids, pos)
+
+
+@requires_gpu
+def test_compiled_on_the_gpu_it_matches_the_runtime_and_gives_its_memory_back():
+    """bf16, the decode step in a CUDA graph (reduce-overhead) and the prefill compiled, fed the runtime's
+    own greedy tokens (teacher-forced: a near tie may flip an argmax); then one benchmark cell frees all."""
+    from benchmarks.gptfast_qwen3 import bench_peer
+
+    config = dataclasses.replace(PRESETS["qwen3-0.6b"], num_hidden_layers=2)
+    model = random_weights(config, torch.bfloat16, "cuda", seed=1)
+    prompts = random_prompts(4, 40, config.vocab_size, seed=2)
+    gen = Generator(model, max_batch=4, max_len=48, batch_sizes=[4])
+    ref = [gen.prefill(prompts.tolist())]
+    for step in range(3):
+        ref.append(gen.decode_step(ref[-1].argmax(-1), torch.full((4,), 40 + step, device="cuda")))
+    del gen
+    peer = Peer.from_qwen3(model)
+    peer.setup_caches(4, 48)
+    fill = torch.compile(prefill_logits, fullgraph=True, dynamic=False)
+    step = torch.compile(step_logits, mode="reduce-overhead", fullgraph=True, dynamic=False)
+    try:
+        with torch.no_grad():
+            out = [fill(peer, prompts, torch.arange(4, device="cuda")).clone()]
+            for i in range(3):
+                ids = ref[i].argmax(-1, keepdim=True)
+                out.append(step(peer, ids, torch.tensor([40 + i], device="cuda")).clone())
+    finally:
+        peer.free_caches()
+        del peer
+        release_compiled()
+    for got, want in zip(out, ref, strict=True):
+        err = ((got.float() - want.float()).norm() / want.float().norm()).item()
+        assert err < 2e-2, f"relative error {err:.2e}"  # two bf16 runs of the same math
+    before = torch.cuda.memory_allocated()
+    result = bench_peer(model, batch=2, context=64, output_len=8, repeats=1)
+    assert result["decode_tok_s"] > 0 and result["prefill_ms"] > 0 and result["setup_s"] > 0
+    assert torch.cuda.memory_allocated() <= before + (1 << 20)  # cache, graph pool and compiled code gone
