@@ -84,7 +84,8 @@ def run_bench(config: Qwen3Config, batches: list[int], contexts: list[int], outp
 def bench_cell(model, arm: str, batch: int, context: int, output_len: int, repeats: int = 3, seed: int = 0,
                breakdown: bool = False) -> BenchRow:
     """One row: the model with its current dispatcher, a KV cache of batch x (context + output_len) and
-    a CUDA graph for the batch's bucket, both freed before returning so the next cell's fit alone."""
+    a CUDA graph for the batch's bucket, both freed before returning: the next cell's cache gets the
+    memory to itself."""
     gen = Generator(model, max_batch=batch, max_len=context + output_len, batch_sizes=[batch])
     try:
         row = _bench_batch(gen, arm, batch, context, output_len, repeats, seed)
