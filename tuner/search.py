@@ -222,7 +222,7 @@ def _seed(study: optuna.Study, problem: Problem, opts: TuneOptions, warm_start: 
     if warm_start is not None and warm_start.get("impl") == "fused":
         seeds.insert(0, warm_start)
     for cfg in seeds:
-        params = config_to_params(cfg, p.op, p.m, p.n, p.k)
+        params = config_to_params(cfg, p.op, p.m, p.n, p.k, p.elem_bytes, opts.smem_limit)
         if params is not None:
             study.enqueue_trial(params, skip_if_exists=True)
 
@@ -246,7 +246,7 @@ def _triage(run: _Run, batch: list) -> tuple[list[tuple], list[tuple]]:
     (trial, config), and the repeats of a config asked earlier in this same batch, (trial, key)."""
     p, pending, repeats, in_batch = run.problem, [], [], set()
     for trial in batch:
-        cfg = suggest(trial, p.op, p.m, p.n, p.k)
+        cfg = suggest(trial, p.op, p.m, p.n, p.k, p.elem_bytes, run.opts.smem_limit)
         key = config_key(cfg)
         if key in run.measured:  # measured before in this study: same value, no second measurement
             _tell_stored(run, trial, key)
