@@ -101,7 +101,8 @@ class LinearLaunch:
             self.tiles,  # the tile arrival counters
         ]
         if self.split > 1:
-            spans.append(((self.split - 1) * self.m + m_pad) * self.width + n_pad + self.n)  # partials
+            up = self.n if self.gated else 0  # the up half's partials sit N columns further
+            spans.append(((self.split - 1) * self.m + m_pad) * self.width + n_pad + up)  # partials
             spans.append(self.split * self.tiles_n * self.m + m_pad)  # sums of squares
         return max(spans)
 
