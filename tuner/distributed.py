@@ -1,0 +1,112 @@
+"""Tuning as a queue of studies that any number of workers drain: one process per GPU on a host
+(`tune --gpus`), and workers on other hosts (`kernel-search worker`) against one PostgreSQL database.
+
+plan() turns a model's (op, M bucket) studies into queue rows for each GPU fingerprint. work() is one
+worker: it claims the next free study of its fingerprint (storage.queue), runs it with the lease
+renewed as a heartbeat, marks it done, and when nothing is free helps measure a study another worker
+holds, until the queue of its fingerprint is empty. A worker that dies stops renewing its lease;
+once the lease runs out another worker takes the study over, and every trial the dead one stored is
+kept (the study resumes from the database).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import kernel_space as ks
+from kernel_space.spec import Problem
+from qwen3.config import Qwen3Config
+from storage import Store, queue
+from storage.store import fingerprint_key
+from tuner.search import OWNER, StudyOutcome, TuneOptions, tune_study
+from tuner.worker import Worker
+
+# A holder that has not renewed its lease for this long is taken for dead. A batch of 8 configs
+# compiles and times in well under a minute on the H100; the lease is renewed after every trial.
+LEASE_S = float(os.environ.get("KERNEL_SEARCH_LEASE_S", "300"))
+POLL_S = float(os.environ.get("KERNEL_SEARCH_POLL_S", "5"))
+
+
+def plan(store: Store, fingerprints: list[dict], config: Qwen3Config, ops: list[str], buckets: list[int],
+         dtype: str, trials: int) -> list[int]:
+    """Queue every (op, bucket) study of `config` for each distinct fingerprint; returns their study ids.
+    Priority follows op, then M, so that one worker visits them in the sequential order (each bucket
+    warm-started from the one below)."""
+    dims, ids, seen = config.dims(), [], set()
+    for fp in fingerprints:
+        key = fingerprint_key(fp)
+        if key in seen:
+            continue
+        seen.add(key)
+        order = [(op, m) for op in ops for m in sorted(buckets)]
+        for priority, (op, m) in enumerate(order):
+            n, k = ks.get_op(op).shape(dims)
+            ref = store.study(fp, Problem(op, m, n, k, dtype), config.name)
+            queue.enqueue(store, ref.id, model=config.name, trials=trials, priority=priority)
+            ids.append(ref.id)
+    return ids
+
+
+@dataclass
+class Callbacks:
+    """What a worker reports as it goes (the CLI's progress display); all optional."""
+
+    on_study: Callable[[str, int, int, bool], None] | None = None  # op, m, budget, shared
+    on_trial: Callable[[str, int, int, int, float | None], None] | None = None  # op, m, done, total, best
+    on_done: Callable[[StudyOutcome], None] | None = None
+
+
+@dataclass
+class WorkReport:
+    outcomes: list[StudyOutcome] = field(default_factory=list)
+    helped: int = 0  # shared studies this worker measured trials of
+
+
+def work(store: Store, fp: dict, opts: TuneOptions, callbacks: Callbacks | None = None,
+         share: bool = True) -> WorkReport:
+    """Drain the queue of fingerprint `fp` (see the module docstring); returns what this worker did."""
+    cb, report, fp_key, no_help = callbacks or Callbacks(), WorkReport(), fingerprint_key(fp), set()
+    with Worker() as worker:
+        while not _past(opts.deadline):
+            claim = queue.claim(store, fp_key, OWNER, LEASE_S, share=share, exclude=no_help)
+            if claim is None:
+                if queue.pending(store, [fp_key])["held"] == 0:
+                    break  # nothing queued, nothing held by a live worker: done
+                time.sleep(POLL_S)  # held studies may yet be given up by a dead worker
+                continue
+            outcome = _run_claim(store, worker, fp, fp_key, claim, opts, cb)
+            if claim.shared:
+                report.helped += 1
+                if outcome.new_trials == 0:
+                    no_help.add(claim.study_id)  # its budget is spent: only the holder's confirmation is left
+            else:
+                report.outcomes.append(outcome)
+    return report
+
+
+def _run_claim(store, worker, fp, fp_key, claim: queue.Claim, opts: TuneOptions, cb: Callbacks) -> StudyOutcome:
+    problem = Problem(claim.op, claim.m, claim.n, claim.k, claim.dtype)
+    if cb.on_study:
+        cb.on_study(claim.op, claim.m, claim.trials, claim.shared)
+    warm = queue.warm_start_config(store, fp_key, claim.op, claim.n, claim.k, claim.dtype, claim.m)
+    heartbeat = None if claim.shared else (lambda: queue.renew(store, claim.queue_id, OWNER, LEASE_S))
+    on_trial = (lambda done, total, best: cb.on_trial(claim.op, claim.m, done, total, best)) if cb.on_trial else None
+    try:
+        outcome = tune_study(store, worker, fp, claim.model, problem, replace(opts, trials=claim.trials),
+                             warm_start=warm, on_trial=on_trial, shared=claim.shared, heartbeat=heartbeat)
+    except BaseException:
+        if not claim.shared:
+            queue.release(store, claim.queue_id, OWNER)  # Ctrl-C or a crash: free it for the others now
+        raise
+    if not claim.shared:  # done even without a winner (its note says why): a re-run queues it again
+        queue.finish(store, claim.queue_id, OWNER)
+    if cb.on_done and not claim.shared:
+        cb.on_done(outcome)
+    return outcome
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
