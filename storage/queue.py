@@ -52,14 +52,16 @@ def enqueue(store: Store, study_id: int, *, model: str | None, trials: int, prio
 
 
 def claim(store: Store, fp_key: str, owner: str, lease_s: float, share: bool = True,
-          exclude: set[int] | frozenset = frozenset()) -> Claim | None:
+          exclude: set[int] | frozenset = frozenset(), only: list[int] | None = None) -> Claim | None:
     """The next study for `owner` on fingerprint `fp_key`: a free one (or one whose lease ran out)
     becomes owner's; failing that, with share, a study another worker holds (owner helps measure),
-    other than the study ids in `exclude`."""
+    other than the study ids in `exclude`. only: consider just these study ids."""
     now = utcnow()
     base = (select(QueueEntry, Study, Shape).join(Study, QueueEntry.study_id == Study.id)
             .join(Shape, Study.shape_id == Shape.id).join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
             .where(Fingerprint.key == fp_key, QueueEntry.state == "queued"))
+    if only is not None:
+        base = base.where(QueueEntry.study_id.in_(only))
     free = or_(QueueEntry.owner.is_(None), QueueEntry.lease_until < now, QueueEntry.owner == owner)
     with store.session() as s:
         row = s.execute(base.where(free).order_by(QueueEntry.priority, QueueEntry.id).limit(1)
@@ -101,6 +103,15 @@ def release(store: Store, queue_id: int, owner: str) -> None:
                   .values(owner=None, lease_until=None))
 
 
+def holders(store: Store, fp_key: str) -> list[tuple[int, str]]:
+    """(queue id, owner) of the queued studies of a fingerprint that someone holds."""
+    stmt = (select(QueueEntry.id, QueueEntry.owner).join(Study, QueueEntry.study_id == Study.id)
+            .join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
+            .where(Fingerprint.key == fp_key, QueueEntry.state == "queued", QueueEntry.owner.is_not(None)))
+    with store.session(write=False) as s:
+        return [(queue_id, owner) for queue_id, owner in s.execute(stmt)]
+
+
 def claim_config(store: Store, study_id: int, config_key: str, trial_number: int | None, owner: str) -> bool:
     """Take one config of a study for measuring. False when another worker (or an earlier run) took it."""
     try:
@@ -124,8 +135,9 @@ def release_unmeasured_claim(store: Store, study: int | str, trial_number: int) 
                                                 ConfigClaim.trial_number == trial_number))
 
 
-def pending(store: Store, fp_keys: list[str] | None = None) -> dict[str, int]:
-    """Queue entries by state ("queued", "held" (queued with a live lease), "done") for these fingerprints."""
+def pending(store: Store, fp_keys: list[str] | None = None, only: list[int] | None = None) -> dict[str, int]:
+    """Queue entries by state ("queued", "held" (queued with a live lease), "done") for these fingerprints
+    (and only these study ids, when given)."""
     now = utcnow()
     stmt = (select(QueueEntry.state, and_(QueueEntry.owner.is_not(None), QueueEntry.lease_until >= now),
                    func.count()).join(Study, QueueEntry.study_id == Study.id)
@@ -133,6 +145,8 @@ def pending(store: Store, fp_keys: list[str] | None = None) -> dict[str, int]:
             .group_by(QueueEntry.state, and_(QueueEntry.owner.is_not(None), QueueEntry.lease_until >= now)))
     if fp_keys is not None:
         stmt = stmt.where(Fingerprint.key.in_(fp_keys))
+    if only is not None:
+        stmt = stmt.where(QueueEntry.study_id.in_(only))
     out = {"queued": 0, "held": 0, "done": 0}
     with store.session(write=False) as s:
         for state, held, count in s.execute(stmt):

@@ -21,7 +21,7 @@ from kernel_space.spec import Problem
 from qwen3.config import Qwen3Config
 from storage import Store, queue
 from storage.store import fingerprint_key
-from tuner.search import OWNER, StudyOutcome, TuneOptions, tune_study
+from tuner.search import OWNER, StudyOutcome, TuneOptions, owner_is_gone, tune_study
 from tuner.worker import Worker
 
 # A holder that has not renewed its lease for this long is taken for dead. A batch of 8 configs
@@ -65,19 +65,22 @@ class WorkReport:
     helped: int = 0  # shared studies this worker measured trials of
 
 
-def work(store: Store, fp: dict, opts: TuneOptions, callbacks: Callbacks | None = None,
-         share: bool = True) -> WorkReport:
-    """Drain the queue of fingerprint `fp` (see the module docstring); returns what this worker did."""
+def work(store: Store, fp: dict, opts: TuneOptions, callbacks: Callbacks | None = None, share: bool = True,
+         only: list[int] | None = None, owner: str = OWNER, make_worker: Callable = Worker,
+         lease_s: float = LEASE_S) -> WorkReport:
+    """Drain the queue of fingerprint `fp` (see the module docstring), or only the given study ids of
+    it, as `owner`; returns what this worker did. make_worker: the benchmarking child's class."""
     cb, report, fp_key, no_help = callbacks or Callbacks(), WorkReport(), fingerprint_key(fp), set()
-    with Worker() as worker:
+    with make_worker() as worker:
         while not _past(opts.deadline):
-            claim = queue.claim(store, fp_key, OWNER, LEASE_S, share=share, exclude=no_help)
+            _reap_dead_holders(store, fp_key, owner)
+            claim = queue.claim(store, fp_key, owner, lease_s, share=share, exclude=no_help, only=only)
             if claim is None:
-                if queue.pending(store, [fp_key])["held"] == 0:
+                if queue.pending(store, [fp_key], only)["held"] == 0:
                     break  # nothing queued, nothing held by a live worker: done
                 time.sleep(POLL_S)  # held studies may yet be given up by a dead worker
                 continue
-            outcome = _run_claim(store, worker, fp, fp_key, claim, opts, cb)
+            outcome = _run_claim(store, worker, fp, fp_key, claim, opts, cb, owner, lease_s)
             if claim.shared:
                 report.helped += 1
                 if outcome.new_trials == 0:
@@ -87,22 +90,31 @@ def work(store: Store, fp: dict, opts: TuneOptions, callbacks: Callbacks | None 
     return report
 
 
-def _run_claim(store, worker, fp, fp_key, claim: queue.Claim, opts: TuneOptions, cb: Callbacks) -> StudyOutcome:
+def _reap_dead_holders(store: Store, fp_key: str, me: str) -> None:
+    """A holder on this host whose process is gone (killed) gives its study back at once: its lease
+    would otherwise keep the study from the others until it runs out."""
+    for queue_id, holder in queue.holders(store, fp_key):
+        if holder != me and owner_is_gone(holder, None):
+            queue.release(store, queue_id, holder)
+
+
+def _run_claim(store, worker, fp, fp_key, claim: queue.Claim, opts: TuneOptions, cb: Callbacks,
+               owner: str, lease_s: float) -> StudyOutcome:
     problem = Problem(claim.op, claim.m, claim.n, claim.k, claim.dtype)
     if cb.on_study:
         cb.on_study(claim.op, claim.m, claim.trials, claim.shared)
     warm = queue.warm_start_config(store, fp_key, claim.op, claim.n, claim.k, claim.dtype, claim.m)
-    heartbeat = None if claim.shared else (lambda: queue.renew(store, claim.queue_id, OWNER, LEASE_S))
+    heartbeat = None if claim.shared else (lambda: queue.renew(store, claim.queue_id, owner, lease_s))
     on_trial = (lambda done, total, best: cb.on_trial(claim.op, claim.m, done, total, best)) if cb.on_trial else None
     try:
         outcome = tune_study(store, worker, fp, claim.model, problem, replace(opts, trials=claim.trials),
                              warm_start=warm, on_trial=on_trial, shared=claim.shared, heartbeat=heartbeat)
     except BaseException:
         if not claim.shared:
-            queue.release(store, claim.queue_id, OWNER)  # Ctrl-C or a crash: free it for the others now
+            queue.release(store, claim.queue_id, owner)  # Ctrl-C or a crash: free it for the others now
         raise
     if not claim.shared:  # done even without a winner (its note says why): a re-run queues it again
-        queue.finish(store, claim.queue_id, OWNER)
+        queue.finish(store, claim.queue_id, owner)
     if cb.on_done and not claim.shared:
         cb.on_done(outcome)
     return outcome
@@ -110,3 +122,47 @@ def _run_claim(store, worker, fp, fp_key, claim: queue.Claim, opts: TuneOptions,
 
 def _past(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
+
+
+def parse_gpus(text: str, available: int) -> list[int]:
+    """'all' or a comma list of device indices such as '0,1,3' -> sorted distinct indices."""
+    if available < 1:
+        raise ValueError("--gpus needs CUDA GPUs and this machine has none")
+    if text == "all":
+        return list(range(available))
+    try:
+        gpus = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"--gpus must be 'all' or a comma list of GPU indices, got {text!r}") from None
+    if not gpus or gpus[0] < 0 or gpus[-1] >= available:
+        raise ValueError(f"--gpus {text!r}: this machine has GPUs 0..{available - 1}")
+    return gpus
+
+
+def gpu_fingerprints(gpus: list[int]) -> dict[int, dict]:
+    """The fingerprint of each GPU: identical GPUs share studies, another kind gets its own."""
+    from kernel_space.fingerprint import current_fingerprint
+
+    return {i: current_fingerprint(i) for i in gpus}
+
+
+def spawn_workers(url: str, gpus: list[int], opts: TuneOptions, seconds: float | None, log_dir) -> list:
+    """One `kernel-search worker` process per GPU (CUDA_VISIBLE_DEVICES), its output in log_dir."""
+    import subprocess
+    import sys
+
+    procs = []
+    for gpu in gpus:
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(gpu)}
+        cmd = [sys.executable, "-m", "cli.app", "worker", "--db", url, "--batch", str(opts.batch),
+               "--seed", str(opts.seed)]
+        if seconds is not None:
+            cmd += ["--seconds", str(seconds)]
+        log = open(os.path.join(log_dir, f"worker-gpu{gpu}.log"), "w")
+        procs.append((gpu, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    return procs
+
+
+def study_progress(store: Store, study_ids: list[int]) -> tuple[int, int]:
+    """(studies done, distinct configs stored) of a planned tune."""
+    return queue.pending(store, only=study_ids)["done"], queue.configs_measured(store, study_ids)[1]

@@ -77,7 +77,7 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}"
 OWNERLESS_STALE_S = 600
 
 
-def _owner_is_gone(owner: str | None, started) -> bool:
+def owner_is_gone(owner: str | None, started) -> bool:
     """A RUNNING trial is stale when the process that asked for it is dead. Another tuner on this host
     that is alive, or one on another host, may still be measuring it: leave those alone."""
     if not owner:
@@ -100,7 +100,7 @@ def _settle_interrupted(store: Store, study_id: int, study: optuna.Study, stored
     measured) and release the config's claim so it can be measured again."""
     by_number = {t.trial_number: t for t in stored if t.trial_number is not None}
     for ft in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _owner_is_gone(ft.user_attrs.get("owner"), ft.datetime_start):
+        if not owner_is_gone(ft.user_attrs.get("owner"), ft.datetime_start):
             continue
         row = by_number.get(ft.number)
         if row is not None and row.status == "ok":

@@ -42,12 +42,12 @@ def tune_model(store: Store, config: Qwen3Config, ops: list[str], buckets: list[
         opts.deadline = t0 + seconds
     device_limits(opts)
     fp = current_fingerprint()
-    plan(store, [fp], config, ops, buckets, dtype, opts.trials)
+    ids = plan(store, [fp], config, ops, buckets, dtype, opts.trials)
     callbacks = Callbacks(on_study=(lambda op, m, total, shared: on_study(op, m, total)) if on_study else None,
                           on_trial=on_trial, on_done=on_done)
     with contextlib.ExitStack() as stack:
         stack.callback(compile_pool_shutdown)
-        report = work(store, fp, opts, callbacks)
+        report = work(store, fp, opts, callbacks, only=ids)
     reached = {(o.op, o.m) for o in report.outcomes}
     skipped = [(op, m) for op in ops for m in sorted(buckets) if (op, m) not in reached]
     return TuneReport(config.name, fp, report.outcomes, skipped, time.monotonic() - t0)

@@ -129,4 +129,4 @@ def test_only_trials_of_dead_owners_are_settled_on_resume(store):
     search._settle_interrupted(store, out_ref(store).id, study, store.trials(out_ref(store).id))
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     assert states[dead.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING
-    assert search._owner_is_gone(f"another-host:{_dead_pid()}", None) is False  # not ours to judge
+    assert search.owner_is_gone(f"another-host:{_dead_pid()}", None) is False  # not ours to judge
