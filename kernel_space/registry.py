@@ -6,12 +6,12 @@ import hashlib
 import inspect
 import sys
 
-from kernel_space import down_residual, o_proj_residual, rmsnorm_gate_up_silu, rmsnorm_qkv
+from kernel_space import down_residual, lm_head, o_proj_residual, rmsnorm_gate_up_silu, rmsnorm_qkv
 from kernel_space.spec import ModelDims, OpSpec
 
 OPS: dict[str, OpSpec] = {
     spec.name: spec
-    for spec in (rmsnorm_qkv.SPEC, o_proj_residual.SPEC, rmsnorm_gate_up_silu.SPEC, down_residual.SPEC)
+    for spec in (rmsnorm_qkv.SPEC, o_proj_residual.SPEC, rmsnorm_gate_up_silu.SPEC, down_residual.SPEC, lm_head.SPEC)
 }
 
 

@@ -34,16 +34,17 @@ PATHS = ("dot", "fma")
 
 @dataclass(frozen=True, slots=True)
 class ModelDims:
-    """The sizes of a decoder layer that decide the GEMM shapes of every fusion site."""
+    """The sizes of a model that decide the GEMM shapes of every fusion site (the layer's and the LM head's)."""
 
     hidden: int
     intermediate: int
     heads: int
     kv_heads: int
     head_dim: int
+    vocab: int
 
     def __post_init__(self):
-        for name in ("hidden", "intermediate", "heads", "kv_heads", "head_dim"):
+        for name in ("hidden", "intermediate", "heads", "kv_heads", "head_dim", "vocab"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"ModelDims.{name} must be a positive int, got {value!r}")

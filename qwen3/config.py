@@ -44,6 +44,7 @@ class Qwen3Config:
             heads=self.num_attention_heads,
             kv_heads=self.num_key_value_heads,
             head_dim=self.head_dim,
+            vocab=self.vocab_size,
         )
 
     def to_hf_dict(self) -> dict:

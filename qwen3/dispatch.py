@@ -26,6 +26,7 @@ import torch
 from kernel_space import OPS, get_op, kernel_hash
 from kernel_space.down_residual import down_residual, down_residual_unfused
 from kernel_space.fingerprint import current_fingerprint, same_hardware
+from kernel_space.lm_head import lm_head, lm_head_unfused
 from kernel_space.o_proj_residual import o_proj_residual, o_proj_residual_unfused
 from kernel_space.rmsnorm_gate_up_silu import rmsnorm_gate_up_silu, rmsnorm_gate_up_silu_unfused
 from kernel_space.rmsnorm_qkv import rmsnorm_qkv, rmsnorm_qkv_unfused
@@ -207,6 +208,13 @@ class Dispatcher:
         if choice.arm == "fused":
             return down_residual(x, residual, w, choice.config)
         return down_residual_unfused(x, residual, w)
+
+    def lm_head(self, h, norm_w, w, eps: float):
+        """logits = rmsnorm(h) @ w^T (the final norm and the LM head)."""
+        choice = self._run("lm_head", h, w)
+        if choice.arm == "fused":
+            return lm_head(h, norm_w, w, choice.config, eps)
+        return lm_head_unfused(h, norm_w, w, eps)
 
     def __repr__(self) -> str:
         if self.table is None:

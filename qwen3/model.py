@@ -151,13 +151,14 @@ class Qwen3ForCausalLM(nn.Module):
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Final norm and LM head: hidden [N, hidden] -> logits [N, vocab] in the model dtype."""
-        return self.lm_head(self.model.norm(hidden))
+        norm = self.model.norm
+        return self.ops.lm_head(hidden, norm.weight, self.lm_head.weight, norm.eps)
 
     def op_shapes(self) -> dict[str, tuple[int, int]]:
         """(N, K) of every fusion site's weight, for Dispatcher.plan."""
         attn, mlp = self.model.layers[0].self_attn, self.model.layers[0].mlp
         weights = {"rmsnorm_qkv": attn.qkv_proj, "o_proj_residual": attn.o_proj,
-                   "rmsnorm_gate_up_silu": mlp.gate_up_proj, "down_residual": mlp.down_proj}
+                   "rmsnorm_gate_up_silu": mlp.gate_up_proj, "down_residual": mlp.down_proj, "lm_head": self.lm_head}
         return {op: tuple(lin.weight.shape) for op, lin in weights.items()}
 
     def plan(self, m: int) -> dict:

@@ -15,7 +15,7 @@ from tests.conftest import DEVICE
 
 # Odd sizes: N and K are multiples of no block size; gated N is 2 * 37.
 SHAPES = {"rmsnorm_qkv": (40, 100), "o_proj_residual": (37, 100), "rmsnorm_gate_up_silu": (74, 100),
-          "down_residual": (37, 136)}
+          "down_residual": (37, 136), "lm_head": (50, 100)}
 CONFIGS = [
     # fma, one row per program, no split
     dict(impl="fused", path="fma", BLOCK_M=1, BLOCK_N=8, BLOCK_K=32, SPLIT_K=1, GROUP_M=1, num_warps=2, num_stages=1,

@@ -89,6 +89,7 @@ def test_shapes_follow_the_model():
         "o_proj_residual": (4096, 4096),
         "rmsnorm_gate_up_silu": (24576, 4096),
         "down_residual": (4096, 12288),
+        "lm_head": (151936, 4096),
     }
     assert ks.op_shapes(PRESETS["qwen3-0.6b"].dims())["rmsnorm_qkv"] == (4096, 1024)
 
@@ -111,9 +112,9 @@ def test_kernel_hash_follows_the_kernel_source_and_the_op(monkeypatch):
 
 def test_model_dims_validation():
     with pytest.raises(ValueError, match="multiple of kv_heads"):
-        ks.ModelDims(hidden=64, intermediate=128, heads=6, kv_heads=4, head_dim=16)
+        ks.ModelDims(hidden=64, intermediate=128, heads=6, kv_heads=4, head_dim=16, vocab=100)
     with pytest.raises(ValueError, match="positive int"):
-        ks.ModelDims(hidden=0, intermediate=128, heads=4, kv_heads=4, head_dim=16)
+        ks.ModelDims(hidden=0, intermediate=128, heads=4, kv_heads=4, head_dim=16, vocab=100)
 
 
 def _t(*shape, dtype=torch.float32):

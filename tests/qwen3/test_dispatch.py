@@ -14,7 +14,7 @@ from storage.table import TableError, load_table
 from tests.qwen3.helpers import DOT, FMA_M1, table_dict
 
 SHAPES = {"rmsnorm_qkv": (48, 40), "o_proj_residual": (40, 64), "rmsnorm_gate_up_silu": (112, 40),
-          "down_residual": (40, 56)}
+          "down_residual": (40, 56), "lm_head": (96, 40)}
 BUCKETS = [(1, "fused", FMA_M1), (4, "unfused", ks.UNFUSED_CONFIG), (16, "fused", DOT)]
 
 
@@ -170,6 +170,7 @@ def _inputs(m, gen):
         "o_proj_residual": (r(m, 64), r(m, 40), r(40, 64, scale=64**-0.5)),
         "rmsnorm_gate_up_silu": (r(m, 40), 1 + 0.1 * r(40), r(112, 40, scale=40**-0.5), 1e-6),
         "down_residual": (r(m, 56, scale=0.5), r(m, 40), r(40, 56, scale=56**-0.5)),
+        "lm_head": (r(m, 40), 1 + 0.1 * r(40), r(96, 40, scale=40**-0.5), 1e-6),
     }
 
 
