@@ -477,7 +477,8 @@ def sample_configs(problem: AttentionProblem, count: int, seed: int = 0, sm_coun
 # BLOCK_N 64, 4 warps, 2 stages best at batch 1 and within 4% at batch 32) and the wave rule below.
 PLAN_BLOCK_N, PLAN_WARPS, PLAN_STAGES = 64, 4, 2
 MIN_CHUNK = 64  # at 256 slots, batch 1, 64-slot chunks ran in 3.6 us against 4.8 with 128
-MAX_CHUNK = 2048  # longer contexts split at every batch (up to two waves): no program walks 8k alone
+LONG_CONTEXT = 1024  # past this a program walks long enough (>= 512 KB at hd 128) that a partial last wave costs
+WAVE_EFFICIENCY = 0.85  # the fewest splits whose waves are this close to the best (FlashAttention's rule)
 SMEM_PER_SM, WARPS_PER_SM, REGISTERS_PER_SM, PLAN_THREAD_REGISTERS = 233_472, 64, 65_536, 128
 
 
@@ -488,19 +489,36 @@ def resident_programs(block_n: int, head_dim: int, elem_bytes: int, num_warps: i
                       REGISTERS_PER_SM // (PLAN_THREAD_REGISTERS * 32 * num_warps)))
 
 
+def _used_splits(splits: int, blocks: int) -> int:
+    """Splits that hold slots when `blocks` BLOCK_N blocks are cut in chunks of whole blocks."""
+    return math.ceil(blocks / math.ceil(blocks / splits))
+
+
 def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context: int, sm_count: int,
                    elem_bytes: int = 2) -> dict:
-    """The default config: pack=group (each K/V tile read once), and SPLITS so that one to two waves
-    of programs run. A wave is sm_count x the programs an SM holds at once. Splits fill one wave
-    when (sequence, KV head) pairs are few; past MAX_CHUNK slots they split further, up to two
-    waves, also when the pairs alone fill the SMs, so that no program walks thousands of slots
-    while others idle (sequences of unequal length finish unevenly)."""
+    """The default config: pack=group (each K/V tile read once), BLOCK_N 64, and SPLITS chosen so
+    that one to two waves of programs run (a wave: sm_count x the programs an SM holds at once).
+
+    Short contexts split only to fill one wave when (sequence, KV head) pairs are few. Long ones
+    (> LONG_CONTEXT) split at every batch, also when the pairs alone fill the SMs: each program then
+    walks thousands of slots, and a last wave that is partly empty idles SMs for that long (256
+    pairs on a 396-program wave leave 35% of it empty), so SPLITS is the fewest, from the
+    one-wave fill up, whose programs fill their last wave within WAVE_EFFICIENCY of the best."""
     block_n = min(PLAN_BLOCK_N, max(16, next_pow2(context)))
     pairs = batch * kv_heads
     wave = sm_count * resident_programs(block_n, head_dim, elem_bytes, PLAN_WARPS, PLAN_STAGES)
-    splits = max(wave // pairs, min(math.ceil(context / MAX_CHUNK), 2 * wave // pairs), 1)
-    splits = min(splits, math.ceil(context / MIN_CHUNK), SPLITS_VALUES[-1])
-    splits = max(s for s in SPLITS_VALUES if s <= splits)
+    blocks = math.ceil(context / block_n)
+    most = min(math.ceil(context / MIN_CHUNK), SPLITS_VALUES[-1])
+    fill = min(max(1, wave // pairs), most)
+    splits = max(s for s in SPLITS_VALUES if s <= fill)
+    if context > LONG_CONTEXT:
+        def efficiency(s: int) -> float:
+            waves = pairs * _used_splits(s, blocks) / wave
+            return waves / math.ceil(waves)
+
+        candidates = [s for s in SPLITS_VALUES if splits <= s <= most]
+        best = max(efficiency(s) for s in candidates)
+        splits = min(s for s in candidates if efficiency(s) >= WAVE_EFFICIENCY * best)
     return {"impl": "fused", "SPLITS": splits, "BLOCK_N": block_n, "pack": "group", "combine": "kernel",
             "num_warps": PLAN_WARPS, "num_stages": PLAN_STAGES}
 

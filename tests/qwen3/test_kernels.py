@@ -119,3 +119,48 @@ def test_model_logits_with_the_kernels_equal_the_pytorch_path():
     torch.testing.assert_close(out["triton"], out["torch"], atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="attention impl"):
         model.set_attention_impl("flash")
+
+
+def _decode_logits(model, steps=3):
+    gen = Generator(model, max_batch=2, max_len=10, cuda_graphs=False)
+    logits = [gen.prefill([[5, 9, 1, 33], [7, 2, 8, 1]])]
+    for step in range(steps):
+        logits.append(gen.decode_step(logits[-1].argmax(-1), torch.tensor([4 + step] * 2, device=DEVICE)))
+    return torch.stack(logits)
+
+
+def test_model_takes_an_attention_config_override():
+    """A fixed config, a function of the problem (what a tuned table will supply) and 'unfused' all
+    give the default plan's logits; configs that cannot run are refused when set."""
+    model = random_weights(dataclasses.replace(TINY, num_hidden_layers=2), torch.float32, DEVICE, seed=4)
+    model.set_attention_impl("triton")
+    planned = _decode_logits(model)
+    asked = []
+
+    def table(problem):
+        asked.append(problem)
+        return {"impl": "fused", "SPLITS": 3, "BLOCK_N": 16, "pack": "head", "combine": "last_program",
+                "num_warps": 2, "num_stages": 1}
+
+    for override in ({**table(None), "pack": "group", "combine": "kernel"}, table, lambda p: {"impl": "unfused"}):
+        model.set_attention_config(override)
+        torch.testing.assert_close(_decode_logits(model), planned, atol=1e-4, rtol=1e-4)
+    problem = asked[-1]
+    assert (problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context) == (2, 4, 2, 16, 10)
+    with pytest.raises(ValueError, match="SPLITS=5 is not in the search space"):
+        model.set_attention_config({**table(None), "SPLITS": 5})
+    with pytest.raises(ValueError, match="must be None, a dict or a function"):
+        model.set_attention_config("fast")
+
+
+def test_a_head_dim_the_kernels_cannot_take_runs_pytorch_attention():
+    """head_dim 20 (like 80: not a power of two): said once when the model is built, PyTorch attention
+    from then on, and impl 'triton' refused with the reason rather than failing inside a forward."""
+    config = dataclasses.replace(TINY, num_hidden_layers=1, head_dim=20)
+    with pytest.warns(UserWarning, match="head_dim 20 is not a power of two.*runs the PyTorch path"):
+        model = random_weights(config, torch.float32, DEVICE, seed=5)
+    model.set_attention_impl("auto")
+    assert {m.impl for m in model.modules() if isinstance(m, (Attention, QKNormRopeCache))} == {"torch"}
+    with pytest.raises(ValueError, match="impl 'triton' cannot serve test-tiny: head_dim 20 is not a power of two"):
+        model.set_attention_impl("triton")
+    assert _decode_logits(model, steps=1).isfinite().all()
