@@ -393,10 +393,21 @@ def unsupported_reason(heads: int, kv_heads: int, head_dim: int) -> str | None:
     return None
 
 
+# Fitted to Triton 3.6's sm_90 compiles of this kernel (40 configs, bf16/fp16/fp32, hd 64/128, groups
+# 2-8, exact or above in every one): pack=group pipelines its K and V loads (they feed tl.dot) in
+# num_stages - 1 buffers each (num_stages 1: the K tile alone, for its transpose), beside the q tile
+# and up to 8 KB of scratch; pack=head feeds no tl.dot, so Triton pipelines nothing and only
+# reduction scratch (<= 8 KB) is used, whatever num_stages says.
+SMEM_SCRATCH = 8192
+
+
 def smem_bytes(cfg: dict, problem: AttentionProblem) -> int:
-    """Shared memory the pipeline may hold: num_stages K and V tiles, and the q tile."""
-    tiles = 2 * cfg["BLOCK_N"] * problem.head_dim * cfg["num_stages"]
-    return (tiles + _rows(problem.group, cfg["pack"]) * problem.head_dim) * problem.elem_bytes
+    """Shared memory a program of cfg holds (see SMEM_SCRATCH's note)."""
+    if cfg["pack"] == "head":
+        return SMEM_SCRATCH
+    tile = cfg["BLOCK_N"] * problem.head_dim * problem.elem_bytes
+    buffers = 2 * (cfg["num_stages"] - 1) if cfg["num_stages"] > 1 else 1
+    return buffers * tile + _rows(problem.group, "group") * problem.head_dim * problem.elem_bytes + SMEM_SCRATCH
 
 
 def _check_keys(cfg: dict) -> str | None:
@@ -449,6 +460,8 @@ def redundant_reason(cfg: dict, problem: AttentionProblem) -> str | None:
         return None
     if cfg["SPLITS"] == 1 and cfg["combine"] != "kernel":
         return "combine only matters with SPLITS > 1 (use 'kernel' there: one config, not two)"
+    if cfg["pack"] == "head" and cfg["num_stages"] != 1:
+        return "pack=head has no tl.dot, so Triton pipelines none of its loads: num_stages > 1 is num_stages=1"
     blocks = math.ceil(problem.context / cfg["BLOCK_N"])
     if cfg["SPLITS"] > blocks:
         return f"SPLITS={cfg['SPLITS']} leaves empty splits: context {problem.context} has {blocks} blocks"
@@ -477,16 +490,19 @@ def sample_configs(problem: AttentionProblem, count: int, seed: int = 0, sm_coun
 # BLOCK_N 64, 4 warps, 2 stages best at batch 1 and within 4% at batch 32) and the wave rule below.
 PLAN_BLOCK_N, PLAN_WARPS, PLAN_STAGES = 64, 4, 2
 MIN_CHUNK = 64  # at 256 slots, batch 1, 64-slot chunks ran in 3.6 us against 4.8 with 128
-LONG_CONTEXT = 1024  # past this a program walks long enough (>= 512 KB at hd 128) that a partial last wave costs
+LONG_CONTEXT = 1024  # past this a program walks >= 512 KB of K/V (hd 128, bf16): wave quantisation shows
 WAVE_EFFICIENCY = 0.85  # the fewest splits whose waves are this close to the best (FlashAttention's rule)
-SMEM_PER_SM, WARPS_PER_SM, REGISTERS_PER_SM, PLAN_THREAD_REGISTERS = 233_472, 64, 65_536, 128
+# PLAN_THREAD_REGISTERS: ptxas -v on the plan's config (group, BLOCK_N 64, 4 warps, 2 stages, bf16, hd 128,
+# group 2 or 8) for sm_90 gives 80-90 registers a thread and no spills.
+SMEM_PER_SM, WARPS_PER_SM, REGISTERS_PER_SM, PLAN_THREAD_REGISTERS = 233_472, 64, 65_536, 88
+_DTYPE_OF_BYTES = {2: "bfloat16", 4: "float32"}
 
 
-def resident_programs(block_n: int, head_dim: int, elem_bytes: int, num_warps: int, num_stages: int) -> int:
-    """Programs of this size one SM holds at once (shared memory, warps, registers at ~128 a thread)."""
-    smem = (2 * block_n * head_dim * num_stages + 16 * head_dim) * elem_bytes
-    return max(1, min(SMEM_PER_SM // smem, WARPS_PER_SM // num_warps,
-                      REGISTERS_PER_SM // (PLAN_THREAD_REGISTERS * 32 * num_warps)))
+def resident_programs(cfg: dict, problem: AttentionProblem) -> int:
+    """Programs of cfg one SM holds at once: its shared memory, warps and registers (as the plan's config)."""
+    warps = cfg["num_warps"]
+    return max(1, min(SMEM_PER_SM // smem_bytes(cfg, problem), WARPS_PER_SM // warps,
+                      REGISTERS_PER_SM // (PLAN_THREAD_REGISTERS * 32 * warps)))
 
 
 def _used_splits(splits: int, blocks: int) -> int:
@@ -496,17 +512,23 @@ def _used_splits(splits: int, blocks: int) -> int:
 
 def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context: int, sm_count: int,
                    elem_bytes: int = 2) -> dict:
-    """The default config: pack=group (each K/V tile read once), BLOCK_N 64, and SPLITS chosen so
-    that one to two waves of programs run (a wave: sm_count x the programs an SM holds at once).
+    """The default config: pack=group (each K/V tile read once), BLOCK_N 64, 4 warps, 2 stages, and
+    SPLITS so that one to two waves of programs run. A wave is sm_count x the programs an SM holds at
+    once (5 of this config on an H100: 660), not the SM count: the previous rule split only while
+    (sequence, KV head) pairs were fewer than the SMs, so at 8k x batch 8 (64 pairs) 128 programs
+    each walked 4k slots; here those 64 pairs get 8 splits (512 programs of 1k slots), and batch 32
+    (256 pairs, more than the SMs) still splits in 2.
 
-    Short contexts split only to fill one wave when (sequence, KV head) pairs are few. Long ones
-    (> LONG_CONTEXT) split at every batch, also when the pairs alone fill the SMs: each program then
-    walks thousands of slots, and a last wave that is partly empty idles SMs for that long (256
-    pairs on a 396-program wave leave 35% of it empty), so SPLITS is the fewest, from the
-    one-wave fill up, whose programs fill their last wave within WAVE_EFFICIENCY of the best."""
+    Short contexts (<= LONG_CONTEXT) split to fill one wave. Longer ones take the fewest splits, from
+    that fill up to two waves, whose last wave is within WAVE_EFFICIENCY of the best-filled one
+    (FlashAttention's num_splits rule): there every program walks long, so a last wave that is
+    partly empty idles SMs for long."""
     block_n = min(PLAN_BLOCK_N, max(16, next_pow2(context)))
+    cfg = {"impl": "fused", "SPLITS": 1, "BLOCK_N": block_n, "pack": "group", "combine": "kernel",
+           "num_warps": PLAN_WARPS, "num_stages": PLAN_STAGES}
+    problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, _DTYPE_OF_BYTES[elem_bytes])
     pairs = batch * kv_heads
-    wave = sm_count * resident_programs(block_n, head_dim, elem_bytes, PLAN_WARPS, PLAN_STAGES)
+    wave = sm_count * resident_programs(cfg, problem)
     blocks = math.ceil(context / block_n)
     most = min(math.ceil(context / MIN_CHUNK), SPLITS_VALUES[-1])
     fill = min(max(1, wave // pairs), most)
@@ -516,11 +538,10 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
             waves = pairs * _used_splits(s, blocks) / wave
             return waves / math.ceil(waves)
 
-        candidates = [s for s in SPLITS_VALUES if splits <= s <= most]
+        candidates = [s for s in SPLITS_VALUES if splits <= s <= most and pairs * s <= max(2 * wave, pairs * splits)]
         best = max(efficiency(s) for s in candidates)
         splits = min(s for s in candidates if efficiency(s) >= WAVE_EFFICIENCY * best)
-    return {"impl": "fused", "SPLITS": splits, "BLOCK_N": block_n, "pack": "group", "combine": "kernel",
-            "num_warps": PLAN_WARPS, "num_stages": PLAN_STAGES}
+    return {**cfg, "SPLITS": splits}
 
 
 def make_inputs(problem: AttentionProblem, device, gen: torch.Generator, lengths=None) -> dict:
