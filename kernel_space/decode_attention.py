@@ -5,7 +5,7 @@ model's [layers, rows, L, kv_heads, head_dim] cache), sequence b in row first_ro
 at positions[b] with its key and value already written there, so it attends slots 0..positions[b].
 Every sequence has its own length.
 
-Flash-decoding: program (sequence, unit, split) runs an online softmax in fp32 over one chunk of its
+Flash-decoding: program (unit, sequence, split) runs an online softmax in fp32 over one chunk of its
 sequence's slots. A unit is a KV head with its whole query group (pack=group: each K/V tile is read
 once and multiplied with tl.dot, the group padded to 16 rows) or one query head (pack=head: a
 multiply and tl.sum, no padding, each K/V tile read by every head of the group, mostly from L2).
@@ -122,9 +122,10 @@ def decode_attention_kernel(
     BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
     PDL: tl.constexpr = False,
 ):
-    """Program (sequence, unit, split); see the module docstring."""
-    seq = tl.program_id(0)
-    unit = tl.program_id(1)
+    """Program (unit, sequence, split); see the module docstring. Units vary fastest, so with pack=head
+    the heads that read one KV tile run side by side and share it in L2."""
+    unit = tl.program_id(0)
+    seq = tl.program_id(1)
     split = tl.program_id(2)
     if PDL:
         pdl_enter()
@@ -153,7 +154,7 @@ def decode_attention_kernel(
             if LAST_COMBINES:
                 # Every thread's partial stores precede the counter's release (as in _gemm's split-K).
                 tl.debug_barrier()
-                counter = count_ptr + seq * tl.num_programs(1) + unit
+                counter = count_ptr + seq * tl.num_programs(0) + unit
                 arrived = tl.atomic_add(counter, 1, sem="acq_rel", scope="gpu")
                 if arrived == n_active - 1:
                     tl.store(counter, 0)  # zero again for the next launch (a graph replays it)
@@ -164,9 +165,9 @@ def decode_attention_kernel(
 def decode_attention_combine_kernel(part_ptr, ml_ptr, o_ptr, pos_ptr, SPLITS,
                                     H: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
                                     BLOCK_N: tl.constexpr, PDL: tl.constexpr = False):
-    """Program (sequence, unit): combines the unit's partials where the sequence used several splits."""
-    seq = tl.program_id(0)
-    unit = tl.program_id(1)
+    """Program (unit, sequence): combines the unit's partials where the sequence used several splits."""
+    unit = tl.program_id(0)
+    seq = tl.program_id(1)
     if PDL:
         pdl_enter()
     _, _, n_active = _split_bounds(tl.load(pos_ptr + seq) + 1, 0, SPLITS, BLOCK_N)
@@ -213,7 +214,7 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
         part = ml = o  # unused: one split writes o itself
     counts = _gemm._counters(q.device, b * units) if last else o
     pdl = pdl_launch_args(q.device)
-    _gemm._launcher(decode_attention_kernel, (b, units, splits))(
+    _gemm._launcher(decode_attention_kernel, (units, b, splits))(
         q, k_cache, v_cache, positions, o, part, ml, counts,
         first_row, scale * LOG2E, splits,
         *k_cache.stride()[:3], *v_cache.stride()[:3],
@@ -222,7 +223,7 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
         num_warps=config["num_warps"], num_stages=config["num_stages"], **pdl,
     )
     if splits > 1 and not last:
-        _gemm._launcher(decode_attention_combine_kernel, (b, units))(
+        _gemm._launcher(decode_attention_combine_kernel, (units, b))(
             part, ml, o, positions, splits,
             H=h, HPU=hpu, HP=next_pow2(hpu), HD=hd, BLOCK_N=block_n, num_warps=COMBINE_WARPS, **pdl,
         )
