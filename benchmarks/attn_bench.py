@@ -95,7 +95,7 @@ def neighbours(plan: dict, problem: AttentionProblem, random_count: int, sms: in
     redundant, no repeats, the plan itself left out."""
     i = SPLITS_VALUES.index(plan["SPLITS"])
     changes = [{"SPLITS": s} for s in SPLITS_VALUES[max(0, i - 2):i] + SPLITS_VALUES[i + 1:i + 3]]
-    changes += [{"combine": "last_program"}, {"pack": "head"}, {"BLOCK_N": 32}, {"BLOCK_N": 128},
+    changes += [{"combine": "last_program"}, {"pack": "head", "num_stages": 1}, {"BLOCK_N": 32}, {"BLOCK_N": 128},
                 {"num_stages": 1}, {"num_stages": 3}, {"num_warps": 2}, {"num_warps": 8}]
     candidates = [{**plan, **c} for c in changes]
     candidates += sample_configs(problem, random_count + 1, seed=problem.batch * 7 + problem.context, sm_count=sms)[1:]

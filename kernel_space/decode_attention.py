@@ -190,7 +190,7 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     problem = _check_inputs(q, k_cache, v_cache, positions, scale, first_row)
     if config is None:
         config = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim,
-                                problem.context, _sm_count(q.device))
+                                problem.context, _sm_count(q.device), problem.elem_bytes)
     if config.get("impl") == "unfused":
         raise ValueError("config impl=unfused: call decode_attention_unfused (the launcher runs the kernel)")
     reason = check_config(config, problem)
