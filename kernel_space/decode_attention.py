@@ -116,7 +116,7 @@ def _attend(q, k_base, v_base, lo, hi, stride_kl, stride_vl, qk_scale,
 @triton.jit
 def decode_attention_kernel(
     q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, count_ptr,
-    first_row, qk_scale, SPLITS,
+    first_row, qk_scale, SPLITS, L,
     stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
     H: tl.constexpr, G: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
     BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
@@ -129,7 +129,9 @@ def decode_attention_kernel(
     split = tl.program_id(2)
     if PDL:
         pdl_enter()
-    length = tl.load(pos_ptr + seq) + 1
+    # Clamped to the cache: a position past it (a caller's bug the launcher cannot see without a sync)
+    # must not make the kernel read memory it does not own.
+    length = tl.minimum(tl.load(pos_ptr + seq) + 1, L)
     lo, hi, n_active = _split_bounds(length, split, SPLITS, BLOCK_N)
     if split < n_active:
         heads, live_h = _unit_heads(unit, HPU, HP)
@@ -162,7 +164,7 @@ def decode_attention_kernel(
 
 
 @triton.jit
-def decode_attention_combine_kernel(part_ptr, ml_ptr, o_ptr, pos_ptr, SPLITS,
+def decode_attention_combine_kernel(part_ptr, ml_ptr, o_ptr, pos_ptr, SPLITS, L,
                                     H: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
                                     BLOCK_N: tl.constexpr, PDL: tl.constexpr = False):
     """Program (unit, sequence): combines the unit's partials where the sequence used several splits."""
@@ -170,7 +172,7 @@ def decode_attention_combine_kernel(part_ptr, ml_ptr, o_ptr, pos_ptr, SPLITS,
     seq = tl.program_id(1)
     if PDL:
         pdl_enter()
-    _, _, n_active = _split_bounds(tl.load(pos_ptr + seq) + 1, 0, SPLITS, BLOCK_N)
+    _, _, n_active = _split_bounds(tl.minimum(tl.load(pos_ptr + seq) + 1, L), 0, SPLITS, BLOCK_N)
     if n_active > 1:
         heads, live_h = _unit_heads(unit, HPU, HP)
         _combine(part_ptr, ml_ptr, o_ptr, seq, heads, live_h, n_active, SPLITS, H, HD, HP)
@@ -185,8 +187,9 @@ KERNEL_SOURCES = (decode_attention_kernel, decode_attention_combine_kernel, _att
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, positions: torch.Tensor,
                      scale: float, first_row: int = 0, config: dict | None = None) -> torch.Tensor:
     """q [B, 1, H, hd] (contiguous), caches [rows, L, KV, hd] (unit stride in hd), positions [B] or
-    [B, 1] (integer; each < L, not checked: that would synchronise with the GPU) -> o [B, 1, H * hd]
-    in q's dtype. config: a fused config of SPACE, or None for attention_plan's choice."""
+    [B, 1] (integers in 0..L-1; not checked, which would synchronise with the GPU, but the kernel
+    clamps them to L - 1, so it never reads past the cache) -> o [B, 1, H * hd] in q's dtype.
+    config: a fused config of SPACE, or None for attention_plan's choice."""
     problem = _check_inputs(q, k_cache, v_cache, positions, scale, first_row)
     if config is None:
         config = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim,
@@ -216,7 +219,7 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     pdl = pdl_launch_args(q.device)
     _gemm._launcher(decode_attention_kernel, (units, b, splits))(
         q, k_cache, v_cache, positions, o, part, ml, counts,
-        first_row, scale * LOG2E, splits,
+        first_row, scale * LOG2E, splits, problem.context,
         *k_cache.stride()[:3], *v_cache.stride()[:3],
         H=h, G=problem.group, HPU=hpu, HP=_rows(problem.group, config["pack"]), HD=hd, BLOCK_N=block_n,
         USE_DOT=group_pack, LAST_COMBINES=last, PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
@@ -224,7 +227,7 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     )
     if splits > 1 and not last:
         _gemm._launcher(decode_attention_combine_kernel, (units, b))(
-            part, ml, o, positions, splits,
+            part, ml, o, positions, splits, problem.context,
             H=h, HPU=hpu, HP=next_pow2(hpu), HD=hd, BLOCK_N=block_n, num_warps=COMBINE_WARPS, **pdl,
         )
     return o

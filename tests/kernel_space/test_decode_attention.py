@@ -105,6 +105,17 @@ def test_configs_drawn_from_the_space(seed):
         assert rel_error(out, ref) <= TOLERANCE[torch.float16], cfg
 
 
+@pytest.mark.parametrize("combine", ["kernel", "last_program"])
+def test_positions_past_the_cache_are_clamped_to_it(combine):
+    """A position past the cache reads no slot beyond it: the kernel attends the whole cache."""
+    problem = AttentionProblem(2, 4, 2, 64, 40, "float32")
+    inputs = make_inputs(problem, DEVICE, torch.Generator(device=DEVICE).manual_seed(6))
+    cfg = config(splits=3, block_n=16, combine=combine)
+    out = decode_attention(**{**inputs, "positions": torch.tensor([[39], [500]], device=DEVICE)}, config=cfg)
+    ref = decode_attention_reference(**{**inputs, "positions": torch.tensor([[39], [39]], device=DEVICE)})
+    assert rel_error(out, ref) <= TOLERANCE[torch.float32]
+
+
 def test_unfused_baseline_matches_reference():
     problem = AttentionProblem(3, 14, 2, 64, 50, "float32")
     inputs = make_inputs(problem, DEVICE, torch.Generator(device=DEVICE).manual_seed(5), lengths=[50, 1, 17])
