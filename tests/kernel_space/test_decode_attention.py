@@ -61,7 +61,8 @@ CONFIGS = {
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize(("heads", "kv_heads", "head_dim"),
-                         [(2, 2, 64), (4, 2, 128), (7, 1, 64), (14, 2, 128)], ids=["g1", "g2", "g7", "g7-hd128"])
+                         [(2, 2, 64), (4, 2, 128), (7, 1, 64), (14, 2, 128), (8, 1, 64)],
+                         ids=["g1", "g2", "g7", "g7-hd128", "g8"])
 def test_matches_reference_at_odd_lengths(heads, kv_heads, head_dim, name, dtype):
     """Lengths 1, 17 and 300 in one batch, in cache rows 1..3 of 4."""
     if dtype == torch.bfloat16 and DEVICE == "cpu":
