@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_space.spec import Problem
 from storage import Store
 from tests.storage.fill import FUSED, H100
 
@@ -57,7 +58,7 @@ def test_first_opens_do_not_race_on_migrations(tmp_path):
         assert proc.returncode == 0, err
         assert out.strip() == "opened"
     with sqlite3.connect(tmp_path / "fresh.db") as conn:
-        assert conn.execute("SELECT version_num FROM ks_alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT version_num FROM ks_alembic_version").fetchall() == [("0002",)]
         assert conn.execute("SELECT study_name FROM studies").fetchall() == [("shared",)]
         assert conn.execute("SELECT count(*) FROM version_info").fetchone() == (1,)
 
@@ -69,7 +70,7 @@ def _writer(url: str, worker: int, go, errors) -> None:
     try:
         go.wait(30)
         store = Store(url)
-        ref = store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1, model="qwen3-0.6b")
+        ref = store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
         for i in range(TRIALS_EACH):
             store.add_trial(ref.id, trial_number=worker * 1000 + i, arm="fused", config=FUSED, status="ok",
                             median_us=5.0 + worker + i / 100)
@@ -103,4 +104,4 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         numbers = sorted(n for (n,) in conn.execute("SELECT trial_number FROM ks_trials"))
     assert numbers == sorted(w * 1000 + i for w in range(PROCESSES) for i in range(TRIALS_EACH))
     with Store(url) as store:
-        assert store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1).id == 1
+        assert store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16")).id == 1
