@@ -12,6 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernel_space.decode_attention import AttentionProblem, decode_attention
+from kernel_space.qk_norm_rope_cache import qk_norm_rope_cache
+
 
 def _weight(*shape: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(*shape), requires_grad=False)
@@ -87,8 +90,8 @@ def use_triton(impl: str, t: torch.Tensor) -> bool:
 class QKNormRopeCache(nn.Module):
     """The attention block between the QKV projection and attention: q/k RMSNorm per head, RoPE, and
     the new keys and values written into the KV cache. Holds no weights (the norms stay where
-    checkpoints keep them, on the attention module); impl picks the PyTorch ops or qwen3.kernels'
-    single kernel (see use_triton)."""
+    checkpoints keep them, on the attention module); impl picks the PyTorch ops or
+    kernel_space.qk_norm_rope_cache's single kernel (see use_triton)."""
 
     def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int, eps: float):
         super().__init__()
@@ -100,8 +103,6 @@ class QKNormRopeCache(nn.Module):
         """qkv [B*T, (H + 2 KV) * hd], positions [B, T] -> q [B, T, H, hd]; k and v go to attn's cache."""
         attn.check_cache()
         if use_triton(self.impl, qkv):
-            from qwen3.kernels import qk_norm_rope_cache
-
             return qk_norm_rope_cache(qkv, q_norm.weight, k_norm.weight, rotary.cos, rotary.sin, positions,
                                       attn.k_cache, attn.v_cache, self.num_heads, self.num_kv_heads, self.eps,
                                       first_row)
@@ -123,8 +124,9 @@ class Attention(nn.Module):
     k_cache / v_cache are this layer's views [batch, max_len, kv_heads, head_dim] of the model's
     cache (Qwen3ForCausalLM.allocate_kv_cache sets them); the new tokens' keys and values are
     already in it (QKNormRopeCache wrote them). Every query attends to the cached positions <= its
-    own. Decode (one token per sequence) runs qwen3.kernels.decode_attention where impl allows;
-    otherwise PyTorch's SDPA over the whole cache length with a mask (shapes stay static).
+    own. Decode (one token per sequence) runs kernel_space.decode_attention where impl allows, with
+    `config` (see decode_config); otherwise, or where the config says unfused, PyTorch's SDPA over
+    the whole cache length with a mask (shapes stay static).
     """
 
     def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int):
@@ -133,10 +135,20 @@ class Attention(nn.Module):
         self.scale = head_dim**-0.5
         self.k_cache = self.v_cache = None
         self.impl = "auto"
+        self.config = None  # None, a decode_attention config, or a function AttentionProblem -> config
 
     def check_cache(self) -> None:
         if self.k_cache is None:
             raise RuntimeError("no KV cache: call allocate_kv_cache on the model first")
+
+    def decode_config(self, batch: int) -> dict | None:
+        """The decode kernel's config at this batch over this cache: self.config, or what it returns
+        for the problem when it is a function (a table keyed by batch and context); None: the plan."""
+        if not callable(self.config):
+            return self.config
+        dtype = str(self.k_cache.dtype).removeprefix("torch.")
+        return self.config(AttentionProblem(batch, self.num_heads, self.num_kv_heads, self.head_dim,
+                                            self.k_cache.shape[1], dtype))
 
     def forward(self, q: torch.Tensor, positions: torch.Tensor, first_row: int = 0) -> torch.Tensor:
         """q [B, T, heads, hd]; positions [B, T] (each token's slot in its sequence); cache rows
@@ -144,9 +156,9 @@ class Attention(nn.Module):
         self.check_cache()
         b, t = positions.shape
         if t == 1 and use_triton(self.impl, q):
-            from qwen3.kernels import decode_attention
-
-            return decode_attention(q, self.k_cache, self.v_cache, positions, self.scale, first_row)
+            config = self.decode_config(b)
+            if config is None or config.get("impl") != "unfused":
+                return decode_attention(q, self.k_cache, self.v_cache, positions, self.scale, first_row, config)
         k_cache = self.k_cache[first_row:first_row + b]
         v_cache = self.v_cache[first_row:first_row + b]
         # Grouped-query attention without copying K/V: the `groups` query heads that share a KV head

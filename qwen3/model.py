@@ -15,9 +15,13 @@ it too adds each sublayer's output to the stream in the model dtype, right after
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
+from kernel_space.decode_attention import AttentionProblem, check_config, unsupported_reason
 from qwen3.config import Qwen3Config
 from qwen3.dispatch import Dispatcher
 from qwen3.layers import Attention, Embedding, Linear, QKNormRopeCache, RMSNorm, RotaryEmbedding
@@ -107,6 +111,14 @@ class Qwen3ForCausalLM(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         self.kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        # Head shapes the Triton attention kernels cannot take (head_dim 80, say) run PyTorch's path,
+        # said once here rather than failing inside the first forward.
+        self.attention_fallback = unsupported_reason(config.num_attention_heads, config.num_key_value_heads,
+                                                     config.head_dim)
+        if self.attention_fallback:
+            warnings.warn(f"{config.name}: {self.attention_fallback}; attention runs the PyTorch path "
+                          "(SDPA) instead of the Triton kernels", stacklevel=2)
+            self.set_attention_impl("torch")
 
     @property
     def dtype(self) -> torch.dtype:
@@ -125,12 +137,35 @@ class Qwen3ForCausalLM(nn.Module):
 
     def set_attention_impl(self, impl: str) -> None:
         """"auto" (default): q/k norm + RoPE + cache write and decode attention run as Triton kernels on
-        CUDA and as PyTorch ops elsewhere; "triton" or "torch" force one (tests compare the two)."""
+        CUDA and as PyTorch ops elsewhere; "triton" or "torch" force one (tests compare the two).
+        Head shapes the kernels cannot take stay on "torch" (see attention_fallback)."""
         if impl not in ("auto", "triton", "torch"):
             raise ValueError(f"attention impl must be auto, triton or torch, got {impl!r}")
+        if self.attention_fallback:
+            if impl == "triton":
+                raise ValueError(f"attention impl 'triton' cannot serve {self.config.name}: {self.attention_fallback}")
+            impl = "torch"
         for module in self.modules():
             if isinstance(module, (QKNormRopeCache, Attention)):
                 module.impl = impl
+
+    def set_attention_config(self, config: dict | Callable[[AttentionProblem], dict | None] | None) -> None:
+        """The decode attention kernel's config from now on: None (kernel_space.decode_attention's
+        attention_plan at every launch), one config of its SPACE, or a function of the AttentionProblem
+        (batch, cache length, ...) returning a config or None (a tuned table's lookup). A config with
+        impl "unfused" runs PyTorch's SDPA. CUDA graphs captured before keep the old choice."""
+        if isinstance(config, dict):
+            c = self.config
+            problem = AttentionProblem(1, c.num_attention_heads, c.num_key_value_heads, c.head_dim,
+                                       c.max_position_embeddings, str(self.dtype).removeprefix("torch."))
+            reason = check_config(config, problem)
+            if reason:
+                raise ValueError(f"attention config {config}: {reason}")
+        elif config is not None and not callable(config):
+            raise ValueError(f"attention config must be None, a dict or a function, got {type(config).__name__}")
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.config = config
 
     def allocate_kv_cache(self, batch: int, max_len: int) -> None:
         """K and V caches [layers, batch, max_len, kv_heads, head_dim] in the model's dtype and device."""

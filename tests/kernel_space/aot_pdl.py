@@ -9,8 +9,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from kernel_space import _gemm
-from qwen3 import kernels
+from kernel_space import _gemm, decode_attention, qk_norm_rope_cache
 
 FP32 = {"part_ptr", "ss_ptr", "ml_ptr"}
 
@@ -23,7 +22,7 @@ def compile_ptx(fn, constexprs: dict, **options) -> str:
         elif name.endswith("_ptr"):
             sig[name] = ("*fp32" if name in FP32 else "*i32" if name == "count_ptr"
                          else "*i64" if name == "pos_ptr" else "*bf16")
-        elif name in ("eps", "scale"):
+        elif name in ("eps", "scale", "qk_scale"):
             sig[name] = "fp32"
         else:
             sig[name] = "i32"
@@ -36,8 +35,11 @@ def main() -> None:
     gemm = dict(NORM=True, GATED=True, RES_OUT=False, BLOCK_M=1, BLOCK_N=32, BLOCK_K=128, SPLIT_K=2,
                 GROUP_M=1, USE_DOT=False, DOT_PRECISION="tf32", LAST_REDUCES=True, INDEX_64=False, PDL=pdl,
                 PREFETCH=pdl)
-    attn = dict(H=16, G=2, G_PAD=16, HD=128, BLOCK_N=64, CHUNK=128, SPLITS=2, PRECISION="tf32", PDL=pdl)
     epilogue = dict(NORM=True, GATED=False, RES_OUT=True, SPLIT_K=4, BLOCK_M=1, BLOCK_N=64, INDEX_64=False, PDL=pdl)
+    # pack=group with the combine kernel (the plan's), and pack=head combined by the last program.
+    attn = dict(H=16, G=2, HPU=2, HP=16, HD=128, BLOCK_N=64, USE_DOT=True, LAST_COMBINES=False, PRECISION="tf32",
+                PDL=pdl)
+    attn_head = {**attn, "HPU": 1, "HP": 1, "USE_DOT": False, "LAST_COMBINES": True}
     ptx = {
         "fused_linear": compile_ptx(_gemm.fused_linear_kernel, gemm, num_warps=4, num_stages=3, launch_pdl=pdl),
         "splitk_epilogue": compile_ptx(_gemm.splitk_epilogue_kernel, epilogue),
@@ -47,9 +49,13 @@ def main() -> None:
                                        num_stages=3, launch_pdl=pdl),
         "splitk_epilogue_64": compile_ptx(_gemm.splitk_epilogue_kernel, {**epilogue, "INDEX_64": True}),
         "prepass_64": compile_ptx(_gemm.rmsnorm_prepass_kernel, dict(BLOCK_K=1024, INDEX_64=True, PDL=pdl)),
-        "qk_norm_rope_cache": compile_ptx(kernels._qk_norm_rope_cache_kernel, dict(H=16, KV=8, HD=128, PDL=pdl)),
-        "decode_attention": compile_ptx(kernels._decode_attention_kernel, attn),
-        "combine": compile_ptx(kernels._combine_kernel, dict(H=16, HD=128, SPLITS=2, S_PAD=2, PDL=pdl)),
+        "qk_norm_rope_cache": compile_ptx(qk_norm_rope_cache._qk_norm_rope_cache_kernel,
+                                          dict(H=16, KV=8, HD=128, PDL=pdl)),
+        "decode_attention": compile_ptx(decode_attention.decode_attention_kernel, attn, num_warps=4, num_stages=2),
+        "decode_attention_head_last": compile_ptx(decode_attention.decode_attention_kernel, attn_head, num_warps=4,
+                                                  num_stages=2),
+        "combine": compile_ptx(decode_attention.decode_attention_combine_kernel,
+                               dict(H=16, HPU=2, HP=2, HD=128, BLOCK_N=64, PDL=pdl), num_warps=1),
     }
     print(json.dumps({name: {"wait": "griddepcontrol.wait" in p, "launch": "griddepcontrol.launch_dependents" in p,
                              "prefetch": p.count("prefetch.global.L2"), "mul_s64": p.count("mul.lo.s64")}

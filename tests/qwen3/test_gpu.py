@@ -61,7 +61,8 @@ def hf_06b(tmp_path_factory):
 def test_bf16_logits_match_transformers_at_06b(hf_06b, impl):
     """In bf16 neither implementation is exact: ours must be as close to transformers in fp32 as
     transformers' own bf16 run is (28 random layers put both at ~2% relative error). Prefill and
-    eight CUDA-graph decode steps, with the attention kernels of qwen3.kernels and without."""
+    eight CUDA-graph decode steps, with the attention kernels (kernel_space.qk_norm_rope_cache and
+    .decode_attention) and without."""
     import copy
 
     hf, folder = hf_06b

@@ -1,13 +1,15 @@
-"""qwen3.kernels (q/k norm + RoPE + cache write; decode attention) against the PyTorch path of
-qwen3.layers, under Triton's interpreter on the CPU (on a GPU when there is one)."""
+"""The attention block's kernels as the runtime calls them (kernel_space.qk_norm_rope_cache,
+kernel_space.decode_attention) against the PyTorch path of qwen3.layers, under Triton's interpreter on
+the CPU (on a GPU when there is one). The op's own tests: tests/kernel_space/test_decode_attention.py."""
 
 import dataclasses
 
 import pytest
 import torch
 
+from kernel_space.decode_attention import decode_attention
+from kernel_space.qk_norm_rope_cache import qk_norm_rope_cache
 from qwen3.generate import Generator
-from qwen3.kernels import decode_attention, qk_norm_rope_cache
 from qwen3.layers import Attention, QKNormRopeCache, RMSNorm, RotaryEmbedding
 from qwen3.loader import random_weights
 from tests.qwen3.helpers import TINY
@@ -79,21 +81,12 @@ def test_decode_attention_equals_sdpa_over_the_cache(dtype, heads, kv_heads, hd,
         attn.v_cache[first_row + i, p + 1:] = float("nan")
     tol = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
     # The planned launch (several chunks at these sizes), then the whole cache as one chunk (no combine).
-    for kw in ({}, {"chunk": 512, "block_n": 64}):
-        out = decode_attention(q, attn.k_cache, attn.v_cache, positions, attn.scale, first_row, **kw)
+    unsplit = {"impl": "fused", "SPLITS": 1, "BLOCK_N": 64, "pack": "group", "combine": "kernel", "num_warps": 4,
+               "num_stages": 2}
+    for config in (None, unsplit):
+        out = decode_attention(q, attn.k_cache, attn.v_cache, positions, attn.scale, first_row, config)
         assert out.shape == (6, 1, heads * hd) and not out.isnan().any()
         torch.testing.assert_close(out, ref, atol=tol, rtol=tol)
-
-
-def test_attention_plan_splits_the_cache_only_while_programs_are_few():
-    from qwen3.kernels import attention_plan
-
-    assert attention_plan(1, 8, 256, 132) == (64, 64, 4, 2)  # 8 pairs: 4 chunks each
-    assert attention_plan(32, 8, 256, 132) == (256, 128, 4, 1)  # 256 pairs fill the SMs: one chunk
-    assert attention_plan(8, 8, 256, 132)[0] == 128
-    assert attention_plan(1, 8, 1 << 17, 132)[0] == 8192  # about one wave: 16 chunks of 8192
-    chunk, block_n, _, _ = attention_plan(1, 1, 1 << 17, 1024)
-    assert chunk == (1 << 17) // 64 and chunk % block_n == 0  # never more than 64 chunks
 
 
 def test_kernel_input_errors():
@@ -126,3 +119,48 @@ def test_model_logits_with_the_kernels_equal_the_pytorch_path():
     torch.testing.assert_close(out["triton"], out["torch"], atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="attention impl"):
         model.set_attention_impl("flash")
+
+
+def _decode_logits(model, steps=3):
+    gen = Generator(model, max_batch=2, max_len=10, cuda_graphs=False)
+    logits = [gen.prefill([[5, 9, 1, 33], [7, 2, 8, 1]])]
+    for step in range(steps):
+        logits.append(gen.decode_step(logits[-1].argmax(-1), torch.tensor([4 + step] * 2, device=DEVICE)))
+    return torch.stack(logits)
+
+
+def test_model_takes_an_attention_config_override():
+    """A fixed config, a function of the problem (what a tuned table will supply) and 'unfused' all
+    give the default plan's logits; configs that cannot run are refused when set."""
+    model = random_weights(dataclasses.replace(TINY, num_hidden_layers=2), torch.float32, DEVICE, seed=4)
+    model.set_attention_impl("triton")
+    planned = _decode_logits(model)
+    asked = []
+
+    def table(problem):
+        asked.append(problem)
+        return {"impl": "fused", "SPLITS": 3, "BLOCK_N": 16, "pack": "head", "combine": "last_program",
+                "num_warps": 2, "num_stages": 1}
+
+    for override in ({**table(None), "pack": "group", "combine": "kernel"}, table, lambda p: {"impl": "unfused"}):
+        model.set_attention_config(override)
+        torch.testing.assert_close(_decode_logits(model), planned, atol=1e-4, rtol=1e-4)
+    problem = asked[-1]
+    assert (problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context) == (2, 4, 2, 16, 10)
+    with pytest.raises(ValueError, match="SPLITS=5 is not in the search space"):
+        model.set_attention_config({**table(None), "SPLITS": 5})
+    with pytest.raises(ValueError, match="must be None, a dict or a function"):
+        model.set_attention_config("fast")
+
+
+def test_a_head_dim_the_kernels_cannot_take_runs_pytorch_attention():
+    """head_dim 20 (like 80: not a power of two): said once when the model is built, PyTorch attention
+    from then on, and impl 'triton' refused with the reason rather than failing inside a forward."""
+    config = dataclasses.replace(TINY, num_hidden_layers=1, head_dim=20)
+    with pytest.warns(UserWarning, match="head_dim 20 is not a power of two.*runs the PyTorch path"):
+        model = random_weights(config, torch.float32, DEVICE, seed=5)
+    model.set_attention_impl("auto")
+    assert {m.impl for m in model.modules() if isinstance(m, (Attention, QKNormRopeCache))} == {"torch"}
+    with pytest.raises(ValueError, match="impl 'triton' cannot serve test-tiny: head_dim 20 is not a power of two"):
+        model.set_attention_impl("triton")
+    assert _decode_logits(model, steps=1).isfinite().all()

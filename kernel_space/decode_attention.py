@@ -1,0 +1,566 @@
+"""decode_attention: one new token per sequence attends its KV cache, softmax(q K^T * scale) V, GQA.
+
+The cache is the runtime's: k_cache, v_cache [rows, L, kv_heads, head_dim] (a layer's view of the
+model's [layers, rows, L, kv_heads, head_dim] cache), sequence b in row first_row + b, its new token
+at positions[b] with its key and value already written there, so it attends slots 0..positions[b].
+Every sequence has its own length.
+
+Flash-decoding: program (unit, sequence, split) runs an online softmax in fp32 over one chunk of its
+sequence's slots. A unit is a KV head with its whole query group (pack=group: each K/V tile is read
+once and multiplied with tl.dot, the group padded to 16 rows) or one query head (pack=head: a
+multiply and tl.sum, no padding, each K/V tile read by every head of the group, mostly from L2).
+The chunk is derived per sequence inside the kernel, chunk = ceil(len / SPLITS) rounded up to
+BLOCK_N, so a short sequence in a long cache uses few splits and the programs past its end exit at
+once; the grid is the same for every length, as a captured CUDA graph needs. A sequence served by
+one chunk writes its output directly; otherwise each split writes its partial (acc, max, sum) and a
+second kernel combines them (combine=kernel), or the last program of the unit to arrive, counted
+with an atomic, does (combine=last_program: one launch fewer).
+
+attention_plan picks the split count so that one to two waves of programs run at every batch size
+(the runtime's default); a tuned table may pass any config of SPACE instead. check_config says why a
+config cannot run, without compiling.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+
+from kernel_space import _gemm
+from kernel_space._common import FLOAT_DTYPES, randn
+from kernel_space._gemm import pdl_enter, pdl_launch_args
+from kernel_space.spec import DEFAULT_SMEM_LIMIT, DTYPE_BYTES, SearchSpace, next_pow2
+
+LOG2E = 1.4426950408889634  # softmax in base 2: exp(x) = exp2(x * log2(e)), one multiply folded into the scale
+
+
+@triton.jit
+def _split_bounds(length, split, SPLITS, BLOCK_N: tl.constexpr):
+    """This split's slots [lo, hi) of a sequence of `length` slots, and how many splits it uses."""
+    chunk = tl.cdiv(tl.cdiv(length, BLOCK_N), SPLITS) * BLOCK_N
+    lo = split * chunk
+    return lo, tl.minimum(lo + chunk, length), tl.cdiv(length, chunk)
+
+
+@triton.jit
+def _unit_heads(unit, HPU: tl.constexpr, HP: tl.constexpr):
+    """The query heads of a unit (HPU of them: a KV head's group, or one head), padded to HP rows."""
+    r = tl.arange(0, HP)
+    return unit * HPU + r, r < HPU
+
+
+@triton.jit
+def _combine(part_ptr, ml_ptr, o_ptr, seq, heads, live_h, n_active, SPLITS,
+             H: tl.constexpr, HD: tl.constexpr, HP: tl.constexpr):
+    """o = sum_s 2^(m_s - m) acc_s / sum_s 2^(m_s - m) l_s over the sequence's active splits, with a
+    running maximum (every active split holds at least one slot: its m is finite)."""
+    d = tl.arange(0, HD)
+    base = (seq.to(tl.int64) * H + heads) * SPLITS
+    m_run = tl.full([HP], float("-inf"), tl.float32)
+    l_run = tl.zeros([HP], tl.float32)
+    acc = tl.zeros([HP, HD], tl.float32)
+    for s in range(0, n_active):
+        # .cg: from L2, never from this SM's L1, where another program's partial cannot be.
+        m_s = tl.load(ml_ptr + (base + s) * 2, mask=live_h, other=0.0, cache_modifier=".cg")
+        l_s = tl.load(ml_ptr + (base + s) * 2 + 1, mask=live_h, other=1.0, cache_modifier=".cg")
+        a_s = tl.load(part_ptr + (base + s)[:, None] * HD + d[None, :], mask=live_h[:, None], other=0.0,
+                      cache_modifier=".cg")
+        m_new = tl.maximum(m_run, m_s)
+        alpha = tl.exp2(m_run - m_new)
+        w = tl.exp2(m_s - m_new)
+        l_run = l_run * alpha + l_s * w
+        acc = acc * alpha[:, None] + a_s * w[:, None]
+        m_run = m_new
+    out = o_ptr + seq.to(tl.int64) * (H * HD) + heads[:, None] * HD + d[None, :]
+    tl.store(out, (acc / l_run[:, None]).to(o_ptr.dtype.element_ty), mask=live_h[:, None])
+
+
+@triton.jit
+def _attend(q, k_base, v_base, lo, hi, stride_kl, stride_vl, qk_scale,
+            HP: tl.constexpr, HD: tl.constexpr, BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr,
+            PRECISION: tl.constexpr):
+    """Online softmax of q [HP, HD] over slots [lo, hi): (acc [HP, HD], max [HP], sum [HP]), base 2."""
+    d = tl.arange(0, HD)
+    m_i = tl.full([HP], float("-inf"), tl.float32)
+    l_i = tl.zeros([HP], tl.float32)
+    acc = tl.zeros([HP, HD], tl.float32)
+    for start in range(lo, hi, BLOCK_N):
+        n = start + tl.arange(0, BLOCK_N)
+        live = n < hi  # every block holds at least one live slot: m_new is finite
+        k = tl.load(k_base + n[:, None] * stride_kl + d[None, :], mask=live[:, None], other=0.0)
+        v = tl.load(v_base + n[:, None] * stride_vl + d[None, :], mask=live[:, None], other=0.0)
+        if USE_DOT:
+            s = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+        else:
+            s = tl.sum(q.to(tl.float32)[:, None, :] * k.to(tl.float32)[None, :, :], axis=2)
+        s = tl.where(live[None, :], s * qk_scale, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(s - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        if USE_DOT:
+            pv = tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+        else:
+            pv = tl.sum(p[:, :, None] * v.to(tl.float32)[None, :, :], axis=1)
+        acc = acc * alpha[:, None] + pv
+        m_i = m_new
+    return acc, m_i, l_i
+
+
+@triton.jit
+def decode_attention_kernel(
+    q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, count_ptr,
+    first_row, qk_scale, SPLITS, L,
+    stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
+    H: tl.constexpr, G: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
+    BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
+    PDL: tl.constexpr = False,
+):
+    """Program (unit, sequence, split); see the module docstring. Units vary fastest, so with pack=head
+    the heads that read one KV tile run side by side and share it in L2."""
+    unit = tl.program_id(0)
+    seq = tl.program_id(1)
+    split = tl.program_id(2)
+    if PDL:
+        pdl_enter()
+    # Clamped to the cache: a position past it (a caller's bug the launcher cannot see without a sync)
+    # must not make the kernel read memory it does not own.
+    length = tl.minimum(tl.load(pos_ptr + seq) + 1, L)
+    lo, hi, n_active = _split_bounds(length, split, SPLITS, BLOCK_N)
+    if split < n_active:
+        heads, live_h = _unit_heads(unit, HPU, HP)
+        kvh = (unit * HPU) // G  # the unit's one KV head
+        d = tl.arange(0, HD)
+        q = tl.load(q_ptr + seq.to(tl.int64) * (H * HD) + heads[:, None] * HD + d[None, :],
+                    mask=live_h[:, None], other=0.0)
+        row = (first_row + seq).to(tl.int64)
+        k_base = kc_ptr + row * stride_kb + kvh * stride_kh
+        v_base = vc_ptr + row * stride_vb + kvh * stride_vh
+        acc, m_i, l_i = _attend(q, k_base, v_base, lo, hi, stride_kl, stride_vl, qk_scale,
+                                HP, HD, BLOCK_N, USE_DOT, PRECISION)
+        if n_active == 1:
+            out = o_ptr + seq.to(tl.int64) * (H * HD) + heads[:, None] * HD + d[None, :]
+            tl.store(out, (acc / l_i[:, None]).to(o_ptr.dtype.element_ty), mask=live_h[:, None])
+        else:
+            # Partials [B, H, SPLITS, HD] and [B, H, SPLITS, 2] (max, sum), fp32.
+            part = (seq.to(tl.int64) * H + heads) * SPLITS + split
+            tl.store(part_ptr + part[:, None] * HD + d[None, :], acc, mask=live_h[:, None])
+            tl.store(ml_ptr + part * 2, m_i, mask=live_h)
+            tl.store(ml_ptr + part * 2 + 1, l_i, mask=live_h)
+            if LAST_COMBINES:
+                # Every thread's partial stores precede the counter's release (as in _gemm's split-K).
+                tl.debug_barrier()
+                counter = count_ptr + seq * tl.num_programs(0) + unit
+                arrived = tl.atomic_add(counter, 1, sem="acq_rel", scope="gpu")
+                if arrived == n_active - 1:
+                    tl.store(counter, 0)  # zero again for the next launch (a graph replays it)
+                    _combine(part_ptr, ml_ptr, o_ptr, seq, heads, live_h, n_active, SPLITS, H, HD, HP)
+
+
+@triton.jit
+def decode_attention_combine_kernel(part_ptr, ml_ptr, o_ptr, pos_ptr, SPLITS, L,
+                                    H: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
+                                    BLOCK_N: tl.constexpr, PDL: tl.constexpr = False):
+    """Program (unit, sequence): combines the unit's partials where the sequence used several splits."""
+    unit = tl.program_id(0)
+    seq = tl.program_id(1)
+    if PDL:
+        pdl_enter()
+    _, _, n_active = _split_bounds(tl.minimum(tl.load(pos_ptr + seq) + 1, L), 0, SPLITS, BLOCK_N)
+    if n_active > 1:
+        heads, live_h = _unit_heads(unit, HPU, HP)
+        _combine(part_ptr, ml_ptr, o_ptr, seq, heads, live_h, n_active, SPLITS, H, HD, HP)
+
+
+KERNEL_SOURCES = (decode_attention_kernel, decode_attention_combine_kernel, _attend, _combine, _split_bounds,
+                  _unit_heads, pdl_enter)
+
+
+# ---- launcher -------------------------------------------------------------------------------------
+
+def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, positions: torch.Tensor,
+                     scale: float, first_row: int = 0, config: dict | None = None) -> torch.Tensor:
+    """q [B, 1, H, hd] (contiguous), caches [rows, L, KV, hd] (unit stride in hd), positions [B] or
+    [B, 1] (integers in 0..L-1; not checked, which would synchronise with the GPU, but the kernel
+    clamps them to L - 1, so it never reads past the cache) -> o [B, 1, H * hd] in q's dtype.
+    config: a fused config of SPACE, or None for attention_plan's choice."""
+    problem = _check_inputs(q, k_cache, v_cache, positions, scale, first_row)
+    if config is None:
+        config = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim,
+                                problem.context, _sm_count(q.device), problem.elem_bytes)
+    if config.get("impl") == "unfused":
+        raise ValueError("config impl=unfused: call decode_attention_unfused (the launcher runs the kernel)")
+    reason = check_config(config, problem)
+    if reason:
+        raise ValueError(f"decode_attention config {config}: {reason}")
+    b, _, h, hd = q.shape
+    kv = problem.kv_heads
+    positions = positions.reshape(-1)
+    if not positions.is_contiguous():
+        positions = positions.contiguous()
+    group_pack = config["pack"] == "group"
+    hpu = problem.group if group_pack else 1
+    units = kv if group_pack else h
+    splits, block_n = config["SPLITS"], config["BLOCK_N"]
+    last = splits > 1 and config["combine"] == "last_program"
+    o = torch.empty((b, 1, h * hd), dtype=q.dtype, device=q.device)
+    if splits > 1:
+        part = torch.empty((b, h, splits, hd), dtype=torch.float32, device=q.device)
+        ml = torch.empty((b, h, splits, 2), dtype=torch.float32, device=q.device)
+    else:
+        part = ml = o  # unused: one split writes o itself
+    counts = _gemm._counters(q.device, b * units) if last else o
+    pdl = pdl_launch_args(q.device)
+    _gemm._launcher(decode_attention_kernel, (units, b, splits))(
+        q, k_cache, v_cache, positions, o, part, ml, counts,
+        first_row, scale * LOG2E, splits, problem.context,
+        *k_cache.stride()[:3], *v_cache.stride()[:3],
+        H=h, G=problem.group, HPU=hpu, HP=_rows(problem.group, config["pack"]), HD=hd, BLOCK_N=block_n,
+        USE_DOT=group_pack, LAST_COMBINES=last, PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        num_warps=config["num_warps"], num_stages=config["num_stages"], **pdl,
+    )
+    if splits > 1 and not last:
+        _gemm._launcher(decode_attention_combine_kernel, (units, b))(
+            part, ml, o, positions, splits, problem.context,
+            H=h, HPU=hpu, HP=next_pow2(hpu), HD=hd, BLOCK_N=block_n, num_warps=COMBINE_WARPS, **pdl,
+        )
+    return o
+
+
+COMBINE_WARPS = 1  # a [group, head_dim] fp32 tile per step: 8 KB at most at group 16, hd 128
+
+
+def _rows(group: int, pack: str) -> int:
+    """Rows of a program's q tile: the group padded to tl.dot's 16 (pack=group), or one head."""
+    return max(16, next_pow2(group)) if pack == "group" else 1
+
+
+def _sm_count(device: torch.device) -> int:
+    return _gemm.device_info(device)[1] if device.type == "cuda" else 132  # the interpreter: plan as for an H100
+
+
+def _check_tensor(name: str, t, ndim: int) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
+    if t.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{name} has dtype {t.dtype}; expected one of {FLOAT_DTYPES}")
+
+
+def _check_caches(q: torch.Tensor, k_cache, v_cache) -> None:
+    for name, cache in (("k_cache", k_cache), ("v_cache", v_cache)):
+        _check_tensor(name, cache, 4)
+        if cache.dtype != q.dtype or cache.device != q.device:
+            raise ValueError(f"{name} is {cache.dtype} on {cache.device}, but q is {q.dtype} on {q.device}")
+        if cache.stride(-1) != 1:
+            raise ValueError(f"{name} needs a unit stride in head_dim, got strides {cache.stride()}")
+    if k_cache.shape != v_cache.shape:
+        raise ValueError(f"k_cache {tuple(k_cache.shape)} and v_cache {tuple(v_cache.shape)} differ in shape")
+    if k_cache.shape[3] != q.shape[3]:
+        raise ValueError(f"the caches' head_dim {k_cache.shape[3]} differs from q's {q.shape[3]}")
+
+
+def _check_positions(positions, q: torch.Tensor) -> None:
+    b = q.shape[0]
+    if not isinstance(positions, torch.Tensor):
+        raise ValueError(f"positions must be a torch.Tensor, got {type(positions).__name__}")
+    if positions.dtype not in (torch.int32, torch.int64) or positions.numel() != b:
+        raise ValueError(f"positions must be an int32/int64 tensor of {b} elements ([B] or [B, 1]), got "
+                         f"{positions.dtype} of shape {tuple(positions.shape)}")
+    if positions.device != q.device:
+        raise ValueError(f"positions is on {positions.device}, but q is on {q.device}")
+
+
+def _check_inputs(q, k_cache, v_cache, positions, scale, first_row) -> AttentionProblem:
+    """The launcher's checks: ValueError naming the bad value. Returns the problem they describe."""
+    _check_tensor("q", q, 4)
+    if q.shape[1] != 1:
+        raise ValueError(f"decode_attention takes one token per sequence, got q of shape {tuple(q.shape)}")
+    if not q.is_contiguous():
+        raise ValueError(f"q must be contiguous, got strides {q.stride()}")
+    _check_caches(q, k_cache, v_cache)
+    b, _, h, hd = q.shape
+    rows, length, kv, _ = k_cache.shape
+    reason = unsupported_reason(h, kv, hd)
+    if reason:
+        raise ValueError(reason)
+    _check_positions(positions, q)
+    if not isinstance(first_row, int) or first_row < 0 or first_row + b > rows:
+        raise ValueError(f"first_row {first_row!r} + batch {b} must fit in the caches' {rows} rows")
+    if not isinstance(scale, (int, float)) or not scale > 0:
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    return AttentionProblem(b, h, kv, hd, length, str(q.dtype).removeprefix("torch."))
+
+
+# ---- unfused baseline and reference ---------------------------------------------------------------
+
+def decode_attention_unfused(q, k_cache, v_cache, positions, scale: float, first_row: int = 0) -> torch.Tensor:
+    """PyTorch SDPA over the cache rows with a mask of each sequence's slots, as a plain model runs
+    decode with a static cache. GQA without copying K/V: a KV head's group of query heads becomes
+    that head's query rows (head h reads KV head h // group, as transformers' repeat_kv)."""
+    _check_inputs(q, k_cache, v_cache, positions, scale, first_row)
+    b, _, h, hd = q.shape
+    kv = k_cache.shape[2]
+    keys = k_cache[first_row:first_row + b].transpose(1, 2)  # [B, KV, L, hd]
+    values = v_cache[first_row:first_row + b].transpose(1, 2)
+    slots = torch.arange(k_cache.shape[1], device=q.device)
+    mask = (slots[None, :] <= positions.reshape(b, 1))[:, None, None, :]  # [B, 1, 1, L]
+    o = F.scaled_dot_product_attention(q.view(b, kv, h // kv, hd), keys, values, attn_mask=mask, scale=scale)
+    return o.reshape(b, 1, h * hd)
+
+
+def decode_attention_reference(q, k_cache, v_cache, positions, scale: float, first_row: int = 0) -> torch.Tensor:
+    """The same in fp64, slots past each sequence's position zeroed (so garbage there cannot leak in)."""
+    b, _, h, hd = q.shape
+    kv = k_cache.shape[2]
+    live = torch.arange(k_cache.shape[1], device=q.device)[None, :] <= positions.reshape(b, 1)  # [B, L]
+    keys = k_cache[first_row:first_row + b].to(torch.float64).transpose(1, 2)  # [B, KV, L, hd]
+    values = v_cache[first_row:first_row + b].to(torch.float64).transpose(1, 2)
+    keys = torch.where(live[:, None, :, None], keys, 0.0)
+    values = torch.where(live[:, None, :, None], values, 0.0)
+    qg = q.to(torch.float64).view(b, kv, h // kv, hd)
+    s = (qg @ keys.transpose(-1, -2)) * scale
+    s = s.masked_fill(~live[:, None, None, :], float("-inf"))
+    return (s.softmax(-1) @ values).reshape(b, 1, h * hd)
+
+
+# ---- problem, search space, check and plan --------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class AttentionProblem:
+    """One decode attention shape: batch sequences of up to `context` cache slots, dtype a name."""
+
+    batch: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    context: int
+    dtype: str = "bfloat16"
+
+    def __post_init__(self):
+        for name in ("batch", "heads", "kv_heads", "head_dim", "context"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"AttentionProblem.{name} must be a positive int, got {value!r}")
+        if self.heads % self.kv_heads:
+            raise ValueError(f"AttentionProblem: {self.heads} heads do not split into groups over "
+                             f"{self.kv_heads} KV heads")
+        if self.dtype not in DTYPE_BYTES:
+            raise ValueError(f"AttentionProblem.dtype must be one of {', '.join(DTYPE_BYTES)}, got {self.dtype!r}")
+
+    @property
+    def group(self) -> int:
+        return self.heads // self.kv_heads
+
+    @property
+    def elem_bytes(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+    def kv_bytes(self) -> int:
+        """K and V bytes a step reads with every sequence at the full context."""
+        return 2 * self.batch * self.context * self.kv_heads * self.head_dim * self.elem_bytes
+
+
+IMPLS = ("fused", "unfused")
+SPLITS_VALUES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+SPACE = SearchSpace({
+    "impl": IMPLS,
+    "SPLITS": SPLITS_VALUES,  # chunks per sequence (each ceil(len / SPLITS) slots, BLOCK_N-rounded)
+    "BLOCK_N": (16, 32, 64, 128, 256),  # cache slots per inner step
+    "pack": ("group", "head"),
+    "combine": ("kernel", "last_program"),
+    "num_warps": (1, 2, 4, 8),
+    "num_stages": (1, 2, 3, 4),
+})
+HEAD_DIMS = (16, 32, 64, 128, 256)
+MAX_GROUP = 16  # query heads per KV head: Qwen3 has 2 (0.6B) to 8 (32B)
+REGISTER_BUDGET = 128  # fp32 registers a thread may spend on a program's tiles before it spills (255 max)
+
+
+def unsupported_reason(heads: int, kv_heads: int, head_dim: int) -> str | None:
+    """Why the kernel cannot serve these head shapes (the runtime then runs PyTorch), or None."""
+    if head_dim not in HEAD_DIMS:
+        kind = "not a power of two" if head_dim & (head_dim - 1) else "outside the supported range"
+        return (f"head_dim {head_dim} is {kind}: the Triton attention kernels take head_dim in "
+                f"{HEAD_DIMS} (tl.arange spans a power of two)")
+    if heads % kv_heads:
+        return f"{heads} query heads do not split into groups over {kv_heads} KV heads"
+    if heads // kv_heads > MAX_GROUP:
+        return f"a group of {heads // kv_heads} query heads per KV head exceeds {MAX_GROUP}"
+    return None
+
+
+# Fitted to Triton 3.6's sm_90 compiles of this kernel (40 configs, bf16/fp16/fp32, hd 64/128, groups
+# 2-8, exact or above in every one): pack=group pipelines its K and V loads (they feed tl.dot) in
+# num_stages - 1 buffers each (num_stages 1: the K tile alone, for its transpose), beside the q tile
+# and up to 8 KB of scratch; pack=head feeds no tl.dot, so Triton pipelines nothing and only
+# reduction scratch (<= 8 KB) is used, whatever num_stages says.
+SMEM_SCRATCH = 8192
+
+
+def smem_bytes(cfg: dict, problem: AttentionProblem) -> int:
+    """Shared memory a program of cfg holds (see SMEM_SCRATCH's note)."""
+    if cfg["pack"] == "head":
+        return SMEM_SCRATCH
+    tile = cfg["BLOCK_N"] * problem.head_dim * problem.elem_bytes
+    buffers = 2 * (cfg["num_stages"] - 1) if cfg["num_stages"] > 1 else 1
+    return buffers * tile + _rows(problem.group, "group") * problem.head_dim * problem.elem_bytes + SMEM_SCRATCH
+
+
+def _check_keys(cfg: dict) -> str | None:
+    missing = [key for key in SPACE.values if key not in cfg]
+    if missing:
+        return f"config lacks {', '.join(missing)}"
+    for key, value in cfg.items():
+        if key not in SPACE.values:
+            return f"{key} is not a parameter of decode_attention ({', '.join(SPACE.values)})"
+        if value not in SPACE.values[key]:
+            return f"{key}={value!r} is not in the search space {SPACE.values[key]}"
+    return None
+
+
+def _check_registers(cfg: dict, problem: AttentionProblem) -> str | None:
+    threads = 32 * cfg["num_warps"]
+    hd, bn = problem.head_dim, cfg["BLOCK_N"]
+    if cfg["pack"] == "head":
+        # The [1, BLOCK_N, hd] products of q.k and p.v are spread over the program's threads.
+        regs = bn * hd // threads
+        what = "pack=head holds BLOCK_N*head_dim/threads"
+    else:
+        regs = _rows(problem.group, "group") * (bn + hd) // threads
+        what = "pack=group holds rows*(BLOCK_N+head_dim)/threads"
+    if regs > REGISTER_BUDGET:
+        return f"{what} = {regs} fp32 registers per thread (> {REGISTER_BUDGET}: it would spill)"
+    return None
+
+
+def check_config(cfg: dict, problem: AttentionProblem, smem_limit: int = DEFAULT_SMEM_LIMIT) -> str | None:
+    """Why `cfg` cannot run on `problem`, or None if it can. Compiles nothing, never raises."""
+    impl = cfg.get("impl")
+    if impl not in IMPLS:
+        return f"impl must be one of {IMPLS}, got {impl!r}"
+    if impl == "unfused":
+        return None
+    reason = (unsupported_reason(problem.heads, problem.kv_heads, problem.head_dim) or _check_keys(cfg)
+              or _check_registers(cfg, problem))
+    if reason:
+        return reason
+    smem = smem_bytes(cfg, problem)
+    if smem > smem_limit:
+        return f"shared memory estimate {smem} B exceeds the device limit {smem_limit} B"
+    return None
+
+
+def redundant_reason(cfg: dict, problem: AttentionProblem) -> str | None:
+    """Why a runnable cfg need not be searched at this problem (it repeats another config), or None."""
+    if cfg.get("impl") == "unfused":
+        return None
+    if cfg["SPLITS"] == 1 and cfg["combine"] != "kernel":
+        return "combine only matters with SPLITS > 1 (use 'kernel' there: one config, not two)"
+    if cfg["pack"] == "head" and cfg["num_stages"] != 1:
+        return "pack=head has no tl.dot, so Triton pipelines none of its loads: num_stages > 1 is num_stages=1"
+    blocks = math.ceil(problem.context / cfg["BLOCK_N"])
+    if cfg["SPLITS"] > blocks:
+        return f"SPLITS={cfg['SPLITS']} leaves empty splits: context {problem.context} has {blocks} blocks"
+    if cfg["BLOCK_N"] > max(16, next_pow2(problem.context)):
+        return f"BLOCK_N={cfg['BLOCK_N']} exceeds the padded context {max(16, next_pow2(problem.context))}"
+    return None
+
+
+def sample_configs(problem: AttentionProblem, count: int, seed: int = 0, sm_count: int = 132,
+                   smem_limit: int = DEFAULT_SMEM_LIMIT) -> list[dict]:
+    """The default plan, then up to count - 1 distinct random configs of SPACE that can run and are
+    not redundant at this problem."""
+    plan = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
+                          sm_count, problem.elem_bytes)
+    configs, rng = [plan], random.Random(seed)
+    for _ in range(200 * count):
+        if len(configs) >= count:
+            break
+        cfg = {**SPACE.sample(rng), "impl": "fused"}
+        if cfg not in configs and not check_config(cfg, problem, smem_limit) and not redundant_reason(cfg, problem):
+            configs.append(cfg)
+    return configs
+
+
+# The plan, from the H100 sweep at 256 cache slots (benchmarks/results/attn_sweep_H100_2026-11-24.json:
+# BLOCK_N 64, 4 warps, 2 stages best at batch 1 and within 4% at batch 32) and the wave rule below.
+PLAN_BLOCK_N, PLAN_WARPS, PLAN_STAGES = 64, 4, 2
+MIN_CHUNK = 64  # at 256 slots, batch 1, 64-slot chunks ran in 3.6 us against 4.8 with 128
+LONG_CONTEXT = 1024  # past this a program walks >= 512 KB of K/V (hd 128, bf16): wave quantisation shows
+WAVE_EFFICIENCY = 0.85  # the fewest splits whose waves are this close to the best (FlashAttention's rule)
+# PLAN_THREAD_REGISTERS: ptxas -v on the plan's config (group, BLOCK_N 64, 4 warps, 2 stages, bf16, hd 128,
+# group 2 or 8) for sm_90 gives 80-90 registers a thread and no spills.
+SMEM_PER_SM, WARPS_PER_SM, REGISTERS_PER_SM, PLAN_THREAD_REGISTERS = 233_472, 64, 65_536, 88
+_DTYPE_OF_BYTES = {2: "bfloat16", 4: "float32"}
+
+
+def resident_programs(cfg: dict, problem: AttentionProblem) -> int:
+    """Programs of cfg one SM holds at once: its shared memory, warps and registers (as the plan's config)."""
+    warps = cfg["num_warps"]
+    return max(1, min(SMEM_PER_SM // smem_bytes(cfg, problem), WARPS_PER_SM // warps,
+                      REGISTERS_PER_SM // (PLAN_THREAD_REGISTERS * 32 * warps)))
+
+
+def _used_splits(splits: int, blocks: int) -> int:
+    """Splits that hold slots when `blocks` BLOCK_N blocks are cut in chunks of whole blocks."""
+    return math.ceil(blocks / math.ceil(blocks / splits))
+
+
+def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context: int, sm_count: int,
+                   elem_bytes: int = 2) -> dict:
+    """The default config: pack=group (each K/V tile read once), BLOCK_N 64, 4 warps, 2 stages, and
+    SPLITS so that one to two waves of programs run. A wave is sm_count x the programs an SM holds at
+    once (5 of this config on an H100: 660), not the SM count: the previous rule split only while
+    (sequence, KV head) pairs were fewer than the SMs, so at 8k x batch 8 (64 pairs) 128 programs
+    each walked 4k slots; here those 64 pairs get 8 splits (512 programs of 1k slots), and batch 32
+    (256 pairs, more than the SMs) still splits in 2.
+
+    Short contexts (<= LONG_CONTEXT) split to fill one wave. Longer ones take the fewest splits, from
+    that fill up to two waves, whose last wave is within WAVE_EFFICIENCY of the best-filled one
+    (FlashAttention's num_splits rule): there every program walks long, so a last wave that is
+    partly empty idles SMs for long."""
+    block_n = min(PLAN_BLOCK_N, max(16, next_pow2(context)))
+    cfg = {"impl": "fused", "SPLITS": 1, "BLOCK_N": block_n, "pack": "group", "combine": "kernel",
+           "num_warps": PLAN_WARPS, "num_stages": PLAN_STAGES}
+    problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, _DTYPE_OF_BYTES[elem_bytes])
+    pairs = batch * kv_heads
+    wave = sm_count * resident_programs(cfg, problem)
+    blocks = math.ceil(context / block_n)
+    most = min(math.ceil(context / MIN_CHUNK), SPLITS_VALUES[-1])
+    fill = min(max(1, wave // pairs), most)
+    splits = max(s for s in SPLITS_VALUES if s <= fill)
+    if context > LONG_CONTEXT:
+        def efficiency(s: int) -> float:
+            waves = pairs * _used_splits(s, blocks) / wave
+            return waves / math.ceil(waves)
+
+        candidates = [s for s in SPLITS_VALUES if splits <= s <= most and pairs * s <= max(2 * wave, pairs * splits)]
+        best = max(efficiency(s) for s in candidates)
+        splits = min(s for s in candidates if efficiency(s) >= WAVE_EFFICIENCY * best)
+    return {**cfg, "SPLITS": splits}
+
+
+def make_inputs(problem: AttentionProblem, device, gen: torch.Generator, lengths=None) -> dict:
+    """q, caches of `context` slots (one row per sequence), positions (length - 1; default every
+    sequence at the full context) and the scale 1/sqrt(head_dim)."""
+    dtype = getattr(torch, problem.dtype)
+    b, hd = problem.batch, problem.head_dim
+    cache = (b, problem.context, problem.kv_heads, hd)
+    lengths = [problem.context] * b if lengths is None else list(lengths)
+    if len(lengths) != b or not all(1 <= n <= problem.context for n in lengths):
+        raise ValueError(f"lengths must be {b} values in 1..{problem.context}, got {lengths}")
+    return {
+        "q": randn((b, 1, problem.heads, hd), dtype, device, gen),
+        "k_cache": randn(cache, dtype, device, gen),
+        "v_cache": randn(cache, dtype, device, gen),
+        "positions": torch.tensor(lengths, device=device)[:, None] - 1,
+        "scale": hd**-0.5,
+    }

@@ -1,0 +1,101 @@
+"""qk_norm_rope_cache: the attention block's work between the QKV projection and attention, one kernel.
+
+Unfused, q/k RMSNorm + RoPE + the KV-cache writes are ~20 small PyTorch kernels per layer; a CUDA
+graph replays each with ~1-2 us of launch latency, which at batch 1 costs more than the layer's
+weight stream. Here one program per (token, head) does the RMSNorm of the q or k head, RoPE
+(rotate-half), writes q out and k and v into the KV cache at the token's position. It rounds where
+transformers' Qwen3 rounds (norm statistics in fp32, the normed head cast to the model dtype and
+then scaled by the gain, each RoPE product and the sum cast), so it reproduces the PyTorch path (qwen3.layers) up
+to the order of one fp32 sum. It has no tunables (one program per head, 1-2 warps).
+
+It launches with PDL on Hopper (see kernel_space._gemm): it waits for the kernel before it first.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernel_space._gemm import pdl_enter, pdl_launch_args
+
+
+@triton.jit
+def _norm_rope_half(x1, x2, w1, w2, cos, sin, eps, HD: tl.constexpr, DT: tl.constexpr):
+    """RMSNorm over the head (x1 | x2: its halves, fp32), gain, then RoPE; every step rounded to DT."""
+    var = (tl.sum(x1 * x1, axis=0) + tl.sum(x2 * x2, axis=0)) / HD
+    r = 1.0 / tl.sqrt(var + eps)
+    y1 = (w1 * (x1 * r).to(DT).to(tl.float32)).to(DT).to(tl.float32)
+    y2 = (w2 * (x2 * r).to(DT).to(tl.float32)).to(DT).to(tl.float32)
+    # rotate_half(y) = (-y2, y1): out = y * cos + rotate_half(y) * sin, products and sum in DT.
+    o1 = ((y1 * cos).to(DT).to(tl.float32) + (-y2 * sin).to(DT).to(tl.float32)).to(DT)
+    o2 = ((y2 * cos).to(DT).to(tl.float32) + (y1 * sin).to(DT).to(tl.float32)).to(DT)
+    return o1, o2
+
+
+@triton.jit
+def _qk_norm_rope_cache_kernel(
+    qkv_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, pos_ptr, q_ptr, kc_ptr, vc_ptr,
+    T, first_row, eps, stride_qkv, stride_cos,
+    stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
+    H: tl.constexpr, KV: tl.constexpr, HD: tl.constexpr, PDL: tl.constexpr = False,
+):
+    tok = tl.program_id(0)
+    head = tl.program_id(1)  # 0..H-1: a query head; H..H+KV-1: a key head (and its value head)
+    HALF: tl.constexpr = HD // 2
+    DT: tl.constexpr = q_ptr.dtype.element_ty
+    if PDL:
+        pdl_enter()
+    offs = tl.arange(0, HALF)
+    pos = tl.load(pos_ptr + tok)
+    row = qkv_ptr + tok.to(tl.int64) * stride_qkv + head * HD  # q heads, then k heads: column head * HD
+    x1 = tl.load(row + offs).to(tl.float32)
+    x2 = tl.load(row + HALF + offs).to(tl.float32)
+    cos = tl.load(cos_ptr + pos * stride_cos + offs).to(DT).to(tl.float32)  # the table repeats per half
+    sin = tl.load(sin_ptr + pos * stride_cos + offs).to(DT).to(tl.float32)
+    if head < H:
+        w1 = tl.load(qw_ptr + offs).to(tl.float32)
+        w2 = tl.load(qw_ptr + HALF + offs).to(tl.float32)
+        o1, o2 = _norm_rope_half(x1, x2, w1, w2, cos, sin, eps, HD, DT)
+        out = q_ptr + tok.to(tl.int64) * (H * HD) + head * HD
+        tl.store(out + offs, o1)
+        tl.store(out + HALF + offs, o2)
+    else:
+        w1 = tl.load(kw_ptr + offs).to(tl.float32)
+        w2 = tl.load(kw_ptr + HALF + offs).to(tl.float32)
+        o1, o2 = _norm_rope_half(x1, x2, w1, w2, cos, sin, eps, HD, DT)
+        j = head - H
+        b = (first_row + tok // T).to(tl.int64)
+        k_out = kc_ptr + b * stride_kb + pos * stride_kl + j * stride_kh
+        tl.store(k_out + offs, o1.to(kc_ptr.dtype.element_ty))
+        tl.store(k_out + HALF + offs, o2.to(kc_ptr.dtype.element_ty))
+        full = tl.arange(0, HD)
+        v = tl.load(row + KV * HD + full)  # v head j sits KV heads after k head j
+        tl.store(vc_ptr + b * stride_vb + pos * stride_vl + j * stride_vh + full, v)
+
+
+def qk_norm_rope_cache(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: torch.Tensor, cos: torch.Tensor,
+                       sin: torch.Tensor, positions: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                       num_heads: int, num_kv_heads: int, eps: float, first_row: int = 0) -> torch.Tensor:
+    """qkv [B*T, (H + 2 KV) * hd] (q heads, k heads, v heads), positions [B, T], caches [rows, L, KV, hd]
+    -> q [B, T, H, hd] normed and rotated; k (normed, rotated) and v written to cache rows first_row + b."""
+    b, t = positions.shape
+    hd = q_norm_w.shape[0]
+    if qkv.shape != (b * t, (num_heads + 2 * num_kv_heads) * hd) or qkv.stride(1) != 1:
+        raise ValueError(f"qkv must be [{b * t}, {(num_heads + 2 * num_kv_heads) * hd}] with unit column stride, "
+                         f"got {tuple(qkv.shape)}")
+    if hd % 2 or hd & (hd - 1):
+        raise ValueError(f"head_dim must be a power of two, got {hd}")
+    if k_cache.stride(-1) != 1 or v_cache.stride(-1) != 1 or cos.stride(-1) != 1:
+        raise ValueError("the caches and the RoPE tables need a unit stride in their last dim")
+    positions = positions.reshape(-1)
+    if not positions.is_contiguous():
+        positions = positions.contiguous()
+    q = torch.empty((b, t, num_heads, hd), dtype=qkv.dtype, device=qkv.device)
+    _qk_norm_rope_cache_kernel[(b * t, num_heads + num_kv_heads)](
+        qkv, q_norm_w, k_norm_w, cos, sin, positions, q, k_cache, v_cache,
+        t, first_row, eps, qkv.stride(0), cos.stride(0),
+        *k_cache.stride()[:3], *v_cache.stride()[:3],
+        H=num_heads, KV=num_kv_heads, HD=hd, num_warps=1 if hd <= 128 else 2, **pdl_launch_args(qkv.device),
+    )
+    return q

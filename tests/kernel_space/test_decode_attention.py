@@ -1,0 +1,225 @@
+"""decode_attention against its fp64 reference under Triton's interpreter (on a GPU when there is one):
+odd lengths, lengths across chunk edges, GQA groups 1, 2 and 7, head_dim 64 and 128, split and unsplit,
+both packs and both combines, configs drawn from the space; configs and inputs it must refuse.
+
+bf16 runs on the GPU only: the interpreter's tl.dot has no bf16 (see test_ops.py)."""
+
+import pytest
+import torch
+
+from kernel_space import _gemm
+from kernel_space._common import TOLERANCE, poisoned_outputs, rel_error
+from kernel_space.decode_attention import (
+    MIN_CHUNK,
+    SPACE,
+    SPLITS_VALUES,
+    AttentionProblem,
+    attention_plan,
+    check_config,
+    decode_attention,
+    decode_attention_reference,
+    decode_attention_unfused,
+    make_inputs,
+    redundant_reason,
+    resident_programs,
+    sample_configs,
+)
+from tests.conftest import DEVICE
+
+
+def config(splits=1, block_n=32, pack="group", combine="kernel", warps=4, stages=2) -> dict:
+    return {"impl": "fused", "SPLITS": splits, "BLOCK_N": block_n, "pack": pack, "combine": combine,
+            "num_warps": warps, "num_stages": stages}
+
+
+def run(problem: AttentionProblem, lengths, cfg, seed=0, first_row=0, rows=None):
+    """The kernel's output and the reference's, on caches of `rows` rows whose slots past each
+    sequence's position hold NaN (they must not leak in), outputs poisoned with NaN."""
+    gen = torch.Generator(device=DEVICE).manual_seed(seed)
+    inputs = make_inputs(AttentionProblem(rows or problem.batch, problem.heads, problem.kv_heads,
+                                          problem.head_dim, problem.context, problem.dtype), DEVICE, gen)
+    q = inputs["q"][:problem.batch].contiguous()
+    k, v = inputs["k_cache"], inputs["v_cache"]
+    positions = torch.tensor(lengths, device=DEVICE) - 1
+    for i, n in enumerate(lengths):
+        k[first_row + i, n:] = float("nan")
+        v[first_row + i, n:] = float("nan")
+    with poisoned_outputs():
+        out = decode_attention(q, k, v, positions, inputs["scale"], first_row, cfg)
+    return out, decode_attention_reference(q, k, v, positions, inputs["scale"], first_row)
+
+
+CONFIGS = {
+    "unsplit": config(),
+    "split4-kernel": config(splits=4),
+    "split4-last": config(splits=4, combine="last_program"),
+    "split3-head-kernel": config(splits=3, pack="head", warps=2, stages=1),
+    "split3-head-last": config(splits=3, pack="head", combine="last_program", warps=2, stages=1),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize(("heads", "kv_heads", "head_dim"),
+                         [(2, 2, 64), (4, 2, 128), (7, 1, 64), (14, 2, 128), (8, 1, 64)],
+                         ids=["g1", "g2", "g7", "g7-hd128", "g8"])
+def test_matches_reference_at_odd_lengths(heads, kv_heads, head_dim, name, dtype):
+    """Lengths 1, 17 and 300 in one batch, in cache rows 1..3 of 4."""
+    if dtype == torch.bfloat16 and DEVICE == "cpu":
+        pytest.skip("the interpreter's tl.dot has no bf16: checked on the GPU")
+    cfg = CONFIGS[name]
+    problem = AttentionProblem(3, heads, kv_heads, head_dim, 300, str(dtype).removeprefix("torch."))
+    assert check_config(cfg, problem) is None
+    out, ref = run(problem, [1, 17, 300], cfg, first_row=1, rows=4)
+    assert out.shape == (3, 1, heads * head_dim) and out.dtype == dtype
+    assert rel_error(out, ref) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("combine", ["kernel", "last_program"])
+def test_lengths_across_chunk_edges(combine):
+    """BLOCK_N 16 and 4 splits: a length of 64 cuts into 4 chunks of 16, 65 into 3 of 32; each length
+    around a block or chunk edge, so the last block of a chunk is full, one slot, or one short."""
+    lengths = [1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200]
+    problem = AttentionProblem(len(lengths), 4, 2, 64, 200, "float32")
+    out, ref = run(problem, lengths, config(splits=4, block_n=16, combine=combine), seed=3)
+    assert rel_error(out, ref) <= TOLERANCE[torch.float32]
+    for i in range(len(lengths)):  # every sequence on its own, not only the batch's norm
+        assert rel_error(out[i], ref[i]) <= TOLERANCE[torch.float32], lengths[i]
+
+
+def test_last_program_combine_leaves_counters_at_zero():
+    problem = AttentionProblem(2, 4, 2, 64, 100, "float32")
+    run(problem, [100, 40], config(splits=4, block_n=16, combine="last_program"))
+    counters = _gemm._counters(torch.device(DEVICE), 1)
+    assert not counters.any()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_configs_drawn_from_the_space(seed):
+    problem = AttentionProblem(2, 4, 2, 64, 90, "float16")
+    configs = sample_configs(problem, 5, seed=seed)
+    assert len(configs) == 5 and configs[0] == attention_plan(2, 4, 2, 64, 90, 132)
+    for cfg in configs:
+        assert set(cfg) == set(SPACE.values)
+        assert check_config(cfg, problem) is None and redundant_reason(cfg, problem) is None
+        out, ref = run(problem, [90, 33], cfg, seed=seed)
+        assert rel_error(out, ref) <= TOLERANCE[torch.float16], cfg
+
+
+@pytest.mark.parametrize("combine", ["kernel", "last_program"])
+def test_positions_past_the_cache_are_clamped_to_it(combine):
+    """A position past the cache reads no slot beyond it: the kernel attends the whole cache."""
+    problem = AttentionProblem(2, 4, 2, 64, 40, "float32")
+    inputs = make_inputs(problem, DEVICE, torch.Generator(device=DEVICE).manual_seed(6))
+    cfg = config(splits=3, block_n=16, combine=combine)
+    out = decode_attention(**{**inputs, "positions": torch.tensor([[39], [500]], device=DEVICE)}, config=cfg)
+    ref = decode_attention_reference(**{**inputs, "positions": torch.tensor([[39], [39]], device=DEVICE)})
+    assert rel_error(out, ref) <= TOLERANCE[torch.float32]
+
+
+def test_unfused_baseline_matches_reference():
+    problem = AttentionProblem(3, 14, 2, 64, 50, "float32")
+    inputs = make_inputs(problem, DEVICE, torch.Generator(device=DEVICE).manual_seed(5), lengths=[50, 1, 17])
+    out = decode_attention_unfused(**inputs)
+    assert rel_error(out, decode_attention_reference(**inputs)) <= 1e-5
+
+
+P = AttentionProblem(8, 16, 8, 128, 8192)
+
+
+@pytest.mark.parametrize(("cfg", "problem", "reason"), [
+    ({"impl": "cuda"}, P, "impl must be one of"),
+    ({k: v for k, v in config().items() if k != "BLOCK_N"}, P, "config lacks BLOCK_N"),
+    ({**config(), "SPLITS": 5}, P, "SPLITS=5 is not in the search space"),
+    ({**config(), "BLOCK_M": 16}, P, "BLOCK_M is not a parameter"),
+    (config(), AttentionProblem(1, 16, 8, 80, 256), "head_dim 80 is not a power of two"),
+    (config(), AttentionProblem(1, 32, 1, 128, 256), "group of 32 query heads"),
+    (config(block_n=256, pack="head", warps=1), P, "pack=head holds BLOCK_N*head_dim/threads = 1024"),
+    (config(block_n=256, warps=1, stages=1), AttentionProblem(1, 16, 1, 256, 256), "pack=group holds"),
+    (config(block_n=256, warps=8, stages=4), AttentionProblem(1, 8, 8, 256, 4096), "shared memory estimate"),
+])
+def test_invalid_configs_are_refused_with_their_reason(cfg, problem, reason):
+    assert reason in check_config(cfg, problem)
+
+
+def test_redundant_configs_are_named():
+    small = AttentionProblem(1, 4, 2, 64, 40)
+    assert "combine only matters" in redundant_reason(config(combine="last_program"), small)
+    assert "leaves empty splits" in redundant_reason(config(splits=4, block_n=16), small)
+    assert "exceeds the padded context" in redundant_reason(config(block_n=128), small)
+    assert redundant_reason({"impl": "unfused"}, small) is None and check_config({"impl": "unfused"}, small) is None
+
+
+def _inputs(**change):
+    problem = AttentionProblem(2, 4, 2, 16, 8, "float32")
+    inputs = make_inputs(problem, DEVICE, torch.Generator(device=DEVICE).manual_seed(0))
+    return {**inputs, **change}
+
+
+BAD_INPUTS = [
+    ({"q": torch.zeros(2, 4, 16)}, "q must be 4-D"),
+    ({"q": torch.zeros(2, 2, 4, 16)}, "one token per sequence"),
+    ({"q": torch.zeros(2, 1, 16, 4).transpose(2, 3)}, "q must be contiguous"),
+    ({"q": torch.zeros(2, 1, 4, 16, dtype=torch.int32)}, "q has dtype torch.int32"),
+    ({"k_cache": torch.zeros(2, 8, 2, 16, dtype=torch.float16)}, "k_cache is torch.float16"),
+    ({"v_cache": torch.zeros(2, 8, 2, 32)[..., ::2]}, "v_cache needs a unit stride"),
+    ({"v_cache": torch.zeros(2, 9, 2, 16)}, "differ in shape"),
+    ({"q": torch.zeros(2, 1, 4, 32)}, "head_dim 16 differs from q's 32"),
+    ({"q": torch.zeros(2, 1, 3, 16)}, "3 query heads do not split"),
+    ({"q": torch.zeros(2, 1, 4, 80), "k_cache": torch.zeros(2, 8, 2, 80), "v_cache": torch.zeros(2, 8, 2, 80)},
+     "head_dim 80 is not a power of two"),
+    ({"positions": torch.zeros(2, 1)}, "positions must be an int32/int64 tensor"),
+    ({"positions": torch.zeros(3, dtype=torch.long)}, "of 2 elements"),
+    ({"positions": [0, 1]}, "positions must be a torch.Tensor"),
+    ({"first_row": 1}, "first_row 1 + batch 2"),
+    ({"scale": -1.0}, "scale must be a positive number"),
+    ({"config": {"impl": "unfused"}}, "call decode_attention_unfused"),
+    ({"config": config(splits=7)}, "SPLITS=7 is not in the search space"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
+def test_launcher_refuses_bad_inputs(change, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("+", r"\+")):
+        decode_attention(**_inputs(**{k: (v.to(DEVICE) if isinstance(v, torch.Tensor) else v)
+                                      for k, v in change.items()}))
+
+
+def test_attention_problem_validates():
+    with pytest.raises(ValueError, match="AttentionProblem.context must be a positive int"):
+        AttentionProblem(1, 16, 8, 128, 0)
+    with pytest.raises(ValueError, match="do not split into groups"):
+        AttentionProblem(1, 6, 4, 128, 10)
+    with pytest.raises(ValueError, match="lengths must be 2 values"):
+        make_inputs(AttentionProblem(2, 4, 2, 16, 8), DEVICE, torch.Generator(device=DEVICE), lengths=[9, 1])
+
+
+def _programs(batch, kv_heads, context, cfg):
+    blocks = -(-context // cfg["BLOCK_N"])
+    return batch * kv_heads * -(-blocks // -(-blocks // cfg["SPLITS"]))
+
+
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("heads", [16, 32])
+def test_the_plan_runs_one_to_two_waves(heads, head_dim):
+    """Qwen3-0.6B/8B head shapes on an H100 (132 SMs): every plan runs and is in the space; long
+    contexts split at batch 1 to 32 (at 8k x 8 the old plan let one program walk 4k slots) into one to
+    two waves; short ones split only while pairs are too few to fill a wave."""
+    for batch in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+        for context in (256, 2048, 8192, 32768):
+            cfg = attention_plan(batch, heads, 8, head_dim, context, 132)
+            wave = 132 * resident_programs(cfg, AttentionProblem(batch, heads, 8, head_dim, context))
+            assert cfg["SPLITS"] in SPLITS_VALUES
+            assert check_config(cfg, AttentionProblem(batch, heads, 8, head_dim, context)) is None
+            programs = _programs(batch, 8, context, cfg)
+            if context >= 2048 and batch <= 32:
+                # At least 0.6 of a wave, unless the chunks are already as short as MIN_CHUNK allows.
+                at_most = min(SPLITS_VALUES[-1], context // MIN_CHUNK)
+                assert cfg["SPLITS"] > 1 and programs <= 2 * wave, (batch, context, programs)
+                assert programs >= 0.6 * wave or cfg["SPLITS"] == at_most, (batch, context, programs)
+            if context <= 1024:  # short: split only to fill one wave
+                assert cfg["SPLITS"] == 1 or programs <= wave, (batch, context, programs)
+            if batch * 8 >= wave:
+                assert cfg["SPLITS"] == 1 or context > 1024
+    assert attention_plan(1, 16, 8, 128, 256, 132)["SPLITS"] == 4  # 64-slot chunks, as the sweep found
+    assert attention_plan(1, 16, 8, 128, 17, 132)["BLOCK_N"] == 32
