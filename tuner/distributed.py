@@ -33,15 +33,15 @@ POLL_S = float(os.environ.get("KERNEL_SEARCH_POLL_S", "5"))
 def plan(store: Store, fingerprints: list[dict], config: Qwen3Config, ops: list[str], buckets: list[int],
          dtype: str, trials: int) -> list[int]:
     """Queue every (op, bucket) study of `config` for each distinct fingerprint; returns their study ids.
-    Priority follows op, then M, so that one worker visits them in the sequential order (each bucket
-    warm-started from the one below)."""
+    Priority is M first, then op: by the time a bucket's studies start, the bucket below (their warm
+    start) has mostly finished, with one worker or with many."""
     dims, ids, seen = config.dims(), [], set()
     for fp in fingerprints:
         key = fingerprint_key(fp)
         if key in seen:
             continue
         seen.add(key)
-        order = [(op, m) for op in ops for m in sorted(buckets)]
+        order = [(op, m) for m in sorted(buckets) for op in ops]
         for priority, (op, m) in enumerate(order):
             n, k = ks.get_op(op).shape(dims)
             ref = store.study(fp, Problem(op, m, n, k, dtype), config.name)
