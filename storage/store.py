@@ -191,9 +191,12 @@ class Store:
         with self._optuna_lock:
             if self._optuna is None:
                 kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_S}} if self.engine.dialect.name == "sqlite" else {}
+                # The engine's URL, not self.url: a plain postgresql:// has been mapped to psycopg 3,
+                # which Optuna would otherwise open with SQLAlchemy's default driver (psycopg2).
+                url = self.engine.url.render_as_string(hide_password=False)
                 # Optuna's first open creates its tables and stamps its version: not safe to race.
                 with init_lock(self.engine):
-                    self._optuna = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)
+                    self._optuna = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
                 if self.engine.dialect.name == "sqlite":
                     _serialize_sqlite(self._optuna.engine)
             return self._optuna

@@ -1,11 +1,10 @@
-"""Several processes on one SQLite file: first opens racing on the schema, and writers racing on
-the same study. Nothing may fail, and no row may be lost or doubled."""
+"""Several processes on one database (a SQLite file, a PostgreSQL database): first opens racing on
+the schema, and writers racing on the same study. Nothing may fail, and no row may be lost or doubled."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
-from storage import Store
+from storage import Store, Study, Trial
 from tests.storage.fill import FUSED, H100
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,8 +38,8 @@ OPENER = textwrap.dedent("""
 
 
 @pytest.mark.timeout(120)
-def test_first_opens_do_not_race_on_migrations(tmp_path):
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+def test_first_opens_do_not_race_on_migrations(tmp_path, new_db_url):
+    url = new_db_url("fresh")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     go = tmp_path / "go"
     procs = [
@@ -56,10 +56,10 @@ def test_first_opens_do_not_race_on_migrations(tmp_path):
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
         assert out.strip() == "opened"
-    with sqlite3.connect(tmp_path / "fresh.db") as conn:
-        assert conn.execute("SELECT version_num FROM ks_alembic_version").fetchall() == [("0001",)]
-        assert conn.execute("SELECT study_name FROM studies").fetchall() == [("shared",)]
-        assert conn.execute("SELECT count(*) FROM version_info").fetchone() == (1,)
+    with Store(url) as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0001",)]
+        assert conn.exec_driver_sql("SELECT study_name FROM studies").fetchall() == [("shared",)]
+        assert conn.exec_driver_sql("SELECT count(*) FROM version_info").fetchone() == (1,)
 
 
 TRIALS_EACH = 40
@@ -82,10 +82,10 @@ def _writer(url: str, worker: int, go, errors) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_concurrent_writers_lose_nothing(tmp_path):
+def test_concurrent_writers_lose_nothing(new_db_url, db_backend):
     # fork: the children start without re-importing torch (kernel_space.fingerprint and kernel_space need it).
     ctx = multiprocessing.get_context("fork")
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = new_db_url("shared")
     go, errors = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_writer, args=(url, w, go, errors)) for w in range(PROCESSES)]
     for p in procs:
@@ -95,12 +95,17 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         p.join(90)
     failures = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
     assert failures == [] and [p.exitcode for p in procs] == [0] * PROCESSES
-    with sqlite3.connect(tmp_path / "shared.db") as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert conn.execute("SELECT count(*) FROM ks_studies").fetchone() == (1,)
-        assert conn.execute("SELECT count(*) FROM ks_fingerprints").fetchone() == (1,)
-        assert conn.execute("SELECT count(*) FROM ks_winners").fetchone() == (1,)
-        numbers = sorted(n for (n,) in conn.execute("SELECT trial_number FROM ks_trials"))
-    assert numbers == sorted(w * 1000 + i for w in range(PROCESSES) for i in range(TRIALS_EACH))
     with Store(url) as store:
-        assert store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1).id == 1
+        with store.engine.connect() as conn:
+            if db_backend == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA integrity_check").fetchone() == ("ok",)
+            assert conn.exec_driver_sql("SELECT count(*) FROM ks_studies").fetchone() == (1,)
+            assert conn.exec_driver_sql("SELECT count(*) FROM ks_fingerprints").fetchone() == (1,)
+            assert conn.exec_driver_sql("SELECT count(*) FROM ks_winners").fetchone() == (1,)
+        with store.session(write=False) as s:
+            numbers = sorted(s.scalars(select(Trial.trial_number)))
+            only_study = s.scalars(select(Study.id)).one()
+            assert s.scalar(select(func.count()).select_from(Trial).where(Trial.study_id != only_study)) == 0
+        # The losers' inserts were refused by the unique key (on PostgreSQL they still used up ids).
+        assert store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1).id == only_study
+    assert numbers == sorted(w * 1000 + i for w in range(PROCESSES) for i in range(TRIALS_EACH))
