@@ -281,10 +281,17 @@ def get_or_create(s: Session, model, key: dict, values: dict):
 def upsert_winner(s: Session, study_id: int, values: dict, compare: tuple[str, ...] | None = None) -> str:
     """Insert or update the winner of a study; returns 'added', 'replaced' or 'unchanged'. With
     `compare`, a row already equal to `values` on those fields is left as it is."""
-    row = s.scalars(select(Winner).filter_by(study_id=study_id)).one_or_none()
+    stmt = select(Winner).filter_by(study_id=study_id)
+    row = s.scalars(stmt).one_or_none()
     if row is None:
-        s.add(Winner(study_id=study_id, **values))
-        return "added"
+        try:
+            with s.begin_nested():
+                s.add(Winner(study_id=study_id, **values))
+            return "added"
+        except sqlalchemy.exc.IntegrityError:
+            # Another writer added it since our read: on SQLite our IMMEDIATE transaction excludes
+            # that, on PostgreSQL two tuners confirming one study both saw none (seen in the tests).
+            row = s.scalars(stmt).one()
     if compare is not None and all(getattr(row, name) == values[name] for name in compare):
         return "unchanged"
     for name, value in values.items():

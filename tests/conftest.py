@@ -38,22 +38,25 @@ def postgres_server():
     from tests.postgres import PostgresUnavailable, start
 
     try:
+        import psycopg  # noqa: F401 - the driver the postgres extra brings
+    except ImportError:
+        _unavailable('psycopg is not installed: pip install -e ".[postgres]"')
+    try:
         server = start(os.environ.get("KS_TEST_PG_ROOT") or None)
     except PostgresUnavailable as exc:
-        message = f"PostgreSQL server unavailable: {exc}"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    try:
-        import psycopg  # noqa: F401 - the driver the postgres extra brings; without it every test would fail alike
-    except ImportError:
-        server.stop()
-        message = 'psycopg is not installed: pip install -e ".[postgres]"'
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        reason = str(exc)
+    else:
+        reason = None
+    if reason is not None:
+        _unavailable(f"PostgreSQL server unavailable: {reason}")
     yield server
     server.stop()
+
+
+def _unavailable(message: str):
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture

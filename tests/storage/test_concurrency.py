@@ -63,12 +63,19 @@ def test_first_opens_do_not_race_on_migrations(tmp_path, new_db_url):
 
 
 TRIALS_EACH = 40
+# Studies that every writer confirms a winner of at once: each is a race to insert the first row.
+RACED_WINNERS = 12
 
 
-def _writer(url: str, worker: int, go, errors) -> None:
+def _writer(url: str, worker: int, go, barrier, errors) -> None:
     try:
         go.wait(30)
         store = Store(url)
+        for m in range(2, 2 + RACED_WINNERS):
+            raced = store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", m, model="qwen3-0.6b")
+            barrier.wait(30)  # all writers confirm this study's first winner at the same moment
+            store.set_winner(raced.id, arm="fused", config=FUSED, median_us=5.0 + worker, unfused_us=20.3,
+                             cublas_us=6.0, floor_us=2.8, speedup=4.0, speedup_vs_cublas=1.2)
         ref = store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1, model="qwen3-0.6b")
         for i in range(TRIALS_EACH):
             store.add_trial(ref.id, trial_number=worker * 1000 + i, arm="fused", config=FUSED, status="ok",
@@ -86,8 +93,8 @@ def test_concurrent_writers_lose_nothing(new_db_url, db_backend):
     # fork: the children start without re-importing torch (kernel_space.fingerprint and kernel_space need it).
     ctx = multiprocessing.get_context("fork")
     url = new_db_url("shared")
-    go, errors = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(url, w, go, errors)) for w in range(PROCESSES)]
+    go, barrier, errors = ctx.Event(), ctx.Barrier(PROCESSES), ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(url, w, go, barrier, errors)) for w in range(PROCESSES)]
     for p in procs:
         p.start()
     go.set()
@@ -99,13 +106,13 @@ def test_concurrent_writers_lose_nothing(new_db_url, db_backend):
         with store.engine.connect() as conn:
             if db_backend == "sqlite":
                 assert conn.exec_driver_sql("PRAGMA integrity_check").fetchone() == ("ok",)
-            assert conn.exec_driver_sql("SELECT count(*) FROM ks_studies").fetchone() == (1,)
+            assert conn.exec_driver_sql("SELECT count(*) FROM ks_studies").fetchone() == (1 + RACED_WINNERS,)
             assert conn.exec_driver_sql("SELECT count(*) FROM ks_fingerprints").fetchone() == (1,)
-            assert conn.exec_driver_sql("SELECT count(*) FROM ks_winners").fetchone() == (1,)
+            assert conn.exec_driver_sql("SELECT count(*) FROM ks_winners").fetchone() == (1 + RACED_WINNERS,)
         with store.session(write=False) as s:
             numbers = sorted(s.scalars(select(Trial.trial_number)))
-            only_study = s.scalars(select(Study.id)).one()
-            assert s.scalar(select(func.count()).select_from(Trial).where(Trial.study_id != only_study)) == 0
+            study_id = s.scalars(select(Study.id).where(Study.m == 1)).one()
+            assert s.scalar(select(func.count()).select_from(Trial).where(Trial.study_id != study_id)) == 0
         # The losers' inserts were refused by the unique key (on PostgreSQL they still used up ids).
-        assert store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1).id == only_study
+        assert store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1).id == study_id
     assert numbers == sorted(w * 1000 + i for w in range(PROCESSES) for i in range(TRIALS_EACH))

@@ -109,11 +109,18 @@ def test_bad_url_is_one_line_storage_error(url, words):
     assert words in message and "\n" not in message and "secret" not in message
 
 
-def test_plain_postgresql_url_means_psycopg_3(monkeypatch):
-    pytest.importorskip("psycopg", reason='the postgres extra: pip install -e ".[postgres]"')
+@pytest.mark.postgres
+def test_plain_postgresql_url_means_psycopg_3(postgres_server):
     assert driver_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
     assert driver_url("postgresql+psycopg2://u@h/db").drivername == "postgresql+psycopg2"  # an explicit choice stays
     assert driver_url("sqlite:///x.db").drivername == "sqlite"
+    url = postgres_server.create_database("ks_plain_url")
+    try:
+        assert url.startswith("postgresql://")
+        with Store(url) as s:
+            assert s.engine.dialect.driver == s.optuna_storage().engine.dialect.driver == "psycopg"
+    finally:
+        postgres_server.drop_database("ks_plain_url")
     # A server that is not there: the driver loads, the connection fails, in one line.
     with pytest.raises(StorageError, match="cannot open database postgresql://user:\\*\\*\\*@127.0.0.1:1/ks: "):
         Store("postgresql://user:secret@127.0.0.1:1/ks")
