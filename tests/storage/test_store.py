@@ -126,6 +126,16 @@ def test_plain_postgresql_url_means_psycopg_3(postgres_server):
         Store("postgresql://user:secret@127.0.0.1:1/ks")
 
 
+@pytest.mark.postgres
+def test_a_missing_postgresql_database_is_one_line(postgres_server):
+    # The README tells users to create the database first; this is what they see if they did not.
+    with pytest.raises(StorageError) as info:
+        Store(postgres_server.url("ks_never_created"))
+    message = str(info.value)
+    assert message.startswith("cannot open database postgresql://postgres@127.0.0.1:")
+    assert 'database "ks_never_created" does not exist' in message and "\n" not in message
+
+
 def test_plain_postgresql_url_without_a_driver_names_the_extra(monkeypatch):
     import importlib.util
     import sys
