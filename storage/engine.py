@@ -5,7 +5,7 @@ readers (queries, dashboards) never block the tuner's writes, and a 30 s busy ti
 tuning processes writing one file wait for each other instead of failing with "database is locked".
 
 PostgreSQL (many tuners on many GPUs and hosts) goes through psycopg 3, the `postgres` extra: a
-plain `postgresql://` URL means psycopg when it is installed (SQLAlchemy's own default is psycopg2).
+plain `postgresql://` URL means psycopg when it is installed (SQLAlchemy 2.0's own default is psycopg2).
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ class Store:
             if self._optuna is None:
                 kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_S}} if self.engine.dialect.name == "sqlite" else {}
                 # The engine's URL, not self.url: a plain postgresql:// has been mapped to psycopg 3,
-                # which Optuna would otherwise open with SQLAlchemy's default driver (psycopg2).
+                # which Optuna would otherwise open with SQLAlchemy 2.0's default driver (psycopg2).
                 url = self.engine.url.render_as_string(hide_password=False)
                 # Optuna's first open creates its tables and stamps its version: not safe to race.
                 with init_lock(self.engine):
