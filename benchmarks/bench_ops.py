@@ -22,13 +22,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import kernel_space as ks  # noqa: E402
-from kernel_space.fingerprint import current_fingerprint  # noqa: E402
-from qwen3.config import resolve_model  # noqa: E402
-from tuner import measure  # noqa: E402
-from tuner.candidates import n_out, sample_configs  # noqa: E402
-from tuner.compile import precompile  # noqa: E402
-from tuner.trial import run_trial  # noqa: E402
+import kernel_space as ks
+from kernel_space.fingerprint import current_fingerprint
+from kernel_space.spec import Problem
+from qwen3.config import resolve_model
+from tuner import measure
+from tuner.candidates import n_out, sample_configs
+from tuner.compile import precompile
+from tuner.trial import run_trial
 
 DEFAULT_MS = "1,2,4,8,16,32,64,128,256,1024"
 
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
             for m in ms:
                 plan[(op, m)] = sample_configs(op, m, n, k, dtype.itemsize, args.samples, seed=args.seed,
                                                sm_count=props.multi_processor_count, smem_limit=smem_limit)
-        jobs = [(op, m, *shapes[op], "bfloat16", c) for (op, m), cs in plan.items() for c in cs]
+        jobs = [(Problem(op, m, *shapes[op], "bfloat16"), c) for (op, m), cs in plan.items() for c in cs]
         t0 = time.perf_counter()
         compiled = precompile(jobs)
         failed = sum(1 for _, err in compiled if err)
@@ -106,9 +107,10 @@ def main(argv=None) -> int:
 def _bench_case(model, op, m, n, k, dtype, device, configs, smem_limit, bandwidth, flop_rate, seed):
     spec = ks.get_op(op)
     rotation = measure.rotation_inputs(spec, m, n, k, dtype, device, seed=seed)
-    unfused = run_trial(op, "unfused", None, m, n, k, dtype, device, rotation, seed + 1)
-    cublas = run_trial(op, "cublas", None, m, n, k, dtype, device, rotation, seed + 2)
-    trials = [run_trial(op, "fused", c, m, n, k, dtype, device, rotation, seed + 3 + i, smem_limit)
+    problem = Problem(op, m, n, k, str(dtype).removeprefix("torch."))
+    unfused = run_trial(problem, "unfused", None, device, rotation, seed + 1)
+    cublas = run_trial(problem, "cublas", None, device, rotation, seed + 2)
+    trials = [run_trial(problem, "fused", c, device, rotation, seed + 3 + i, smem_limit)
               for i, c in enumerate(configs)]
     ok = [t for t in trials if t.status == "ok"]
     best = min(ok, key=lambda t: t.median_us) if ok else None

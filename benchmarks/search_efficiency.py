@@ -57,6 +57,7 @@ def measure(args) -> int:
     import torch
 
     import kernel_space as ks
+    from kernel_space.spec import Problem
     from qwen3.config import resolve_model
     from tuner import measure as ms
     from tuner.compile import precompile, shutdown
@@ -67,16 +68,16 @@ def measure(args) -> int:
     for model, op, m in CASES:
         n, k = ks.get_op(op).shape(resolve_model(model).dims())
         plan.append((model, op, m, n, k, grid_configs(op, m, n, k)))
-    precompile([(op, m, n, k, "bfloat16", c) for _, op, m, n, k, cs in plan for c in cs])
+    precompile([(Problem(op, m, n, k, "bfloat16"), c) for _, op, m, n, k, cs in plan for c in cs])
     shutdown()
     print(f"compiled {sum(len(p[-1]) for p in plan)} configs in {time.perf_counter() - t0:.0f}s", flush=True)
     cases = []
     for model, op, m, n, k, configs in plan:
         spec = ks.get_op(op)
         rot = ms.rotation_inputs(spec, m, n, k, torch.bfloat16, "cuda", 0)
-        trials = [run_trial(op, "fused", c, m, n, k, torch.bfloat16, "cuda", rot, i).to_dict()
+        trials = [run_trial(Problem(op, m, n, k, "bfloat16"), "fused", c, "cuda", rot, i).to_dict()
                   for i, c in enumerate(configs)]
-        unfused = run_trial(op, "unfused", None, m, n, k, torch.bfloat16, "cuda", rot, 0).median_us
+        unfused = run_trial(Problem(op, m, n, k, "bfloat16"), "unfused", None, "cuda", rot, 0).median_us
         ok = [t["median_us"] for t in trials if t["status"] == "ok"]
         print(f"{op} M={m}: {len(configs)} configs, {len(ok)} ok, best {min(ok):.2f} us, unfused {unfused:.2f}",
               flush=True)

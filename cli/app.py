@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import bench, check, export, generate, query, report, show, tune
+from cli import bench, check, export, generate, query, report, show, tune, worker
 
 app = typer.Typer(
     name="kernel-search",
@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals can hold a database URL with its password
 )
 
-COMMANDS = (check, tune, export, query, show, report, generate, bench)
+COMMANDS = (check, tune, worker, export, query, show, report, generate, bench)
 for module in COMMANDS:
     module.register(app)
 

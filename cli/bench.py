@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -18,75 +19,101 @@ def bench(
     model: Annotated[str, typer.Option("--model", help="Preset (e.g. qwen3-0.6b) or config.json; weights are "
                                                       "random.")] = "qwen3-0.6b",
     batch: Annotated[str, typer.Option("--batch", help="Comma list of batch sizes.")] = "1,8,32",
-    prompt_len: Annotated[int, typer.Option("--prompt-len", min=1, help="Prompt tokens per sequence.")] = 128,
+    context: Annotated[str, typer.Option("--context", "--prompt-len", help="Comma list of prompt lengths: the "
+                                         "tokens in the cache before decoding starts.")] = "128",
     output_len: Annotated[int, typer.Option("--output-len", min=2, help="Generated tokens per sequence.")] = 128,
     table: TableOption = None,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Also the GPU time of a decode step per part "
                                                                "(profiled kernels) and the gaps between.")] = False,
     dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32.")] = "bfloat16",
-    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per batch size (the median is shown).")] = 3,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per cell (the median is shown).")] = 3,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the rows to this JSON file.")] = None,
 ):
-    """Decode throughput of a Qwen3 preset with random weights: per batch size, a prefill of --prompt-len
-    tokens then --output-len greedy steps replayed from CUDA graphs, once with every op unfused and once
-    through --table. Needs a CUDA GPU."""
+    """Decode throughput and prefill time of a Qwen3 preset with random weights: per batch size and
+    context, a prefill of --context tokens a sequence then --output-len greedy steps replayed from a CUDA
+    graph, once with every op unfused and once through --table. Needs a CUDA GPU."""
+    config, batches, contexts = _checked(model, batch, context, output_len)
     import torch
 
     if not torch.cuda.is_available():
         fail("bench needs a CUDA GPU and none is visible here")
     from qwen3.bench import PARTS, run_bench
-    from qwen3.config import resolve_model
     from qwen3.dispatch import Dispatcher
 
-    try:
-        batches = sorted({int(b) for b in batch.split(",") if b.strip()})
-    except ValueError:
-        fail(f"--batch must be a comma list of ints, got {batch!r}")
-    if not batches or batches[0] < 1:
-        fail(f"--batch must list positive ints, got {batch!r}")
-    config = resolve_model(model)
     with warnings_as_lines():
         ops = Dispatcher(table) if table is not None else None
-        err = console(stderr=True)
-        with err.status(f"benchmarking {config.name} on {torch.cuda.get_device_name()}") as status:
-            def progress(text):
-                status.update(text)
-                if not err.is_terminal:  # a log gets one line per stage instead of a spinner
-                    typer.echo(text, err=True)
-
-            rows = run_bench(config, batches, prompt_len, output_len, ops, breakdown, torch_dtype(dtype, True),
+        with _progress(f"benchmarking {config.name} on {torch.cuda.get_device_name()}") as progress:
+            rows = run_bench(config, batches, contexts, output_len, ops, breakdown, torch_dtype(dtype, True),
                              repeats, progress=progress)
     out = console()
-    out.print(_throughput_table(rows, config.name, torch.cuda.get_device_name(), prompt_len, output_len))
+    out.print(_throughput_table(rows, config.name, torch.cuda.get_device_name(), output_len))
     if breakdown:
         out.print(_breakdown_table(rows, PARTS))
     if json_out is not None:
         json_out.write_text(json.dumps({"model": config.name, "device": torch.cuda.get_device_name(), "dtype": dtype,
-                                        "prompt_len": prompt_len, "output_len": output_len,
+                                        "contexts": contexts, "output_len": output_len,
                                         "table": str(table) if table else None,
                                         "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
 
 
-def _throughput_table(rows, name, device, prompt_len, output_len):
+@contextlib.contextmanager
+def _progress(title: str):
+    """A progress(text) callback: a spinner on a terminal, one line per stage in a log."""
+    err = console(stderr=True)
+    with err.status(title) as status:
+        def progress(text):
+            status.update(text)
+            if not err.is_terminal:
+                typer.echo(text, err=True)
+
+        yield progress
+
+
+def _checked(model: str, batch: str, context: str, output_len: int):
+    """(config, batches, contexts) from the options, or a one-line error naming the bad one."""
+    from qwen3.config import resolve_model
+
+    batches, contexts = int_list(batch, "--batch"), int_list(context, "--context")
+    config = resolve_model(model)
+    if contexts[-1] + output_len > config.max_position_embeddings:
+        fail(f"--context {contexts[-1]} + --output-len {output_len} exceeds {config.name}'s "
+             f"max_position_embeddings {config.max_position_embeddings}")
+    return config, batches, contexts
+
+
+def int_list(text: str, option: str) -> list[int]:
+    """A comma list of positive ints, sorted and without repeats; one-line error naming the option."""
+    try:
+        values = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        fail(f"{option} must be a comma list of ints, got {text!r}")
+    if not values or values[0] < 1:
+        fail(f"{option} must list positive ints, got {text!r}")
+    return values
+
+
+def _throughput_table(rows, name, device, output_len):
+    """One line per (batch, context): each arm's tok/s, ms a step and prefill ms, and table / unfused."""
     from rich.table import Table
 
-    by = {(r.arm, r.batch): r for r in rows}
-    arms = [arm for arm in ("baseline", "table") if any(r.arm == arm for r in rows)]
-    t = Table(title=f"{name} on {device}: prompt {prompt_len}, output {output_len}, CUDA-graph decode")
+    by = {(r.arm, r.batch, r.context): r for r in rows}
+    arms = [arm for arm in ("unfused", "table") if any(r.arm == arm for r in rows)]
+    t = Table(title=f"{name} on {device}: output {output_len} tokens, CUDA-graph decode")
     t.add_column("batch", justify="right")
+    t.add_column("context", justify="right")
     for arm in arms:
-        t.add_column(f"{arm} tok/s", justify="right")
-        t.add_column(f"{arm} ms/step", justify="right")
+        for what in ("tok/s", "ms/step", "prefill ms"):
+            t.add_column(f"{arm} {what}", justify="right")
     if len(arms) == 2:
         t.add_column("speedup", justify="right")
         t.add_column("ops fused", justify="right")
-    for b in sorted({r.batch for r in rows}):
-        cells = [str(b)]
+    for b, c in sorted({(r.batch, r.context) for r in rows}):
+        cells = [str(b), str(c)]
         for arm in arms:
-            r = by[(arm, b)]
-            cells += [f"{r.tokens_per_s:,.0f}", f"{r.decode_ms:.3f}"]
+            r = by[(arm, b, c)]
+            cells += [f"{r.tokens_per_s:,.0f}", f"{r.decode_ms:.3f}", f"{r.prefill_ms:,.1f}"]
         if len(arms) == 2:
-            base, tab = by[("baseline", b)], by[("table", b)]
+            base, tab = by[("unfused", b, c)], by[("table", b, c)]
             fused = sum(arm == "fused" for arm in tab.plan.values())
             cells += [f"{tab.tokens_per_s / base.tokens_per_s:.2f}x", f"{fused}/{len(tab.plan)}"]
         t.add_row(*cells)
@@ -101,7 +128,7 @@ def _breakdown_table(rows, parts):
     t = Table(title="one decode step: GPU kernel time per part (us, share of the CUDA-graph step)")
     t.add_column("part")
     for r in rows:
-        t.add_column(f"{r.arm} b={r.batch}", justify="right")
+        t.add_column(f"{r.arm} b={r.batch} c={r.context}", justify="right")
     lines = [(part, lambda r, p=part: r.breakdown_us.get(p, 0.0)) for part in parts]
     lines += [("kernels (sum)", lambda r: r.breakdown_us.get("kernels", 0.0)),
               ("gaps between kernels", lambda r: r.decode_ms * 1000 - r.breakdown_us.get("kernels", 0.0)),

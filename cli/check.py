@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from cli.common import fail, user_errors
 
@@ -21,56 +23,66 @@ def check(
 ):
     """Check every fused op against its fp64 reference on fresh random inputs, with its outputs poisoned
     first; on a GPU also time it beside the unfused path, the cuBLAS GEMM alone and the HBM floor."""
-    import os
-
     import torch
-
-    if not torch.cuda.is_available():
-        os.environ.setdefault("TRITON_INTERPRET", "1")
-    from rich.console import Console
-    from rich.table import Table
 
     from qwen3.config import resolve_model
     from tuner.check import check_ops
+    from tuner.tune import interpreter_needed
 
+    interpreter_needed()
     cuda = torch.cuda.is_available()
     cfg = resolve_model(model or ("qwen3-0.6b" if cuda else "qwen3-tiny"))
-    torch_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(
-        dtype or ("bfloat16" if cuda else "float16"))
-    if torch_dtype is None:
-        fail(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
-    try:
-        m_list = [int(x) for x in ms.split(",") if x.strip()]
-    except ValueError:
-        fail(f"--ms must be a comma list of ints, got {ms!r}")
-    if not m_list or min(m_list) < 1:
-        fail(f"--ms must list positive ints, got {ms!r}")
+    torch_dtype = _dtype(dtype or ("bfloat16" if cuda else "float16"))
+    m_list = _ms(ms)
     console = Console(stderr=True)
     where = "GPU" if cuda else "CPU through Triton's interpreter"
     with console.status(f"checking {cfg.name} on the {where}") as status:
         rows = check_ops(cfg.dims(), m_list, torch_dtype, op or None, configs,
                          progress=lambda text: status.update(f"checking {text}"))
-    table = Table(title=f"{cfg.name}, {str(torch_dtype).replace('torch.', '')}, {where}")
-    timed = ("fused us", "unfused us", "cuBLAS us", "floor us") if cuda else ()
-    for col in ("op", "M", "N", "K", "rel err", "ok", *timed):
-        table.add_column(col, no_wrap=True)
-    table.add_column("config", overflow="fold")
-
-    def us(v):
-        return f"{v:.1f}" if v is not None else "-"
-
-    for r in rows:
-        err = f"{r.rel_error:.1e}" if r.rel_error is not None else "-"
-        times = (us(r.fused_us), us(r.unfused_us), us(r.cublas_us), us(r.floor_us)) if cuda else ()
-        table.add_row(r.op, str(r.m), str(r.n), str(r.k), err, "yes" if r.passed else f"NO: {r.reason}", *times,
-                      r.config)
-    Console().print(table)
+    Console().print(_table(rows, f"{cfg.name}, {str(torch_dtype).replace('torch.', '')}, {where}", timed=cuda))
     if not rows:
         fail("no config of the search space fits these shapes: nothing was checked")
     bad = [r for r in rows if not r.passed]
     if bad:
         fail(f"{len(bad)} of {len(rows)} checks failed")
     typer.echo(f"all {len(rows)} checks passed")
+
+
+def _dtype(name: str):
+    import torch
+
+    dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+    if name not in dtypes:
+        fail(f"unknown dtype {name!r}: use bfloat16, float16 or float32")
+    return dtypes[name]
+
+
+def _ms(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        fail(f"--ms must be a comma list of ints, got {text!r}")
+    if not values or min(values) < 1:
+        fail(f"--ms must list positive ints, got {text!r}")
+    return values
+
+
+def _us(value) -> str:
+    return f"{value:.1f}" if value is not None else "-"
+
+
+def _table(rows, title: str, timed: bool) -> Table:
+    table = Table(title=title)
+    timed_cols = ("fused us", "unfused us", "cuBLAS us", "floor us") if timed else ()
+    for col in ("op", "M", "N", "K", "rel err", "ok", *timed_cols):
+        table.add_column(col, no_wrap=True)
+    table.add_column("config", overflow="fold")
+    for r in rows:
+        err = f"{r.rel_error:.1e}" if r.rel_error is not None else "-"
+        times = (_us(r.fused_us), _us(r.unfused_us), _us(r.cublas_us), _us(r.floor_us)) if timed else ()
+        table.add_row(r.op, str(r.m), str(r.n), str(r.k), err, "yes" if r.passed else f"NO: {r.reason}", *times,
+                      r.config)
+    return table
 
 
 def register(app: typer.Typer) -> None:

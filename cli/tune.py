@@ -26,6 +26,9 @@ def tune(
     seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
     allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="Tune a non-tiny model without a GPU, through "
                                             "Triton's interpreter (very slow; the times mean nothing).")] = False,
+    gpus: Annotated[str | None, typer.Option(help="Tune on several GPUs of this host: 'all' or a list such as "
+                                             "0,1,3; one worker process per GPU shares the studies (more hosts "
+                                             "join with `kernel-search worker`).")] = None,
     db: DbOption = None,
 ):
     """Tune a model's fused ops on this GPU with Optuna: every (op, M bucket) is one study, every trial is
@@ -60,6 +63,9 @@ def tune(
         ks.get_op(name)
     store = open_store(db, create=True)
     opts = TuneOptions(trials=trials, batch=batch, seed=seed)
+    if gpus is not None:
+        _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, seconds, gpus)
+        return
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[best]}"))
@@ -92,6 +98,62 @@ def tune(
     if report.skipped:
         typer.echo("not reached (time budget): " + ", ".join(f"{o} M={m}" for o, m in report.skipped))
     typer.echo(f"next: kernel-search export --model {config.name} -o table.json")
+
+
+def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text) -> None:
+    """Queue the studies for every GPU kind named, start one worker process per GPU, show one progress
+    bar over all of them, and summarize from the database."""
+    import tempfile
+    import time
+
+    import torch
+
+    from tuner import distributed
+
+    gpus = distributed.parse_gpus(gpus_text, torch.cuda.device_count())
+    fps = distributed.gpu_fingerprints(gpus)
+    ids = distributed.plan(store, list(fps.values()), config, ops, buckets, dtype, opts.trials)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="kernel-search-workers-") as logs:
+        procs = distributed.spawn_workers(store.url, gpus, opts, seconds, logs)
+        try:
+            _watch(store, ids, procs, f"{config.name} ({dtype}) on {len(gpus)} GPUs")
+        finally:
+            for _, proc, log in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+                proc.wait()
+                log.close()
+        failed = [(gpu, proc.returncode) for gpu, proc, _ in procs if proc.returncode]
+        for gpu, code in failed:
+            tail = open(f"{logs}/worker-gpu{gpu}.log").read().strip().splitlines()[-1:] or ["no output"]
+            typer.echo(f"worker on GPU {gpu} exited with {code}: {tail[0]}", err=True)
+    done, configs = distributed.study_progress(store, ids)
+    typer.echo(f"tuned {done} of {len(ids)} studies of {config.name} on GPUs {','.join(map(str, gpus))} in "
+               f"{time.monotonic() - t0:.0f} s ({configs} configs measured)")
+    if failed or done < len(ids):
+        fail("some studies are unfinished: run the same command again to resume them")
+    typer.echo(f"next: kernel-search export --model {config.name} --dtype {dtype} -o table.json")
+
+
+def _watch(store, ids, procs, title) -> None:
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tuner import distributed
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[configs]} configs"))
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task(title, total=len(ids), configs=0)
+        while any(proc.poll() is None for _, proc, _ in procs):
+            done, configs = distributed.study_progress(store, ids)
+            progress.update(task, completed=done, configs=configs)
+            time.sleep(1.0)
+        done, configs = distributed.study_progress(store, ids)
+        progress.update(task, completed=done, configs=configs)
 
 
 def register(app: typer.Typer) -> None:

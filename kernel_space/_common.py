@@ -40,19 +40,16 @@ def check_vector(name: str, t, *, size: int, like) -> None:
 
 def _same_place(name: str, t: torch.Tensor, like: torch.Tensor) -> None:
     if t.dtype != like.dtype:
-        raise ValueError(f"{name} has dtype {t.dtype}, but x has {like.dtype}")
+        raise ValueError(f"{name} has dtype {t.dtype}, but the activation has {like.dtype}")
     if t.device != like.device:
-        raise ValueError(f"{name} is on {t.device}, but x is on {like.device}")
+        raise ValueError(f"{name} is on {t.device}, but the activation is on {like.device}")
 
 
-def check_norm_op(x, residual, norm_w, w, eps) -> None:
-    """The inputs of a norm op: x [M, K], optional residual [M, K], norm_w [K], w [N, K], eps > 0."""
-    check_matrix("x", x)
-    m, k = x.shape
-    if residual is not None:
-        check_matrix("residual", residual, rows=m, cols=k, like=x)
-    check_vector("norm_w", norm_w, size=k, like=x)
-    check_matrix("w", w, cols=k, like=x)
+def check_norm_op(h, norm_w, w, eps) -> None:
+    """The inputs of a norm op: h [M, K], norm_w [K], w [N, K], eps > 0."""
+    check_matrix("h", h)
+    check_vector("norm_w", norm_w, size=h.shape[1], like=h)
+    check_matrix("w", w, cols=h.shape[1], like=h)
     check_eps(eps)
 
 

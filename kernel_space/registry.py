@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import sys
 
 from kernel_space import down_residual, o_proj_residual, rmsnorm_gate_up_silu, rmsnorm_qkv
 from kernel_space.spec import ModelDims, OpSpec
@@ -30,8 +31,11 @@ def op_shapes(dims: ModelDims) -> dict[str, tuple[int, int]]:
 def kernel_hash(name: str) -> str:
     """sha256 over the source of the Triton code an op runs, and over what the op computes around
     it (its launcher's variant): a table tuned on other code is stale."""
+    spec = get_op(name)
     digest = hashlib.sha256()
-    for fn in get_op(name).kernel_sources:
+    # The op's own module: its launcher decides which variant of the shared kernel runs.
+    digest.update(inspect.getsource(sys.modules[spec.make_inputs.__module__]).encode())
+    for fn in spec.kernel_sources:
         src = getattr(fn, "src", None) or inspect.getsource(getattr(fn, "fn", fn))
         digest.update(src.encode())
     digest.update(name.encode())

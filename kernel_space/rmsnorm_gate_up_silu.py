@@ -1,8 +1,8 @@
 """rmsnorm_gate_up_silu: g, u = rmsnorm(h) @ [Wg; Wu]^T; out = silu(g) * u.
 
 W is [2I, hidden] with the gate rows first (as nano-vllm merges them). Each program holds a gate
-and an up accumulator for the same columns, so the [M, 2I] intermediate is never written.
-With a residual, h = x + residual is formed and returned as well (as rmsnorm_qkv does).
+and an up accumulator for the same columns, so the [M, 2I] intermediate is never written. h is
+o_proj_residual's output, which already holds the residual stream: there is no add here.
 """
 
 from __future__ import annotations
@@ -11,39 +11,30 @@ import torch
 import torch.nn.functional as F
 
 from kernel_space import _gemm
-from kernel_space._common import (
-    check_norm_op,
-    linear_weight,
-    norm_weight,
-    randn,
-    rmsnorm_eager,
-    rmsnorm_ref,
-)
+from kernel_space._common import check_norm_op, linear_weight, norm_weight, randn, rmsnorm_eager, rmsnorm_ref
 from kernel_space.spec import DEFAULT_SPACE, ModelDims, OpSpec
 
 
-def rmsnorm_gate_up_silu(x, norm_w, w, cfg: dict, eps: float = 1e-6, residual=None):
-    """Fused launcher. x [M, H], w [2I, H] -> (act [M, I], h [M, H])."""
-    _check(x, residual, norm_w, w, eps)
-    out, h = _gemm.launch_fused_linear(x, w, cfg, res_in=residual, norm_w=norm_w, gated=True, eps=eps)
-    return out, (h if residual is not None else x)
+def rmsnorm_gate_up_silu(h, norm_w, w, cfg: dict, eps: float = 1e-6):
+    """Fused launcher. h [M, H], w [2I, H] -> act [M, I]."""
+    _check(h, norm_w, w, eps)
+    out, _ = _gemm.launch_fused_linear(h, w, cfg, norm_w=norm_w, gated=True, eps=eps)
+    return out
 
 
-def rmsnorm_gate_up_silu_unfused(x, norm_w, w, eps: float = 1e-6, residual=None):
-    _check(x, residual, norm_w, w, eps)
-    h = (x.float() + residual.float()).to(x.dtype) if residual is not None else x
+def rmsnorm_gate_up_silu_unfused(h, norm_w, w, eps: float = 1e-6):
+    _check(h, norm_w, w, eps)
     gate, up = F.linear(rmsnorm_eager(h, norm_w, eps), w).chunk(2, dim=-1)
-    return F.silu(gate) * up, h
+    return F.silu(gate) * up
 
 
-def rmsnorm_gate_up_silu_reference(x, norm_w, w, eps: float = 1e-6, residual=None):
-    h = x.to(torch.float64) + (residual.to(torch.float64) if residual is not None else 0)
+def rmsnorm_gate_up_silu_reference(h, norm_w, w, eps: float = 1e-6):
     gate, up = (rmsnorm_ref(h, norm_w, eps) @ w.to(torch.float64).T).chunk(2, dim=-1)
-    return F.silu(gate) * up, h
+    return F.silu(gate) * up
 
 
-def _check(x, residual, norm_w, w, eps):
-    check_norm_op(x, residual, norm_w, w, eps)
+def _check(h, norm_w, w, eps):
+    check_norm_op(h, norm_w, w, eps)
     if w.shape[0] % 2:
         raise ValueError(f"w must stack gate and up rows ([2I, K]); got an odd row count {w.shape[0]}")
 
@@ -55,7 +46,7 @@ def shape(d: ModelDims) -> tuple[int, int]:
 
 def make_inputs(m, n, k, dtype, device, gen):
     return {
-        "x": randn((m, k), dtype, device, gen),
+        "h": randn((m, k), dtype, device, gen),
         "norm_w": norm_weight(k, dtype, device, gen),
         "w": linear_weight(n, k, dtype, device, gen),
     }
@@ -68,9 +59,9 @@ SPEC = OpSpec(
     norm=True,
     space=DEFAULT_SPACE,
     make_inputs=make_inputs,
-    fused=lambda i, cfg: rmsnorm_gate_up_silu(i["x"], i["norm_w"], i["w"], cfg)[:1],
-    unfused=lambda i: rmsnorm_gate_up_silu_unfused(i["x"], i["norm_w"], i["w"])[:1],
-    cublas=lambda i: (F.linear(i["x"], i["w"]),),
-    reference=lambda i: rmsnorm_gate_up_silu_reference(i["x"], i["norm_w"], i["w"])[:1],
+    fused=lambda i, cfg: (rmsnorm_gate_up_silu(i["h"], i["norm_w"], i["w"], cfg),),
+    unfused=lambda i: (rmsnorm_gate_up_silu_unfused(i["h"], i["norm_w"], i["w"]),),
+    cublas=lambda i: (F.linear(i["h"], i["w"]),),
+    reference=lambda i: (rmsnorm_gate_up_silu_reference(i["h"], i["norm_w"], i["w"]),),
     kernel_sources=_gemm.KERNEL_SOURCES,
 )

@@ -1,7 +1,9 @@
-"""rmsnorm_qkv: h = x + residual (the new residual, written out); qkv = rmsnorm(h) @ Wqkv^T.
+"""rmsnorm_qkv: qkv = rmsnorm(h) @ Wqkv^T, exactly as the model calls it.
 
-Wqkv is [(heads + 2 kv_heads) * head_dim, hidden], the q, k and v projections stacked by rows.
-With residual=None the op is rmsnorm(x) @ Wqkv^T and h is x itself.
+Wqkv is [(heads + 2 kv_heads) * head_dim, hidden], the q, k and v projections stacked by rows. h
+already holds the residual stream: the previous layer's down_residual added it in its epilogue (and
+the first layer's h is the embedding), so this site has no residual add. It used to be tuned with one,
+paying for an add (and a second activation stream) that the model never runs.
 """
 
 from __future__ import annotations
@@ -10,37 +12,25 @@ import torch
 import torch.nn.functional as F
 
 from kernel_space import _gemm
-from kernel_space._common import (
-    check_norm_op,
-    linear_weight,
-    norm_weight,
-    randn,
-    rmsnorm_eager,
-    rmsnorm_ref,
-)
+from kernel_space._common import check_norm_op, linear_weight, norm_weight, randn, rmsnorm_eager, rmsnorm_ref
 from kernel_space.spec import DEFAULT_SPACE, ModelDims, OpSpec
 
 
-def rmsnorm_qkv(x, residual, norm_w, w, cfg: dict, eps: float = 1e-6):
-    """Fused launcher. Returns (qkv [M, N], h [M, K])."""
-    check_norm_op(x, residual, norm_w, w, eps)
-    out, h = _gemm.launch_fused_linear(x, w, cfg, res_in=residual, norm_w=norm_w, eps=eps)
-    return out, (h if residual is not None else x)
+def rmsnorm_qkv(h, norm_w, w, cfg: dict, eps: float = 1e-6):
+    """Fused launcher. h [M, K], norm_w [K], w [N, K] -> qkv [M, N]."""
+    check_norm_op(h, norm_w, w, eps)
+    out, _ = _gemm.launch_fused_linear(h, w, cfg, norm_w=norm_w, eps=eps)
+    return out
 
 
-def rmsnorm_qkv_unfused(x, residual, norm_w, w, eps: float = 1e-6):
-    """What a plain model runs: the add and the norm in torch, then the cuBLAS GEMM."""
-    check_norm_op(x, residual, norm_w, w, eps)
-    if residual is not None:
-        h = (x.float() + residual.float()).to(x.dtype)
-    else:
-        h = x
-    return F.linear(rmsnorm_eager(h, norm_w, eps), w), h
+def rmsnorm_qkv_unfused(h, norm_w, w, eps: float = 1e-6):
+    """What a plain model runs: the norm in torch, then the cuBLAS GEMM."""
+    check_norm_op(h, norm_w, w, eps)
+    return F.linear(rmsnorm_eager(h, norm_w, eps), w)
 
 
-def rmsnorm_qkv_reference(x, residual, norm_w, w, eps: float = 1e-6):
-    h = x.to(torch.float64) + (residual.to(torch.float64) if residual is not None else 0)
-    return rmsnorm_ref(h, norm_w, eps) @ w.to(torch.float64).T, h
+def rmsnorm_qkv_reference(h, norm_w, w, eps: float = 1e-6):
+    return rmsnorm_ref(h, norm_w, eps) @ w.to(torch.float64).T
 
 
 def shape(d: ModelDims) -> tuple[int, int]:
@@ -49,8 +39,7 @@ def shape(d: ModelDims) -> tuple[int, int]:
 
 def make_inputs(m, n, k, dtype, device, gen):
     return {
-        "x": randn((m, k), dtype, device, gen),
-        "residual": randn((m, k), dtype, device, gen),
+        "h": randn((m, k), dtype, device, gen),
         "norm_w": norm_weight(k, dtype, device, gen),
         "w": linear_weight(n, k, dtype, device, gen),
     }
@@ -62,12 +51,11 @@ SPEC = OpSpec(
     gated=False,
     space=DEFAULT_SPACE,
     make_inputs=make_inputs,
-    fused=lambda i, cfg: rmsnorm_qkv(i["x"], i["residual"], i["norm_w"], i["w"], cfg),
-    unfused=lambda i: rmsnorm_qkv_unfused(i["x"], i["residual"], i["norm_w"], i["w"]),
-    cublas=lambda i: (F.linear(i["x"], i["w"]),),
-    reference=lambda i: rmsnorm_qkv_reference(i["x"], i["residual"], i["norm_w"], i["w"]),
-    output_names=("qkv", "h"),
-    a_inputs=2,
+    fused=lambda i, cfg: (rmsnorm_qkv(i["h"], i["norm_w"], i["w"], cfg),),
+    unfused=lambda i: (rmsnorm_qkv_unfused(i["h"], i["norm_w"], i["w"]),),
+    cublas=lambda i: (F.linear(i["h"], i["w"]),),
+    reference=lambda i: (rmsnorm_qkv_reference(i["h"], i["norm_w"], i["w"]),),
+    output_names=("qkv",),
     norm=True,
     kernel_sources=_gemm.KERNEL_SOURCES,
 )

@@ -149,6 +149,28 @@ def smem_bytes(cfg: dict, elem_bytes: int, gated: bool, a_inputs: int = 1) -> in
     return (w_tiles + a_tiles) * elem_bytes + 512
 
 
+def next_pow2(x: int) -> int:
+    """The smallest power of two >= x (1 for x <= 1)."""
+    return 1 << max(0, (x - 1).bit_length())
+
+
+# The shape rules, stated once: the search space offers, the defaults shrink to and check_config
+# enforces these ranges (as Triton's autotuner takes one prune_configs_by hook).
+def block_range(param: str, path: str, m: int, n_out: int, k: int) -> tuple[int, int]:
+    """(lowest, highest) value of BLOCK_M, BLOCK_N or BLOCK_K worth running for path at this shape:
+    tl.dot's 16-row minimum on the dot path, and no tile beyond the padded problem (it only wastes work)."""
+    if param == "BLOCK_K":
+        return 1, max(32, next_pow2(k))
+    low = 16 if path == "dot" else 1
+    size = m if param == "BLOCK_M" else n_out
+    return low, max(16, next_pow2(size))
+
+
+def max_split(k: int, block_k: int) -> int:
+    """The largest SPLIT_K that leaves no split empty: one BLOCK_K block each at least."""
+    return math.ceil(k / block_k)
+
+
 def check_config(
     cfg: dict,
     m: int,
@@ -161,49 +183,62 @@ def check_config(
     smem_limit: int = DEFAULT_SMEM_LIMIT,
     space: SearchSpace = DEFAULT_SPACE,
 ) -> str | None:
-    """Return why `cfg` cannot run on an (m, n, k) problem, or None if it can. Never raises."""
+    """Return why `cfg` cannot run on an (m, n, k) problem (n: output columns), or None if it can.
+    Never raises."""
     impl = cfg.get("impl")
     if impl not in IMPLS:
         return f"impl must be one of {IMPLS}, got {impl!r}"
     if impl == "unfused":
         return None
+    return (_check_keys(cfg, space) or _check_path(cfg) or _check_blocks(cfg, m, n, k) or _check_split(cfg, k)
+            or _check_smem(cfg, elem_bytes, gated, a_inputs, smem_limit))
+
+
+def _check_keys(cfg: dict, space: SearchSpace) -> str | None:
     missing = [key for key in space.values if key not in cfg]
     if missing:
         return f"config lacks {', '.join(missing)}"
     for key, value in cfg.items():
         if key in space.values and value not in space.values[key]:
             return f"{key}={value!r} is not in the search space {space.values[key]}"
-    bm, bn, bk, split = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"], cfg["SPLIT_K"]
-    if cfg["path"] == "dot":
-        if bm < 16 or bn < 16:
-            return f"path=dot needs BLOCK_M and BLOCK_N >= 16 (tl.dot's minimum), got {bm}x{bn}"
-    else:
-        threads = cfg["num_warps"] * 32
-        regs = bm * bn * bk // threads
-        if regs > FMA_REGISTER_BUDGET:
-            return (
-                f"path=fma holds BLOCK_M*BLOCK_N*BLOCK_K/threads = {regs} fp32 registers per thread "
-                f"(> {FMA_REGISTER_BUDGET}: it would spill)"
-            )
-    # Block sizes against the shape: a tile far larger than the problem only wastes work.
-    if bm > max(16, _next_pow2(m)):
-        return f"BLOCK_M={bm} exceeds the padded M ({max(16, _next_pow2(m))}) for M={m}"
-    if bn > max(16, _next_pow2(n)):
-        return f"BLOCK_N={bn} exceeds the padded N ({_next_pow2(n)}) for N={n}"
-    if bk > max(32, _next_pow2(k)):
-        return f"BLOCK_K={bk} exceeds the padded K ({_next_pow2(k)}) for K={k}"
+    return None
+
+
+def _check_path(cfg: dict) -> str | None:
+    if cfg["path"] != "fma":
+        return None
+    regs = cfg["BLOCK_M"] * cfg["BLOCK_N"] * cfg["BLOCK_K"] // (cfg["num_warps"] * 32)
+    if regs > FMA_REGISTER_BUDGET:
+        return (f"path=fma holds BLOCK_M*BLOCK_N*BLOCK_K/threads = {regs} fp32 registers per thread "
+                f"(> {FMA_REGISTER_BUDGET}: it would spill)")
+    return None
+
+
+def _check_blocks(cfg: dict, m: int, n: int, k: int) -> str | None:
+    for param, size, dim in (("BLOCK_M", m, "M"), ("BLOCK_N", n, "N"), ("BLOCK_K", k, "K")):
+        low, high = block_range(param, cfg["path"], m, n, k)
+        if cfg[param] < low:
+            return f"path={cfg['path']} needs {param} >= {low} (tl.dot's minimum), got {cfg[param]}"
+        if cfg[param] > high:
+            return f"{param}={cfg[param]} exceeds the padded {dim} ({high}) for {dim}={size}"
+    return None
+
+
+def _check_split(cfg: dict, k: int) -> str | None:
+    split = cfg["SPLIT_K"]
     if split == 1 and cfg["split_reduce"] != "kernel":
         return "split_reduce only matters with SPLIT_K > 1 (use 'kernel' there: one config, not two)"
-    if split > 1 and split > math.ceil(k / bk):
-        return f"SPLIT_K={split} leaves empty splits: K={k} has only {math.ceil(k / bk)} blocks of {bk}"
+    most = max_split(k, cfg["BLOCK_K"])
+    if split > 1 and split > most:
+        return f"SPLIT_K={split} leaves empty splits: K={k} has only {most} blocks of {cfg['BLOCK_K']}"
+    return None
+
+
+def _check_smem(cfg: dict, elem_bytes: int, gated: bool, a_inputs: int, smem_limit: int) -> str | None:
     smem = smem_bytes(cfg, elem_bytes, gated, a_inputs)
     if smem > smem_limit:
         return f"shared memory estimate {smem} B exceeds the device limit {smem_limit} B"
     return None
-
-
-def _next_pow2(x: int) -> int:
-    return 1 << max(0, (x - 1).bit_length())
 
 
 def config_key(cfg: dict) -> str:

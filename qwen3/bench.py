@@ -1,8 +1,9 @@
 """End-to-end decode benchmark: tokens/s with and without a dispatch table, and where a step's time goes.
 
-Random weights from a preset, random prompts; per batch size a prefill, then output_len decode steps
-replayed from CUDA graphs (greedy sampling, as a server's step would run it). Both arms run in the
-same process on the same weights, one after the other per batch size.
+Random weights from a preset, random prompts; per (batch, context) a prefill of `context` tokens a
+sequence, then output_len decode steps replayed from a CUDA graph (greedy sampling, as a server's
+step would run it). Each cell gets a KV cache of its own size, freed before the next (at 8B a batch of
+32 x 32k would need 150 GB). Both arms run in the same process on the same weights.
 
 The breakdown profiles a few eager decode steps (torch.profiler, CUPTI) with a range around each
 part and sums the durations of the kernels each part launched. The CUDA-graph step time minus the
@@ -31,10 +32,12 @@ PARTS = ("qkv + norm", "q/k norm + rope", "attention", "o_proj + residual", "mlp
 
 @dataclass
 class BenchRow:
-    """One (arm, batch) measurement. decode_ms: median wall time of one decode step."""
+    """One (arm, batch, context) measurement. decode_ms: median wall time of one decode step;
+    prefill_ms: median time to prefill all `batch` prompts of `context` tokens."""
 
     arm: str
     batch: int
+    context: int
     prefill_ms: float
     decode_ms: float
     tokens_per_s: float
@@ -42,40 +45,80 @@ class BenchRow:
     plan: dict[str, str] = field(default_factory=dict)  # op -> arm the decode graph runs
 
 
-def run_bench(config: Qwen3Config, batches: list[int], prompt_len: int, output_len: int,
+# Tokens per prefill forward at most: a forward's activations grow with its tokens (at 8B the gate/up
+# output alone is 48 KB a token, 1.6 GB at 32k), so a batch of long prompts is prefilled a few whole
+# sequences at a time; 32k tokens keep every GEMM far past the size where it reaches its peak rate.
+PREFILL_TOKENS = 32768
+
+
+def prefill_groups(batch: int, context: int, max_tokens: int = PREFILL_TOKENS) -> list[tuple[int, int]]:
+    """(first row, sequences) of each prefill forward for `batch` prompts of `context` tokens: as many
+    whole prompts a forward as fit in max_tokens, at least one."""
+    if batch < 1 or context < 1:
+        raise ValueError(f"batch and context must be >= 1, got {batch}, {context}")
+    per = max(1, max_tokens // context)
+    return [(row, min(per, batch - row)) for row in range(0, batch, per)]
+
+
+def run_bench(config: Qwen3Config, batches: list[int], contexts: list[int], output_len: int,
               table: Dispatcher | None = None, breakdown: bool = False, dtype: torch.dtype = torch.bfloat16,
               repeats: int = 3, seed: int = 0, progress=None) -> list[BenchRow]:
-    """Rows for arm "baseline" (no table) and, with `table`, arm "table", per batch size.
+    """Rows for arm "unfused" (no table) and, with `table`, arm "table", per (batch, context): a prefill
+    of `context` tokens a sequence, then output_len greedy decode steps.
     progress(text) is told what runs next (capture compiles each bucket's kernels: the slow part)."""
     progress = progress or (lambda text: None)
     if not torch.cuda.is_available():
         raise RuntimeError("the end-to-end benchmark needs a CUDA GPU")
     model = random_weights(config, dtype, "cuda", seed)
-    arms = [("baseline", Dispatcher())] + ([("table", table)] if table is not None else [])
+    arms = [("unfused", Dispatcher())] + ([("table", table)] if table is not None else [])
     rows = []
     for arm, ops in arms:
         model.set_dispatcher(ops)
-        progress(f"{arm}: compiling and capturing decode graphs")
-        gen = Generator(model, max_batch=max(batches), max_len=prompt_len + output_len, batch_sizes=batches)
-        for batch in batches:
-            progress(f"{arm}: batch {batch}")
-            row = _bench_batch(gen, arm, batch, prompt_len, output_len, repeats, seed)
-            if breakdown:
-                progress(f"{arm}: batch {batch} breakdown")
-                try:
-                    row.breakdown_us = step_breakdown(model, batch, prompt_len)
-                except RuntimeError as exc:  # the throughput stands without it
-                    warnings.warn(f"no breakdown for {arm} batch {batch}: {exc}", RuntimeWarning, stacklevel=2)
-            rows.append(row)
-        del gen
-        torch.cuda.empty_cache()
+        for context in contexts:
+            for batch in batches:
+                progress(f"{arm}: batch {batch}, context {context} (capture compiles the kernels)")
+                rows.append(bench_cell(model, arm, batch, context, output_len, repeats, seed, breakdown))
     return rows
 
 
-def _bench_batch(gen: Generator, arm: str, batch: int, prompt_len: int, output_len: int, repeats: int,
+def bench_cell(model, arm: str, batch: int, context: int, output_len: int, repeats: int = 3, seed: int = 0,
+               breakdown: bool = False) -> BenchRow:
+    """One row: the model with its current dispatcher, a KV cache of batch x (context + output_len) and
+    a CUDA graph for the batch's bucket, both freed before returning: the next cell's cache gets the
+    memory to itself."""
+    gen = Generator(model, max_batch=batch, max_len=context + output_len, batch_sizes=[batch])
+    try:
+        row = _bench_batch(gen, arm, batch, context, output_len, repeats, seed)
+        if breakdown:
+            try:
+                row.breakdown_us = step_breakdown(model, batch, context)
+            except RuntimeError as exc:  # the throughput stands without it
+                warnings.warn(f"no breakdown for {arm} batch {batch}: {exc}", RuntimeWarning, stacklevel=2)
+        return row
+    finally:
+        del gen
+        release_kv_cache(model)
+        torch.cuda.empty_cache()
+
+
+def release_kv_cache(model) -> None:
+    """Drop the KV cache that allocate_kv_cache left on the model and its attention layers (it outlives
+    the Generator that asked for it), so that the next cache is not allocated beside it."""
+    model.kv_cache = None
+    for module in model.modules():
+        if hasattr(module, "k_cache"):
+            module.k_cache = module.v_cache = None
+
+
+def random_prompts(batch: int, context: int, vocab: int, seed: int, device="cuda") -> torch.Tensor:
+    """[batch, context] token ids, the same for every arm of a cell (drawn on the CPU: device-independent)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab, (batch, context), generator=gen).to(device)
+
+
+def _bench_batch(gen: Generator, arm: str, batch: int, context: int, output_len: int, repeats: int,
                  seed: int) -> BenchRow:
-    vocab = gen.model.config.vocab_size
-    prompts = torch.randint(0, vocab, (batch, prompt_len), generator=torch.Generator().manual_seed(seed)).tolist()
+    prompts = random_prompts(batch, context, gen.model.config.vocab_size, seed, gen.device)
     _decode_run(gen, prompts, min(output_len, 4))  # warm-up: first prefill at this shape, caches
     prefill, decode = [], []
     for _ in range(repeats):
@@ -84,18 +127,30 @@ def _bench_batch(gen: Generator, arm: str, batch: int, prompt_len: int, output_l
         decode.append(d_ms)
     step_ms = statistics.median(decode) / max(output_len - 1, 1)
     plan = gen.plans.get(min(b for b in gen.buckets if b >= batch), {}) if gen.buckets else {}
-    return BenchRow(arm, batch, statistics.median(prefill), step_ms, batch * 1000 / step_ms,
+    return BenchRow(arm, batch, context, statistics.median(prefill), step_ms, batch * 1000 / step_ms,
                     plan={op: choice.arm for op, choice in plan.items()})
 
 
 @torch.inference_mode()
-def _decode_run(gen: Generator, prompts, output_len: int) -> tuple[float, float]:
+def _prefill(gen: Generator, prompts: torch.Tensor) -> torch.Tensor:
+    """Logits of each prompt's last token; prompts [B, T] go into cache rows 0.. by prefill_groups."""
+    b, t = prompts.shape
+    positions = torch.arange(t, device=prompts.device)
+    logits = []
+    for row, n in prefill_groups(b, t):
+        hidden = gen.model(prompts[row:row + n], positions.expand(n, t), first_row=row)
+        logits.append(gen.model.compute_logits(hidden.view(n, t, -1)[:, -1].contiguous()))
+    return torch.cat(logits)
+
+
+@torch.inference_mode()
+def _decode_run(gen: Generator, prompts: torch.Tensor, output_len: int) -> tuple[float, float]:
     """(prefill ms, ms of output_len - 1 decode steps), each step sampling greedily from the last."""
     start, mid, end = (torch.cuda.Event(enable_timing=True) for _ in range(3))
-    positions = torch.tensor([len(p) for p in prompts], device="cuda")
+    positions = torch.full((prompts.shape[0],), prompts.shape[1], device=prompts.device)
     torch.cuda.synchronize()
     start.record()
-    tokens = gen.prefill(prompts).argmax(-1)
+    tokens = _prefill(gen, prompts).argmax(-1)
     mid.record()
     for step in range(output_len - 1):
         tokens = gen.decode_step(tokens, positions + step).argmax(-1)

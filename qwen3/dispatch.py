@@ -1,8 +1,8 @@
 """The runtime dispatcher: per fusion site and batch size M, the fused kernel a dispatch table chose,
 or the unfused baseline.
 
-A model calls one method per fusion site with explicit tensors (`ops.rmsnorm_qkv(x, residual,
-norm_w, w, eps)` and so on). Each looks M = x.shape[0] up by interval in the table (the bucket's
+A model calls one method per fusion site with explicit tensors (`ops.rmsnorm_qkv(h, norm_w, w,
+eps)` and so on). Each looks M = x.shape[0] up by interval in the table (the bucket's
 winner serves every M above the bucket below it up to its own m) and runs the fused launcher with
 that bucket's config where the table picked `fused` and everything it was tuned for still holds;
 anywhere else it runs the `_unfused` baseline. With no table it is the baseline everywhere.
@@ -169,12 +169,12 @@ class Dispatcher:
 
     # -- the fusion sites --------------------------------------------------------------------------
 
-    def rmsnorm_qkv(self, x, residual, norm_w, w, eps: float):
-        """(qkv, h): h = x + residual (x itself when residual is None); qkv = rmsnorm(h) @ w^T."""
-        choice = self._run("rmsnorm_qkv", x, w)
+    def rmsnorm_qkv(self, h, norm_w, w, eps: float):
+        """qkv = rmsnorm(h) @ w^T."""
+        choice = self._run("rmsnorm_qkv", h, w)
         if choice.arm == "fused":
-            return rmsnorm_qkv(x, residual, norm_w, w, choice.config, eps)
-        return rmsnorm_qkv_unfused(x, residual, norm_w, w, eps)
+            return rmsnorm_qkv(h, norm_w, w, choice.config, eps)
+        return rmsnorm_qkv_unfused(h, norm_w, w, eps)
 
     def o_proj_residual(self, x, residual, w):
         """residual + x @ w^T."""
@@ -187,8 +187,8 @@ class Dispatcher:
         """silu(g) * u with g, u = rmsnorm(x) @ w^T split in halves (gate rows first)."""
         choice = self._run("rmsnorm_gate_up_silu", x, w)
         if choice.arm == "fused":
-            return rmsnorm_gate_up_silu(x, norm_w, w, choice.config, eps)[0]
-        return rmsnorm_gate_up_silu_unfused(x, norm_w, w, eps)[0]
+            return rmsnorm_gate_up_silu(x, norm_w, w, choice.config, eps)
+        return rmsnorm_gate_up_silu_unfused(x, norm_w, w, eps)
 
     def down_residual(self, x, residual, w):
         """residual + x @ w^T (the MLP's down projection)."""

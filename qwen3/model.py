@@ -3,13 +3,13 @@
 A decoder layer is gpt-fast's two lines, h = x + attn(norm(x)) and out = h + mlp(norm(h)), where the
 norm, the GEMM and the residual add of each half run as dispatcher ops:
 
-    qkv, x  = ops.rmsnorm_qkv(x, None, input_norm, w_qkv)     # rmsnorm(x) @ Wqkv^T
+    qkv     = ops.rmsnorm_qkv(x, input_norm, w_qkv)           # rmsnorm(x) @ Wqkv^T
     h       = ops.o_proj_residual(attn(qkv), x, w_o)          # x + o @ Wo^T
     act     = ops.rmsnorm_gate_up_silu(h, post_norm, w_gu)    # silu(g) * u of rmsnorm(h)
     out     = ops.down_residual(act, h, w_down)               # h + act @ Wd^T
 
 The adds ride in the o_proj and down epilogues, so the stream leaves every layer whole and the
-residual input of rmsnorm_qkv is None (its h is x itself). That is transformers' Qwen3 exactly:
+rmsnorm_qkv has no residual input of its own. That is transformers' Qwen3 exactly:
 it too adds each sublayer's output to the stream in the model dtype, right after the projection.
 """
 
@@ -44,7 +44,7 @@ class Qwen3Attention(nn.Module):
     def forward(self, x: torch.Tensor, norm: RMSNorm, positions: torch.Tensor, first_row: int) -> torch.Tensor:
         """x [B*T, hidden] -> the stream after attention, [B*T, hidden]."""
         b, t = positions.shape
-        qkv, x = self.ops.rmsnorm_qkv(x, None, norm.weight, self.qkv_proj.weight, self.eps)
+        qkv = self.ops.rmsnorm_qkv(x, norm.weight, self.qkv_proj.weight, self.eps)
         q = self.prep(qkv, self.q_norm, self.k_norm, self.rotary_emb, positions, self.attn, first_row)
         o = self.attn(q, positions, first_row)
         return self.ops.o_proj_residual(o.view(b * t, self.q_size), x, self.o_proj.weight)

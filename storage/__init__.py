@@ -4,6 +4,7 @@ The query frames (storage.queries) need pandas; they are re-exported here lazily
 storage (every CLI command, every tuner process) does not pay for pandas until a frame is asked for.
 """
 
+from storage import queue
 from storage.engine import DEFAULT_URL, ENV_VAR, StorageError, resolve_url
 from storage.export import ImportSummary, build_table, import_table
 from storage.models import Base, Fingerprint, ModelShape, Shape, Study, Trial, Winner
@@ -45,6 +46,7 @@ __all__ = [
     "known_models",
     "load_table",
     "parse_table",
+    "queue",
     "resolve_url",
     "studies_frame",
     "study_name",

@@ -157,3 +157,45 @@ class Winner(Base):
     speedup: Mapped[float] = mapped_column(Float)
     speedup_vs_cublas: Mapped[float | None] = mapped_column(Float)
     confirmed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+QUEUE_STATES = ("queued", "done")
+
+
+class QueueEntry(Base):
+    """A study some tune asked for, waiting to be worked on. A worker claims it by writing its owner
+    and a lease, renews the lease while it works (a heartbeat) and marks it done after the winner is
+    confirmed. A lease that runs out means a dead worker: another one takes the study over."""
+
+    __tablename__ = "ks_queue"
+    __table_args__ = (
+        UniqueConstraint("study_id", name="uq_ks_queue_study_id"),
+        CheckConstraint(_in("state", QUEUE_STATES), name="ck_ks_queue_state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("ks_studies.id", ondelete="CASCADE"))
+    model: Mapped[str | None] = mapped_column(String(256))
+    trials: Mapped[int] = mapped_column(Integer)  # the budget: distinct configs
+    priority: Mapped[int] = mapped_column(Integer)  # lower first: the tune's order (op, then M)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    owner: Mapped[str | None] = mapped_column(String(255))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    study: Mapped[Study] = relationship()
+
+
+class ConfigClaim(Base):
+    """One config of a study taken by one worker for measuring: workers sharing a study never measure
+    the same config twice (the unique key decides who measures it)."""
+
+    __tablename__ = "ks_config_claims"
+    __table_args__ = (UniqueConstraint("study_id", "config_key", name="uq_ks_config_claims_study_config"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("ks_studies.id", ondelete="CASCADE"))
+    config_key: Mapped[str] = mapped_column(String(512))
+    trial_number: Mapped[int | None] = mapped_column(Integer)
+    owner: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ import sqlalchemy
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kernel_space.spec import config_key
+from kernel_space.spec import Problem, config_key
 from storage import migrate
 from storage.engine import (
     BUSY_TIMEOUT_S,
@@ -58,11 +59,7 @@ class StudyRef:
     id: int
     name: str
     fingerprint_key: str
-    op: str
-    n: int
-    k: int
-    dtype: str
-    m: int
+    problem: Problem
 
 
 def fingerprint_key(fp: dict) -> str:
@@ -140,20 +137,27 @@ class Store:
         with self.session() as s:
             return fingerprint_row(s, fp).id
 
-    def study(self, fp: dict, op: str, n: int, k: int, dtype, m: int, model: str | None = None) -> StudyRef:
-        """Get or create the study of (fingerprint, op, N, K, dtype, M bucket); links `model` to the
-        shape when given. Its Optuna study (same name) is the tuner's to create."""
-        dtype = dtype_name(dtype)
-        for name, value in (("n", n), ("k", k), ("m", m)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+    def study(self, fp: dict, problem: Problem, model: str | None = None) -> StudyRef:
+        """Get or create the study of (fingerprint, problem: op, N, K, dtype, M bucket); links `model`
+        to the shape when given. Its Optuna study (same name) is the tuner's to create."""
+        op, m, n, k, dtype = problem.op, problem.m, problem.n, problem.k, problem.dtype
         with self.session() as s:
             fp_row = fingerprint_row(s, fp)
             shape = shape_row(s, op, n, k, dtype)
             if model is not None:
                 link_model(s, model, shape)
             row = study_row(s, fp_row, shape, m)
-            return StudyRef(row.id, row.optuna_study_name, fp_row.key, op, n, k, dtype, m)
+            return StudyRef(row.id, row.optuna_study_name, fp_row.key, problem)
+
+    def trials(self, study_id: int) -> list[Trial]:
+        """Every stored trial of a study, in the order they were stored."""
+        with self.session(write=False) as s:
+            return list(s.scalars(select(Trial).where(Trial.study_id == study_id).order_by(Trial.id)))
+
+    def winner(self, study_id: int) -> Winner | None:
+        """The confirmed winner of a study, if any."""
+        with self.session(write=False) as s:
+            return s.scalars(select(Winner).where(Winner.study_id == study_id)).first()
 
     def add_trial(self, study_id: int, *, trial_number: int | None, arm: str, config: dict, status: str,
                   reason: str | None = None, rel_error: float | None = None, compile_s: float | None = None,
@@ -184,8 +188,10 @@ class Store:
             _require(s, Study, study_id)
             upsert_winner(s, study_id, values)
 
-    def optuna_storage(self):
-        """Optuna's RDBStorage on this database (created once per Store; its tables sit beside ours)."""
+    def optuna_storage(self, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                       stale_trial_callback=None):
+        """Optuna's RDBStorage on this database (created once per Store; its tables sit beside ours).
+        The heartbeat settings apply to the first call's storage (the tuner's)."""
         import optuna
 
         with self._optuna_lock:
@@ -195,8 +201,11 @@ class Store:
                 # which Optuna would otherwise open with SQLAlchemy 2.0's default driver (psycopg2).
                 url = self.engine.url.render_as_string(hide_password=False)
                 # Optuna's first open creates its tables and stamps its version: not safe to race.
-                with init_lock(self.engine):
-                    self._optuna = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+                with init_lock(self.engine), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+                    self._optuna = optuna.storages.RDBStorage(
+                        url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
+                        grace_period=grace_period, heartbeat_stale_trial_callback=stale_trial_callback)
                 if self.engine.dialect.name == "sqlite":
                     _serialize_sqlite(self._optuna.engine)
             return self._optuna

@@ -7,7 +7,7 @@ import math
 import random
 
 from kernel_space import get_op
-from kernel_space.spec import DEFAULT_SMEM_LIMIT
+from kernel_space.spec import DEFAULT_SMEM_LIMIT, block_range, max_split
 
 
 def programs(cfg: dict, m: int, n_out: int) -> int:
@@ -56,11 +56,13 @@ def default_configs(op, m, n, k, elem_bytes, sm_count=132, smem_limit=DEFAULT_SM
     for cfg in (_fit(c, m, cols, k) for c in candidates):
         c = dict(cfg)
         for split in (1, 2, 4, 8, 16):
-            if split > 1 and split > math.ceil(k / cfg["BLOCK_K"]):
+            if split > max_split(k, cfg["BLOCK_K"]):
                 break  # no more K blocks to split: keep the last valid split
             c = {**cfg, "SPLIT_K": split, "split_reduce": "last_program" if split > 1 else "kernel"}
             if programs(c, m, cols) >= target:
                 break
+        if math.ceil(m / c["BLOCK_M"]) == 1:
+            c["GROUP_M"] = 1  # one row block: grouped ordering changes nothing (one config, not two)
         if spec.check(c, m, n, k, elem_bytes, smem_limit) is None:
             found.append(c)
     return found
@@ -68,14 +70,8 @@ def default_configs(op, m, n, k, elem_bytes, sm_count=132, smem_limit=DEFAULT_SM
 
 def _fit(cfg: dict, m: int, cols: int, k: int) -> dict:
     """Shrink a default's blocks to a small shape (the tiny preset, odd test sizes)."""
-    p2 = lambda x: 1 << max(0, (x - 1).bit_length())
-    floor_mn = 16 if cfg["path"] == "dot" else 1
-    return {
-        **cfg,
-        "BLOCK_M": min(cfg["BLOCK_M"], max(floor_mn, p2(m))),
-        "BLOCK_N": min(cfg["BLOCK_N"], max(16 if cfg["path"] == "dot" else 8, p2(cols))),
-        "BLOCK_K": min(cfg["BLOCK_K"], max(32, p2(k))),
-    }
+    return {**cfg, **{param: min(cfg[param], block_range(param, cfg["path"], m, cols, k)[1])
+                      for param in ("BLOCK_M", "BLOCK_N", "BLOCK_K")}}
 
 
 def _default_candidates(m: int) -> list[dict]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 import kernel_space as ks
+from kernel_space.spec import Problem
 from tuner import measure
 from tuner.candidates import default_configs
 from tuner.trial import run_trial
@@ -47,18 +48,19 @@ def check_ops(dims: ks.ModelDims, ms: list[int], dtype: torch.dtype, ops: list[s
         spec = ks.get_op(op)
         n, k = spec.shape(dims)
         for m in ms:
+            problem = Problem(op, m, n, k, str(dtype).removeprefix("torch."))
             rotation = measure.rotation_inputs(spec, m, n, k, dtype, device, 0) if cuda else None
             base = {}
             if cuda:
                 base = dict(
-                    unfused_us=run_trial(op, "unfused", None, m, n, k, dtype, device, rotation, 1).median_us,
-                    cublas_us=run_trial(op, "cublas", None, m, n, k, dtype, device, rotation, 2).median_us,
+                    unfused_us=run_trial(problem, "unfused", None, device, rotation, 1).median_us,
+                    cublas_us=run_trial(problem, "cublas", None, device, rotation, 2).median_us,
                     floor_us=measure.floor_us(spec, m, n, k, dtype, device, bandwidth, flops),
                 )
             for i, cfg in enumerate(default_configs(op, m, n, k, dtype.itemsize, sm_count, smem)[:configs_per_case]):
                 if progress:
                     progress(f"{op} M={m} {ks.config_key(cfg)}")
-                t = run_trial(op, "fused", cfg, m, n, k, dtype, device, rotation, 10 + i, smem, time_it=cuda)
+                t = run_trial(problem, "fused", cfg, device, rotation, 10 + i, smem, time_it=cuda)
                 rows.append(CheckRow(op, m, n, k, ks.config_key(cfg), t.rel_error, t.status == "ok", t.reason,
                                      fused_us=t.median_us, **base))
     return rows

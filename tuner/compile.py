@@ -11,29 +11,29 @@ import time
 _INPUTS: dict = {}
 
 
-def _compile_one(op: str, m: int, n: int, k: int, dtype_name: str, cfg: dict) -> tuple[float, str | None]:
+def _compile_one(problem, cfg: dict) -> tuple[float, str | None]:
     import torch
 
     from kernel_space import _gemm, get_op
     from tuner.trial import short_reason
 
-    spec = get_op(op)
-    key = (op, m, n, k, dtype_name)
-    if key not in _INPUTS:
+    spec = get_op(problem.op)
+    if problem not in _INPUTS:
         _INPUTS.clear()
         gen = torch.Generator(device="cuda").manual_seed(0)
-        _INPUTS[key] = spec.make_inputs(m, n, k, getattr(torch, dtype_name), "cuda", gen)
+        _INPUTS[problem] = spec.make_inputs(problem.m, problem.n, problem.k, getattr(torch, problem.dtype), "cuda",
+                                            gen)
     t0 = time.perf_counter()
     try:
         with _gemm.compile_only():
-            spec.fused(_INPUTS[key], cfg)
+            spec.fused(_INPUTS[problem], cfg)
     except Exception as exc:
         return time.perf_counter() - t0, short_reason(exc)
     return time.perf_counter() - t0, None
 
 
 def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[float, str | None]]:
-    """jobs: (op, m, n, k, dtype_name, cfg) tuples. Returns (seconds, error or None) per job, in order.
+    """jobs: (kernel_space.Problem, cfg) pairs. Returns (seconds, error or None) per job, in order.
     Without CUDA there is nothing to precompile (the interpreter compiles nothing): all zeros."""
     import torch
 

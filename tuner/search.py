@@ -10,24 +10,26 @@ against the unfused path A B A B; a fused winner needs a paired speedup >= the n
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import optuna
 from optuna.trial import TrialState
-from sqlalchemy import select
 
 from kernel_space import get_op
-from kernel_space.spec import UNFUSED_CONFIG, config_key
-from storage import Store, StudyRef
-from storage.models import Trial, Winner
+from kernel_space.spec import UNFUSED_CONFIG, Problem, config_key
+from storage import Store, StudyRef, queue
+from storage.models import Trial
 from tuner.candidates import default_configs
 from tuner.compile import precompile
 from tuner.space import config_to_params, suggest
+from tuner.trial import TrialResult
 from tuner.worker import Worker
 
 NOISE_BAND = 1.02  # a fused config must beat the unfused path by more than this in the paired A/B
@@ -45,6 +47,10 @@ class TuneOptions:
     sm_count: int = 132
     compile_workers: int | None = None
     deadline: float | None = None  # time.monotonic() after which no new batch starts
+    # Optuna's heartbeat for trials in flight: one that misses it for grace_s is failed by whichever
+    # worker asks next (a dead worker on another host), and its config claim is released.
+    heartbeat_s: int = 30
+    grace_s: int = 120
 
 
 @dataclass
@@ -63,16 +69,6 @@ class StudyOutcome:
     failures: dict = field(default_factory=dict)
 
 
-def _stored_trials(store: Store, study_id: int) -> list[Trial]:
-    with store.session(write=False) as s:
-        return list(s.scalars(select(Trial).where(Trial.study_id == study_id).order_by(Trial.id)))
-
-
-def _winner(store: Store, study_id: int) -> Winner | None:
-    with store.session(write=False) as s:
-        return s.scalars(select(Winner).where(Winner.study_id == study_id)).first()
-
-
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -81,7 +77,7 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}"
 OWNERLESS_STALE_S = 600
 
 
-def _owner_is_gone(owner: str | None, started) -> bool:
+def owner_is_gone(owner: str | None, started) -> bool:
     """A RUNNING trial is stale when the process that asked for it is dead. Another tuner on this host
     that is alive, or one on another host, may still be measuring it: leave those alone."""
     if not owner:
@@ -99,17 +95,19 @@ def _owner_is_gone(owner: str | None, started) -> bool:
     return False
 
 
-def _settle_interrupted(study: optuna.Study, stored: list[Trial]) -> None:
-    """Trials left RUNNING by a killed run: tell what was stored for them, else FAIL (not measured)."""
+def _settle_interrupted(store: Store, study_id: int, study: optuna.Study, stored: list[Trial]) -> None:
+    """Trials left RUNNING by a killed run on this host: tell what was stored for them, else FAIL (not
+    measured) and release the config's claim so it can be measured again."""
     by_number = {t.trial_number: t for t in stored if t.trial_number is not None}
     for ft in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _owner_is_gone(ft.user_attrs.get("owner"), ft.datetime_start):
+        if not owner_is_gone(ft.user_attrs.get("owner"), ft.datetime_start):
             continue
         row = by_number.get(ft.number)
         if row is not None and row.status == "ok":
             _tell(study, ft.number, row.median_us)
         else:
             _tell(study, ft.number, None, TrialState.FAIL)
+            queue.release_unmeasured_claim(store, study_id, ft.number)
 
 
 def _tell(study: optuna.Study, trial, value, state=TrialState.COMPLETE) -> None:
@@ -121,80 +119,180 @@ def _tell(study: optuna.Study, trial, value, state=TrialState.COMPLETE) -> None:
             raise
 
 
-def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, op: str, n: int, k: int, dtype: str,
-               m: int, opts: TuneOptions, warm_start: dict | None = None,
-               on_trial: Callable[[int, int, float | None], None] | None = None) -> StudyOutcome:
-    """Run (or resume) the study of one (op, M bucket) to `opts.trials` trials and confirm its winner."""
-    ref: StudyRef = store.study(fp, op, n, k, dtype, m, model)
-    sampler = optuna.samplers.TPESampler(seed=opts.seed + m, multivariate=True, constant_liar=True,
-                                         n_startup_trials=8)
-    study = optuna.create_study(study_name=ref.name, storage=store.optuna_storage(), direction="minimize",
-                                sampler=sampler, load_if_exists=True)
-    stored = _stored_trials(store, ref.id)
-    _settle_interrupted(study, stored)
-    measured = {t.config_key: t for t in stored if t.trial_number is not None}
-    if not study.trials:
-        study.enqueue_trial({"impl": "unfused"}, skip_if_exists=True)
-        seeds = default_configs(op, m, n, k, dtype_bytes(dtype), opts.sm_count, opts.smem_limit)
-        if warm_start is not None and warm_start.get("impl") == "fused":
-            seeds.insert(0, warm_start)
-        for cfg in seeds:
-            params = config_to_params(cfg, op, m, n, k)
-            if params is not None:
-                study.enqueue_trial(params, skip_if_exists=True)
+def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, problem: Problem, opts: TuneOptions,
+               warm_start: dict | None = None,
+               on_trial: Callable[[int, int, float | None], None] | None = None,
+               shared: bool = False, heartbeat: Callable[[], bool] | None = None) -> StudyOutcome:
+    """Run (or resume) the study of one problem (op, M bucket) to `opts.trials` configs and confirm its
+    winner: open, seed, then ask / triage / measure in batches until the budget is spent.
 
-    # The budget counts distinct configs tried (measured or refused). TPE on categorical choices often
-    # proposes a config it has seen: that costs nothing (the stored value is told again), and on the
-    # first 0.6B tune it was over half of the asks, so it must not eat the budget. The ask cap ends a
-    # study whose pruned space is smaller than the budget.
-    # A resumed study keeps the asks it already made: one that ended at the cap stays ended (the H100
-    # tune re-topped such studies on every resume, up to another cap's worth of asks each).
-    asks, max_asks = asks_made(study), ASKS_PER_TRIAL * opts.trials
-    new = 0
-    while len(measured) < opts.trials and asks < max_asks and (opts.deadline is None or
-                                                                 time.monotonic() < opts.deadline):
-        batch = []
-        for _ in range(min(opts.batch, opts.trials - len(measured))):
-            asks += 1
-            trial = study.ask()
-            try:
-                trial.set_user_attr("owner", OWNER)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another tuner settled it in the instant after the ask: not ours to measure
-            batch.append(trial)
-        pending = []
-        for trial in batch:
-            cfg = suggest(trial, op, m, n, k)
-            key = config_key(cfg)
-            if key in measured:  # measured before in this study: same value, no second measurement
-                row = measured[key]
-                _tell(study, trial, row.median_us, TrialState.COMPLETE if row.status == "ok" else TrialState.FAIL)
-                continue
-            why = get_op(op).check(cfg, m, n, k, dtype_bytes(dtype), opts.smem_limit) if cfg["impl"] == "fused" \
-                else None
-            if why is not None:
-                _record(store, ref, study, trial, cfg, {"status": "failed", "reason": f"invalid config: {why}"},
-                        measured)
-                continue
-            pending.append((trial, cfg))
-        fused = [(t, c) for t, c in pending if c["impl"] == "fused"]
-        compiled = precompile([(op, m, n, k, dtype, c) for _, c in fused], opts.compile_workers)
-        compile_errors = {t.number: err for (t, _), (_, err) in zip(fused, compiled, strict=True) if err}
-        for trial, cfg in pending:
-            if trial.number in compile_errors:
-                result = {"status": "failed", "reason": f"compile: {compile_errors[trial.number]}"}
-            else:
-                reply = worker.request({"kind": "trial", "op": op, "arm": cfg["impl"], "config": cfg, "m": m,
-                                        "n": n, "k": k, "dtype": dtype, "seed": opts.seed + trial.number,
-                                        "smem_limit": opts.smem_limit})
-                result = reply["result"] if reply["ok"] else {"status": "failed", "reason": reply["error"]}
-            _record(store, ref, study, trial, cfg, result, measured)
-            new += 1
-            if on_trial:
-                on_trial(min(len(measured), opts.trials), opts.trials, _best(study))
-    outcome = _confirm(store, worker, ref, study, op, n, k, dtype, m, opts, new)
-    outcome.new_trials = new
+    Several workers may run one study at once (shared=True for all but its holder): the budget counts
+    the distinct configs stored by all of them, a config claim keeps any config from being measured
+    twice, and only the holder confirms the winner. heartbeat() renews the holder's lease; when it
+    returns False (the study was taken over) this worker stops at once."""
+    run = _open(store, worker, fp, model, problem, opts)
+    if not run.study.trials:
+        _seed(run.study, problem, opts, warm_start)
+    while run.refresh() and run.budget_left() and (heartbeat is None or heartbeat()):
+        with _quiet_heartbeat():
+            optuna.storages.fail_stale_trials(run.study)
+        pending, repeats = _triage(run, _ask_batch(run))
+        _measure(run, pending, on_trial, heartbeat)
+        run.refresh()
+        for trial, key in repeats:  # another worker's, or asked twice in this batch: told its value
+            _tell_stored(run, trial, key)
+    if shared or (heartbeat is not None and not heartbeat()):
+        return _outcome(problem, run.store.trials(run.ref.id), run.new, note="helped measure")
+    outcome = _confirm(run)
+    outcome.new_trials = run.new
     return outcome
+
+
+@dataclass
+class _Run:
+    """One study in progress: its rows, its Optuna study, and the budget spent so far.
+
+    The budget counts distinct configs tried (measured or refused). TPE on categorical choices often
+    proposes a config it has seen: that costs nothing (the stored value is told again), and on the
+    first 0.6B tune it was over half of the asks, so it must not eat the budget. The ask cap ends a
+    study whose pruned space is smaller than the budget. A resumed study keeps the asks it already
+    made: one that ended at the cap stays ended (the H100 tune re-topped such studies on every resume).
+    """
+
+    store: Store
+    worker: Worker
+    ref: StudyRef
+    study: optuna.Study
+    problem: Problem
+    opts: TuneOptions
+    measured: dict  # config_key -> a stored row (or _Row) with status and median_us
+    asks: int
+    new: int = 0
+
+    def refresh(self) -> bool:
+        """Re-read the study's stored configs: other workers sharing it add theirs."""
+        for t in self.store.trials(self.ref.id):
+            if t.trial_number is not None:
+                self.measured.setdefault(t.config_key, t)
+        return True
+
+    def budget_left(self) -> bool:
+        opts = self.opts
+        return (len(self.measured) < opts.trials and self.asks < ASKS_PER_TRIAL * opts.trials
+                and (opts.deadline is None or time.monotonic() < opts.deadline))
+
+
+def _open(store, worker, fp, model, problem: Problem, opts: TuneOptions) -> _Run:
+    ref = store.study(fp, problem, model)
+    sampler = optuna.samplers.TPESampler(seed=opts.seed + problem.m, multivariate=True, constant_liar=True,
+                                         n_startup_trials=8)
+    storage = store.optuna_storage(heartbeat_interval=opts.heartbeat_s, grace_period=opts.grace_s,
+                                   stale_trial_callback=_release_stale(store))
+    study = optuna.create_study(study_name=ref.name, storage=storage, direction="minimize",
+                                sampler=sampler, load_if_exists=True)
+    stored = store.trials(ref.id)
+    _settle_interrupted(store, ref.id, study, stored)
+    measured = {t.config_key: t for t in stored if t.trial_number is not None}
+    return _Run(store, worker, ref, study, problem, opts, measured, asks_made(study))
+
+
+@contextlib.contextmanager
+def _quiet_heartbeat():
+    """The loop asks and tells by hand and records Optuna's heartbeats itself (see _beat): Optuna warns
+    that heartbeats belong to Study.optimize and that they are experimental. Both are known."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _release_stale(store: Store):
+    """Optuna's failed-trial callback: a trial failed for a missed heartbeat releases its config."""
+    def callback(study: optuna.Study, trial) -> None:
+        queue.release_unmeasured_claim(store, study.study_name, trial.number)
+
+    return callback
+
+
+def _seed(study: optuna.Study, problem: Problem, opts: TuneOptions, warm_start: dict | None) -> None:
+    """Enqueue the unfused baseline, the warm start (a neighbouring bucket's winner) and the defaults."""
+    p = problem
+    study.enqueue_trial({"impl": "unfused"}, skip_if_exists=True)
+    seeds = default_configs(p.op, p.m, p.n, p.k, p.elem_bytes, opts.sm_count, opts.smem_limit)
+    if warm_start is not None and warm_start.get("impl") == "fused":
+        seeds.insert(0, warm_start)
+    for cfg in seeds:
+        params = config_to_params(cfg, p.op, p.m, p.n, p.k, p.elem_bytes, opts.smem_limit)
+        if params is not None:
+            study.enqueue_trial(params, skip_if_exists=True)
+
+
+def _ask_batch(run: _Run) -> list:
+    batch = []
+    for _ in range(min(run.opts.batch, run.opts.trials - len(run.measured))):
+        run.asks += 1
+        with _quiet_heartbeat():
+            trial = run.study.ask()
+        try:
+            trial.set_user_attr("owner", OWNER)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another tuner settled it in the instant after the ask: not ours to measure
+        batch.append(trial)
+    return batch
+
+
+def _triage(run: _Run, batch: list) -> tuple[list[tuple], list[tuple]]:
+    """Tell repeats their stored value, store refused configs as failed. Returns what must be measured,
+    (trial, config), and the repeats of a config asked earlier in this same batch, (trial, key)."""
+    p, pending, repeats, in_batch = run.problem, [], [], set()
+    for trial in batch:
+        cfg = suggest(trial, p.op, p.m, p.n, p.k, p.elem_bytes, run.opts.smem_limit)
+        key = config_key(cfg)
+        if key in run.measured:  # measured before in this study: same value, no second measurement
+            _tell_stored(run, trial, key)
+            continue
+        if key in in_batch or not queue.claim_config(run.store, run.ref.id, key, trial.number, OWNER):
+            repeats.append((trial, key))  # asked twice in this batch, or another worker measures it
+            continue
+        in_batch.add(key)
+        why = get_op(p.op).check(cfg, p.m, p.n, p.k, p.elem_bytes, run.opts.smem_limit) \
+            if cfg["impl"] == "fused" else None
+        if why is not None:
+            _record(run, trial, TrialResult(cfg["impl"], cfg, "failed", reason=f"invalid config: {why}"))
+            continue
+        pending.append((trial, cfg))
+    return pending, repeats
+
+
+def _tell_stored(run: _Run, trial, key: str) -> None:
+    """Tell a trial the value stored for its config; PRUNED while another worker is still measuring it
+    (TPE then neither learns a value nor counts a failure for it)."""
+    row = run.measured.get(key)
+    if row is None:
+        _tell(run.study, trial, None, TrialState.PRUNED)
+        return
+    ok = row.status == "ok"
+    _tell(run.study, trial, row.median_us if ok else None, TrialState.COMPLETE if ok else TrialState.FAIL)
+
+
+def _measure(run: _Run, pending: list[tuple], on_trial, heartbeat) -> None:
+    """Compile the fused configs in parallel, then time each config in the worker, one at a time."""
+    fused = [(t, c) for t, c in pending if c["impl"] == "fused"]
+    _beat(run, pending, heartbeat)
+    compiled = precompile([(run.problem, c) for _, c in fused], run.opts.compile_workers)
+    compile_errors = {t.number: err for (t, _), (_, err) in zip(fused, compiled, strict=True) if err}
+    for i, (trial, cfg) in enumerate(pending):
+        _beat(run, pending[i:], heartbeat)
+        if trial.number in compile_errors:
+            result = TrialResult(cfg["impl"], cfg, "failed", reason=f"compile: {compile_errors[trial.number]}")
+        else:
+            reply = run.worker.request({"kind": "trial", "problem": run.problem, "arm": cfg["impl"], "config": cfg,
+                                        "seed": run.opts.seed + trial.number, "smem_limit": run.opts.smem_limit})
+            result = reply["result"] if reply["ok"] else TrialResult(cfg["impl"], cfg, "failed", reason=reply["error"])
+        _record(run, trial, result)
+        run.new += 1
+        if on_trial:
+            on_trial(min(len(run.measured), run.opts.trials), run.opts.trials, _best(run.study))
 
 
 def asks_made(study) -> int:
@@ -203,26 +301,29 @@ def asks_made(study) -> int:
     return sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
 
 
-def dtype_bytes(dtype: str) -> int:
-    return 4 if dtype == "float32" else 2
-
-
 def _best(study: optuna.Study) -> float | None:
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return min((t.value for t in done), default=None)
 
 
-def _record(store, ref, study, trial, cfg, result: dict, measured: dict) -> None:
+def _beat(run: _Run, in_flight: list[tuple], heartbeat) -> None:
+    """Optuna's heartbeat for the trials still to measure, and the holder's lease."""
+    for trial, _ in in_flight:
+        run.study._storage.record_heartbeat(trial._trial_id)
+    if heartbeat is not None:
+        heartbeat()
+
+
+def _record(run: _Run, trial, result: TrialResult) -> None:
     """Store first, then tell: a kill between the two leaves a stored row that the resume tells."""
+    cfg = result.config
     arm = "unfused" if cfg["impl"] == "unfused" else "fused"
-    status = result.get("status", "failed")
-    store.add_trial(ref.id, trial_number=trial.number, arm=arm, config=cfg, status=status,
-                    reason=result.get("reason"), rel_error=result.get("rel_error"),
-                    compile_s=result.get("compile_s"), median_us=result.get("median_us"),
-                    p20_us=result.get("p20_us"), p80_us=result.get("p80_us"))
-    ok = status == "ok" and result.get("median_us") is not None
-    _tell(study, trial, result.get("median_us"), TrialState.COMPLETE if ok else TrialState.FAIL)
-    measured[config_key(cfg)] = _Row(status if ok else "failed", result.get("median_us"))
+    run.store.add_trial(run.ref.id, trial_number=trial.number, arm=arm, config=cfg, status=result.status,
+                        reason=result.reason, rel_error=result.rel_error, compile_s=result.compile_s,
+                        median_us=result.median_us, p20_us=result.p20_us, p80_us=result.p80_us)
+    ok = result.status == "ok" and result.median_us is not None
+    _tell(run.study, trial, result.median_us, TrialState.COMPLETE if ok else TrialState.FAIL)
+    run.measured[config_key(cfg)] = _Row(result.status if ok else "failed", result.median_us)
 
 
 @dataclass
@@ -231,48 +332,71 @@ class _Row:
     median_us: float | None
 
 
-def _confirm(store, worker, ref, study, op, n, k, dtype, m, opts, new_trials) -> StudyOutcome:
-    stored = _stored_trials(store, ref.id)
+def _confirm(run: _Run) -> StudyOutcome:
+    """The study's winner: the top fused configs re-timed A B A B against the unfused path; a fused
+    one wins only with a paired speedup >= the noise band. A resumed study with nothing new keeps its
+    confirmed winner."""
+    stored = run.store.trials(run.ref.id)
+    out = _outcome(run.problem, stored, run.new)
+    previous = run.store.winner(run.ref.id)
+    if previous is not None and run.new == 0:
+        out.winner_arm, out.winner_config = previous.arm, previous.config
+        out.median_us, out.unfused_us, out.speedup = previous.median_us, previous.unfused_us, previous.speedup
+        out.note = "resumed: winner already confirmed"
+        return out
+    reply = run.worker.request({"kind": "confirm", "problem": run.problem, "seed": run.opts.seed,
+                                "configs": top_configs(stored, run.opts.top_k)})
+    if not reply["ok"]:
+        out.note = f"confirmation failed: {reply['error']}"
+        return out
+    res = reply["result"]
+    winner = choose_winner(res["pairs"], res["unfused_us"], run.opts.noise_band)
+    cublas = res["cublas_us"]
+    run.store.set_winner(run.ref.id, arm=winner.arm, config=winner.config, median_us=winner.median_us,
+                         unfused_us=res["unfused_us"], cublas_us=cublas, floor_us=res["floor_us"],
+                         speedup=winner.speedup,
+                         speedup_vs_cublas=(cublas / winner.median_us) if cublas and winner.median_us else None)
+    out.winner_arm, out.winner_config, out.median_us = winner.arm, winner.config, winner.median_us
+    out.unfused_us, out.speedup, out.note = res["unfused_us"], winner.speedup, winner.note
+    return out
+
+
+def _outcome(problem: Problem, stored: list, new_trials: int, note: str = "") -> StudyOutcome:
     failures: dict[str, int] = {}
     for t in stored:
         if t.status != "ok":
             reason = (t.reason or t.status).split(":")[0]
             failures[reason] = failures.get(reason, 0) + 1
-    out = StudyOutcome(op, m, trials=len(stored), new_trials=new_trials,
-                       failed=sum(failures.values()), failures=failures)
-    previous = _winner(store, ref.id)
-    if previous is not None and new_trials == 0:
-        out.winner_arm, out.winner_config = previous.arm, previous.config
-        out.median_us, out.unfused_us, out.speedup = previous.median_us, previous.unfused_us, previous.speedup
-        out.note = "resumed: winner already confirmed"
-        return out
+    return StudyOutcome(problem.op, problem.m, trials=len(stored), new_trials=new_trials,
+                        failed=sum(failures.values()), failures=failures, note=note)
+
+
+def top_configs(stored: list, top_k: int) -> list[dict]:
+    """The `top_k` fastest distinct fused configs measured correct, fastest first."""
     ok_fused = sorted((t for t in stored if t.arm == "fused" and t.status == "ok" and t.median_us),
                       key=lambda t: t.median_us)
     top, seen = [], set()
     for t in ok_fused:
-        if t.config_key not in seen:
+        if t.config_key not in seen and len(top) < top_k:
             seen.add(t.config_key)
             top.append(t.config)
-        if len(top) == opts.top_k:
-            break
-    reply = worker.request({"kind": "confirm", "op": op, "m": m, "n": n, "k": k, "dtype": dtype,
-                            "configs": top, "seed": opts.seed})
-    if not reply["ok"]:
-        out.note = f"confirmation failed: {reply['error']}"
-        return out
-    res = reply["result"]
-    best = max(res["pairs"], key=lambda p: p["speedup"], default=None)
-    unfused_us = res["unfused_us"]
-    if best is not None and best["speedup"] >= opts.noise_band:
-        arm, cfg, median, speedup = "fused", best["config"], best["fused_us"], best["speedup"]
-    else:
-        arm, cfg, median, speedup = "unfused", dict(UNFUSED_CONFIG), unfused_us, 1.0
-        if best is not None:
-            out.note = f"best fused only {best['speedup']:.3f}x in the paired A/B (< {opts.noise_band})"
-    cublas = res["cublas_us"]
-    store.set_winner(ref.id, arm=arm, config=cfg, median_us=median, unfused_us=unfused_us, cublas_us=cublas,
-                     floor_us=res["floor_us"], speedup=speedup,
-                     speedup_vs_cublas=(cublas / median) if cublas and median else None)
-    out.winner_arm, out.winner_config, out.median_us = arm, cfg, median
-    out.unfused_us, out.speedup = unfused_us, speedup
-    return out
+    return top
+
+
+@dataclass(frozen=True)
+class Winner:
+    arm: str
+    config: dict
+    median_us: float | None
+    speedup: float
+    note: str = ""
+
+
+def choose_winner(pairs: list[dict], unfused_us: float | None, noise_band: float) -> Winner:
+    """From the paired A/B results ({"config", "speedup", "fused_us"} each): the fused config with the
+    best paired speedup if it reaches the noise band, else the unfused path (speedup 1)."""
+    best = max(pairs, key=lambda p: p["speedup"], default=None)
+    if best is not None and best["speedup"] >= noise_band:
+        return Winner("fused", best["config"], best["fused_us"], best["speedup"])
+    note = f"best fused only {best['speedup']:.3f}x in the paired A/B (< {noise_band})" if best else ""
+    return Winner("unfused", dict(UNFUSED_CONFIG), unfused_us, 1.0, note)

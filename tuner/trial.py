@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from kernel_space import get_op
-from kernel_space.spec import DEFAULT_SMEM_LIMIT
+from kernel_space.spec import DEFAULT_SMEM_LIMIT, Problem
 from tuner import measure
 
 
@@ -38,12 +38,12 @@ def short_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:300]}"
 
 
-def run_trial(op: str, arm: str, cfg: dict | None, m: int, n: int, k: int, dtype: torch.dtype,
-              device, rotation: list[dict] | None, seed: int, smem_limit: int = DEFAULT_SMEM_LIMIT,
-              time_it: bool = True) -> TrialResult:
+def run_trial(problem: Problem, arm: str, cfg: dict | None, device, rotation: list[dict] | None, seed: int,
+              smem_limit: int = DEFAULT_SMEM_LIMIT, time_it: bool = True) -> TrialResult:
     """Check then time one arm. `rotation` is the cold-L2 input rotation (shared by all trials of
     a study, so weights are not re-generated per trial); correctness always uses fresh inputs."""
-    spec = get_op(op)
+    spec = get_op(problem.op)
+    m, n, k, dtype = problem.m, problem.n, problem.k, getattr(torch, problem.dtype)
     cfg = dict(cfg or {"impl": arm})
     if arm == "fused":
         why = spec.check(cfg, m, n, k, dtype.itemsize, smem_limit)

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 import optuna
 import torch
 
-import kernel_space as ks
 from kernel_space.fingerprint import current_fingerprint
 from qwen3.config import Qwen3Config
 from storage import Store
 from tuner.compile import shutdown as compile_pool_shutdown
-from tuner.search import StudyOutcome, TuneOptions, tune_study
-from tuner.worker import Worker
+from tuner.distributed import Callbacks, plan, work
+from tuner.search import StudyOutcome, TuneOptions
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -36,37 +35,29 @@ def tune_model(store: Store, config: Qwen3Config, ops: list[str], buckets: list[
                on_study: Callable[[str, int, int], None] | None = None,
                on_trial: Callable[[str, int, int, int, float | None], None] | None = None,
                on_done: Callable[[StudyOutcome], None] | None = None) -> TuneReport:
-    """Tune every (op, bucket); a bucket's winner warm-starts the next bucket's study of that op."""
+    """Tune every (op, bucket) in this process: queue the studies, then work the queue as one worker
+    (other workers on the same database may share it). A bucket's winner warm-starts the next."""
     t0 = time.monotonic()
     if seconds is not None:
         opts.deadline = t0 + seconds
+    device_limits(opts)
+    fp = current_fingerprint()
+    ids = plan(store, [fp], config, ops, buckets, dtype, opts.trials)
+    callbacks = Callbacks(on_study=(lambda op, m, total, shared: on_study(op, m, total)) if on_study else None,
+                          on_trial=on_trial, on_done=on_done)
+    with contextlib.ExitStack() as stack:
+        stack.callback(compile_pool_shutdown)
+        report = work(store, fp, opts, callbacks, only=ids)
+    reached = {(o.op, o.m) for o in report.outcomes}
+    skipped = [(op, m) for op in ops for m in sorted(buckets) if (op, m) not in reached]
+    return TuneReport(config.name, fp, report.outcomes, skipped, time.monotonic() - t0)
+
+
+def device_limits(opts: TuneOptions) -> None:
+    """SM count and shared memory of this process's GPU into the options (defaults: an H100's)."""
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         opts.sm_count, opts.smem_limit = props.multi_processor_count, props.shared_memory_per_block_optin
-    fp = current_fingerprint()
-    dims = config.dims()
-    outcomes, skipped = [], []
-    with Worker() as worker, contextlib.ExitStack() as stack:
-        stack.callback(compile_pool_shutdown)
-        for op in ops:
-            n, k = ks.get_op(op).shape(dims)
-            warm = None
-            for m in sorted(buckets):
-                if opts.deadline is not None and time.monotonic() >= opts.deadline:
-                    skipped.append((op, m))
-                    continue
-                if on_study:
-                    on_study(op, m, opts.trials)
-                outcome = tune_study(
-                    store, worker, fp, config.name, op, n, k, dtype, m, opts, warm_start=warm,
-                    on_trial=(lambda done, total, best, op=op, m=m: on_trial(op, m, done, total, best))
-                    if on_trial else None,
-                )
-                outcomes.append(outcome)
-                warm = outcome.winner_config
-                if on_done:
-                    on_done(outcome)
-    return TuneReport(config.name, fp, outcomes, skipped, time.monotonic() - t0)
 
 
 def interpreter_needed() -> bool:

@@ -27,14 +27,14 @@ def _child_main(conn) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     state = {"key": None, "rotation": None, "ceilings": None}
 
-    def rotation_for(op, m, n, k, dtype, seed):
-        key = (op, m, n, k, dtype)
-        if state["key"] != key:
+    def rotation_for(problem, seed):
+        if state["key"] != problem:
             state["rotation"] = None  # free the last shape's weights first
             if device == "cuda":
                 torch.cuda.empty_cache()
-            state["rotation"] = measure.rotation_inputs(get_op(op), m, n, k, dtype, device, seed)
-            state["key"] = key
+            state["rotation"] = measure.rotation_inputs(get_op(problem.op), problem.m, problem.n, problem.k,
+                                                        getattr(torch, problem.dtype), device, seed)
+            state["key"] = problem
         return state["rotation"]
 
     def ceilings():
@@ -50,15 +50,14 @@ def _child_main(conn) -> None:
         if task is None:
             return
         kind = task.pop("kind")
-        dtype = getattr(torch, task.pop("dtype"))
         try:
             if kind == "trial":
-                rot = rotation_for(task["op"], task["m"], task["n"], task["k"], dtype, task["seed"])
-                res = run_trial(task["op"], task["arm"], task["config"], task["m"], task["n"], task["k"], dtype,
-                                device, rot, task["seed"], task["smem_limit"])
-                conn.send({"ok": True, "result": res.to_dict()})
+                rot = rotation_for(task["problem"], task["seed"])
+                res = run_trial(task["problem"], task["arm"], task["config"], device, rot, task["seed"],
+                                task["smem_limit"])
+                conn.send({"ok": True, "result": res})
             elif kind == "confirm":
-                conn.send({"ok": True, "result": _confirm(task, dtype, device, rotation_for, ceilings)})
+                conn.send({"ok": True, "result": _confirm(task, device, rotation_for, ceilings)})
             else:
                 conn.send({"ok": False, "error": f"unknown task {kind!r}"})
         except ContextLost as exc:
@@ -68,23 +67,26 @@ def _child_main(conn) -> None:
             conn.send({"ok": False, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
 
 
-def _confirm(task, dtype, device, rotation_for, ceilings) -> dict:
+def _confirm(task, device, rotation_for, ceilings) -> dict:
     """Paired A/B of each candidate against the unfused path, plus the cuBLAS GEMM and the floor."""
+    import torch
+
     from kernel_space import get_op
     from tuner import measure
     from tuner.trial import run_trial
 
-    op, m, n, k = task["op"], task["m"], task["n"], task["k"]
-    spec = get_op(op)
-    rot = rotation_for(op, m, n, k, dtype, task["seed"])
+    problem = task["problem"]
+    m, n, k, dtype = problem.m, problem.n, problem.k, getattr(torch, problem.dtype)
+    spec = get_op(problem.op)
+    rot = rotation_for(problem, task["seed"])
     unfused = measure.arm_fn(spec, "unfused", None)
     pairs = []
     for cfg in task["configs"]:
         speedup, t_fused, t_unfused = measure.paired_speedup(measure.arm_fn(spec, "fused", cfg), unfused, rot)
         pairs.append({"config": cfg, "speedup": speedup, "fused_us": t_fused.median_us,
                       "unfused_us": t_unfused.median_us})
-    cublas = run_trial(op, "cublas", None, m, n, k, dtype, device, rot, task["seed"])
-    unfused_alone = run_trial(op, "unfused", None, m, n, k, dtype, device, rot, task["seed"])
+    cublas = run_trial(problem, "cublas", None, device, rot, task["seed"])
+    unfused_alone = run_trial(problem, "unfused", None, device, rot, task["seed"])
     caps = ceilings()
     floor = measure.floor_us(spec, m, n, k, dtype, device, *caps) if caps else None
     return {"pairs": pairs, "cublas_us": cublas.median_us, "unfused_us": unfused_alone.median_us, "floor_us": floor}

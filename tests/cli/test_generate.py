@@ -53,3 +53,13 @@ def test_generate_user_errors_are_one_line(folder, tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
 def test_bench_without_a_gpu_is_a_one_line_error():
     assert_one_line_error(run("bench", "--model", "qwen3-tiny"), "needs a CUDA GPU")
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--context", "256,0"), ("--context", "positive", "'256,0'")),
+    (("--prompt-len", "1k"), ("--context", "comma list of ints", "'1k'")),  # the old name, same check
+    (("--batch", "x"), ("--batch", "'x'")),
+    (("--context", "40960"), ("--context 40960", "max_position_embeddings 40960")),
+])
+def test_bench_refuses_bad_lists_before_looking_for_a_gpu(args, words):
+    assert_one_line_error(run("bench", "--model", "qwen3-0.6b", *args), *words)

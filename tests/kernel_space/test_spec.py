@@ -1,5 +1,7 @@
 """Search-space constraints, the registry, and the launchers' input checks."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -96,9 +98,15 @@ def test_unknown_op_lists_the_known_ones():
         ks.get_op("attention")
 
 
-def test_kernel_hash_is_stable_and_per_op():
-    assert ks.kernel_hash("o_proj_residual") == ks.kernel_hash("o_proj_residual")
-    assert ks.kernel_hash("o_proj_residual") != ks.kernel_hash("down_residual")
+def test_kernel_hash_follows_the_kernel_source_and_the_op(monkeypatch):
+    from kernel_space import registry
+
+    before = ks.kernel_hash("o_proj_residual")
+    assert before != ks.kernel_hash("down_residual")  # one GEMM kernel, but each op has its own launcher
+    spec = registry.OPS["o_proj_residual"]
+    monkeypatch.setitem(registry.OPS, "o_proj_residual",
+                        dataclasses.replace(spec, kernel_sources=spec.kernel_sources[:-1]))
+    assert ks.kernel_hash("o_proj_residual") != before
 
 
 def test_model_dims_validation():
@@ -121,10 +129,10 @@ def _t(*shape, dtype=torch.float32):
         (lambda: o_proj_residual(_t(2, 8).T, _t(8, 4), _t(4, 2), GOOD), "x must be contiguous"),
         (lambda: o_proj_residual(_t(8), _t(2, 4), _t(4, 8), GOOD), "x must be 2-D"),
         (lambda: o_proj_residual(_t(2, 8).int(), _t(2, 4), _t(4, 8), GOOD), "x has dtype torch.int32"),
-        (lambda: rmsnorm_qkv(_t(2, 8), None, _t(7), _t(4, 8), GOOD), r"norm_w must have shape \(8,\)"),
-        (lambda: rmsnorm_qkv(_t(2, 8), None, _t(8), _t(4, 8), GOOD, eps=0), "eps must be a positive"),
+        (lambda: rmsnorm_qkv(_t(2, 8), _t(7), _t(4, 8), GOOD), r"norm_w must have shape \(8,\)"),
+        (lambda: rmsnorm_qkv(_t(2, 8), _t(8), _t(4, 8), GOOD, eps=0), "eps must be a positive"),
         (lambda: rmsnorm_gate_up_silu(_t(2, 8), _t(8), _t(5, 8), GOOD), "odd row count 5"),
-        (lambda: rmsnorm_qkv([[1.0]], None, _t(1), _t(4, 1), GOOD), "x must be a torch.Tensor"),
+        (lambda: rmsnorm_qkv([[1.0]], _t(1), _t(4, 1), GOOD), "h must be a torch.Tensor"),
     ],
 )
 def test_launchers_reject_bad_inputs(call, message):

@@ -141,7 +141,7 @@ def _inputs(m, gen):
         return torch.randn(*shape, generator=gen) * scale
 
     return {
-        "rmsnorm_qkv": (r(m, 40), r(m, 40), 1 + 0.1 * r(40), r(48, 40, scale=40**-0.5), 1e-6),
+        "rmsnorm_qkv": (r(m, 40), 1 + 0.1 * r(40), r(48, 40, scale=40**-0.5), 1e-6),
         "o_proj_residual": (r(m, 64), r(m, 40), r(40, 64, scale=64**-0.5)),
         "rmsnorm_gate_up_silu": (r(m, 40), 1 + 0.1 * r(40), r(112, 40, scale=40**-0.5), 1e-6),
         "down_residual": (r(m, 56, scale=0.5), r(m, 40), r(40, 56, scale=56**-0.5)),

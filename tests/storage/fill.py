@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import kernel_space
+from kernel_space.spec import Problem
 from qwen3.config import PRESETS
 from storage import Store, StudyRef
 
@@ -62,9 +63,9 @@ def fill(store: Store) -> Filled:
     out = Filled(store.url)
     for gpu, model, op, m, arm, median, unfused, cublas, floor in WINNERS:
         n, k = shape(model, op)
-        ref = store.study(gpu, op, n, k, "bfloat16", m, model=model)
+        ref = store.study(gpu, Problem(op, m, n, k, "bfloat16"), model=model)
         if model == "qwen3-0.6b":
-            assert store.study(gpu, op, n, k, "bfloat16", m, model="qwen3-0.6b-ft") == ref
+            assert store.study(gpu, Problem(op, m, n, k, "bfloat16"), model="qwen3-0.6b-ft") == ref
         out.studies[(gpu["device_name"], model, op, m)] = ref
         out.trials += add_trials(store, ref, unfused or 10.0, cublas or 5.0, median or 12.0)
         if arm is not None:

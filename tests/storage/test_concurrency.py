@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from kernel_space.spec import Problem
 from storage import Store, Study, Trial
 from tests.storage.fill import FUSED, H100
 
@@ -57,7 +58,7 @@ def test_first_opens_do_not_race_on_migrations(tmp_path, new_db_url):
         assert proc.returncode == 0, err
         assert out.strip() == "opened"
     with Store(url) as store, store.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0001",)]
+        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0002",)]
         assert conn.exec_driver_sql("SELECT study_name FROM studies").fetchall() == [("shared",)]
         assert conn.exec_driver_sql("SELECT count(*) FROM version_info").fetchone() == (1,)
 
@@ -72,11 +73,11 @@ def _writer(url: str, worker: int, go, barrier, errors) -> None:
         go.wait(30)
         store = Store(url)
         for m in range(2, 2 + RACED_WINNERS):
-            raced = store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", m, model="qwen3-0.6b")
+            raced = store.study(H100, Problem("rmsnorm_qkv", m, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
             barrier.wait(30)  # all writers confirm this study's first winner at the same moment
             store.set_winner(raced.id, arm="fused", config=FUSED, median_us=5.0 + worker, unfused_us=20.3,
                              cublas_us=6.0, floor_us=2.8, speedup=4.0, speedup_vs_cublas=1.2)
-        ref = store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1, model="qwen3-0.6b")
+        ref = store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
         for i in range(TRIALS_EACH):
             store.add_trial(ref.id, trial_number=worker * 1000 + i, arm="fused", config=FUSED, status="ok",
                             median_us=5.0 + worker + i / 100)
@@ -114,5 +115,5 @@ def test_concurrent_writers_lose_nothing(new_db_url, db_backend):
             study_id = s.scalars(select(Study.id).where(Study.m == 1)).one()
             assert s.scalar(select(func.count()).select_from(Trial).where(Trial.study_id != study_id)) == 0
         # The losers' inserts were refused by the unique key (on PostgreSQL they still used up ids).
-        assert store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1).id == study_id
+        assert store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16")).id == study_id
     assert numbers == sorted(w * 1000 + i for w in range(PROCESSES) for i in range(TRIALS_EACH))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from kernel_space.spec import Problem
 from storage import DispatchTable, StorageError, Store, TableError, Winner, dump_table, load_table
 from storage.export import build_table, import_table
 from storage.queries import winners_frame
@@ -128,14 +129,14 @@ def test_malformed_tables_are_refused_naming_the_field(filled, edit, field):
 
 def test_a_refused_table_writes_nothing(store, new_db_url):
     with Store(new_db_url("src")) as src:
-        ref = src.study(H100, "rmsnorm_qkv", 6144, 4096, "bfloat16", 1, model="qwen3-8b")
+        ref = src.study(H100, Problem("rmsnorm_qkv", 1, 6144, 4096, "bfloat16"), model="qwen3-8b")
         src.set_winner(ref.id, arm="fused", config=FUSED, median_us=19.0, unfused_us=46.2, cublas_us=24.7,
                        floor_us=16.8, speedup=2.43, speedup_vs_cublas=1.3)
-        ref = src.study(H100, "o_proj_residual", 4096, 4096, "bfloat16", 1, model="qwen3-8b")
+        ref = src.study(H100, Problem("o_proj_residual", 1, 4096, 4096, "bfloat16"), model="qwen3-8b")
         src.set_winner(ref.id, arm="unfused", config={"impl": "unfused"}, median_us=18.7, unfused_us=18.7,
                        cublas_us=16.8, floor_us=11.2, speedup=1.0, speedup_vs_cublas=0.9)
         data = build_table(src, "qwen3-8b").to_dict()
-    store.study(H100, "o_proj_residual", 1, 1, "bfloat16", 1, model="qwen3-8b")  # conflicting shape
+    store.study(H100, Problem("o_proj_residual", 1, 1, 1, "bfloat16"), model="qwen3-8b")  # conflicting shape
     with pytest.raises(StorageError, match="already has o_proj_residual"):
         import_table(store, data)
     with store.session(write=False) as s:

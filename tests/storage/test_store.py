@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
 
-from kernel_space.spec import config_key
+from kernel_space.spec import Problem, config_key
 from storage import Base, Fingerprint, Shape, StorageError, Store, Study, StudyRef, Trial, Winner, migrate, study_name
 from storage.engine import driver_url
 from tests.storage.fill import FUSED, H100, H200, UNFUSED
@@ -50,8 +50,8 @@ def test_sqlite_wal_busy_timeout_and_foreign_keys(store):
 
 def test_migrations_applied_at_head(store):
     with store.engine.connect() as conn:
-        assert migrate.current(conn) == migrate.head() == "0001"
-        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0001",)]
+        assert migrate.current(conn) == migrate.head() == "0002"
+        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0002",)]
     assert KS_TABLES | {"ks_alembic_version"} <= tables(store)
 
 
@@ -72,13 +72,13 @@ def test_the_lock_file_is_only_needed_to_create_the_schema(tmp_path):
     (tmp_path / "done.db.lock").unlink()
     (tmp_path / "done.db.lock").mkdir()
     with Store(f"sqlite:///{tmp_path / 'done.db'}") as s:
-        assert s.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1).id == 1
+        assert s.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16")).id == 1
 
 
 def test_optuna_shares_the_database_and_reopening_keeps_both(new_db_url):
     url = new_db_url()
     with Store(url) as s:
-        ref = s.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1)
+        ref = s.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"))
         storage = s.optuna_storage()
         assert isinstance(storage, optuna.storages.RDBStorage) and s.optuna_storage() is storage
         study = optuna.create_study(study_name=ref.name, storage=storage)
@@ -86,7 +86,7 @@ def test_optuna_shares_the_database_and_reopening_keeps_both(new_db_url):
         # Optuna's `alembic_version` and ours live side by side; a second open migrates nothing.
         assert {"studies", "trials", "alembic_version", "ks_alembic_version"} <= tables(s)
     with Store(url) as s:
-        assert s.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1) == ref
+        assert s.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16")) == ref
         names = [x.study_name for x in optuna.get_all_study_summaries(s.optuna_storage())]
         assert names == [ref.name]
 
@@ -180,16 +180,16 @@ def test_fingerprint_upsert_and_columns(store):
 
 
 def test_study_get_or_create_and_model_links(store):
-    ref = store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 8, model="qwen3-0.6b")
+    ref = store.study(H100, Problem("rmsnorm_qkv", 8, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
     assert isinstance(ref, StudyRef)
     assert ref.name == study_name(ref.fingerprint_key, "rmsnorm_qkv", 4096, 1024, "bfloat16", 8)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        ref.m = 16
+        ref.name = "other"
     # The same shape from another model (or from no model) is the same study.
-    assert store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 8, model="qwen3-0.6b-ft") == ref
-    assert store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 8) == ref
-    other_m = store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 16, model="qwen3-0.6b")
-    other_gpu = store.study(H200, "rmsnorm_qkv", 4096, 1024, "bfloat16", 8, model="qwen3-0.6b")
+    assert store.study(H100, Problem("rmsnorm_qkv", 8, 4096, 1024, "bfloat16"), model="qwen3-0.6b-ft") == ref
+    assert store.study(H100, Problem("rmsnorm_qkv", 8, 4096, 1024, "bfloat16")) == ref
+    other_m = store.study(H100, Problem("rmsnorm_qkv", 16, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
+    other_gpu = store.study(H200, Problem("rmsnorm_qkv", 8, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
     assert len({ref.id, other_m.id, other_gpu.id}) == 3
     assert len({ref.name, other_m.name, other_gpu.name}) == 3
     with store.session(write=False) as s:
@@ -197,33 +197,32 @@ def test_study_get_or_create_and_model_links(store):
 
 
 def test_study_refuses_a_second_shape_for_a_models_op(store):
-    store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1, model="qwen3-0.6b")
+    store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
     with pytest.raises(StorageError, match="already has rmsnorm_qkv"):
-        store.study(H100, "rmsnorm_qkv", 6144, 4096, "bfloat16", 1, model="qwen3-0.6b")
+        store.study(H100, Problem("rmsnorm_qkv", 1, 6144, 4096, "bfloat16"), model="qwen3-0.6b")
     # The failed call rolled back whole: its new shape is not there either.
     with store.session(write=False) as s:
         assert s.scalars(select(Shape.n)).all() == [4096]
     # Another dtype of the same op is a separate link.
-    store.study(H100, "rmsnorm_qkv", 4096, 1024, "float16", 1, model="qwen3-0.6b")
+    store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "float16"), model="qwen3-0.6b")
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    (dict(dtype="int8"), "dtype"), (dict(m=0), "m must be"), (dict(n=-1), "n must be"), (dict(op=""), "op must"),
+    (dict(dtype="int8"), "dtype"), (dict(m=0), "m must be"), (dict(n=-1), "n must be"), (dict(k=2.5), "k must be"),
 ])
-def test_study_argument_errors(store, kwargs, match):
-    args = dict(fp=H100, op="rmsnorm_qkv", n=4096, k=1024, dtype="bfloat16", m=1) | kwargs
+def test_problem_argument_errors(kwargs, match):
+    args = dict(op="rmsnorm_qkv", n=4096, k=1024, dtype="bfloat16", m=1) | kwargs
     with pytest.raises(ValueError, match=match):
-        store.study(**args)
+        Problem(**args)
 
 
-def test_study_accepts_a_torch_dtype(store):
-    import torch
-
-    assert store.study(H100, "rmsnorm_qkv", 4096, 1024, torch.bfloat16, 1).dtype == "bfloat16"
+def test_study_refuses_an_empty_op(store):
+    with pytest.raises(ValueError, match="op must"):
+        store.study(H100, Problem("", 1, 4096, 1024, "bfloat16"))
 
 
 def test_trial_round_trip(store):
-    ref = store.study(H100, "o_proj_residual", 1024, 2048, "bfloat16", 1)
+    ref = store.study(H100, Problem("o_proj_residual", 1, 1024, 2048, "bfloat16"))
     tid = store.add_trial(ref.id, trial_number=7, arm="fused", config=FUSED, status="ok", rel_error=2.5e-3,
                           compile_s=1.5, median_us=6.5, p20_us=6.3, p80_us=6.9)
     base = store.add_trial(ref.id, trial_number=None, arm="unfused", config=UNFUSED, status="failed",
@@ -243,7 +242,7 @@ def test_trial_round_trip(store):
     (dict(study_id=999), "no ks_studies row"),
 ])
 def test_trial_argument_errors(store, kwargs, match):
-    ref = store.study(H100, "o_proj_residual", 1024, 2048, "bfloat16", 1)
+    ref = store.study(H100, Problem("o_proj_residual", 1, 1024, 2048, "bfloat16"))
     args = dict(study_id=ref.id, trial_number=0, arm="fused", config=FUSED, status="ok") | kwargs
     with pytest.raises(ValueError, match=match):
         store.add_trial(**args)
@@ -252,7 +251,7 @@ def test_trial_argument_errors(store, kwargs, match):
 
 
 def test_set_winner_upserts(store):
-    ref = store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1)
+    ref = store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"))
     kwargs = dict(median_us=4.9, unfused_us=20.3, cublas_us=6.0, floor_us=2.8, speedup=4.14, speedup_vs_cublas=1.22)
     store.set_winner(ref.id, arm="fused", config=FUSED, **kwargs)
     store.set_winner(ref.id, arm="unfused", config=UNFUSED, **(kwargs | dict(median_us=20.3, speedup=1.0)))
@@ -270,7 +269,7 @@ def test_set_winner_upserts(store):
 
 
 def test_unique_keys_are_enforced_by_the_database(store):
-    store.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 1, model="qwen3-0.6b")
+    store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
     for row in (Shape(op="rmsnorm_qkv", n=4096, k=1024, dtype="bfloat16"),
                 Study(fingerprint_id=1, shape_id=1, m=1, optuna_study_name="another name")):
         with pytest.raises(sqlalchemy.exc.IntegrityError):

@@ -8,6 +8,7 @@ import time
 import torch
 
 import kernel_space as ks
+from kernel_space.spec import Problem
 from tests.conftest import DEVICE
 from tuner import measure
 from tuner.trial import run_trial
@@ -20,7 +21,7 @@ CFG = dict(impl="fused", path="fma", BLOCK_M=1, BLOCK_N=8, BLOCK_K=32, SPLIT_K=1
 def _trial(op="o_proj_residual", cfg=CFG, m=1, n=37, k=100):
     spec = ks.get_op(op)
     rotation = measure.rotation_inputs(spec, m, n, k, torch.float16, DEVICE, 0)
-    return run_trial(op, "fused", cfg, m, n, k, torch.float16, DEVICE, rotation, seed=1)
+    return run_trial(Problem(op, m, n, k, "float16"), "fused", cfg, DEVICE, rotation, seed=1)
 
 
 def test_good_config_is_ok():
@@ -61,18 +62,19 @@ def test_compile_error_is_failed_with_its_reason():
                                                 "unsupported layout"
 
 
-TASK = {"kind": "trial", "op": "o_proj_residual", "arm": "fused", "config": CFG, "m": 1, "n": 37, "k": 100,
-        "dtype": "float16", "seed": 0, "smem_limit": 232448}
+PROBLEM = Problem("o_proj_residual", 1, 37, 100, "float16")
+TASK = {"kind": "trial", "problem": PROBLEM, "arm": "fused", "config": CFG, "seed": 0, "smem_limit": 232448}
 
 
 def test_worker_measures_then_survives_a_killed_child():
     with Worker() as worker:
         reply = worker.request(dict(TASK))
-        assert reply["ok"] and reply["result"]["status"] == "ok"
+        assert reply["ok"] and reply["result"].status == "ok"
         pid = worker._proc.pid
         # Kill the child in the middle of a request, as a segfault or an OOM kill would.
         threading.Timer(0.3, lambda: os.kill(pid, 9)).start()
-        died = worker.request({**TASK, "n": 512, "k": 1024})  # seconds in the interpreter: killed mid-way
+        big = Problem("o_proj_residual", 1, 512, 1024, "float16")  # seconds in the interpreter: killed mid-way
+        died = worker.request({**TASK, "problem": big})
         assert not died["ok"] and died["error"].startswith("worker died (exit code -9)")
         again = worker.request(dict(TASK))  # a fresh child takes the next task
         assert again["ok"] and worker._proc.pid != pid and worker.restarts == 1

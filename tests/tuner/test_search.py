@@ -1,9 +1,19 @@
 """The study loop's ask accounting: a resumed study counts the asks it already made, so one that
 ended at the ask cap (TPE proposing only configs it had measured) is not re-opened by every resume."""
 
-import optuna
+import os
+import subprocess
+import sys
 
-from tuner.search import asks_made
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from kernel_space.spec import Problem, config_key
+from storage import Store
+from tuner import search
+from tuner.search import OWNER, TuneOptions, asks_made, choose_winner, top_configs, tune_study
+from tuner.trial import TrialResult
 
 
 def test_asks_made_counts_asked_trials_not_waiting_ones():
@@ -20,3 +30,103 @@ def test_asks_made_counts_asked_trials_not_waiting_ones():
     assert asks_made(study) == 4
     # The same study loaded again (a resumed run) sees the same count.
     assert asks_made(optuna.load_study(study_name=study.study_name, storage=study._storage)) == 4
+
+
+# ---- the study loop with a fake worker: no kernels, no child process, fast -------------------------
+
+
+FP = {"device_name": "fake GPU", "capability": [9, 0], "sm_count": 132, "total_memory": 1, "driver": "",
+      "cuda": "", "torch": "", "triton": "", "kernel_hashes": {}}
+PROBLEM = Problem("o_proj_residual", 16, 1024, 2048, "bfloat16")
+
+
+class FakeWorker:
+    """Answers like the benchmarking child: the unfused arm takes 10 us, a fused config 4-9 us by its
+    BLOCK_N and SPLIT_K; the confirmation pairs each candidate with a speedup of 10 / its time."""
+
+    def __init__(self):
+        self.trials = []
+
+    @staticmethod
+    def time_of(cfg):
+        return 10.0 if cfg["impl"] == "unfused" else 4.0 + cfg["BLOCK_N"] / 64 + cfg["SPLIT_K"] / 8
+
+    def request(self, task):
+        if task["kind"] == "trial":
+            self.trials.append(config_key(task["config"]))
+            return {"ok": True, "result": TrialResult(task["arm"], task["config"], "ok", rel_error=0.0,
+                                                      median_us=self.time_of(task["config"]))}
+        pairs = [{"config": c, "speedup": 10.0 / self.time_of(c), "fused_us": self.time_of(c)}
+                 for c in task["configs"]]
+        return {"ok": True, "result": {"pairs": pairs, "unfused_us": 10.0, "cublas_us": 8.0, "floor_us": 2.0}}
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(f"sqlite:///{tmp_path / 'fake.db'}") as s:
+        yield s
+
+
+def test_study_spends_its_budget_on_distinct_configs_and_confirms_the_fastest(store):
+    worker = FakeWorker()
+    out = tune_study(store, worker, FP, "m", PROBLEM, TuneOptions(trials=12, batch=4))
+    assert len(worker.trials) == len(set(worker.trials)) <= 12  # no config measured twice
+    assert out.winner_arm == "fused"
+    best = min(FakeWorker.time_of(t.config) for t in store.trials(out_ref(store).id) if t.status == "ok")
+    assert out.median_us == best and out.speedup == pytest.approx(10.0 / best)
+    winner = store.winner(out_ref(store).id)
+    assert winner.cublas_us == 8.0 and winner.speedup_vs_cublas == pytest.approx(8.0 / best)
+
+
+def out_ref(store):
+    return store.study(FP, PROBLEM, "m")
+
+
+def test_resumed_study_with_nothing_new_keeps_its_winner(store):
+    tune_study(store, FakeWorker(), FP, "m", PROBLEM, TuneOptions(trials=6, batch=3))
+    again = FakeWorker()
+    out = tune_study(store, again, FP, "m", PROBLEM, TuneOptions(trials=6, batch=3))
+    assert again.trials == [] and out.note == "resumed: winner already confirmed"
+
+
+def test_winner_choice_needs_the_noise_band():
+    fast, slow = {"impl": "fused", "BLOCK_N": 16}, {"impl": "fused", "BLOCK_N": 64}
+    pairs = [{"config": slow, "speedup": 1.01, "fused_us": 9.9}, {"config": fast, "speedup": 1.5, "fused_us": 6.0}]
+    assert choose_winner(pairs, 9.0, 1.02).config == fast
+    only_noise = choose_winner(pairs[:1], 9.0, 1.02)
+    assert only_noise.arm == "unfused" and only_noise.median_us == 9.0 and only_noise.speedup == 1.0
+    assert "only 1.010x" in only_noise.note
+    assert choose_winner([], 9.0, 1.02).arm == "unfused"
+
+
+def test_top_configs_are_distinct_correct_and_fastest_first():
+    class Row:
+        def __init__(self, key, us, status="ok", arm="fused"):
+            self.config_key, self.median_us, self.status, self.arm, self.config = key, us, status, arm, {"k": key}
+
+    rows = [Row("a", 5.0), Row("b", 3.0), Row("a", 2.0), Row("c", 1.0, status="incorrect"),
+            Row("u", 0.5, arm="unfused"), Row("d", 4.0)]
+    assert [c["k"] for c in top_configs(rows, 2)] == ["a", "b"]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_only_trials_of_dead_owners_are_settled_on_resume(store):
+    """A killed run leaves RUNNING trials. On resume, those whose owner process is gone are settled
+    (stored value if measured, else FAIL); one whose owner is alive (another tuner) is left alone."""
+    opts = TuneOptions(trials=3, batch=3)
+    tune_study(store, FakeWorker(), FP, "m", PROBLEM, opts)
+    study = optuna.load_study(study_name=out_ref(store).name, storage=store.optuna_storage())
+    host = OWNER.rpartition(":")[0]
+    with search._quiet_heartbeat():
+        dead, alive = study.ask(), study.ask()
+    dead.set_user_attr("owner", f"{host}:{_dead_pid()}")
+    alive.set_user_attr("owner", f"{host}:{os.getpid()}")
+    search._settle_interrupted(store, out_ref(store).id, study, store.trials(out_ref(store).id))
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states[dead.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING
+    assert search.owner_is_gone(f"another-host:{_dead_pid()}", None) is False  # not ours to judge

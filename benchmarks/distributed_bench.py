@@ -1,0 +1,102 @@
+"""Wall time of one model's tune on 1, 2, 4, ... GPUs of this host, on SQLite and on PostgreSQL.
+
+Each run tunes into a fresh database with `kernel-search tune --gpus LIST` (one worker process per
+GPU, so one GPU runs the same code path as many), then counts from the database the configs measured
+and those measured twice within a study. Writes (and rewrites after every run)
+
+    {"gpu": ..., "model": ..., "studies": N, "trials": T, "rows": [{"gpus", "storage", "wall_s",
+     "configs_measured", "measured_twice", "winners", "fused"}]}
+
+    python3 benchmarks/distributed_bench.py --model qwen3-0.6b --buckets decode --trials 16 \\
+        --runs 1:sqlite,2:sqlite,4:sqlite,4:postgres --out benchmarks/results/distributed_H100_<date>.json
+
+PostgreSQL runs start a throwaway server (tests/postgres.py) for the whole script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    args = _args()
+    import torch
+
+    from storage import Store, queue
+    from storage.models import Study, Winner
+
+    rows, server = [], None
+    out = {"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(), "model": args.model,
+           "buckets": args.buckets, "trials": args.trials, "rows": rows}
+    try:
+        for spec in args.runs.split(","):
+            gpus, storage = spec.split(":")
+            if storage == "postgres" and server is None:
+                from tests.postgres import start
+
+                server = start()
+            url = _fresh_url(storage, server, len(rows))
+            t0 = time.perf_counter()
+            cmd = [sys.executable, "-m", "cli.app", "tune", "--model", args.model, "--buckets", args.buckets,
+                   "--trials", str(args.trials), "--gpus", ",".join(str(i) for i in range(int(gpus))), "--db", url]
+            done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            wall = time.perf_counter() - t0
+            with Store(url) as store:
+                from sqlalchemy import func, select
+
+                with store.session(write=False) as s:
+                    ids = list(s.scalars(select(Study.id)))
+                    winners = s.scalar(select(func.count()).select_from(Winner))
+                    fused = s.scalar(select(func.count()).select_from(Winner).where(Winner.arm == "fused"))
+                rows_n, distinct = queue.configs_measured(store, ids)
+            row = {"gpus": int(gpus), "storage": storage, "wall_s": round(wall, 1), "studies": len(ids),
+                   "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
+                   "fused": fused, "rc": done.returncode}
+            rows.append(row)
+            out["studies"] = len(ids)
+            Path(args.out).write_text(json.dumps(out, indent=1))
+            print(json.dumps(row), flush=True)
+            if done.returncode:
+                print(done.stdout[-2000:], done.stderr[-3000:], sep="\n", flush=True)
+            if args.keep_db and storage == "sqlite":
+                print(f"database: {url}")
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+def _fresh_url(storage: str, server, n: int) -> str:
+    if storage == "sqlite":
+        path = Path(tempfile.mkdtemp(prefix="ks-dist-")) / "tune.db"
+        return f"sqlite:///{path}"
+    if storage == "postgres":
+        return server.create_database(f"dist_{n}_{os.getpid()}")
+    raise SystemExit(f"unknown storage {storage!r}: sqlite or postgres")
+
+
+def _args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="qwen3-0.6b")
+    p.add_argument("--buckets", default="decode")
+    p.add_argument("--trials", type=int, default=16)
+    p.add_argument("--runs", default="1:sqlite,2:sqlite,4:sqlite,4:postgres",
+                   help="comma list of GPUS:STORAGE, run in order")
+    p.add_argument("--out", required=True)
+    p.add_argument("--keep-db", action="store_true")
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

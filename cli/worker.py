@@ -1,0 +1,56 @@
+"""`kernel-search worker`: join a tune from this GPU (or another host) and work its queue until done."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.common import DbOption, open_store, user_errors
+
+
+@user_errors
+def worker(
+    db: DbOption = None,
+    batch: Annotated[int, typer.Option(min=1, help="Configs asked and compiled together.")] = 8,
+    seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
+    seconds: Annotated[float | None, typer.Option(min=1, help="Stop starting new batches after this many "
+                                                  "seconds (the studies stay queued for others).")] = None,
+    share: Annotated[bool, typer.Option(help="When no study is free, help measure one another worker holds.")] = True,
+):
+    """Work the queue of studies that `kernel-search tune` put in the database, on this machine's GPU, until
+    none of this GPU's kind is left. Start one per GPU (CUDA_VISIBLE_DEVICES) on any host that reaches the
+    database (PostgreSQL: `--db postgresql://user@host/db`). Only GPUs with the same fingerprint share
+    studies. A worker that dies loses nothing it stored; another worker takes its study over once its
+    lease runs out."""
+    import time
+
+    from kernel_space.fingerprint import current_fingerprint
+    from tuner.compile import shutdown
+    from tuner.distributed import Callbacks, work
+    from tuner.search import TuneOptions
+    from tuner.tune import device_limits, interpreter_needed
+
+    on_cpu = interpreter_needed()
+    store = open_store(db)
+    opts = TuneOptions(batch=batch, seed=seed)
+    if seconds is not None:
+        opts.deadline = time.monotonic() + seconds
+    device_limits(opts)
+    fp = current_fingerprint()
+    where = "the CPU (Triton's interpreter)" if on_cpu else fp["device_name"]
+    typer.echo(f"worker on {where}: working the queue of {store!r}", err=True)
+
+    def done(o):
+        arm = f"{o.winner_arm} {o.median_us:.1f} us x{o.speedup:.2f}" if o.winner_arm else f"no winner: {o.note}"
+        typer.echo(f"{o.op:21s} M={o.m:<5d} {arm} ({o.trials} trials)", err=True)
+
+    try:
+        report = work(store, fp, opts, Callbacks(on_done=done), share=share)
+    finally:
+        shutdown()
+    typer.echo(f"worker done: {len(report.outcomes)} studies finished, {report.helped} shared", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)

@@ -1,0 +1,181 @@
+"""The work queue that many tuners share: studies waiting for a worker, leases, config claims.
+
+A tune enqueues its studies (one row each, in the tune's order). A worker claims the first queued
+study of its GPU fingerprint that nobody holds, or whose holder's lease ran out (a dead worker), by
+writing its owner name and a lease; it renews the lease as it goes (a heartbeat) and marks the study
+done once the winner is confirmed. When no study is free, a worker may join a study another one
+holds: both then measure trials of it through Optuna's shared storage, and a config claim (unique per
+study and config) decides which of them measures a config, so none is measured twice.
+
+On PostgreSQL the claim reads with FOR UPDATE SKIP LOCKED, so two workers never wait on or take the
+same row; on SQLite the write transaction is IMMEDIATE, which serializes claims on the file.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy
+from sqlalchemy import and_, delete, func, or_, select, update
+
+from storage.models import ConfigClaim, Fingerprint, QueueEntry, Shape, Study, Trial, Winner, utcnow
+from storage.store import Store
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A study a worker is to work on. shared: another worker holds it; this one only helps measure."""
+
+    queue_id: int
+    study_id: int
+    model: str | None
+    trials: int
+    op: str
+    n: int
+    k: int
+    dtype: str
+    m: int
+    shared: bool
+
+
+def enqueue(store: Store, study_id: int, *, model: str | None, trials: int, priority: int) -> None:
+    """Queue a study (again): a done one is re-opened with the new budget, a queued one keeps its holder."""
+    with store.session() as s:
+        entry = s.scalars(select(QueueEntry).where(QueueEntry.study_id == study_id)).first()
+        if entry is None:
+            s.add(QueueEntry(study_id=study_id, model=model, trials=trials, priority=priority, state="queued"))
+        else:
+            entry.trials, entry.priority, entry.model = trials, priority, model or entry.model
+            entry.state = "queued"
+
+
+def claim(store: Store, fp_key: str, owner: str, lease_s: float, share: bool = True,
+          exclude: set[int] | frozenset = frozenset(), only: list[int] | None = None) -> Claim | None:
+    """The next study for `owner` on fingerprint `fp_key`: a free one (or one whose lease ran out)
+    becomes owner's; failing that, with share, a study another worker holds (owner helps measure),
+    other than the study ids in `exclude`. only: consider just these study ids."""
+    now = utcnow()
+    base = (select(QueueEntry, Study, Shape).join(Study, QueueEntry.study_id == Study.id)
+            .join(Shape, Study.shape_id == Shape.id).join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
+            .where(Fingerprint.key == fp_key, QueueEntry.state == "queued"))
+    if only is not None:
+        base = base.where(QueueEntry.study_id.in_(only))
+    free = or_(QueueEntry.owner.is_(None), QueueEntry.lease_until < now, QueueEntry.owner == owner)
+    with store.session() as s:
+        row = s.execute(base.where(free).order_by(QueueEntry.priority, QueueEntry.id).limit(1)
+                        .with_for_update(skip_locked=True, of=QueueEntry)).first()
+        if row is not None:
+            row[0].owner, row[0].lease_until = owner, now + timedelta(seconds=lease_s)
+            return _claim(*row, shared=False)
+        if not share:
+            return None
+        held = [row for row in s.execute(base.where(QueueEntry.owner != owner, QueueEntry.lease_until >= now))
+                if row[1].id not in exclude]
+    return _claim(*random.choice(held), shared=True) if held else None
+
+
+def _claim(entry: QueueEntry, study: Study, shape: Shape, shared: bool) -> Claim:
+    return Claim(entry.id, study.id, entry.model, entry.trials, shape.op, shape.n, shape.k, shape.dtype, study.m,
+                 shared)
+
+
+def renew(store: Store, queue_id: int, owner: str, lease_s: float) -> bool:
+    """Extend owner's lease (the heartbeat). False if the study is no longer owner's (taken over)."""
+    with store.session() as s:
+        done = s.execute(update(QueueEntry).where(QueueEntry.id == queue_id, QueueEntry.owner == owner)
+                         .values(lease_until=utcnow() + timedelta(seconds=lease_s)))
+        return done.rowcount == 1
+
+
+def finish(store: Store, queue_id: int, owner: str) -> None:
+    """Mark owner's study done and release it."""
+    with store.session() as s:
+        s.execute(update(QueueEntry).where(QueueEntry.id == queue_id, QueueEntry.owner == owner)
+                  .values(state="done", owner=None, lease_until=None))
+
+
+def release(store: Store, queue_id: int, owner: str) -> None:
+    """Give owner's study back unfinished (an interrupted worker), for another worker to take now."""
+    with store.session() as s:
+        s.execute(update(QueueEntry).where(QueueEntry.id == queue_id, QueueEntry.owner == owner)
+                  .values(owner=None, lease_until=None))
+
+
+def holders(store: Store, fp_key: str) -> list[tuple[int, str]]:
+    """(queue id, owner) of the queued studies of a fingerprint that someone holds."""
+    stmt = (select(QueueEntry.id, QueueEntry.owner).join(Study, QueueEntry.study_id == Study.id)
+            .join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
+            .where(Fingerprint.key == fp_key, QueueEntry.state == "queued", QueueEntry.owner.is_not(None)))
+    with store.session(write=False) as s:
+        return [(queue_id, owner) for queue_id, owner in s.execute(stmt)]
+
+
+def claim_config(store: Store, study_id: int, config_key: str, trial_number: int | None, owner: str) -> bool:
+    """Take one config of a study for measuring. False when another worker (or an earlier run) took it."""
+    try:
+        with store.session() as s:
+            s.add(ConfigClaim(study_id=study_id, config_key=config_key, trial_number=trial_number, owner=owner))
+        return True
+    except sqlalchemy.exc.IntegrityError:
+        return False
+
+
+def release_unmeasured_claim(store: Store, study: int | str, trial_number: int) -> None:
+    """Drop the claim of a trial whose worker died before storing its result, so that the config can
+    be measured again (Optuna's stale-trial callback calls this). study: our id or the Optuna name."""
+    with store.session() as s:
+        study_id = study if isinstance(study, int) else s.scalar(
+            select(Study.id).where(Study.optuna_study_name == study))
+        stored = s.scalar(select(func.count()).select_from(Trial)
+                          .where(Trial.study_id == study_id, Trial.trial_number == trial_number))
+        if not stored:
+            s.execute(delete(ConfigClaim).where(ConfigClaim.study_id == study_id,
+                                                ConfigClaim.trial_number == trial_number))
+
+
+def pending(store: Store, fp_keys: list[str] | None = None, only: list[int] | None = None) -> dict[str, int]:
+    """Queue entries by state ("queued", "held" (queued with a live lease), "done") for these fingerprints
+    (and only these study ids, when given)."""
+    now = utcnow()
+    stmt = (select(QueueEntry.state, and_(QueueEntry.owner.is_not(None), QueueEntry.lease_until >= now),
+                   func.count()).join(Study, QueueEntry.study_id == Study.id)
+            .join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
+            .group_by(QueueEntry.state, and_(QueueEntry.owner.is_not(None), QueueEntry.lease_until >= now)))
+    if fp_keys is not None:
+        stmt = stmt.where(Fingerprint.key.in_(fp_keys))
+    if only is not None:
+        stmt = stmt.where(QueueEntry.study_id.in_(only))
+    out = {"queued": 0, "held": 0, "done": 0}
+    with store.session(write=False) as s:
+        for state, held, count in s.execute(stmt):
+            out["held" if state == "queued" and held else state] += count
+    return out
+
+
+def configs_measured(store: Store, study_ids: list[int]) -> tuple[int, int]:
+    """(trial rows, distinct configs) stored for these studies: measured twice = rows - distinct."""
+    with store.session(write=False) as s:
+        rows = s.scalar(select(func.count()).select_from(Trial).where(Trial.study_id.in_(study_ids),
+                                                                      Trial.trial_number.is_not(None)))
+        distinct = s.scalar(select(func.count()).select_from(
+            select(Trial.study_id, Trial.config_key).where(Trial.study_id.in_(study_ids),
+                                                           Trial.trial_number.is_not(None))
+            .distinct().subquery()))
+    return rows or 0, distinct or 0
+
+
+def warm_start_config(store: Store, fp_key: str, op: str, n: int, k: int, dtype: str, m: int) -> dict | None:
+    """A fused config to try first: the winner of the nearest smaller M bucket of the same shape on
+    this fingerprint, else the winner at this M on another GPU (an H100 table seeds an H200 tune)."""
+    stmt = (select(Winner.config, Fingerprint.key, Study.m).join(Study, Winner.study_id == Study.id)
+            .join(Shape, Study.shape_id == Shape.id).join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
+            .where(Shape.op == op, Shape.n == n, Shape.k == k, Shape.dtype == dtype, Winner.arm == "fused"))
+    with store.session(write=False) as s:
+        here = s.execute(stmt.where(Fingerprint.key == fp_key, Study.m < m).order_by(Study.m.desc()).limit(1)).first()
+        if here is not None:
+            return dict(here[0])
+        other = s.execute(stmt.where(Fingerprint.key != fp_key, Study.m == m).order_by(Winner.confirmed_at.desc())
+                          .limit(1)).first()
+    return dict(other[0]) if other is not None else None

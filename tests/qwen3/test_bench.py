@@ -1,0 +1,42 @@
+"""The end-to-end bench's CPU-side pieces: how a batch of prompts is split for prefill, and the KV
+cache given back between cells (the GPU run itself is in test_gpu.py)."""
+
+import pytest
+import torch
+
+from qwen3.bench import PREFILL_TOKENS, prefill_groups, random_prompts, release_kv_cache
+from qwen3.config import PRESETS
+from qwen3.loader import random_weights
+
+
+@pytest.mark.parametrize("batch, context, groups", [
+    (1, 256, [(0, 1)]),
+    (32, 256, [(0, 32)]),  # 8k tokens: one forward
+    (32, 2048, [(0, 16), (16, 16)]),
+    (3, 20000, [(0, 1), (1, 1), (2, 1)]),
+    (8, 32768, [(i, 1) for i in range(8)]),
+    (1, 40000, [(0, 1)]),  # a prompt longer than the budget still goes whole
+    (5, 16384, [(0, 2), (2, 2), (4, 1)]),
+])
+def test_prefill_groups_cover_every_row_once_within_the_token_budget(batch, context, groups):
+    assert prefill_groups(batch, context) == groups
+    assert all(n * context <= max(PREFILL_TOKENS, context) for _, n in groups)
+
+
+def test_prefill_groups_refuse_empty_shapes():
+    with pytest.raises(ValueError, match="got 0, 5"):
+        prefill_groups(0, 5)
+
+
+def test_release_kv_cache_drops_every_reference():
+    model = random_weights(PRESETS["qwen3-tiny"], torch.float32, "cpu")
+    model.allocate_kv_cache(2, 16)
+    held = [m for m in model.modules() if getattr(m, "k_cache", None) is not None]
+    assert len(held) == PRESETS["qwen3-tiny"].num_hidden_layers
+    release_kv_cache(model)
+    assert model.kv_cache is None and all(m.k_cache is None and m.v_cache is None for m in held)
+
+
+def test_random_prompts_are_the_same_for_every_arm():
+    a, b = random_prompts(2, 9, 100, seed=3, device="cpu"), random_prompts(2, 9, 100, seed=3, device="cpu")
+    assert a.shape == (2, 9) and torch.equal(a, b) and int(a.max()) < 100

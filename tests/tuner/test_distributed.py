@@ -1,0 +1,145 @@
+"""Many workers on one database: studies claimed from the queue with a lease, shared when they are
+fewer than the workers, taken over from a dead worker, and no config measured twice in a study."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from qwen3.config import resolve_model
+from storage import Store, queue
+from storage.models import QueueEntry
+from storage.store import fingerprint_key
+from tests.tuner.test_search import FP, FakeWorker
+from tuner.distributed import plan, work
+from tuner.search import TuneOptions
+
+TINY = resolve_model("qwen3-tiny")
+OPS = ["o_proj_residual", "down_residual"]
+
+
+class QuietFake(FakeWorker):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _db(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'shared.db'}"
+
+
+def _no_config_twice(store, ids):
+    rows, distinct = queue.configs_measured(store, ids)
+    assert rows == distinct, f"{rows - distinct} configs measured twice"
+
+
+def test_two_workers_drain_the_queue_each_study_once(tmp_path):
+    with Store(_db(tmp_path)) as store:
+        ids = plan(store, [FP], TINY, OPS, [1, 2, 4], "float16", trials=6)
+    reports = {}
+
+    def run(name):
+        with Store(_db(tmp_path)) as store:
+            reports[name] = work(store, FP, TuneOptions(batch=3), owner=name, make_worker=QuietFake)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("host-a:1", "host-b:2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    with Store(_db(tmp_path)) as store:
+        assert queue.pending(store, only=ids) == {"queued": 0, "held": 0, "done": 6}
+        assert all(store.winner(i) is not None for i in ids)
+        _no_config_twice(store, ids)
+    finished = [o for r in reports.values() for o in r.outcomes]
+    assert sorted((o.op, o.m) for o in finished) == sorted((op, m) for op in OPS for m in (1, 2, 4))
+
+
+def test_fewer_studies_than_workers_share_one_through_optuna(tmp_path):
+    with Store(_db(tmp_path)) as store:
+        ids = plan(store, [FP], TINY, OPS[:1], [8], "float16", trials=16)
+    reports = {}
+
+    def run(name):
+        with Store(_db(tmp_path)) as store:
+            reports[name] = work(store, FP, TuneOptions(batch=2), owner=name, make_worker=QuietFake)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("host-a:1", "host-b:2", "host-c:3")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    with Store(_db(tmp_path)) as store:
+        _no_config_twice(store, ids)
+        rows, distinct = queue.configs_measured(store, ids)
+        assert distinct <= 16 + 2 * 3  # the budget, overshot by at most one batch per worker
+        assert store.winner(ids[0]) is not None
+    assert sum(len(r.outcomes) for r in reports.values()) == 1  # one holder confirmed it
+    assert sum(r.helped for r in reports.values()) >= 1  # and another helped measure
+
+
+def test_a_dead_workers_study_is_taken_over_when_its_lease_runs_out(tmp_path):
+    with Store(_db(tmp_path)) as store:
+        ids = plan(store, [FP], TINY, OPS[:1], [1, 2], "float16", trials=4)
+        lost = queue.claim(store, fingerprint_key(FP), "gone-host:99", lease_s=0.5, share=False)
+        assert lost is not None and not lost.shared
+        time.sleep(1.0)  # the other host never renews: its lease runs out
+        report = work(store, FP, TuneOptions(batch=2), owner="host-a:1", make_worker=QuietFake, lease_s=30)
+        assert {(o.op, o.m) for o in report.outcomes} == {("o_proj_residual", 1), ("o_proj_residual", 2)}
+        assert queue.pending(store, only=ids)["done"] == 2
+
+
+def test_a_live_lease_is_not_taken(tmp_path):
+    with Store(_db(tmp_path)) as store:
+        plan(store, [FP], TINY, OPS[:1], [1], "float16", trials=4)
+        key = fingerprint_key(FP)
+        assert queue.claim(store, key, "other-host:5", lease_s=60, share=False) is not None
+        assert queue.claim(store, key, "host-a:1", lease_s=60, share=False) is None
+        shared = queue.claim(store, key, "host-a:1", lease_s=60, share=True)
+        assert shared is not None and shared.shared
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "cli.app", *args]
+
+
+@pytest.mark.timeout(900)
+def test_killed_worker_process_loses_nothing_and_its_studies_finish_on_the_other(tmp_path):
+    """Two real `kernel-search worker` processes (Triton's interpreter on the CPU); one is SIGKILLed
+    mid-study. The survivor takes its study over (same host: the dead pid frees it at once), every
+    study ends with a winner, and no config is measured twice."""
+    url = _db(tmp_path)
+    from kernel_space.fingerprint import current_fingerprint
+
+    with Store(url) as store:
+        ids = plan(store, [current_fingerprint()], TINY, OPS, [1, 3], "float16", trials=5)
+    env = {**os.environ, "TRITON_INTERPRET": "1", "KERNEL_SEARCH_POLL_S": "0.5"}
+    procs = [subprocess.Popen(_cli("worker", "--db", url, "--batch", "2"), env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    victim = procs[0]
+    deadline = time.monotonic() + 300
+    with Store(url) as store:
+        while time.monotonic() < deadline:  # kill it once it holds a study and has stored a trial
+            held = store.session(write=False)
+            with held as s:
+                mine = s.scalars(select(QueueEntry).where(QueueEntry.owner.like(f"%:{victim.pid}"))).first()
+            if mine is not None and queue.configs_measured(store, [mine.study_id])[0] > 0:
+                break
+            time.sleep(0.2)
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+        out, err = procs[1].communicate(timeout=600)
+        assert procs[1].returncode == 0, err
+        assert "Traceback" not in err
+        assert queue.pending(store, only=ids) == {"queued": 0, "held": 0, "done": len(ids)}
+        assert all(store.winner(i) is not None for i in ids)
+        _no_config_twice(store, ids)

@@ -1,0 +1,168 @@
+"""Tuning as a queue of studies that any number of workers drain: one process per GPU on a host
+(`tune --gpus`), and workers on other hosts (`kernel-search worker`) against one PostgreSQL database.
+
+plan() turns a model's (op, M bucket) studies into queue rows for each GPU fingerprint. work() is one
+worker: it claims the next free study of its fingerprint (storage.queue), runs it with the lease
+renewed as a heartbeat, marks it done, and when nothing is free helps measure a study another worker
+holds, until the queue of its fingerprint is empty. A worker that dies stops renewing its lease;
+once the lease runs out another worker takes the study over, and every trial the dead one stored is
+kept (the study resumes from the database).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import kernel_space as ks
+from kernel_space.spec import Problem
+from qwen3.config import Qwen3Config
+from storage import Store, queue
+from storage.store import fingerprint_key
+from tuner.search import OWNER, StudyOutcome, TuneOptions, owner_is_gone, tune_study
+from tuner.worker import Worker
+
+# A holder that has not renewed its lease for this long is taken for dead. A batch of 8 configs
+# compiles and times in well under a minute on the H100; the lease is renewed after every trial.
+LEASE_S = float(os.environ.get("KERNEL_SEARCH_LEASE_S", "300"))
+POLL_S = float(os.environ.get("KERNEL_SEARCH_POLL_S", "5"))
+
+
+def plan(store: Store, fingerprints: list[dict], config: Qwen3Config, ops: list[str], buckets: list[int],
+         dtype: str, trials: int) -> list[int]:
+    """Queue every (op, bucket) study of `config` for each distinct fingerprint; returns their study ids.
+    Priority follows op, then M, so that one worker visits them in the sequential order (each bucket
+    warm-started from the one below)."""
+    dims, ids, seen = config.dims(), [], set()
+    for fp in fingerprints:
+        key = fingerprint_key(fp)
+        if key in seen:
+            continue
+        seen.add(key)
+        order = [(op, m) for op in ops for m in sorted(buckets)]
+        for priority, (op, m) in enumerate(order):
+            n, k = ks.get_op(op).shape(dims)
+            ref = store.study(fp, Problem(op, m, n, k, dtype), config.name)
+            queue.enqueue(store, ref.id, model=config.name, trials=trials, priority=priority)
+            ids.append(ref.id)
+    return ids
+
+
+@dataclass
+class Callbacks:
+    """What a worker reports as it goes (the CLI's progress display); all optional."""
+
+    on_study: Callable[[str, int, int, bool], None] | None = None  # op, m, budget, shared
+    on_trial: Callable[[str, int, int, int, float | None], None] | None = None  # op, m, done, total, best
+    on_done: Callable[[StudyOutcome], None] | None = None
+
+
+@dataclass
+class WorkReport:
+    outcomes: list[StudyOutcome] = field(default_factory=list)
+    helped: int = 0  # shared studies this worker measured trials of
+
+
+def work(store: Store, fp: dict, opts: TuneOptions, callbacks: Callbacks | None = None, share: bool = True,
+         only: list[int] | None = None, owner: str = OWNER, make_worker: Callable = Worker,
+         lease_s: float = LEASE_S) -> WorkReport:
+    """Drain the queue of fingerprint `fp` (see the module docstring), or only the given study ids of
+    it, as `owner`; returns what this worker did. make_worker: the benchmarking child's class."""
+    cb, report, fp_key, no_help = callbacks or Callbacks(), WorkReport(), fingerprint_key(fp), set()
+    with make_worker() as worker:
+        while not _past(opts.deadline):
+            _reap_dead_holders(store, fp_key, owner)
+            claim = queue.claim(store, fp_key, owner, lease_s, share=share, exclude=no_help, only=only)
+            if claim is None:
+                if queue.pending(store, [fp_key], only)["held"] == 0:
+                    break  # nothing queued, nothing held by a live worker: done
+                time.sleep(POLL_S)  # held studies may yet be given up by a dead worker
+                continue
+            outcome = _run_claim(store, worker, fp, fp_key, claim, opts, cb, owner, lease_s)
+            if claim.shared:
+                report.helped += 1
+                if outcome.new_trials == 0:
+                    no_help.add(claim.study_id)  # its budget is spent: only the holder's confirmation is left
+            else:
+                report.outcomes.append(outcome)
+    return report
+
+
+def _reap_dead_holders(store: Store, fp_key: str, me: str) -> None:
+    """A holder on this host whose process is gone (killed) gives its study back at once: its lease
+    would otherwise keep the study from the others until it runs out."""
+    for queue_id, holder in queue.holders(store, fp_key):
+        if holder != me and owner_is_gone(holder, None):
+            queue.release(store, queue_id, holder)
+
+
+def _run_claim(store, worker, fp, fp_key, claim: queue.Claim, opts: TuneOptions, cb: Callbacks,
+               owner: str, lease_s: float) -> StudyOutcome:
+    problem = Problem(claim.op, claim.m, claim.n, claim.k, claim.dtype)
+    if cb.on_study:
+        cb.on_study(claim.op, claim.m, claim.trials, claim.shared)
+    warm = queue.warm_start_config(store, fp_key, claim.op, claim.n, claim.k, claim.dtype, claim.m)
+    heartbeat = None if claim.shared else (lambda: queue.renew(store, claim.queue_id, owner, lease_s))
+    on_trial = (lambda done, total, best: cb.on_trial(claim.op, claim.m, done, total, best)) if cb.on_trial else None
+    try:
+        outcome = tune_study(store, worker, fp, claim.model, problem, replace(opts, trials=claim.trials),
+                             warm_start=warm, on_trial=on_trial, shared=claim.shared, heartbeat=heartbeat)
+    except BaseException:
+        if not claim.shared:
+            queue.release(store, claim.queue_id, owner)  # Ctrl-C or a crash: free it for the others now
+        raise
+    if not claim.shared:  # done even without a winner (its note says why): a re-run queues it again
+        queue.finish(store, claim.queue_id, owner)
+    if cb.on_done and not claim.shared:
+        cb.on_done(outcome)
+    return outcome
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def parse_gpus(text: str, available: int) -> list[int]:
+    """'all' or a comma list of device indices such as '0,1,3' -> sorted distinct indices."""
+    if available < 1:
+        raise ValueError("--gpus needs CUDA GPUs and this machine has none")
+    if text == "all":
+        return list(range(available))
+    try:
+        gpus = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"--gpus must be 'all' or a comma list of GPU indices, got {text!r}") from None
+    if not gpus or gpus[0] < 0 or gpus[-1] >= available:
+        raise ValueError(f"--gpus {text!r}: this machine has GPUs 0..{available - 1}")
+    return gpus
+
+
+def gpu_fingerprints(gpus: list[int]) -> dict[int, dict]:
+    """The fingerprint of each GPU: identical GPUs share studies, another kind gets its own."""
+    from kernel_space.fingerprint import current_fingerprint
+
+    return {i: current_fingerprint(i) for i in gpus}
+
+
+def spawn_workers(url: str, gpus: list[int], opts: TuneOptions, seconds: float | None, log_dir) -> list:
+    """One `kernel-search worker` process per GPU (CUDA_VISIBLE_DEVICES), its output in log_dir."""
+    import subprocess
+    import sys
+
+    procs = []
+    for gpu in gpus:
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(gpu)}
+        cmd = [sys.executable, "-m", "cli.app", "worker", "--db", url, "--batch", str(opts.batch),
+               "--seed", str(opts.seed)]
+        if seconds is not None:
+            cmd += ["--seconds", str(seconds)]
+        log = open(os.path.join(log_dir, f"worker-gpu{gpu}.log"), "w")
+        procs.append((gpu, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    return procs
+
+
+def study_progress(store: Store, study_ids: list[int]) -> tuple[int, int]:
+    """(studies done, distinct configs stored) of a planned tune."""
+    return queue.pending(store, only=study_ids)["done"], queue.configs_measured(store, study_ids)[1]
