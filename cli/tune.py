@@ -14,8 +14,9 @@ def tune(
     model: Annotated[str, typer.Option(help="A preset (qwen3-0.6b, qwen3-8b, ..., qwen3-tiny) or a path to a "
                                        "Hugging Face config.json / model folder.")] = "qwen3-0.6b",
     op: Annotated[list[str] | None, typer.Option("--op", help="Only these ops (repeatable); default all.")] = None,
-    buckets: Annotated[str, typer.Option(help="M buckets: decode (1..256), prefill (512..4096), all, or a comma "
-                                         "list such as 1,2,4,16.")] = "decode",
+    buckets: Annotated[str, typer.Option(help="M buckets: all (default: decode 1..256 and prefill 512..4096, so "
+                                         "a prompt's M runs a tuned config), decode, prefill, or a comma list such "
+                                         "as 1,2,4,16. Past the last tuned bucket the model runs unfused.")] = "all",
     dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32.")] = "bfloat16",
     trials: Annotated[int, typer.Option(min=1, help="Distinct configs tried per (op, bucket) study, the enqueued "
                                         "baseline and defaults included (a repeated proposal is free). A re-run "

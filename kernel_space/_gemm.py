@@ -2,10 +2,9 @@
 
 out = epilogue(prologue(x) @ W^T), with the prologue and epilogue chosen by constexpr flags:
 
-- ADD_IN:  A = x + res_in, and the programs of the first N tile store A (the new residual).
-- NORM:    rmsnorm(A) @ W^T = diag(r) ((A * g) @ W^T) with r = rsqrt(mean(A^2) + eps), so the row
+- NORM:    rmsnorm(x) @ W^T = diag(r) ((x * g) @ W^T) with r = rsqrt(mean(x^2) + eps), so the row
            scale is applied to the accumulator after the K loop and the sum of squares is gathered
-           from the A tiles the loop loads anyway (no extra pass over the activation).
+           from the x tiles the loop loads anyway (no extra pass over the activation).
 - GATED:   W is [2N, K] = [Wg; Wu]; each program keeps two accumulators (rows n and N + n) so the
            epilogue can write silu(g) * u and the [M, 2N] intermediate never reaches memory.
 - RES_OUT: the epilogue adds res_out[m, n].
@@ -17,8 +16,13 @@ Decode at M <= 16 is weight streaming, and at N = 1024 or 4096 there are too few
 132 SMs busy without it.
 
 Prologue placement (norm ops): `inline` does the norm inside the K loop of every tile; `prepass`
-runs a one-row-per-program kernel first that writes rmsnorm(h) * g, so the GEMM's loop is a plain
+runs a one-row-per-program kernel first that writes rmsnorm(x) * g, so the GEMM's loop is a plain
 load -> tl.dot pipeline (one more launch, M x K more bytes, both tiny at decode).
+
+Offsets: every kernel takes INDEX_64. Off, offsets are int32, which decode needs and is fastest; on
+(the launcher turns it on when geometry.LinearLaunch's bound on any offset passes 2^31 - 1, e.g. a
+split-K partial at a prefill M, or out at an lm_head-sized N), the tile and row indices are int64
+before anything is multiplied by a row length. Scratch buffers are sized by the launch.
 
 PDL (programmatic dependent launch, Hopper on): every kernel here is launched so that it may start
 while the kernel before it in the stream is still running. A program first prefetches its own weight
@@ -36,13 +40,16 @@ which wastes nothing at M = 1 and allows BLOCK_N = 8.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+
+from kernel_space.geometry import LinearLaunch
 
 
 @triton.jit
@@ -57,6 +64,80 @@ def pdl_enter():
     """Wait for the previous kernel (its writes visible), then let the next one launch."""
     gdc_wait()
     gdc_launch_dependents()
+
+
+@triton.jit
+def _wide(i, INDEX_64: tl.constexpr):
+    """i in int64 when the launch's offsets can pass 2^31 (geometry.LinearLaunch.needs_int64), else as
+    it is: every offset derived from it is then computed in 64 bits. Off, the code is unchanged."""
+    if INDEX_64:
+        i = tl.cast(i, tl.int64)  # tl.cast, not .to: i may be a constexpr (Triton specializes M = 1)
+    return i
+
+
+@triton.jit
+def _tile_of(pid, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+    """(pid_m, pid_n) of program pid in grouped order: GROUP_M row blocks share each weight tile
+    while it is in L2 (prefill)."""
+    num_pid_m = tl.cdiv(M, BLOCK_M)
+    num_pid_in_group = GROUP_M * tl.cdiv(N, BLOCK_N)
+    first_pid_m = (pid // num_pid_in_group) * GROUP_M
+    group_size_m = min(num_pid_m - first_pid_m, GROUP_M)
+    pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)
+    pid_n = (pid % num_pid_in_group) // group_size_m
+    return pid_m, pid_n
+
+
+@triton.jit
+def _prefetch_weights(w_ptr, offs_n, k_start, N, K, K_PER_SPLIT, stride_wn, GATED: tl.constexpr):
+    """This program's weight rows over its K slice into L2, one pointer per 128-byte line (clamped
+    into the matrix), eight lines of every row per step."""
+    LINE: tl.constexpr = 1024 // w_ptr.dtype.element_ty.primitive_bitwidth
+    rows = tl.minimum(offs_n, N - 1)
+    for kk in range(0, K_PER_SPLIT, 8 * LINE):
+        k_lines = tl.minimum(k_start + kk + tl.arange(0, 8) * LINE, K - 1)
+        _prefetch_l2(w_ptr + rows[None, :] * stride_wn + k_lines[:, None])
+        if GATED:
+            _prefetch_l2(w_ptr + (rows[None, :] + N) * stride_wn + k_lines[:, None])
+
+
+@triton.jit
+def _mac(acc, a, w, USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    # a: [BLOCK_M, BLOCK_K] (fp32 after a norm), w: [BLOCK_K, BLOCK_N] in the weight dtype.
+    if USE_DOT:
+        acc = tl.dot(a.to(w.dtype), w, acc, input_precision=DOT_PRECISION)
+    else:
+        acc += tl.sum(a[:, :, None] * w.to(tl.float32)[None, :, :], axis=1)
+    return acc
+
+
+@triton.jit
+def _k_loop(x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K, K_PER_SPLIT, stride_xm, stride_wn,
+            NORM: tl.constexpr, GATED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+            BLOCK_K: tl.constexpr, USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """(acc, acc2, ss) over this program's K slice: x @ W^T for the N tile (and its up half when
+    gated) and, with NORM, x's sum of squares from the tiles loaded anyway, x scaled by the gain."""
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    m_mask = offs_m < M
+    n_mask = offs_n < N
+    for kk in range(0, K_PER_SPLIT, BLOCK_K):
+        offs_k = k_start + kk + tl.arange(0, BLOCK_K)
+        k_mask = offs_k < K
+        a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :], mask=m_mask[:, None] & k_mask[None, :],
+                    other=0.0)
+        if NORM:
+            a = a.to(tl.float32)
+            ss += tl.sum(a * a, axis=1)
+            a = a * tl.load(norm_w_ptr + offs_k, mask=k_mask, other=0.0).to(tl.float32)[None, :]
+        w_mask = k_mask[:, None] & n_mask[None, :]
+        w = tl.load(w_ptr + offs_n[None, :] * stride_wn + offs_k[:, None], mask=w_mask, other=0.0)
+        acc = _mac(acc, a, w, USE_DOT, DOT_PRECISION)
+        if GATED:
+            w2 = tl.load(w_ptr + (offs_n[None, :] + N) * stride_wn + offs_k[:, None], mask=w_mask, other=0.0)
+            acc2 = _mac(acc2, a, w2, USE_DOT, DOT_PRECISION)
+    return acc, acc2, ss
 
 
 @triton.jit
@@ -78,117 +159,28 @@ def _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_r
 
 
 @triton.jit
-def _mac(acc, a, w, USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    # a: [BLOCK_M, BLOCK_K] fp32, w: [BLOCK_K, BLOCK_N] in the weight dtype.
-    if USE_DOT:
-        acc = tl.dot(a.to(w.dtype), w, acc, input_precision=DOT_PRECISION)
-    else:
-        acc += tl.sum(a[:, :, None] * w.to(tl.float32)[None, :, :], axis=1)
-    return acc
-
-
-@triton.jit
-def fused_linear_kernel(
-    x_ptr, res_in_ptr, norm_w_ptr, w_ptr, res_out_ptr, h_ptr, out_ptr, part_ptr, ss_ptr, count_ptr,
-    M, N, K, K_PER_SPLIT,
-    stride_xm, stride_rim, stride_wn, stride_rom, stride_hm, stride_om,
-    eps,
-    ADD_IN: tl.constexpr, NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr,
-    USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, LAST_REDUCES: tl.constexpr,
-    PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
-):
-    pid = tl.program_id(0)
-    pid_k = tl.program_id(1)
-    num_pid_m = tl.cdiv(M, BLOCK_M)
-    num_pid_n = tl.cdiv(N, BLOCK_N)
-    # Grouped tile order: GROUP_M row-blocks share each weight tile while it is in L2 (prefill).
-    num_pid_in_group = GROUP_M * num_pid_n
-    group_id = pid // num_pid_in_group
-    first_pid_m = group_id * GROUP_M
-    group_size_m = min(num_pid_m - first_pid_m, GROUP_M)
-    pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)
-    pid_n = (pid % num_pid_in_group) // group_size_m
-
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    rk = tl.arange(0, BLOCK_K)
-    m_mask = offs_m < M
-    n_mask = offs_n < N
-
-    k_start = pid_k * K_PER_SPLIT
-    if PDL:
-        if PREFETCH:
-            # This program's weight rows over its K slice, one pointer per 128-byte line (clamped
-            # into the matrix), eight lines of every row per step.
-            LINE: tl.constexpr = 1024 // w_ptr.dtype.element_ty.primitive_bitwidth
-            rows = tl.minimum(offs_n, N - 1)
-            for kk in range(0, K_PER_SPLIT, 8 * LINE):
-                k_lines = tl.minimum(k_start + kk + tl.arange(0, 8) * LINE, K - 1)
-                _prefetch_l2(w_ptr + rows[None, :] * stride_wn + k_lines[:, None])
-                if GATED:
-                    _prefetch_l2(w_ptr + (rows[None, :] + N) * stride_wn + k_lines[:, None])
-        pdl_enter()
-
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
-    for kk in range(0, K_PER_SPLIT, BLOCK_K):
-        offs_k = k_start + kk + rk
-        k_mask = offs_k < K
-        a_mask = m_mask[:, None] & k_mask[None, :]
-        a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :], mask=a_mask, other=0.0)
-        if ADD_IN or NORM:
-            a = a.to(tl.float32)
-        if ADD_IN:
-            r_in = tl.load(res_in_ptr + offs_m[:, None] * stride_rim + offs_k[None, :], mask=a_mask, other=0.0)
-            a = a + r_in.to(tl.float32)
-            # The new residual: one N tile writes it, every split its own K slice.
-            tl.store(h_ptr + offs_m[:, None] * stride_hm + offs_k[None, :], a.to(h_ptr.dtype.element_ty),
-                     mask=a_mask & (pid_n == 0))
-        if NORM:
-            ss += tl.sum(a * a, axis=1)
-            g = tl.load(norm_w_ptr + offs_k, mask=k_mask, other=0.0).to(tl.float32)
-            a = a * g[None, :]
-        w_mask = k_mask[:, None] & n_mask[None, :]
-        w = tl.load(w_ptr + offs_n[None, :] * stride_wn + offs_k[:, None], mask=w_mask, other=0.0)
-        acc = _mac(acc, a, w, USE_DOT, DOT_PRECISION)
-        if GATED:
-            w2 = tl.load(w_ptr + (offs_n[None, :] + N) * stride_wn + offs_k[:, None], mask=w_mask, other=0.0)
-            acc2 = _mac(acc2, a, w2, USE_DOT, DOT_PRECISION)
-
-    if SPLIT_K == 1:
-        _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
-                  NORM, GATED, RES_OUT)
-    else:
-        width = 2 * N if GATED else N
-        p_off = pid_k * M * width + offs_m[:, None] * width + offs_n[None, :]
-        p_mask = m_mask[:, None] & n_mask[None, :]
-        tl.store(part_ptr + p_off, acc, mask=p_mask)
-        if GATED:
-            tl.store(part_ptr + p_off + N, acc2, mask=p_mask)
-        if NORM:
-            # Every tile keeps its own copy of the partial sums of squares: a tile's reducer must
-            # not wait on another tile's programs (one shared copy raced on the H100).
-            tl.store(ss_ptr + (pid_k * num_pid_n + pid_n) * M + offs_m, ss, mask=m_mask)
-        if LAST_REDUCES:
-            # Split-K in one launch: the last program to finish a tile sums the partials and runs the
-            # epilogue (saves the second kernel: ~2 us of a 4 us decode GEMM at Qwen3-0.6B sizes).
-            # The barrier makes every thread's partial stores precede the release of the counter.
-            tl.debug_barrier()
-            tile = pid_m * num_pid_n + pid_n
-            arrived = tl.atomic_add(count_ptr + tile, 1, sem="acq_rel", scope="gpu")
-            if arrived == SPLIT_K - 1:
-                tl.store(count_ptr + tile, 0)  # reset for the next launch (the graph replays it)
-                _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, stride_rom,
-                             stride_om, eps, NORM, GATED, RES_OUT, SPLIT_K, BLOCK_M, BLOCK_N)
+def _store_partials(part_ptr, ss_ptr, acc, acc2, ss, split, pid_n, offs_m, offs_n, M, N,
+                    NORM: tl.constexpr, GATED: tl.constexpr, BLOCK_N: tl.constexpr, INDEX_64: tl.constexpr):
+    """Split `split`'s fp32 partials: its [M, width] slab of a [SPLIT_K, M, width] buffer. The slab's
+    offset split * M * width alone passed 2^31 at M = 65,536: under INDEX_64 it is 64-bit."""
+    width = 2 * N if GATED else N
+    mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
+    p_off = _wide(split * M, INDEX_64) * width + offs_m[:, None] * width + offs_n[None, :]
+    tl.store(part_ptr + p_off, acc, mask=mask)
+    if GATED:
+        tl.store(part_ptr + p_off + N, acc2, mask=mask)
+    if NORM:
+        # Every tile keeps its own copy of the partial sums of squares: a tile's reducer must
+        # not wait on another tile's programs (one shared copy raced on the H100).
+        tl.store(ss_ptr + (split * tl.cdiv(N, BLOCK_N) + pid_n) * M + offs_m, ss, mask=offs_m < M)
 
 
 @triton.jit
 def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, stride_rom, stride_om, eps,
                  NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
-                 SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                 SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, INDEX_64: tl.constexpr):
+    """Sum a tile's SPLIT_K partials (and sums of squares), then run the epilogue. pid_m and pid_n
+    arrive already widened when the launch indexes in 64 bits."""
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
@@ -198,7 +190,7 @@ def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, 
     acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
     for s in tl.static_range(SPLIT_K):
-        p_off = s * M * width + offs_m[:, None] * width + offs_n[None, :]
+        p_off = _wide(s * M, INDEX_64) * width + offs_m[:, None] * width + offs_n[None, :]
         # .cg: read from L2, never from this SM's L1, where another program's partial cannot be.
         acc += tl.load(part_ptr + p_off, mask=mask, other=0.0, cache_modifier=".cg")
         if GATED:
@@ -211,48 +203,87 @@ def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, 
 
 
 @triton.jit
+def fused_linear_kernel(
+    x_ptr, norm_w_ptr, w_ptr, res_out_ptr, out_ptr, part_ptr, ss_ptr, count_ptr,
+    M, N, K, K_PER_SPLIT,
+    stride_xm, stride_wn, stride_rom, stride_om,
+    eps,
+    NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr,
+    USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, LAST_REDUCES: tl.constexpr,
+    INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
+):
+    pid_m, pid_n = _tile_of(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    pid_m = _wide(pid_m, INDEX_64)
+    pid_n = _wide(pid_n, INDEX_64)
+    pid_k = tl.program_id(1)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    k_start = pid_k * K_PER_SPLIT
+    if PDL:
+        if PREFETCH:
+            _prefetch_weights(w_ptr, offs_n, k_start, N, K, K_PER_SPLIT, stride_wn, GATED)
+        pdl_enter()
+    acc, acc2, ss = _k_loop(x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K, K_PER_SPLIT, stride_xm,
+                            stride_wn, NORM, GATED, BLOCK_M, BLOCK_N, BLOCK_K, USE_DOT, DOT_PRECISION)
+    if SPLIT_K == 1:
+        _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
+                  NORM, GATED, RES_OUT)
+    else:
+        _store_partials(part_ptr, ss_ptr, acc, acc2, ss, pid_k, pid_n, offs_m, offs_n, M, N, NORM, GATED, BLOCK_N,
+                        INDEX_64)
+        if LAST_REDUCES:
+            # Split-K in one launch: the last program to finish a tile sums the partials and runs the
+            # epilogue (saves the second kernel: ~2 us of a 4 us decode GEMM at Qwen3-0.6B sizes).
+            # The barrier makes every thread's partial stores precede the release of the counter.
+            tl.debug_barrier()
+            tile = pid_m * tl.cdiv(N, BLOCK_N) + pid_n
+            arrived = tl.atomic_add(count_ptr + tile, 1, sem="acq_rel", scope="gpu")
+            if arrived == SPLIT_K - 1:
+                tl.store(count_ptr + tile, 0)  # reset for the next launch (the graph replays it)
+                _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, stride_rom,
+                             stride_om, eps, NORM, GATED, RES_OUT, SPLIT_K, BLOCK_M, BLOCK_N, INDEX_64)
+
+
+@triton.jit
 def splitk_epilogue_kernel(
     part_ptr, ss_ptr, res_out_ptr, out_ptr,
     M, N, K,
     stride_rom, stride_om,
     eps,
     NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
-    SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr = False,
+    SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False,
 ):
     if PDL:
         pdl_enter()
-    _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, tl.program_id(0), tl.program_id(1), M, N, K,
-                 stride_rom, stride_om, eps, NORM, GATED, RES_OUT, SPLIT_K, BLOCK_M, BLOCK_N)
+    _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, _wide(tl.program_id(0), INDEX_64),
+                 _wide(tl.program_id(1), INDEX_64), M, N, K, stride_rom, stride_om, eps, NORM, GATED, RES_OUT,
+                 SPLIT_K, BLOCK_M, BLOCK_N, INDEX_64)
 
 
 @triton.jit
 def rmsnorm_prepass_kernel(
-    x_ptr, res_ptr, g_ptr, h_ptr, a_ptr,
-    K, stride_xm, stride_rm, stride_hm, stride_am, eps,
-    ADD_IN: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr = False,
+    x_ptr, g_ptr, a_ptr,
+    K, stride_xm, stride_am, eps,
+    BLOCK_K: tl.constexpr, INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False,
 ):
-    """One row per program: h = x (+ residual), written when added; a = rmsnorm(h) * g in x's dtype.
-    The GEMM then reads `a` straight into tl.dot, with no per-tile prologue in its K loop."""
-    row = tl.program_id(0)
+    """One row per program: a = rmsnorm(x) * g in x's dtype. The GEMM then reads `a` straight into
+    tl.dot, with no per-tile prologue in its K loop."""
+    row = _wide(tl.program_id(0), INDEX_64)
     if PDL:
         pdl_enter()
     ss = tl.zeros((BLOCK_K,), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         offs = k0 + tl.arange(0, BLOCK_K)
-        mask = offs < K
-        h = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
-        if ADD_IN:
-            h += tl.load(res_ptr + row * stride_rm + offs, mask=mask, other=0.0).to(tl.float32)
-            tl.store(h_ptr + row * stride_hm + offs, h.to(h_ptr.dtype.element_ty), mask=mask)
+        h = tl.load(x_ptr + row * stride_xm + offs, mask=offs < K, other=0.0).to(tl.float32)
         ss += h * h
     r = tl.rsqrt(tl.sum(ss, axis=0) / K + eps)
     for k0 in range(0, K, BLOCK_K):
         offs = k0 + tl.arange(0, BLOCK_K)
         mask = offs < K
-        # Recomputed from the inputs rather than read back from h: no ordering between threads needed.
         h = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
-        if ADD_IN:
-            h += tl.load(res_ptr + row * stride_rm + offs, mask=mask, other=0.0).to(tl.float32)
         g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         tl.store(a_ptr + row * stride_am + offs, (h * r * g).to(a_ptr.dtype.element_ty), mask=mask)
 
@@ -270,21 +301,23 @@ def prepass_block(k: int) -> int:
 
 # Tile arrival counters for the one-launch split-K, per device. They start at zero and every launch
 # leaves them at zero (the last program of a tile resets its counter), so one buffer serves all
-# launches on a stream, CUDA-graph replays included.
+# launches on a stream, CUDA-graph replays included. Sized by the launch: a prefill has far more
+# tiles than COUNTER_SLOTS (the 8B gate_up M = 32 config at M = 65,536: 196,608).
 _COUNTERS: dict = {}
 _RETIRED: list = []  # outgrown buffers stay alive: a captured graph may still point at them
 COUNTER_SLOTS = 1 << 16
 
 
 def _counters(device: torch.device, tiles: int) -> torch.Tensor:
+    """A zeroed int32 buffer of at least `tiles` counters on device (grown, at least doubling, when short)."""
     buf = _COUNTERS.get(device)
     if buf is None or buf.numel() < tiles:
         if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
             raise RuntimeError("split-K counters must be allocated before CUDA-graph capture: run the op once first")
+        size = max(tiles, COUNTER_SLOTS, 2 * buf.numel() if buf is not None else 0)
         if buf is not None:
             _RETIRED.append(buf)
-        buf = torch.zeros(max(tiles, COUNTER_SLOTS), dtype=torch.int32, device=device)
-        _COUNTERS[device] = buf
+        buf = _COUNTERS[device] = torch.zeros(size, dtype=torch.int32, device=device)
     return buf
 
 
@@ -341,79 +374,129 @@ def _launcher(kernel, grid):
     return (lambda *a, **kw: kernel.warmup(*a, grid=grid, **kw)) if _COMPILE_ONLY else kernel[grid]
 
 
+_FORCE_INDEX_64 = False
+
+
+@contextlib.contextmanager
+def force_index_64():
+    """Inside, every launch indexes in 64 bits whatever its size: the tests check that path's
+    arithmetic at shapes the interpreter can run (the shapes that need it hold gigabytes)."""
+    global _FORCE_INDEX_64
+    previous, _FORCE_INDEX_64 = _FORCE_INDEX_64, True
+    try:
+        yield
+    finally:
+        _FORCE_INDEX_64 = previous
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One launch_fused_linear call, checked: its geometry and what the config makes of it."""
+
+    launch: LinearLaunch
+    cfg: dict
+    prepass: bool  # the norm runs in the pre-pass kernel, so the GEMM's K loop has none
+    norm: bool  # the GEMM's K loop applies the norm (inline)
+    last_reduces: bool  # split-K reduced by the last program of each tile, not by a second kernel
+    index_64: bool  # some offset can pass 2^31: the kernels index in 64 bits
+
+
+class _Scratch(NamedTuple):
+    a: torch.Tensor  # the GEMM's activation: x, or rmsnorm(x) * g from the pre-pass
+    part: torch.Tensor  # fp32 split-K partials
+    ss: torch.Tensor  # fp32 partial sums of squares
+    counts: torch.Tensor  # tile arrival counters
+
+
 def launch_fused_linear(
     x: torch.Tensor,
     w: torch.Tensor,
     cfg: dict,
     *,
-    res_in: torch.Tensor | None = None,
     norm_w: torch.Tensor | None = None,
     res_out: torch.Tensor | None = None,
     gated: bool = False,
     eps: float = 1e-6,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Launch the fused GEMM (and its split-K epilogue). Inputs are trusted: op launchers validate.
+) -> torch.Tensor:
+    """out = epilogue(prologue(x) @ w^T), [M, N] with N = w's rows (halved when gated): check the
+    launch, allocate its output and scratch, launch its kernels. The op launchers validate the tensors;
+    a launch beyond CUDA's grid limits raises ValueError here."""
+    plan = _plan(x, w, cfg, norm=norm_w is not None, gated=gated)
+    out = torch.empty((plan.launch.m, plan.launch.n), device=x.device, dtype=x.dtype)
+    if plan.launch.m == 0:
+        return out
+    scratch = _allocate(x, out, plan)
+    if plan.prepass:
+        _launch_prepass(x, norm_w, scratch.a, eps, plan.index_64)
+    _launch_gemm(plan, scratch, w, norm_w if plan.norm else None, res_out, out, eps)
+    if plan.launch.split > 1 and not plan.last_reduces:
+        _launch_reduce(plan, scratch, res_out, out, eps)
+    return out
 
-    Returns (out, h): out is [M, N] (N = W rows, halved when gated); h is the new residual when
-    res_in is given, else None.
-    """
+
+def _plan(x: torch.Tensor, w: torch.Tensor, cfg: dict, *, norm: bool, gated: bool) -> _Plan:
     m, k = x.shape
-    n = w.shape[0] // 2 if gated else w.shape[0]
-    out = torch.empty((m, n), device=x.device, dtype=x.dtype)
-    h = torch.empty_like(x) if res_in is not None else None
-    if m == 0:
-        return out, h
-    if norm_w is not None and cfg.get("prologue", "inline") == "prepass":
-        a = torch.empty_like(x)
-        _launcher(rmsnorm_prepass_kernel, (m,))(
-            x, res_in if res_in is not None else x, norm_w, h if h is not None else x, a,
-            k, x.stride(0), res_in.stride(0) if res_in is not None else 0, h.stride(0) if h is not None else 0,
-            a.stride(0), eps,
-            ADD_IN=res_in is not None, BLOCK_K=prepass_block(k), num_warps=PREPASS_WARPS, **pdl_launch_args(x.device),
-        )
-        out, _ = launch_fused_linear(a, w, {**cfg, "prologue": "inline"}, res_out=res_out, gated=gated, eps=eps)
-        return out, h
-    bm, bn, bk, split = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"], cfg["SPLIT_K"]
-    # Each split covers a whole number of BLOCK_K blocks; the last one may run short.
-    k_per_split = math.ceil(math.ceil(k / bk) / split) * bk
-    norm = norm_w is not None
-    if split > 1:
-        part = torch.empty((split, m, 2 * n if gated else n), device=x.device, dtype=torch.float32)
-        ss = torch.empty((split, triton.cdiv(n, bn), m), device=x.device, dtype=torch.float32) if norm else part
-    else:
-        part = ss = out  # unused placeholders: the kernel never touches them when SPLIT_K == 1
-    dummy = x
-    tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
-    last_reduces = split > 1 and cfg.get("split_reduce", "kernel") == "last_program"
-    counts = _counters(x.device, tiles) if last_reduces else dummy
-    grid = (tiles, split)
-    _launcher(fused_linear_kernel, grid)(
-        x, res_in if res_in is not None else dummy, norm_w if norm else dummy, w,
-        res_out if res_out is not None else dummy, h if h is not None else dummy, out, part, ss, counts,
-        m, n, k, k_per_split,
-        x.stride(0), res_in.stride(0) if res_in is not None else 0, w.stride(0),
-        res_out.stride(0) if res_out is not None else 0, h.stride(0) if h is not None else 0, out.stride(0),
-        eps,
-        ADD_IN=res_in is not None, NORM=norm, GATED=gated, RES_OUT=res_out is not None,
-        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=split, GROUP_M=cfg["GROUP_M"],
-        USE_DOT=cfg["path"] == "dot",
-        DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
-        LAST_REDUCES=last_reduces,
-        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **pdl_launch_args(x.device, tiles * split),
+    launch = LinearLaunch.of(cfg, m, w.shape[0] // 2 if gated else w.shape[0], k, gated)
+    why = launch.grid_problem()
+    if why:
+        raise ValueError(f"cannot launch the fused linear at M={m}, N={launch.n}, K={k}: {why}")
+    prepass = norm and cfg.get("prologue", "inline") == "prepass"
+    last_reduces = launch.split > 1 and cfg.get("split_reduce", "kernel") == "last_program"
+    return _Plan(launch, cfg, prepass, norm and not prepass, last_reduces, _FORCE_INDEX_64 or launch.needs_int64)
+
+
+def _allocate(x: torch.Tensor, out: torch.Tensor, plan: _Plan) -> _Scratch:
+    """The launch's scratch, sized by its geometry. Absent buffers are stand-ins the kernels never touch."""
+    launch, device = plan.launch, x.device
+    a = torch.empty_like(x) if plan.prepass else x
+    if launch.split == 1:
+        return _Scratch(a, out, out, x)
+    part = torch.empty(launch.partial_shape, device=device, dtype=torch.float32)
+    ss = torch.empty(launch.sumsq_shape, device=device, dtype=torch.float32) if plan.norm else part
+    counts = _counters(device, launch.tiles) if plan.last_reduces else x
+    return _Scratch(a, part, ss, counts)
+
+
+def _launch_prepass(x: torch.Tensor, norm_w: torch.Tensor, a: torch.Tensor, eps: float, index_64: bool) -> None:
+    m, k = x.shape
+    _launcher(rmsnorm_prepass_kernel, (m,))(
+        x, norm_w, a, k, x.stride(0), a.stride(0), eps,
+        BLOCK_K=prepass_block(k), INDEX_64=index_64, num_warps=PREPASS_WARPS, **pdl_launch_args(x.device),
     )
-    if split > 1 and not last_reduces:
-        grid_r = (triton.cdiv(m, bm), triton.cdiv(n, bn))
-        _launcher(splitk_epilogue_kernel, grid_r)(
-            part, ss, res_out if res_out is not None else dummy, out,
-            m, n, k,
-            res_out.stride(0) if res_out is not None else 0, out.stride(0),
-            eps,
-            NORM=norm, GATED=gated, RES_OUT=res_out is not None,
-            SPLIT_K=split, BLOCK_M=bm, BLOCK_N=bn,
-            num_warps=cfg["num_warps"], **pdl_launch_args(x.device),
-        )
-    return out, h
 
 
-KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _reduce_tile, _epilogue, _mac,
-                  _prefetch_l2, pdl_enter)
+def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.Tensor | None,
+                 res_out: torch.Tensor | None, out: torch.Tensor, eps: float) -> None:
+    launch, cfg, a = plan.launch, plan.cfg, scratch.a
+    _launcher(fused_linear_kernel, launch.grid)(
+        a, norm_w if norm_w is not None else a, w, res_out if res_out is not None else a, out,
+        scratch.part, scratch.ss, scratch.counts,
+        launch.m, launch.n, launch.k, launch.k_per_split,
+        a.stride(0), w.stride(0), res_out.stride(0) if res_out is not None else 0, out.stride(0),
+        eps,
+        NORM=plan.norm, GATED=launch.gated, RES_OUT=res_out is not None,
+        BLOCK_M=launch.block_m, BLOCK_N=launch.block_n, BLOCK_K=launch.block_k,
+        SPLIT_K=launch.split, GROUP_M=cfg["GROUP_M"],
+        USE_DOT=cfg["path"] == "dot", DOT_PRECISION="ieee" if a.dtype == torch.float32 else "tf32",
+        LAST_REDUCES=plan.last_reduces, INDEX_64=plan.index_64,
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        **pdl_launch_args(a.device, launch.tiles * launch.split),
+    )
+
+
+def _launch_reduce(plan: _Plan, scratch: _Scratch, res_out: torch.Tensor | None, out: torch.Tensor,
+                   eps: float) -> None:
+    launch = plan.launch
+    _launcher(splitk_epilogue_kernel, launch.reduce_grid)(
+        scratch.part, scratch.ss, res_out if res_out is not None else out, out,
+        launch.m, launch.n, launch.k,
+        res_out.stride(0) if res_out is not None else 0, out.stride(0),
+        eps,
+        NORM=plan.norm, GATED=launch.gated, RES_OUT=res_out is not None,
+        SPLIT_K=launch.split, BLOCK_M=launch.block_m, BLOCK_N=launch.block_n, INDEX_64=plan.index_64,
+        num_warps=plan.cfg["num_warps"], **pdl_launch_args(out.device),
+    )
+
+
+KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _wide, _tile_of,
+                  _prefetch_weights, _k_loop, _mac, _epilogue, _store_partials, _reduce_tile, _prefetch_l2, pdl_enter)

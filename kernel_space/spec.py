@@ -12,9 +12,17 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from kernel_space.geometry import LinearLaunch
+
 # Opt-in shared memory per block on sm_90 (H100/H200). Used when no device is there to ask
 # (CPU interpreter runs), so that a config that could never run on the target is still refused.
 DEFAULT_SMEM_LIMIT = 232_448
+
+# Device memory assumed when none is there to ask (the H100 80GB's), and the share of it a launch's
+# split-K scratch may take. The scratch grows with M: the 8B M = 32 gate_up config at a prefill of
+# M = 65,536 asks for 25.8 GB of fp32 partials, a third of the card, to run a decode config untuned.
+DEFAULT_DEVICE_MEMORY = 80 * 10**9
+SCRATCH_SHARE = 8
 
 # Per-thread fp32 registers the FMA path may spend on its [BLOCK_M, BLOCK_K, BLOCK_N] product.
 # Above this the compiler spills to local memory (255 registers is the hard cap per thread).
@@ -182,6 +190,7 @@ def check_config(
     a_inputs: int = 1,
     smem_limit: int = DEFAULT_SMEM_LIMIT,
     space: SearchSpace = DEFAULT_SPACE,
+    memory_bytes: int = DEFAULT_DEVICE_MEMORY,
 ) -> str | None:
     """Return why `cfg` cannot run on an (m, n, k) problem (n: output columns), or None if it can.
     Never raises."""
@@ -191,7 +200,8 @@ def check_config(
     if impl == "unfused":
         return None
     return (_check_keys(cfg, space) or _check_path(cfg) or _check_blocks(cfg, m, n, k) or _check_split(cfg, k)
-            or _check_smem(cfg, elem_bytes, gated, a_inputs, smem_limit))
+            or _check_smem(cfg, elem_bytes, gated, a_inputs, smem_limit)
+            or check_launch(cfg, m, n, k, gated=gated, memory_bytes=memory_bytes))
 
 
 def _check_keys(cfg: dict, space: SearchSpace) -> str | None:
@@ -238,6 +248,22 @@ def _check_smem(cfg: dict, elem_bytes: int, gated: bool, a_inputs: int, smem_lim
     smem = smem_bytes(cfg, elem_bytes, gated, a_inputs)
     if smem > smem_limit:
         return f"shared memory estimate {smem} B exceeds the device limit {smem_limit} B"
+    return None
+
+
+def check_launch(cfg: dict, m: int, n: int, k: int, *, gated: bool,
+                 memory_bytes: int = DEFAULT_DEVICE_MEMORY) -> str | None:
+    """Why the launch of cfg at (m, n, k) cannot run: a grid beyond CUDA's limits, or split-K scratch
+    over 1/SCRATCH_SHARE of the device memory. (Offsets past 2^31 are not refused: the launch
+    indexes in 64 bits there.) n: output columns."""
+    launch = LinearLaunch.of(cfg, m, n, k, gated)
+    why = launch.grid_problem()
+    if why:
+        return why
+    scratch = launch.scratch_bytes(norm=False)  # the partials: the sums of squares add at most 1/8 more
+    if scratch > memory_bytes // SCRATCH_SHARE:
+        return (f"split-K scratch of {scratch / 1e9:.1f} GB (SPLIT_K={launch.split} x M={m} x {launch.width} "
+                f"fp32 partials) exceeds 1/{SCRATCH_SHARE} of the device's {memory_bytes / 1e9:.0f} GB")
     return None
 
 

@@ -5,7 +5,9 @@ A model calls one method per fusion site with explicit tensors (`ops.rmsnorm_qkv
 eps)` and so on). Each looks M = x.shape[0] up by interval in the table (the bucket's
 winner serves every M above the bucket below it up to its own m) and runs the fused launcher with
 that bucket's config where the table picked `fused` and everything it was tuned for still holds;
-anywhere else it runs the `_unfused` baseline. With no table it is the baseline everywhere.
+anywhere else it runs the `_unfused` baseline. Past the last tuned bucket (M greater than the
+largest bucket's m) it runs the baseline and warns once per op. With no table it is the baseline
+everywhere.
 
 A table is data: it is parsed and type-checked by storage.table, its configs are re-checked with
 the op's check_config, and only the search-space keys of a config (ints and a few names) ever
@@ -28,7 +30,7 @@ from kernel_space.o_proj_residual import o_proj_residual, o_proj_residual_unfuse
 from kernel_space.rmsnorm_gate_up_silu import rmsnorm_gate_up_silu, rmsnorm_gate_up_silu_unfused
 from kernel_space.rmsnorm_qkv import rmsnorm_qkv, rmsnorm_qkv_unfused
 from kernel_space.spec import DEFAULT_SMEM_LIMIT
-from storage.table import DispatchTable, load_table
+from storage.table import DispatchTable, OpEntry, load_table
 
 DTYPE_NAMES = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}
 ELEM_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
@@ -117,30 +119,40 @@ class Dispatcher:
         get_op(op)  # ValueError for an unknown op, listing the known ones
         if m < 1:
             raise ValueError(f"M must be >= 1, got {m}")
-        table = self.table
-        if table is None:
+        if self.table is None:
             return Choice("unfused", reason="no dispatch table")
-        entry = table.ops.get(op)
+        entry = self.table.ops.get(op)
         if entry is None:
             return Choice("unfused", reason="op not in the dispatch table")
         if op in self._blocked:
             return Choice("unfused", reason=self._blocked[op])
+        return self._mismatch(op, entry, n, k, dtype) or self._from_bucket(op, entry, m, device_type)
+
+    def _mismatch(self, op, entry: OpEntry, n, k, dtype) -> Choice | None:
+        """The baseline, with a warning, when the model's weight shape or dtype is not what was tuned."""
         if (n is not None and n != entry.n) or (k is not None and k != entry.k):
             self._warn(f"shape:{op}:{n}x{k}", f"{op} weight is {n}x{k} but the dispatch table was tuned for "
                                               f"{entry.n}x{entry.k}: {op} runs the unfused baseline")
             return Choice("unfused", reason=f"table tuned for N, K = {entry.n}, {entry.k}")
-        if dtype is not None and DTYPE_NAMES.get(dtype) != table.dtype:
+        if dtype is not None and DTYPE_NAMES.get(dtype) != self.table.dtype:
             self._warn(f"dtype:{dtype}", f"the model runs {DTYPE_NAMES.get(dtype, dtype)} but the dispatch table was "
-                                         f"tuned for {table.dtype}: every op runs the unfused baseline")
-            return Choice("unfused", reason=f"table tuned for {table.dtype}")
+                                         f"tuned for {self.table.dtype}: every op runs the unfused baseline")
+            return Choice("unfused", reason=f"table tuned for {self.table.dtype}")
+        return None
+
+    def _from_bucket(self, op, entry: OpEntry, m: int, device_type) -> Choice:
+        """The choice of the bucket serving M (interval rule), or the baseline past the last bucket."""
+        last = max(b.m for b in entry.buckets)
+        if m > last:
+            # DESIGN.md: a config never runs at an M beyond what it was tuned for (a decode config at a
+            # prefill M ran 4x slower than unfused, and faulted before its offsets were 64-bit).
+            self._warn(f"beyond:{op}", f"{op} runs at M={m}, past the dispatch table's last tuned bucket (M={last}): "
+                                       f"it runs the unfused path there (tune larger buckets, e.g. `kernel-search "
+                                       f"tune --buckets prefill`, to cover it)")
+            return Choice("unfused", reason=f"M={m} is past the last tuned bucket (M={last})")
         bucket = entry.lookup(m)
         if bucket.arm != "fused":
             return Choice("unfused", reason=f"table bucket m={bucket.m} picked unfused")
-        beyond = m > bucket.m
-        if beyond:  # DESIGN.md: the last bucket serves larger M, and the untuned range is reported
-            self._warn(f"beyond:{op}", f"{op} runs at M={m}, beyond the dispatch table's last tuned bucket "
-                                       f"(M={bucket.m}): that bucket's config runs untuned there (tune larger "
-                                       f"buckets, e.g. --buckets prefill, to cover it)")
         refused = self._bad_buckets.get((op, bucket.m))
         if refused:
             return Choice("unfused", reason=f"table config at m={bucket.m} refused: {refused}")
@@ -149,8 +161,7 @@ class Dispatcher:
             return Choice("unfused", reason="CPU without Triton's interpreter")
         # Only the search space's keys reach the launcher: whatever else a table carries stays behind.
         config = {key: bucket.config[key] for key in get_op(op).space.values if key in bucket.config}
-        return Choice("fused", config, reason=f"table bucket m={bucket.m}, {bucket.speedup:.2f}x vs unfused"
-                                             + (f" (M={m} is beyond it: untuned)" if beyond else ""))
+        return Choice("fused", config, reason=f"table bucket m={bucket.m}, {bucket.speedup:.2f}x vs unfused")
 
     def resolve(self, op: str, m: int) -> tuple[str, dict]:
         """(arm, config) that op runs at M tokens, by the table alone (no shape or dtype check)."""

@@ -18,8 +18,8 @@ Format 1 (every field checked on load; the first error names the field by its pa
     }
 
 Buckets are sorted by m and looked up by interval: the entry for m serves every M above the
-previous bucket's m up to m itself; M beyond the last bucket uses the last one. Loading only parses
-JSON and checks types: nothing in a table is executed.
+previous bucket's m up to m itself (past the last bucket the dispatcher runs the unfused path).
+Loading only parses JSON and checks types: nothing in a table is executed.
 """
 
 from __future__ import annotations

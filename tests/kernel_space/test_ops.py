@@ -88,7 +88,7 @@ def test_sampled_configs_from_the_space_are_correct():
     """Configs drawn at random from the search space (the ones check_config admits) compute the
     same function: the space holds no config that is valid on paper and wrong in practice."""
     rng = random.Random(3)
-    spec = ks.get_op("rmsnorm_gate_up_silu")  # the op with every prologue/epilogue piece but ADD_IN
+    spec = ks.get_op("rmsnorm_gate_up_silu")  # the op with the norm prologue and the gated epilogue
     n, k, m = 74, 100, 5
     checked = 0
     while checked < 6:
@@ -134,3 +134,49 @@ def test_empty_batch_returns_empty_outputs():
     inputs = spec.make_inputs(0, 37, 100, torch.float32, DEVICE, torch.Generator(device=DEVICE).manual_seed(0))
     (out,) = spec.fused(inputs, CONFIGS[0])
     assert out.shape == (0, 37)
+
+
+def _record_index_64(monkeypatch) -> list:
+    """Wrap the launcher so every kernel launch records the INDEX_64 it was given."""
+    from kernel_space import _gemm
+
+    seen, real = [], _gemm._launcher
+
+    def recording(kernel, grid):
+        launch = real(kernel, grid)
+        return lambda *a, **kw: seen.append(kw["INDEX_64"]) or launch(*a, **kw)
+
+    monkeypatch.setattr(_gemm, "_launcher", recording)
+    return seen
+
+
+# No split, split-K reduced by the second kernel and by the last program, the norm in a pre-pass.
+WIDE_CONFIGS = [CONFIGS[0], CONFIGS[1], CONFIGS[5], CONFIGS[4]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+@pytest.mark.parametrize("op, cfg", [(op, cfg) for op in ks.OPS for cfg in WIDE_CONFIGS
+                                     if ks.get_op(op).norm or cfg["prologue"] == "inline"],
+                         ids=lambda p: p if isinstance(p, str) else _cfg_id(p))
+def test_64_bit_offsets_compute_the_same_function(op, cfg, dtype, monkeypatch):
+    """The INDEX_64 path (on by itself only at shapes of gigabytes) forced on at a small odd shape."""
+    from kernel_space import _gemm
+
+    spec = ks.get_op(op)
+    n, k = SHAPES[op]
+    assert spec.check(cfg, 17, n, k, dtype.itemsize) is None
+    seen = _record_index_64(monkeypatch)
+    inputs = spec.make_inputs(17, n, k, dtype, DEVICE, torch.Generator(device=DEVICE).manual_seed(11))
+    with _gemm.force_index_64(), poisoned_outputs():
+        (out,) = spec.fused(inputs, cfg)
+    assert seen and all(seen), seen  # every kernel of the launch (pre-pass, GEMM, reduction) got it
+    err = rel_error(out, spec.reference(inputs)[0])
+    assert err <= TOLERANCE[dtype], f"{op}: rel error {err:.2e} > {TOLERANCE[dtype]:.0e}"
+
+
+def test_small_launches_keep_32_bit_offsets(monkeypatch):
+    spec = ks.get_op("rmsnorm_gate_up_silu")
+    seen = _record_index_64(monkeypatch)
+    inputs = spec.make_inputs(3, 74, 100, torch.float32, DEVICE, torch.Generator(device=DEVICE).manual_seed(0))
+    spec.fused(inputs, CONFIGS[4])
+    assert seen == [False, False]  # the pre-pass and the GEMM

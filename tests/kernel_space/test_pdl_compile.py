@@ -31,11 +31,20 @@ def test_every_kernel_waits_then_releases_the_next_with_pdl(report):
     for name, found in on.items():
         assert found["wait"] and found["launch"], name
     # Only the GEMM prefetches (its weights): gated, both halves.
-    assert on["fused_linear"]["prefetch"] >= 2
-    assert all(found["prefetch"] == 0 for name, found in on.items() if name != "fused_linear")
+    assert on["fused_linear"]["prefetch"] >= 2 and on["fused_linear_64"]["prefetch"] >= 2
+    assert all(found["prefetch"] == 0 for name, found in on.items() if not name.startswith("fused_linear"))
 
 
 def test_without_pdl_no_kernel_has_grid_dependency_instructions(report):
     _, off = report
     for name, found in off.items():
         assert not found["wait"] and not found["launch"] and found["prefetch"] == 0, name
+
+
+def test_index_64_moves_the_gemm_offsets_to_64_bit_and_only_then(report):
+    """INDEX_64 compiles for sm_90 and multiplies offsets in 64 bits; off, no 64-bit multiply is left
+    (the decode kernels keep their int32 arithmetic)."""
+    for found in report:
+        for name in ("fused_linear", "splitk_epilogue", "prepass"):
+            assert found[name]["mul_s64"] == 0, name
+            assert found[f"{name}_64"]["mul_s64"] > 0, name

@@ -33,7 +33,7 @@ def test_no_table_runs_the_baseline_everywhere():
 
 
 @pytest.mark.parametrize("m, arm, path", [(1, "fused", "fma"), (2, "unfused", None), (4, "unfused", None),
-                                          (5, "fused", "dot"), (16, "fused", "dot"), (999, "fused", "dot")])
+                                          (5, "fused", "dot"), (16, "fused", "dot")])
 def test_lookup_is_by_interval(m, arm, path):
     ops = quiet(table_dict(SHAPES, BUCKETS))
     for op in ks.OPS:
@@ -42,16 +42,41 @@ def test_lookup_is_by_interval(m, arm, path):
     assert {c.arm for c in ops.plan(m, SHAPES, torch.float32, "cpu").values()} == {arm}
 
 
-def test_m_beyond_the_last_bucket_uses_it_and_says_so_once():
+def test_m_past_the_last_bucket_runs_the_baseline_and_says_so_once_per_op():
     ops = quiet(table_dict(SHAPES, BUCKETS))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert ops.choose("down_residual", 16).arm == "fused"
+        assert ops.choose("down_residual", 16).arm == "fused"  # the last bucket itself is tuned
         assert not caught
-        for m in (17, 4096):
-            choice = ops.choose("down_residual", m)
-            assert choice.arm == "fused" and choice.config["path"] == "dot" and "untuned" in choice.reason
-    assert len(caught) == 1 and "beyond the dispatch table's last tuned bucket (M=16)" in str(caught[0].message)
+        for m in (17, 4096, 65536):
+            choice = ops.choose("down_residual", m, 40, 56, torch.float32, "cpu")
+            assert choice.arm == "unfused" and choice.config == ks.UNFUSED_CONFIG
+            assert f"M={m} is past the last tuned bucket (M=16)" in choice.reason
+        assert len(caught) == 1
+        assert "past the dispatch table's last tuned bucket (M=16): it runs the unfused path" in str(caught[0].message)
+        ops.choose("rmsnorm_qkv", 17)  # another op says so for itself, once
+        assert len(caught) == 2 and "rmsnorm_qkv runs at M=17" in str(caught[1].message)
+
+
+def test_past_is_measured_from_the_largest_bucket_whatever_its_arm():
+    # The last bucket picked unfused: below it the interval rule holds, past it the baseline runs (and says so).
+    buckets = [(1, "fused", FMA_M1), (16, "fused", DOT), (64, "unfused", ks.UNFUSED_CONFIG)]
+    ops = quiet(table_dict(SHAPES, buckets))
+    assert ops.resolve("o_proj_residual", 12) == ("fused", DOT)
+    assert ops.choose("o_proj_residual", 40).reason == "table bucket m=64 picked unfused"
+    with pytest.warns(RuntimeWarning, match=r"last tuned bucket \(M=64\)"):
+        assert "past the last tuned bucket" in ops.choose("o_proj_residual", 65).reason
+
+
+@pytest.mark.parametrize("m", [17, 40])
+def test_each_site_past_the_last_bucket_computes_what_the_baseline_does(m, monkeypatch):
+    fused_ops, base_ops = quiet(table_dict(SHAPES, BUCKETS)), Dispatcher()
+    for name in ks.OPS:
+        monkeypatch.setattr(dispatch, name, lambda *a, _name=name, **kw: pytest.fail(f"{_name} ran fused at M={m}"))
+    args = _inputs(m, torch.Generator().manual_seed(m))
+    with pytest.warns(RuntimeWarning, match="past the dispatch table's last tuned bucket"):
+        for op in ks.OPS:
+            torch.testing.assert_close(getattr(fused_ops, op)(*args[op]), getattr(base_ops, op)(*args[op]))
 
 
 def test_table_sources_path_dict_and_object(tmp_path):
