@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 
 from storage.models import ConfigClaim, Fingerprint, QueueEntry, Shape, Study, Trial, Winner, utcnow
 from storage.store import Store
@@ -138,19 +138,24 @@ def release_unmeasured_claim(store: Store, study: int | str, trial_number: int) 
 def pending(store: Store, fp_keys: list[str] | None = None, only: list[int] | None = None) -> dict[str, int]:
     """Queue entries by state ("queued", "held" (queued with a live lease), "done") for these fingerprints
     (and only these study ids, when given)."""
-    now = utcnow()
-    stmt = (select(QueueEntry.state, and_(QueueEntry.owner.is_not(None), QueueEntry.lease_until >= now),
-                   func.count()).join(Study, QueueEntry.study_id == Study.id)
+    live = and_(QueueEntry.owner.is_not(None), QueueEntry.lease_until >= utcnow())
+    # The live-lease count is an aggregate, not a GROUP BY expression: PostgreSQL does not match a
+    # selected expression to a grouped one when each carries its own bound parameter.
+    stmt = (select(QueueEntry.state, func.count(), func.sum(case((live, 1), else_=0)))
+            .join(Study, QueueEntry.study_id == Study.id)
             .join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
-            .group_by(QueueEntry.state, and_(QueueEntry.owner.is_not(None), QueueEntry.lease_until >= now)))
+            .group_by(QueueEntry.state))
     if fp_keys is not None:
         stmt = stmt.where(Fingerprint.key.in_(fp_keys))
     if only is not None:
         stmt = stmt.where(QueueEntry.study_id.in_(only))
     out = {"queued": 0, "held": 0, "done": 0}
     with store.session(write=False) as s:
-        for state, held, count in s.execute(stmt):
-            out["held" if state == "queued" and held else state] += count
+        for state, count, held in s.execute(stmt):
+            if state == "queued":
+                out["held"] += held or 0
+                count -= held or 0
+            out[state] += count
     return out
 
 
