@@ -42,13 +42,21 @@ class Claim:
 
 def enqueue(store: Store, study_id: int, *, model: str | None, trials: int, priority: int) -> None:
     """Queue a study (again): a done one is re-opened with the new budget, a queued one keeps its holder."""
+    stmt = select(QueueEntry).where(QueueEntry.study_id == study_id)
     with store.session() as s:
-        entry = s.scalars(select(QueueEntry).where(QueueEntry.study_id == study_id)).first()
+        entry = s.scalars(stmt).first()
         if entry is None:
-            s.add(QueueEntry(study_id=study_id, model=model, trials=trials, priority=priority, state="queued"))
-        else:
-            entry.trials, entry.priority, entry.model = trials, priority, model or entry.model
-            entry.state = "queued"
+            try:
+                with s.begin_nested():
+                    s.add(QueueEntry(study_id=study_id, model=model, trials=trials, priority=priority,
+                                     state="queued"))
+                return
+            except sqlalchemy.exc.IntegrityError:
+                # Another tune queued it since our read (PostgreSQL: two tunes planning the same
+                # studies at once; SQLite's IMMEDIATE transaction excludes that): update theirs.
+                entry = s.scalars(stmt).one()
+        entry.trials, entry.priority, entry.model = trials, priority, model or entry.model
+        entry.state = "queued"
 
 
 def claim(store: Store, fp_key: str, owner: str, lease_s: float, share: bool = True,

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kernel_space.spec import Problem
-from storage import Store, Study, Trial
+from storage import Store, Study, Trial, queue
 from tests.storage.fill import FUSED, H100
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def test_first_opens_do_not_race_on_migrations(tmp_path, new_db_url):
 
 
 TRIALS_EACH = 40
-# Studies that every writer confirms a winner of at once: each is a race to insert the first row.
+# Studies that every writer queues and confirms a winner of at once: races to insert the first row.
 RACED_WINNERS = 12
 
 
@@ -74,7 +74,8 @@ def _writer(url: str, worker: int, go, barrier, errors) -> None:
         store = Store(url)
         for m in range(2, 2 + RACED_WINNERS):
             raced = store.study(H100, Problem("rmsnorm_qkv", m, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
-            barrier.wait(30)  # all writers confirm this study's first winner at the same moment
+            barrier.wait(30)  # all writers queue this study, then confirm its first winner, at the same moment
+            queue.enqueue(store, raced.id, model="qwen3-0.6b", trials=8 + worker, priority=m)
             store.set_winner(raced.id, arm="fused", config=FUSED, median_us=5.0 + worker, unfused_us=20.3,
                              cublas_us=6.0, floor_us=2.8, speedup=4.0, speedup_vs_cublas=1.2)
         ref = store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
@@ -110,6 +111,7 @@ def test_concurrent_writers_lose_nothing(new_db_url, db_backend):
             assert conn.exec_driver_sql("SELECT count(*) FROM ks_studies").fetchone() == (1 + RACED_WINNERS,)
             assert conn.exec_driver_sql("SELECT count(*) FROM ks_fingerprints").fetchone() == (1,)
             assert conn.exec_driver_sql("SELECT count(*) FROM ks_winners").fetchone() == (1 + RACED_WINNERS,)
+            assert conn.exec_driver_sql("SELECT count(*) FROM ks_queue").fetchone() == (RACED_WINNERS,)
         with store.session(write=False) as s:
             numbers = sorted(s.scalars(select(Trial.trial_number)))
             study_id = s.scalars(select(Study.id).where(Study.m == 1)).one()
