@@ -234,3 +234,28 @@ def _tail(log: Path) -> str:
 
 def _version(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in name.split(".") if part.isdigit())
+
+
+def main() -> None:
+    """`python3 -m tests.postgres`: a server in the foreground for trying PostgreSQL by hand or for a
+    benchmark on a machine without one: prints its URL (database `kernel_search`, created empty),
+    then runs until SIGINT or SIGTERM and removes everything."""
+    import signal
+    import sys
+
+    try:
+        server = start(os.environ.get("KS_TEST_PG_ROOT") or None)
+    except PostgresUnavailable as exc:
+        sys.exit(f"error: {exc}")
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        print(server.create_database("kernel_search"), flush=True)
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
