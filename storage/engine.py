@@ -3,11 +3,15 @@
 SQLite is the default (one file in the working directory). Every SQLite connection gets WAL, so
 readers (queries, dashboards) never block the tuner's writes, and a 30 s busy timeout, so several
 tuning processes writing one file wait for each other instead of failing with "database is locked".
+
+PostgreSQL (many tuners on many GPUs and hosts) goes through psycopg 3, the `postgres` extra: a
+plain `postgresql://` URL means psycopg when it is installed (SQLAlchemy 2.0's own default is psycopg2).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +27,9 @@ BUSY_TIMEOUT_S = 30
 # Execution option read by the SQLite "begin" hook: which BEGIN a transaction starts with.
 SQLITE_BEGIN = "ks_sqlite_begin"
 _PG_LOCK_ID = 0x6B735F696E6974  # "ks_init": the advisory lock serializing schema creation
+# Without it an unreachable host hangs for the kernel's TCP retries (about two minutes) before failing.
+PG_CONNECT_TIMEOUT_S = 10
+POSTGRES_HINT = 'pip install -e ".[postgres]"'
 
 
 class StorageError(ValueError):
@@ -59,21 +66,36 @@ def sqlite_path(url: URL) -> Path | None:
     return Path(url.database)
 
 
+def driver_url(url: str | URL) -> URL:
+    """The URL SQLAlchemy should open: `postgresql://` becomes `postgresql+psycopg://` when psycopg 3
+    is installed; any other URL (an explicit driver included) is kept."""
+    parsed = url if isinstance(url, URL) else parse_url(url)
+    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is not None:
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`, with the SQLite settings above. Raises StorageError for a bad URL or a
     missing driver; it does not connect yet."""
-    parsed = parse_url(url)
-    is_sqlite = parsed.get_backend_name() == "sqlite"
-    kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_S}} if is_sqlite else {"pool_pre_ping": True}
+    parsed = driver_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_S}}
+    elif parsed.drivername in ("postgresql", "postgresql+psycopg", "postgresql+psycopg2"):  # libpq's option
+        kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT_S}}
+    else:
+        kwargs = {"pool_pre_ping": True}
     try:
         engine = sqlalchemy.create_engine(parsed, **kwargs)
     except sqlalchemy.exc.NoSuchModuleError:
         raise StorageError(f"bad database URL {display_url(parsed)}: unknown database kind "
                            f"{parsed.drivername!r}") from None
     except ImportError as exc:
+        hint = f" ({POSTGRES_HINT} installs psycopg)" if backend == "postgresql" else ""
         raise StorageError(f"database URL {display_url(parsed)} needs a driver that is not installed: "
-                           f"{_first_line(exc)}") from None
-    if is_sqlite:
+                           f"{_first_line(exc)}{hint}") from None
+    if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
     return engine

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 
 from storage.models import ConfigClaim, Fingerprint, QueueEntry, Shape, Study, Trial, Winner, utcnow
 from storage.store import Store
@@ -42,13 +42,21 @@ class Claim:
 
 def enqueue(store: Store, study_id: int, *, model: str | None, trials: int, priority: int) -> None:
     """Queue a study (again): a done one is re-opened with the new budget, a queued one keeps its holder."""
+    stmt = select(QueueEntry).where(QueueEntry.study_id == study_id)
     with store.session() as s:
-        entry = s.scalars(select(QueueEntry).where(QueueEntry.study_id == study_id)).first()
+        entry = s.scalars(stmt).first()
         if entry is None:
-            s.add(QueueEntry(study_id=study_id, model=model, trials=trials, priority=priority, state="queued"))
-        else:
-            entry.trials, entry.priority, entry.model = trials, priority, model or entry.model
-            entry.state = "queued"
+            try:
+                with s.begin_nested():
+                    s.add(QueueEntry(study_id=study_id, model=model, trials=trials, priority=priority,
+                                     state="queued"))
+                return
+            except sqlalchemy.exc.IntegrityError:
+                # Another tune queued it since our read (PostgreSQL: two tunes planning the same
+                # studies at once; SQLite's IMMEDIATE transaction excludes that): update theirs.
+                entry = s.scalars(stmt).one()
+        entry.trials, entry.priority, entry.model = trials, priority, model or entry.model
+        entry.state = "queued"
 
 
 def claim(store: Store, fp_key: str, owner: str, lease_s: float, share: bool = True,
@@ -138,19 +146,24 @@ def release_unmeasured_claim(store: Store, study: int | str, trial_number: int) 
 def pending(store: Store, fp_keys: list[str] | None = None, only: list[int] | None = None) -> dict[str, int]:
     """Queue entries by state ("queued", "held" (queued with a live lease), "done") for these fingerprints
     (and only these study ids, when given)."""
-    now = utcnow()
-    stmt = (select(QueueEntry.state, and_(QueueEntry.owner.is_not(None), QueueEntry.lease_until >= now),
-                   func.count()).join(Study, QueueEntry.study_id == Study.id)
+    live = and_(QueueEntry.owner.is_not(None), QueueEntry.lease_until >= utcnow())
+    # The live-lease count is an aggregate, not a GROUP BY expression: PostgreSQL does not match a
+    # selected expression to a grouped one when each carries its own bound parameter.
+    stmt = (select(QueueEntry.state, func.count(), func.sum(case((live, 1), else_=0)))
+            .join(Study, QueueEntry.study_id == Study.id)
             .join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
-            .group_by(QueueEntry.state, and_(QueueEntry.owner.is_not(None), QueueEntry.lease_until >= now)))
+            .group_by(QueueEntry.state))
     if fp_keys is not None:
         stmt = stmt.where(Fingerprint.key.in_(fp_keys))
     if only is not None:
         stmt = stmt.where(QueueEntry.study_id.in_(only))
     out = {"queued": 0, "held": 0, "done": 0}
     with store.session(write=False) as s:
-        for state, held, count in s.execute(stmt):
-            out["held" if state == "queued" and held else state] += count
+        for state, count, held in s.execute(stmt):
+            if state == "queued":
+                out["held"] += held or 0
+                count -= held or 0
+            out[state] += count
     return out
 
 

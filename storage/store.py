@@ -197,11 +197,14 @@ class Store:
         with self._optuna_lock:
             if self._optuna is None:
                 kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_S}} if self.engine.dialect.name == "sqlite" else {}
+                # The engine's URL, not self.url: a plain postgresql:// has been mapped to psycopg 3,
+                # which Optuna would otherwise open with SQLAlchemy 2.0's default driver (psycopg2).
+                url = self.engine.url.render_as_string(hide_password=False)
                 # Optuna's first open creates its tables and stamps its version: not safe to race.
                 with init_lock(self.engine), warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
                     self._optuna = optuna.storages.RDBStorage(
-                        self.url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
+                        url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
                         grace_period=grace_period, heartbeat_stale_trial_callback=stale_trial_callback)
                 if self.engine.dialect.name == "sqlite":
                     _serialize_sqlite(self._optuna.engine)
@@ -287,10 +290,17 @@ def get_or_create(s: Session, model, key: dict, values: dict):
 def upsert_winner(s: Session, study_id: int, values: dict, compare: tuple[str, ...] | None = None) -> str:
     """Insert or update the winner of a study; returns 'added', 'replaced' or 'unchanged'. With
     `compare`, a row already equal to `values` on those fields is left as it is."""
-    row = s.scalars(select(Winner).filter_by(study_id=study_id)).one_or_none()
+    stmt = select(Winner).filter_by(study_id=study_id)
+    row = s.scalars(stmt).one_or_none()
     if row is None:
-        s.add(Winner(study_id=study_id, **values))
-        return "added"
+        try:
+            with s.begin_nested():
+                s.add(Winner(study_id=study_id, **values))
+            return "added"
+        except sqlalchemy.exc.IntegrityError:
+            # Another writer added it since our read: on SQLite our IMMEDIATE transaction excludes
+            # that, on PostgreSQL two tuners confirming one study both saw none (seen in the tests).
+            row = s.scalars(stmt).one()
     if compare is not None and all(getattr(row, name) == values[name] for name in compare):
         return "unchanged"
     for name, value in values.items():

@@ -1,8 +1,10 @@
-"""Test-wide setup: without a GPU, Triton kernels run through its interpreter.
+"""Test-wide setup: without a GPU, Triton kernels run through its interpreter; one PostgreSQL server
+for the session (tests/postgres.py) for the tests marked `postgres`.
 
 TRITON_INTERPRET must be set before triton is first imported, so it is set here, at collection.
 """
 
+import itertools
 import os
 
 import pytest
@@ -14,3 +16,74 @@ if not torch.cuda.is_available():
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+# The database kinds a storage test runs on; the postgres one carries the marker (-m "not postgres"
+# leaves it out).
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+_database_numbers = itertools.count()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "postgres: needs the session's PostgreSQL server (tests/postgres.py)")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The session's PostgreSQL server, started on first use and stopped at the end. If it cannot
+    start, its tests fail in CI ($CI set: they must run there) and skip elsewhere, with the reason."""
+    from tests.postgres import PostgresUnavailable, start
+
+    try:
+        import psycopg  # noqa: F401 - the driver the postgres extra brings
+    except ImportError:
+        _unavailable('psycopg is not installed: pip install -e ".[postgres]"')
+    try:
+        server = start(os.environ.get("KS_TEST_PG_ROOT") or None)
+    except PostgresUnavailable as exc:
+        reason = str(exc)
+    else:
+        reason = None
+    if reason is not None:
+        _unavailable(f"PostgreSQL server unavailable: {reason}")
+    yield server
+    server.stop()
+
+
+def _unavailable(message: str):
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def db_backend() -> str:
+    """The database kind of new_db_url; SQLite here, parametrized over BACKENDS where a conftest or a
+    test says so."""
+    return "sqlite"
+
+
+@pytest.fixture
+def new_db_url(request, db_backend, tmp_path):
+    """A factory of URLs of fresh, empty databases of kind `db_backend`: a file in tmp_path, or a new
+    database on the session's PostgreSQL server, dropped when the test ends."""
+    created, names = [], set()
+
+    def make(name: str = "ks", template: str | None = None) -> str:
+        """`template`: on PostgreSQL, the database to copy (CREATE DATABASE ... TEMPLATE)."""
+        if name in names:
+            raise ValueError(f"database name {name!r} already made in this test")
+        names.add(name)
+        if db_backend == "sqlite":
+            return f"sqlite:///{tmp_path / f'{name}.db'}"
+        server = request.getfixturevalue("postgres_server")
+        database = f"ks_test_{next(_database_numbers)}_{name}"
+        created.append((server, database))
+        return server.create_database(database, template=template)
+
+    yield make
+    for server, database in created:
+        server.drop_database(database)

@@ -1,11 +1,10 @@
-"""Several processes on one SQLite file: first opens racing on the schema, and writers racing on
-the same study. Nothing may fail, and no row may be lost or doubled."""
+"""Several processes on one database (a SQLite file, a PostgreSQL database): first opens racing on
+the schema, and writers racing on the same study. Nothing may fail, and no row may be lost or doubled."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,9 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from kernel_space.spec import Problem
-from storage import Store
+from storage import Store, Study, Trial, queue
 from tests.storage.fill import FUSED, H100
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,8 +39,8 @@ OPENER = textwrap.dedent("""
 
 
 @pytest.mark.timeout(120)
-def test_first_opens_do_not_race_on_migrations(tmp_path):
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+def test_first_opens_do_not_race_on_migrations(tmp_path, new_db_url):
+    url = new_db_url("fresh")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     go = tmp_path / "go"
     procs = [
@@ -57,19 +57,27 @@ def test_first_opens_do_not_race_on_migrations(tmp_path):
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
         assert out.strip() == "opened"
-    with sqlite3.connect(tmp_path / "fresh.db") as conn:
-        assert conn.execute("SELECT version_num FROM ks_alembic_version").fetchall() == [("0002",)]
-        assert conn.execute("SELECT study_name FROM studies").fetchall() == [("shared",)]
-        assert conn.execute("SELECT count(*) FROM version_info").fetchone() == (1,)
+    with Store(url) as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0002",)]
+        assert conn.exec_driver_sql("SELECT study_name FROM studies").fetchall() == [("shared",)]
+        assert conn.exec_driver_sql("SELECT count(*) FROM version_info").fetchone() == (1,)
 
 
 TRIALS_EACH = 40
+# Studies that every writer queues and confirms a winner of at once: races to insert the first row.
+RACED_WINNERS = 12
 
 
-def _writer(url: str, worker: int, go, errors) -> None:
+def _writer(url: str, worker: int, go, barrier, errors) -> None:
     try:
         go.wait(30)
         store = Store(url)
+        for m in range(2, 2 + RACED_WINNERS):
+            raced = store.study(H100, Problem("rmsnorm_qkv", m, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
+            barrier.wait(30)  # all writers queue this study, then confirm its first winner, at the same moment
+            queue.enqueue(store, raced.id, model="qwen3-0.6b", trials=8 + worker, priority=m)
+            store.set_winner(raced.id, arm="fused", config=FUSED, median_us=5.0 + worker, unfused_us=20.3,
+                             cublas_us=6.0, floor_us=2.8, speedup=4.0, speedup_vs_cublas=1.2)
         ref = store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
         for i in range(TRIALS_EACH):
             store.add_trial(ref.id, trial_number=worker * 1000 + i, arm="fused", config=FUSED, status="ok",
@@ -83,12 +91,12 @@ def _writer(url: str, worker: int, go, errors) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_concurrent_writers_lose_nothing(tmp_path):
+def test_concurrent_writers_lose_nothing(new_db_url, db_backend):
     # fork: the children start without re-importing torch (kernel_space.fingerprint and kernel_space need it).
     ctx = multiprocessing.get_context("fork")
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    go, errors = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(url, w, go, errors)) for w in range(PROCESSES)]
+    url = new_db_url("shared")
+    go, barrier, errors = ctx.Event(), ctx.Barrier(PROCESSES), ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(url, w, go, barrier, errors)) for w in range(PROCESSES)]
     for p in procs:
         p.start()
     go.set()
@@ -96,12 +104,18 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         p.join(90)
     failures = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
     assert failures == [] and [p.exitcode for p in procs] == [0] * PROCESSES
-    with sqlite3.connect(tmp_path / "shared.db") as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert conn.execute("SELECT count(*) FROM ks_studies").fetchone() == (1,)
-        assert conn.execute("SELECT count(*) FROM ks_fingerprints").fetchone() == (1,)
-        assert conn.execute("SELECT count(*) FROM ks_winners").fetchone() == (1,)
-        numbers = sorted(n for (n,) in conn.execute("SELECT trial_number FROM ks_trials"))
-    assert numbers == sorted(w * 1000 + i for w in range(PROCESSES) for i in range(TRIALS_EACH))
     with Store(url) as store:
-        assert store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16")).id == 1
+        with store.engine.connect() as conn:
+            if db_backend == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA integrity_check").fetchone() == ("ok",)
+            assert conn.exec_driver_sql("SELECT count(*) FROM ks_studies").fetchone() == (1 + RACED_WINNERS,)
+            assert conn.exec_driver_sql("SELECT count(*) FROM ks_fingerprints").fetchone() == (1,)
+            assert conn.exec_driver_sql("SELECT count(*) FROM ks_winners").fetchone() == (1 + RACED_WINNERS,)
+            assert conn.exec_driver_sql("SELECT count(*) FROM ks_queue").fetchone() == (RACED_WINNERS,)
+        with store.session(write=False) as s:
+            numbers = sorted(s.scalars(select(Trial.trial_number)))
+            study_id = s.scalars(select(Study.id).where(Study.m == 1)).one()
+            assert s.scalar(select(func.count()).select_from(Trial).where(Trial.study_id != study_id)) == 0
+        # The losers' inserts were refused by the unique key (on PostgreSQL they still used up ids).
+        assert store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16")).id == study_id
+    assert numbers == sorted(w * 1000 + i for w in range(PROCESSES) for i in range(TRIALS_EACH))

@@ -69,13 +69,13 @@ def test_build_table_on_an_empty_database(store):
         build_table(store, "qwen3-0.6b")
 
 
-def test_export_import_round_trip(filled, tmp_path):
+def test_export_import_round_trip(filled, tmp_path, new_db_url):
     store, _ = filled
     table = build_table(store, "qwen3-0.6b", fingerprint_key="H100")
     path = tmp_path / "h100.json"
     dump_table(table, path)
     assert load_table(path) == table  # the file passes the validator unchanged
-    with Store(f"sqlite:///{tmp_path / 'other.db'}") as other:
+    with Store(new_db_url("other")) as other:
         summary = import_table(other, path)
         assert (summary.model, summary.ops, summary.buckets, summary.added) == ("qwen3-0.6b", 4, 6, 6)
         assert summary.fingerprint_key == fingerprint_key(H100)
@@ -127,8 +127,8 @@ def test_malformed_tables_are_refused_naming_the_field(filled, edit, field):
     assert err.value.field == field and field in str(err.value)
 
 
-def test_a_refused_table_writes_nothing(store, tmp_path):
-    with Store(f"sqlite:///{tmp_path / 'src.db'}") as src:
+def test_a_refused_table_writes_nothing(store, new_db_url):
+    with Store(new_db_url("src")) as src:
         ref = src.study(H100, Problem("rmsnorm_qkv", 1, 6144, 4096, "bfloat16"), model="qwen3-8b")
         src.set_winner(ref.id, arm="fused", config=FUSED, median_us=19.0, unfused_us=46.2, cublas_us=24.7,
                        floor_us=16.8, speedup=2.43, speedup_vs_cublas=1.3)

@@ -1,9 +1,9 @@
-"""The Store: URL resolution, SQLite settings, migrations, round trips and unique keys."""
+"""The Store: URL resolution, SQLite settings, migrations, round trips and unique keys, on SQLite and
+PostgreSQL alike (tests/storage/conftest.py) except where a test names its kind."""
 
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 
 import optuna
 import pytest
@@ -14,14 +14,16 @@ from sqlalchemy import func, select
 
 from kernel_space.spec import Problem, config_key
 from storage import Base, Fingerprint, Shape, StorageError, Store, Study, StudyRef, Trial, Winner, migrate, study_name
+from storage.engine import driver_url
 from tests.storage.fill import FUSED, H100, H200, UNFUSED
 
 KS_TABLES = {"ks_fingerprints", "ks_shapes", "ks_model_shapes", "ks_studies", "ks_trials", "ks_winners"}
+# A test that checks what only SQLite has (PRAGMAs, the lock file, a file that is not a database).
+sqlite_only = pytest.mark.parametrize("db_backend", ["sqlite"])
 
 
-def tables(path) -> set[str]:
-    with sqlite3.connect(path) as conn:
-        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+def tables(store: Store) -> set[str]:
+    return set(sqlalchemy.inspect(store.engine).get_table_names())
 
 
 def test_url_argument_then_env_then_default(tmp_path, monkeypatch):
@@ -38,6 +40,7 @@ def test_url_argument_then_env_then_default(tmp_path, monkeypatch):
     assert {"env.db", "arg.db"} <= {p.name for p in tmp_path.iterdir()}
 
 
+@sqlite_only
 def test_sqlite_wal_busy_timeout_and_foreign_keys(store):
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -45,14 +48,11 @@ def test_sqlite_wal_busy_timeout_and_foreign_keys(store):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
-def test_migrations_applied_at_head(tmp_path):
-    path = tmp_path / "m.db"
-    with Store(f"sqlite:///{path}") as s:
-        with s.engine.connect() as conn:
-            assert migrate.current(conn) == migrate.head() == "0002"
-    assert KS_TABLES | {"ks_alembic_version"} <= tables(path)
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version_num FROM ks_alembic_version").fetchall() == [("0002",)]
+def test_migrations_applied_at_head(store):
+    with store.engine.connect() as conn:
+        assert migrate.current(conn) == migrate.head() == "0002"
+        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0002",)]
+    assert KS_TABLES | {"ks_alembic_version"} <= tables(store)
 
 
 def test_models_match_the_migrations(store):
@@ -75,17 +75,16 @@ def test_the_lock_file_is_only_needed_to_create_the_schema(tmp_path):
         assert s.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16")).id == 1
 
 
-def test_optuna_shares_the_database_and_reopening_keeps_both(tmp_path):
-    path = tmp_path / "o.db"
-    url = f"sqlite:///{path}"
+def test_optuna_shares_the_database_and_reopening_keeps_both(new_db_url):
+    url = new_db_url()
     with Store(url) as s:
         ref = s.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"))
         storage = s.optuna_storage()
         assert isinstance(storage, optuna.storages.RDBStorage) and s.optuna_storage() is storage
         study = optuna.create_study(study_name=ref.name, storage=storage)
         study.enqueue_trial({"BLOCK_N": 64})
-    # Optuna's `alembic_version` and ours live side by side; a second open migrates nothing.
-    assert {"studies", "trials", "alembic_version", "ks_alembic_version"} <= tables(path)
+        # Optuna's `alembic_version` and ours live side by side; a second open migrates nothing.
+        assert {"studies", "trials", "alembic_version", "ks_alembic_version"} <= tables(s)
     with Store(url) as s:
         assert s.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16")) == ref
         names = [x.study_name for x in optuna.get_all_study_summaries(s.optuna_storage())]
@@ -98,6 +97,7 @@ def test_optuna_shares_the_database_and_reopening_keeps_both(tmp_path):
         ("not a url", "bad database URL"),
         ("nosuchdb://host/x", "unknown database kind"),
         ("postgresql+psycopg2://user:secret@127.0.0.1:1/ks", "postgresql"),
+        ("postgresql+pg8000://user:secret@127.0.0.1:1/ks", 'pip install -e ".[postgres]"'),
         ("sqlite:////nonexistent-dir/sub/x.db", "cannot open database"),
     ],
 )
@@ -109,6 +109,49 @@ def test_bad_url_is_one_line_storage_error(url, words):
     assert words in message and "\n" not in message and "secret" not in message
 
 
+@pytest.mark.postgres
+def test_plain_postgresql_url_means_psycopg_3(postgres_server):
+    assert driver_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert driver_url("postgresql+psycopg2://u@h/db").drivername == "postgresql+psycopg2"  # an explicit choice stays
+    assert driver_url("sqlite:///x.db").drivername == "sqlite"
+    url = postgres_server.create_database("ks_plain_url")
+    try:
+        assert url.startswith("postgresql://")
+        with Store(url) as s:
+            assert s.engine.dialect.driver == s.optuna_storage().engine.dialect.driver == "psycopg"
+    finally:
+        postgres_server.drop_database("ks_plain_url")
+    # A server that is not there: the driver loads, the connection fails, in one line.
+    with pytest.raises(StorageError, match="cannot open database postgresql://user:\\*\\*\\*@127.0.0.1:1/ks: "):
+        Store("postgresql://user:secret@127.0.0.1:1/ks")
+
+
+@pytest.mark.postgres
+def test_a_missing_postgresql_database_is_one_line(postgres_server):
+    # The README tells users to create the database first; this is what they see if they did not.
+    with pytest.raises(StorageError) as info:
+        Store(postgres_server.url("ks_never_created"))
+    message = str(info.value)
+    assert message.startswith("cannot open database postgresql://postgres@127.0.0.1:")
+    assert 'database "ks_never_created" does not exist' in message and "\n" not in message
+
+
+def test_plain_postgresql_url_without_a_driver_names_the_extra(monkeypatch):
+    import importlib.util
+    import sys
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "psycopg" else real(name, *a))
+    # SQLAlchemy's own default for postgresql:// (psycopg2 in 2.0, psycopg in 2.1), absent too.
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    with pytest.raises(StorageError) as info:
+        Store("postgresql://user@127.0.0.1:1/ks")
+    message = str(info.value)
+    assert message.startswith("database URL postgresql://user@127.0.0.1:1/ks needs a driver that is not installed")
+    assert message.endswith('(pip install -e ".[postgres]" installs psycopg)') and "\n" not in message
+
+
 def test_a_file_that_is_not_a_database(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("hello, this is not SQLite\n" * 100)
@@ -116,13 +159,12 @@ def test_a_file_that_is_not_a_database(tmp_path):
         Store(f"sqlite:///{path}")
 
 
-def test_schema_newer_than_the_code_is_refused(tmp_path):
-    path = tmp_path / "new.db"
-    Store(f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE ks_alembic_version SET version_num = '9999'")
+def test_schema_newer_than_the_code_is_refused(new_db_url):
+    url = new_db_url()
+    with Store(url) as s, s.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE ks_alembic_version SET version_num = '9999'")
     with pytest.raises(StorageError, match="newer than this version"):
-        Store(f"sqlite:///{path}")
+        Store(url)
 
 
 def test_fingerprint_upsert_and_columns(store):

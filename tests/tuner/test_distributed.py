@@ -17,6 +17,7 @@ from qwen3.config import resolve_model
 from storage import Store, queue
 from storage.models import QueueEntry
 from storage.store import fingerprint_key
+from tests.conftest import BACKENDS
 from tests.tuner.test_search import FP, FakeWorker
 from tuner.distributed import plan, work
 from tuner.search import TuneOptions
@@ -33,8 +34,16 @@ class QuietFake(FakeWorker):
         return False
 
 
-def _db(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'shared.db'}"
+@pytest.fixture(params=BACKENDS)
+def db_backend(request) -> str:
+    """Every test here runs on a SQLite file and on a PostgreSQL database (claims use FOR UPDATE SKIP
+    LOCKED there, IMMEDIATE transactions on SQLite)."""
+    return request.param
+
+
+@pytest.fixture
+def db(new_db_url) -> str:
+    return new_db_url("shared")
 
 
 def _no_config_twice(store, ids):
@@ -42,13 +51,13 @@ def _no_config_twice(store, ids):
     assert rows == distinct, f"{rows - distinct} configs measured twice"
 
 
-def test_two_workers_drain_the_queue_each_study_once(tmp_path):
-    with Store(_db(tmp_path)) as store:
+def test_two_workers_drain_the_queue_each_study_once(db):
+    with Store(db) as store:
         ids = plan(store, [FP], TINY, OPS, [1, 2, 4], "float16", trials=6)
     reports = {}
 
     def run(name):
-        with Store(_db(tmp_path)) as store:
+        with Store(db) as store:
             reports[name] = work(store, FP, TuneOptions(batch=3), owner=name, make_worker=QuietFake)
 
     threads = [threading.Thread(target=run, args=(name,)) for name in ("host-a:1", "host-b:2")]
@@ -56,7 +65,7 @@ def test_two_workers_drain_the_queue_each_study_once(tmp_path):
         t.start()
     for t in threads:
         t.join(timeout=120)
-    with Store(_db(tmp_path)) as store:
+    with Store(db) as store:
         assert queue.pending(store, only=ids) == {"queued": 0, "held": 0, "done": 6}
         assert all(store.winner(i) is not None for i in ids)
         _no_config_twice(store, ids)
@@ -64,13 +73,13 @@ def test_two_workers_drain_the_queue_each_study_once(tmp_path):
     assert sorted((o.op, o.m) for o in finished) == sorted((op, m) for op in OPS for m in (1, 2, 4))
 
 
-def test_fewer_studies_than_workers_share_one_through_optuna(tmp_path):
-    with Store(_db(tmp_path)) as store:
+def test_fewer_studies_than_workers_share_one_through_optuna(db):
+    with Store(db) as store:
         ids = plan(store, [FP], TINY, OPS[:1], [8], "float16", trials=16)
     reports = {}
 
     def run(name):
-        with Store(_db(tmp_path)) as store:
+        with Store(db) as store:
             reports[name] = work(store, FP, TuneOptions(batch=2), owner=name, make_worker=QuietFake)
 
     threads = [threading.Thread(target=run, args=(name,)) for name in ("host-a:1", "host-b:2", "host-c:3")]
@@ -78,7 +87,7 @@ def test_fewer_studies_than_workers_share_one_through_optuna(tmp_path):
         t.start()
     for t in threads:
         t.join(timeout=120)
-    with Store(_db(tmp_path)) as store:
+    with Store(db) as store:
         _no_config_twice(store, ids)
         rows, distinct = queue.configs_measured(store, ids)
         assert distinct <= 16 + 2 * 3  # the budget, overshot by at most one batch per worker
@@ -87,8 +96,8 @@ def test_fewer_studies_than_workers_share_one_through_optuna(tmp_path):
     assert sum(r.helped for r in reports.values()) >= 1  # and another helped measure
 
 
-def test_a_dead_workers_study_is_taken_over_when_its_lease_runs_out(tmp_path):
-    with Store(_db(tmp_path)) as store:
+def test_a_dead_workers_study_is_taken_over_when_its_lease_runs_out(db):
+    with Store(db) as store:
         ids = plan(store, [FP], TINY, OPS[:1], [1, 2], "float16", trials=4)
         lost = queue.claim(store, fingerprint_key(FP), "gone-host:99", lease_s=0.5, share=False)
         assert lost is not None and not lost.shared
@@ -98,8 +107,8 @@ def test_a_dead_workers_study_is_taken_over_when_its_lease_runs_out(tmp_path):
         assert queue.pending(store, only=ids)["done"] == 2
 
 
-def test_a_live_lease_is_not_taken(tmp_path):
-    with Store(_db(tmp_path)) as store:
+def test_a_live_lease_is_not_taken(db):
+    with Store(db) as store:
         plan(store, [FP], TINY, OPS[:1], [1], "float16", trials=4)
         key = fingerprint_key(FP)
         assert queue.claim(store, key, "other-host:5", lease_s=60, share=False) is not None
@@ -113,11 +122,11 @@ def _cli(*args):
 
 
 @pytest.mark.timeout(900)
-def test_killed_worker_process_loses_nothing_and_its_studies_finish_on_the_other(tmp_path):
+def test_killed_worker_process_loses_nothing_and_its_studies_finish_on_the_other(db):
     """Two real `kernel-search worker` processes (Triton's interpreter on the CPU); one is SIGKILLed
     mid-study. The survivor takes its study over (same host: the dead pid frees it at once), every
     study ends with a winner, and no config is measured twice."""
-    url = _db(tmp_path)
+    url = db
     from kernel_space.fingerprint import current_fingerprint
 
     with Store(url) as store:
