@@ -75,17 +75,25 @@ def user_errors(fn):
     return wrapper
 
 
-def open_store(db: str | None, create: bool = False):
+def open_store(db: str | None, create: bool = False, readonly: bool = False):
     """The Store for --db (None: $KERNEL_SEARCH_DB or the default file). Unless `create`, a SQLite
-    file that does not exist is an error: a mistyped path should not answer with an empty database."""
+    file that does not exist is an error: a mistyped path should not answer with an empty database.
+    `readonly` (the commands that only read): nothing on disk changes, and a file that is not a
+    kernel-search database is refused as it is."""
     from storage import Store
-    from storage.engine import StorageError, display_url, parse_url, resolve_url, sqlite_path
+    from storage.engine import StorageError, display_url, foreign_tables, parse_url, resolve_url, sqlite_path
 
     url = resolve_url(db)
     path = sqlite_path(parse_url(url))
     if not create and path is not None and not path.exists():
         raise StorageError(f"no database at {display_url(url)} (tune or import first, or pass --db)")
-    return Store(url)
+    if path is not None and path.exists() and not path.is_file():
+        raise StorageError(f"{display_url(url)} names {path}, which is not a file")
+    foreign = foreign_tables(path) if path is not None and not readonly else []
+    if foreign:
+        raise StorageError(f"{path} is another application's database (tables {', '.join(foreign[:5])}): "
+                           "kernel-search adds no tables to it; pass --db with a new file")
+    return Store(url, readonly=readonly)
 
 
 def console(stderr: bool = False):

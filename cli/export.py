@@ -26,7 +26,7 @@ def export(
     from storage.export import build_table
     from storage.table import dump_table
 
-    store = open_store(db)
+    store = open_store(db, readonly=True)
     table = build_table(store, resolve_model_name(store, model), fingerprint_key=gpu, dtype=dtype)
     buckets = [b for entry in table.ops.values() for b in entry.buckets]
     fused = sum(b.arm == "fused" for b in buckets)

@@ -45,7 +45,7 @@ def query(
     """
     from storage.queries import winners_frame
 
-    store = open_store(db)
+    store = open_store(db, readonly=True)
     check_model(store, model)
     frame = winners_frame(store, gpu=gpu, model=model, op=op, m_min=m_min, m_max=m_max,
                           min_speedup=min_speedup, beats_cublas=beats_cublas)

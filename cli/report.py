@@ -25,7 +25,7 @@ def report(
     """
     from dashboards import build_report
 
-    store = open_store(db)
+    store = open_store(db, readonly=True)
     html = build_report(store)
     output.write_text(html, encoding="utf-8")
     typer.echo(f"wrote {output} ({len(html) / 1e6:.1f} MB)", err=True)
@@ -44,7 +44,7 @@ def dashboard(
     """
     from dashboards import build_report, make_server
 
-    store = open_store(db)
+    store = open_store(db, readonly=True)
     server = make_server(lambda: build_report(store), port)
     typer.echo(f"serving http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)", err=True)
     try:

@@ -38,7 +38,7 @@ def show(
     from storage.engine import display_url
     from storage.queries import failures_frame, studies_frame
 
-    store = open_store(db)
+    store = open_store(db, readonly=True)
     check_model(store, model)
     filters = dict(gpu=gpu, model=model, op=op, m_min=m_min, m_max=m_max)
     studies = studies_frame(store, **filters)

@@ -189,6 +189,8 @@ def failures_frame(store: Store, gpu: str | None = None, model: str | None = Non
     return grouped[FAILURE_COLUMNS].reset_index(drop=True)
 
 
+# The note of a study with no search behind it: its winner came from an imported table.
+NO_STUDY = "no Optuna study of this name"
 IMPORTANCE_COLUMNS = ["study_id", "name", *STUDY_COLUMNS, "complete", "param", "importance", "note"]
 
 
@@ -208,7 +210,7 @@ def importances_frame(store: Store, gpu: str | None = None, model: str | None = 
     rows = []
     if studies.empty:
         return pd.DataFrame(columns=IMPORTANCE_COLUMNS)
-    storage = store.optuna_storage()
+    storage = store.optuna_storage()  # None: a read-only store on a database without Optuna's tables
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
@@ -223,10 +225,12 @@ def importances_frame(store: Store, gpu: str | None = None, model: str | None = 
 
 def _importances(optuna, storage, name: str, min_complete: int):
     """(param, importance, completed trials, note) of one Optuna study."""
+    if storage is None:
+        return [(None, None, 0, NO_STUDY)]
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        return [(None, None, 0, "no Optuna study of this name")]
+        return [(None, None, 0, NO_STUDY)]
     complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     if complete < min_complete:
         return [(None, None, complete, f"too few completed trials ({complete} < {min_complete})")]

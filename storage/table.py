@@ -212,8 +212,8 @@ def _parse_fingerprint(data: dict) -> dict:
             _text(fp, key, "fingerprint", MAX_NAME if key == "device_name" else MAX_SHORT)
         else:
             _need(fp, key, kind, "fingerprint")
-    _int(fp, "sm_count", "fingerprint")
-    _int(fp, "total_memory", "fingerprint", hi=MAX_INT64)
+    _int(fp, "sm_count", "fingerprint", lo=0)  # 0 and 0: the CPU's fingerprint (Triton's interpreter)
+    _int(fp, "total_memory", "fingerprint", lo=0, hi=MAX_INT64)
     cap = fp["capability"]
     if len(cap) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 100 for v in cap):
         raise TableError("fingerprint.capability", f"expected [major, minor] as two ints, got {cap!r}"[:200])
