@@ -37,6 +37,8 @@ ModelOption = Annotated[str | None, typer.Option("--model", help="Only shapes of
 OpOption = Annotated[str | None, typer.Option("--op", help="Only this op, e.g. rmsnorm_qkv.")]
 MMinOption = Annotated[int | None, typer.Option("--m-min", min=1, help="Only M buckets >= this.")]
 MMaxOption = Annotated[int | None, typer.Option("--m-max", min=1, help="Only M buckets <= this.")]
+WideOption = Annotated[bool, typer.Option("--wide", help="Every column (GPU, fingerprint, models, shape, dtype, "
+                                                         "config) in one table, however wide.")]
 
 # ValueError covers StorageError and TableError; SQLAlchemyError a database that fails mid-command.
 USER_ERRORS = (ValueError, OSError, sqlalchemy.exc.SQLAlchemyError)
@@ -96,14 +98,56 @@ def open_store(db: str | None, create: bool = False, readonly: bool = False):
     return Store(url, readonly=readonly)
 
 
-def console(stderr: bool = False):
-    """A rich console; 200 columns when not a terminal, so piped tables are not squeezed to 80."""
+def console(stderr: bool = False, wide: bool = False):
+    """A rich console; 200 columns when not a terminal, so piped tables are not squeezed to 80.
+    wide: as many columns as a table needs (nothing cut, lines as long as they get)."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
     # markup off: model names, reasons and configs are data and may hold "[...]".
-    return Console(file=stream, width=width, highlight=False, markup=False)
+    return Console(file=stream, width=10_000 if wide else width, highlight=False, markup=False)
+
+
+def new_table(title: str, columns: list[str], numeric: set[str]):
+    """A rich table for narrow terminals: no vertical rules, and number columns that never wrap or
+    shrink (rich narrows the text columns instead)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    for name in columns:
+        if name in numeric:
+            table.add_column(name, justify="right", no_wrap=True)
+        else:
+            table.add_column(name, overflow="fold")
+    return table
+
+
+def group_title(gpu: str, fingerprint: str, models: str, dtype: str) -> str:
+    """The heading of one group of rows: which models, dtype and GPU they are about."""
+    return f"{models.replace(',', ', ') or '(no model)'} ({dtype}) on {gpu} [{fingerprint}]"
+
+
+def check_filters(store, gpu: str | None = None, model: str | None = None, op: str | None = None,
+                  m_min: int | None = None, m_max: int | None = None) -> None:
+    """A filter that can match nothing in this database is a mistake, not an empty answer: an
+    unknown model, op or GPU, or an empty M range. StorageError lists what there is."""
+    from storage import StorageError
+    from storage.queries import known_gpus, known_models, known_ops
+
+    if m_min is not None and m_max is not None and m_min > m_max:
+        raise StorageError(f"--m-min {m_min} is above --m-max {m_max}: no M bucket is both")
+    for name, value, known in (("model", model, known_models), ("op", op, known_ops)):
+        if value is not None:
+            names = known(store)
+            if value not in names:
+                raise StorageError(f"unknown {name} {value!r}; {name}s in the database: "
+                                   f"{', '.join(names) or 'none yet'}")
+    if gpu is not None and not known_gpus(store, gpu):
+        listed = ", ".join(f"{name} [{key}]" for name, key in known_gpus(store)) or "none yet"
+        raise StorageError(f"no GPU matches {gpu!r} (a fingerprint key, its prefix or part of the device name); "
+                           f"GPUs in the database: {listed}")
 
 
 def short_config(cfg: dict | None) -> str:
@@ -123,6 +167,13 @@ def fmt_float(value, digits: int = 2) -> str:
     if value is None or value != value:
         return "-"
     return f"{value:.{digits}f}"
+
+
+def fmt_us(value) -> str:
+    """A time in us for a narrow cell: 2 decimals below 100 us, 1 below 10 ms, none above."""
+    if value is None or value != value:
+        return "-"
+    return fmt_float(value, 2 if abs(value) < 100 else 1 if abs(value) < 10_000 else 0)
 
 
 def resolve_model_name(store, spec: str) -> str:

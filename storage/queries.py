@@ -91,6 +91,20 @@ def known_models(store: Store) -> list[str]:
         return list(s.scalars(select(ModelShape.model).distinct().order_by(ModelShape.model)))
 
 
+def known_ops(store: Store) -> list[str]:
+    """Every op with a shape in the database, sorted."""
+    with store.session(write=False) as s:
+        return list(s.scalars(select(Shape.op).distinct().order_by(Shape.op)))
+
+
+def known_gpus(store: Store, gpu: str | None = None) -> list[tuple[str, str]]:
+    """(device name, fingerprint key) of every fingerprint, or of those the `gpu` filter matches."""
+    stmt = _filter(select(Fingerprint.device_name, Fingerprint.key), gpu=gpu).order_by(Fingerprint.device_name,
+                                                                                         Fingerprint.key)
+    with store.session(write=False) as s:
+        return [tuple(row) for row in s.execute(stmt)]
+
+
 # GPU, then shapes in the order they were first tuned (a model's ops in layer order), then M.
 _ORDER = (Fingerprint.device_name, Fingerprint.key, Shape.id, Study.m)
 
