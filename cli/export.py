@@ -50,11 +50,12 @@ def import_(
 
     A table from another GPU is stored under its own fingerprint; nothing in it is executed.
     """
-    from storage.export import import_table
+    from storage.export import check_runnable, import_table
+    from storage.table import load_table
 
-    if not file.is_file():
-        raise ValueError(f"no such file: {file}")
-    typer.echo(str(import_table(open_store(db, create=True), file)))
+    table = load_table(file)
+    check_runnable(table)  # a refused table creates no database
+    typer.echo(str(import_table(open_store(db, create=True), table)))
 
 
 def register(app: typer.Typer) -> None:

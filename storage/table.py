@@ -306,7 +306,7 @@ def read_table_text(path: Path) -> str:
     """The text of a table file, refusing what is not a regular file or is far too big to be one."""
     try:
         if not path.is_file():
-            what = "a folder" if path.is_dir() else "missing" if not path.exists() else "not a regular file"
+            what = "a folder" if path.is_dir() else "no such file" if not path.exists() else "not a regular file"
             raise TableError("(file)", f"cannot read {path}: {what}")
         with open(path, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
