@@ -10,7 +10,11 @@ from typing import Annotated
 import typer
 
 from cli.common import console, fail, user_errors
-from cli.generate import TableOption, torch_dtype, warnings_as_lines
+from cli.generate import DTYPES, TableOption, torch_dtype, warnings_as_lines
+
+# Batches beyond this are no decode batch (the CUDA-graph buckets end at 256); 10**8 only ran out
+# of memory after minutes of setup.
+MAX_BATCH = 4096
 
 
 @user_errors
@@ -32,19 +36,25 @@ def bench(
     through --table. Needs a CUDA GPU."""
     import torch
 
-    if not torch.cuda.is_available():
-        fail("bench needs a CUDA GPU and none is visible here")
-    from qwen3.bench import PARTS, run_bench
     from qwen3.config import resolve_model
-    from qwen3.dispatch import Dispatcher
 
+    # Options first: a mistake is named before the GPU (or its absence) is.
     try:
         batches = sorted({int(b) for b in batch.split(",") if b.strip()})
     except ValueError:
         fail(f"--batch must be a comma list of ints, got {batch!r}")
-    if not batches or batches[0] < 1:
-        fail(f"--batch must list positive ints, got {batch!r}")
+    if not batches or batches[0] < 1 or batches[-1] > MAX_BATCH:
+        fail(f"--batch must list ints from 1 to {MAX_BATCH}, got {batch!r}")
     config = resolve_model(model)
+    if prompt_len + output_len > config.max_position_embeddings:
+        fail(f"--prompt-len {prompt_len} + --output-len {output_len} exceed {config.name}'s context "
+             f"({config.max_position_embeddings} positions)")
+    if dtype not in DTYPES:
+        fail(f"unknown dtype {dtype!r}: use {', '.join(DTYPES)}")
+    if not torch.cuda.is_available():
+        fail("bench needs a CUDA GPU and none is visible here")
+    from qwen3.bench import PARTS, run_bench
+    from qwen3.dispatch import Dispatcher
     with warnings_as_lines():
         ops = Dispatcher(table) if table is not None else None
         err = console(stderr=True)

@@ -79,6 +79,10 @@ def from_hf_config(path: str | Path, name: str | None = None) -> Qwen3Config:
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
+    if path.exists() and not path.is_file():  # /dev/zero would be read forever
+        raise ValueError(f"model config {path} is not a regular file")
+    if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"model config {path} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a config.json")
     try:
         raw = json.loads(path.read_text())
     except OSError as exc:
@@ -117,6 +121,8 @@ def from_hf_config(path: str | Path, name: str | None = None) -> Qwen3Config:
     )
 
 
+# A config.json is a few KB.
+MAX_CONFIG_BYTES = 2**20
 # Sizes beyond this are no Qwen3 (the largest hidden size is 5120, the vocabulary 151,936).
 MAX_SIZE = 2**24
 
@@ -149,6 +155,8 @@ def resolve_model(spec: str) -> Qwen3Config:
     """A preset name, or a path to a config.json / model folder. ValueError lists the presets."""
     if spec in PRESETS:
         return PRESETS[spec]
+    if not spec.strip():  # Path("") is the working directory, which exists
+        raise ValueError(f"model must be a preset ({', '.join(PRESETS)}) or a config.json path, got {spec!r}")
     path = Path(spec)
     if path.exists():
         return from_hf_config(path)

@@ -167,6 +167,8 @@ def _text(obj: dict, key: str, path: str, limit: int = MAX_SHORT) -> str:
     value = _need(obj, key, str, path)
     if len(value) > limit:
         raise TableError(_at(path, key), f"longer than {limit} characters ({len(value)})")
+    if not value.isprintable():  # a newline or an escape sequence in a name would garble every listing
+        raise TableError(_at(path, key), f"holds control characters: {value!r}"[:200])
     return value
 
 

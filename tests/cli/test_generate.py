@@ -142,3 +142,15 @@ def test_generate_bad_options(folder):
     clamped = run("generate", folder, "-p", "the cat", "--max-tokens", str(10**12))
     assert clamped.exit_code == 0, clamped.output
     assert "--max-tokens lowered to 62" in clamped.stderr and "Traceback" not in clamped.output
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--batch", "1,x"], ["--batch must be a comma list"]),
+    (["--batch", "100000000"], ["--batch must list ints from 1 to 4096"]),
+    (["--prompt-len", "40000", "--output-len", "2000"], ["exceed qwen3-0.6b's context"]),
+    (["--dtype", "int8"], ["unknown dtype 'int8'"]),
+    (["--model", ""], ["model must be a preset"]),
+    (["--model", "/dev/zero"], ["not a regular file"]),
+])
+def test_bench_options_are_checked_before_the_gpu(args, words):
+    assert_one_line_error(run("bench", *args), *words)

@@ -148,6 +148,7 @@ def _table(store) -> dict:
     (lambda d: d["fingerprint"].update(total_memory=10**30), "fingerprint.total_memory"),
     (lambda d: d["fingerprint"].update(device_name="x" * 1000), "fingerprint.device_name"),
     (lambda d: d.update(model=""), "model"),
+    (lambda d: d.update(model="qwen3\n\x1b[31mred"), "model"),
     (lambda d: d.update(ops={}), "ops"),
     (lambda d: d["ops"].update(nope=d["ops"]["down_residual"]), "ops.nope"),
     (lambda d: d["ops"]["down_residual"]["buckets"][0]["config"].update(BLOCK_K=48),
