@@ -45,7 +45,11 @@ def dashboard(
     from dashboards import build_report, make_server
 
     store = open_store(db, readonly=True)
-    server = make_server(lambda: build_report(store), port)
+    try:
+        server = make_server(lambda: build_report(store), port)
+    except OSError as exc:  # the port is taken, or below 1024 for a user
+        raise OSError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc} (pick another --port, or 0 for "
+                      "any free one)") from None
     typer.echo(f"serving http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)", err=True)
     try:
         server.serve_forever()

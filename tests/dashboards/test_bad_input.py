@@ -103,3 +103,13 @@ def test_non_finite_numbers_in_an_old_database(tuned_db, tmp_path):
                  tmp_path / "t.json")
     assert_one_line_error(result, "median_us", "finite number")
     assert not (tmp_path / "t.json").exists()
+
+
+def test_dashboard_on_a_taken_port_is_one_line(tuned_db):
+    taken = make_server(lambda: "", 0)
+    try:
+        port = taken.server_address[1]
+        assert_one_line_error(run("dashboard", "--port", str(port), "--db", f"sqlite:///{tuned_db}"),
+                              f"cannot serve on 127.0.0.1:{port}", "--port")
+    finally:
+        taken.server_close()
