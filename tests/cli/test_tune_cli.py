@@ -148,3 +148,18 @@ def test_bad_config_json_is_one_line(tmp_path, change, words):
     assert_one_line_error(run("tune", "--model", path, "--db", f"sqlite:///{tmp_path / 'ks.db'}"), *words)
     path.write_text("[1, 2]")
     assert_one_line_error(run("tune", "--model", path, "--db", f"sqlite:///{tmp_path / 'ks.db'}"), "not an object")
+
+
+def test_trials_caps_the_rows_of_every_study(tmp_path):
+    """Item 11: `--trials 8` stored up to 11 rows a study (a config asked twice in one batch was
+    measured twice); this tune's o_proj_residual M=4 study was such a case."""
+    from storage import Store
+    from storage.queries import studies_frame
+
+    url = f"sqlite:///{tmp_path / 'ks.db'}"
+    result = run("tune", "--model", "qwen3-tiny", "--op", "o_proj_residual", "--buckets", "1,4", "--trials", "8",
+                 "--db", url)
+    assert result.exit_code == 0, result.output
+    with Store(url) as store:
+        counts = studies_frame(store)["trials"].tolist()
+    assert len(counts) == 2 and max(counts) <= 8, counts
