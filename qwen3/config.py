@@ -104,9 +104,11 @@ def from_hf_config(path: str | Path, name: str | None = None) -> Qwen3Config:
         raise ValueError(f"{path}: hidden_size {size['hidden_size']} is not a multiple of num_attention_heads "
                          f"{heads} (and no head_dim is given)")
     label = raw.get("_name_or_path")
+    # The name is stored and printed: a label with control characters or of any length is not used.
+    usable = isinstance(label, str) and label.strip() and label.isprintable() and len(label) <= 256
     return Qwen3Config(
         # resolve(): `config.json` in the working directory has parent '.', whose name is ''.
-        name=name or (label if isinstance(label, str) and label.strip() else path.resolve().parent.name or "model"),
+        name=name or (label if usable else path.resolve().parent.name or "model"),
         hidden_size=size["hidden_size"],
         intermediate_size=size["intermediate_size"],
         num_hidden_layers=size["num_hidden_layers"],
