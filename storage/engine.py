@@ -5,8 +5,9 @@ readers (queries, dashboards) never block the tuner's writes, and a 30 s busy ti
 tuning processes writing one file wait for each other instead of failing with "database is locked".
 
 Read-only opening (readonly=True: what show, query, report, dashboard and export use) changes
-nothing on disk: SQLite opens the file with mode=ro (no WAL switch, no schema, no lock file), and
-in a folder the user cannot write, where SQLite could not create the WAL index, with immutable=1.
+nothing on disk: SQLite opens the file with mode=ro, and immutable=1 while no writer has it open
+(see readonly_uri); no WAL switch, no schema, no lock file. That also works in a folder the user
+cannot write.
 """
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ def dtype_name(dtype) -> str:
 class Store:
     """The kernel-search database. `url`: any SQLAlchemy URL; None means $KERNEL_SEARCH_DB, else
     sqlite:///kernel_search.db in the working directory. Opening creates or migrates the schema;
-    a URL that cannot be used raises StorageError."""
+    a URL that cannot be used raises StorageError. `readonly`: nothing is created, migrated or
+    written (storage.engine), and a database that is not kernel-search's at head raises StorageError."""
 
     def __init__(self, url: str | None = None, readonly: bool = False):
         self.url = resolve_url(url)
