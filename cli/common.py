@@ -12,6 +12,7 @@ import functools
 import os
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy
@@ -91,11 +92,21 @@ def open_store(db: str | None, create: bool = False, readonly: bool = False):
         raise StorageError(f"no database at {display_url(url)} (tune or import first, or pass --db)")
     if path is not None and path.exists() and not path.is_file():
         raise StorageError(f"{display_url(url)} names {path}, which is not a file")
+    if path is not None and not path.resolve().parent.is_dir():
+        raise StorageError(f"no folder {path.resolve().parent} for the database {display_url(url)}")
     foreign = foreign_tables(path) if path is not None and not readonly else []
     if foreign:
         raise StorageError(f"{path} is another application's database (tables {', '.join(foreign[:5])}): "
                            "kernel-search adds no tables to it; pass --db with a new file")
     return Store(url, readonly=readonly)
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write an output file; an OSError names the file (the OS's own message may not)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OSError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
 
 
 def console(stderr: bool = False, wide: bool = False):

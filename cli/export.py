@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, GpuOption, open_store, resolve_model_name, user_errors
+from cli.common import DbOption, GpuOption, open_store, resolve_model_name, user_errors, write_file
 
 
 @user_errors
@@ -34,7 +34,7 @@ def export(
         typer.echo(dump_table(table), nl=False)
         where = "stdout"
     else:
-        dump_table(table, Path(output))
+        write_file(Path(output), dump_table(table))
         where = output
     typer.echo(f"wrote {where}: {table.model} ({table.dtype}) on {table.fingerprint['device_name']}, "
                f"{len(table.ops)} ops, {len(buckets)} buckets, {fused} fused", err=True)

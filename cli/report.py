@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, open_store, user_errors
+from cli.common import DbOption, open_store, user_errors, write_file
 
 
 @user_errors
@@ -27,7 +27,7 @@ def report(
 
     store = open_store(db, readonly=True)
     html = build_report(store)
-    output.write_text(html, encoding="utf-8")
+    write_file(output, html)
     typer.echo(f"wrote {output} ({len(html) / 1e6:.1f} MB)", err=True)
 
 

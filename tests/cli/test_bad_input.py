@@ -222,3 +222,12 @@ def test_import_of_a_missing_or_odd_file(tmp_path):
     binary.write_bytes(bytes(range(256)))
     assert_one_line_error(run("import", binary, "--db", url), "not UTF-8")
     assert not (tmp_path / "ks.db").exists()
+
+
+def test_outputs_that_cannot_be_written_are_named(db_copy, tmp_path):
+    url = f"sqlite:///{db_copy[0]}"
+    assert_one_line_error(run("report", "-o", tmp_path, "--db", url), f"cannot write {str(tmp_path)!r}")
+    assert_one_line_error(run("export", "--model", "qwen3-8b", "-o", tmp_path / "no" / "t.json", "--db", url),
+                          "cannot write", "No such file or directory")
+    assert_one_line_error(run("import", COMMITTED, "--db", f"sqlite:///{tmp_path / 'no' / 'ks.db'}"),
+                          "no folder", "for the database")
