@@ -317,7 +317,7 @@ def read_table_text(path: Path) -> str:
     if len(raw) > MAX_BYTES:
         raise TableError("(file)", f"{path} is larger than {MAX_BYTES // 2**20} MiB: not a dispatch table")
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a BOM (some editors write one) is not part of the JSON
     except UnicodeDecodeError:
         raise TableError("(file)", f"{path} is not UTF-8 text: not a dispatch table") from None
 

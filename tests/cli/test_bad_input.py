@@ -231,3 +231,17 @@ def test_outputs_that_cannot_be_written_are_named(db_copy, tmp_path):
                           "cannot write", "No such file or directory")
     assert_one_line_error(run("import", COMMITTED, "--db", f"sqlite:///{tmp_path / 'no' / 'ks.db'}"),
                           "no folder", "for the database")
+
+
+def test_a_table_with_a_byte_order_mark_imports(tmp_path):
+    """Editors on Windows save UTF-8 with a BOM; it is not part of the JSON."""
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + COMMITTED.read_bytes())
+    result = run("import", path, "--db", f"sqlite:///{tmp_path / 'ks.db'}")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("columns", ["abc", "0", "-5", "99999999"])
+def test_odd_terminal_widths(db_copy, columns):
+    result = run("query", "--db", f"sqlite:///{db_copy[0]}", env={"COLUMNS": columns})
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
