@@ -175,5 +175,7 @@ class Worker:
     def __enter__(self) -> Worker:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is KeyboardInterrupt and self._proc is not None:
+            self._kill()  # Ctrl-C: the trial it is running is discarded anyway; do not wait for it
         self.close()
