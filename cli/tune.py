@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shlex import quote
 from typing import Annotated
 
 import typer
@@ -119,8 +120,10 @@ def print_summary(report, model: str, dtype: str, db: str | None) -> None:
         typer.echo("no winner (those buckets will run the unfused path): " + "; ".join(
             f"{o.op} M={o.m}: {o.note or 'every trial failed'}" for o in lost), err=True)
     if fused + unfused:
-        options = ("" if dtype == "bfloat16" else f" --dtype {dtype}") + (f" --db {display_url(db)}" if db else "")
-        typer.echo(f"next: kernel-search export --model {model}{options} -o table.json")
+        # Quoted for the shell: a model named after its folder may hold spaces.
+        options = ("" if dtype == "bfloat16" else f" --dtype {dtype}") + (f" --db {quote(display_url(db))}"
+                                                                           if db else "")
+        typer.echo(f"next: kernel-search export --model {quote(model)}{options} -o table.json")
     if lost:
         raise typer.Exit(1)
 
