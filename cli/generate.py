@@ -78,6 +78,9 @@ def generate(
             ids = tokenizer.encode(prompt)
         if not ids:
             fail("the prompt encodes to no tokens")
+        if max(ids) >= config.vocab_size:  # the embedding lookup would fail with an index error
+            fail(f"the tokenizer gives token id {max(ids)}, beyond the model's vocabulary ({config.vocab_size}): "
+                 "tokenizer.json is not this model's")
         room = config.max_position_embeddings - len(ids)
         if room < 1:
             fail(f"the prompt is {len(ids)} tokens: the model's context holds {config.max_position_embeddings}")

@@ -154,3 +154,10 @@ def test_generate_bad_options(folder):
 ])
 def test_bench_options_are_checked_before_the_gpu(args, words):
     assert_one_line_error(run("bench", *args), *words)
+
+
+def test_a_tokenizer_of_another_model_is_one_line(folder, tmp_path):
+    """A tokenizer.json whose ids pass the model's vocabulary failed deep in the embedding."""
+    config = json.loads((folder / "config.json").read_text())
+    small = _broken_folder(tmp_path, folder, "config.json", json.dumps({**config, "vocab_size": 8}).encode())
+    assert_one_line_error(run("generate", small, "-p", "the blue dog", "-n", "2"), "beyond the model's vocabulary")
