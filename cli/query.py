@@ -69,15 +69,15 @@ def query(
         typer.echo("no winners match", err=True)
     else:
         print_winners(frame, wide)
-    if beats_cublas and frame.empty:
+    if beats_cublas:  # rows it cannot judge are left out: say so, empty answer or not
         why = no_cublas_times(store, gpu, model, op, m_min, m_max)
         if why:
             typer.echo(why, err=True)
 
 
 def no_cublas_times(store, gpu, model, op, m_min, m_max) -> str | None:
-    """Why --beats-cublas found nothing, when the reason is that fused winners lack cuBLAS times
-    (imported from a table written before tables carried them)."""
+    """What --beats-cublas could not judge: fused winners without a cuBLAS time (imported from a
+    table written before tables carried them). None when every fused winner has one."""
     from storage.queries import winners_frame
 
     frame = winners_frame(store, gpu=gpu, model=model, op=op, m_min=m_min, m_max=m_max)
@@ -86,7 +86,7 @@ def no_cublas_times(store, gpu, model, op, m_min, m_max) -> str | None:
     if not missing:
         return None
     return (f"{missing} of {len(fused)} fused winners have no cuBLAS time (imported from a table without one: "
-            "re-export it from the tuning database, or tune on the GPU), so they cannot be compared with cuBLAS")
+            "re-export it from the tuning database, or tune on the GPU), so they are not in this answer")
 
 
 def check_model(store, model: str | None) -> None:

@@ -245,3 +245,15 @@ def test_a_table_with_a_byte_order_mark_imports(tmp_path):
 def test_odd_terminal_widths(db_copy, columns):
     result = run("query", "--db", f"sqlite:///{db_copy[0]}", env={"COLUMNS": columns})
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+
+
+def test_beats_cublas_says_which_winners_it_could_not_judge(tmp_path):
+    def strip_one(d):
+        bucket = d["ops"]["o_proj_residual"]["buckets"][0]
+        del bucket["cublas_us"], bucket["floor_us"]
+
+    url = f"sqlite:///{tmp_path / 'ks.db'}"
+    assert run("import", hostile_table(tmp_path, strip_one), "--db", url).exit_code == 0
+    result = run("query", "--beats-cublas", "-f", "csv", "--db", url)
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) > 1
+    assert re.fullmatch(r"1 of \d+ fused winners have no cuBLAS time .*not in this answer\n", result.stderr)
