@@ -11,7 +11,11 @@ from typing import Annotated
 import typer
 
 from cli.common import console, fail, user_errors
-from cli.generate import TableOption, torch_dtype, warnings_as_lines
+from cli.generate import DTYPES, TableOption, torch_dtype, warnings_as_lines
+
+# Batches beyond this are no decode batch (the CUDA-graph buckets end at 256); 10**8 only ran out
+# of memory after minutes of setup.
+MAX_BATCH = 4096
 
 
 @user_errors
@@ -35,6 +39,8 @@ def bench(
     config, batches, contexts = _checked(model, batch, context, output_len)
     import torch
 
+    if dtype not in DTYPES:
+        fail(f"unknown dtype {dtype!r}: use {', '.join(DTYPES)}")
     if not torch.cuda.is_available():
         fail("bench needs a CUDA GPU and none is visible here")
     from qwen3.bench import PARTS, run_bench
@@ -75,6 +81,8 @@ def _checked(model: str, batch: str, context: str, output_len: int):
 
     batches, contexts = int_list(batch, "--batch"), int_list(context, "--context")
     config = resolve_model(model)
+    if batches[-1] > MAX_BATCH:
+        fail(f"--batch must list ints from 1 to {MAX_BATCH}, got {batch!r}")
     if contexts[-1] + output_len > config.max_position_embeddings:
         fail(f"--context {contexts[-1]} + --output-len {output_len} exceeds {config.name}'s "
              f"max_position_embeddings {config.max_position_embeddings}")

@@ -12,6 +12,7 @@ import functools
 import os
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy
@@ -37,6 +38,8 @@ ModelOption = Annotated[str | None, typer.Option("--model", help="Only shapes of
 OpOption = Annotated[str | None, typer.Option("--op", help="Only this op, e.g. rmsnorm_qkv.")]
 MMinOption = Annotated[int | None, typer.Option("--m-min", min=1, help="Only M buckets >= this.")]
 MMaxOption = Annotated[int | None, typer.Option("--m-max", min=1, help="Only M buckets <= this.")]
+WideOption = Annotated[bool, typer.Option("--wide", help="Every column (GPU, fingerprint, models, shape, dtype, "
+                                                         "config) in one table, however wide.")]
 
 # ValueError covers StorageError and TableError; SQLAlchemyError a database that fails mid-command.
 USER_ERRORS = (ValueError, OSError, sqlalchemy.exc.SQLAlchemyError)
@@ -75,27 +78,87 @@ def user_errors(fn):
     return wrapper
 
 
-def open_store(db: str | None, create: bool = False):
+def open_store(db: str | None, create: bool = False, readonly: bool = False):
     """The Store for --db (None: $KERNEL_SEARCH_DB or the default file). Unless `create`, a SQLite
-    file that does not exist is an error: a mistyped path should not answer with an empty database."""
+    file that does not exist is an error: a mistyped path should not answer with an empty database.
+    `readonly` (the commands that only read): nothing on disk changes, and a file that is not a
+    kernel-search database is refused as it is."""
     from storage import Store
-    from storage.engine import StorageError, display_url, parse_url, resolve_url, sqlite_path
+    from storage.engine import StorageError, display_url, foreign_tables, parse_url, resolve_url, sqlite_path
 
     url = resolve_url(db)
     path = sqlite_path(parse_url(url))
     if not create and path is not None and not path.exists():
         raise StorageError(f"no database at {display_url(url)} (tune or import first, or pass --db)")
-    return Store(url)
+    if path is not None and path.exists() and not path.is_file():
+        raise StorageError(f"{display_url(url)} names {path}, which is not a file")
+    if path is not None and not path.resolve().parent.is_dir():
+        raise StorageError(f"no folder {path.resolve().parent} for the database {display_url(url)}")
+    foreign = foreign_tables(path) if path is not None and not readonly else []
+    if foreign:
+        raise StorageError(f"{path} is another application's database (tables {', '.join(foreign[:5])}): "
+                           "kernel-search adds no tables to it; pass --db with a new file")
+    return Store(url, readonly=readonly)
 
 
-def console(stderr: bool = False):
-    """A rich console; 200 columns when not a terminal, so piped tables are not squeezed to 80."""
+def write_file(path: Path, text: str) -> None:
+    """Write an output file; an OSError names the file (the OS's own message may not)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OSError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def console(stderr: bool = False, wide: bool = False):
+    """A rich console; 200 columns when not a terminal, so piped tables are not squeezed to 80.
+    wide: as many columns as a table needs (nothing cut, lines as long as they get)."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
     # markup off: model names, reasons and configs are data and may hold "[...]".
-    return Console(file=stream, width=width, highlight=False, markup=False)
+    return Console(file=stream, width=10_000 if wide else width, highlight=False, markup=False)
+
+
+def new_table(title: str, columns: list[str], numeric: set[str]):
+    """A rich table for narrow terminals: no vertical rules, and number columns that never wrap or
+    shrink (rich narrows the text columns instead)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    for name in columns:
+        if name in numeric:
+            table.add_column(name, justify="right", no_wrap=True)
+        else:
+            table.add_column(name, overflow="fold")
+    return table
+
+
+def group_title(gpu: str, fingerprint: str, models: str, dtype: str) -> str:
+    """The heading of one group of rows: which models, dtype and GPU they are about."""
+    return f"{models.replace(',', ', ') or '(no model)'} ({dtype}) on {gpu} [{fingerprint}]"
+
+
+def check_filters(store, gpu: str | None = None, model: str | None = None, op: str | None = None,
+                  m_min: int | None = None, m_max: int | None = None) -> None:
+    """A filter that can match nothing in this database is a mistake, not an empty answer: an
+    unknown model, op or GPU, or an empty M range. StorageError lists what there is."""
+    from storage import StorageError
+    from storage.queries import known_gpus, known_models, known_ops
+
+    if m_min is not None and m_max is not None and m_min > m_max:
+        raise StorageError(f"--m-min {m_min} is above --m-max {m_max}: no M bucket is both")
+    for name, value, known in (("model", model, known_models), ("op", op, known_ops)):
+        if value is not None:
+            names = known(store)
+            if value not in names:
+                raise StorageError(f"unknown {name} {value!r}; {name}s in the database: "
+                                   f"{', '.join(names) or 'none yet'}")
+    if gpu is not None and not known_gpus(store, gpu):
+        listed = ", ".join(f"{name} [{key}]" for name, key in known_gpus(store)) or "none yet"
+        raise StorageError(f"no GPU matches {gpu!r} (a fingerprint key, its prefix or part of the device name); "
+                           f"GPUs in the database: {listed}")
 
 
 def short_config(cfg: dict | None) -> str:
@@ -115,6 +178,13 @@ def fmt_float(value, digits: int = 2) -> str:
     if value is None or value != value:
         return "-"
     return f"{value:.{digits}f}"
+
+
+def fmt_us(value) -> str:
+    """A time in us for a narrow cell: 2 decimals below 100 us, 1 below 10 ms, none above."""
+    if value is None or value != value:
+        return "-"
+    return fmt_float(value, 2 if abs(value) < 100 else 1 if abs(value) < 10_000 else 0)
 
 
 def resolve_model_name(store, spec: str) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, GpuOption, open_store, resolve_model_name, user_errors
+from cli.common import DbOption, GpuOption, open_store, resolve_model_name, user_errors, write_file
 
 
 @user_errors
@@ -26,7 +26,7 @@ def export(
     from storage.export import build_table
     from storage.table import dump_table
 
-    store = open_store(db)
+    store = open_store(db, readonly=True)
     table = build_table(store, resolve_model_name(store, model), fingerprint_key=gpu, dtype=dtype)
     buckets = [b for entry in table.ops.values() for b in entry.buckets]
     fused = sum(b.arm == "fused" for b in buckets)
@@ -34,7 +34,7 @@ def export(
         typer.echo(dump_table(table), nl=False)
         where = "stdout"
     else:
-        dump_table(table, Path(output))
+        write_file(Path(output), dump_table(table))
         where = output
     typer.echo(f"wrote {where}: {table.model} ({table.dtype}) on {table.fingerprint['device_name']}, "
                f"{len(table.ops)} ops, {len(buckets)} buckets, {fused} fused", err=True)
@@ -50,11 +50,12 @@ def import_(
 
     A table from another GPU is stored under its own fingerprint; nothing in it is executed.
     """
-    from storage.export import import_table
+    from storage.export import check_runnable, import_table
+    from storage.table import load_table
 
-    if not file.is_file():
-        raise ValueError(f"no such file: {file}")
-    typer.echo(str(import_table(open_store(db, create=True), file)))
+    table = load_table(file)
+    check_runnable(table)  # a refused table creates no database
+    typer.echo(str(import_table(open_store(db, create=True), table)))
 
 
 def register(app: typer.Typer) -> None:

@@ -15,8 +15,13 @@ from cli.common import (
     MMinOption,
     ModelOption,
     OpOption,
+    WideOption,
+    check_filters,
     console,
     fmt_float,
+    fmt_us,
+    group_title,
+    new_table,
     open_store,
     short_config,
     user_errors,
@@ -36,17 +41,22 @@ def query(
                                                                              "unfused arm) >= this.")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table (for reading), csv or json (for tools).")]
     = Format.table,
+    wide: WideOption = False,
     db: DbOption = None,
 ):
     """Which fusions win, where, and by how much: one row per tuned (GPU, op, shape, M bucket).
 
     speedup is the winner vs the unfused arm (median of paired ratios); vs_cublas compares it with
-    the cuBLAS GEMM alone; floor is the time the bytes and flops need at the measured peak.
+    the cuBLAS GEMM alone (above 1: the fusion beats it); floor is the time the bytes and flops need
+    at the measured peak. Times in us. The table fits 100 columns, one table per model, dtype and
+    GPU; --wide shows every column, configs included.
     """
     from storage.queries import winners_frame
 
-    store = open_store(db)
-    check_model(store, model)
+    if min_speedup is not None and not 0 <= min_speedup < float("inf"):
+        raise ValueError(f"--min-speedup must be a finite number >= 0, got {min_speedup}")
+    store = open_store(db, readonly=True)
+    check_filters(store, gpu, model, op, m_min, m_max)
     frame = winners_frame(store, gpu=gpu, model=model, op=op, m_min=m_min, m_max=m_max,
                           min_speedup=min_speedup, beats_cublas=beats_cublas)
     if fmt is Format.csv:
@@ -58,36 +68,63 @@ def query(
     elif frame.empty:
         typer.echo("no winners match", err=True)
     else:
-        print_winners(frame)
+        print_winners(frame, wide)
+    if beats_cublas:  # rows it cannot judge are left out: say so, empty answer or not
+        why = no_cublas_times(store, gpu, model, op, m_min, m_max)
+        if why:
+            typer.echo(why, err=True)
+
+
+def no_cublas_times(store, gpu, model, op, m_min, m_max) -> str | None:
+    """What --beats-cublas could not judge: fused winners without a cuBLAS time (imported from a
+    table written before tables carried them). None when every fused winner has one."""
+    from storage.queries import winners_frame
+
+    frame = winners_frame(store, gpu=gpu, model=model, op=op, m_min=m_min, m_max=m_max)
+    fused = frame[frame["arm"] == "fused"]
+    missing = int(fused["cublas_us"].isna().sum())
+    if not missing:
+        return None
+    return (f"{missing} of {len(fused)} fused winners have no cuBLAS time (imported from a table without one: "
+            "re-export it from the tuning database, or tune on the GPU), so they are not in this answer")
 
 
 def check_model(store, model: str | None) -> None:
     """A --model the database has never seen is a mistake, not an empty answer."""
-    from storage import StorageError
-    from storage.queries import known_models
+    check_filters(store, model=model)
 
-    if model is None:
+
+NUMERIC = {"M", "us", "unfused", "cublas", "floor", "speedup", "vs cublas"}
+NARROW = ["op", "M", "arm", "us", "unfused", "cublas", "floor", "speedup", "vs cublas"]
+WIDE = ["gpu", "fingerprint", "models", "op", "N x K", "dtype", "M", "arm", "us", "unfused", "cublas", "floor",
+        "speedup", "vs cublas", "config"]
+
+
+def print_winners(frame, wide: bool = False) -> None:
+    """One table of every column (wide), or one narrow table per (GPU, models, dtype)."""
+    out = console(wide=wide)
+    if wide:
+        table = new_table(f"{len(frame)} winners", WIDE, NUMERIC)
+        for row in frame.itertuples(index=False):
+            table.add_row(*(_cells(row)[name] for name in WIDE))
+        out.print(table)
         return
-    known = known_models(store)
-    if model not in known:
-        raise StorageError(f"unknown model {model!r}; models in the database: {', '.join(known) or 'none yet'}")
+    out.print(f"{len(frame)} winners (times in us; --wide for shapes and configs)")
+    for (gpu, key, models, dtype), group in frame.groupby(["gpu", "fingerprint", "models", "dtype"], sort=False):
+        table = new_table(group_title(gpu, key, models, dtype), NARROW, NUMERIC)
+        for row in group.itertuples(index=False):
+            table.add_row(*(_cells(row)[name] for name in NARROW))
+        out.print(table)
 
 
-def print_winners(frame) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{len(frame)} winners")
-    for name in ("gpu", "models", "op", "N x K", "dtype", "M", "arm", "us", "unfused", "cublas", "floor",
-                 "speedup", "vs cublas", "config"):
-        numeric = name in ("M", "us", "unfused", "cublas", "floor", "speedup", "vs cublas")
-        table.add_column(name, justify="right" if numeric else "left")
-    for row in frame.itertuples(index=False):
-        table.add_row(
-            row.gpu, row.models, row.op, f"{row.n} x {row.k}", row.dtype, str(row.m), row.arm,
-            fmt_float(row.median_us), fmt_float(row.unfused_us), fmt_float(row.cublas_us), fmt_float(row.floor_us),
-            fmt_float(row.speedup, 3), fmt_float(row.speedup_vs_cublas, 3), short_config(row.config),
-        )
-    console().print(table)
+def _cells(row) -> dict[str, str]:
+    return {
+        "gpu": row.gpu, "fingerprint": row.fingerprint, "models": row.models, "op": row.op,
+        "N x K": f"{row.n} x {row.k}", "dtype": row.dtype, "M": str(row.m), "arm": row.arm,
+        "us": fmt_us(row.median_us), "unfused": fmt_us(row.unfused_us), "cublas": fmt_us(row.cublas_us),
+        "floor": fmt_us(row.floor_us), "speedup": fmt_float(row.speedup, 3),
+        "vs cublas": fmt_float(row.speedup_vs_cublas, 3), "config": short_config(row.config),
+    }
 
 
 def register(app: typer.Typer) -> None:

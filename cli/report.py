@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, open_store, user_errors
+from cli.common import DbOption, open_store, user_errors, write_file
 
 
 @user_errors
@@ -25,9 +25,9 @@ def report(
     """
     from dashboards import build_report
 
-    store = open_store(db)
+    store = open_store(db, readonly=True)
     html = build_report(store)
-    output.write_text(html, encoding="utf-8")
+    write_file(output, html)
     typer.echo(f"wrote {output} ({len(html) / 1e6:.1f} MB)", err=True)
 
 
@@ -44,8 +44,12 @@ def dashboard(
     """
     from dashboards import build_report, make_server
 
-    store = open_store(db)
-    server = make_server(lambda: build_report(store), port)
+    store = open_store(db, readonly=True)
+    try:
+        server = make_server(lambda: build_report(store), port)
+    except OSError as exc:  # the port is taken, or below 1024 for a user
+        raise OSError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc} (pick another --port, or 0 for "
+                      "any free one)") from None
     typer.echo(f"serving http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)", err=True)
     try:
         server.serve_forever()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from shlex import quote
 from typing import Annotated
 
 import typer
 
 from cli.common import DbOption, fail, open_store, user_errors
+
+# The largest M bucket a tune accepts: DESIGN.md's buckets end at prefill 4096 "and up"; 100,000,000
+# tried to allocate the whole input and failed only after the study had started.
+MAX_BUCKET = 65_536
 
 
 @user_errors
@@ -24,7 +29,7 @@ def tune(
     seconds: Annotated[float | None, typer.Option(min=1, help="Stop starting new batches after this many "
                                                   "seconds; unreached studies are listed.")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Configs asked and compiled together.")] = 8,
-    seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**31 - 1, help="Sampler seed.")] = 0,
     allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="Tune a non-tiny model without a GPU, through "
                                             "Triton's interpreter (very slow; the times mean nothing).")] = False,
     gpus: Annotated[str | None, typer.Option(help="Tune on several GPUs of this host: 'all' or a list such as "
@@ -44,25 +49,29 @@ def tune(
 
     config = resolve_model(model)
     bucket_list = parse_buckets(buckets)
+    if bucket_list[-1] > MAX_BUCKET:
+        fail(f"bucket {bucket_list[-1]} is above {MAX_BUCKET} tokens: no decode or prefill batch is that large "
+             "(the inputs alone would not fit in memory)")
     if dtype not in ("bfloat16", "float16", "float32"):
         fail(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
-    on_cpu = interpreter_needed()
+    on_cpu = interpreter_needed()  # before the registry loads the kernels: triton.jit reads it then
+    import kernel_space as ks
+    from tuner.search import TuneOptions
+    from tuner.tune import tune_model
+
+    ops = list(dict.fromkeys(op)) if op else list(ks.OPS)  # a repeated --op is tuned once
+    for name in ops:
+        ks.get_op(name)
     if on_cpu:
         if config.name != "qwen3-tiny" and not allow_cpu:
             fail(f"no CUDA GPU here: tuning {config.name} needs one (use --model qwen3-tiny to try the loop on "
                  "the CPU, or --allow-cpu)")
         if dtype == "bfloat16":
             dtype = "float16"  # Triton's interpreter computes bf16 tl.dot wrongly (measured, triton 3.6)
-        typer.echo("no CUDA GPU: the kernels run in Triton's interpreter on the CPU, in float16; the times "
-                   "below exercise the search loop and say nothing about a GPU", err=True)
-    import kernel_space as ks
-    from tuner.search import TuneOptions
-    from tuner.tune import tune_model
-
-    ops = op or list(ks.OPS)
-    for name in ops:
-        ks.get_op(name)
     store = open_store(db, create=True)
+    if on_cpu:
+        typer.echo(f"no CUDA GPU: the kernels run in Triton's interpreter on the CPU, in {dtype}; the times "
+                   "below exercise the search loop and say nothing about a GPU", err=True)
     opts = TuneOptions(trials=trials, batch=batch, seed=seed)
     if gpus is not None:
         _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, seconds, gpus)
@@ -91,14 +100,39 @@ def tune(
             else:
                 progress.console.print(f"{o.op:21s} M={o.m:<5d} no winner: {o.note}")
 
-        report = tune_model(store, config, ops, list(bucket_list), dtype, opts, seconds,
-                            on_study=on_study, on_trial=on_trial, on_done=on_done)
+        try:
+            report = tune_model(store, config, ops, list(bucket_list), dtype, opts, seconds,
+                                on_study=on_study, on_trial=on_trial, on_done=on_done)
+        except KeyboardInterrupt:
+            report = None
+    if report is None:
+        # Every finished trial is stored as it ends; the interrupted one is re-run on resume.
+        typer.echo("interrupted: run the same command again to resume", err=True)
+        raise typer.Exit(130)
+    print_summary(report, config.name, dtype, db)
+
+
+def print_summary(report, model: str, dtype: str, db: str | None) -> None:
+    """What was tuned, which studies found no winner (exit status 1 then), and the next command."""
+    from storage.engine import display_url
+
     fused = sum(1 for o in report.outcomes if o.winner_arm == "fused")
-    typer.echo(f"tuned {len(report.outcomes)} studies of {config.name} in {report.wall_s:.0f} s: fused wins "
-               f"{fused}, unfused {len(report.outcomes) - fused}")
+    unfused = sum(1 for o in report.outcomes if o.winner_arm == "unfused")
+    lost = [o for o in report.outcomes if not o.winner_arm]
+    typer.echo(f"tuned {len(report.outcomes)} studies of {model} in {report.wall_s:.0f} s: fused wins {fused}, "
+               f"unfused {unfused}" + (f", no winner {len(lost)}" if lost else ""))
     if report.skipped:
         typer.echo("not reached (time budget): " + ", ".join(f"{o} M={m}" for o, m in report.skipped))
-    typer.echo(f"next: kernel-search export --model {config.name} -o table.json")
+    if lost:
+        typer.echo("no winner (those buckets will run the unfused path): " + "; ".join(
+            f"{o.op} M={o.m}: {o.note or 'every trial failed'}" for o in lost), err=True)
+    if fused + unfused:
+        # Quoted for the shell: a model named after its folder may hold spaces.
+        options = ("" if dtype == "bfloat16" else f" --dtype {dtype}") + (f" --db {quote(display_url(db))}"
+                                                                           if db else "")
+        typer.echo(f"next: kernel-search export --model {quote(model)}{options} -o table.json")
+    if lost:
+        raise typer.Exit(1)
 
 
 def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text) -> None:

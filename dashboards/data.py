@@ -99,12 +99,13 @@ def collect(store: Store, importances: bool = True) -> ReportData:
 
 
 def _clean(value):
-    """A JSON-safe scalar: NaN and NaT become None, numpy numbers plain Python ones."""
+    """A JSON-safe scalar: NaN, infinities and NaT become None, numpy numbers plain Python ones (a
+    database written before import refused Infinity may hold one; JSON has no word for it)."""
     if value is None:
         return None
     if hasattr(value, "item"):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if value is pd.NaT:
         return None

@@ -30,14 +30,37 @@ def _grid(titles: list[str], cols: int = 2, **kwargs) -> go.Figure:
     return fig
 
 
+# Mantissas tried in turn until at least two ticks fall inside the data: plotly's own log ticks
+# label 20, 30, 40 as "2 3 4", and 1-2-3-5-7 alone left an axis whose data lay between 5.5 and 6.8
+# without any label.
+_MANTISSAS = ((1, 2, 3, 5, 7), (1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9),
+              tuple(round(1 + i * 0.1, 1) for i in range(90)))
+
+
 def _log_ticks(*frames: pd.Series) -> list[float]:
-    """1-2-3-5-7 tick values covering the data: plotly's own log ticks label 20, 30, 40 as "2 3 4"."""
+    """Tick values for a log axis over the data: 1-2-3-5-7 per decade, finer where fewer than two
+    of those fall inside the data's range."""
     values = pd.concat([f.dropna() for f in frames]) if frames else pd.Series(dtype=float)
-    values = values[values > 0]
+    values = values[(values > 0) & (values < float("inf"))]
     if values.empty:
         return []
-    lo, hi = math.floor(math.log10(values.min())), math.ceil(math.log10(values.max()))
-    return [m * 10.0**e for e in range(lo, hi + 1) for m in (1, 2, 3, 5, 7)]
+    vmin, vmax = float(values.min()), float(values.max())
+    lo, hi = math.floor(math.log10(vmin)), math.ceil(math.log10(vmax))
+    for mantissas in _MANTISSAS:
+        ticks = [round(m * 10.0**e, 12) for e in range(lo, hi + 1) for m in mantissas]
+        if sum(vmin <= t <= vmax for t in ticks) >= 2:
+            return ticks
+    # A range narrower than 10% of its values: evenly spaced ticks at a round step inside it, and one
+    # step beyond each end for the axis padding (a single value gets ticks around it).
+    spread = vmax - vmin if vmax > vmin else vmax * 0.1
+    step = 10.0 ** math.floor(math.log10(spread / 2))
+    first = math.floor(vmin / step) - 1
+    return [round((first + i) * step, 12) for i in range(int((vmax - vmin) / step) + 4)]
+
+
+def _log_yaxis(fig: go.Figure, index: int, *frames: pd.Series, cols: int = 2) -> None:
+    """Ticks of one subplot's log y axis from its own data (each subplot autoranges on its own)."""
+    fig.update_yaxes(tickvals=_log_ticks(*frames), **_cell(index, cols))
 
 
 def _speedup_colors(values: list[float]) -> tuple[float, float, list]:
@@ -89,6 +112,7 @@ def latency_lines(section: Section) -> go.Figure | None:
         rows = w[w["op"] == op].sort_values("m")
         series = {"winner": rows["median_us"], "unfused": rows["unfused_us"],
                   "cuBLAS GEMM alone": rows["cublas_us"], "HBM floor": rows["floor_us"]}
+        _log_yaxis(fig, index, *series.values())
         for name, values in series.items():
             if values.isna().all():
                 continue
@@ -102,8 +126,7 @@ def latency_lines(section: Section) -> go.Figure | None:
                 hovertemplate=f"{name}<br>M=%{{x}}: %{{y:.2f}} us<extra>%{{customdata}}</extra>",
             ), **_cell(index))
     fig.update_xaxes(type="log", dtick=math.log10(2), title="M")
-    fig.update_yaxes(type="log", title="us", tickvals=_log_ticks(w["median_us"], w["unfused_us"], w["cublas_us"],
-                                                                 w["floor_us"]))
+    fig.update_yaxes(type="log", title="us")
     fig.update_layout(title="latency against M (winner marker filled where the fused kernel won)")
     return fig
 
@@ -123,18 +146,21 @@ def best_so_far(section: Section) -> go.Figure | None:
     fig = _grid(ops)
     shown = set()
     for index, op in enumerate(ops):
+        plotted = []
         for m, rows in t[t["op"] == op].groupby("m", sort=True):
             rows = rows.sort_values(["trial_number", "trial_id"])
             ok = rows["median_us"].where(rows["status"] == "ok")
             best = ok.cummin().ffill()
+            plotted.append(best)
             fig.add_trace(go.Scatter(
                 x=rows["trial_number"], y=best, name=f"M={m}", legendgroup=str(m), showlegend=m not in shown,
                 mode="lines", line=dict(color=colors[m], shape="hv"),
                 hovertemplate=f"M={m} trial %{{x}}: best %{{y:.2f}} us<extra></extra>",
             ), **_cell(index))
             shown.add(m)
+        _log_yaxis(fig, index, *plotted)  # the lines' values, not every trial's: the axis spans those
     fig.update_xaxes(title="trial number")
-    fig.update_yaxes(type="log", title="best us so far", tickvals=_log_ticks(t["median_us"].where(t["status"] == "ok")))
+    fig.update_yaxes(type="log", title="best us so far")
     fig.update_layout(title="best-so-far against trial number, per study (failed trials keep the best)")
     return fig
 
@@ -201,6 +227,7 @@ def gpu_comparison(winners: pd.DataFrame, model: str) -> go.Figure | None:
     fig = _grid(ops)
     gpus = list(dict.fromkeys(zip(w["gpu"], w["fingerprint"], strict=True)))
     for index, op in enumerate(ops):
+        _log_yaxis(fig, index, w.loc[w["op"] == op, "median_us"])
         for g, (gpu, fp) in enumerate(gpus):
             rows = w[(w["op"] == op) & (w["fingerprint"] == fp)].sort_values("m")
             name = f"{gpu} [{fp}]"
@@ -211,6 +238,6 @@ def gpu_comparison(winners: pd.DataFrame, model: str) -> go.Figure | None:
                                                       "<extra></extra>",
             ), **_cell(index))
     fig.update_xaxes(type="log", dtick=math.log10(2), title="M")
-    fig.update_yaxes(type="log", title="winner us", tickvals=_log_ticks(w["median_us"]))
+    fig.update_yaxes(type="log", title="winner us")
     fig.update_layout(title=f"{model}: winners per GPU")
     return fig

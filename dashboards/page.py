@@ -16,6 +16,7 @@ import pandas as pd
 
 from dashboards import figures
 from dashboards.data import ReportData, Section, collect, to_json
+from storage.queries import NO_STUDY
 from storage.store import Store
 
 STYLE = """
@@ -112,19 +113,37 @@ def _section(page: _Page, s: Section) -> None:
     page.add(f'<h2 id="{_anchor(s)}">{escape(s.title)}</h2>')
     page.add(f'<p class="meta">{len(s.studies)} studies, {len(s.trials)} trials, {len(w)} winners '
              f"({fused} fused){best}; ops: {escape(', '.join(s.ops))}</p>")
+    if _on_cpu(s):
+        page.add('<p class="empty ks-cpu">Tuned without a GPU, through Triton\'s interpreter on the CPU: these '
+                 "times exercise the search loop and say nothing about any GPU (the interpreter is thousands of "
+                 "times slower than the unfused torch path, so every winner is unfused, 1.00x).</p>")
     page.plot(figures.speedup_heatmap(s), "no winners yet: no speedup to show")
     page.plot(figures.latency_lines(s), "no winners yet: no latencies to show")
     page.add("<h3>search progress</h3>")
     page.plot(figures.best_so_far(s), "no trials with a trial number")
     page.plot(figures.failure_shares(s), "no failed or incorrect trials")
-    page.add('<h3>parameters that mattered</h3><p class="note">PED-ANOVA importances of each study '
-             "(Optuna), one heatmap per op; a study needs a few completed trials to have any.</p>")
+    page.add("<h3>parameters that mattered</h3>")
+    imp = s.importances
+    if not imp.empty and (imp["note"] == NO_STUDY).all():
+        page.add('<p class="note ks-imported">No Optuna study behind these winners: they were imported from a '
+                 "dispatch table, which carries no trials.</p>")
+        return
+    page.add('<p class="note">PED-ANOVA importances of each study (Optuna), one heatmap per op; a study needs a '
+             "few completed trials to have any.</p>")
     for op in s.ops:
         page.plot(figures.importance_heatmap(s, op), f"{op}: no study with computable importances")
-        notes = s.importances[(s.importances["op"] == op) & s.importances["param"].isna()]
-        if not notes.empty:
-            items = "".join(f"<li>M={row.m}: {escape(str(row.note))}</li>" for row in notes.itertuples())
+        notes = imp[(imp["op"] == op) & imp["param"].isna()]
+        # One line per reason, listing its buckets: the same note once per bucket was a wall of repeats.
+        items = "".join(f"<li>M={', '.join(str(m) for m in group['m'])}: {escape(str(note))}</li>"
+                        for note, group in notes.groupby("note", sort=False))
+        if items:
             page.add(f'<ul class="note">{items}</ul>')
+
+
+def _on_cpu(section: Section) -> bool:
+    """Measured by Triton's interpreter (kernel_space.fingerprint names the CPU device so)."""
+    name = section.gpu.lower()
+    return "interpreter" in name or name.startswith("cpu")
 
 
 def _comparison(page: _Page, data: ReportData) -> None:

@@ -76,49 +76,90 @@ PRESETS: dict[str, Qwen3Config] = {
 
 
 def from_hf_config(path: str | Path, name: str | None = None) -> Qwen3Config:
-    """Read a Hugging Face config.json (or the folder holding it)."""
+    """Read a Hugging Face config.json (or the folder holding it). ValueError names a missing or bad field."""
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
+    if path.exists() and not path.is_file():  # /dev/zero would be read forever
+        raise ValueError(f"model config {path} is not a regular file")
+    if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"model config {path} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a config.json")
     try:
         raw = json.loads(path.read_text())
     except OSError as exc:
         raise ValueError(f"cannot read model config {path}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # an int of over 4,300 digits, nesting past the recursion limit
+        raise ValueError(f"{path} is not a usable config.json: {str(exc)[:200]}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} holds a JSON {type(raw).__name__}, not an object: is it a Qwen3 config.json?")
     required = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
     missing = [key for key in required if key not in raw]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}: is it a Qwen3 config.json?")
-    heads = raw["num_attention_heads"]
+    size = {key: _positive_int(raw, key, path) for key in required}
+    heads = size["num_attention_heads"]
+    head_dim = _positive_int(raw, "head_dim", path) if raw.get("head_dim") is not None else None
+    if head_dim is None and size["hidden_size"] % heads:
+        raise ValueError(f"{path}: hidden_size {size['hidden_size']} is not a multiple of num_attention_heads "
+                         f"{heads} (and no head_dim is given)")
+    label = raw.get("_name_or_path")
+    # The name is stored and printed: a label with control characters or of any length is not used.
+    usable = isinstance(label, str) and label.strip() and label.isprintable() and len(label) <= 256
     return Qwen3Config(
-        name=name or raw.get("_name_or_path") or path.parent.name,
-        hidden_size=raw["hidden_size"],
-        intermediate_size=raw["intermediate_size"],
-        num_hidden_layers=raw["num_hidden_layers"],
+        # resolve(): `config.json` in the working directory has parent '.', whose name is ''.
+        name=name or (label if usable else path.resolve().parent.name or "model"),
+        hidden_size=size["hidden_size"],
+        intermediate_size=size["intermediate_size"],
+        num_hidden_layers=size["num_hidden_layers"],
         num_attention_heads=heads,
-        num_key_value_heads=raw.get("num_key_value_heads", heads),
-        head_dim=raw.get("head_dim") or raw["hidden_size"] // heads,
-        vocab_size=raw["vocab_size"],
+        num_key_value_heads=_positive_int(raw, "num_key_value_heads", path) if "num_key_value_heads" in raw else heads,
+        head_dim=head_dim or size["hidden_size"] // heads,
+        vocab_size=size["vocab_size"],
         tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
-        rms_norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
-        rope_theta=_rope_theta(raw),
-        max_position_embeddings=int(raw.get("max_position_embeddings", 40960)),
+        rms_norm_eps=_number(raw, "rms_norm_eps", 1e-6, path),
+        rope_theta=_rope_theta(raw, path),
+        max_position_embeddings=int(_number(raw, "max_position_embeddings", 40960, path)),
     )
 
 
-def _rope_theta(raw: dict) -> float:
+# A config.json is a few KB.
+MAX_CONFIG_BYTES = 2**20
+# Sizes beyond this are no Qwen3 (the largest hidden size is 5120, the vocabulary 151,936).
+MAX_SIZE = 2**24
+
+
+def _positive_int(raw: dict, key: str, path: Path) -> int:
+    value = raw[key]
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIZE:
+        shown = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "a huge int"
+        raise ValueError(f"{path}: {key} must be an integer in [1, {MAX_SIZE}], got {shown[:100]}")
+    return value
+
+
+def _number(raw: dict, key: str, default: float, path: Path) -> float:
+    value = raw.get(key, default)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf"):
+        shown = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "a huge int"
+        raise ValueError(f"{path}: {key} must be a positive finite number, got {shown[:100]}")
+    return float(value)
+
+
+def _rope_theta(raw: dict, path: Path) -> float:
     # transformers 5 writes it inside rope_parameters; 4.x (and the published files) at the top level.
     params = raw.get("rope_parameters")
     if isinstance(params, dict) and "rope_theta" in params:
-        return float(params["rope_theta"])
-    return float(raw.get("rope_theta", 1_000_000.0))
+        return _number(params, "rope_theta", 1_000_000.0, path)
+    return _number(raw, "rope_theta", 1_000_000.0, path)
 
 
 def resolve_model(spec: str) -> Qwen3Config:
     """A preset name, or a path to a config.json / model folder. ValueError lists the presets."""
     if spec in PRESETS:
         return PRESETS[spec]
+    if not spec.strip():  # Path("") is the working directory, which exists
+        raise ValueError(f"model must be a preset ({', '.join(PRESETS)}) or a config.json path, got {spec!r}")
     path = Path(spec)
     if path.exists():
         return from_hf_config(path)

@@ -32,6 +32,7 @@ def load_config(folder: str | Path) -> Qwen3Config:
                          f"config.json and *.safetensors)")
     if not (folder / "config.json").is_file():
         raise ValueError(f"{folder} has no config.json: is it a Hugging Face model folder?")
+    config = from_hf_config(folder)  # first: it checks that the file is a JSON object with sane sizes
     raw = json.loads((folder / "config.json").read_text())
     if raw.get("model_type", "qwen3") != "qwen3":
         raise ValueError(f"{folder} holds a {raw['model_type']!r} model; this runtime runs qwen3")
@@ -43,7 +44,7 @@ def load_config(folder: str | Path) -> Qwen3Config:
         raise ValueError(f"{folder}: sliding-window attention is not supported")
     if raw.get("attention_bias"):
         raise ValueError(f"{folder}: attention_bias is not supported (Qwen3 has none)")
-    return from_hf_config(folder)
+    return config
 
 
 def load_model(folder: str | Path, *, dtype: torch.dtype = torch.bfloat16, device="cuda",
@@ -128,9 +129,14 @@ def _read_safetensors(folder: Path) -> dict:
 
     index = folder / INDEX_FILE
     if index.is_file():
-        weight_map = json.loads(index.read_text()).get("weight_map")
-        if not isinstance(weight_map, dict) or not weight_map:
-            raise ValueError(f"{index} has no weight_map")
+        try:
+            raw = json.loads(index.read_text())
+        except (ValueError, RecursionError):
+            raw = None
+        weight_map = raw.get("weight_map") if isinstance(raw, dict) else None
+        if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(f, str)
+                                                                         for f in weight_map.values()):
+            raise ValueError(f"{index} has no weight_map of tensor names to file names")
         files = sorted(set(weight_map.values()))
         missing = [f for f in files if not (folder / f).is_file()]
         if missing:

@@ -11,7 +11,8 @@ from storage.models import Base, Fingerprint, ModelShape, Shape, Study, Trial, W
 from storage.store import Store, StudyRef, study_name
 from storage.table import DispatchTable, TableError, dump_table, load_table, parse_table
 
-_QUERIES = ("failures_frame", "importances_frame", "known_models", "studies_frame", "trials_frame", "winners_frame")
+_QUERIES = ("failures_frame", "importances_frame", "known_gpus", "known_models", "known_ops", "studies_frame",
+            "trials_frame", "winners_frame")
 
 
 def __getattr__(name: str):
@@ -43,7 +44,9 @@ __all__ = [
     "failures_frame",
     "importances_frame",
     "import_table",
+    "known_gpus",
     "known_models",
+    "known_ops",
     "load_table",
     "parse_table",
     "queue",

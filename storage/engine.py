@@ -6,6 +6,11 @@ tuning processes writing one file wait for each other instead of failing with "d
 
 PostgreSQL (many tuners on many GPUs and hosts) goes through psycopg 3, the `postgres` extra: a
 plain `postgresql://` URL means psycopg when it is installed (SQLAlchemy 2.0's own default is psycopg2).
+
+Read-only opening (readonly=True: what show, query, report, dashboard and export use) changes
+nothing on disk: SQLite opens the file with mode=ro, and immutable=1 while no writer has it open
+(see readonly_uri); no WAL switch, no schema, no lock file. That also works in a folder the user
+cannot write.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,19 +82,13 @@ def driver_url(url: str | URL) -> URL:
     return parsed
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`, with the SQLite settings above. Raises StorageError for a bad URL or a
-    missing driver; it does not connect yet."""
+def make_engine(url: str, readonly: bool = False) -> Engine:
+    """An engine for `url`, with the SQLite settings above (read-only ones when `readonly`). Raises
+    StorageError for a bad URL or a missing driver; it does not connect yet."""
     parsed = driver_url(url)
     backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_S}}
-    elif parsed.drivername in ("postgresql", "postgresql+psycopg", "postgresql+psycopg2"):  # libpq's option
-        kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT_S}}
-    else:
-        kwargs = {"pool_pre_ping": True}
     try:
-        engine = sqlalchemy.create_engine(parsed, **kwargs)
+        engine = sqlalchemy.create_engine(parsed, **engine_kwargs(parsed, readonly))
     except sqlalchemy.exc.NoSuchModuleError:
         raise StorageError(f"bad database URL {display_url(parsed)}: unknown database kind "
                            f"{parsed.drivername!r}") from None
@@ -96,9 +97,69 @@ def make_engine(url: str) -> Engine:
         raise StorageError(f"database URL {display_url(parsed)} needs a driver that is not installed: "
                            f"{_first_line(exc)}{hint}") from None
     if backend == "sqlite":
-        event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", _sqlite_begin)
+        add_sqlite_hooks(engine, readonly)
     return engine
+
+
+def engine_kwargs(url: URL, readonly: bool = False) -> dict:
+    """create_engine's keyword arguments for `url` (also given to Optuna's engine)."""
+    if url.get_backend_name() == "postgresql":  # libpq's option: an unreachable host fails fast
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT_S}}
+    if url.get_backend_name() != "sqlite":
+        return {"pool_pre_ping": True}
+    path = sqlite_path(url)
+    if not readonly or path is None:
+        return {"connect_args": {"timeout": BUSY_TIMEOUT_S}}
+    # The URI is decided per connection and no connection is pooled: whether a writer is active
+    # (see readonly_uri) can change while a dashboard runs. check_same_thread off: the dashboard
+    # reads from its request threads (pysqlite's default for files).
+    return {"poolclass": sqlalchemy.pool.NullPool,
+            "creator": lambda: sqlite3.connect(readonly_uri(path), uri=True, timeout=BUSY_TIMEOUT_S,
+                                               check_same_thread=False)}
+
+
+def readonly_uri(path: Path) -> str:
+    """SQLite's URI for reading `path` without writing anything beside it."""
+    quoted = urllib.parse.quote(str(path.resolve()))
+    # Without a -wal file no writer has the database open (the last one to close checkpoints and
+    # deletes it): then the file is read as immutable, which creates no -wal/-shm beside it (mode=ro
+    # alone leaves both behind, and fails in a folder the user cannot write). With one, a tuner is
+    # running: read through its WAL like any reader. A writer that starts during one of our
+    # connections (one query: no connection is pooled) writes to its new WAL, not the file we read;
+    # the file changes only at a checkpoint, after 1000 pages of WAL.
+    wal = path.with_name(path.name + "-wal")
+    return f"file:{quoted}?mode=ro" + ("" if wal.exists() else "&immutable=1")
+
+
+def foreign_tables(path: Path) -> list[str]:
+    """The tables of an existing SQLite file when none is ours or Optuna's (another application's
+    database, which a write must not add tables to); [] otherwise. Reads without writing."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    conn = sqlite3.connect(readonly_uri(path), uri=True)
+    try:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"cannot open database {path}: {exc}") from None
+    finally:
+        conn.close()
+    ours = any(name.startswith("ks_") or name in ("studies", "alembic_version") for name in tables)
+    return [] if ours else tables
+
+
+def add_sqlite_hooks(engine: Engine, readonly: bool = False) -> None:
+    """Our connect and begin hooks on a SQLite engine (ours or Optuna's)."""
+    event.listen(engine, "connect", _sqlite_connect_readonly if readonly else _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+
+
+def _sqlite_connect_readonly(dbapi_connection, _record) -> None:
+    # No journal_mode here: switching a database to WAL writes its header.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+    cursor.execute("PRAGMA query_only = ON")
+    cursor.close()
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:

@@ -1,12 +1,14 @@
 """Dispatch tables in and out of the database: build one from the winners, record one as winners.
 
 An imported table lands as ordinary rows (fingerprint, shapes, model links, studies, winners), so a
-table measured on another GPU shows up in the queries beside local results. It carries no trials
-and no cuBLAS or floor times; those columns stay empty.
+table measured on another GPU shows up in the queries beside local results. It carries no trials;
+its cuBLAS and floor times (when the table has them) fill those columns, so `query --beats-cublas`
+answers for an imported table as for a local tune.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,7 +20,7 @@ from kernel_space.spec import UNFUSED_CONFIG
 from storage.engine import StorageError
 from storage.models import Fingerprint, ModelShape, Shape, Study, Winner, utcnow
 from storage.store import Store, dtype_name, fingerprint_row, link_model, shape_row, study_row, upsert_winner
-from storage.table import DispatchTable, TableError, load_table, parse_table
+from storage.table import OPTIONAL_TIMES, DispatchTable, TableError, load_table, parse_table
 
 # The winner fields a table holds; an import compares only these with an existing winner.
 TABLE_WINNER_FIELDS = ("arm", "config", "median_us", "unfused_us", "speedup")
@@ -80,6 +82,7 @@ def build_table(store: Store, model: str, fingerprint_key: str | None = None,
             "m": row.m, "arm": win.arm,
             "config": dict(UNFUSED_CONFIG) if win.arm == "unfused" else dict(win.config),
             "median_us": win.median_us, "baseline_us": win.unfused_us, "speedup": win.speedup,
+            "cublas_us": win.cublas_us, "floor_us": win.floor_us,
         })
     return parse_table({
         "format": 1,
@@ -140,15 +143,15 @@ class ImportSummary:
 
 def import_table(store: Store, table_or_path: DispatchTable | dict | str | Path) -> ImportSummary:
     """Check a dispatch table (TableError names the first bad field) and record its buckets as the
-    winners of their studies, all in one transaction. Winners equal on the table's fields are kept
-    as they are (with their cuBLAS/floor times); different ones are replaced."""
+    winners of their studies, all in one transaction. Beyond the format, every op must be one this
+    version knows and every fused config one its check accepts at the bucket's shape. Winners equal
+    on the table's fields are kept as they are (a table without cuBLAS/floor times keeps the local
+    ones); different ones are replaced."""
     if isinstance(table_or_path, DispatchTable):
         table = parse_table(table_or_path.to_dict())
     else:
         table = load_table(table_or_path)
-    cap = table.fingerprint["capability"]
-    if len(cap) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in cap):
-        raise TableError("fingerprint.capability", f"expected [major, minor] as two ints, got {cap!r}")
+    check_runnable(table)
     confirmed = _parse_time(table.created)
     counts = {"added": 0, "replaced": 0, "unchanged": 0}
     with store.session() as s:
@@ -159,12 +162,40 @@ def import_table(store: Store, table_or_path: DispatchTable | dict | str | Path)
             for b in entry.buckets:
                 study = study_row(s, fp, shape, b.m)
                 values = dict(arm=b.arm, config=dict(b.config), median_us=b.median_us, unfused_us=b.baseline_us,
-                              cublas_us=None, floor_us=None, speedup=b.speedup, speedup_vs_cublas=None,
-                              confirmed_at=confirmed)
-                counts[upsert_winner(s, study.id, values, compare=TABLE_WINNER_FIELDS)] += 1
+                              cublas_us=b.cublas_us, floor_us=b.floor_us, speedup=b.speedup,
+                              speedup_vs_cublas=b.speedup_vs_cublas, confirmed_at=confirmed)
+                compare = TABLE_WINNER_FIELDS + tuple(name for name in OPTIONAL_TIMES if getattr(b, name) is not None)
+                counts[upsert_winner(s, study.id, values, compare=compare)] += 1
         key, device = fp.key, fp.device_name
     return ImportSummary(table.model, table.dtype, device, key, len(table.ops),
                          sum(len(e.buckets) for e in table.ops.values()), **counts)
+
+
+def check_runnable(table: DispatchTable) -> None:
+    """TableError for an op this version does not know or a config that could never run: its keys
+    must be the search space's, and the op's check must accept it at (m, N, K) in the table's dtype.
+    The smem limit is the check's default (the largest of the GPUs tuned so far)."""
+    from kernel_space import get_op  # the registry loads torch: only an import pays for it
+
+    elem_bytes = 4 if table.dtype == "float32" else 2
+    for op, entry in table.ops.items():
+        try:
+            spec = get_op(op)
+        except ValueError as exc:
+            raise TableError(f"ops.{op}", str(exc)) from None
+        for i, b in enumerate(entry.buckets):
+            path = f"ops.{op}.buckets[{i}].config"
+            if b.arm == "unfused":
+                if b.config != UNFUSED_CONFIG:
+                    raise TableError(path, f"an unfused bucket's config must be {UNFUSED_CONFIG}, got "
+                                           f"{json.dumps(b.config)[:200]}")
+                continue
+            unknown = sorted(set(b.config) - set(spec.space.values))
+            if unknown:
+                raise TableError(f"{path}.{unknown[0][:64]}", "not a parameter of the search space")
+            why = spec.check(b.config, b.m, entry.n, entry.k, elem_bytes)
+            if why is not None:
+                raise TableError(path, f"cannot run at m={b.m}, N={entry.n}, K={entry.k}: {why}")
 
 
 def _parse_time(text: str) -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -32,6 +33,23 @@ def head() -> str:
 def current(connection: Connection) -> str | None:
     """The revision the database is at; None before the first migration."""
     return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def check_readable(connection: Connection, at: str | None, url: str) -> None:
+    """StorageError unless a database opened read-only is a kernel-search database at head: a read
+    command neither creates our tables in another application's file nor migrates one."""
+    if at == head():
+        return
+    if at is None:
+        tables = sqlalchemy.inspect(connection).get_table_names()
+        found = f"its tables: {', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}" if tables else "it is empty"
+        raise StorageError(f"{display_url(url)} is not a kernel-search database ({found}); tune or import "
+                           "into a new file, or pass --db")
+    if at not in {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}:
+        raise StorageError(f"database {display_url(url)} has kernel-search schema revision {at!r}, newer than "
+                           f"this version knows (head {head()!r}): upgrade kernel-search")
+    raise StorageError(f"database {display_url(url)} has an older kernel-search schema ({at!r}); a writing "
+                       "command (tune or import) migrates it")
 
 
 def upgrade(engine: Engine) -> None:

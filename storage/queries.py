@@ -91,6 +91,20 @@ def known_models(store: Store) -> list[str]:
         return list(s.scalars(select(ModelShape.model).distinct().order_by(ModelShape.model)))
 
 
+def known_ops(store: Store) -> list[str]:
+    """Every op with a shape in the database, sorted."""
+    with store.session(write=False) as s:
+        return list(s.scalars(select(Shape.op).distinct().order_by(Shape.op)))
+
+
+def known_gpus(store: Store, gpu: str | None = None) -> list[tuple[str, str]]:
+    """(device name, fingerprint key) of every fingerprint, or of those the `gpu` filter matches."""
+    stmt = _filter(select(Fingerprint.device_name, Fingerprint.key), gpu=gpu).order_by(Fingerprint.device_name,
+                                                                                         Fingerprint.key)
+    with store.session(write=False) as s:
+        return [tuple(row) for row in s.execute(stmt)]
+
+
 # GPU, then shapes in the order they were first tuned (a model's ops in layer order), then M.
 _ORDER = (Fingerprint.device_name, Fingerprint.key, Shape.id, Study.m)
 
@@ -189,6 +203,8 @@ def failures_frame(store: Store, gpu: str | None = None, model: str | None = Non
     return grouped[FAILURE_COLUMNS].reset_index(drop=True)
 
 
+# The note of a study with no search behind it: its winner came from an imported table.
+NO_STUDY = "no Optuna study of this name"
 IMPORTANCE_COLUMNS = ["study_id", "name", *STUDY_COLUMNS, "complete", "param", "importance", "note"]
 
 
@@ -208,7 +224,7 @@ def importances_frame(store: Store, gpu: str | None = None, model: str | None = 
     rows = []
     if studies.empty:
         return pd.DataFrame(columns=IMPORTANCE_COLUMNS)
-    storage = store.optuna_storage()
+    storage = store.optuna_storage()  # None: a read-only store on a database without Optuna's tables
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
@@ -223,10 +239,12 @@ def importances_frame(store: Store, gpu: str | None = None, model: str | None = 
 
 def _importances(optuna, storage, name: str, min_complete: int):
     """(param, importance, completed trials, note) of one Optuna study."""
+    if storage is None:
+        return [(None, None, 0, NO_STUDY)]
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        return [(None, None, 0, "no Optuna study of this name")]
+        return [(None, None, 0, NO_STUDY)]
     complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     if complete < min_complete:
         return [(None, None, complete, f"too few completed trials ({complete} < {min_complete})")]

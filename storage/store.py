@@ -26,7 +26,9 @@ from storage.engine import (
     SQLITE_BEGIN,
     StorageError,
     _first_line,
+    add_sqlite_hooks,
     display_url,
+    engine_kwargs,
     init_lock,
     make_engine,
     resolve_url,
@@ -86,20 +88,24 @@ def dtype_name(dtype) -> str:
 class Store:
     """The kernel-search database. `url`: any SQLAlchemy URL; None means $KERNEL_SEARCH_DB, else
     sqlite:///kernel_search.db in the working directory. Opening creates or migrates the schema;
-    a URL that cannot be used raises StorageError."""
+    a URL that cannot be used raises StorageError. `readonly`: nothing is created, migrated or
+    written (storage.engine), and a database that is not kernel-search's at head raises StorageError."""
 
-    def __init__(self, url: str | None = None):
+    def __init__(self, url: str | None = None, readonly: bool = False):
         self.url = resolve_url(url)
-        self.engine = make_engine(self.url)
+        self.readonly = readonly
+        self.engine = make_engine(self.url, readonly=readonly)
         # Writes on SQLite begin IMMEDIATE (see storage.engine._sqlite_begin); a no-op elsewhere.
         self._write_engine = self.engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
         self._optuna = None
         self._optuna_lock = threading.Lock()
         try:
             with self.engine.connect() as conn:
-                at_head = migrate.current(conn) == migrate.head()
+                at = migrate.current(conn)
+                if readonly:
+                    migrate.check_readable(conn, at, self.url)
             # The usual open finds the schema at head and needs no lock (nor a writable lock file).
-            if not at_head:
+            if not readonly and at != migrate.head():
                 with init_lock(self.engine):
                     migrate.upgrade(self.engine)
         except StorageError:
@@ -191,11 +197,20 @@ class Store:
     def optuna_storage(self, heartbeat_interval: int | None = None, grace_period: int | None = None,
                        stale_trial_callback=None):
         """Optuna's RDBStorage on this database (created once per Store; its tables sit beside ours).
-        The heartbeat settings apply to the first call's storage (the tuner's)."""
+        The heartbeat settings apply to the first call's storage (the tuner's). A read-only store
+        creates nothing: None when the database has no Optuna tables (one that only imported tables)."""
         import optuna
 
         with self._optuna_lock:
-            if self._optuna is None:
+            if self._optuna is None and self.readonly:
+                if not sqlalchemy.inspect(self.engine).has_table("studies"):
+                    return None
+                kwargs = engine_kwargs(self.engine.url, readonly=True)
+                self._optuna = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs, skip_table_creation=True)
+                if self.engine.dialect.name == "sqlite":
+                    add_sqlite_hooks(self._optuna.engine, readonly=True)
+                    self._optuna.engine.dispose()
+            elif self._optuna is None:
                 kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_S}} if self.engine.dialect.name == "sqlite" else {}
                 # The engine's URL, not self.url: a plain postgresql:// has been mapped to psycopg 3,
                 # which Optuna would otherwise open with SQLAlchemy 2.0's default driver (psycopg2).

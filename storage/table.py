@@ -13,18 +13,26 @@ Format 1 (every field checked on load; the first error names the field by its pa
       "ops": {
         op: {"N": int, "K": int, "kernel_hash": str,
              "buckets": [{"m": int, "arm": "fused" | "unfused", "config": {...},
-                          "median_us": float, "baseline_us": float, "speedup": float}, ...]}
+                          "median_us": float, "baseline_us": float, "speedup": float,
+                          "cublas_us": float, "floor_us": float}, ...]}
       }
     }
 
+cublas_us (the GEMM alone) and floor_us (bytes and flops at the measured peak) are optional: tables
+written before they were added still load, and then answer no question about cuBLAS.
+
 Buckets are sorted by m and looked up by interval: the entry for m serves every M above the
-previous bucket's m up to m itself (past the last bucket the dispatcher runs the unfused path).
-Loading only parses JSON and checks types: nothing in a table is executed.
+previous bucket's m up to m itself; past the last bucket the dispatcher runs the unfused path. Loading
+only parses JSON and checks types and ranges: nothing in a table is executed. Whether an op and its
+configs are known to this version is checked by the importer (storage.export), not here: the dispatcher
+loads a table from a newer version and falls back per op instead of refusing it.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +52,21 @@ FINGERPRINT_FIELDS = {
 }
 CONFIG_INT_FIELDS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "GROUP_M", "num_warps", "num_stages")
 
+# Ranges: sizes and M are 32-bit columns (ks_shapes, ks_studies); a time beyond 1000 s or a
+# speedup beyond 10^6 is no measurement. Strings fit their columns (String(64) / String(256)).
+MAX_INT32 = 2**31 - 1
+MAX_INT64 = 2**63 - 1
+MAX_US = 1e9
+MAX_SPEEDUP = 1e6
+MAX_NAME = 256
+MAX_SHORT = 64
+# A table is tens of KB and six levels deep; limits keep a hostile file from costing memory or
+# recursion (json's decoder recurses per level: 100,000 '[' was a RecursionError).
+MAX_BYTES = 16 * 2**20
+MAX_DEPTH = 32
+TIMES = ("median_us", "baseline_us", "speedup")
+OPTIONAL_TIMES = ("cublas_us", "floor_us")
+
 
 class TableError(ValueError):
     """A dispatch table that does not follow the format; `field` is the path of the first bad value."""
@@ -61,6 +84,21 @@ class Bucket:
     median_us: float
     baseline_us: float
     speedup: float
+    cublas_us: float | None = None
+    floor_us: float | None = None
+
+    @property
+    def speedup_vs_cublas(self) -> float | None:
+        """The cuBLAS GEMM alone over this bucket's time (> 1: faster than cuBLAS); None if unknown."""
+        return self.cublas_us / self.median_us if self.cublas_us is not None else None
+
+    def to_dict(self) -> dict:
+        out = dict(self.__dict__)
+        out["config"] = dict(self.config)
+        for key in OPTIONAL_TIMES:  # absent rather than null: what format-1 readers before them saw
+            if out[key] is None:
+                del out[key]
+        return out
 
 
 @dataclass(frozen=True)
@@ -94,86 +132,194 @@ class DispatchTable:
             "dtype": self.dtype,
             "fingerprint": self.fingerprint,
             "ops": {
-                name: {
-                    "N": e.n,
-                    "K": e.k,
-                    "kernel_hash": e.kernel_hash,
-                    "buckets": [b.__dict__.copy() for b in e.buckets],
-                }
+                name: {"N": e.n, "K": e.k, "kernel_hash": e.kernel_hash, "buckets": [b.to_dict() for b in e.buckets]}
                 for name, e in self.ops.items()
             },
         }
 
 
+def _at(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
 def _need(obj: dict, key: str, kind, path: str):
     if not isinstance(obj, dict):
-        raise TableError(path, f"expected an object, got {type(obj).__name__}")
+        raise TableError(path or "(root)", f"expected an object, got {type(obj).__name__}")
     if key not in obj:
-        raise TableError(f"{path}.{key}" if path else key, "missing")
+        raise TableError(_at(path, key), "missing")
     value = obj[key]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     # bool is an int in Python; a table with true where a size belongs is malformed.
     if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
         names = " or ".join(k.__name__ for k in kinds)
-        raise TableError(f"{path}.{key}" if path else key, f"expected {names}, got {type(value).__name__}")
+        raise TableError(_at(path, key), f"expected {names}, got {type(value).__name__}")
     return value
 
 
-def parse_table(data: dict) -> DispatchTable:
-    """Check a decoded table and build it; raises TableError naming the first bad field."""
+def _int(obj: dict, key: str, path: str, lo: int = 1, hi: int = MAX_INT32) -> int:
+    value = _need(obj, key, int, path)
+    if not lo <= value <= hi:
+        raise TableError(_at(path, key), f"must be in [{lo}, {hi}], got {_short(value)}")
+    return value
+
+
+def _text(obj: dict, key: str, path: str, limit: int = MAX_SHORT) -> str:
+    value = _need(obj, key, str, path)
+    if len(value) > limit:
+        raise TableError(_at(path, key), f"longer than {limit} characters ({len(value)})")
+    if not value.isprintable():  # a newline or an escape sequence in a name would garble every listing
+        raise TableError(_at(path, key), f"holds control characters: {value!r}"[:200])
+    return value
+
+
+def _number(obj: dict, key: str, path: str, hi: float) -> float:
+    """A finite positive number up to hi (an int too large for a float is out of range, not a crash)."""
+    value = _need(obj, key, (int, float), path)
+    if not (0 < value <= hi) or not math.isfinite(value):  # NaN fails every comparison
+        raise TableError(_at(path, key), f"must be a finite number in (0, {hi:g}], got {_short(value)}")
+    return float(value)
+
+
+def _optional_number(obj: dict, key: str, path: str, hi: float) -> float | None:
+    return None if obj.get(key) is None else _number(obj, key, path, hi)
+
+
+def _short(value) -> str:
+    """A value for a message: a 5,000-digit int is cut, not printed (nor refused by int -> str)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
+
+
+def _check_header(data) -> tuple[str, str, str]:
     if not isinstance(data, dict):
         raise TableError("(root)", f"expected a JSON object, got {type(data).__name__}")
     fmt = _need(data, "format", int, "")
     if fmt != FORMAT:
-        raise TableError("format", f"unsupported format {fmt}; this version reads format {FORMAT}")
-    created = _need(data, "created", str, "")
-    model = _need(data, "model", str, "")
+        raise TableError("format", f"unsupported format {_short(fmt)}; this version reads format {FORMAT}")
+    created = _text(data, "created", "")
+    model = _text(data, "model", "", MAX_NAME)
+    if not model.strip():
+        raise TableError("model", "must not be empty")
     dtype = _need(data, "dtype", str, "")
     if dtype not in DTYPES:
-        raise TableError("dtype", f"must be one of {DTYPES}, got {dtype!r}")
+        raise TableError("dtype", f"must be one of {DTYPES}, got {dtype[:MAX_SHORT]!r}")
+    return created, model, dtype
+
+
+def _parse_fingerprint(data: dict) -> dict:
     fp = _need(data, "fingerprint", dict, "")
     for key, kind in FINGERPRINT_FIELDS.items():
-        _need(fp, key, kind, "fingerprint")
+        if kind is str:
+            _text(fp, key, "fingerprint", MAX_NAME if key == "device_name" else MAX_SHORT)
+        else:
+            _need(fp, key, kind, "fingerprint")
+    _int(fp, "sm_count", "fingerprint", lo=0)  # 0 and 0: the CPU's fingerprint (Triton's interpreter)
+    _int(fp, "total_memory", "fingerprint", lo=0, hi=MAX_INT64)
+    cap = fp["capability"]
+    if len(cap) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 100 for v in cap):
+        raise TableError("fingerprint.capability", f"expected [major, minor] as two ints, got {cap!r}"[:200])
     for op, h in fp["kernel_hashes"].items():
-        if not isinstance(h, str):
-            raise TableError(f"fingerprint.kernel_hashes.{op}", "expected str")
+        if not isinstance(h, str) or len(h) > MAX_SHORT or len(op) > MAX_SHORT:
+            raise TableError(f"fingerprint.kernel_hashes.{op[:MAX_SHORT]}", "expected a short str")
+    return dict(fp)
+
+
+def _parse_config(b: dict, arm: str, path: str) -> dict:
+    config = _need(b, "config", dict, path)
+    if arm == "fused":
+        for key in CONFIG_INT_FIELDS:
+            _int(config, key, f"{path}.config", hi=MAX_INT32)
+        path_kind = _need(config, "path", str, f"{path}.config")
+        if path_kind not in ("dot", "fma"):
+            raise TableError(f"{path}.config.path", f"must be 'dot' or 'fma', got {path_kind[:MAX_SHORT]!r}")
+    return dict(config)
+
+
+def _parse_bucket(b, path: str) -> Bucket:
+    m = _int(b, "m", path)
+    arm = _need(b, "arm", str, path)
+    if arm not in ARMS:
+        raise TableError(f"{path}.arm", f"must be one of {ARMS}, got {arm[:MAX_SHORT]!r}")
+    config = _parse_config(b, arm, path)
+    times = [_number(b, key, path, MAX_SPEEDUP if key == "speedup" else MAX_US) for key in TIMES]
+    extra = [_optional_number(b, key, path, MAX_US) for key in OPTIONAL_TIMES]
+    return Bucket(m, arm, config, *times, *extra)
+
+
+def _parse_op(name: str, entry, path: str) -> OpEntry:
+    if len(name) > MAX_SHORT:
+        raise TableError(f"ops.{name[:MAX_SHORT]}...", f"op name longer than {MAX_SHORT} characters")
+    n = _int(entry, "N", path)
+    k = _int(entry, "K", path)
+    khash = _text(entry, "kernel_hash", path)
+    raw_buckets = _need(entry, "buckets", list, path)
+    if not raw_buckets:
+        raise TableError(f"{path}.buckets", "must not be empty")
+    buckets = tuple(_parse_bucket(b, f"{path}.buckets[{i}]") for i, b in enumerate(raw_buckets))
+    ms = [b.m for b in buckets]
+    if ms != sorted(set(ms)):
+        raise TableError(f"{path}.buckets", f"m values must be strictly increasing, got {ms}"[:300])
+    return OpEntry(n, k, khash, buckets)
+
+
+def parse_table(data: dict) -> DispatchTable:
+    """Check a decoded table and build it; raises TableError naming the first bad field."""
+    created, model, dtype = _check_header(data)
+    fp = _parse_fingerprint(data)
     ops_raw = _need(data, "ops", dict, "")
-    ops = {}
-    for name, entry in ops_raw.items():
-        path = f"ops.{name}"
-        n = _need(entry, "N", int, path)
-        k = _need(entry, "K", int, path)
-        if n <= 0 or k <= 0:
-            raise TableError(f"{path}.N" if n <= 0 else f"{path}.K", "must be positive")
-        khash = _need(entry, "kernel_hash", str, path)
-        raw_buckets = _need(entry, "buckets", list, path)
-        if not raw_buckets:
-            raise TableError(f"{path}.buckets", "must not be empty")
-        buckets = []
-        for i, b in enumerate(raw_buckets):
-            bpath = f"{path}.buckets[{i}]"
-            m = _need(b, "m", int, bpath)
-            if m <= 0:
-                raise TableError(f"{bpath}.m", "must be positive")
-            arm = _need(b, "arm", str, bpath)
-            if arm not in ARMS:
-                raise TableError(f"{bpath}.arm", f"must be one of {ARMS}, got {arm!r}")
-            config = _need(b, "config", dict, bpath)
-            if arm == "fused":
-                for key in CONFIG_INT_FIELDS:
-                    value = _need(config, key, int, f"{bpath}.config")
-                    if value <= 0:
-                        raise TableError(f"{bpath}.config.{key}", "must be positive")
-                path_kind = _need(config, "path", str, f"{bpath}.config")
-                if path_kind not in ("dot", "fma"):
-                    raise TableError(f"{bpath}.config.path", f"must be 'dot' or 'fma', got {path_kind!r}")
-            nums = [float(_need(b, key, (int, float), bpath)) for key in ("median_us", "baseline_us", "speedup")]
-            buckets.append(Bucket(m, arm, dict(config), *nums))
-        ms = [b.m for b in buckets]
-        if ms != sorted(set(ms)):
-            raise TableError(f"{path}.buckets", f"m values must be strictly increasing, got {ms}")
-        ops[name] = OpEntry(n, k, khash, tuple(buckets))
-    return DispatchTable(model=model, dtype=dtype, created=created, fingerprint=dict(fp), ops=ops)
+    if not ops_raw:
+        raise TableError("ops", "must not be empty")
+    ops = {name: _parse_op(name, entry, f"ops.{name}") for name, entry in ops_raw.items()}
+    return DispatchTable(model=model, dtype=dtype, created=created, fingerprint=fp, ops=ops)
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """How deeply the arrays and objects of a JSON text nest (strings skipped), without parsing it."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number a table may hold")
+
+
+def decode_json(text: str, where: str) -> object:
+    """json.loads with the limits above; TableError('(file)', one line) for anything it refuses."""
+    if json_depth(text) > MAX_DEPTH:
+        raise TableError("(file)", f"{where} nests deeper than {MAX_DEPTH} levels: not a dispatch table")
+    try:
+        # parse_constant: Python's json reads NaN and Infinity, which are not JSON and no time.
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise TableError("(file)", f"{where} is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # NaN/Infinity above; an int of over 4,300 digits
+        raise TableError("(file)", f"{where} is not a valid table: {str(exc).splitlines()[0][:200]}") from None
+
+
+def read_table_text(path: Path) -> str:
+    """The text of a table file, refusing what is not a regular file or is far too big to be one."""
+    try:
+        if not path.is_file():
+            what = "a folder" if path.is_dir() else "no such file" if not path.exists() else "not a regular file"
+            raise TableError("(file)", f"cannot read {path}: {what}")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise TableError("(file)", f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_BYTES:
+        raise TableError("(file)", f"{path} is larger than {MAX_BYTES // 2**20} MiB: not a dispatch table")
+    try:
+        return raw.decode("utf-8-sig")  # a BOM (some editors write one) is not part of the JSON
+    except UnicodeDecodeError:
+        raise TableError("(file)", f"{path} is not UTF-8 text: not a dispatch table") from None
 
 
 def load_table(source: str | Path | dict) -> DispatchTable:
@@ -181,22 +327,15 @@ def load_table(source: str | Path | dict) -> DispatchTable:
     if isinstance(source, dict):
         return parse_table(source)
     path = Path(source)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise TableError("(file)", f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TableError("(file)", f"{path} is not JSON: {exc}") from None
-    return parse_table(data)
+    return parse_table(decode_json(read_table_text(path), str(path)))
 
 
 def dump_table(table: DispatchTable | dict, path: str | Path | None = None) -> str:
     """Serialize (after checking) a table; writes it to `path` when given. Returns the JSON text."""
     data = table.to_dict() if isinstance(table, DispatchTable) else table
     parse_table(data)
-    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    # allow_nan=False: parse_table refused NaN and inf already; this makes invalid JSON impossible.
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
     if path is not None:
         Path(path).write_text(text)
     return text

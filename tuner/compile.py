@@ -8,6 +8,8 @@ import multiprocessing as mp
 import os
 import time
 
+from tuner.worker import sigint_ignored
+
 _INPUTS: dict = {}
 
 
@@ -40,7 +42,8 @@ def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[floa
     if not jobs or not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
         return [(0.0, None)] * len(jobs)
     pool = _pool(workers or max(1, min(16, (os.cpu_count() or 2) - 1)))
-    futures = [pool.submit(_compile_one, *job) for job in jobs]
+    with sigint_ignored():  # the pool starts its processes on submit: Ctrl-C is the parent's alone
+        futures = [pool.submit(_compile_one, *job) for job in jobs]
     out = []
     for fut in futures:
         try:

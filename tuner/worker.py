@@ -7,14 +7,33 @@ so the weights are generated once per study, not per trial.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import signal
+import threading
 import time
 import traceback
 
 # A trial that takes longer than this is a hang (the biggest decode op times in well under a second;
 # compile happens before, in the compile pool, or on first launch within the first trial).
 DEFAULT_TIMEOUT_S = 300.0
+
+
+@contextlib.contextmanager
+def sigint_ignored():
+    """Start child processes with Ctrl-C ignored: the terminal sends SIGINT to the whole process
+    group, and a child importing torch or mid-trial printed a 70-line KeyboardInterrupt traceback.
+    An ignored signal stays ignored across exec (and Python then installs no handler of its own); the
+    parent alone handles Ctrl-C and ends its children."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _child_main(conn) -> None:
@@ -105,7 +124,8 @@ class Worker:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         self._proc = ctx.Process(target=_child_main, args=(child,), daemon=True, name="kernel-search-worker")
-        self._proc.start()
+        with sigint_ignored():
+            self._proc.start()
         child.close()
         self._conn = parent
 
@@ -157,5 +177,7 @@ class Worker:
     def __enter__(self) -> Worker:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is KeyboardInterrupt and self._proc is not None:
+            self._kill()  # Ctrl-C: the trial it is running is discarded anyway; do not wait for it
         self.close()

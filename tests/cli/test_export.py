@@ -85,7 +85,9 @@ def test_import_errors_are_one_line(filled, tmp_path):
     assert_one_line_error(run("import", bad, "--db", url), "'fingerprint'", "missing")
     bad.write_text("[1, 2")
     assert_one_line_error(run("import", bad, "--db", url), "is not JSON")
-    assert_one_line_error(run("import", bad, "--db", "sqlite:////nonexistent-dir/x.db"), "cannot open database")
+    good = tmp_path / "good.json"
+    good.write_text(run("export", "--model", "qwen3-8b", "--db", store.url).stdout)
+    assert_one_line_error(run("import", good, "--db", "sqlite:////nonexistent-dir/x.db"), "no folder /nonexistent-dir")
 
 
 def test_resolve_model_name(filled, tmp_path):

@@ -59,7 +59,7 @@ def test_filters(filled, args, expected):
 
 def test_table_format(filled):
     store, info = filled
-    result = run("query", "--db", store.url)
+    result = run("query", "--wide", "--db", store.url)
     assert result.exit_code == 0, result.output
     assert f"{info.winners} winners" in result.stdout
     line = next(x for x in result.stdout.splitlines() if "NVIDIA H200" in x)
@@ -70,10 +70,11 @@ def test_table_format(filled):
 
 def test_empty_results(filled):
     store, _ = filled
-    result = run("query", "--op", "lm_head", "--db", store.url)
+    empty = ("--op", "rmsnorm_qkv", "--m-min", "1000")
+    result = run("query", *empty, "--db", store.url)
     assert result.exit_code == 0 and result.stdout == "" and "no winners match" in result.stderr
-    assert json.loads(run("query", "--op", "lm_head", "-f", "json", "--db", store.url).stdout) == []
-    assert run("query", "--op", "lm_head", "-f", "csv", "--db", store.url).stdout.strip() == ",".join(WINNER_COLUMNS)
+    assert json.loads(run("query", *empty, "-f", "json", "--db", store.url).stdout) == []
+    assert run("query", *empty, "-f", "csv", "--db", store.url).stdout.strip() == ",".join(WINNER_COLUMNS)
 
 
 def test_query_errors_are_one_line(filled, tmp_path):

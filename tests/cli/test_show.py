@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,17 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cells(line: str) -> list[str]:
-    """The cells of one row of a rich table."""
-    return [cell.strip() for cell in line.split("│")[1:-1]]
+    """The cells of one row of a rich table (columns are at least two spaces apart)."""
+    return re.split(r"\s{2,}", line.strip())
 
 
 def test_show_lists_studies_and_failures(filled):
     store, info = filled
-    result = run("show", "--db", store.url)
+    result = run("show", "--wide", "--db", store.url)
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert f"{len(WINNERS)} studies, {info.trials} trials, {info.winners} winners (1 without a winner)" in out
-    rows = [cells(line) for line in out.splitlines() if line.startswith("│")]
+    rows = [cells(line) for line in out.splitlines() if line.startswith(" NVIDIA")]
     qkv = [r for r in rows if r[0] == "NVIDIA H100 80GB HBM3" and r[4] == "4096 x 1024" and r[6] == "1"]
     assert qkv == [["NVIDIA H100 80GB HBM3", info.studies[("NVIDIA H100 80GB HBM3", "qwen3-0.6b", "rmsnorm_qkv", 1)]
                     .fingerprint_key, "qwen3-0.6b,qwen3-0.6b-ft", "rmsnorm_qkv", "4096 x 1024", "bfloat16", "1",
@@ -43,7 +44,7 @@ def test_show_filters_and_reason_limit(filled):
     assert "2 studies" in out and "no failed or incorrect trials" in out
     out = run("show", "--reasons", "1", "--db", store.url).stdout
     assert "3 reasons, top 1" in out and "CompilationError" not in out
-    out = run("show", "--op", "lm_head", "--db", store.url).stdout
+    out = run("show", "--op", "rmsnorm_qkv", "--m-min", "1000", "--db", store.url).stdout
     assert out.startswith("no studies in sqlite:///") and out.strip().endswith("match")
 
 

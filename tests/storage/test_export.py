@@ -81,9 +81,11 @@ def test_export_import_round_trip(filled, tmp_path, new_db_url):
         assert summary.fingerprint_key == fingerprint_key(H100)
         again = build_table(other, "qwen3-0.6b")
         assert again.ops == table.ops and again.fingerprint == table.fingerprint
-        # The imported rows answer queries like local ones; what a table lacks stays empty.
+        # The imported rows answer queries like local ones, cuBLAS and floor times included.
         frame = winners_frame(other, gpu="H100", op="rmsnorm_qkv")
-        assert frame.m.tolist() == [1, 16, 256] and frame.cublas_us.isna().all()
+        assert frame.m.tolist() == [1, 16, 256]
+        assert frame.cublas_us.tolist() == [6.0, 6.1, 14.0] and frame.floor_us.tolist() == [2.8, 2.9, 6.0]
+        assert frame.speedup_vs_cublas.tolist() == pytest.approx([6.0 / 4.9, 6.1 / 5.2, 14.0 / 24.0])
         assert frame.speedup.tolist() == [b.speedup for b in table.ops["rmsnorm_qkv"].buckets]
 
 
@@ -99,7 +101,21 @@ def test_reimport_keeps_local_measurements_and_replaces_changes(filled, tmp_path
     summary = import_table(store, data)
     assert (summary.added, summary.replaced, summary.unchanged) == (1, 1, 1)
     frame = winners_frame(store, model="qwen3-8b", op="rmsnorm_qkv")
-    assert frame.median_us.tolist() == [18.0, 50.0] and frame.cublas_us.isna().all()
+    assert frame.median_us.tolist() == [18.0, 50.0]
+    assert frame.cublas_us.tolist()[0] == 24.7 and frame.cublas_us.isna().tolist() == [False, True]
+
+
+def test_a_table_without_cublas_times_keeps_the_local_ones(filled):
+    """Format-1 tables written before cublas_us/floor_us existed still load and import."""
+    store, _ = filled
+    data = build_table(store, "qwen3-8b").to_dict()
+    for entry in data["ops"].values():
+        for bucket in entry["buckets"]:
+            del bucket["cublas_us"], bucket["floor_us"]
+    assert load_table(data).ops["rmsnorm_qkv"].buckets[0].speedup_vs_cublas is None
+    summary = import_table(store, data)
+    assert (summary.added, summary.replaced, summary.unchanged) == (0, 0, 2)
+    assert winners_frame(store, model="qwen3-8b").cublas_us.notna().all()
 
 
 def _table(store) -> dict:
@@ -117,6 +133,32 @@ def _table(store) -> dict:
     (lambda d: d["ops"]["rmsnorm_qkv"]["buckets"][0]["config"].pop("BLOCK_K"),
      "ops.rmsnorm_qkv.buckets[0].config.BLOCK_K"),
     (lambda d: d["ops"]["down_residual"]["buckets"][0].pop("median_us"), "ops.down_residual.buckets[0].median_us"),
+    # Issue 14 item 3: every number finite, positive and in range; ops and configs this version can run.
+    (lambda d: d["ops"]["down_residual"]["buckets"][0].update(median_us=float("inf")),
+     "ops.down_residual.buckets[0].median_us"),
+    (lambda d: d["ops"]["down_residual"]["buckets"][0].update(median_us=float("nan")),
+     "ops.down_residual.buckets[0].median_us"),
+    (lambda d: d["ops"]["down_residual"]["buckets"][0].update(baseline_us=-3.0),
+     "ops.down_residual.buckets[0].baseline_us"),
+    (lambda d: d["ops"]["down_residual"]["buckets"][0].update(speedup=0), "ops.down_residual.buckets[0].speedup"),
+    (lambda d: d["ops"]["down_residual"]["buckets"][0].update(cublas_us=-1.0),
+     "ops.down_residual.buckets[0].cublas_us"),
+    (lambda d: d["ops"]["down_residual"]["buckets"][0].update(m=10**40), "ops.down_residual.buckets[0].m"),
+    (lambda d: d["ops"]["down_residual"].update(K=2**31), "ops.down_residual.K"),
+    (lambda d: d["fingerprint"].update(sm_count=-1), "fingerprint.sm_count"),
+    (lambda d: d["fingerprint"].update(total_memory=10**30), "fingerprint.total_memory"),
+    (lambda d: d["fingerprint"].update(device_name="x" * 1000), "fingerprint.device_name"),
+    (lambda d: d.update(model=""), "model"),
+    (lambda d: d.update(model="qwen3\n\x1b[31mred"), "model"),
+    (lambda d: d.update(ops={}), "ops"),
+    (lambda d: d["ops"].update(nope=d["ops"]["down_residual"]), "ops.nope"),
+    (lambda d: d["ops"]["down_residual"]["buckets"][0]["config"].update(BLOCK_K=48),
+     "ops.down_residual.buckets[0].config"),
+    (lambda d: d["ops"]["down_residual"]["buckets"][0]["config"].update(BLOCK_M=128),
+     "ops.down_residual.buckets[0].config"),
+    (lambda d: d["ops"]["down_residual"]["buckets"][0]["config"].update(evil={"a": 1}),
+     "ops.down_residual.buckets[0].config.evil"),
+    (lambda d: d["ops"]["down_residual"]["buckets"][0].update(arm="unfused"), "ops.down_residual.buckets[0].config"),
 ])
 def test_malformed_tables_are_refused_naming_the_field(filled, edit, field):
     store, _ = filled
@@ -150,3 +192,17 @@ def test_import_from_a_file_errors(store, tmp_path):
     bad.write_text("{not json")
     with pytest.raises(TableError, match="is not JSON"):
         import_table(store, bad)
+    bad.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(TableError, match="nests deeper"):
+        import_table(store, bad)
+    bad.write_text('{"format": 1, "x": ' + "9" * 5000 + "}")
+    with pytest.raises(TableError, match="not a valid table"):
+        import_table(store, bad)
+    bad.write_text('{"format": 1, "x": Infinity}')
+    with pytest.raises(TableError, match="Infinity is not a number"):
+        import_table(store, bad)
+    bad.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(TableError, match="not UTF-8"):
+        import_table(store, bad)
+    with pytest.raises(TableError, match="a folder"):
+        import_table(store, tmp_path)
