@@ -153,6 +153,9 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text) -> 
         procs = distributed.spawn_workers(store.url, gpus, opts, seconds, logs)
         try:
             _watch(store, ids, procs, f"{config.name} ({dtype}) on {len(gpus)} GPUs")
+        except KeyboardInterrupt:
+            typer.echo("interrupted: run the same command again to resume", err=True)
+            raise typer.Exit(130) from None
         finally:
             for _, proc, log in procs:
                 if proc.poll() is None:

@@ -47,6 +47,10 @@ def worker(
 
     try:
         report = work(store, fp, opts, Callbacks(on_done=done), share=share)
+    except KeyboardInterrupt:
+        # Its study went back to the queue; every trial it finished is stored.
+        typer.echo("interrupted: run the same command again to go on", err=True)
+        raise typer.Exit(130) from None
     finally:
         shutdown()
     typer.echo(f"worker done: {len(report.outcomes)} studies finished, {report.helped} shared", err=True)
