@@ -38,7 +38,7 @@ def main() -> int:
 
     rows, server = [], None
     out = {"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(), "model": args.model,
-           "buckets": args.buckets, "trials": args.trials, "rows": rows}
+           "buckets": args.buckets, "ops": args.ops or "all", "trials": args.trials, "rows": rows}
     try:
         for spec in args.runs.split(","):
             gpus, storage = spec.split(":")
@@ -50,6 +50,7 @@ def main() -> int:
             t0 = time.perf_counter()
             cmd = [sys.executable, "-m", "cli.app", "tune", "--model", args.model, "--buckets", args.buckets,
                    "--trials", str(args.trials), "--gpus", ",".join(str(i) for i in range(int(gpus))), "--db", url]
+            cmd += [flag for op in args.ops.split(",") if op for flag in ("--op", op)]
             done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             wall = time.perf_counter() - t0
             with Store(url) as store:
@@ -91,6 +92,7 @@ def _args():
     p.add_argument("--model", default="qwen3-0.6b")
     p.add_argument("--buckets", default="decode")
     p.add_argument("--trials", type=int, default=16)
+    p.add_argument("--ops", default="", help="comma list of ops (default: all)")
     p.add_argument("--runs", default="1:sqlite,2:sqlite,4:sqlite,4:postgres",
                    help="comma list of GPUS:STORAGE, run in order")
     p.add_argument("--out", required=True)
