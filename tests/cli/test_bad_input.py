@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_space.spec import Problem
 from tests.cli.helpers import assert_one_line_error, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def test_read_commands_see_a_running_tuners_writes(db_copy):
 
     path, info = db_copy
     with Store(f"sqlite:///{path}") as writer:
-        ref = writer.study(H100, "rmsnorm_qkv", 4096, 1024, "bfloat16", 512, model="qwen3-0.6b")
+        ref = writer.study(H100, Problem("rmsnorm_qkv", 512, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
         writer.set_winner(ref.id, arm="unfused", config={"impl": "unfused"}, median_us=90.0, unfused_us=90.0,
                           cublas_us=80.0, floor_us=40.0, speedup=1.0, speedup_vs_cublas=0.9)
         assert path.with_name("ks.db-wal").exists()

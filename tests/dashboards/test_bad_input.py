@@ -16,6 +16,7 @@ import pytest
 
 from dashboards import build_report, make_server
 from dashboards.figures import _log_ticks
+from kernel_space.spec import Problem
 from storage import Store
 from tests.cli.helpers import assert_one_line_error, run
 from tests.dashboards.helpers import script_json
@@ -81,7 +82,7 @@ def test_non_finite_numbers_in_an_old_database(tuned_db, tmp_path):
     shutil.copy(tuned_db, path)
     url = f"sqlite:///{path}"
     with Store(url) as store:
-        ref = store.study(H100, "down_residual", 72, 136, "float16", 8, model="qwen3-tiny")
+        ref = store.study(H100, Problem("down_residual", 8, 72, 136, "float16"), model="qwen3-tiny")
         store.set_winner(ref.id, arm="unfused", config={"impl": "unfused"}, median_us=math.inf, unfused_us=math.inf,
                          cublas_us=math.inf, floor_us=None, speedup=1.0, speedup_vs_cublas=None)
     out = tmp_path / "r.html"
