@@ -51,7 +51,9 @@ def main() -> int:
             cmd = [sys.executable, "-m", "cli.app", "tune", "--model", args.model, "--buckets", args.buckets,
                    "--trials", str(args.trials), "--gpus", ",".join(str(i) for i in range(int(gpus))), "--db", url]
             cmd += [flag for op in args.ops.split(",") if op for flag in ("--op", op)]
-            done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            # A fresh Triton cache per run: a run must not load the kernels an earlier run compiled.
+            env = {**os.environ, "TRITON_CACHE_DIR": tempfile.mkdtemp(prefix="ks-triton-")}
+            done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
             wall = time.perf_counter() - t0
             with Store(url) as store:
                 from sqlalchemy import func, select
