@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from cli import bench, check, export, generate, query, report, show, tune, worker
+from cli.common import quiet_interrupts
 
 app = typer.Typer(
     name="kernel-search",
@@ -26,6 +27,7 @@ for module in COMMANDS:
 
 def main() -> None:
     """Entry point of the `kernel-search` console script."""
+    quiet_interrupts()
     app(prog_name="kernel-search")
 
 

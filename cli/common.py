@@ -202,3 +202,17 @@ def resolve_model_name(store, spec: str) -> str:
     except ValueError as exc:
         listed = ", ".join(known) or "none yet"
         raise StorageError(f"{exc}; models with winners in the database: {listed}") from None
+
+
+class _DropInterrupts:
+    """A logging filter: a Ctrl-C that lands inside SQLAlchemy's connection pool is logged there with
+    its traceback ("Exception during reset or similar"); the command says it was interrupted instead."""
+
+    def filter(self, record) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+
+
+def quiet_interrupts() -> None:
+    import logging
+
+    logging.getLogger("sqlalchemy.pool").addFilter(_DropInterrupts())

@@ -80,20 +80,7 @@ def from_hf_config(path: str | Path, name: str | None = None) -> Qwen3Config:
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
-    if path.exists() and not path.is_file():  # /dev/zero would be read forever
-        raise ValueError(f"model config {path} is not a regular file")
-    if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ValueError(f"model config {path} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a config.json")
-    try:
-        raw = json.loads(path.read_text())
-    except OSError as exc:
-        raise ValueError(f"cannot read model config {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not JSON: {exc}") from None
-    except (ValueError, RecursionError) as exc:  # an int of over 4,300 digits, nesting past the recursion limit
-        raise ValueError(f"{path} is not a usable config.json: {str(exc)[:200]}") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path} holds a JSON {type(raw).__name__}, not an object: is it a Qwen3 config.json?")
+    raw = _read_config(path)
     required = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
     missing = [key for key in required if key not in raw]
     if missing:
@@ -122,6 +109,25 @@ def from_hf_config(path: str | Path, name: str | None = None) -> Qwen3Config:
         rope_theta=_rope_theta(raw, path),
         max_position_embeddings=int(_number(raw, "max_position_embeddings", 40960, path)),
     )
+
+
+def _read_config(path: Path) -> dict:
+    """The JSON object in `path`; ValueError in one line for anything else."""
+    if path.exists() and not path.is_file():  # /dev/zero would be read forever
+        raise ValueError(f"model config {path} is not a regular file")
+    if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"model config {path} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a config.json")
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read model config {path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # an int of over 4,300 digits, nesting past the recursion limit
+        raise ValueError(f"{path} is not a usable config.json: {str(exc)[:200]}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} holds a JSON {type(raw).__name__}, not an object: is it a Qwen3 config.json?")
+    return raw
 
 
 # A config.json is a few KB.

@@ -166,7 +166,7 @@ def bucket(d, **values):
     (lambda d: bucket(d, speedup=float("nan")), ["NaN is not a number"]),
     (lambda d: bucket(d, median_us=-5.0), ["buckets[0].median_us", "finite number"]),
     (lambda d: bucket(d, m=10**30), ["buckets[0].m", "must be in"]),
-    (lambda d: d["ops"].update(lm_head=d["ops"].pop("o_proj_residual")), ["unknown op 'lm_head'"]),
+    (lambda d: d["ops"].update(attention=d["ops"].pop("o_proj_residual")), ["unknown op 'attention'"]),
     (lambda d: d["ops"]["o_proj_residual"]["buckets"][0]["config"].update(num_warps=3), ["num_warps=3"]),
     (lambda d: d["ops"]["o_proj_residual"]["buckets"][0]["config"].update(
         path="dot", BLOCK_M=16, BLOCK_N=256, BLOCK_K=1024, SPLIT_K=1, split_reduce="kernel", num_stages=5),

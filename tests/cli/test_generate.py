@@ -28,7 +28,7 @@ def test_generate_streams_the_greedy_text(folder):
     gen = Generator(load_model(folder, dtype=torch.float32, device="cpu"), max_batch=1, max_len=16)
     ids = gen.generate([tok("the cat sat on")["input_ids"]], 6, stop_ids=[tok.eos_token_id])[0]
     assert result.stdout == tok.decode(ids, skip_special_tokens=True)
-    assert "tokens/s" in result.stderr and "0/4 ops fused" in result.stderr
+    assert "tokens/s" in result.stderr and "0/5 ops fused" in result.stderr
 
 
 def test_generate_with_a_table_runs_fused(folder, tmp_path):
@@ -39,7 +39,7 @@ def test_generate_with_a_table_runs_fused(folder, tmp_path):
     fused = run("generate", folder, "-p", "dog", "-n", "2", "--table", table)
     assert fused.exit_code == 0, fused.output
     assert fused.stdout == plain.stdout
-    assert "4/4 ops fused" in fused.stderr
+    assert "5/5 ops fused" in fused.stderr
 
 
 def test_generate_user_errors_are_one_line(folder, tmp_path):

@@ -16,7 +16,7 @@ from tests.cli.helpers import assert_one_line_error, run
 from tests.dashboards.conftest import SECOND_GPU
 from tests.dashboards.helpers import script_json
 
-OPS = {"rmsnorm_qkv", "o_proj_residual", "rmsnorm_gate_up_silu", "down_residual"}
+OPS = {"rmsnorm_qkv", "o_proj_residual", "rmsnorm_gate_up_silu", "down_residual", "lm_head"}
 NUMBERS = ("median_us", "unfused_us", "cublas_us", "floor_us", "speedup", "speedup_vs_cublas")
 
 
@@ -79,7 +79,7 @@ def test_two_gpus_are_compared_side_by_side(two_gpu_db, tmp_path):
     second = next(s for s in data["sections"] if s["gpu"] == SECOND_GPU)
     first = next(s for s in data["sections"] if s["gpu"] != SECOND_GPU)
     times = {(w["op"], w["m"]): w["median_us"] for w in first["winners"]}
-    assert len(second["winners"]) == 8
+    assert len(second["winners"]) == 10
     for w in second["winners"]:
         assert w["median_us"] == pytest.approx(times[(w["op"], w["m"])] * 0.5)
 

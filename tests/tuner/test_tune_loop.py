@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+import kernel_space as ks
 from storage import Store, load_table
 from storage.models import Study, Trial, Winner
 from tests.conftest import BACKENDS
@@ -47,9 +48,9 @@ def tuned(tmp_path_factory):
 
 def test_tune_fills_trials_and_winners(tuned):
     db, proc = tuned
-    assert "tuned 8 studies of qwen3-tiny" in proc.stdout
+    assert "tuned 10 studies of qwen3-tiny" in proc.stdout
     studies, trials, winners = counts(db)
-    assert studies == 8 and winners == 8
+    assert studies == 10 and winners == 10
     assert trials >= 8 * 4  # duplicates of a measured config are told, not stored twice
     store = Store(db)
     with store.session(write=False) as s:
@@ -66,13 +67,13 @@ def test_export_import_and_query(tuned, tmp_path):
     out = tmp_path / "table.json"
     run_cli("export", "--model", "qwen3-tiny", "--dtype", "float16", "-o", str(out), db=db)
     table = load_table(out)  # the validator accepts it
-    assert set(table.ops) == {"rmsnorm_qkv", "o_proj_residual", "rmsnorm_gate_up_silu", "down_residual"}
+    assert set(table.ops) == set(ks.OPS)
     assert all([b.m for b in e.buckets] == [1, 4] for e in table.ops.values())
     other = f"sqlite:///{tmp_path / 'other.db'}"
     run_cli("import", str(out), db=other)
-    assert counts(other)[2] == 8
+    assert counts(other)[2] == 10
     as_json = json.loads(run_cli("query", "--format", "json", db=db).stdout)
-    assert len(as_json) == 8 and {r["op"] for r in as_json} == set(table.ops)
+    assert len(as_json) == 10 and {r["op"] for r in as_json} == set(table.ops)
     csv_text = run_cli("query", "--format", "csv", "--op", "o_proj_residual", "--m-max", "1", db=db).stdout
     assert len(csv_text.strip().splitlines()) == 2  # header + M=1 of one op
     assert "o_proj_residual" in run_cli("query", db=db).stdout
