@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import fail, user_errors
+from cli.common import fail, interpreter_needed, user_errors
 
 
 @user_errors
@@ -23,14 +23,10 @@ def check(
 ):
     """Check every fused op against its fp64 reference on fresh random inputs, with its outputs poisoned
     first; on a GPU also time it beside the unfused path, the cuBLAS GEMM alone and the HBM floor."""
-    import torch
-
+    cuda = not interpreter_needed()  # first: before the kernels are imported
     from qwen3.config import resolve_model
     from tuner.check import check_ops
-    from tuner.tune import interpreter_needed
 
-    interpreter_needed()
-    cuda = torch.cuda.is_available()
     cfg = resolve_model(model or ("qwen3-0.6b" if cuda else "qwen3-tiny"))
     torch_dtype = _dtype(dtype or ("bfloat16" if cuda else "float16"))
     m_list = _ms(ms)

@@ -216,3 +216,14 @@ def quiet_interrupts() -> None:
     import logging
 
     logging.getLogger("sqlalchemy.pool").addFilter(_DropInterrupts())
+
+
+def interpreter_needed() -> bool:
+    """Without a GPU the kernels run in Triton's interpreter. Call it before anything imports the
+    kernels: triton.jit reads TRITON_INTERPRET when a kernel is defined, not when it launches."""
+    import torch
+
+    if torch.cuda.is_available():
+        return False
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+    return True

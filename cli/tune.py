@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, fail, open_store, user_errors
+from cli.common import DbOption, fail, interpreter_needed, open_store, user_errors
 
 # The largest M bucket a tune accepts: DESIGN.md's buckets end at prefill 4096 "and up"; 100,000,000
 # tried to allocate the whole input and failed only after the study had started.
@@ -43,9 +43,9 @@ def tune(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    on_cpu = interpreter_needed()  # first: before the kernels are imported (triton.jit reads it then)
     from kernel_space.buckets import parse_buckets
     from qwen3.config import resolve_model
-    from tuner.tune import interpreter_needed
 
     config = resolve_model(model)
     bucket_list = parse_buckets(buckets)
@@ -54,7 +54,6 @@ def tune(
              "(the inputs alone would not fit in memory)")
     if dtype not in ("bfloat16", "float16", "float32"):
         fail(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
-    on_cpu = interpreter_needed()  # before the registry loads the kernels: triton.jit reads it then
     import kernel_space as ks
     from tuner.search import TuneOptions
     from tuner.tune import tune_model

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, open_store, user_errors
+from cli.common import DbOption, interpreter_needed, open_store, user_errors
 
 
 @user_errors
@@ -25,13 +25,13 @@ def worker(
     lease runs out."""
     import time
 
+    on_cpu = interpreter_needed()  # first: before the kernels are imported
     from kernel_space.fingerprint import current_fingerprint
     from tuner.compile import shutdown
     from tuner.distributed import Callbacks, work
     from tuner.search import TuneOptions
-    from tuner.tune import device_limits, interpreter_needed
+    from tuner.tune import device_limits
 
-    on_cpu = interpreter_needed()
     store = open_store(db)
     opts = TuneOptions(batch=batch, seed=seed)
     if seconds is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,9 +59,3 @@ def device_limits(opts: TuneOptions) -> None:
         opts.sm_count, opts.smem_limit = props.multi_processor_count, props.shared_memory_per_block_optin
 
 
-def interpreter_needed() -> bool:
-    """Without a GPU the kernels run in Triton's interpreter (set before triton compiles anything)."""
-    if torch.cuda.is_available():
-        return False
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-    return True

@@ -1,0 +1,31 @@
+"""The commands set Triton's interpreter up themselves on a machine without a GPU: a user's shell has
+no TRITON_INTERPRET (the test session sets it, which hid a command that imported the kernels first)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args, cwd):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    return subprocess.run([sys.executable, "-m", "cli.app", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=600)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter is only for machines without a GPU")
+def test_check_tune_and_worker_run_without_triton_interpret_in_the_environment(tmp_path):
+    check = _run("check", "--ms", "1", "--op", "o_proj_residual", "--configs", "1", cwd=tmp_path)
+    assert check.returncode == 0 and "all 1 checks passed" in check.stdout, check.stdout + check.stderr
+    db = f"sqlite:///{tmp_path / 'ks.db'}"
+    tune = _run("tune", "--model", "qwen3-tiny", "--op", "o_proj_residual", "--buckets", "1", "--trials", "2",
+                "--db", db, cwd=tmp_path)
+    assert tune.returncode == 0 and "tuned 1 studies" in tune.stdout, tune.stdout + tune.stderr
+    worker = _run("worker", "--db", db, cwd=tmp_path)
+    assert worker.returncode == 0 and "worker done" in worker.stderr, worker.stderr
