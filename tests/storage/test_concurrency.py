@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kernel_space.spec import Problem
-from storage import Store, Study, Trial, queue
+from storage import Store, Study, Trial, engine, queue
 from tests.storage.fill import FUSED, H100
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,3 +120,34 @@ def test_concurrent_writers_lose_nothing(new_db_url, db_backend):
         # The losers' inserts were refused by the unique key (on PostgreSQL they still used up ids).
         assert store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16")).id == study_id
     assert numbers == sorted(w * 1000 + i for w in range(PROCESSES) for i in range(TRIALS_EACH))
+
+
+class _BusyCursor:
+    """A sqlite3 cursor whose WAL switch meets `busy` "database is locked" answers, then works."""
+
+    def __init__(self, busy: int, error: str = "database is locked"):
+        self.busy, self.error, self.mode = busy, error, "delete"
+
+    def execute(self, sql: str):
+        if sql == "PRAGMA journal_mode = WAL":
+            if self.busy:
+                self.busy -= 1
+                raise sqlite3.OperationalError(self.error)
+            self.mode = "wal"
+        return self
+
+    def fetchone(self):
+        return (self.mode,)
+
+
+def test_first_openers_retry_the_wal_switch():
+    # SQLite answers the switch "database is locked" without its busy wait while another process
+    # creates the same new file (seen in CI: one of three writers failed to open the database).
+    cursor = _BusyCursor(busy=3)
+    engine._switch_to_wal(cursor)
+    assert cursor.mode == "wal" and cursor.busy == 0
+
+
+def test_the_wal_switch_does_not_hide_other_errors():
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        engine._switch_to_wal(_BusyCursor(busy=1, error="disk I/O error"))
