@@ -18,7 +18,7 @@ from kernel_space.spec import (
     config_key,
 )
 
-_REGISTRY = ("OPS", "get_op", "kernel_hash", "op_shapes")
+_REGISTRY = ("OPS", "ALL_OPS", "ATTENTION_OPS", "get_op", "kernel_hash", "op_shapes")
 
 
 def __getattr__(name: str):
@@ -32,6 +32,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "OPS",
+    "ALL_OPS",
+    "ATTENTION_OPS",
     "DEFAULT_SPACE",
     "UNFUSED_CONFIG",
     "ModelDims",

@@ -35,7 +35,8 @@ import triton.language as tl
 from kernel_space import _gemm
 from kernel_space._common import FLOAT_DTYPES, randn
 from kernel_space._gemm import pdl_enter, pdl_launch_args
-from kernel_space.spec import DEFAULT_SMEM_LIMIT, DTYPE_BYTES, SearchSpace, next_pow2
+from kernel_space.attention_shape import ATTENTION_OP, attention_flops, decode_heads, decode_m, encode_heads
+from kernel_space.spec import DEFAULT_SMEM_LIMIT, DTYPE_BYTES, OpSpec, SearchSpace, next_pow2
 
 LOG2E = 1.4426950408889634  # softmax in base 2: exp(x) = exp2(x * log2(e)), one multiply folded into the scale
 
@@ -564,3 +565,104 @@ def make_inputs(problem: AttentionProblem, device, gen: torch.Generator, lengths
         "positions": torch.tensor(lengths, device=device)[:, None] - 1,
         "scale": hd**-0.5,
     }
+
+
+# ---- the op as the tuner, the database and the dispatch table see it ------------------------------
+
+def problem_of(m: int, n: int, k: int, dtype) -> AttentionProblem:
+    """The AttentionProblem of a study's keys (kernel_space.attention_shape: batch and context in m,
+    the head geometry in n and k). dtype: a name, a torch dtype, or the element size (2: bfloat16,
+    which checks exactly as float16). ValueError for keys that are not decode attention's."""
+    batch, context = decode_m(m)
+    heads, kv_heads, head_dim = decode_heads(n, k)
+    if isinstance(dtype, int):
+        dtype = _DTYPE_OF_BYTES[dtype]
+    elif isinstance(dtype, torch.dtype):
+        dtype = str(dtype).removeprefix("torch.")
+    return AttentionProblem(batch, heads, kv_heads, head_dim, context, dtype)
+
+
+def default_configs(problem: AttentionProblem, sm_count: int = 132, smem_limit: int = DEFAULT_SMEM_LIMIT) -> list[dict]:
+    """The tune's starting points: the default plan, the same with the last program combining (one
+    launch fewer), and with one query head a program (pack=head); each runnable and not redundant."""
+    plan = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
+                          sm_count, problem.elem_bytes)
+    out = []
+    for cfg in (plan, {**plan, "combine": "last_program"}, {**plan, "pack": "head", "num_stages": 1}):
+        if cfg not in out and not check_config(cfg, problem, smem_limit) and not redundant_reason(cfg, problem):
+            out.append(cfg)
+    return out
+
+
+def _spec_inputs(m, n, k, dtype, device, gen) -> dict:
+    return make_inputs(problem_of(m, n, k, dtype), device, gen)
+
+
+def _fused(inputs: dict, cfg: dict) -> tuple:
+    i = inputs
+    return (decode_attention(i["q"], i["k_cache"], i["v_cache"], i["positions"], i["scale"], 0, cfg),)
+
+
+def _unfused(inputs: dict) -> tuple:
+    i = inputs
+    return (decode_attention_unfused(i["q"], i["k_cache"], i["v_cache"], i["positions"], i["scale"]),)
+
+
+def _reference(inputs: dict) -> tuple:
+    i = inputs
+    return (decode_attention_reference(i["q"], i["k_cache"], i["v_cache"], i["positions"], i["scale"]),)
+
+
+@dataclass(frozen=True)
+class AttentionOpSpec(OpSpec):
+    """decode_attention as an op of the registry: the same tuner, database and table as the GEMM sites,
+    with (m, n, k) the keys of kernel_space.attention_shape. Its unfused arm is PyTorch's SDPA over
+    the cache (a fused winner must beat it); it has no cuBLAS arm (cublas is None)."""
+
+    kind = "attention"
+
+    def check(self, cfg: dict, m: int, n: int, k: int, elem_bytes: int,
+              smem_limit: int = DEFAULT_SMEM_LIMIT) -> str | None:
+        try:
+            problem = problem_of(m, n, k, elem_bytes)
+        except ValueError as exc:
+            return str(exc)
+        return check_config(cfg, problem, smem_limit)
+
+    def redundant(self, cfg: dict, m: int, n: int, k: int, elem_bytes: int) -> str | None:
+        """redundant_reason at the study's problem: the search offers no config that repeats another."""
+        return redundant_reason(cfg, problem_of(m, n, k, elem_bytes))
+
+    def default_configs(self, m: int, n: int, k: int, elem_bytes: int, sm_count: int = 132,
+                        smem_limit: int = DEFAULT_SMEM_LIMIT) -> list[dict]:
+        return default_configs(problem_of(m, n, k, elem_bytes), sm_count, smem_limit)
+
+    def cold_bytes(self, m: int, n: int, k: int, elem_bytes: int) -> int:
+        """One input set's K and V caches: the timing rotates over copies of them (cold in L2)."""
+        return problem_of(m, n, k, elem_bytes).kv_bytes()
+
+    def traffic(self, m: int, n: int, k: int, elem_bytes: int) -> tuple[int, int]:
+        """(bytes, flops) a launch must move and compute with every sequence at the full context: the
+        K and V caches, q and the output; q K^T and p V."""
+        p = problem_of(m, n, k, elem_bytes)
+        q_and_o = 2 * p.batch * p.heads * p.head_dim * p.elem_bytes
+        return p.kv_bytes() + q_and_o, attention_flops(p.batch, p.context, p.heads, p.head_dim)
+
+
+def _shape(dims) -> tuple[int, int]:
+    return encode_heads(dims.heads, dims.kv_heads, dims.head_dim)
+
+
+SPEC = AttentionOpSpec(
+    name=ATTENTION_OP,
+    shape=_shape,
+    gated=False,
+    space=SPACE,
+    make_inputs=_spec_inputs,
+    fused=_fused,
+    unfused=_unfused,
+    cublas=None,
+    reference=_reference,
+    output_names=("o",),
+    kernel_sources=KERNEL_SOURCES,
+)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 import triton
 
-from kernel_space.registry import OPS, kernel_hash
+from kernel_space.registry import ALL_OPS, kernel_hash
 
 
 def current_fingerprint(device: int | None = None) -> dict:
     """Device name, compute capability, SM count, memory, driver/CUDA/torch/triton versions and the
-    hash of every op's kernel source. Without a GPU it describes the Triton interpreter on the CPU."""
-    hashes = {name: kernel_hash(name) for name in OPS}
+    hash of every op's kernel source (decode attention's included). Without a GPU it describes the
+    Triton interpreter on the CPU."""
+    hashes = {name: kernel_hash(name) for name in ALL_OPS}
     if torch.cuda.is_available():
         idx = torch.cuda.current_device() if device is None else device
         props = torch.cuda.get_device_properties(idx)

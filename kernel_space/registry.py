@@ -1,4 +1,9 @@
-"""The registry of fusion sites: every op's spec by name, their shapes and kernel hashes."""
+"""The registry of ops: every op's spec by name, their shapes and kernel hashes.
+
+OPS are the linear fusion sites the model calls through the dispatcher at M tokens (one weight each);
+ATTENTION_OPS holds decode attention, which the same tuner tunes into the same table, keyed by batch
+and context (kernel_space.attention_shape). ALL_OPS is both: what a tune covers by default, what a
+table may hold and what the GPU fingerprint hashes."""
 
 from __future__ import annotations
 
@@ -6,25 +11,27 @@ import hashlib
 import inspect
 import sys
 
-from kernel_space import down_residual, lm_head, o_proj_residual, rmsnorm_gate_up_silu, rmsnorm_qkv
+from kernel_space import decode_attention, down_residual, lm_head, o_proj_residual, rmsnorm_gate_up_silu, rmsnorm_qkv
 from kernel_space.spec import ModelDims, OpSpec
 
 OPS: dict[str, OpSpec] = {
     spec.name: spec
     for spec in (rmsnorm_qkv.SPEC, o_proj_residual.SPEC, rmsnorm_gate_up_silu.SPEC, down_residual.SPEC, lm_head.SPEC)
 }
+ATTENTION_OPS: dict[str, OpSpec] = {decode_attention.SPEC.name: decode_attention.SPEC}
+ALL_OPS: dict[str, OpSpec] = {**OPS, **ATTENTION_OPS}
 
 
 def get_op(name: str) -> OpSpec:
-    """The spec of op `name`; a ValueError lists the known ops."""
-    try:
-        return OPS[name]
-    except KeyError:
-        raise ValueError(f"unknown op {name!r}; known ops: {', '.join(OPS)}") from None
+    """The spec of op `name` (a linear site or decode attention); a ValueError lists the known ops."""
+    spec = OPS.get(name) or ATTENTION_OPS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown op {name!r}; known ops: {', '.join(ALL_OPS)}")
+    return spec
 
 
 def op_shapes(dims: ModelDims) -> dict[str, tuple[int, int]]:
-    """(N, K) of every op's weight for a model."""
+    """(N, K) of every linear site's weight for a model."""
     return {name: spec.shape(dims) for name, spec in OPS.items()}
 
 

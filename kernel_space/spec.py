@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from kernel_space.attention_shape import ATTENTION_OP, decode_heads, decode_m
 from kernel_space.geometry import LinearLaunch
 
 # Opt-in shared memory per block on sm_90 (H100/H200). Used when no device is there to ask
@@ -58,7 +59,9 @@ DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One op at one shape: what a study tunes, a trial measures and a table bucket serves.
-    m is the number of tokens (the M bucket), (n, k) the weight's shape, dtype a name ("bfloat16")."""
+    m is the number of tokens (the M bucket), (n, k) the weight's shape, dtype a name ("bfloat16").
+    For decode attention m, n and k are the keys of kernel_space.attention_shape (batch and context
+    in m, the head geometry in n and k), checked here: a GEMM-style M is refused, never misread."""
 
     op: str
     m: int
@@ -73,6 +76,9 @@ class Problem:
                 raise ValueError(f"Problem.{name} must be a positive int, got {value!r}")
         if self.dtype not in DTYPE_BYTES:
             raise ValueError(f"Problem.dtype must be one of {', '.join(DTYPE_BYTES)}, got {self.dtype!r}")
+        if self.op == ATTENTION_OP:
+            decode_m(self.m)
+            decode_heads(self.n, self.k)
 
     @property
     def elem_bytes(self) -> int:
@@ -133,6 +139,15 @@ class OpSpec:
     kernel_sources: tuple[Callable, ...] = ()
     a_inputs: int = 1  # activation tensors the prologue reads per K step (x, and the residual)
     norm: bool = False  # has an RMSNorm prologue, so prologue=prepass is a distinct choice
+
+    # "linear": a GEMM fusion site (this class's rules). "attention": decode attention, whose spec
+    # (kernel_space.decode_attention.AttentionOpSpec) overrides check and cold_bytes and brings its own
+    # defaults, redundancy rule and floor; the tuner asks `kind` where the two differ in kind.
+    kind = "linear"
+
+    def cold_bytes(self, m: int, n: int, k: int, elem_bytes: int) -> int:
+        """Bytes of one input set that timing keeps cold in L2 (it rotates over copies of them): the weight."""
+        return n * k * elem_bytes
 
     def n_out(self, n: int) -> int:
         """Output columns for a weight of n rows: the gated op writes silu(g) * u, half of them."""
@@ -269,8 +284,9 @@ def check_launch(cfg: dict, m: int, n: int, k: int, *, gated: bool,
 
 
 def config_key(cfg: dict) -> str:
-    """A stable text form of a config, for deduplication and display."""
+    """A stable text form of a config, for deduplication and display: the GEMM space's keys in its
+    order, then any other keys (decode attention's SPLITS, pack, combine) sorted by name."""
     if cfg.get("impl") == "unfused":
         return "unfused"
-    order = list(DEFAULT_SPACE.values)
+    order = list(DEFAULT_SPACE.values) + sorted(key for key in cfg if key not in DEFAULT_SPACE.values)
     return ",".join(f"{key}={cfg[key]}" for key in order if key in cfg and key != "impl")
