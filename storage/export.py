@@ -16,11 +16,12 @@ from pathlib import Path
 
 from sqlalchemy import and_, func, or_, select
 
+from kernel_space.attention_shape import ATTENTION_OP, decode_heads, decode_m
 from kernel_space.spec import UNFUSED_CONFIG
 from storage.engine import StorageError
 from storage.models import Fingerprint, ModelShape, Shape, Study, Winner, utcnow
 from storage.store import Store, dtype_name, fingerprint_row, link_model, shape_row, study_row, upsert_winner
-from storage.table import OPTIONAL_TIMES, DispatchTable, TableError, load_table, parse_table
+from storage.table import OPTIONAL_TIMES, Bucket, DispatchTable, OpEntry, TableError, load_table, parse_table
 
 # The winner fields a table holds; an import compares only these with an existing winner.
 TABLE_WINNER_FIELDS = ("arm", "config", "median_us", "unfused_us", "speedup")
@@ -84,14 +85,11 @@ def build_table(store: Store, model: str, fingerprint_key: str | None = None,
             "median_us": win.median_us, "baseline_us": win.unfused_us, "speedup": win.speedup,
             "cublas_us": win.cublas_us, "floor_us": win.floor_us,
         })
-    return parse_table({
-        "format": 1,
-        "created": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "model": model,
-        "dtype": dtype,
-        "fingerprint": fingerprint_dict(fp),
-        "ops": ops,
-    })
+    entries = {op: OpEntry(e["N"], e["K"], e["kernel_hash"], tuple(Bucket(**b) for b in e["buckets"]))
+               for op, e in ops.items()}
+    # Through to_dict, so decode attention's keys are spelled out as the format asks; then checked.
+    return parse_table(DispatchTable(model=model, dtype=dtype, created=utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                     fingerprint=fingerprint_dict(fp), ops=entries).to_dict())
 
 
 def fingerprint_dict(fp: Fingerprint) -> dict:
@@ -195,7 +193,16 @@ def check_runnable(table: DispatchTable) -> None:
                 raise TableError(f"{path}.{unknown[0][:64]}", "not a parameter of the search space")
             why = spec.check(b.config, b.m, entry.n, entry.k, elem_bytes)
             if why is not None:
-                raise TableError(path, f"cannot run at m={b.m}, N={entry.n}, K={entry.k}: {why}")
+                raise TableError(path, f"cannot run at {_where(op, b.m, entry)}: {why}")
+
+
+def _where(op: str, m: int, entry) -> str:
+    """A bucket for a message: m, N and K, or decode attention's batch, context and heads."""
+    if op != ATTENTION_OP:
+        return f"m={m}, N={entry.n}, K={entry.k}"
+    heads, kv_heads, head_dim = decode_heads(entry.n, entry.k)
+    batch, context = decode_m(m)
+    return f"batch {batch}, context {context} ({heads} heads over {kv_heads} KV heads of {head_dim})"
 
 
 def _parse_time(text: str) -> datetime:

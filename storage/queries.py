@@ -5,8 +5,11 @@ Filters shared by every frame (all optional, combined with AND):
     model     a model name linked to the shape (ks_model_shapes)
     op        an op name
     dtype     a dtype name
-    m_min, m_max   the M bucket, inclusive
+    m_min, m_max   the M bucket, inclusive (decode attention's: its batch)
 Frames have their columns even when empty, so callers can print or concatenate them blindly.
+
+Decode attention's rows are shown by what their keys mean (kernel_space.attention_shape): `m` is
+its batch and `context` the cache slots (None on a linear op's row); n and k stay its stored keys.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from collections import defaultdict
 import pandas as pd
 from sqlalchemy import Select, and_, case, exists, func, or_, select
 
+from kernel_space.attention_shape import ATTENTION_OP, STRIDE, decode_m
 from storage.models import Fingerprint, ModelShape, Shape, Study, Trial, Winner
 from storage.store import Store
 
-STUDY_COLUMNS = ["gpu", "fingerprint", "models", "op", "n", "k", "dtype", "m"]
+STUDY_COLUMNS = ["gpu", "fingerprint", "models", "op", "n", "k", "dtype", "m", "context"]
 WINNER_COLUMNS = STUDY_COLUMNS + ["arm", "config", "median_us", "unfused_us", "cublas_us", "floor_us",
                                   "speedup", "speedup_vs_cublas", "confirmed_at"]
 TRIAL_COLUMNS = ["trial_id", "study_id", *STUDY_COLUMNS, "trial_number", "arm", "config", "config_key", "status",
@@ -59,10 +63,12 @@ def _filter(stmt: Select, gpu=None, model=None, op=None, dtype=None, m_min=None,
         stmt = stmt.where(Shape.op == op)
     if dtype:
         stmt = stmt.where(Shape.dtype == dtype)
+    # Decode attention's M is the batch: the low part of its key (context * STRIDE + batch).
+    m = case((Shape.op == ATTENTION_OP, Study.m % STRIDE), else_=Study.m)
     if m_min is not None:
-        stmt = stmt.where(Study.m >= m_min)
+        stmt = stmt.where(m >= m_min)
     if m_max is not None:
-        stmt = stmt.where(Study.m <= m_max)
+        stmt = stmt.where(m <= m_max)
     return stmt
 
 
@@ -82,7 +88,17 @@ def _frame(session, stmt: Select, columns: list[str]) -> pd.DataFrame:
     models = _models_by_shape(session, [row["shape_id"] for row in rows])
     for row in rows:
         row["models"] = models.get(row.pop("shape_id"), "")
-    return pd.DataFrame(rows, columns=columns)
+        _read_attention_key(row)
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["context"] = frame["context"].astype("Int64")  # ints, and <NA> on linear ops' rows (not 4096.0)
+    return frame
+
+
+def _read_attention_key(row: dict) -> None:
+    """A decode attention row's m key as its batch (m) and context; other rows get context None."""
+    row["context"] = None
+    if row.get("op") == ATTENTION_OP:
+        row["m"], row["context"] = decode_m(row["m"])
 
 
 def known_models(store: Store) -> list[str]:
@@ -234,7 +250,9 @@ def importances_frame(store: Store, gpu: str | None = None, model: str | None = 
                 rows.append({**base, "complete": complete, "param": param, "importance": importance, "note": note})
     finally:
         optuna.logging.set_verbosity(verbosity)
-    return pd.DataFrame(rows, columns=IMPORTANCE_COLUMNS)
+    frame = pd.DataFrame(rows, columns=IMPORTANCE_COLUMNS)
+    frame["context"] = frame["context"].astype("Int64")
+    return frame
 
 
 def _importances(optuna, storage, name: str, min_complete: int):

@@ -21,8 +21,22 @@ Format 1 (every field checked on load; the first error names the field by its pa
 cublas_us (the GEMM alone) and floor_us (bytes and flops at the measured peak) are optional: tables
 written before they were added still load, and then answer no question about cuBLAS.
 
+Decode attention (op "decode_attention", tables written since it is tuned) is an op entry of the same
+form, keyed as the database keys it (kernel_space.attention_shape): N = heads * 1000 + kv_heads,
+K = head_dim, and each bucket's m = context * 1000 + batch. Beside the keys the entry spells them
+out, and loading checks that they agree (a table may not leave them out):
+
+    "decode_attention": {"N": 16008, "K": 128, "heads": 16, "kv_heads": 8, "head_dim": 128,
+                         "kernel_hash": str,
+                         "buckets": [{"m": 4096008, "batch": 8, "context": 4096, "arm": ..., ...}, ...]}
+
+Its buckets carry no cublas_us (it is no GEMM). Since its m keys are plain increasing ints, a reader
+from before decode attention was tuned loads such a table and ignores the op it does not know.
+
 Buckets are sorted by m and looked up by interval: the entry for m serves every M above the
-previous bucket's m up to m itself; past the last bucket the dispatcher runs the unfused path. Loading
+previous bucket's m up to m itself; past the last bucket the dispatcher runs the unfused path.
+Decode attention's are looked up by interval on the cache's context first, then on the batch
+(OpEntry.attention_lookup); past the last bucket the default plan runs. Loading
 only parses JSON and checks types and ranges: nothing in a table is executed. Whether an op and its
 configs are known to this version is checked by the importer (storage.export), not here: the dispatcher
 loads a table from a newer version and falls back per op instead of refusing it.
@@ -35,6 +49,8 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from kernel_space.attention_shape import ATTENTION_OP, decode_heads, decode_m, serving_bucket
 
 FORMAT = 1
 ARMS = ("fused", "unfused")
@@ -51,6 +67,8 @@ FINGERPRINT_FIELDS = {
     "kernel_hashes": dict,
 }
 CONFIG_INT_FIELDS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "GROUP_M", "num_warps", "num_stages")
+ATTENTION_INT_FIELDS = ("SPLITS", "BLOCK_N", "num_warps", "num_stages")  # a fused decode_attention config
+ATTENTION_TEXT_FIELDS = ("pack", "combine")
 
 # Ranges: sizes and M are 32-bit columns (ks_shapes, ks_studies); a time beyond 1000 s or a
 # speedup beyond 10^6 is no measurement. Strings fit their columns (String(64) / String(256)).
@@ -115,6 +133,13 @@ class OpEntry:
                 return bucket
         return self.buckets[-1]
 
+    def attention_lookup(self, batch: int, context: int) -> tuple[Bucket | None, str]:
+        """Decode attention's bucket serving `batch` sequences over a cache of `context` slots: the
+        smallest tuned context >= context, and in it the smallest tuned batch >= batch. (None, why)
+        past the last context, or past that context's last batch."""
+        key, why = serving_bucket([b.m for b in self.buckets], batch, context)
+        return (next(b for b in self.buckets if b.m == key), "") if key is not None else (None, why)
+
 
 @dataclass(frozen=True)
 class DispatchTable:
@@ -131,11 +156,23 @@ class DispatchTable:
             "model": self.model,
             "dtype": self.dtype,
             "fingerprint": self.fingerprint,
-            "ops": {
-                name: {"N": e.n, "K": e.k, "kernel_hash": e.kernel_hash, "buckets": [b.to_dict() for b in e.buckets]}
-                for name, e in self.ops.items()
-            },
+            "ops": {name: _op_dict(name, e) for name, e in self.ops.items()},
         }
+
+
+def _op_dict(name: str, entry: OpEntry) -> dict:
+    """An op entry as JSON; decode attention's keys spelled out beside them (see the module docstring)."""
+    if name != ATTENTION_OP:
+        return {"N": entry.n, "K": entry.k, "kernel_hash": entry.kernel_hash,
+                "buckets": [b.to_dict() for b in entry.buckets]}
+    heads, kv_heads, head_dim = decode_heads(entry.n, entry.k)
+    buckets = []
+    for b in entry.buckets:
+        batch, context = decode_m(b.m)
+        buckets.append({"m": b.m, "batch": batch, "context": context,
+                        **{key: value for key, value in b.to_dict().items() if key != "m"}})
+    return {"N": entry.n, "K": entry.k, "heads": heads, "kv_heads": kv_heads, "head_dim": head_dim,
+            "kernel_hash": entry.kernel_hash, "buckets": buckets}
 
 
 def _at(path: str, key: str) -> str:
@@ -225,9 +262,14 @@ def _parse_fingerprint(data: dict) -> dict:
     return dict(fp)
 
 
-def _parse_config(b: dict, arm: str, path: str) -> dict:
+def _parse_config(b: dict, arm: str, path: str, op: str) -> dict:
     config = _need(b, "config", dict, path)
-    if arm == "fused":
+    if arm == "fused" and op == ATTENTION_OP:
+        for key in ATTENTION_INT_FIELDS:
+            _int(config, key, f"{path}.config", hi=MAX_INT32)
+        for key in ATTENTION_TEXT_FIELDS:
+            _text(config, key, f"{path}.config")
+    elif arm == "fused":
         for key in CONFIG_INT_FIELDS:
             _int(config, key, f"{path}.config", hi=MAX_INT32)
         path_kind = _need(config, "path", str, f"{path}.config")
@@ -236,12 +278,12 @@ def _parse_config(b: dict, arm: str, path: str) -> dict:
     return dict(config)
 
 
-def _parse_bucket(b, path: str) -> Bucket:
+def _parse_bucket(b, path: str, op: str) -> Bucket:
     m = _int(b, "m", path)
     arm = _need(b, "arm", str, path)
     if arm not in ARMS:
         raise TableError(f"{path}.arm", f"must be one of {ARMS}, got {arm[:MAX_SHORT]!r}")
-    config = _parse_config(b, arm, path)
+    config = _parse_config(b, arm, path, op)
     times = [_number(b, key, path, MAX_SPEEDUP if key == "speedup" else MAX_US) for key in TIMES]
     extra = [_optional_number(b, key, path, MAX_US) for key in OPTIONAL_TIMES]
     return Bucket(m, arm, config, *times, *extra)
@@ -256,11 +298,37 @@ def _parse_op(name: str, entry, path: str) -> OpEntry:
     raw_buckets = _need(entry, "buckets", list, path)
     if not raw_buckets:
         raise TableError(f"{path}.buckets", "must not be empty")
-    buckets = tuple(_parse_bucket(b, f"{path}.buckets[{i}]") for i, b in enumerate(raw_buckets))
+    buckets = tuple(_parse_bucket(b, f"{path}.buckets[{i}]", name) for i, b in enumerate(raw_buckets))
     ms = [b.m for b in buckets]
     if ms != sorted(set(ms)):
         raise TableError(f"{path}.buckets", f"m values must be strictly increasing, got {ms}"[:300])
+    if name == ATTENTION_OP:
+        _check_attention_keys(entry, raw_buckets, path)
     return OpEntry(n, k, khash, buckets)
+
+
+def _spelled(obj: dict, fields: tuple[str, ...], values: tuple[int, ...], path: str, key_name: str) -> None:
+    """The fields that spell out a decode attention key must be there and agree with it."""
+    for field, value in zip(fields, values, strict=True):
+        given = _int(obj, field, path)
+        if given != value:
+            raise TableError(_at(path, field), f"is {given}, but {key_name} says {value}")
+
+
+def _check_attention_keys(entry: dict, raw_buckets: list, path: str) -> None:
+    """decode_attention's N, K and every m are keys of kernel_space.attention_shape, spelled out beside them."""
+    try:
+        geometry = decode_heads(entry["N"], entry["K"])
+    except ValueError as exc:
+        raise TableError(f"{path}.N", str(exc)) from None
+    _spelled(entry, ("heads", "kv_heads", "head_dim"), geometry, path, f"N={entry['N']}, K={entry['K']}")
+    for i, b in enumerate(raw_buckets):
+        where = f"{path}.buckets[{i}]"
+        try:
+            batch, context = decode_m(b["m"])
+        except ValueError as exc:
+            raise TableError(f"{where}.m", str(exc)) from None
+        _spelled(b, ("batch", "context"), (batch, context), where, f"m={b['m']}")
 
 
 def parse_table(data: dict) -> DispatchTable:

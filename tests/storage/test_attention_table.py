@@ -1,0 +1,140 @@
+"""Decode attention in the dispatch table: its entries spell out their keys and must agree with them,
+import refuses a config its check refuses (one line naming the field), the round trip through the
+database keeps them, and tables without attention load, dump and import exactly as before."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from kernel_space import kernel_hash
+from kernel_space.attention_shape import encode_m
+from kernel_space.decode_attention import attention_plan
+from storage import Store, TableError, dump_table, load_table
+from storage.export import build_table, check_runnable, import_table
+from storage.queries import studies_frame, winners_frame
+from tests.storage.fill import H100
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+COMMITTED = sorted(RESULTS.glob("dispatch_*.json"))
+PLAN = attention_plan(8, 16, 8, 128, 4096, 132)  # a runnable qwen3-0.6b config
+
+
+def bucket(batch, context, arm="fused", config=None) -> dict:
+    return {"m": encode_m(batch, context), "batch": batch, "context": context, "arm": arm,
+            "config": dict(config or (PLAN if arm == "fused" else {"impl": "unfused"})),
+            "median_us": 10.0, "baseline_us": 12.0, "speedup": 1.2, "floor_us": 8.0}
+
+
+def table(buckets=None) -> dict:
+    """A qwen3-0.6b table of one linear op and decode attention at (1, 4096), (8, 4096), (1, 32768)."""
+    return {
+        "format": 1, "created": "2026-11-26T00:00:00Z", "model": "qwen3-0.6b", "dtype": "bfloat16",
+        "fingerprint": H100,
+        "ops": {
+            "o_proj_residual": {"N": 1024, "K": 2048, "kernel_hash": "h", "buckets": [
+                {"m": 1, "arm": "unfused", "config": {"impl": "unfused"}, "median_us": 5.0, "baseline_us": 5.0,
+                 "speedup": 1.0}]},
+            "decode_attention": {"N": 16008, "K": 128, "heads": 16, "kv_heads": 8, "head_dim": 128,
+                                 "kernel_hash": kernel_hash("decode_attention"),
+                                 "buckets": buckets or [bucket(1, 4096), bucket(8, 4096, "unfused"),
+                                                        bucket(1, 32768)]},
+        },
+    }
+
+
+def test_attention_entries_load_dump_and_look_up_by_interval():
+    data = table()
+    loaded = load_table(data)
+    entry = loaded.ops["decode_attention"]
+    assert [b.m for b in entry.buckets] == [4096001, 4096008, 32768001]
+    assert json.loads(dump_table(loaded)) == data  # the keys spelled out again, nothing else added
+    assert entry.attention_lookup(2, 1000)[0].m == 4096008
+    assert entry.attention_lookup(1, 5000)[0].m == 32768001
+    assert entry.attention_lookup(2, 5000) == (None, "batch 2 is past the last batch tuned at context 32768 (1)")
+    check_runnable(loaded)
+
+
+def _edit(change):
+    data = copy.deepcopy(table())
+    change(data["ops"]["decode_attention"])
+    return data
+
+
+@pytest.mark.parametrize("change, field, words", [
+    (lambda e: e["buckets"][0].update(m=8), "ops.decode_attention.buckets[0].m",
+     "M key 8 is not context * 1000 + batch"),
+    (lambda e: e["buckets"][0].update(batch=2), "ops.decode_attention.buckets[0].batch", "is 2, but m=4096001 says 1"),
+    (lambda e: e["buckets"][2].pop("context"), "ops.decode_attention.buckets[2].context", "missing"),
+    (lambda e: e.update(N=16003), "ops.decode_attention.N", "reads as 16 heads over 3 KV heads"),
+    (lambda e: e.update(kv_heads=4), "ops.decode_attention.kv_heads", "is 4, but N=16008, K=128 says 8"),
+    (lambda e: e.pop("head_dim"), "ops.decode_attention.head_dim", "missing"),
+    (lambda e: e["buckets"][0]["config"].pop("SPLITS"), "ops.decode_attention.buckets[0].config.SPLITS", "missing"),
+    (lambda e: e["buckets"][0]["config"].update(pack=3), "ops.decode_attention.buckets[0].config.pack",
+     "expected str"),
+])
+def test_a_malformed_attention_entry_names_its_field(change, field, words):
+    with pytest.raises(TableError) as err:
+        load_table(_edit(change))
+    assert err.value.field == field and words in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("config, words", [
+    ({**PLAN, "BLOCK_N": 48}, "BLOCK_N=48 is not in the search space"),
+    ({**PLAN, "num_warps": 1, "BLOCK_N": 256, "pack": "head"}, "would spill"),
+    ({**PLAN, "BLOCK_M": 16}, "not a parameter of the search space"),
+])
+def test_import_refuses_a_config_the_check_refuses(tmp_path, config, words):
+    data = _edit(lambda e: e["buckets"][1].update(arm="fused", config=config))
+    loaded = load_table(data)  # the format holds; the config cannot run
+    with pytest.raises(TableError) as err:
+        check_runnable(loaded)
+    assert err.value.field.startswith("ops.decode_attention.buckets[1].config") and words in str(err.value)
+    with Store(f"sqlite:///{tmp_path / 'ks.db'}") as store, pytest.raises(TableError):
+        import_table(store, data)
+        assert winners_frame(store).empty  # nothing of a refused table is stored
+
+
+def test_import_and_export_keep_attention_as_its_keys(tmp_path):
+    with Store(f"sqlite:///{tmp_path / 'ks.db'}") as store:
+        summary = import_table(store, table())
+        assert (summary.ops, summary.buckets, summary.added) == (2, 4, 4)
+        frame = winners_frame(store, op="decode_attention")
+        assert sorted(zip(frame["m"], frame["context"], strict=True)) == [(1, 4096), (1, 32768), (8, 4096)]
+        assert list(studies_frame(store, op="decode_attention", m_min=2)["m"]) == [8]  # M is the batch
+        again = build_table(store, "qwen3-0.6b")
+    # Everything but the kernel hashes, which an export takes from the fingerprint (this one's is a fixture's).
+    got, sent = again.to_dict()["ops"], table()["ops"]
+    for ops in (got, sent):
+        for entry in ops.values():
+            entry.pop("kernel_hash")
+    assert got == sent
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_committed_tables_without_attention_are_unchanged(path, tmp_path):
+    """The H100 tables load, validate and dump to the same bytes; importing and exporting them gives the
+    same ops, with no decode_attention entry appearing."""
+    loaded = load_table(path)
+    assert "decode_attention" not in loaded.ops
+    assert dump_table(loaded) == path.read_text()
+    check_runnable(loaded)
+    with Store(f"sqlite:///{tmp_path / 'ks.db'}") as store:
+        import_table(store, path)
+        again = build_table(store, loaded.model)
+    assert again.to_dict()["ops"] == loaded.to_dict()["ops"]
+
+
+def test_import_command_refuses_a_bad_attention_config_in_one_line(tmp_path):
+    from tests.cli.helpers import assert_one_line_error, run
+
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(_edit(lambda e: e["buckets"][0].update(config={**PLAN, "num_stages": 9}))))
+    assert_one_line_error(run("import", path, "--db", f"sqlite:///{tmp_path / 'ks.db'}"),
+                          "ops.decode_attention.buckets[0].config", "cannot run at batch 1, context 4096 "
+                          "(16 heads over 8 KV heads of 128)", "num_stages=9 is not in the search space")
+    assert not (tmp_path / "ks.db").exists()  # a refused table creates no database
