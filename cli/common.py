@@ -161,6 +161,26 @@ def check_filters(store, gpu: str | None = None, model: str | None = None, op: s
                            f"GPUs in the database: {listed}")
 
 
+def op_cell(row) -> str:
+    """A row's op for a table cell: decode attention's names its context, 'decode_attention ctx=4096'
+    (its M column holds the batch; storage.queries reads both out of its key)."""
+    import pandas as pd  # loaded already: the row comes from a storage.queries frame
+
+    context = getattr(row, "context", None)
+    return row.op if context is None or pd.isna(context) else f"{row.op} ctx={context}"
+
+
+def shape_cell(row) -> str:
+    """A row's shape: 'N x K' of the weight, or decode attention's heads ('16/8 heads x 128': query
+    heads / KV heads, and head_dim) read out of its N and K keys."""
+    from kernel_space.attention_shape import ATTENTION_OP, decode_heads
+
+    if row.op != ATTENTION_OP:
+        return f"{row.n} x {row.k}"
+    heads, kv_heads, head_dim = decode_heads(int(row.n), int(row.k))
+    return f"{heads}/{kv_heads} heads x {head_dim}"
+
+
 def short_config(cfg: dict | None) -> str:
     """A config for a table cell: 'unfused', or '16x64x256 path=dot SPLIT_K=4 ...'."""
     if not cfg:

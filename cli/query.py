@@ -22,7 +22,9 @@ from cli.common import (
     fmt_us,
     group_title,
     new_table,
+    op_cell,
     open_store,
+    shape_cell,
     short_config,
     user_errors,
 )
@@ -48,8 +50,9 @@ def query(
 
     speedup is the winner vs the unfused arm (median of paired ratios); vs_cublas compares it with
     the cuBLAS GEMM alone (above 1: the fusion beats it); floor is the time the bytes and flops need
-    at the measured peak. Times in us. The table fits 100 columns, one table per model, dtype and
-    GPU; --wide shows every column, configs included.
+    at the measured peak. Times in us. Decode attention's rows name their context (cache slots; M is
+    the batch) and have no cuBLAS time (its unfused arm is PyTorch's SDPA). The table fits 100
+    columns, one table per model, dtype and GPU; --wide shows every column, configs included.
     """
     from storage.queries import winners_frame
 
@@ -77,11 +80,13 @@ def query(
 
 def no_cublas_times(store, gpu, model, op, m_min, m_max) -> str | None:
     """What --beats-cublas could not judge: fused winners without a cuBLAS time (imported from a
-    table written before tables carried them). None when every fused winner has one."""
+    table written before tables carried them). None when every fused winner has one. Decode attention
+    is no GEMM: it has no cuBLAS time to miss, and never beats cuBLAS."""
+    from kernel_space.attention_shape import ATTENTION_OP
     from storage.queries import winners_frame
 
     frame = winners_frame(store, gpu=gpu, model=model, op=op, m_min=m_min, m_max=m_max)
-    fused = frame[frame["arm"] == "fused"]
+    fused = frame[(frame["arm"] == "fused") & (frame["op"] != ATTENTION_OP)]
     missing = int(fused["cublas_us"].isna().sum())
     if not missing:
         return None
@@ -119,8 +124,8 @@ def print_winners(frame, wide: bool = False) -> None:
 
 def _cells(row) -> dict[str, str]:
     return {
-        "gpu": row.gpu, "fingerprint": row.fingerprint, "models": row.models, "op": row.op,
-        "N x K": f"{row.n} x {row.k}", "dtype": row.dtype, "M": str(row.m), "arm": row.arm,
+        "gpu": row.gpu, "fingerprint": row.fingerprint, "models": row.models, "op": op_cell(row),
+        "N x K": shape_cell(row), "dtype": row.dtype, "M": str(row.m), "arm": row.arm,
         "us": fmt_us(row.median_us), "unfused": fmt_us(row.unfused_us), "cublas": fmt_us(row.cublas_us),
         "floor": fmt_us(row.floor_us), "speedup": fmt_float(row.speedup, 3),
         "vs cublas": fmt_float(row.speedup_vs_cublas, 3), "config": short_config(row.config),

@@ -20,7 +20,9 @@ from cli.common import (
     fmt_us,
     group_title,
     new_table,
+    op_cell,
     open_store,
+    shape_cell,
     user_errors,
 )
 
@@ -69,8 +71,8 @@ def print_studies(out, studies, wide: bool) -> None:
         columns = WIDE if wide else NARROW
         table = new_table(title, columns, NUMERIC)
         for row in group.itertuples(index=False):
-            cells = {"gpu": row.gpu, "fingerprint": row.fingerprint, "models": row.models, "op": row.op,
-                     "N x K": f"{row.n} x {row.k}", "dtype": row.dtype, "M": str(row.m), "trials": str(row.trials),
+            cells = {"gpu": row.gpu, "fingerprint": row.fingerprint, "models": row.models, "op": op_cell(row),
+                     "N x K": shape_cell(row), "dtype": row.dtype, "M": str(row.m), "trials": str(row.trials),
                      "ok": str(row.ok), "failed": str(row.failed), "incorrect": str(row.incorrect),
                      "best us": fmt_us(row.best_us),
                      "winner": row.winner_arm if isinstance(row.winner_arm, str) else "-",

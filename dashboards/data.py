@@ -2,6 +2,10 @@
 
 The frames are read once and split per section: one section per (GPU fingerprint, model). A shape
 used by several models (its `models` column lists them) appears in each of their sections.
+
+Decode attention is shown as one op per context bucket ("decode_attention ctx=4096", its `context`
+column beside): the page draws every op against M, and attention's M (its batch) recurs at each
+context.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ from storage.store import Store
 NO_MODEL = "(no model)"
 
 # What ks-data carries per row: enough to check every number the plots show against the database.
-WINNER_FIELDS = ["op", "n", "k", "dtype", "m", "arm", "median_us", "unfused_us", "cublas_us", "floor_us", "speedup",
-                 "speedup_vs_cublas"]
-STUDY_FIELDS = ["study_id", "name", "op", "n", "k", "dtype", "m", "trials", "ok", "failed", "incorrect", "best_us",
-                "winner_arm"]
-IMPORTANCE_FIELDS = ["study_id", "op", "m", "complete", "param", "importance", "note"]
+WINNER_FIELDS = ["op", "n", "k", "dtype", "m", "context", "arm", "median_us", "unfused_us", "cublas_us", "floor_us",
+                 "speedup", "speedup_vs_cublas"]
+STUDY_FIELDS = ["study_id", "name", "op", "n", "k", "dtype", "m", "context", "trials", "ok", "failed", "incorrect",
+                "best_us", "winner_arm"]
+IMPORTANCE_FIELDS = ["study_id", "op", "m", "context", "complete", "param", "importance", "note"]
 
 
 @dataclass
@@ -69,9 +73,18 @@ class ReportData:
 
 
 def _by_model(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (row, model using its shape), in a `model` column."""
+    """One row per (row, model using its shape), in a `model` column; decode attention's op named with
+    its context (see the module docstring)."""
     models = frame["models"].map(lambda names: names.split(",") if names else [NO_MODEL])
-    return frame.assign(model=models).explode("model", ignore_index=True)
+    return attention_per_context(frame.assign(model=models).explode("model", ignore_index=True))
+
+
+def attention_per_context(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of decode attention (a `context`) get op 'decode_attention ctx=<context>'; others keep theirs."""
+    if frame.empty:
+        return frame
+    context = frame["context"]
+    return frame.assign(op=frame["op"].where(context.isna(), frame["op"] + " ctx=" + context.astype(str)))
 
 
 def collect(store: Store, importances: bool = True) -> ReportData:
@@ -101,7 +114,7 @@ def collect(store: Store, importances: bool = True) -> ReportData:
 def _clean(value):
     """A JSON-safe scalar: NaN, infinities and NaT become None, numpy numbers plain Python ones (a
     database written before import refused Infinity may hold one; JSON has no word for it)."""
-    if value is None:
+    if value is None or value is pd.NA:  # pd.NA: a linear op's context (a nullable int column)
         return None
     if hasattr(value, "item"):
         value = value.item()
