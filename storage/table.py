@@ -21,17 +21,20 @@ Format 1 (every field checked on load; the first error names the field by its pa
 cublas_us (the GEMM alone) and floor_us (bytes and flops at the measured peak) are optional: tables
 written before they were added still load, and then answer no question about cuBLAS.
 
-Decode attention (op "decode_attention", tables written since it is tuned) is an op entry of the same
-form, keyed as the database keys it (kernel_space.attention_shape): N = heads * 1000 + kv_heads,
-K = head_dim, and each bucket's m = context * 1000 + batch. Beside the keys the entry spells them
-out, and loading checks that they agree (a table may not leave them out):
+Format 2 is format 1 plus decode attention (op "decode_attention"): a table is written as format 2
+exactly when it holds decode attention, so a table without it stays format 1, byte for byte, and a
+reader of format 1 only refuses one with it by its format ("unsupported format 2") instead of
+stumbling on its configs. Its entry has the same form, keyed as the database keys it
+(kernel_space.attention_shape): N = heads * 1000 + kv_heads, K = head_dim, and each bucket's
+m = context * 1000 + batch. Beside the keys the entry spells them out, and loading checks that they
+agree (a table may not leave them out):
 
     "decode_attention": {"N": 16008, "K": 128, "heads": 16, "kv_heads": 8, "head_dim": 128,
                          "kernel_hash": str,
                          "buckets": [{"m": 4096008, "batch": 8, "context": 4096, "arm": ..., ...}, ...]}
 
-Its buckets carry no cublas_us (it is no GEMM). Since its m keys are plain increasing ints, a reader
-from before decode attention was tuned loads such a table and ignores the op it does not know.
+Its buckets carry no cublas_us (it is no GEMM); a fused config has decode attention's keys (SPLITS,
+BLOCK_N, pack, combine, num_warps, num_stages).
 
 Buckets are sorted by m and looked up by interval: the entry for m serves every M above the
 previous bucket's m up to m itself; past the last bucket the dispatcher runs the unfused path.
@@ -52,7 +55,9 @@ from pathlib import Path
 
 from kernel_space.attention_shape import ATTENTION_OP, decode_heads, decode_m, serving_bucket
 
-FORMAT = 1
+FORMAT = 2  # the newest this version writes: 2 with decode attention, else 1 (see the module docstring)
+FORMATS = (1, 2)
+ATTENTION_FORMAT = 2
 ARMS = ("fused", "unfused")
 DTYPES = ("bfloat16", "float16", "float32")
 FINGERPRINT_FIELDS = {
@@ -151,7 +156,7 @@ class DispatchTable:
 
     def to_dict(self) -> dict:
         return {
-            "format": FORMAT,
+            "format": ATTENTION_FORMAT if ATTENTION_OP in self.ops else 1,
             "created": self.created,
             "model": self.model,
             "dtype": self.dtype,
@@ -232,8 +237,9 @@ def _check_header(data) -> tuple[str, str, str]:
     if not isinstance(data, dict):
         raise TableError("(root)", f"expected a JSON object, got {type(data).__name__}")
     fmt = _need(data, "format", int, "")
-    if fmt != FORMAT:
-        raise TableError("format", f"unsupported format {_short(fmt)}; this version reads format {FORMAT}")
+    if fmt not in FORMATS:
+        raise TableError("format", f"unsupported format {_short(fmt)}; this version reads formats "
+                                   f"{', '.join(map(str, FORMATS))}")
     created = _text(data, "created", "")
     model = _text(data, "model", "", MAX_NAME)
     if not model.strip():
@@ -339,6 +345,9 @@ def parse_table(data: dict) -> DispatchTable:
     if not ops_raw:
         raise TableError("ops", "must not be empty")
     ops = {name: _parse_op(name, entry, f"ops.{name}") for name, entry in ops_raw.items()}
+    if ATTENTION_OP in ops and data["format"] < ATTENTION_FORMAT:
+        raise TableError("format", f"a table with {ATTENTION_OP} is format {ATTENTION_FORMAT} (format "
+                                   f"{data['format']} predates it)")
     return DispatchTable(model=model, dtype=dtype, created=created, fingerprint=fp, ops=ops)
 
 

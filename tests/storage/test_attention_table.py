@@ -1,5 +1,5 @@
-"""Decode attention in the dispatch table: its entries spell out their keys and must agree with them,
-import refuses a config its check refuses (one line naming the field), the round trip through the
+"""Decode attention in the dispatch table (format 2): its entries spell out their keys and must agree
+with them, import refuses a config its check refuses (one line naming the field), the round trip through the
 database keeps them, and tables without attention load, dump and import exactly as before."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def bucket(batch, context, arm="fused", config=None) -> dict:
 def table(buckets=None) -> dict:
     """A qwen3-0.6b table of one linear op and decode attention at (1, 4096), (8, 4096), (1, 32768)."""
     return {
-        "format": 1, "created": "2026-11-26T00:00:00Z", "model": "qwen3-0.6b", "dtype": "bfloat16",
+        "format": 2, "created": "2026-11-26T00:00:00Z", "model": "qwen3-0.6b", "dtype": "bfloat16",
         "fingerprint": H100,
         "ops": {
             "o_proj_residual": {"N": 1024, "K": 2048, "kernel_hash": "h", "buckets": [
@@ -62,6 +62,16 @@ def _edit(change):
     data = copy.deepcopy(table())
     change(data["ops"]["decode_attention"])
     return data
+
+
+def test_attention_needs_format_2_and_a_table_without_it_stays_format_1():
+    with pytest.raises(TableError, match="a table with decode_attention is format 2 \\(format 1 predates it\\)"):
+        load_table({**table(), "format": 1})
+    without = load_table(table()).to_dict()
+    del without["ops"]["decode_attention"]
+    assert load_table(without).to_dict()["format"] == 1
+    with pytest.raises(TableError, match="unsupported format 3; this version reads formats 1, 2"):
+        load_table({**table(), "format": 3})
 
 
 @pytest.mark.parametrize("change, field, words", [

@@ -126,7 +126,7 @@ def _table(store) -> dict:
     (lambda d: d["fingerprint"].pop("sm_count"), "fingerprint.sm_count"),
     (lambda d: d["fingerprint"].update(capability=[9]), "fingerprint.capability"),
     (lambda d: d["fingerprint"].update(capability=["9", "0"]), "fingerprint.capability"),
-    (lambda d: d.update(format=2), "format"),
+    (lambda d: d.update(format=3), "format"),  # 1 and 2 (decode attention) exist
     (lambda d: d.update(dtype="int4"), "dtype"),
     (lambda d: d["ops"]["rmsnorm_qkv"].update(N=0), "ops.rmsnorm_qkv.N"),
     (lambda d: d["ops"]["rmsnorm_qkv"]["buckets"][0].update(arm="cublas"), "ops.rmsnorm_qkv.buckets[0].arm"),
