@@ -15,14 +15,16 @@ from cli.common import fail, interpreter_needed, user_errors
 def check(
     model: Annotated[str | None, typer.Option(help="Preset or config.json. Default: qwen3-0.6b on a GPU, "
                                                "qwen3-tiny on the CPU (the interpreter is slow).")] = None,
-    ms: Annotated[str, typer.Option("--ms", help="Comma list of M (tokens per batch) to check.")] = "1,3,17",
+    ms: Annotated[str, typer.Option("--ms", help="Comma list of M (tokens per batch; decode attention's batch, "
+                                    "over 4096 cache slots, 64 without a GPU) to check.")] = "1,3,17",
     dtype: Annotated[str | None, typer.Option(help="bfloat16, float16 or float32. Default: bfloat16 on a GPU, "
                                                "float16 on the CPU (the interpreter's bf16 tl.dot is wrong).")] = None,
     op: Annotated[list[str] | None, typer.Option("--op", help="Only these ops (repeatable).")] = None,
     configs: Annotated[int, typer.Option(min=1, help="Default configs checked per (op, M).")] = 2,
 ):
-    """Check every fused op against its fp64 reference on fresh random inputs, with its outputs poisoned
-    first; on a GPU also time it beside the unfused path, the cuBLAS GEMM alone and the HBM floor."""
+    """Check every fused op (decode attention too) against its fp64 reference on fresh random inputs, with
+    its outputs poisoned first; on a GPU also time it beside the unfused path, the cuBLAS GEMM alone and
+    the HBM floor."""
     cuda = not interpreter_needed()  # first: before the kernels are imported
     from qwen3.config import resolve_model
     from tuner.check import check_ops
@@ -68,6 +70,8 @@ def _us(value) -> str:
 
 
 def _table(rows, title: str, timed: bool) -> Table:
+    from kernel_space.attention_shape import describe
+
     table = Table(title=title)
     timed_cols = ("fused us", "unfused us", "cuBLAS us", "floor us") if timed else ()
     for col in ("op", "M", "N", "K", "rel err", "ok", *timed_cols):
@@ -76,8 +80,8 @@ def _table(rows, title: str, timed: bool) -> Table:
     for r in rows:
         err = f"{r.rel_error:.1e}" if r.rel_error is not None else "-"
         times = (_us(r.fused_us), _us(r.unfused_us), _us(r.cublas_us), _us(r.floor_us)) if timed else ()
-        table.add_row(r.op, str(r.m), str(r.n), str(r.k), err, "yes" if r.passed else f"NO: {r.reason}", *times,
-                      r.config)
+        m = describe(r.op, r.m).removeprefix("M=")  # decode attention: "8 ctx=4096"
+        table.add_row(r.op, m, str(r.n), str(r.k), err, "yes" if r.passed else f"NO: {r.reason}", *times, r.config)
     return table
 
 

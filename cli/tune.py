@@ -1,4 +1,5 @@
-"""`kernel-search tune`: search every fused op of a model at every M bucket on this GPU."""
+"""`kernel-search tune`: search every fused op of a model at every M bucket on this GPU (decode
+attention at every batch and context bucket)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,17 @@ MAX_BUCKET = 65_536
 def tune(
     model: Annotated[str, typer.Option(help="A preset (qwen3-0.6b, qwen3-8b, ..., qwen3-tiny) or a path to a "
                                        "Hugging Face config.json / model folder.")] = "qwen3-0.6b",
-    op: Annotated[list[str] | None, typer.Option("--op", help="Only these ops (repeatable); default all.")] = None,
+    op: Annotated[list[str] | None, typer.Option("--op", help="Only these ops (repeatable); default all, "
+                                                 "decode_attention included.")] = None,
     buckets: Annotated[str, typer.Option(help="M buckets: all (default: decode 1..256 and prefill 512..4096, so "
                                          "a prompt's M runs a tuned config), decode, prefill, or a comma list such "
                                          "as 1,2,4,16. Past the last tuned bucket the model runs unfused.")] = "all",
+    contexts: Annotated[str | None, typer.Option(help="decode_attention's context buckets (KV cache slots), a comma "
+                                                 "list. Default: 256,1024,4096,16384,32768 below the model's "
+                                                 "max_position_embeddings, then that maximum (64 without a GPU). A "
+                                                 "(batch, context) whose whole KV cache passes half the GPU memory "
+                                                 "is not tuned; past the last tuned one the default plan runs.")]
+    = None,
     dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32.")] = "bfloat16",
     trials: Annotated[int, typer.Option(min=1, help="Distinct configs tried per (op, bucket) study, the enqueued "
                                         "baseline and defaults included (a repeated proposal is free). A re-run "
@@ -37,9 +45,10 @@ def tune(
                                              "join with `kernel-search worker`).")] = None,
     db: DbOption = None,
 ):
-    """Tune a model's fused ops on this GPU with Optuna: every (op, M bucket) is one study, every trial is
-    checked against the reference and stored, and each winner is confirmed against the unfused path.
-    Interrupt any time (Ctrl-C or kill): running it again resumes where it stopped."""
+    """Tune a model's fused ops on this GPU with Optuna: every (op, M bucket) is one study (decode attention:
+    every (batch, context) bucket), every trial is checked against the reference and stored, and each
+    winner is confirmed against the unfused path (attention's: PyTorch SDPA). Interrupt any time (Ctrl-C
+    or kill): running it again resumes where it stopped."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -49,16 +58,19 @@ def tune(
 
     config = resolve_model(model)
     bucket_list = parse_buckets(buckets)
+    context_list = _contexts(contexts, on_cpu, config)
     if bucket_list[-1] > MAX_BUCKET:
         fail(f"bucket {bucket_list[-1]} is above {MAX_BUCKET} tokens: no decode or prefill batch is that large "
              "(the inputs alone would not fit in memory)")
     if dtype not in ("bfloat16", "float16", "float32"):
         fail(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
     import kernel_space as ks
+    from kernel_space.attention_shape import describe
+    from tuner.distributed import study_keys
     from tuner.search import TuneOptions
     from tuner.tune import tune_model
 
-    ops = list(dict.fromkeys(op)) if op else list(ks.OPS)  # a repeated --op is tuned once
+    ops = list(dict.fromkeys(op)) if op else list(ks.ALL_OPS)  # a repeated --op is tuned once
     for name in ops:
         ks.get_op(name)
     if on_cpu:
@@ -67,41 +79,45 @@ def tune(
                  "the CPU, or --allow-cpu)")
         if dtype == "bfloat16":
             dtype = "float16"  # Triton's interpreter computes bf16 tl.dot wrongly (measured, triton 3.6)
+    planned = len(study_keys(config, ops, list(bucket_list), dtype, context_list, _gpu_memory()))
+    if not planned:
+        fail("nothing to tune: decode_attention's batch is a decode bucket (<= 256) and none of --buckets is one")
     store = open_store(db, create=True)
     if on_cpu:
         typer.echo(f"no CUDA GPU: the kernels run in Triton's interpreter on the CPU, in {dtype}; the times "
                    "below exercise the search loop and say nothing about a GPU", err=True)
     opts = TuneOptions(trials=trials, batch=batch, seed=seed)
     if gpus is not None:
-        _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, seconds, gpus)
+        _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, seconds, gpus, context_list)
         return
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[best]}"))
     with Progress(*columns, console=console) as progress:
-        overall = progress.add_task(f"{config.name} ({dtype})", total=len(ops) * len(bucket_list), best="")
+        overall = progress.add_task(f"{config.name} ({dtype})", total=planned, best="")
         current = {"task": None}
 
         def on_study(op_name, m, total):
             if current["task"] is not None:
                 progress.remove_task(current["task"])
-            current["task"] = progress.add_task(f"  {op_name} M={m}", total=total, best="")
+            current["task"] = progress.add_task(f"  {op_name} {describe(op_name, m)}", total=total, best="")
 
         def on_trial(op_name, m, done, total, best):
             progress.update(current["task"], completed=done, best=f"best {best:.1f} us" if best else "")
 
         def on_done(o):
             progress.advance(overall)
+            where = f"{o.op:21s} {describe(o.op, o.m):7s}"
             if o.winner_arm:
                 progress.console.print(
-                    f"{o.op:21s} M={o.m:<5d} {o.winner_arm:7s} {o.median_us:8.1f} us  unfused {o.unfused_us:8.1f} us"
+                    f"{where} {o.winner_arm:7s} {o.median_us:8.1f} us  unfused {o.unfused_us:8.1f} us"
                     f"  x{o.speedup:.2f}  ({o.trials} trials, {o.failed} failed) {o.note}")
             else:
-                progress.console.print(f"{o.op:21s} M={o.m:<5d} no winner: {o.note}")
+                progress.console.print(f"{where} no winner: {o.note}")
 
         try:
             report = tune_model(store, config, ops, list(bucket_list), dtype, opts, seconds,
-                                on_study=on_study, on_trial=on_trial, on_done=on_done)
+                                on_study=on_study, on_trial=on_trial, on_done=on_done, contexts=context_list)
         except KeyboardInterrupt:
             report = None
     if report is None:
@@ -111,8 +127,31 @@ def tune(
     print_summary(report, config.name, dtype, db)
 
 
+def _contexts(text: str | None, on_cpu: bool, config) -> tuple[int, ...] | None:
+    """decode_attention's context buckets from --contexts; None: the model's defaults (study_keys). The
+    interpreter gets INTERPRETER_CONTEXTS (a 32k cache would take it hours)."""
+    from kernel_space.attention_shape import INTERPRETER_CONTEXTS, parse_contexts
+
+    if text is None:
+        return INTERPRETER_CONTEXTS if on_cpu else None
+    values = parse_contexts(text)
+    if values[-1] > config.max_position_embeddings:
+        fail(f"context {values[-1]} exceeds {config.name}'s max_position_embeddings "
+             f"{config.max_position_embeddings}: no cache of the model is that long")
+    return values
+
+
+def _gpu_memory() -> int:
+    """This process's GPU memory in bytes (0 without one): decode attention's buckets are sized to it,
+    as tune_model sizes them (its fingerprint's total_memory)."""
+    import torch
+
+    return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else 0
+
+
 def print_summary(report, model: str, dtype: str, db: str | None) -> None:
     """What was tuned, which studies found no winner (exit status 1 then), and the next command."""
+    from kernel_space.attention_shape import describe
     from storage.engine import display_url
 
     fused = sum(1 for o in report.outcomes if o.winner_arm == "fused")
@@ -121,10 +160,10 @@ def print_summary(report, model: str, dtype: str, db: str | None) -> None:
     typer.echo(f"tuned {len(report.outcomes)} studies of {model} in {report.wall_s:.0f} s: fused wins {fused}, "
                f"unfused {unfused}" + (f", no winner {len(lost)}" if lost else ""))
     if report.skipped:
-        typer.echo("not reached (time budget): " + ", ".join(f"{o} M={m}" for o, m in report.skipped))
+        typer.echo("not reached (time budget): " + ", ".join(f"{o} {describe(o, m)}" for o, m in report.skipped))
     if lost:
         typer.echo("no winner (those buckets will run the unfused path): " + "; ".join(
-            f"{o.op} M={o.m}: {o.note or 'every trial failed'}" for o in lost), err=True)
+            f"{o.op} {describe(o.op, o.m)}: {o.note or 'every trial failed'}" for o in lost), err=True)
     if fused + unfused:
         # Quoted for the shell: a model named after its folder may hold spaces.
         options = ("" if dtype == "bfloat16" else f" --dtype {dtype}") + (f" --db {quote(display_url(db))}"
@@ -134,7 +173,7 @@ def print_summary(report, model: str, dtype: str, db: str | None) -> None:
         raise typer.Exit(1)
 
 
-def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text) -> None:
+def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text, contexts) -> None:
     """Queue the studies for every GPU kind named, start one worker process per GPU, show one progress
     bar over all of them, and summarize from the database."""
     import tempfile
@@ -146,7 +185,7 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text) -> 
 
     gpus = distributed.parse_gpus(gpus_text, torch.cuda.device_count())
     fps = distributed.gpu_fingerprints(gpus)
-    ids = distributed.plan(store, list(fps.values()), config, ops, buckets, dtype, opts.trials)
+    ids = distributed.plan(store, list(fps.values()), config, ops, buckets, dtype, opts.trials, contexts)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kernel-search-workers-") as logs:
         procs = distributed.spawn_workers(store.url, gpus, opts, seconds, logs)

@@ -41,9 +41,11 @@ def worker(
     where = "the CPU (Triton's interpreter)" if on_cpu else fp["device_name"]
     typer.echo(f"worker on {where}: working the queue of {store!r}", err=True)
 
+    from kernel_space.attention_shape import describe
+
     def done(o):
         arm = f"{o.winner_arm} {o.median_us:.1f} us x{o.speedup:.2f}" if o.winner_arm else f"no winner: {o.note}"
-        typer.echo(f"{o.op:21s} M={o.m:<5d} {arm} ({o.trials} trials)", err=True)
+        typer.echo(f"{o.op:21s} {describe(o.op, o.m):7s} {arm} ({o.trials} trials)", err=True)
 
     try:
         report = work(store, fp, opts, Callbacks(on_done=done), share=share)

@@ -43,9 +43,12 @@ def default_configs(op, m, n, k, elem_bytes, sm_count=132, smem_limit=DEFAULT_SM
     Decode streams the weight: at M = 1 the FMA path wastes no rows of a padded tensor-core tile
     (measured on the H100: best for the norm ops at Qwen3-8B, M = 1); tl.dot with split-K won for
     o_proj and down. SPLIT_K is raised until >= 2 programs land on every SM. Larger M gets the
-    usual tensor-core tiles.
+    usual tensor-core tiles. Decode attention starts from its default plan and two variants of it
+    (kernel_space.decode_attention.default_configs).
     """
     spec = get_op(op)
+    if spec.kind == "attention":
+        return spec.default_configs(m, n, k, elem_bytes, sm_count, smem_limit)
     cols = spec.n_out(n)
     found = []
     candidates = _default_candidates(m)

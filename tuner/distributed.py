@@ -1,7 +1,8 @@
 """Tuning as a queue of studies that any number of workers drain: one process per GPU on a host
 (`tune --gpus`), and workers on other hosts (`kernel-search worker`) against one PostgreSQL database.
 
-plan() turns a model's (op, M bucket) studies into queue rows for each GPU fingerprint. work() is one
+plan() turns a model's (op, M bucket) studies into queue rows for each GPU fingerprint (decode
+attention's: one per sane (batch, context) bucket, see study_keys). work() is one
 worker: it claims the next free study of its fingerprint (storage.queue), runs it with the lease
 renewed as a heartbeat, marks it done, and when nothing is free helps measure a study another worker
 holds, until the queue of its fingerprint is empty. A worker that dies stops renewing its lease;
@@ -17,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import kernel_space as ks
-from kernel_space.spec import Problem
+from kernel_space.attention_shape import attention_buckets, context_buckets, encode_m
+from kernel_space.spec import DEFAULT_DEVICE_MEMORY, DTYPE_BYTES, Problem
 from qwen3.config import Qwen3Config
 from storage import Store, queue
 from storage.store import fingerprint_key
@@ -30,18 +32,40 @@ LEASE_S = float(os.environ.get("KERNEL_SEARCH_LEASE_S", "300"))
 POLL_S = float(os.environ.get("KERNEL_SEARCH_POLL_S", "5"))
 
 
+def study_keys(config: Qwen3Config, ops: list[str], buckets: list[int], dtype: str,
+               contexts: tuple[int, ...] | None = None, memory_bytes: int = 0) -> list[tuple[str, int]]:
+    """(op, m) of every study a tune of `config` covers, in the tune's order: M bucket first, then op.
+    Decode attention's M bucket is its batch: at each decode bucket (<= 256) it gets one study per
+    context of `contexts` (default: kernel_space.attention_shape.CONTEXT_BUCKETS up to the model's
+    max_position_embeddings, which closes the list) whose whole-model KV cache fits in half of
+    memory_bytes (0: an 80 GB card's), shortest context first; m is its attention_shape key."""
+    contexts = contexts or context_buckets(config.max_position_embeddings)
+    attention = attention_buckets(buckets, contexts, layers=config.num_hidden_layers,
+                                  kv_heads=config.num_key_value_heads, head_dim=config.head_dim,
+                                  elem_bytes=DTYPE_BYTES[dtype], memory_bytes=memory_bytes or DEFAULT_DEVICE_MEMORY)
+    keys = []
+    for m in sorted(buckets):
+        for op in ops:
+            if ks.get_op(op).kind == "attention":
+                keys += [(op, encode_m(batch, context)) for batch, context in attention if batch == m]
+            else:
+                keys.append((op, m))
+    return keys
+
+
 def plan(store: Store, fingerprints: list[dict], config: Qwen3Config, ops: list[str], buckets: list[int],
-         dtype: str, trials: int) -> list[int]:
-    """Queue every (op, bucket) study of `config` for each distinct fingerprint; returns their study ids.
-    Priority is M first, then op: by the time a bucket's studies start, the bucket below (their warm
-    start) has mostly finished, with one worker or with many."""
+         dtype: str, trials: int, contexts: tuple[int, ...] | None = None) -> list[int]:
+    """Queue every study of `config` (study_keys; decode attention's contexts from `contexts`, sized to
+    each fingerprint's memory) for each distinct fingerprint; returns their study ids. Priority is M
+    first, then op: by the time a bucket's studies start, the bucket below (their warm start) has
+    mostly finished, with one worker or with many."""
     dims, ids, seen = config.dims(), [], set()
     for fp in fingerprints:
         key = fingerprint_key(fp)
         if key in seen:
             continue
         seen.add(key)
-        order = [(op, m) for m in sorted(buckets) for op in ops]
+        order = study_keys(config, ops, buckets, dtype, contexts, int(fp.get("total_memory") or 0))
         for priority, (op, m) in enumerate(order):
             n, k = ks.get_op(op).shape(dims)
             ref = store.study(fp, Problem(op, m, n, k, dtype), config.name)

@@ -50,6 +50,8 @@ def arm_fn(spec: OpSpec, arm: str, cfg: dict | None) -> Callable[[dict], tuple]:
     if arm == "unfused":
         return spec.unfused
     if arm == "cublas":
+        if spec.cublas is None:
+            raise ValueError(f"{spec.name} has no cuBLAS arm (it is no GEMM)")
         return spec.cublas
     raise ValueError(f"unknown arm {arm!r}: expected fused, unfused or cublas")
 
@@ -79,8 +81,9 @@ def l2_bytes(device) -> int:
 
 
 def rotation_inputs(spec: OpSpec, m, n, k, dtype, device, seed: int) -> list[dict]:
-    """R independent input sets: the weights of all R total >= COLD_L2_FACTOR x L2 (at least 2)."""
-    weight_bytes = n * k * dtype.itemsize
+    """R independent input sets: the weights (decode attention: the KV caches, filled to the bucket's
+    context) of all R total >= COLD_L2_FACTOR x L2 (at least 2)."""
+    weight_bytes = spec.cold_bytes(m, n, k, dtype.itemsize)
     copies = max(2, math.ceil(COLD_L2_FACTOR * l2_bytes(device) / weight_bytes))
     gen = torch.Generator(device=device).manual_seed(seed)
     return [spec.make_inputs(m, n, k, dtype, device, gen) for _ in range(copies)]
@@ -140,15 +143,19 @@ def time_cpu(fn: Callable[[dict], tuple], rotation: list[dict], reps: int = 3) -
     return Timing(*_quantiles(samples), 1, len(samples))
 
 
+def on_gpu(inputs: dict) -> bool:
+    """Whether an input set lives on a GPU (its tensors; decode attention's also hold a float scale)."""
+    return any(isinstance(t, torch.Tensor) and t.is_cuda for t in inputs.values())
+
+
 def time_arm(fn, rotation: list[dict]) -> Timing:
     """time_graph on a GPU, time_cpu elsewhere."""
-    on_gpu = any(t.is_cuda for t in rotation[0].values())
-    return time_graph(fn, rotation) if on_gpu else time_cpu(fn, rotation)
+    return time_graph(fn, rotation) if on_gpu(rotation[0]) else time_cpu(fn, rotation)
 
 
 def paired_speedup(fn_a, fn_b, rotation: list[dict], pairs: int = 15) -> tuple[float, Timing, Timing]:
     """Speedup of A over B from interleaved replays (A B A B ...): median of t_B / t_A per pair."""
-    if not any(t.is_cuda for t in rotation[0].values()):
+    if not on_gpu(rotation[0]):
         ta = [time_cpu(fn_a, rotation, 1).median_us for _ in range(3)]
         tb = [time_cpu(fn_b, rotation, 1).median_us for _ in range(3)]
         ratios = [b / a for a, b in zip(ta, tb, strict=True)]
@@ -177,9 +184,13 @@ def io_bytes(spec: OpSpec, m, n, k, dtype, device) -> int:
 
 
 def floor_us(spec: OpSpec, m, n, k, dtype, device, bandwidth: float, flop_rate: float) -> float:
-    """max(bytes / copy bandwidth, flops / matmul rate), in microseconds."""
-    bytes_moved = io_bytes(spec, m, n, k, dtype, device)
-    return 1e6 * max(bytes_moved / bandwidth, 2.0 * m * n * k / flop_rate)
+    """max(bytes / copy bandwidth, flops / matmul rate), in microseconds. Decode attention counts its
+    K and V caches at the bucket's full context, q and the output (AttentionOpSpec.traffic)."""
+    if spec.kind == "attention":
+        bytes_moved, flops = spec.traffic(m, n, k, dtype.itemsize)
+    else:
+        bytes_moved, flops = io_bytes(spec, m, n, k, dtype, device), 2.0 * m * n * k
+    return 1e6 * max(bytes_moved / bandwidth, flops / flop_rate)
 
 
 def measure_copy_bandwidth(device, nbytes: int = 2**30) -> float:

@@ -14,6 +14,11 @@ configs the check refused: TPE spent half of its asks on them and learned them a
 
 Two search heuristics, not rules, narrow it further: the FMA path only at M <= 4 and BLOCK_M <= 8
 there (it lost to tl.dot everywhere else on the H100), and GROUP_M only with several row blocks.
+
+Decode attention walks its own parameters in its space's order (SPLITS, BLOCK_N, pack, combine,
+num_warps, num_stages), offered the configs its check accepts and its redundancy rule keeps
+(kernel_space.decode_attention.redundant_reason: no empty split, no combine without a split, no
+stages where nothing is pipelined) at the study's batch and context.
 """
 
 from __future__ import annotations
@@ -31,9 +36,21 @@ ORDER = ("path", "BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "split_reduce", "nu
 PARAMS = (*ORDER, "GROUP_M", "prologue")
 
 
+def _params(op: str) -> tuple[str, ...]:
+    """The parameters asked after impl, in order: the GEMM's PARAMS, or an attention space's keys."""
+    spec = get_op(op)
+    return tuple(key for key in spec.space.values if key != "impl") if spec.kind == "attention" else PARAMS
+
+
 @functools.lru_cache(maxsize=64)
 def _space(op: str, m: int, n: int, k: int, elem_bytes: int, smem_limit: int) -> tuple[tuple, ...]:
-    """The valid fused configs worth offering at this shape, as tuples in ORDER (+ GROUP_M, prologue)."""
+    """The valid fused configs worth offering at this shape, as tuples in _params(op) order."""
+    spec = get_op(op)
+    if spec.kind == "attention":
+        params = _params(op)
+        rows = {tuple(cfg[p] for p in params) for cfg in valid_configs(op, m, n, k, elem_bytes, smem_limit)
+                if spec.redundant(cfg, m, n, k, elem_bytes) is None}
+        return tuple(sorted(rows, key=str))
     out = set()
     for cfg in valid_configs(op, m, n, k, elem_bytes, smem_limit):
         if cfg["path"] == "fma" and (m > FMA_MAX_M or cfg["BLOCK_M"] > FMA_MAX_BLOCK_M):
@@ -55,7 +72,7 @@ def _walk(op, m, n, k, elem_bytes, smem_limit, pick) -> dict | None:
     if not rows:
         return None
     cfg = {"impl": "fused"}
-    for i, (param, full) in enumerate(zip(PARAMS, _values(op, m, n, k, elem_bytes, smem_limit), strict=True)):
+    for i, (param, full) in enumerate(zip(_params(op), _values(op, m, n, k, elem_bytes, smem_limit), strict=True)):
         allowed = sorted({r[i] for r in rows}, key=str)
         cfg[param] = allowed[0] if len(full) == 1 else pick(_name(param, allowed, full), allowed)
         if cfg[param] not in allowed:
@@ -68,7 +85,7 @@ def _walk(op, m, n, k, elem_bytes, smem_limit, pick) -> dict | None:
 def _values(op: str, m: int, n: int, k: int, elem_bytes: int, smem_limit: int) -> tuple[list, ...]:
     """Every value each parameter takes in the space at this shape (its plain-name choices)."""
     rows = _space(op, m, n, k, elem_bytes, smem_limit)
-    return tuple(sorted({r[i] for r in rows}, key=str) for i in range(len(PARAMS)))
+    return tuple(sorted({r[i] for r in rows}, key=str) for i in range(len(_params(op))))
 
 
 def suggest(trial, op: str, m: int, n: int, k: int, elem_bytes: int = 2,

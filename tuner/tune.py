@@ -14,7 +14,7 @@ from kernel_space.fingerprint import current_fingerprint
 from qwen3.config import Qwen3Config
 from storage import Store
 from tuner.compile import shutdown as compile_pool_shutdown
-from tuner.distributed import Callbacks, plan, work
+from tuner.distributed import Callbacks, plan, study_keys, work
 from tuner.search import StudyOutcome, TuneOptions
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -25,7 +25,7 @@ class TuneReport:
     model: str
     fingerprint: dict
     outcomes: list[StudyOutcome]
-    skipped: list[tuple[str, int]]  # (op, m) not reached before the time budget ran out
+    skipped: list[tuple[str, int]]  # (op, m) not reached before the time budget ran out (attention_shape.describe)
     wall_s: float
 
 
@@ -33,22 +33,25 @@ def tune_model(store: Store, config: Qwen3Config, ops: list[str], buckets: list[
                opts: TuneOptions, seconds: float | None = None,
                on_study: Callable[[str, int, int], None] | None = None,
                on_trial: Callable[[str, int, int, int, float | None], None] | None = None,
-               on_done: Callable[[StudyOutcome], None] | None = None) -> TuneReport:
-    """Tune every (op, bucket) in this process: queue the studies, then work the queue as one worker
-    (other workers on the same database may share it). A bucket's winner warm-starts the next."""
+               on_done: Callable[[StudyOutcome], None] | None = None,
+               contexts: tuple[int, ...] | None = None) -> TuneReport:
+    """Tune every (op, bucket) in this process (decode attention at every sane (batch, context) bucket,
+    contexts from `contexts`: see tuner.distributed.study_keys): queue the studies, then work the queue
+    as one worker (other workers on the same database may share it). A bucket's winner warm-starts the next."""
     t0 = time.monotonic()
     if seconds is not None:
         opts.deadline = t0 + seconds
     device_limits(opts)
     fp = current_fingerprint()
-    ids = plan(store, [fp], config, ops, buckets, dtype, opts.trials)
+    keys = study_keys(config, ops, buckets, dtype, contexts, fp["total_memory"])
+    ids = plan(store, [fp], config, ops, buckets, dtype, opts.trials, contexts)
     callbacks = Callbacks(on_study=(lambda op, m, total, shared: on_study(op, m, total)) if on_study else None,
                           on_trial=on_trial, on_done=on_done)
     with contextlib.ExitStack() as stack:
         stack.callback(compile_pool_shutdown)
         report = work(store, fp, opts, callbacks, only=ids)
     reached = {(o.op, o.m) for o in report.outcomes}
-    skipped = [(op, m) for op in ops for m in sorted(buckets) if (op, m) not in reached]
+    skipped = [(op, m) for op, m in keys if (op, m) not in reached]
     return TuneReport(config.name, fp, report.outcomes, skipped, time.monotonic() - t0)
 
 

@@ -87,7 +87,8 @@ def _child_main(conn) -> None:
 
 
 def _confirm(task, device, rotation_for, ceilings) -> dict:
-    """Paired A/B of each candidate against the unfused path, plus the cuBLAS GEMM and the floor."""
+    """Paired A/B of each candidate against the unfused path, plus the cuBLAS GEMM (if the op has one)
+    and the floor."""
     import torch
 
     from kernel_space import get_op
@@ -104,11 +105,12 @@ def _confirm(task, device, rotation_for, ceilings) -> dict:
         speedup, t_fused, t_unfused = measure.paired_speedup(measure.arm_fn(spec, "fused", cfg), unfused, rot)
         pairs.append({"config": cfg, "speedup": speedup, "fused_us": t_fused.median_us,
                       "unfused_us": t_unfused.median_us})
-    cublas = run_trial(problem, "cublas", None, device, rot, task["seed"])
+    # Decode attention has no cuBLAS arm: its unfused arm (SDPA) is the only baseline.
+    cublas = run_trial(problem, "cublas", None, device, rot, task["seed"]).median_us if spec.cublas else None
     unfused_alone = run_trial(problem, "unfused", None, device, rot, task["seed"])
     caps = ceilings()
     floor = measure.floor_us(spec, m, n, k, dtype, device, *caps) if caps else None
-    return {"pairs": pairs, "cublas_us": cublas.median_us, "unfused_us": unfused_alone.median_us, "floor_us": floor}
+    return {"pairs": pairs, "cublas_us": cublas, "unfused_us": unfused_alone.median_us, "floor_us": floor}
 
 
 class Worker:

@@ -68,7 +68,7 @@ def test_a_study_without_winner_is_not_called_unfused(monkeypatch, tmp_path):
     from tuner.search import StudyOutcome
     from tuner.tune import TuneReport
 
-    def no_winner(store, config, ops, buckets, dtype, opts, seconds, on_study, on_trial, on_done):
+    def no_winner(store, config, ops, buckets, dtype, opts, seconds, on_study, on_trial, on_done, contexts):
         outcome = StudyOutcome("rmsnorm_qkv", 4, trials=3, new_trials=3, failed=3,
                                note="confirmation failed: worker died (exit code -9)")
         on_done(outcome)

@@ -10,13 +10,15 @@ import urllib.request
 import pytest
 
 from dashboards import build_report, make_server
+from dashboards.data import attention_per_context
 from storage import Store
 from storage.queries import importances_frame, studies_frame, winners_frame
 from tests.cli.helpers import assert_one_line_error, run
 from tests.dashboards.conftest import SECOND_GPU
 from tests.dashboards.helpers import script_json
 
-OPS = {"rmsnorm_qkv", "o_proj_residual", "rmsnorm_gate_up_silu", "down_residual", "lm_head"}
+# The tune covers decode attention too: at the interpreter's one context (64 slots), shown as its own op.
+OPS = {"rmsnorm_qkv", "o_proj_residual", "rmsnorm_gate_up_silu", "down_residual", "lm_head", "decode_attention ctx=64"}
 NUMBERS = ("median_us", "unfused_us", "cublas_us", "floor_us", "speedup", "speedup_vs_cublas")
 
 
@@ -34,9 +36,10 @@ def test_report_holds_every_op_and_bucket_with_the_database_numbers(tuned_db, tu
     assert section["model"] == "qwen3-tiny" and set(section["ops"]) == OPS
     assert {(w["op"], w["m"]) for w in section["winners"]} == {(op, m) for op in OPS for m in (1, 4)}
     with Store(f"sqlite:///{tuned_db}") as store:
-        expected = winners_frame(store)
+        expected = attention_per_context(winners_frame(store))
         studies = studies_frame(store)
     page = {(w["op"], w["m"]): w for w in section["winners"]}
+    assert {w["context"] for w in section["winners"]} == {None, 64}
     for row in expected.to_dict("records"):
         got = page[(row["op"], row["m"])]
         assert got["arm"] == row["arm"]
@@ -63,7 +66,7 @@ def test_importances_come_from_the_optuna_studies(tuned_db):
     with Store(f"sqlite:///{tuned_db}") as store:
         found = importances_frame(store)
         too_few = importances_frame(store, op="rmsnorm_qkv", min_complete=1000)
-    assert set(found["op"]) == OPS
+    assert set(attention_per_context(found)["op"]) == OPS
     assert found["param"].notna().any() and (found["importance"].dropna() >= 0).all()
     assert too_few["param"].isna().all() and too_few["note"].str.contains("too few completed trials").all()
     assert len(too_few) == 2  # one row per study (M = 1 and 4)
@@ -79,7 +82,7 @@ def test_two_gpus_are_compared_side_by_side(two_gpu_db, tmp_path):
     second = next(s for s in data["sections"] if s["gpu"] == SECOND_GPU)
     first = next(s for s in data["sections"] if s["gpu"] != SECOND_GPU)
     times = {(w["op"], w["m"]): w["median_us"] for w in first["winners"]}
-    assert len(second["winners"]) == 10
+    assert len(second["winners"]) == 12  # 5 linear ops and decode attention at M = 1 and 4
     for w in second["winners"]:
         assert w["median_us"] == pytest.approx(times[(w["op"], w["m"])] * 0.5)
 

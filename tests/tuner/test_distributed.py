@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from qwen3.config import resolve_model
 from storage import Store, queue
-from storage.models import QueueEntry
+from storage.models import QueueEntry, Shape, Study
 from storage.store import fingerprint_key
 from tests.conftest import BACKENDS
 from tests.tuner.test_search import FP, FakeWorker
@@ -152,3 +152,57 @@ def test_killed_worker_process_loses_nothing_and_its_studies_finish_on_the_other
         assert queue.pending(store, only=ids) == {"queued": 0, "held": 0, "done": len(ids)}
         assert all(store.winner(i) is not None for i in ids)
         _no_config_twice(store, ids)
+
+
+class AttentionFake(QuietFake):
+    """The fake child for decode attention: SDPA takes 10 us, a fused config 4-9 us by BLOCK_N and SPLITS."""
+
+    @staticmethod
+    def time_of(cfg):
+        return 10.0 if cfg["impl"] == "unfused" else 4.0 + cfg["BLOCK_N"] / 64 + cfg["SPLITS"] / 8
+
+    def request(self, task):
+        reply = super().request(task)
+        if task["kind"] == "confirm":
+            reply["result"]["cublas_us"] = None  # as tuner.worker answers for an op without a cuBLAS arm
+        return reply
+
+
+BIG_FP = {**FP, "total_memory": 80 * 10**9}
+
+
+def test_plan_queues_attention_per_batch_and_context_and_a_worker_tunes_them(db):
+    """Decode attention's studies sit in the queue beside the linear ones, M (its batch) first, one per
+    context, none at a prefill bucket; a worker drains them to winners with their keys intact."""
+    ops = ["o_proj_residual", "decode_attention"]
+    with Store(db) as store:
+        ids = plan(store, [BIG_FP], TINY, ops, [1, 2, 512], "float16", trials=5, contexts=(32, 64))
+        with store.session(write=False) as s:
+            rows = s.execute(select(QueueEntry.priority, Study.m, Shape.op, Shape.n, Shape.k)
+                             .join(Study, QueueEntry.study_id == Study.id).join(Shape, Study.shape_id == Shape.id)
+                             .order_by(QueueEntry.priority)).all()
+    assert [(op, m) for _, m, op, _, _ in rows] == [
+        ("o_proj_residual", 1), ("decode_attention", 32001), ("decode_attention", 64001),
+        ("o_proj_residual", 2), ("decode_attention", 32002), ("decode_attention", 64002),
+        ("o_proj_residual", 512)]
+    assert {(n, k) for _, _, op, n, k in rows if op == "decode_attention"} == {(4002, 16)}
+    attention = [i for i, row in zip(ids, rows, strict=True) if row[2] == "decode_attention"]
+    with Store(db) as store:
+        report = work(store, BIG_FP, TuneOptions(batch=3), only=attention, make_worker=AttentionFake)
+        assert queue.pending(store, only=attention) == {"queued": 0, "held": 0, "done": 4}
+        winners = [store.winner(i) for i in attention]
+    assert sorted(o.m for o in report.outcomes) == [32001, 32002, 64001, 64002]
+    assert all(w is not None and w.arm == "fused" and w.cublas_us is None for w in winners)
+    assert all(set(w.config) == {"impl", "SPLITS", "BLOCK_N", "pack", "combine", "num_warps", "num_stages"}
+               for w in winners)
+
+
+def test_plan_leaves_out_kv_caches_past_half_the_memory(db):
+    """qwen3-0.6b on a card of 16 GB: 8 GB of KV cache is 73,142 tokens, so 16 x 4096 is tuned, 32 x 4096 not."""
+    small = {**FP, "total_memory": 16 * 10**9}
+    with Store(db) as store:
+        ids = plan(store, [small], resolve_model("qwen3-0.6b"), ["decode_attention"], [1, 16, 32], "bfloat16",
+                   trials=4, contexts=(4096, 32768))
+        with store.session(write=False) as s:
+            ms = sorted(s.scalars(select(Study.m).where(Study.id.in_(ids))))
+    assert ms == [4096001, 4096016, 32768001]

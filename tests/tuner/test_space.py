@@ -1,9 +1,12 @@
-"""The tuner's define-by-run space: only configs the op's check accepts, round trip with enqueue."""
+"""The tuner's define-by-run space: only configs the op's check accepts, round trip with enqueue (decode
+attention's too)."""
 
 import optuna
 import pytest
 
 import kernel_space as ks
+from kernel_space.attention_shape import decode_heads, decode_m, encode_m
+from kernel_space.decode_attention import attention_plan
 from tuner.candidates import default_configs
 from tuner.space import config_to_params, suggest
 
@@ -59,3 +62,49 @@ def test_a_config_outside_the_space_has_no_params():
 
 def test_unfused_has_no_other_params():
     assert suggest(optuna.trial.FixedTrial({"impl": "unfused"}), "down_residual", 1, 72, 136) == {"impl": "unfused"}
+
+
+ATTENTION = "decode_attention"
+N, K = 4002, 16  # qwen3-tiny: 4 heads over 2 KV heads of 16
+ATTENTION_CASES = [(encode_m(1, 64), N, K), (encode_m(4, 300), N, K), (encode_m(8, 4096), 16008, 128)]
+
+
+@pytest.mark.parametrize("m, n, k", ATTENTION_CASES)
+def test_attention_defaults_round_trip_and_start_with_the_plan(m, n, k):
+    configs = default_configs(ATTENTION, m, n, k, 2)
+    batch, context = decode_m(m)
+    heads, kv_heads, head_dim = decode_heads(n, k)
+    assert configs[0] == attention_plan(batch, heads, kv_heads, head_dim, context, 132, 2)
+    for cfg in configs:
+        params = config_to_params(cfg, ATTENTION, m, n, k)
+        assert params is not None, cfg
+        assert suggest(optuna.trial.FixedTrial(params), ATTENTION, m, n, k) == cfg
+
+
+@pytest.mark.parametrize("m, n, k", ATTENTION_CASES)
+def test_attention_proposals_run_and_repeat_no_other_config(m, n, k):
+    """Every fused proposal passes the check and is not redundant at the study's batch and context;
+    the walk reaches several SPLITS, both packs and both combines."""
+    spec = ks.get_op(ATTENTION)
+    seen = {key: set() for key in ("SPLITS", "pack", "combine")}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(80):
+        trial = study.ask()
+        cfg = suggest(trial, ATTENTION, m, n, k)
+        if cfg["impl"] == "fused":
+            assert set(cfg) == set(spec.space.values)
+            assert spec.check(cfg, m, n, k, 2) is None and spec.redundant(cfg, m, n, k, 2) is None, cfg
+            for key, values in seen.items():
+                values.add(cfg[key])
+        study.tell(trial, 1.0)
+    assert len(seen["SPLITS"]) > 1 and seen["pack"] == {"group", "head"}
+    assert seen["combine"] == {"kernel", "last_program"}
+
+
+def test_attention_splits_stop_at_the_context():
+    """At 64 slots BLOCK_N 16 gives 4 blocks: no proposal has more splits than blocks of the context."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=4))
+    for _ in range(60):
+        cfg = suggest(study.ask(), ATTENTION, encode_m(2, 64), N, K)
+        if cfg["impl"] == "fused":
+            assert cfg["SPLITS"] <= 64 // cfg["BLOCK_N"] and cfg["BLOCK_N"] <= 64

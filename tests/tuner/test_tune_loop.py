@@ -1,5 +1,6 @@
-"""The whole tuning loop on the CPU (Triton's interpreter) with the tiny preset: tune fills the database,
-export writes a table the validator accepts, query returns the rows; a killed run resumes losing nothing."""
+"""The whole tuning loop on the CPU (Triton's interpreter) with the tiny preset: tune fills the database
+(the five linear ops and decode attention, at the interpreter's one context), export writes a table the
+validator accepts, query returns the rows; a killed run resumes losing nothing."""
 
 import json
 import os
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 import kernel_space as ks
+from kernel_space.attention_shape import encode_m
 from storage import Store, load_table
 from storage.models import Study, Trial, Winner
 from tests.conftest import BACKENDS
@@ -48,9 +50,9 @@ def tuned(tmp_path_factory):
 
 def test_tune_fills_trials_and_winners(tuned):
     db, proc = tuned
-    assert "tuned 10 studies of qwen3-tiny" in proc.stdout
+    assert "tuned 12 studies of qwen3-tiny" in proc.stdout  # 5 linear ops and decode attention at M = 1, 4
     studies, trials, winners = counts(db)
-    assert studies == 10 and winners == 10
+    assert studies == 12 and winners == 12
     assert trials >= 8 * 4  # duplicates of a measured config are told, not stored twice
     store = Store(db)
     with store.session(write=False) as s:
@@ -67,13 +69,14 @@ def test_export_import_and_query(tuned, tmp_path):
     out = tmp_path / "table.json"
     run_cli("export", "--model", "qwen3-tiny", "--dtype", "float16", "-o", str(out), db=db)
     table = load_table(out)  # the validator accepts it
-    assert set(table.ops) == set(ks.OPS)
-    assert all([b.m for b in e.buckets] == [1, 4] for e in table.ops.values())
+    assert set(table.ops) == set(ks.ALL_OPS)
+    assert all([b.m for b in table.ops[op].buckets] == [1, 4] for op in ks.OPS)
+    assert [b.m for b in table.ops["decode_attention"].buckets] == [encode_m(1, 64), encode_m(4, 64)]
     other = f"sqlite:///{tmp_path / 'other.db'}"
     run_cli("import", str(out), db=other)
-    assert counts(other)[2] == 10
+    assert counts(other)[2] == 12
     as_json = json.loads(run_cli("query", "--format", "json", db=db).stdout)
-    assert len(as_json) == 10 and {r["op"] for r in as_json} == set(table.ops)
+    assert len(as_json) == 12 and {r["op"] for r in as_json} == set(table.ops)
     csv_text = run_cli("query", "--format", "csv", "--op", "o_proj_residual", "--m-max", "1", db=db).stdout
     assert len(csv_text.strip().splitlines()) == 2  # header + M=1 of one op
     assert "o_proj_residual" in run_cli("query", db=db).stdout
