@@ -115,6 +115,10 @@ def _throughput_table(rows, name, device, output_len):
     if len(arms) == 2:
         t.add_column("speedup", justify="right")
         t.add_column("ops fused", justify="right")
+    # Decode attention from the table: shown where the table has decode_attention buckets.
+    attention = any(r.arm == "table" and r.attention and not r.attention.startswith("plan") for r in rows)
+    if attention:
+        t.add_column("table attention", overflow="fold")
     for b, c in sorted({(r.batch, r.context) for r in rows}):
         cells = [str(b), str(c)]
         for arm in arms:
@@ -124,6 +128,8 @@ def _throughput_table(rows, name, device, output_len):
             base, tab = by[("unfused", b, c)], by[("table", b, c)]
             fused = sum(arm == "fused" for arm in tab.plan.values())
             cells += [f"{tab.tokens_per_s / base.tokens_per_s:.2f}x", f"{fused}/{len(tab.plan)}"]
+        if attention:
+            cells.append(by[("table", b, c)].attention)
         t.add_row(*cells)
     return t
 

@@ -43,6 +43,8 @@ class BenchRow:
     tokens_per_s: float
     breakdown_us: dict[str, float] = field(default_factory=dict)  # part -> GPU kernel us of one step
     plan: dict[str, str] = field(default_factory=dict)  # op -> arm the decode graph runs
+    # What decode attention's graph runs: "fused", "unfused" (SDPA) or "plan" (the default plan), and why.
+    attention: str = ""
 
 
 # Tokens per prefill forward at most: a forward's activations grow with its tokens (at 8B the gate/up
@@ -126,9 +128,12 @@ def _bench_batch(gen: Generator, arm: str, batch: int, context: int, output_len:
         prefill.append(p_ms)
         decode.append(d_ms)
     step_ms = statistics.median(decode) / max(output_len - 1, 1)
-    plan = gen.plans.get(min(b for b in gen.buckets if b >= batch), {}) if gen.buckets else {}
+    bucket = min(b for b in gen.buckets if b >= batch) if gen.buckets else None
+    plan = gen.plans.get(bucket, {})
+    attention = gen.attention.get(bucket)
     return BenchRow(arm, batch, context, statistics.median(prefill), step_ms, batch * 1000 / step_ms,
-                    plan={op: choice.arm for op, choice in plan.items()})
+                    plan={op: choice.arm for op, choice in plan.items()},
+                    attention=f"{attention.arm}: {attention.reason}" if attention else "")
 
 
 @torch.inference_mode()

@@ -12,6 +12,13 @@ everywhere.
 A table is data: it is parsed and type-checked by storage.table, its configs are re-checked with
 the op's check_config, and only the search-space keys of a config (ints and a few names) ever
 reach a launcher. Nothing in a table is executed.
+
+Decode attention is looked up too (attention_config, which the model's attention layers call with
+their AttentionProblem when they launch or are captured): the table's decode_attention bucket of
+the smallest tuned context >= the cache's slots and in it the smallest tuned batch >= the batch
+(OpEntry.attention_lookup). Without such a bucket (no attention entries, past the last one, a kernel
+hash, shape or dtype that differs) it runs what runs without a table, its default plan
+(kernel_space.decode_attention.attention_plan); past the last bucket it says so once.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from pathlib import Path
 
 import torch
 
-from kernel_space import OPS, get_op, kernel_hash
+from kernel_space import ALL_OPS, OPS, get_op, kernel_hash
+from kernel_space.attention_shape import ATTENTION_OP, describe, encode_heads
+from kernel_space.decode_attention import AttentionProblem
 from kernel_space.down_residual import down_residual, down_residual_unfused
 from kernel_space.fingerprint import current_fingerprint, same_hardware
 from kernel_space.lm_head import lm_head, lm_head_unfused
@@ -41,7 +50,7 @@ ELEM_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 class Choice:
     """What one op runs at one M: the arm, the config handed to the launcher, and why."""
 
-    arm: str  # "fused" or "unfused"
+    arm: str  # "fused" or "unfused"; decode attention also "plan" (its default plan, config {})
     config: dict = field(default_factory=lambda: {"impl": "unfused"})
     reason: str = ""  # for a fused choice the table bucket it came from, else why the baseline runs
 
@@ -80,13 +89,14 @@ class Dispatcher:
                                    f"{_describe(here)}: its choices are served as they are, but its timings may "
                                    f"not hold here (re-tune with `kernel-search tune` for this GPU)")
         for op, entry in table.ops.items():
-            if op not in OPS:
+            if op not in ALL_OPS:
                 self._warn(f"unknown:{op}", f"dispatch table has an op {op!r} this version does not know; ignored")
                 continue
+            fallback = _FALLBACK[op == ATTENTION_OP]
             if entry.kernel_hash != kernel_hash(op):
                 self._blocked[op] = "kernel source changed since tuning"
                 self._warn(f"hash:{op}", f"dispatch table's kernel hash for {op} ({entry.kernel_hash}) differs from "
-                                         f"this code's ({kernel_hash(op)}): {op} runs the unfused baseline")
+                                         f"this code's ({kernel_hash(op)}): {op} runs {fallback}")
                 continue
             spec = get_op(op)
             smem = _smem_limit(self.device)
@@ -95,9 +105,10 @@ class Dispatcher:
                     continue
                 why = spec.check(b.config, b.m, entry.n, entry.k, ELEM_BYTES[table.dtype], smem)
                 if why:
+                    where = describe(op, b.m) if op == ATTENTION_OP else f"m={b.m}"
                     self._bad_buckets[(op, b.m)] = why
-                    self._warn(f"config:{op}:{b.m}", f"dispatch table's {op} config at m={b.m} cannot run here "
-                                                     f"({why}): that bucket runs the unfused baseline")
+                    self._warn(f"config:{op}:{b.m}", f"dispatch table's {op} config at {where} cannot run here "
+                                                     f"({why}): that bucket runs {fallback}")
 
     def _warn(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -118,6 +129,8 @@ class Dispatcher:
 
     def _choose(self, op, m, n, k, dtype, device_type) -> Choice:
         get_op(op)  # ValueError for an unknown op, listing the known ones
+        if op == ATTENTION_OP:
+            raise ValueError("decode_attention is looked up by batch and context: use choose_attention")
         if m < 1:
             raise ValueError(f"M must be >= 1, got {m}")
         if self.table is None:
@@ -163,6 +176,56 @@ class Dispatcher:
         # Only the search space's keys reach the launcher: whatever else a table carries stays behind.
         config = {key: bucket.config[key] for key in get_op(op).space.values if key in bucket.config}
         return Choice("fused", config, reason=f"table bucket m={bucket.m}, {bucket.speedup:.2f}x vs unfused")
+
+    # -- decode attention ----------------------------------------------------------------------------
+
+    def choose_attention(self, problem: AttentionProblem) -> Choice:
+        """What decode attention runs for a problem (batch, cache slots, head geometry, dtype): the
+        table's bucket (arm "fused" with its config, or "unfused": SDPA won there), or arm "plan", the
+        default plan, wherever the table has nothing that serves it (see the module docstring)."""
+        key = (ATTENTION_OP, problem)
+        choice = self._cache.get(key)
+        if choice is None:
+            choice = self._cache[key] = self._choose_attention(problem)
+        return choice
+
+    def attention_config(self, problem: AttentionProblem) -> dict | None:
+        """The config for decode_attention's launcher (None: the default plan): the model's attention
+        layers call this (Qwen3ForCausalLM wires it in) as they launch or are captured."""
+        choice = self.choose_attention(problem)
+        return None if choice.arm == "plan" else choice.config
+
+    def _choose_attention(self, p: AttentionProblem) -> Choice:
+        entry = self.table.ops.get(ATTENTION_OP) if self.table is not None else None
+        if entry is None:
+            return Choice("plan", {}, "no decode_attention in the dispatch table")
+        if ATTENTION_OP in self._blocked:
+            return Choice("plan", {}, self._blocked[ATTENTION_OP])
+        shape = encode_heads(p.heads, p.kv_heads, p.head_dim)
+        if shape != (entry.n, entry.k):
+            self._warn(f"shape:{ATTENTION_OP}:{shape}", f"decode_attention has {p.heads} heads over {p.kv_heads} KV "
+                                                        f"heads of {p.head_dim}, but the dispatch table was tuned "
+                                                        f"for N, K = {entry.n}, {entry.k}: it runs its default plan")
+            return Choice("plan", {}, f"table tuned for N, K = {entry.n}, {entry.k}")
+        if p.dtype != self.table.dtype:
+            self._warn(f"dtype:{ATTENTION_OP}", f"decode attention runs {p.dtype} but the dispatch table was tuned "
+                                                f"for {self.table.dtype}: it runs its default plan")
+            return Choice("plan", {}, f"table tuned for {self.table.dtype}")
+        bucket, why = entry.attention_lookup(p.batch, p.context)
+        if bucket is None:
+            self._warn(f"beyond:{ATTENTION_OP}", f"decode_attention runs at batch {p.batch} over a cache of "
+                                                 f"{p.context} slots: {why} in the dispatch table; it runs its "
+                                                 "default plan there (tune that batch and context to cover it, "
+                                                 "`kernel-search tune --op decode_attention --contexts ...`)")
+            return Choice("plan", {}, why)
+        where = describe(ATTENTION_OP, bucket.m)
+        if bucket.arm != "fused":
+            return Choice("unfused", {"impl": "unfused"}, f"table bucket {where} picked unfused (SDPA)")
+        refused = self._bad_buckets.get((ATTENTION_OP, bucket.m))
+        if refused:
+            return Choice("plan", {}, f"table config at {where} refused: {refused}")
+        config = {key: bucket.config[key] for key in get_op(ATTENTION_OP).space.values if key in bucket.config}
+        return Choice("fused", config, reason=f"table bucket {where}, {bucket.speedup:.2f}x vs unfused")
 
     def resolve(self, op: str, m: int) -> tuple[str, dict]:
         """(arm, config) that op runs at M tokens, by the table alone (no shape or dtype check)."""
@@ -222,6 +285,10 @@ class Dispatcher:
         fused = sum(b.arm == "fused" for e in self.table.ops.values() for b in e.buckets)
         return (f"Dispatcher({self.table.model}, {self.table.dtype}, {self.table.fingerprint['device_name']}, "
                 f"{len(self.table.ops)} ops, {fused} fused buckets)")
+
+
+# What an op runs where its table entry cannot serve: the unfused baseline, or decode attention's plan.
+_FALLBACK = {False: "the unfused baseline", True: "its default plan"}
 
 
 def _describe(fp: dict) -> str:

@@ -2,7 +2,8 @@
 
 On CUDA every decode step replays a CUDA graph captured per batch bucket (kernel_space.buckets'
 DECODE_BUCKETS, the sizes the dispatch table is tuned at); a batch is padded up to its bucket.
-Before capture the dispatcher's plan for the bucket is resolved and kept (Generator.plans), so a
+Before capture the dispatcher's plan for the bucket is resolved and kept (Generator.plans, and
+decode attention's choice for the bucket over the allocated cache in Generator.attention), so a
 graph runs exactly the kernels the plan reports. On the CPU steps run eagerly.
 """
 
@@ -76,6 +77,7 @@ class Generator:
         # Padded rows of a bucket's graph write their K/V into cache rows no sequence uses.
         model.allocate_kv_cache(max(max_batch, top) if self.use_graphs else max_batch, max_len)
         self.plans: dict[int, dict] = {}
+        self.attention: dict[int, object] = {}  # bucket -> qwen3.dispatch.Choice of decode attention
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self._logits: dict[int, torch.Tensor] = {}
         if self.use_graphs:
@@ -89,6 +91,7 @@ class Generator:
         pool = None
         for b in reversed(self.buckets):  # largest first: the smaller graphs reuse its memory pool
             self.plans[b] = self.model.plan(b)
+            self.attention[b] = self.model.attention_choice(b)
             # One eager run compiles the Triton kernels and allocates split-K counters outside capture.
             self._step(self._ids[:b], self._pos[:b])
             torch.cuda.synchronize(self.device)

@@ -125,8 +125,9 @@ class Attention(nn.Module):
     cache (Qwen3ForCausalLM.allocate_kv_cache sets them); the new tokens' keys and values are
     already in it (QKNormRopeCache wrote them). Every query attends to the cached positions <= its
     own. Decode (one token per sequence) runs kernel_space.decode_attention where impl allows, with
-    `config` (see decode_config); otherwise, or where the config says unfused, PyTorch's SDPA over
-    the whole cache length with a mask (shapes stay static).
+    `config`, else the dispatch table's choice through `lookup` (see decode_config); otherwise, or
+    where the config says unfused, PyTorch's SDPA over the whole cache length with a mask (shapes
+    stay static).
     """
 
     def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int):
@@ -136,19 +137,24 @@ class Attention(nn.Module):
         self.k_cache = self.v_cache = None
         self.impl = "auto"
         self.config = None  # None, a decode_attention config, or a function AttentionProblem -> config
+        self.lookup = None  # the dispatcher's attention_config (its table), used while config is None
 
     def check_cache(self) -> None:
         if self.k_cache is None:
             raise RuntimeError("no KV cache: call allocate_kv_cache on the model first")
 
-    def decode_config(self, batch: int) -> dict | None:
-        """The decode kernel's config at this batch over this cache: self.config, or what it returns
-        for the problem when it is a function (a table keyed by batch and context); None: the plan."""
-        if not callable(self.config):
-            return self.config
+    def problem(self, batch: int) -> AttentionProblem:
+        """Decode attention of `batch` sequences over this layer's cache (its context: the cache's slots)."""
+        self.check_cache()
         dtype = str(self.k_cache.dtype).removeprefix("torch.")
-        return self.config(AttentionProblem(batch, self.num_heads, self.num_kv_heads, self.head_dim,
-                                            self.k_cache.shape[1], dtype))
+        return AttentionProblem(batch, self.num_heads, self.num_kv_heads, self.head_dim, self.k_cache.shape[1], dtype)
+
+    def decode_config(self, batch: int) -> dict | None:
+        """The decode kernel's config at this batch over this cache: self.config (or what it returns
+        for the problem when it is a function), else the dispatch table's choice (self.lookup, keyed
+        by batch and the cache's slots); None: the default plan."""
+        source = self.config if self.config is not None else self.lookup
+        return source(self.problem(batch)) if callable(source) else source
 
     def forward(self, q: torch.Tensor, positions: torch.Tensor, first_row: int = 0) -> torch.Tensor:
         """q [B, T, heads, hd]; positions [B, T] (each token's slot in its sequence); cache rows

@@ -23,8 +23,8 @@ from torch import nn
 
 from kernel_space.decode_attention import AttentionProblem, check_config, unsupported_reason
 from qwen3.config import Qwen3Config
-from qwen3.dispatch import Dispatcher
-from qwen3.layers import Attention, Embedding, Linear, QKNormRopeCache, RMSNorm, RotaryEmbedding
+from qwen3.dispatch import Choice, Dispatcher
+from qwen3.layers import Attention, Embedding, Linear, QKNormRopeCache, RMSNorm, RotaryEmbedding, use_triton
 
 
 class Qwen3Attention(nn.Module):
@@ -111,6 +111,7 @@ class Qwen3ForCausalLM(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         self.kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._wire_attention(self.ops)
         # Head shapes the Triton attention kernels cannot take (head_dim 80, say) run PyTorch's path,
         # said once here rather than failing inside the first forward.
         self.attention_fallback = unsupported_reason(config.num_attention_heads, config.num_key_value_heads,
@@ -129,11 +130,19 @@ class Qwen3ForCausalLM(nn.Module):
         return self.lm_head.weight.device
 
     def set_dispatcher(self, ops: Dispatcher) -> None:
-        """Run every fusion site through `ops` from now on (captured CUDA graphs keep the old one)."""
+        """Run every fusion site through `ops` from now on, decode attention too where its table has
+        decode_attention buckets (captured CUDA graphs keep the old one)."""
         self.ops = ops
         for module in self.modules():
             if isinstance(module, (Qwen3Attention, Qwen3MLP)):
                 module.ops = ops
+        self._wire_attention(ops)
+
+    def _wire_attention(self, ops: Dispatcher) -> None:
+        """Decode attention asks the dispatcher's table (attention_config) unless a config was set."""
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.lookup = ops.attention_config
 
     def set_attention_impl(self, impl: str) -> None:
         """"auto" (default): q/k norm + RoPE + cache write and decode attention run as Triton kernels on
@@ -150,10 +159,11 @@ class Qwen3ForCausalLM(nn.Module):
                 module.impl = impl
 
     def set_attention_config(self, config: dict | Callable[[AttentionProblem], dict | None] | None) -> None:
-        """The decode attention kernel's config from now on: None (kernel_space.decode_attention's
-        attention_plan at every launch), one config of its SPACE, or a function of the AttentionProblem
-        (batch, cache length, ...) returning a config or None (a tuned table's lookup). A config with
-        impl "unfused" runs PyTorch's SDPA. CUDA graphs captured before keep the old choice."""
+        """The decode attention kernel's config from now on: None (the dispatcher's table where it has
+        decode_attention buckets, else kernel_space.decode_attention's attention_plan at every launch),
+        one config of its SPACE, or a function of the AttentionProblem (batch, cache length, ...)
+        returning a config or None (the plan). A config or function set here overrides the table. A
+        config with impl "unfused" runs PyTorch's SDPA. CUDA graphs captured before keep the old choice."""
         if isinstance(config, dict):
             c = self.config
             problem = AttentionProblem(1, c.num_attention_heads, c.num_key_value_heads, c.head_dim,
@@ -199,3 +209,19 @@ class Qwen3ForCausalLM(nn.Module):
     def plan(self, m: int) -> dict:
         """What every fusion site runs at M tokens: {op: qwen3.dispatch.Choice}."""
         return self.ops.plan(m, self.op_shapes(), self.dtype, self.device.type)
+
+    def attention_choice(self, batch: int) -> Choice:
+        """What decode attention runs at `batch` sequences over the allocated KV cache: the config set by
+        set_attention_config, else the dispatcher's choice (Dispatcher.choose_attention); a Choice of arm
+        "plan" is the default plan. Head shapes the kernel cannot take run SDPA (attention_fallback)."""
+        attn = self.model.layers[0].self_attn.attn
+        attn.check_cache()
+        if not use_triton(attn.impl, attn.k_cache):
+            why = self.attention_fallback or f"attention impl {attn.impl!r} on {attn.k_cache.device.type}"
+            return Choice("unfused", {"impl": "unfused"}, f"PyTorch's SDPA: {why}")
+        if attn.config is None:
+            return self.ops.choose_attention(attn.problem(batch))
+        config = attn.decode_config(batch)
+        if config is None:
+            return Choice("plan", {}, "set_attention_config")
+        return Choice("unfused" if config.get("impl") == "unfused" else "fused", dict(config), "set_attention_config")
