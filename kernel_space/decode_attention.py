@@ -19,6 +19,11 @@ with an atomic, does (combine=last_program: one launch fewer).
 attention_plan picks the split count so that one to two waves of programs run at every batch size
 (the runtime's default); a tuned table may pass any config of SPACE instead. check_config says why a
 config cannot run, without compiling.
+
+SPEC (an AttentionOpSpec) is the op as the registry holds it: the tuner, the database and the dispatch
+table key it by kernel_space.attention_shape's (m, n, k) (batch and context, head geometry), time it
+with the KV caches filled to the context and cold in L2, and let a fused config win only where it
+beats decode_attention_unfused (SDPA).
 """
 
 from __future__ import annotations
@@ -609,8 +614,23 @@ def _unfused(inputs: dict) -> tuple:
 
 
 def _reference(inputs: dict) -> tuple:
+    """The fp64 reference a sequence at a time: at 40,960 slots x batch 8 (qwen3-0.6b) the whole batch's
+    K and V in fp64 would hold 11 GB, twice over; one sequence's hold a batch-th of that."""
     i = inputs
-    return (decode_attention_reference(i["q"], i["k_cache"], i["v_cache"], i["positions"], i["scale"]),)
+    q, positions = i["q"], i["positions"]
+    return (torch.cat([decode_attention_reference(q[b:b + 1], i["k_cache"], i["v_cache"], positions[b:b + 1],
+                                                  i["scale"], b) for b in range(q.shape[0])]),)
+
+
+# Compiling a config needs no full cache: Triton specializes the cache length and its strides only on
+# divisibility by 16 (and on 1), so a short cache of the same kind compiles the same binary.
+COMPILE_CONTEXT = 256
+
+
+def _compile_inputs(m, n, k, dtype, device, gen) -> dict:
+    p = problem_of(m, n, k, dtype)
+    context = p.context if p.context <= COMPILE_CONTEXT else COMPILE_CONTEXT + (p.context % 16 != 0)
+    return make_inputs(AttentionProblem(p.batch, p.heads, p.kv_heads, p.head_dim, context, p.dtype), device, gen)
 
 
 @dataclass(frozen=True)
@@ -636,6 +656,11 @@ class AttentionOpSpec(OpSpec):
     def default_configs(self, m: int, n: int, k: int, elem_bytes: int, sm_count: int = 132,
                         smem_limit: int = DEFAULT_SMEM_LIMIT) -> list[dict]:
         return default_configs(problem_of(m, n, k, elem_bytes), sm_count, smem_limit)
+
+    def compile_inputs(self, m: int, n: int, k: int, dtype, device, gen) -> dict:
+        """Inputs that compile what make_inputs' would, over a cache of at most COMPILE_CONTEXT (+1) slots:
+        the compile pool's processes hold no full KV cache each."""
+        return _compile_inputs(m, n, k, dtype, device, gen)
 
     def cold_bytes(self, m: int, n: int, k: int, elem_bytes: int) -> int:
         """One input set's K and V caches: the timing rotates over copies of them (cold in L2)."""

@@ -149,6 +149,10 @@ class OpSpec:
         """Bytes of one input set that timing keeps cold in L2 (it rotates over copies of them): the weight."""
         return n * k * elem_bytes
 
+    def compile_inputs(self, m: int, n: int, k: int, dtype, device, gen) -> dict:
+        """The inputs the compile pool launches a config on (compile only): make_inputs'."""
+        return self.make_inputs(m, n, k, dtype, device, gen)
+
     def n_out(self, n: int) -> int:
         """Output columns for a weight of n rows: the gated op writes silu(g) * u, half of them."""
         return n // 2 if self.gated else n

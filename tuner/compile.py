@@ -23,8 +23,8 @@ def _compile_one(problem, cfg: dict) -> tuple[float, str | None]:
     if problem not in _INPUTS:
         _INPUTS.clear()
         gen = torch.Generator(device="cuda").manual_seed(0)
-        _INPUTS[problem] = spec.make_inputs(problem.m, problem.n, problem.k, getattr(torch, problem.dtype), "cuda",
-                                            gen)
+        _INPUTS[problem] = spec.compile_inputs(problem.m, problem.n, problem.k, getattr(torch, problem.dtype),
+                                               "cuda", gen)
     t0 = time.perf_counter()
     try:
         with _gemm.compile_only():

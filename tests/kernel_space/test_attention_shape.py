@@ -30,7 +30,8 @@ def test_m_round_trips_and_reads_in_decimal(batch, context):
     assert str(m).endswith(f"{batch:03d}") and str(m).startswith(str(context))
 
 
-@pytest.mark.parametrize("heads, kv_heads, head_dim", [(16, 8, 128), (32, 8, 128), (64, 8, 128), (4, 2, 16), (7, 1, 64)])
+@pytest.mark.parametrize("heads, kv_heads, head_dim",
+                         [(16, 8, 128), (32, 8, 128), (64, 8, 128), (4, 2, 16), (7, 1, 64)])
 def test_heads_round_trip(heads, kv_heads, head_dim):
     n, k = encode_heads(heads, kv_heads, head_dim)
     assert decode_heads(n, k) == (heads, kv_heads, head_dim) and k == head_dim
@@ -149,3 +150,27 @@ def test_serving_bucket_is_by_interval_on_context_then_batch(batch, context, ser
 def test_past_the_last_bucket_nothing_serves(batch, context, why):
     assert serving_bucket(KEYS, batch, context) == (None, why)
     assert serving_bucket([], 1, 1) == (None, "no decode attention bucket is tuned")
+
+
+def test_the_spec_runs_the_kernel_its_reference_and_baseline_on_study_keys():
+    """make_inputs at a study's keys, the fused launcher and SDPA within tolerance of the reference (a
+    sequence at a time, equal to the batch's), and compile inputs with a short cache of the same kind."""
+    import torch
+
+    from kernel_space._common import TOLERANCE, rel_error
+    from kernel_space.decode_attention import decode_attention_reference
+
+    spec, m = ks.get_op(ATTENTION_OP), encode_m(3, 80)
+    inputs = spec.make_inputs(m, 4002, 16, torch.float32, "cpu", torch.Generator().manual_seed(0))
+    inputs["positions"][1] = 16  # one shorter sequence
+    (ref,) = spec.reference(inputs)
+    i = inputs
+    whole = decode_attention_reference(i["q"], i["k_cache"], i["v_cache"], i["positions"], i["scale"])
+    assert torch.allclose(ref, whole, rtol=0, atol=1e-12) and ref.shape == (3, 1, 64)
+    cfg = spec.default_configs(m, 4002, 16, 4)[0]
+    for out in (spec.fused(inputs, cfg)[0], spec.unfused(inputs)[0]):
+        assert rel_error(out, ref) <= TOLERANCE[torch.float32]
+    gen = torch.Generator().manual_seed(0)
+    assert spec.compile_inputs(encode_m(2, 4096), 4002, 16, torch.float32, "cpu", gen)["k_cache"].shape[1] == 256
+    assert spec.compile_inputs(encode_m(2, 4100), 4002, 16, torch.float32, "cpu", gen)["k_cache"].shape[1] == 257
+    assert spec.compile_inputs(encode_m(2, 100), 4002, 16, torch.float32, "cpu", gen)["k_cache"].shape[1] == 100
