@@ -163,3 +163,16 @@ def test_trials_caps_the_rows_of_every_study(tmp_path):
     with Store(url) as store:
         counts = studies_frame(store)["trials"].tolist()
     assert len(counts) == 2 and max(counts) <= 8, counts
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--contexts", "4k"], ["contexts must be a comma list of ints, got '4k'"]),
+    (["--contexts", "0,64"], ["contexts must be ints in [1,"]),
+    (["--contexts", "50000"], ["context 50000 exceeds qwen3-tiny's max_position_embeddings 40960"]),
+    (["--op", "decode_attention", "--buckets", "prefill"], ["nothing to tune", "decode bucket (<= 256)"]),
+])
+def test_bad_attention_scope_is_one_line(tmp_path, args, words):
+    """decode attention's contexts and batches are refused before anything is created."""
+    db = tmp_path / "ks.db"
+    assert_one_line_error(run("tune", "--model", "qwen3-tiny", *args, "--db", f"sqlite:///{db}"), *words)
+    assert not db.exists()
