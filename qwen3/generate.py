@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from kernel_space.buckets import DECODE_BUCKETS, bucket_for
+from qwen3.dispatch import Choice
 from qwen3.model import Qwen3ForCausalLM
 
 
@@ -77,7 +78,7 @@ class Generator:
         # Padded rows of a bucket's graph write their K/V into cache rows no sequence uses.
         model.allocate_kv_cache(max(max_batch, top) if self.use_graphs else max_batch, max_len)
         self.plans: dict[int, dict] = {}
-        self.attention: dict[int, object] = {}  # bucket -> qwen3.dispatch.Choice of decode attention
+        self.attention: dict[int, Choice] = {}  # bucket -> what decode attention's graph runs
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self._logits: dict[int, torch.Tensor] = {}
         if self.use_graphs:
