@@ -162,12 +162,15 @@ def check_filters(store, gpu: str | None = None, model: str | None = None, op: s
 
 
 def op_cell(row) -> str:
-    """A row's op for a table cell: decode attention's names its context, 'decode_attention ctx=4096'
-    (its M column holds the batch; storage.queries reads both out of its key)."""
+    """A row's op for a table cell: decode attention's names its context, 'decode_attention ctx=4k' (k:
+    1,024 slots; other lengths in full), its M column holding the batch (storage.queries reads both out
+    of its key). Short, so that the narrow tables keep to 100 columns at 40,960 slots."""
     import pandas as pd  # loaded already: the row comes from a storage.queries frame
 
     context = getattr(row, "context", None)
-    return row.op if context is None or pd.isna(context) else f"{row.op} ctx={context}"
+    if context is None or pd.isna(context):
+        return row.op
+    return f"{row.op} ctx={context // 1024}k" if context % 1024 == 0 else f"{row.op} ctx={context}"
 
 
 def shape_cell(row) -> str:

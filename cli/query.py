@@ -50,8 +50,8 @@ def query(
 
     speedup is the winner vs the unfused arm (median of paired ratios); vs_cublas compares it with
     the cuBLAS GEMM alone (above 1: the fusion beats it); floor is the time the bytes and flops need
-    at the measured peak. Times in us. Decode attention's rows name their context (cache slots; M is
-    the batch) and have no cuBLAS time (its unfused arm is PyTorch's SDPA). The table fits 100
+    at the measured peak. Times in us. Decode attention's rows name their context (cache slots, 4k =
+    4,096; M is the batch) and have no cuBLAS time (its unfused arm is PyTorch's SDPA). The table fits 100
     columns, one table per model, dtype and GPU; --wide shows every column, configs included.
     """
     from storage.queries import winners_frame
