@@ -135,12 +135,7 @@ def _bench_batch(gen: Generator, arm: str, batch: int, context: int, output_len:
 def _prefill(gen: Generator, prompts: torch.Tensor) -> torch.Tensor:
     """Logits of each prompt's last token; prompts [B, T] go into cache rows 0.. by prefill_groups."""
     b, t = prompts.shape
-    positions = torch.arange(t, device=prompts.device)
-    logits = []
-    for row, n in prefill_groups(b, t):
-        hidden = gen.model(prompts[row:row + n], positions.expand(n, t), first_row=row)
-        logits.append(gen.model.compute_logits(hidden.view(n, t, -1)[:, -1].contiguous()))
-    return torch.cat(logits)
+    return torch.cat([gen.prefill_rows(prompts[row:row + n], row) for row, n in prefill_groups(b, t)])
 
 
 @torch.inference_mode()
