@@ -160,10 +160,11 @@ def test_prefill_graphs_give_the_eager_logits():
                               cuda_graphs=graphs) for graphs in (False, True)}
     for length in (20, 23, 41):  # 20 and 23 share the graph padded to 32; 41 gets one of 48
         prompts = torch.randint(0, config.vocab_size, (3, length), generator=torch.Generator().manual_seed(length))
-        out = {}
-        for graphs, gen in gens.items():
+        out, tokens = {}, None
+        for graphs, gen in gens.items():  # eager first: both decode steps take its tokens
             logits = gen.prefill(prompts.tolist())
-            out[graphs] = [logits, gen.decode_step(logits.argmax(-1), torch.full((3,), length, device="cuda"))]
+            tokens = logits.argmax(-1) if tokens is None else tokens
+            out[graphs] = [logits, gen.decode_step(tokens, torch.full((3,), length, device="cuda"))]
         for eager, graphed in zip(out[False], out[True], strict=True):
             assert rel(graphed, eager) < 2e-2
     assert sorted(gens[True]._prefill_graphs) == [(3, generate.padded_length(n, 64), 0) for n in (20, 41)]
