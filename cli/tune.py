@@ -120,7 +120,7 @@ def tune(
         # Every finished trial is stored as it ends; the interrupted one is re-run on resume.
         typer.echo("interrupted: run the same command again to resume", err=True)
         raise typer.Exit(130)
-    lost = print_summary(report, config.name, dtype, db, hint=False)
+    lost = print_summary(report, config.name)
     if skip:
         typer.echo(step_check.skipped_line(skip))
     else:
@@ -151,9 +151,9 @@ def _next_hint(model: str, dtype: str, db: str | None) -> str:
     return f"next: kernel-search export --model {quote(model)}{options} -o table.json"
 
 
-def print_summary(report, model: str, dtype: str, db: str | None, hint: bool = True) -> bool:
-    """What was tuned, which studies found no winner (exit status 1 then, unless hint is off: the caller
-    exits), and the next command (unless hint is off). Returns whether a study found no winner."""
+def print_summary(report, model: str) -> bool:
+    """What was tuned and which studies found no winner; returns whether any found none (the caller
+    exits with status 1 then, after the end-to-end check and the next command)."""
     fused = sum(1 for o in report.outcomes if o.winner_arm == "fused")
     unfused = sum(1 for o in report.outcomes if o.winner_arm == "unfused")
     lost = [o for o in report.outcomes if not o.winner_arm]
@@ -164,13 +164,7 @@ def print_summary(report, model: str, dtype: str, db: str | None, hint: bool = T
     if lost:
         typer.echo("no winner (those buckets will run the unfused path): " + "; ".join(
             f"{o.op} M={o.m}: {o.note or 'every trial failed'}" for o in lost), err=True)
-    if not hint:
-        return bool(lost)
-    if fused + unfused:
-        typer.echo(_next_hint(model, dtype, db))
-    if lost:
-        raise typer.Exit(1)
-    return False
+    return bool(lost)
 
 
 def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text, checked: list[int],
