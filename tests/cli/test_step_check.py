@@ -184,3 +184,26 @@ def test_bench_batches_must_be_tuned_decode_buckets(tmp_path):
                      "--db", f"sqlite:///{db}")
         assert_one_line_error(result, *words)
     assert not db.exists()
+
+
+def test_tune_on_several_gpus_checks_once_on_the_first_gpu_named(monkeypatch, tmp_path):
+    import cli.step_check
+    import cli.tune
+    import tuner.distributed as distributed
+
+    fps = {2: {**H100, "driver": "two"}, 3: {**H100, "driver": "three"}}
+    monkeypatch.setattr(cli.tune, "interpreter_needed", lambda: False)
+    monkeypatch.setattr(distributed, "parse_gpus", lambda text, count: [2, 3])
+    monkeypatch.setattr(distributed, "gpu_fingerprints", lambda gpus: fps)
+    monkeypatch.setattr(distributed, "plan", lambda *a: [7])
+    monkeypatch.setattr(distributed, "spawn_workers", lambda *a: [])
+    monkeypatch.setattr(distributed, "study_progress", lambda store, ids: (1, 5))
+    checks = []
+    monkeypatch.setattr(cli.step_check, "run_check", lambda store, config, dtype, fp, previous, batches, device=None:
+                        checks.append((config.name, dtype, fp, previous, batches, device)))
+    db = f"sqlite:///{tmp_path / 'ks.db'}"
+    result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert checks == [("qwen3-tiny", "bfloat16", fps[2], None, [1, 8], 2)]
+    result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--no-bench", "--db", db)
+    assert len(checks) == 1 and "end-to-end check skipped: --no-bench;" in result.stdout

@@ -94,3 +94,36 @@ def test_no_winners_no_check(store, monkeypatch):
     assert step_bench.previous_table(store, CONFIG.name, H100, "bfloat16") is None
     with pytest.raises(StorageError, match="no winners"):
         step_bench.step_check(store, CONFIG, "bfloat16", H100, None, [1])
+
+
+def test_measure_runs_the_bench_commands_cells_and_keeps_their_numbers(filled, monkeypatch):
+    import warnings
+
+    import torch
+
+    import qwen3.bench
+    from qwen3.bench import BenchRow
+    from qwen3.dispatch import Dispatcher
+
+    store, _ = filled
+    table = build_table(store, CONFIG.name, "H100")
+    seen = {}
+
+    def bench_arms(config, arms, batches, contexts, output_len, breakdown=False, dtype=None, repeats=3, seed=0,
+                   progress=None):
+        seen.update(config=config.name, arms=arms, batches=batches, contexts=contexts, output_len=output_len,
+                    dtype=dtype, repeats=repeats)
+        return [BenchRow(arm, b, contexts[0], prefill_ms=7.5, decode_ms=0.5 * b, tokens_per_s=2000.0)
+                for arm, _ in arms for b in batches]
+
+    monkeypatch.setattr(qwen3.bench, "bench_arms", bench_arms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the table was measured on an H100, this is a CPU
+        got = step_bench.measure(CONFIG, [("unfused", None), ("table", table)], [1, 4], "bfloat16")
+    assert [(r.arm, r.batch, r.step_ms, r.tok_s, r.prefill_ms) for r in got] == [
+        ("unfused", 1, 0.5, 2000.0, 7.5), ("unfused", 4, 2.0, 2000.0, 7.5),
+        ("table", 1, 0.5, 2000.0, 7.5), ("table", 4, 2.0, 2000.0, 7.5)]
+    assert (seen["contexts"], seen["output_len"], seen["dtype"], seen["repeats"]) == (
+        [step_bench.CONTEXT], step_bench.OUTPUT_LEN, torch.bfloat16, step_bench.REPEATS)
+    (_, plain), (_, tuned) = seen["arms"]
+    assert isinstance(plain, Dispatcher) and plain.table is None and tuned.table == table
