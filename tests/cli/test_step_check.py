@@ -12,6 +12,7 @@ import tuner.step_bench as step_bench
 from storage.export import build_table
 from storage.steps import StepRow, record_run
 from tests.cli.helpers import assert_one_line_error, run
+from tests.conftest import requires_gpu
 from tests.dashboards.helpers import script_json
 from tests.storage.fill import H100
 
@@ -207,3 +208,23 @@ def test_tune_on_several_gpus_checks_once_on_the_first_gpu_named(monkeypatch, tm
     assert checks == [("qwen3-tiny", "bfloat16", fps[2], None, [1, 8], 2)]
     result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--no-bench", "--db", db)
     assert len(checks) == 1 and "end-to-end check skipped: --no-bench;" in result.stdout
+
+
+@requires_gpu
+@pytest.mark.timeout(900)
+def test_tune_on_the_gpu_times_the_step_and_stores_it(tmp_path):
+    """The real check: a short tune of the tiny preset, then its decode step in CUDA graphs."""
+    from storage import Store
+    from storage.queries import steps_frame
+
+    db = f"sqlite:///{tmp_path / 'ks.db'}"
+    result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,4", "--trials", "4", "--db", db,
+                 env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    assert "end to end (decode tok/s, CUDA graph): qwen3-tiny (bfloat16)" in result.stdout
+    with Store(db, readonly=True) as store:
+        frame = steps_frame(store)
+    assert list(frame["batch"]) == [1, 4] and frame["current"].all()
+    for arm in ("unfused", "table"):
+        assert (frame[f"{arm}_step_ms"] > 0).all() and (frame[f"{arm}_tok_s"] > 0).all()
+    assert frame["previous_tok_s"].isna().all()
