@@ -48,7 +48,7 @@ def bench(
 
     with warnings_as_lines():
         ops = Dispatcher(table) if table is not None else None
-        with _progress(f"benchmarking {config.name} on {torch.cuda.get_device_name()}") as progress:
+        with progress_status(f"benchmarking {config.name} on {torch.cuda.get_device_name()}") as progress:
             rows = run_bench(config, batches, contexts, output_len, ops, breakdown, torch_dtype(dtype, True),
                              repeats, progress=progress)
     out = console()
@@ -63,7 +63,7 @@ def bench(
 
 
 @contextlib.contextmanager
-def _progress(title: str):
+def progress_status(title: str):
     """A progress(text) callback: a spinner on a terminal, one line per stage in a log."""
     err = console(stderr=True)
     with err.status(title) as status:

@@ -17,27 +17,42 @@ def export(
     gpu: GpuOption = None,
     dtype: Annotated[str, typer.Option("--dtype", help="bfloat16, float16 or float32.")] = "bfloat16",
     output: Annotated[str, typer.Option("--output", "-o", help="File to write; '-' for stdout.")] = "-",
+    per_op: Annotated[bool, typer.Option("--per-op", help="The per-op winners as they are, without the end-to-end "
+                                                          "check's fallbacks.")] = False,
     db: DbOption = None,
 ):
     """Write the dispatch table of a model on one GPU: per op and M bucket, the winning arm and config.
 
-    --gpu picks the fingerprint when the database holds results of several GPUs.
+    --gpu picks the fingerprint when the database holds results of several GPUs. When `tune` checked this
+    very table end to end and its decode step was slower than the unfused path (or the table exported
+    before) at some batch, the faster arm's choices are written at that M instead; the file's
+    "step_check" entry records the check, and stderr says what changed.
     """
-    from storage.export import build_table
+    from storage.steps import describe, shipped_table
     from storage.table import dump_table
 
     store = open_store(db, readonly=True)
-    table = build_table(store, resolve_model_name(store, model), fingerprint_key=gpu, dtype=dtype)
+    shipped = shipped_table(store, resolve_model_name(store, model), fingerprint=gpu, dtype=dtype)
+    table = shipped.raw if per_op else shipped.table
+    text = dump_table(table if per_op else shipped.to_dict())
     buckets = [b for entry in table.ops.values() for b in entry.buckets]
     fused = sum(b.arm == "fused" for b in buckets)
     if output == "-":
-        typer.echo(dump_table(table), nl=False)
+        typer.echo(text, nl=False)
         where = "stdout"
     else:
-        write_file(Path(output), dump_table(table))
+        write_file(Path(output), text)
         where = output
     typer.echo(f"wrote {where}: {table.model} ({table.dtype}) on {table.fingerprint['device_name']}, "
                f"{len(table.ops)} ops, {len(buckets)} buckets, {fused} fused", err=True)
+    if per_op:
+        typer.echo("end-to-end check not applied (--per-op): the per-op winners as they are", err=True)
+    elif shipped.run is None:
+        typer.echo("no end-to-end check of this table (tune on a GPU runs one): the per-op winners as they are",
+                   err=True)
+    else:
+        for line in describe(shipped.run.verdicts, shipped.replaced):
+            typer.echo(f"end-to-end check ({shipped.run.created_at:%Y-%m-%d %H:%M}): {line}", err=True)
 
 
 @user_errors

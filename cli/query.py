@@ -51,10 +51,13 @@ def query(
     speedup is the winner vs the unfused arm (median of paired ratios); vs_cublas compares it with
     the cuBLAS GEMM alone (above 1: the fusion beats it); floor is the time the bytes and flops need
     at the measured peak. Times in us. Decode attention's rows name their context (cache slots, 4k =
-    4,096; M is the batch) and have no cuBLAS time (its unfused arm is PyTorch's SDPA). The table fits 100
-    columns, one table per model, dtype and GPU; --wide shows every column, configs included.
+    4,096; M is the batch) and have no cuBLAS time (its unfused arm is PyTorch's SDPA). The table fits
+    100 columns, one table per model, dtype and GPU; --wide shows every column, configs included. Below
+    them (table format), the end-to-end checks `tune` ran: decode tokens/s per batch with the table,
+    unfused and with the previous table.
     """
-    from storage.queries import winners_frame
+    from cli.step_check import print_steps
+    from storage.queries import steps_frame, winners_frame
 
     if min_speedup is not None and not 0 <= min_speedup < float("inf"):
         raise ValueError(f"--min-speedup must be a finite number >= 0, got {min_speedup}")
@@ -68,10 +71,12 @@ def query(
         typer.echo(out.to_csv(index=False), nl=False)
     elif fmt is Format.json:
         typer.echo(frame.to_json(orient="records", date_format="iso", indent=2))
-    elif frame.empty:
-        typer.echo("no winners match", err=True)
     else:
-        print_winners(frame, wide)
+        if frame.empty:
+            typer.echo("no winners match", err=True)
+        else:
+            print_winners(frame, wide)
+        print_steps(console(wide=wide), steps_frame(store, gpu=gpu, model=model, batch_min=m_min, batch_max=m_max))
     if beats_cublas:  # rows it cannot judge are left out: say so, empty answer or not
         why = no_cublas_times(store, gpu, model, op, m_min, m_max)
         if why:

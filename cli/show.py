@@ -43,10 +43,12 @@ def show(
     db: DbOption = None,
 ):
     """The studies (one per GPU, op, shape and M bucket) with their trial counts, best time and
-    winner, then the failed and incorrect trials grouped by reason (numbers folded to #). Fits 100
-    columns (one table per model, dtype and GPU); --wide shows every column in one table."""
+    winner, the end-to-end checks `tune` ran (decode tokens/s per batch with the table, unfused and with
+    the previous table), then the failed and incorrect trials grouped by reason (numbers folded to #).
+    Fits 100 columns (one table per model, dtype and GPU); --wide shows every column in one table."""
+    from cli.step_check import print_steps
     from storage.engine import display_url
-    from storage.queries import failures_frame, studies_frame
+    from storage.queries import failures_frame, steps_frame, studies_frame
 
     store = open_store(db, readonly=True)
     check_filters(store, gpu, model, op, m_min, m_max)
@@ -60,6 +62,7 @@ def show(
     out.print(f"{display_url(store.url)}: {len(studies)} studies, {int(studies['trials'].sum())} trials, "
               f"{won} winners ({len(studies) - won} without a winner)")
     print_studies(out, studies, wide)
+    print_steps(out, steps_frame(store, gpu=gpu, model=model, batch_min=m_min, batch_max=m_max))
     print_failures(out, failures_frame(store, **filters), reasons)
 
 

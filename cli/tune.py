@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from cli import step_check
 from cli.common import DbOption, fail, interpreter_needed, open_store, user_errors
 
 # The largest M bucket a tune accepts: DESIGN.md's buckets end at prefill 4096 "and up"; 100,000,000
@@ -43,12 +44,20 @@ def tune(
     gpus: Annotated[str | None, typer.Option(help="Tune on several GPUs of this host: 'all' or a list such as "
                                              "0,1,3; one worker process per GPU shares the studies (more hosts "
                                              "join with `kernel-search worker`).")] = None,
+    no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the end-to-end check after tuning.")] = False,
+    bench_batches: Annotated[str | None, typer.Option(help="Batch sizes the end-to-end check times (tuned "
+                                                      "buckets, comma list). Default: the tuned decode buckets "
+                                                      "(M <= 256).")] = None,
     db: DbOption = None,
 ):
     """Tune a model's fused ops on this GPU with Optuna: every (op, M bucket) is one study (decode attention:
     every (batch, context) bucket), every trial is checked against the reference and stored, and each
     winner is confirmed against the unfused path (attention's: PyTorch SDPA). Interrupt any time (Ctrl-C
-    or kill): running it again resumes where it stopped."""
+    or kill): running it again resumes where it stopped.
+
+    Then, on a GPU, the end-to-end check: the model's decode step (CUDA graph, random weights, a few
+    seconds an arm) with the new table, with none (unfused) and with the table exported before the tune.
+    Where the new table's step is slower, `export` writes the faster arm's choices at that batch."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -64,6 +73,7 @@ def tune(
              "(the inputs alone would not fit in memory)")
     if dtype not in ("bfloat16", "float16", "float32"):
         fail(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
+    checked = step_check.bench_batches(bench_batches, list(bucket_list))
     import kernel_space as ks
     from kernel_space.attention_shape import describe
     from tuner.distributed import study_keys
@@ -87,9 +97,11 @@ def tune(
         typer.echo(f"no CUDA GPU: the kernels run in Triton's interpreter on the CPU, in {dtype}; the times "
                    "below exercise the search loop and say nothing about a GPU", err=True)
     opts = TuneOptions(trials=trials, batch=batch, seed=seed)
+    skip = step_check.skip_reason(no_bench, on_cpu, checked)
     if gpus is not None:
-        _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, seconds, gpus, context_list)
+        _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, seconds, gpus, checked, skip, context_list)
         return
+    fp, previous = _before_tuning(store, config.name, dtype, skip)
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[best]}"))
@@ -124,7 +136,15 @@ def tune(
         # Every finished trial is stored as it ends; the interrupted one is re-run on resume.
         typer.echo("interrupted: run the same command again to resume", err=True)
         raise typer.Exit(130)
-    print_summary(report, config.name, dtype, db)
+    lost = print_summary(report, config.name)
+    if skip:
+        typer.echo(step_check.skipped_line(skip))
+    else:
+        step_check.run_check(store, config, dtype, fp, previous, checked)
+    if any(o.winner_arm for o in report.outcomes):
+        typer.echo(_next_hint(config.name, dtype, db))
+    if lost:
+        raise typer.Exit(1)
 
 
 def _contexts(text: str | None, on_cpu: bool, config) -> tuple[int, ...] | None:
@@ -149,10 +169,30 @@ def _gpu_memory() -> int:
     return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else 0
 
 
-def print_summary(report, model: str, dtype: str, db: str | None) -> None:
-    """What was tuned, which studies found no winner (exit status 1 then), and the next command."""
-    from kernel_space.attention_shape import describe
+def _before_tuning(store, model: str, dtype: str, skip: str | None):
+    """(this GPU's fingerprint, the table export would write now) for the end-to-end check; (None, None)
+    when it is skipped."""
+    if skip:
+        return None, None
+    from kernel_space.fingerprint import current_fingerprint
+    from tuner.step_bench import previous_table
+
+    fp = current_fingerprint()
+    return fp, previous_table(store, model, fp, dtype)
+
+
+def _next_hint(model: str, dtype: str, db: str | None) -> str:
+    """The export command for this tune, quoted for the shell: a model named after its folder may hold spaces."""
     from storage.engine import display_url
+
+    options = ("" if dtype == "bfloat16" else f" --dtype {dtype}") + (f" --db {quote(display_url(db))}" if db else "")
+    return f"next: kernel-search export --model {quote(model)}{options} -o table.json"
+
+
+def print_summary(report, model: str) -> bool:
+    """What was tuned and which studies found no winner; returns whether any found none (the caller
+    exits with status 1 then, after the end-to-end check and the next command)."""
+    from kernel_space.attention_shape import describe
 
     fused = sum(1 for o in report.outcomes if o.winner_arm == "fused")
     unfused = sum(1 for o in report.outcomes if o.winner_arm == "unfused")
@@ -164,27 +204,25 @@ def print_summary(report, model: str, dtype: str, db: str | None) -> None:
     if lost:
         typer.echo("no winner (those buckets will run the unfused path): " + "; ".join(
             f"{o.op} {describe(o.op, o.m)}: {o.note or 'every trial failed'}" for o in lost), err=True)
-    if fused + unfused:
-        # Quoted for the shell: a model named after its folder may hold spaces.
-        options = ("" if dtype == "bfloat16" else f" --dtype {dtype}") + (f" --db {quote(display_url(db))}"
-                                                                           if db else "")
-        typer.echo(f"next: kernel-search export --model {quote(model)}{options} -o table.json")
-    if lost:
-        raise typer.Exit(1)
+    return bool(lost)
 
 
-def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text, contexts) -> None:
+def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text, checked: list[int],
+               skip: str | None, contexts: tuple[int, ...] | None) -> None:
     """Queue the studies for every GPU kind named, start one worker process per GPU, show one progress
-    bar over all of them, and summarize from the database."""
+    bar over all of them, and summarize from the database. Then the end-to-end check of `checked`
+    batches (unless there is a reason to skip it), once, on the first GPU named."""
     import tempfile
     import time
 
     import torch
 
     from tuner import distributed
+    from tuner.step_bench import previous_table
 
     gpus = distributed.parse_gpus(gpus_text, torch.cuda.device_count())
     fps = distributed.gpu_fingerprints(gpus)
+    previous = None if skip else previous_table(store, config.name, fps[gpus[0]], dtype)
     ids = distributed.plan(store, list(fps.values()), config, ops, buckets, dtype, opts.trials, contexts)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kernel-search-workers-") as logs:
@@ -209,6 +247,10 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text, con
                f"{time.monotonic() - t0:.0f} s ({configs} configs measured)")
     if failed or done < len(ids):
         fail("some studies are unfinished: run the same command again to resume them")
+    if skip:
+        typer.echo(step_check.skipped_line(skip))
+    else:
+        step_check.run_check(store, config, dtype, fps[gpus[0]], previous, checked, device=gpus[0])
     typer.echo(f"next: kernel-search export --model {config.name} --dtype {dtype} -o table.json")
 
 

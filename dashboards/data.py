@@ -17,7 +17,15 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from storage.engine import display_url
-from storage.queries import failures_frame, importances_frame, studies_frame, trials_frame, winners_frame
+from storage.queries import (
+    STEP_COLUMNS,
+    failures_frame,
+    importances_frame,
+    steps_frame,
+    studies_frame,
+    trials_frame,
+    winners_frame,
+)
 from storage.store import Store
 
 NO_MODEL = "(no model)"
@@ -28,6 +36,9 @@ WINNER_FIELDS = ["op", "n", "k", "dtype", "m", "context", "arm", "median_us", "u
 STUDY_FIELDS = ["study_id", "name", "op", "n", "k", "dtype", "m", "context", "trials", "ok", "failed", "incorrect",
                 "best_us", "winner_arm"]
 IMPORTANCE_FIELDS = ["study_id", "op", "m", "context", "complete", "param", "importance", "note"]
+STEP_FIELDS = ["run_id", "table_hash", "current", "previous_hash", "context", "output_len", "batch", "ships",
+               "speedup", "vs_previous", "unfused_tok_s", "table_tok_s", "previous_tok_s", "unfused_step_ms",
+               "table_step_ms", "previous_step_ms", "unfused_prefill_ms", "table_prefill_ms", "previous_prefill_ms"]
 
 
 @dataclass
@@ -41,6 +52,8 @@ class Section:
     studies: pd.DataFrame
     trials: pd.DataFrame
     importances: pd.DataFrame
+    # The end-to-end checks of this GPU and model (storage.queries.steps_frame), newest first.
+    steps: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=STEP_COLUMNS))
 
     @property
     def title(self) -> str:
@@ -100,6 +113,7 @@ def collect(store: Store, importances: bool = True) -> ReportData:
     else:
         imps = studies.assign(complete=None, param=None, importance=None, note="importances not computed")
     data.winners, data.failures = winners, failures_frame(store)
+    steps = steps_frame(store)
     keys = ["gpu", "fingerprint", "model"]
     for (gpu, fp, model), group in studies.groupby(keys, sort=False):
         def part(frame, gpu=gpu, fp=fp, model=model):
@@ -107,7 +121,7 @@ def collect(store: Store, importances: bool = True) -> ReportData:
             return frame[mask].reset_index(drop=True)
 
         data.sections.append(Section(gpu, fp, model, part(winners), group.reset_index(drop=True), part(trials),
-                                     part(imps)))
+                                     part(imps), part(steps)))
     return data
 
 
@@ -146,6 +160,7 @@ def to_json(data: ReportData) -> dict:
                 "studies": _records(s.studies, STUDY_FIELDS),
                 "trials": int(len(s.trials)),
                 "importances": _records(s.importances, IMPORTANCE_FIELDS),
+                "steps": _records(s.steps, STEP_FIELDS),
             }
             for s in data.sections
         ],

@@ -117,6 +117,7 @@ def _section(page: _Page, s: Section) -> None:
         page.add('<p class="empty ks-cpu">Tuned without a GPU, through Triton\'s interpreter on the CPU: these '
                  "times exercise the search loop and say nothing about any GPU (the interpreter is thousands of "
                  "times slower than the unfused torch path, so every winner is unfused, 1.00x).</p>")
+    _steps(page, s.steps)
     page.plot(figures.speedup_heatmap(s), "no winners yet: no speedup to show")
     page.plot(figures.latency_lines(s), "no winners yet: no latencies to show")
     page.add("<h3>search progress</h3>")
@@ -138,6 +139,32 @@ def _section(page: _Page, s: Section) -> None:
                         for note, group in notes.groupby("note", sort=False))
         if items:
             page.add(f'<ul class="note">{items}</ul>')
+
+
+def _steps(page: _Page, steps: pd.DataFrame) -> None:
+    """The end-to-end checks of the section (decode tok/s per batch in each arm, what ships): one table
+    per check, newest first. Nothing when tune never ran one here."""
+    if steps.empty:
+        return
+    page.add("<h3>end to end: the decode step with the table</h3>")
+    page.add('<p class="note">What <code>tune</code> measured after tuning: decode tokens/s of the model (CUDA graph, '
+             "random weights) with no table (unfused), with the new table and with the table exported before "
+             "the tune (previous). Where the new table is not the fastest, <code>export</code> writes the faster "
+             "arm's choices at that batch (ships).</p>")
+    for run_id, run in steps.groupby("run_id", sort=False):
+        first = run.iloc[0]
+        state = "export applies this check" if first["current"] else "the winners have changed since"
+        page.add(f'<p class="note ks-steps" data-run="{int(run_id)}">table {escape(str(first["table_hash"]))} '
+                 f"({state}), context {int(first['context'])}, measured {first['created_at']:%Y-%m-%d %H:%M}</p>")
+        arms = [arm for arm in ("unfused", "table", "previous") if run[f"{arm}_tok_s"].notna().any()]
+        shown = pd.DataFrame({"batch": run["batch"]})
+        for arm in arms:
+            shown[f"{arm} tok/s"] = run[f"{arm}_tok_s"].map(lambda v: "-" if v != v else f"{v:,.0f}")
+        shown["speedup"] = run["speedup"]
+        if "previous" in arms:
+            shown["vs previous"] = run["vs_previous"]
+        shown["ships"] = run["ships"]
+        page.add(_table(shown, left=("ships",)))
 
 
 def _on_cpu(section: Section) -> bool:

@@ -36,7 +36,7 @@ def _norm_rope_half(x1, x2, w1, w2, cos, sin, eps, HD: tl.constexpr, DT: tl.cons
 @triton.jit
 def _qk_norm_rope_cache_kernel(
     qkv_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, pos_ptr, q_ptr, kc_ptr, vc_ptr,
-    T, first_row, eps, stride_qkv, stride_cos,
+    T, first_row, L, eps, stride_qkv, stride_cos,
     stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
     H: tl.constexpr, KV: tl.constexpr, HD: tl.constexpr, PDL: tl.constexpr = False,
 ):
@@ -47,7 +47,11 @@ def _qk_norm_rope_cache_kernel(
     if PDL:
         pdl_enter()
     offs = tl.arange(0, HALF)
-    pos = tl.load(pos_ptr + tok)
+    # A position outside the cache (a caller's bug the launcher cannot see without a sync) must not
+    # make the kernel touch memory it does not own: its RoPE row is clamped and its K/V not written.
+    pos_in = tl.load(pos_ptr + tok)
+    inside = (pos_in >= 0) & (pos_in < L)
+    pos = tl.minimum(tl.maximum(pos_in, 0), L - 1).to(tl.int64)
     row = qkv_ptr + tok.to(tl.int64) * stride_qkv + head * HD  # q heads, then k heads: column head * HD
     x1 = tl.load(row + offs).to(tl.float32)
     x2 = tl.load(row + HALF + offs).to(tl.float32)
@@ -67,18 +71,19 @@ def _qk_norm_rope_cache_kernel(
         j = head - H
         b = (first_row + tok // T).to(tl.int64)
         k_out = kc_ptr + b * stride_kb + pos * stride_kl + j * stride_kh
-        tl.store(k_out + offs, o1.to(kc_ptr.dtype.element_ty))
-        tl.store(k_out + HALF + offs, o2.to(kc_ptr.dtype.element_ty))
+        tl.store(k_out + offs, o1.to(kc_ptr.dtype.element_ty), mask=inside)
+        tl.store(k_out + HALF + offs, o2.to(kc_ptr.dtype.element_ty), mask=inside)
         full = tl.arange(0, HD)
         v = tl.load(row + KV * HD + full)  # v head j sits KV heads after k head j
-        tl.store(vc_ptr + b * stride_vb + pos * stride_vl + j * stride_vh + full, v)
+        tl.store(vc_ptr + b * stride_vb + pos * stride_vl + j * stride_vh + full, v, mask=inside)
 
 
 def qk_norm_rope_cache(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: torch.Tensor, cos: torch.Tensor,
                        sin: torch.Tensor, positions: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                        num_heads: int, num_kv_heads: int, eps: float, first_row: int = 0) -> torch.Tensor:
     """qkv [B*T, (H + 2 KV) * hd] (q heads, k heads, v heads), positions [B, T], caches [rows, L, KV, hd]
-    -> q [B, T, H, hd] normed and rotated; k (normed, rotated) and v written to cache rows first_row + b."""
+    -> q [B, T, H, hd] normed and rotated; k (normed, rotated) and v written to cache rows first_row + b.
+    A position outside the cache writes no K/V (and its q is rotated as the last slot's)."""
     b, t = positions.shape
     hd = q_norm_w.shape[0]
     if qkv.shape != (b * t, (num_heads + 2 * num_kv_heads) * hd) or qkv.stride(1) != 1:
@@ -88,13 +93,16 @@ def qk_norm_rope_cache(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: torc
         raise ValueError(f"head_dim must be a power of two, got {hd}")
     if k_cache.stride(-1) != 1 or v_cache.stride(-1) != 1 or cos.stride(-1) != 1:
         raise ValueError("the caches and the RoPE tables need a unit stride in their last dim")
+    if first_row < 0 or first_row + b > k_cache.shape[0] or k_cache.shape != v_cache.shape:
+        raise ValueError(f"{b} sequences from cache row {first_row} do not fit caches {tuple(k_cache.shape)}, "
+                         f"{tuple(v_cache.shape)}")
     positions = positions.reshape(-1)
     if not positions.is_contiguous():
         positions = positions.contiguous()
     q = torch.empty((b, t, num_heads, hd), dtype=qkv.dtype, device=qkv.device)
     _qk_norm_rope_cache_kernel[(b * t, num_heads + num_kv_heads)](
         qkv, q_norm_w, k_norm_w, cos, sin, positions, q, k_cache, v_cache,
-        t, first_row, eps, qkv.stride(0), cos.stride(0),
+        t, first_row, min(k_cache.shape[1], cos.shape[0]), eps, qkv.stride(0), cos.stride(0),
         *k_cache.stride()[:3], *v_cache.stride()[:3],
         H=num_heads, KV=num_kv_heads, HD=hd, num_warps=1 if hd <= 128 else 2, **pdl_launch_args(qkv.device),
     )

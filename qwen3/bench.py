@@ -68,11 +68,19 @@ def run_bench(config: Qwen3Config, batches: list[int], contexts: list[int], outp
     """Rows for arm "unfused" (no table) and, with `table`, arm "table", per (batch, context): a prefill
     of `context` tokens a sequence, then output_len greedy decode steps.
     progress(text) is told what runs next (capture compiles each bucket's kernels: the slow part)."""
+    arms = [("unfused", Dispatcher())] + ([("table", table)] if table is not None else [])
+    return bench_arms(config, arms, batches, contexts, output_len, breakdown, dtype, repeats, seed, progress)
+
+
+def bench_arms(config: Qwen3Config, arms: list[tuple[str, Dispatcher]], batches: list[int], contexts: list[int],
+               output_len: int, breakdown: bool = False, dtype: torch.dtype = torch.bfloat16, repeats: int = 3,
+               seed: int = 0, progress=None) -> list[BenchRow]:
+    """run_bench over any named dispatchers: one row per (arm, batch, context), arm by arm, every arm
+    on the same random weights and prompts (what tune's end-to-end check of a table uses)."""
     progress = progress or (lambda text: None)
     if not torch.cuda.is_available():
         raise RuntimeError("the end-to-end benchmark needs a CUDA GPU")
     model = random_weights(config, dtype, "cuda", seed)
-    arms = [("unfused", Dispatcher())] + ([("table", table)] if table is not None else [])
     rows = []
     for arm, ops in arms:
         model.set_dispatcher(ops)
@@ -140,12 +148,7 @@ def _bench_batch(gen: Generator, arm: str, batch: int, context: int, output_len:
 def _prefill(gen: Generator, prompts: torch.Tensor) -> torch.Tensor:
     """Logits of each prompt's last token; prompts [B, T] go into cache rows 0.. by prefill_groups."""
     b, t = prompts.shape
-    positions = torch.arange(t, device=prompts.device)
-    logits = []
-    for row, n in prefill_groups(b, t):
-        hidden = gen.model(prompts[row:row + n], positions.expand(n, t), first_row=row)
-        logits.append(gen.model.compute_logits(hidden.view(n, t, -1)[:, -1].contiguous()))
-    return torch.cat(logits)
+    return torch.cat([gen.prefill_rows(prompts[row:row + n], row) for row, n in prefill_groups(b, t)])
 
 
 @torch.inference_mode()

@@ -5,6 +5,13 @@ DECODE_BUCKETS, the sizes the dispatch table is tuned at); a batch is padded up 
 Before capture the dispatcher's plan for the bucket is resolved and kept (Generator.plans, and
 decode attention's choice for the bucket over the allocated cache in Generator.attention), so a
 graph runs exactly the kernels the plan reports. On the CPU steps run eagerly.
+
+A prefill of up to PREFILL_GRAPH_TOKENS tokens replays a CUDA graph too: eagerly, a short prompt's
+forward is bound by the host launching ~20 kernels a layer (20 ms at 0.6B for 128 tokens, where the
+GPU needs 2). Its graph is captured per (prompts, padded length, first cache row) on first use, the
+prompt padded at its end up to padded_length: causal attention keeps the pad tokens out of every
+real token's result, and the cache slots they write lie past the prompt, where each decode step
+writes its slot before reading it. Longer prefills run eagerly: their kernels outweigh the launches.
 """
 
 from __future__ import annotations
@@ -17,6 +24,25 @@ import torch
 from kernel_space.buckets import DECODE_BUCKETS, bucket_for
 from qwen3.dispatch import Choice
 from qwen3.model import Qwen3ForCausalLM
+
+PREFILL_GRAPH_TOKENS = 8192  # prompts x padded length at most for a prefill graph
+PREFILL_GRAPHS = 16  # distinct prefill shapes captured per Generator at most; others run eagerly
+
+
+def padded_length(tokens: int, max_len: int) -> int:
+    """The length a prefill graph of `tokens`-token prompts runs at: rounded up to an eighth of the
+    next power of two (16 at least), so eight graphs serve each octave of lengths and less than a
+    quarter of a prompt's tokens are padding; never past the cache (max_len slots)."""
+    step = max(16, (1 << (tokens - 1).bit_length()) // 8)
+    return min(-(-tokens // step) * step, max_len)
+
+
+@dataclass
+class _PrefillGraph:
+    graph: torch.cuda.CUDAGraph
+    ids: torch.Tensor  # [prompts, padded length], the graph's input
+    last: torch.Tensor  # [1]: the index of the prompts' last real token
+    logits: torch.Tensor  # [prompts, vocab], the graph's output
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +107,8 @@ class Generator:
         self.attention: dict[int, Choice] = {}  # bucket -> what decode attention's graph runs
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self._logits: dict[int, torch.Tensor] = {}
+        self._prefill_graphs: dict[tuple[int, int, int], _PrefillGraph] = {}
+        self._prefill_pool = None
         if self.use_graphs:
             self._capture()
 
@@ -123,6 +151,44 @@ class Generator:
         return self._logits[bucket][:b].clone()
 
     @torch.inference_mode()
+    def prefill_rows(self, ids: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+        """Prompts ids [n, T] of one length into cache rows first_row .. first_row + n -> the logits of
+        each one's last token [n, vocab], a tensor of its own. A CUDA graph serves it where it can
+        (see the module docstring), else an eager forward."""
+        n, t = ids.shape
+        if first_row < 0 or first_row + n > self.model.kv_cache[0].shape[1] or t > self.max_len:
+            raise ValueError(f"{n} prompts of {t} tokens from cache row {first_row} do not fit the cache")
+        key = (n, padded_length(t, self.max_len), first_row)
+        if not self.use_graphs or key[0] * key[1] > PREFILL_GRAPH_TOKENS or (
+                key not in self._prefill_graphs and len(self._prefill_graphs) >= PREFILL_GRAPHS):
+            hidden = self.model(ids, torch.arange(t, device=ids.device).expand(n, t), first_row, from_start=True)
+            return self.model.compute_logits(hidden.view(n, t, -1)[:, -1].contiguous())
+        entry = self._prefill_graphs.get(key) or self._capture_prefill(*key)
+        entry.ids[:, :t] = ids
+        entry.ids[:, t:] = 0
+        entry.last.fill_(t - 1)
+        entry.graph.replay()
+        return entry.logits.clone()
+
+    def _capture_prefill(self, n: int, length: int, first_row: int) -> _PrefillGraph:
+        ids = torch.zeros((n, length), dtype=torch.long, device=self.device)
+        last = torch.full((1,), length - 1, dtype=torch.long, device=self.device)
+        positions = torch.arange(length, device=self.device).expand(n, length)
+
+        def forward() -> torch.Tensor:
+            hidden = self.model(ids, positions, first_row, from_start=True).view(n, length, -1)
+            return self.model.compute_logits(hidden.index_select(1, last).view(n, -1))
+
+        forward()  # compiles the Triton kernels at these sizes and allocates split-K counters, outside capture
+        torch.cuda.synchronize(self.device)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, self._prefill_pool):
+            logits = forward()
+        self._prefill_pool = self._prefill_pool or graph.pool()
+        self._prefill_graphs[(n, length, first_row)] = entry = _PrefillGraph(graph, ids, last, logits)
+        return entry
+
+    @torch.inference_mode()
     def prefill(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
         """Run the prompts into cache rows 0.. and return the logits of each one's last token [B, vocab].
         Prompts of one length go as one batch, others one at a time."""
@@ -134,16 +200,9 @@ class Generator:
         if longest >= self.max_len:
             raise ValueError(f"a prompt of {longest} tokens leaves no room in max_len {self.max_len}")
         if len({len(p) for p in prompts}) == 1:
-            ids = torch.tensor(prompts, dtype=torch.long, device=self.device)
-            pos = torch.arange(ids.shape[1], device=self.device).expand_as(ids)
-            hidden = self.model(ids, pos).view(ids.shape[0], ids.shape[1], -1)[:, -1]
-            return self.model.compute_logits(hidden.contiguous())
-        rows = []
-        for row, prompt in enumerate(prompts):
-            ids = torch.tensor([prompt], dtype=torch.long, device=self.device)
-            pos = torch.arange(len(prompt), device=self.device)[None]
-            rows.append(self.model.compute_logits(self.model(ids, pos, first_row=row)[-1:]))
-        return torch.cat(rows)
+            return self.prefill_rows(torch.tensor(prompts, dtype=torch.long, device=self.device))
+        return torch.cat([self.prefill_rows(torch.tensor([prompt], dtype=torch.long, device=self.device), row)
+                          for row, prompt in enumerate(prompts)])
 
     @torch.inference_mode()
     def generate(

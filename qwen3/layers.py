@@ -156,15 +156,19 @@ class Attention(nn.Module):
         source = self.config if self.config is not None else self.lookup
         return source(self.problem(batch)) if callable(source) else source
 
-    def forward(self, q: torch.Tensor, positions: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, positions: torch.Tensor, first_row: int = 0,
+                from_start: bool = False) -> torch.Tensor:
         """q [B, T, heads, hd]; positions [B, T] (each token's slot in its sequence); cache rows
-        first_row .. first_row + B hold the B sequences. -> [B, T, heads * hd]."""
+        first_row .. first_row + B hold the B sequences. -> [B, T, heads * hd]. from_start: the caller
+        knows that every row's positions are 0 .. T-1 (whole prompts), so the causal flash path runs."""
         self.check_cache()
         b, t = positions.shape
         if t == 1 and use_triton(self.impl, q):
             config = self.decode_config(b)
             if config is None or config.get("impl") != "unfused":
                 return decode_attention(q, self.k_cache, self.v_cache, positions, self.scale, first_row, config)
+        if from_start and t > 1:
+            return self._prompt_attention(q, first_row)
         k_cache = self.k_cache[first_row:first_row + b]
         v_cache = self.v_cache[first_row:first_row + b]
         # Grouped-query attention without copying K/V: the `groups` query heads that share a KV head
@@ -178,3 +182,14 @@ class Attention(nn.Module):
         o = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scale)
         o = o.view(b, self.num_kv_heads, groups, t, self.head_dim).permute(0, 3, 1, 2, 4)
         return o.reshape(b, t, self.num_heads * self.head_dim)
+
+    def _prompt_attention(self, q: torch.Tensor, first_row: int) -> torch.Tensor:
+        """Whole prompts (token i at slot i of every row): causal attention over the first T slots
+        only, through SDPA's is_causal, which its flash backend serves on a GPU (GQA by enable_gqa,
+        K/V read in place: no mask is built and no empty slot is read)."""
+        b, t = q.shape[:2]
+        keys = self.k_cache[first_row:first_row + b, :t].transpose(1, 2)  # [B, kv_heads, T, hd], a view
+        values = self.v_cache[first_row:first_row + b, :t].transpose(1, 2)
+        o = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, is_causal=True, scale=self.scale,
+                                           enable_gqa=self.num_heads != self.num_kv_heads)
+        return o.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)

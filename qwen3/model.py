@@ -45,12 +45,13 @@ class Qwen3Attention(nn.Module):
         self.prep = QKNormRopeCache(self.num_heads, self.num_kv_heads, self.head_dim, config.rms_norm_eps)
         self.attn = Attention(self.num_heads, self.num_kv_heads, self.head_dim)
 
-    def forward(self, x: torch.Tensor, norm: RMSNorm, positions: torch.Tensor, first_row: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, norm: RMSNorm, positions: torch.Tensor, first_row: int,
+                from_start: bool = False) -> torch.Tensor:
         """x [B*T, hidden] -> the stream after attention, [B*T, hidden]."""
         b, t = positions.shape
         qkv = self.ops.rmsnorm_qkv(x, norm.weight, self.qkv_proj.weight, self.eps)
         q = self.prep(qkv, self.q_norm, self.k_norm, self.rotary_emb, positions, self.attn, first_row)
-        o = self.attn(q, positions, first_row)
+        o = self.attn(q, positions, first_row, from_start)
         return self.ops.o_proj_residual(o.view(b * t, self.q_size), x, self.o_proj.weight)
 
 
@@ -77,8 +78,9 @@ class Qwen3DecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, first_row: int) -> torch.Tensor:
-        h = self.self_attn(x, self.input_layernorm, positions, first_row)
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, first_row: int,
+                from_start: bool = False) -> torch.Tensor:
+        h = self.self_attn(x, self.input_layernorm, positions, first_row, from_start)
         return self.mlp(h, self.post_attention_layernorm)
 
 
@@ -91,11 +93,17 @@ class Qwen3Model(nn.Module):
         self.layers = nn.ModuleList(Qwen3DecoderLayer(config, ops, rotary) for _ in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, first_row: int = 0,
+                from_start: bool = False) -> torch.Tensor:
         x = self.embed_tokens(input_ids).flatten(0, 1)
         for layer in self.layers:
-            x = layer(x, positions, first_row)
+            x = layer(x, positions, first_row, from_start)
         return x
+
+
+def prompts_from_start(positions: torch.Tensor) -> bool:
+    """Whether positions [B, T] are 0 .. T-1 in every row (one device sync)."""
+    return bool((positions == torch.arange(positions.shape[1], device=positions.device)).all())
 
 
 class Qwen3ForCausalLM(nn.Module):
@@ -189,10 +197,18 @@ class Qwen3ForCausalLM(nn.Module):
             layer.self_attn.attn.k_cache = self.kv_cache[0][i]
             layer.self_attn.attn.v_cache = self.kv_cache[1][i]
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, first_row: int = 0,
+                from_start: bool | None = None) -> torch.Tensor:
         """input_ids, positions [B, T] -> hidden [B*T, hidden]. Sequence b is cache row first_row + b;
-        a token at position p writes cache slot p and attends slots 0..p."""
-        return self.model(input_ids, positions, first_row)
+        a token at position p writes cache slot p and attends slots 0..p.
+
+        from_start: True when every row's positions are 0 .. T-1 (whole prompts): attention then runs
+        SDPA's causal flash path over the first T slots instead of a masked pass over the whole cache.
+        None finds out when T > 1 (one device sync: pass it where there must be none, as in a CUDA
+        graph's capture); False always takes the general path."""
+        if from_start is None:
+            from_start = positions.shape[1] > 1 and prompts_from_start(positions)
+        return self.model(input_ids, positions, first_row, from_start)
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Final norm and LM head: hidden [N, hidden] -> logits [N, vocab] in the model dtype."""

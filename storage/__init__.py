@@ -12,7 +12,7 @@ from storage.store import Store, StudyRef, study_name
 from storage.table import DispatchTable, TableError, dump_table, load_table, parse_table
 
 _QUERIES = ("failures_frame", "importances_frame", "known_gpus", "known_models", "known_ops", "studies_frame",
-            "trials_frame", "winners_frame")
+            "steps_frame", "trials_frame", "winners_frame")
 
 
 def __getattr__(name: str):
@@ -51,6 +51,7 @@ __all__ = [
     "parse_table",
     "queue",
     "resolve_url",
+    "steps_frame",
     "studies_frame",
     "study_name",
     "trials_frame",

@@ -199,3 +199,48 @@ class ConfigClaim(Base):
     trial_number: Mapped[int | None] = mapped_column(Integer)
     owner: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+STEP_ARMS = ("unfused", "table", "previous")
+
+
+class StepRun(Base):
+    """One end-to-end check of a dispatch table, run by `tune` after tuning: the model's decode step
+    (CUDA graph, random weights) with the new table, with no table (unfused) and with the table that
+    was shipped before the tune (previous), in one process on one GPU. The tables are kept whole, so
+    that the rule that keeps a slower table from shipping (storage.steps) can fall back to them.
+    table_hash (storage.steps.table_hash) identifies a table by its choices, not its times."""
+
+    __tablename__ = "ks_step_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint_id: Mapped[int] = mapped_column(ForeignKey("ks_fingerprints.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(256))
+    dtype: Mapped[str] = mapped_column(String(16))
+    table_hash: Mapped[str] = mapped_column(String(64))
+    table_json: Mapped[dict] = mapped_column(JSON)  # the new table as built from the winners (format 1)
+    previous_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_json: Mapped[dict | None] = mapped_column(JSON)  # None: no previous arm was measured
+    context: Mapped[int] = mapped_column(Integer)  # prompt tokens in the cache before decoding
+    output_len: Mapped[int] = mapped_column(Integer)  # decode steps a timed run takes
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    fingerprint: Mapped[Fingerprint] = relationship()
+
+
+class StepBench(Base):
+    """One arm at one batch size of a StepRun: the median decode step and the prefill of the batch."""
+
+    __tablename__ = "ks_step_benches"
+    __table_args__ = (
+        UniqueConstraint("run_id", "arm", "batch", name="uq_ks_step_benches_run_arm_batch"),
+        CheckConstraint(_in("arm", STEP_ARMS), name="ck_ks_step_benches_arm"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("ks_step_runs.id", ondelete="CASCADE"))
+    arm: Mapped[str] = mapped_column(String(16))
+    batch: Mapped[int] = mapped_column(Integer)
+    step_ms: Mapped[float] = mapped_column(Float)
+    tok_s: Mapped[float] = mapped_column(Float)
+    prefill_ms: Mapped[float | None] = mapped_column(Float)

@@ -22,7 +22,10 @@ import pandas as pd
 from sqlalchemy import Select, and_, case, exists, func, or_, select
 
 from kernel_space.attention_shape import ATTENTION_OP, STRIDE, decode_m
-from storage.models import Fingerprint, ModelShape, Shape, Study, Trial, Winner
+from storage.engine import StorageError
+from storage.export import build_table
+from storage.models import STEP_ARMS, Fingerprint, ModelShape, Shape, StepRun, Study, Trial, Winner
+from storage.steps import runs, table_hash
 from storage.store import Store
 
 STUDY_COLUMNS = ["gpu", "fingerprint", "models", "op", "n", "k", "dtype", "m", "context"]
@@ -276,3 +279,68 @@ def _importances(optuna, storage, name: str, min_complete: int):
     if not found:
         return [(None, None, complete, "no parameter varied")]
     return [(param, float(value), complete, None) for param, value in found.items()]
+
+
+STEP_COLUMNS = ["gpu", "fingerprint", "model", "dtype", "run_id", "table_hash", "current", "previous_hash", "context",
+                "output_len", "created_at", "batch", "ships", "speedup", "vs_previous",
+                *(f"{arm}_{what}" for what in ("tok_s", "step_ms", "prefill_ms") for arm in STEP_ARMS)]
+
+
+def steps_frame(store: Store, gpu: str | None = None, model: str | None = None, dtype: str | None = None,
+                batch_min: int | None = None, batch_max: int | None = None, run_id: int | None = None,
+                latest: bool = True) -> pd.DataFrame:
+    """End-to-end step checks (storage.steps): one row per (run, batch) with each arm's tok/s, step
+    and prefill ms, the new table's speedup over unfused and over the previous table, and the arm that
+    ships there. latest: only the newest run of each (GPU, model, dtype, table). current: the run's
+    table is the one the winners give now (so export applies its verdicts). Newest runs first."""
+    stmt = _filter(select(StepRun.id, Fingerprint.device_name, Fingerprint.key, StepRun.model, StepRun.dtype,
+                          StepRun.table_hash).join(Fingerprint, StepRun.fingerprint_id == Fingerprint.id), gpu=gpu)
+    if model:
+        stmt = stmt.where(StepRun.model == model)
+    if dtype:
+        stmt = stmt.where(StepRun.dtype == dtype)
+    if run_id is not None:
+        stmt = stmt.where(StepRun.id == run_id)
+    with store.session(write=False) as s:
+        found = s.execute(stmt.order_by(StepRun.id.desc())).all()
+    chosen, seen = [], set()
+    for row in found:
+        key = (row.key, row.model, row.dtype, row.table_hash)
+        if not latest or key not in seen:
+            seen.add(key)
+            chosen.append(row)
+    current = {}
+    for row in chosen:
+        group = (row.key, row.model, row.dtype)
+        if group not in current:
+            table = _winners_table(store, *group)
+            current[group] = table_hash(table) if table is not None else None
+    names = {row.id: row.device_name for row in chosen}
+    records = [
+        _step_record(names[run.id], run, v, current[(run.fingerprint_key, run.model, run.dtype)] == run.table_hash)
+        for run in runs(store, [row.id for row in chosen]) for v in run.verdicts
+        if (batch_min is None or v.batch >= batch_min) and (batch_max is None or v.batch <= batch_max)
+    ]
+    return pd.DataFrame(records, columns=STEP_COLUMNS)
+
+
+def _winners_table(store: Store, fp_key: str, model: str, dtype: str):
+    try:
+        return build_table(store, model, fp_key, dtype)
+    except StorageError:
+        return None
+
+
+def _step_record(gpu: str, run, verdict, current: bool) -> dict:
+    rows = {row.arm: row for row in run.rows if row.batch == verdict.batch}
+    record = {"gpu": gpu, "fingerprint": run.fingerprint_key, "model": run.model, "dtype": run.dtype,
+              "run_id": run.id, "table_hash": run.table_hash, "current": current,
+              "previous_hash": run.previous_hash, "context": run.context, "output_len": run.output_len,
+              "created_at": run.created_at, "batch": verdict.batch, "ships": verdict.ships,
+              "speedup": verdict.speedup, "vs_previous": verdict.vs_previous}
+    for arm in STEP_ARMS:
+        row = rows.get(arm)
+        record[f"{arm}_tok_s"] = row.tok_s if row else None
+        record[f"{arm}_step_ms"] = row.step_ms if row else None
+        record[f"{arm}_prefill_ms"] = row.prefill_ms if row else None
+    return record

@@ -133,3 +133,39 @@ def test_bench_runs_both_arms_with_a_breakdown():
         # The kernels of a step take no longer than the CUDA-graph step (which adds the gaps between them).
         assert parts["kernels"] < 1.1 * r.decode_ms * 1000
     assert set(rows[-1].plan.values()) == {"fused"}
+
+
+def test_prompt_attention_runs_on_the_flash_backend():
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from qwen3.layers import Attention
+
+    attn = Attention(16, 8, 128)
+    attn.k_cache = torch.randn(3, 600, 8, 128, device="cuda", dtype=torch.bfloat16)
+    attn.v_cache = torch.randn(3, 600, 8, 128, device="cuda", dtype=torch.bfloat16)
+    q = torch.randn(2, 517, 16, 128, device="cuda", dtype=torch.bfloat16)
+    positions = torch.arange(517, device="cuda").expand(2, 517)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):  # raises if flash cannot serve the call
+        fast = attn(q, positions, first_row=1, from_start=True)
+    masked = attn(q, positions, first_row=1, from_start=False)
+    assert rel(fast, masked) < 1e-2
+
+
+def test_prefill_graphs_give_the_eager_logits():
+    from qwen3 import generate
+
+    config = dataclasses.replace(PRESETS["qwen3-0.6b"], num_hidden_layers=4)
+    # One model each: a Generator's graphs hold the addresses of the KV cache it allocated.
+    gens = {graphs: Generator(random_weights(config, torch.bfloat16, "cuda", seed=3), max_batch=3, max_len=64,
+                              cuda_graphs=graphs) for graphs in (False, True)}
+    for length in (20, 23, 41):  # 20 and 23 share the graph padded to 32; 41 gets one of 48
+        prompts = torch.randint(0, config.vocab_size, (3, length), generator=torch.Generator().manual_seed(length))
+        out, tokens = {}, None
+        for graphs, gen in gens.items():  # eager first: both decode steps take its tokens
+            logits = gen.prefill(prompts.tolist())
+            tokens = logits.argmax(-1) if tokens is None else tokens
+            out[graphs] = [logits, gen.decode_step(tokens, torch.full((3,), length, device="cuda"))]
+        for eager, graphed in zip(out[False], out[True], strict=True):
+            assert rel(graphed, eager) < 2e-2
+    assert sorted(gens[True]._prefill_graphs) == [(3, generate.padded_length(n, 64), 0) for n in (20, 41)]
+    assert [generate.padded_length(n, 64) for n in (20, 23, 41)] == [32, 32, 48]

@@ -103,6 +103,24 @@ def test_kernel_input_errors():
                            attn.k_cache, attn.v_cache, 4, 2, 1e-6)
 
 
+def test_qk_norm_rope_cache_touches_nothing_outside_the_cache():
+    heads, kv_heads, hd, length = 4, 2, 16, 24
+    q_norm, k_norm, rotary, attn = parts(heads, kv_heads, hd, torch.float32, rows=3, length=length)
+    qkv = torch.randn(3, (heads + 2 * kv_heads) * hd, generator=torch.Generator().manual_seed(5)).to(DEVICE)
+    # Rows 0 and 2 point past the cache (and the RoPE table): they write no K/V; row 1 is written.
+    positions = torch.tensor([[length], [5], [-1]], device=DEVICE)
+    before = attn.k_cache.clone(), attn.v_cache.clone()
+    q = qk_norm_rope_cache(qkv, q_norm.weight, k_norm.weight, rotary.cos, rotary.sin, positions, attn.k_cache,
+                           attn.v_cache, heads, kv_heads, 1e-6)
+    assert torch.isfinite(q).all()
+    for cache, old in zip((attn.k_cache, attn.v_cache), before, strict=True):
+        changed = (cache != old).flatten(2).any(-1).nonzero().tolist()
+        assert changed == [[1, 5]]
+    with pytest.raises(ValueError, match="do not fit caches"):
+        qk_norm_rope_cache(qkv, q_norm.weight, k_norm.weight, rotary.cos, rotary.sin, positions, attn.k_cache,
+                           attn.v_cache, heads, kv_heads, 1e-6, first_row=1)
+
+
 def test_model_logits_with_the_kernels_equal_the_pytorch_path():
     """Prefill (PyTorch attention, Triton cache write) and decode steps (both kernels), fp32."""
     config = dataclasses.replace(TINY, num_hidden_layers=2)

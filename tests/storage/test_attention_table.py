@@ -16,7 +16,7 @@ from kernel_space.decode_attention import attention_plan
 from storage import Store, TableError, dump_table, load_table
 from storage.export import build_table, check_runnable, import_table
 from storage.queries import studies_frame, winners_frame
-from tests.storage.fill import H100
+from tests.storage.fill import FUSED, H100
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 COMMITTED = sorted(RESULTS.glob("dispatch_*.json"))
@@ -148,3 +148,17 @@ def test_import_command_refuses_a_bad_attention_config_in_one_line(tmp_path):
                           "ops.decode_attention.buckets[0].config", "cannot run at batch 1, context 4096 "
                           "(16 heads over 8 KV heads of 128)", "num_stages=9 is not in the search space")
     assert not (tmp_path / "ks.db").exists()  # a refused table creates no database
+
+
+def test_the_step_check_keeps_attention_buckets_as_tuned():
+    """A verdict for the unfused step at batch 1 replaces the linear op's M = 1 bucket, not decode
+    attention's batch-1 buckets (what the other arms ran for it is its default plan)."""
+    from storage.steps import Verdict, apply_verdicts
+
+    loaded = load_table({**table(), "ops": {**table()["ops"], "o_proj_residual": {
+        "N": 1024, "K": 2048, "kernel_hash": "h", "buckets": [
+            {"m": 1, "arm": "fused", "config": FUSED, "median_us": 4.0, "baseline_us": 5.0, "speedup": 1.25}]}}})
+    shipped, changed = apply_verdicts(loaded, None, [Verdict(1, "unfused", {"unfused": 1.0, "table": 1.1})])
+    assert changed == {1: ["o_proj_residual"]}
+    assert shipped.ops["o_proj_residual"].buckets[0].arm == "unfused"
+    assert shipped.ops["decode_attention"] == loaded.ops["decode_attention"]

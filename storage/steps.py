@@ -1,0 +1,315 @@
+"""Tune in context: end-to-end step checks of dispatch tables, and the rule that keeps a table that
+slows the model's decode step down from shipping.
+
+Winners are confirmed op by op (a paired speedup over the unfused path), but a decode step is more
+than its ops one after another: what one kernel leaves in L2 is what the next one finds, launches
+overlap, the attention and the glue between ops run too. So `tune` ends by timing the model's decode
+step (tuner.step_bench, CUDA graph, random weights) in three arms, in one process on one GPU:
+
+    unfused    no table
+    table      the new table: what the winners in the database give now (storage.export.build_table)
+    previous   the table `export` would have written before this tune, when there was one and its
+               choices differ from the new table's
+
+and records one StepRun (both tables kept whole) with one StepBench per arm and batch size.
+
+The rule (decide): at each benched batch the arm with the fastest step ships; a tie goes to the new
+table, then the previous one. Where it is not the new table, `export` (shipped_table) replaces the
+bucket at M = that batch of every op with what the faster arm runs there: the unfused path, or the
+previous table's choice at that M (unfused for an op the previous table did not cover there). Buckets
+at M that no step check measured are kept as tuned. The rule applies only to the table it measured:
+the latest run whose table_hash is the hash of the table the winners give now. After a later tune
+without a step check (or an import) the hash differs and export writes the winners as they are, and
+says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+
+from kernel_space.attention_shape import ATTENTION_OP
+from kernel_space.spec import UNFUSED_CONFIG
+from storage.engine import StorageError
+from storage.export import build_table
+from storage.models import STEP_ARMS, Fingerprint, StepBench, StepRun
+from storage.store import Store, fingerprint_key, fingerprint_row
+from storage.table import Bucket, DispatchTable, parse_table
+
+# Who wins a tie: the new table (its per-op winners were confirmed), then the previous one.
+PREFERENCE = ("table", "previous", "unfused")
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One arm at one batch size: the median decode step (ms), its tokens/s and the batch's prefill (ms)."""
+
+    arm: str
+    batch: int
+    step_ms: float
+    tok_s: float
+    prefill_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What ships at one benched batch, and the step times (ms) of the arms that were measured."""
+
+    batch: int
+    ships: str
+    step_ms: dict[str, float]
+
+    @property
+    def speedup(self) -> float | None:
+        """The new table's step over the unfused one (above 1: the table is faster)."""
+        return _ratio(self.step_ms.get("unfused"), self.step_ms.get("table"))
+
+    @property
+    def vs_previous(self) -> float | None:
+        """The new table's step over the previous table's (above 1: the new table is faster)."""
+        return _ratio(self.step_ms.get("previous"), self.step_ms.get("table"))
+
+
+def _ratio(slow: float | None, fast: float | None) -> float | None:
+    return slow / fast if slow is not None and fast else None
+
+
+def table_hash(table: DispatchTable) -> str:
+    """A short id of a table's choices (model, dtype, per op its shape, kernel hash and per bucket the
+    arm and config), not of its times or creation date: the same winners give the same hash."""
+    choices = {
+        "model": table.model,
+        "dtype": table.dtype,
+        "ops": {op: [e.n, e.k, e.kernel_hash, [[b.m, b.arm, b.config] for b in e.buckets]]
+                for op, e in sorted(table.ops.items())},
+    }
+    return hashlib.sha256(json.dumps(choices, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def decide(rows: list[StepRow]) -> list[Verdict]:
+    """The verdict at each batch of `rows` (one run's): the arm with the fastest step, ties going to
+    PREFERENCE's order. Sorted by batch."""
+    by_batch: dict[int, dict[str, float]] = defaultdict(dict)
+    for row in rows:
+        by_batch[row.batch][row.arm] = row.step_ms
+    verdicts = []
+    for batch in sorted(by_batch):
+        times = by_batch[batch]
+        ships = min(times, key=lambda arm: (times[arm], PREFERENCE.index(arm)))
+        verdicts.append(Verdict(batch, ships, dict(times)))
+    return verdicts
+
+
+def record_run(store: Store, fp: dict, model: str, dtype: str, table: DispatchTable,
+               previous: DispatchTable | None, context: int, output_len: int, rows: list[StepRow]) -> int:
+    """Store one step check (both tables whole, every row); returns the run id. ValueError for a row
+    that is no measurement (unknown arm, batch < 1, a time that is not a finite positive number), or
+    rows of a previous arm without the previous table."""
+    _check_rows(rows, previous is not None)
+    run = StepRun(model=model, dtype=dtype, table_hash=table_hash(table), table_json=table.to_dict(),
+                  previous_hash=table_hash(previous) if previous is not None else None,
+                  previous_json=previous.to_dict() if previous is not None else None,
+                  context=context, output_len=output_len)
+    with store.session() as s:
+        run.fingerprint_id = fingerprint_row(s, fp).id
+        s.add(run)
+        s.flush()
+        for row in rows:
+            s.add(StepBench(run_id=run.id, arm=row.arm, batch=row.batch, step_ms=row.step_ms, tok_s=row.tok_s,
+                            prefill_ms=row.prefill_ms))
+        return run.id
+
+
+def _check_rows(rows: list[StepRow], has_previous: bool) -> None:
+    if not rows:
+        raise ValueError("a step check needs at least one measured row")
+    for row in rows:
+        if row.arm not in STEP_ARMS:
+            raise ValueError(f"step arm must be one of {STEP_ARMS}, got {row.arm!r}")
+        if row.arm == "previous" and not has_previous:
+            raise ValueError("rows of the previous arm need the previous table")
+        if not isinstance(row.batch, int) or row.batch < 1:
+            raise ValueError(f"batch must be an int >= 1, got {row.batch!r}")
+        for name in ("step_ms", "tok_s", "prefill_ms"):
+            value = getattr(row, name)
+            if (value is not None or name != "prefill_ms") and not (isinstance(value, int | float)
+                                                                    and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A stored step check: its tables (parsed back) and its rows."""
+
+    id: int
+    fingerprint_key: str
+    model: str
+    dtype: str
+    table_hash: str
+    table: DispatchTable
+    previous_hash: str | None
+    previous: DispatchTable | None
+    context: int
+    output_len: int
+    created_at: datetime
+    rows: list[StepRow] = field(default_factory=list)
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        return decide(self.rows)
+
+
+def latest_run(store: Store, fp_key: str, model: str, dtype: str, hash_: str | None = None) -> RunInfo | None:
+    """The newest step check of (fingerprint, model, dtype), of the table with `hash_` if given."""
+    stmt = (select(StepRun, Fingerprint.key).join(Fingerprint, StepRun.fingerprint_id == Fingerprint.id)
+            .where(Fingerprint.key == fp_key, StepRun.model == model, StepRun.dtype == dtype)
+            .order_by(StepRun.id.desc()).limit(1))
+    if hash_ is not None:
+        stmt = stmt.where(StepRun.table_hash == hash_)
+    with store.session(write=False) as s:
+        found = s.execute(stmt).first()
+        if found is None:
+            return None
+        return _run_info(s, found[0], found[1])
+
+
+def runs(store: Store, run_ids: list[int]) -> list[RunInfo]:
+    """The step checks with these ids, in the order given."""
+    stmt = (select(StepRun, Fingerprint.key).join(Fingerprint, StepRun.fingerprint_id == Fingerprint.id)
+            .where(StepRun.id.in_(run_ids)))
+    with store.session(write=False) as s:
+        found = {run.id: _run_info(s, run, key) for run, key in s.execute(stmt)}
+    return [found[i] for i in run_ids if i in found]
+
+
+def _run_info(s, run: StepRun, key: str) -> RunInfo:
+    rows = s.scalars(select(StepBench).where(StepBench.run_id == run.id).order_by(StepBench.batch, StepBench.id))
+    return RunInfo(
+        run.id, key, run.model, run.dtype, run.table_hash, parse_table(run.table_json), run.previous_hash,
+        parse_table(run.previous_json) if run.previous_json is not None else None, run.context, run.output_len,
+        run.created_at, [StepRow(r.arm, r.batch, r.step_ms, r.tok_s, r.prefill_ms) for r in rows])
+
+
+def apply_verdicts(table: DispatchTable, previous: DispatchTable | None,
+                   verdicts: list[Verdict]) -> tuple[DispatchTable, dict[int, list[str]]]:
+    """`table` with the bucket at M = b of every op replaced where the verdict at batch b is not the
+    table (see the module docstring), and {b: ops whose bucket changed}. Buckets at other M are kept.
+    Decode attention's are kept as tuned: what the other arms run there is its default plan, which a
+    bucket cannot hold, and its buckets are keyed by batch and context (kernel_space.attention_shape)."""
+    vetoed = {v.batch: v.ships for v in verdicts if v.ships != "table"}
+    ops, changed = {}, defaultdict(list)
+    for name, entry in table.ops.items():
+        if name == ATTENTION_OP:
+            ops[name] = entry
+            continue
+        before = previous.ops.get(name) if previous is not None else None
+        if before is not None and (before.n, before.k, before.kernel_hash) != (entry.n, entry.k, entry.kernel_hash):
+            before = None  # another shape or kernel source: the previous arm ran it unfused
+        buckets = []
+        for bucket in entry.buckets:
+            arm = vetoed.get(bucket.m)
+            new = bucket if arm is None else _fallback(bucket, before if arm == "previous" else None)
+            if (new.arm, new.config) != (bucket.arm, bucket.config):
+                changed[bucket.m].append(name)
+            buckets.append(new)
+        ops[name] = replace(entry, buckets=tuple(buckets))
+    return replace(table, ops=ops), dict(changed)
+
+
+def _fallback(bucket: Bucket, before) -> Bucket:
+    """What runs at bucket.m instead: the previous table's choice there (`before`: its op entry), or
+    the unfused path (its time is the bucket's baseline)."""
+    if before is not None and bucket.m <= before.buckets[-1].m:
+        old = before.lookup(bucket.m)
+        return replace(old, m=bucket.m, config=dict(old.config))
+    return replace(bucket, arm="unfused", config=dict(UNFUSED_CONFIG), median_us=bucket.baseline_us, speedup=1.0)
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """What `export` writes: the table, the per-op winners' table it came from (raw) and its hash, the
+    step check that decided it (None: no check of this table) and which buckets that check replaced
+    ({batch: ops})."""
+
+    table: DispatchTable
+    raw: DispatchTable
+    raw_hash: str
+    run: RunInfo | None
+    replaced: dict[int, list[str]]
+
+    def record(self) -> dict | None:
+        """The table file's "step_check" entry: which run decided, the step times and what ships."""
+        if self.run is None:
+            return None
+        return {
+            "table_hash": self.raw_hash,
+            "measured": utc_text(self.run.created_at),
+            "context": self.run.context,
+            "previous_hash": self.run.previous_hash,
+            "batches": [{"batch": v.batch, "ships": v.ships, **{f"{arm}_ms": round(ms, 4)
+                                                                for arm, ms in v.step_ms.items()}}
+                        for v in self.run.verdicts],
+            "replaced": {str(batch): ops for batch, ops in sorted(self.replaced.items())},
+        }
+
+    def to_dict(self) -> dict:
+        """The table as export writes it: format 1, plus "step_check" when a check decided it (readers
+        of format 1 ignore keys they do not know)."""
+        data = self.table.to_dict()
+        record = self.record()
+        if record is not None:
+            data["step_check"] = record
+        return data
+
+
+def utc_text(when: datetime) -> str:
+    """A stored time as ISO 8601 UTC ('Z'): SQLite gives it back naive (it was written in UTC), a
+    server database in its session's time zone."""
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def shipped_table(store: Store, model: str, fingerprint: str | None = None, dtype: str = "bfloat16") -> Shipped:
+    """The table `export` writes for `model`: build_table's (same arguments, same errors), with the
+    verdicts of the latest step check of exactly that table applied."""
+    table = build_table(store, model, fingerprint, dtype)
+    hash_ = table_hash(table)
+    run = latest_run(store, fingerprint_key(table.fingerprint), table.model, table.dtype, hash_)
+    if run is None:
+        return Shipped(table, table, hash_, None, {})
+    shipped, replaced = apply_verdicts(table, run.previous, run.verdicts)
+    return Shipped(shipped, table, hash_, run, replaced)
+
+
+def shipped_or_none(store: Store, model: str, fp_key: str, dtype: str) -> DispatchTable | None:
+    """The table export would write for (model, fingerprint, dtype) now; None when there are no winners."""
+    try:
+        return shipped_table(store, model, fp_key, dtype).table
+    except StorageError:
+        return None
+
+
+def describe(verdicts: list[Verdict], replaced: dict[int, list[str]]) -> list[str]:
+    """Plain lines on what ships: one when the new table wins everywhere, else one per batch it lost."""
+    lost = [v for v in verdicts if v.ships != "table"]
+    if not lost:
+        batches = ", ".join(str(v.batch) for v in verdicts)
+        return [f"the new table ships: its decode step is the fastest at every batch measured ({batches})"]
+    lines = []
+    for v in lost:
+        ops = replaced.get(v.batch, [])
+        what = "the unfused path" if v.ships == "unfused" else "the previous table's choices"
+        change = (f"export writes {what} at M={v.batch} for {len(ops)} op{'s' * (len(ops) != 1)} "
+                  f"({', '.join(ops)})") if ops else f"no bucket at M={v.batch} differs from {what}"
+        arm = "unfused" if v.ships == "unfused" else "previous table's"
+        table_ms = v.step_ms.get("table")
+        versus = f" vs {table_ms:.3f} ms with the new table" if table_ms is not None else ""
+        lines.append(f"batch {v.batch}: the {arm} step is faster ({v.step_ms[v.ships]:.3f} ms{versus}): {change}")
+    return lines

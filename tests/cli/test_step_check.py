@@ -1,0 +1,230 @@
+"""The end-to-end check as a user meets it: tune runs it (or says in one line why not), query, show and
+report show it within 100 columns, export applies it. The GPU measurement is replaced by made-up step
+times (tuner.step_bench.measure); the tuning itself by a stand-in that stores winners."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tuner.step_bench as step_bench
+from storage.export import build_table
+from storage.steps import StepRow, record_run
+from tests.cli.helpers import assert_one_line_error, run
+from tests.conftest import requires_gpu
+from tests.dashboards.helpers import script_json
+from tests.storage.fill import H100
+
+MODEL = "qwen3-0.6b"
+
+
+def check(store) -> int:
+    """A stored check of the filled database's 0.6B table: it wins at M = 1, loses to unfused at 16."""
+    table = build_table(store, MODEL, "H100")
+    return record_run(store, H100, MODEL, "bfloat16", table, None, 128, 32,
+                      [StepRow("unfused", 1, 1.7, 588.2, 9.0), StepRow("table", 1, 0.94, 1063.8, 9.1),
+                       StepRow("unfused", 16, 2.0, 8000.0, 12.0), StepRow("table", 16, 2.1, 7619.0, 12.2)])
+
+
+def step_lines(out: str) -> list[str]:
+    start = out.index("end to end (decode tok/s")
+    return out[start:].splitlines()
+
+
+@pytest.mark.parametrize("command", [["query"], ["show"], ["query", "--model", MODEL, "--m-max", "8"]])
+def test_query_and_show_print_the_check_within_100_columns(filled, command):
+    store, _ = filled
+    check(store)
+    result = run(*command, "--db", store.url, env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+    lines = step_lines(result.stdout)
+    assert lines[0] == f"end to end (decode tok/s, CUDA graph): {MODEL} (bfloat16) on NVIDIA H100 80GB HBM3 " \
+                       f"[{store_key()}]"
+    assert "(export applies this check), context 128, measured " in lines[1]
+    rows = [line.split() for line in lines if line.strip()[:1].isdigit()]
+    assert rows[0] == ["1", "588", "1,064", "1.81x", "table"]
+    if "--m-max" in command:
+        assert len(rows) == 1
+    else:
+        assert rows[1] == ["16", "8,000", "7,619", "0.95x", "unfused"]
+
+
+def store_key() -> str:
+    from storage.store import fingerprint_key
+
+    return fingerprint_key(H100)
+
+
+def test_csv_and_json_keep_their_winner_rows_only(filled):
+    store, info = filled
+    check(store)
+    rows = json.loads(run("query", "-f", "json", "--db", store.url).stdout)
+    assert len(rows) == info.winners
+
+
+def test_export_applies_the_check_and_says_so(filled, tmp_path):
+    store, _ = filled
+    check(store)
+    result = run("export", "--model", MODEL, "--gpu", "H100", "-o", tmp_path / "t.json", "--db", store.url)
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert doc["ops"]["rmsnorm_qkv"]["buckets"][1]["m"] == 16
+    assert doc["ops"]["rmsnorm_qkv"]["buckets"][1]["arm"] == "unfused"
+    assert doc["step_check"]["replaced"] == {"16": ["rmsnorm_qkv"]}
+    assert "batch 16: the unfused step is faster (2.000 ms vs 2.100 ms with the new table): export writes the " \
+           "unfused path at M=16 for 1 op (rmsnorm_qkv)" in result.stderr
+    raw = run("export", "--model", MODEL, "--gpu", "H100", "--per-op", "-o", tmp_path / "r.json", "--db", store.url)
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert "step_check" not in doc and doc["ops"]["rmsnorm_qkv"]["buckets"][1]["arm"] == "fused"
+    assert "not applied (--per-op)" in raw.stderr
+    assert run("import", tmp_path / "t.json", "--db", f"sqlite:///{tmp_path / 'other.db'}").exit_code == 0
+
+
+def test_report_shows_the_check_in_its_section(filled, tmp_path):
+    store, _ = filled
+    run_id = check(store)
+    out = tmp_path / "report.html"
+    assert run("report", "--db", store.url, "-o", out).exit_code == 0
+    html = out.read_text()
+    section = next(s for s in script_json(html, "ks-data")["sections"]
+                   if s["model"] == MODEL and s["gpu"] == "NVIDIA H100 80GB HBM3")
+    assert [(r["batch"], r["ships"], r["run_id"]) for r in section["steps"]] == [(1, "table", run_id),
+                                                                                  (16, "unfused", run_id)]
+    assert section["steps"][0]["table_tok_s"] == 1063.8 and section["steps"][0]["current"] is True
+    assert f'data-run="{run_id}"' in html and "<td>1,064</td>" in html.replace(' class=""', "")
+    others = [s for s in script_json(html, "ks-data")["sections"] if s["model"] != MODEL]
+    assert all(s["steps"] == [] for s in others)
+
+
+# ---- tune -------------------------------------------------------------------------------------
+
+
+def fake_tune(store_winner: bool):
+    """A tune_model stand-in: one study of qwen3-tiny's down_residual at M = 1, with a fused winner
+    stored (store_winner) so that there is a table to check."""
+    from kernel_space import get_op
+    from kernel_space.fingerprint import current_fingerprint
+    from kernel_space.spec import Problem
+    from tests.storage.fill import FUSED
+    from tuner.search import StudyOutcome
+    from tuner.tune import TuneReport
+
+    def tune_model(store, config, ops, buckets, dtype, opts, seconds, on_study, on_trial, on_done, contexts):
+        outcome = StudyOutcome("down_residual", 1, trials=3, new_trials=3, failed=0, winner_arm="fused",
+                               winner_config=FUSED, median_us=5.0, unfused_us=9.0, speedup=1.8)
+        if store_winner:
+            n, k = get_op("down_residual").shape(config.dims())
+            ref = store.study(current_fingerprint(), Problem("down_residual", 1, n, k, dtype), config.name)
+            store.set_winner(ref.id, arm="fused", config=FUSED, median_us=5.0, unfused_us=9.0, cublas_us=None,
+                             floor_us=None, speedup=1.8, speedup_vs_cublas=None)
+        on_done(outcome)
+        return TuneReport(config.name, {}, [outcome], [], 1.0)
+
+    return tune_model
+
+
+@pytest.mark.parametrize(("extra", "reason"), [
+    ([], "no CUDA GPU here, and the decode step is timed on a GPU only (CUDA graphs)"),
+    (["--no-bench"], "--no-bench"),
+])
+def test_tune_without_a_gpu_or_with_no_bench_says_why_in_one_line(monkeypatch, tmp_path, extra, reason):
+    import tuner.tune
+
+    monkeypatch.setattr(tuner.tune, "tune_model", fake_tune(False))
+    monkeypatch.setattr(step_bench, "measure", lambda *a, **k: pytest.fail("measured without a GPU"))
+    result = run("tune", "--model", "qwen3-tiny", "--buckets", "1", *extra, "--db",
+                 f"sqlite:///{tmp_path / 'ks.db'}")
+    assert result.exit_code == 0, result.output
+    skipped = [line for line in result.stdout.splitlines() if "end-to-end" in line]
+    assert skipped == [f"end-to-end check skipped: {reason}; export writes the per-op winners as they are"]
+
+
+def test_tune_on_a_gpu_checks_the_table_and_prints_what_ships(monkeypatch, tmp_path):
+    import torch
+
+    import cli.tune
+    import tuner.tune
+
+    monkeypatch.setattr(tuner.tune, "tune_model", fake_tune(True))
+    monkeypatch.setattr(cli.tune, "interpreter_needed", lambda: False)  # as on a GPU machine
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H100 80GB HBM3")
+    calls = []
+
+    def measure(config, arms, batches, dtype, progress=None):
+        calls.append(([arm for arm, _ in arms], batches, dtype))
+        steps = {"unfused": {1: 1.0, 4: 2.0}, "table": {1: 0.8, 4: 2.2}}
+        return [StepRow(arm, b, steps[arm][b], b * 1000 / steps[arm][b], 5.0) for arm, _ in arms for b in batches]
+
+    monkeypatch.setattr(step_bench, "measure", measure)
+    db = f"sqlite:///{tmp_path / 'ks.db'}"
+    result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,4,512", "--db", db, env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    assert calls == [(["unfused", "table"], [1, 4], "bfloat16")]  # the decode buckets only
+    out = result.stdout
+    lines = step_lines(out)
+    section = lines[:next(i for i, line in enumerate(lines) if line.startswith("batch 4:"))]  # heading, table
+    assert max(len(line) for line in section) <= 100
+    rows = [line.split() for line in section if line.strip()[:1].isdigit()]
+    assert rows == [["1", "1,000", "1,250", "1.25x", "table"], ["4", "2,000", "1,818", "0.91x", "unfused"]]
+    assert "batch 4: the unfused step is faster (2.000 ms vs 2.200 ms with the new table): no bucket at M=4 " \
+           "differs from the unfused path" in out
+    assert "no previous arm: no table for this GPU before this tune" in out
+    assert out.rstrip().splitlines()[-1].startswith("next: kernel-search export --model qwen3-tiny")
+    shown = run("show", "--db", db, env={"COLUMNS": "100"}).stdout
+    assert [line.split() for line in step_lines(shown) if line.strip()[:1].isdigit()][:2] == rows
+
+
+def test_bench_batches_must_be_tuned_decode_buckets(tmp_path):
+    db = tmp_path / "ks.db"
+    for value, words in (("3", ["--bench-batches 3 is not a decode bucket this tune covers", "1, 4"]),
+                         ("512", ["--bench-batches 512 is not a decode bucket"]),
+                         ("x", ["--bench-batches must be a comma list of ints"])):
+        result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,4,512", "--bench-batches", value,
+                     "--db", f"sqlite:///{db}")
+        assert_one_line_error(result, *words)
+    assert not db.exists()
+
+
+def test_tune_on_several_gpus_checks_once_on_the_first_gpu_named(monkeypatch, tmp_path):
+    import cli.step_check
+    import cli.tune
+    import tuner.distributed as distributed
+
+    fps = {2: {**H100, "driver": "two"}, 3: {**H100, "driver": "three"}}
+    monkeypatch.setattr(cli.tune, "interpreter_needed", lambda: False)
+    monkeypatch.setattr(distributed, "parse_gpus", lambda text, count: [2, 3])
+    monkeypatch.setattr(distributed, "gpu_fingerprints", lambda gpus: fps)
+    monkeypatch.setattr(distributed, "plan", lambda *a: [7])
+    monkeypatch.setattr(distributed, "spawn_workers", lambda *a: [])
+    monkeypatch.setattr(distributed, "study_progress", lambda store, ids: (1, 5))
+    checks = []
+    monkeypatch.setattr(cli.step_check, "run_check", lambda store, config, dtype, fp, previous, batches, device=None:
+                        checks.append((config.name, dtype, fp, previous, batches, device)))
+    db = f"sqlite:///{tmp_path / 'ks.db'}"
+    result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert checks == [("qwen3-tiny", "bfloat16", fps[2], None, [1, 8], 2)]
+    result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--no-bench", "--db", db)
+    assert len(checks) == 1 and "end-to-end check skipped: --no-bench;" in result.stdout
+
+
+@requires_gpu
+@pytest.mark.timeout(900)
+def test_tune_on_the_gpu_times_the_step_and_stores_it(tmp_path):
+    """The real check: a short tune of the tiny preset, then its decode step in CUDA graphs."""
+    from storage import Store
+    from storage.queries import steps_frame
+
+    db = f"sqlite:///{tmp_path / 'ks.db'}"
+    result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,4", "--trials", "4", "--db", db,
+                 env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    assert "end to end (decode tok/s, CUDA graph): qwen3-tiny (bfloat16)" in result.stdout
+    with Store(db, readonly=True) as store:
+        frame = steps_frame(store)
+    assert list(frame["batch"]) == [1, 4] and frame["current"].all()
+    for arm in ("unfused", "table"):
+        assert (frame[f"{arm}_step_ms"] > 0).all() and (frame[f"{arm}_tok_s"] > 0).all()
+    assert frame["previous_tok_s"].isna().all()
