@@ -259,8 +259,8 @@ class Shipped:
         }
 
     def to_dict(self) -> dict:
-        """The table as export writes it: format 1, plus "step_check" when a check decided it (readers
-        of format 1 ignore keys they do not know)."""
+        """The table as export writes it: format 1 (2 with decode attention), plus "step_check" when a
+        check decided it (readers ignore keys they do not know)."""
         data = self.table.to_dict()
         record = self.record()
         if record is not None:
