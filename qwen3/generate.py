@@ -85,12 +85,13 @@ class Generator:
 
     cuda_graphs: None captures decode graphs when the model is on CUDA. batch_sizes: capture only the
     buckets serving these batch sizes (each bucket compiles its own kernels); default every bucket up
-    to max_batch's. Construction allocates the KV cache (and captures the graphs), so build one
-    Generator per (model, dispatcher).
+    to max_batch's. prefill_graphs: None (or True) replays short prefills as CUDA graphs wherever decode
+    runs graphs (module docstring); False prefills eagerly. Construction allocates the KV cache (and
+    captures the decode graphs), so build one Generator per (model, dispatcher).
     """
 
     def __init__(self, model: Qwen3ForCausalLM, max_batch: int, max_len: int, cuda_graphs: bool | None = None,
-                 batch_sizes: Sequence[int] | None = None):
+                 batch_sizes: Sequence[int] | None = None, prefill_graphs: bool | None = None):
         if max_batch < 1 or max_len < 2:
             raise ValueError(f"max_batch must be >= 1 and max_len >= 2, got {max_batch}, {max_len}")
         self.model, self.max_batch, self.max_len = model, max_batch, max_len
@@ -98,6 +99,7 @@ class Generator:
         self.use_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         if self.use_graphs and self.device.type != "cuda":
             raise ValueError("CUDA graphs need the model on a CUDA device")
+        self.prefill_graphs = self.use_graphs if prefill_graphs is None else prefill_graphs and self.use_graphs
         top = bucket_for(max_batch, DECODE_BUCKETS)
         wanted = {bucket_for(b, DECODE_BUCKETS) for b in batch_sizes or ()} or set(DECODE_BUCKETS)
         self.buckets = tuple(b for b in DECODE_BUCKETS if b <= top and b in wanted) if self.use_graphs else ()
@@ -159,7 +161,7 @@ class Generator:
         if first_row < 0 or first_row + n > self.model.kv_cache[0].shape[1] or t > self.max_len:
             raise ValueError(f"{n} prompts of {t} tokens from cache row {first_row} do not fit the cache")
         key = (n, padded_length(t, self.max_len), first_row)
-        if not self.use_graphs or key[0] * key[1] > PREFILL_GRAPH_TOKENS or (
+        if not self.prefill_graphs or key[0] * key[1] > PREFILL_GRAPH_TOKENS or (
                 key not in self._prefill_graphs and len(self._prefill_graphs) >= PREFILL_GRAPHS):
             hidden = self.model(ids, torch.arange(t, device=ids.device).expand(n, t), first_row, from_start=True)
             return self.model.compute_logits(hidden.view(n, t, -1)[:, -1].contiguous())
