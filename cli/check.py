@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cli.common import fail, interpreter_needed, user_errors
+from cli.common import console, fail, interpreter_needed, new_table, user_errors
 
 
 @user_errors
@@ -21,6 +19,7 @@ def check(
                                                "float16 on the CPU (the interpreter's bf16 tl.dot is wrong).")] = None,
     op: Annotated[list[str] | None, typer.Option("--op", help="Only these ops (repeatable).")] = None,
     configs: Annotated[int, typer.Option(min=1, help="Default configs checked per (op, M).")] = 2,
+    wide: Annotated[bool, typer.Option("--wide", help="Every config key in full (lines get long).")] = False,
 ):
     """Check every fused op (decode attention too) against its fp64 reference on fresh random inputs, with
     its outputs poisoned first; on a GPU also time it beside the unfused path, the cuBLAS GEMM alone and
@@ -32,12 +31,13 @@ def check(
     cfg = resolve_model(model or ("qwen3-0.6b" if cuda else "qwen3-tiny"))
     torch_dtype = _dtype(dtype or ("bfloat16" if cuda else "float16"))
     m_list = _ms(ms)
-    console = Console(stderr=True)
+    status_console = console(stderr=True)
     where = "GPU" if cuda else "CPU through Triton's interpreter"
-    with console.status(f"checking {cfg.name} on the {where}") as status:
+    with status_console.status(f"checking {cfg.name} on the {where}") as status:
         rows = check_ops(cfg.dims(), m_list, torch_dtype, op or None, configs,
                          progress=lambda text: status.update(f"checking {text}"))
-    Console().print(_table(rows, f"{cfg.name}, {str(torch_dtype).replace('torch.', '')}, {where}", timed=cuda))
+    title = f"{cfg.name}, {str(torch_dtype).replace('torch.', '')}, {where}"
+    console(wide=wide).print(_table(rows, title, timed=cuda, wide=wide))
     if not rows:
         fail("no config of the search space fits these shapes: nothing was checked")
     bad = [r for r in rows if not r.passed]
@@ -69,20 +69,39 @@ def _us(value) -> str:
     return f"{value:.1f}" if value is not None else "-"
 
 
-def _table(rows, title: str, timed: bool) -> Table:
-    from kernel_space.attention_shape import describe
+def _table(rows, title: str, timed: bool, wide: bool = False):
+    """One row per (op, M, config), its relative error (or FAILED and why); narrow (no shape column,
+    the config brief: brief_config) unless wide, so that the table fits 100 columns on a GPU too."""
+    from kernel_space.attention_shape import ATTENTION_OP, decode_heads, decode_m
 
-    table = Table(title=title)
-    timed_cols = ("fused us", "unfused us", "cuBLAS us", "floor us") if timed else ()
-    for col in ("op", "M", "N", "K", "rel err", "ok", *timed_cols):
-        table.add_column(col, no_wrap=True)
-    table.add_column("config", overflow="fold")
+    timed_cols = ["fused", "unfused", "cuBLAS", "floor"] if timed else []
+    columns = ["op", "M", *(["shape"] if wide else []), "rel err", *timed_cols, "config"]
+    table = new_table(title + (" (times in us)" if timed else ""), columns,
+                      numeric=set(columns) - {"op", "shape", "rel err", "config"})
     for r in rows:
         err = f"{r.rel_error:.1e}" if r.rel_error is not None else "-"
+        err = err if r.passed else f"FAILED {err}: {r.reason}"
         times = (_us(r.fused_us), _us(r.unfused_us), _us(r.cublas_us), _us(r.floor_us)) if timed else ()
-        m = describe(r.op, r.m).removeprefix("M=")  # decode attention: "8 ctx=4096"
-        table.add_row(r.op, m, str(r.n), str(r.k), err, "yes" if r.passed else f"NO: {r.reason}", *times, r.config)
+        op, m, shape = r.op, r.m, f"{r.n} x {r.k}"
+        if r.op == ATTENTION_OP:  # as query names it: 'decode_attention ctx=4k', M the batch
+            m, context = decode_m(r.m)
+            op = f"{r.op} ctx={context // 1024}k" if context % 1024 == 0 else f"{r.op} ctx={context}"
+            heads, kv_heads, head_dim = decode_heads(r.n, r.k)
+            shape = f"{heads}/{kv_heads} heads x {head_dim}"
+        config = r.config if wide or r.settings is None else brief_config(r.settings)
+        table.add_row(op, str(m), *([shape] if wide else []), err, *times, config)
     return table
+
+
+def brief_config(cfg: dict) -> str:
+    """The keys of a config that tell configs apart at a glance: 'fma 1x8x128 k1 w4 s4' (path, BLOCK_M x
+    BLOCK_N x BLOCK_K, SPLIT_K, warps, stages) or, for decode attention, 'group 16sp n64 w4 s2' (pack,
+    SPLITS, BLOCK_N, warps, stages). --wide prints every key."""
+    w, s = cfg.get("num_warps", "?"), cfg.get("num_stages", "?")
+    if "SPLITS" in cfg:
+        return f"{cfg.get('pack', '?')} {cfg['SPLITS']}sp n{cfg.get('BLOCK_N', '?')} w{w} s{s}"
+    blocks = "x".join(str(cfg.get(key, "?")) for key in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
+    return f"{cfg.get('path', '?')} {blocks} k{cfg.get('SPLIT_K', 1)} w{w} s{s}"
 
 
 def register(app: typer.Typer) -> None:

@@ -35,6 +35,7 @@ class CheckRow:
     unfused_us: float | None = None
     cublas_us: float | None = None
     floor_us: float | None = None
+    settings: dict | None = None  # the config itself (config is its key)
 
 
 def check_ops(dims: ks.ModelDims, ms: list[int], dtype: torch.dtype, ops: list[str] | None = None,
@@ -70,5 +71,5 @@ def check_ops(dims: ks.ModelDims, ms: list[int], dtype: torch.dtype, ops: list[s
                     progress(f"{op} {describe(op, m)} {ks.config_key(cfg)}")
                 t = run_trial(problem, "fused", cfg, device, rotation, 10 + i, smem, time_it=cuda)
                 rows.append(CheckRow(op, m, n, k, ks.config_key(cfg), t.rel_error, t.status == "ok", t.reason,
-                                     fused_us=t.median_us, **base))
+                                     fused_us=t.median_us, settings=dict(cfg), **base))
     return rows
