@@ -153,15 +153,15 @@ class Generator:
         return self._logits[bucket][:b].clone()
 
     @torch.inference_mode()
-    def prefill_rows(self, ids: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+    def prefill_rows(self, ids: torch.Tensor, first_row: int = 0, graph: bool = True) -> torch.Tensor:
         """Prompts ids [n, T] of one length into cache rows first_row .. first_row + n -> the logits of
         each one's last token [n, vocab], a tensor of its own. A CUDA graph serves it where it can
-        (see the module docstring), else an eager forward."""
+        (see the module docstring) unless graph is False, else an eager forward."""
         n, t = ids.shape
         if first_row < 0 or first_row + n > self.model.kv_cache[0].shape[1] or t > self.max_len:
             raise ValueError(f"{n} prompts of {t} tokens from cache row {first_row} do not fit the cache")
         key = (n, padded_length(t, self.max_len), first_row)
-        if not self.prefill_graphs or key[0] * key[1] > PREFILL_GRAPH_TOKENS or (
+        if not (graph and self.prefill_graphs) or key[0] * key[1] > PREFILL_GRAPH_TOKENS or (
                 key not in self._prefill_graphs and len(self._prefill_graphs) >= PREFILL_GRAPHS):
             hidden = self.model(ids, torch.arange(t, device=ids.device).expand(n, t), first_row, from_start=True)
             return self.model.compute_logits(hidden.view(n, t, -1)[:, -1].contiguous())
@@ -203,8 +203,9 @@ class Generator:
             raise ValueError(f"a prompt of {longest} tokens leaves no room in max_len {self.max_len}")
         if len({len(p) for p in prompts}) == 1:
             return self.prefill_rows(torch.tensor(prompts, dtype=torch.long, device=self.device))
-        return torch.cat([self.prefill_rows(torch.tensor([prompt], dtype=torch.long, device=self.device), row)
-                          for row, prompt in enumerate(prompts)])
+        # One at a time and eagerly: a graph per (length, row) would be captured for one use.
+        return torch.cat([self.prefill_rows(torch.tensor([prompt], dtype=torch.long, device=self.device), row,
+                                            graph=False) for row, prompt in enumerate(prompts)])
 
     @torch.inference_mode()
     def generate(
