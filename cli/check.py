@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console, fail, interpreter_needed, new_table, user_errors
+from cli.common import console, fail, interpreter_needed, new_table, op_label, shape_cell, user_errors
 
 
 @user_errors
@@ -72,7 +72,7 @@ def _us(value) -> str:
 def _table(rows, title: str, timed: bool, wide: bool = False):
     """One row per (op, M, config), its relative error (or FAILED and why); narrow (no shape column,
     the config brief: brief_config) unless wide, so that the table fits 100 columns on a GPU too."""
-    from kernel_space.attention_shape import ATTENTION_OP, decode_heads, decode_m
+    from kernel_space.attention_shape import ATTENTION_OP, decode_m
 
     timed_cols = ["fused", "unfused", "cuBLAS", "floor"] if timed else []
     columns = ["op", "M", *(["shape"] if wide else []), "rel err", *timed_cols, "config"]
@@ -82,14 +82,9 @@ def _table(rows, title: str, timed: bool, wide: bool = False):
         err = f"{r.rel_error:.1e}" if r.rel_error is not None else "-"
         err = err if r.passed else f"FAILED {err}: {r.reason}"
         times = (_us(r.fused_us), _us(r.unfused_us), _us(r.cublas_us), _us(r.floor_us)) if timed else ()
-        op, m, shape = r.op, r.m, f"{r.n} x {r.k}"
-        if r.op == ATTENTION_OP:  # as query names it: 'decode_attention ctx=4k', M the batch
-            m, context = decode_m(r.m)
-            op = f"{r.op} ctx={context // 1024}k" if context % 1024 == 0 else f"{r.op} ctx={context}"
-            heads, kv_heads, head_dim = decode_heads(r.n, r.k)
-            shape = f"{heads}/{kv_heads} heads x {head_dim}"
+        m, context = decode_m(r.m) if r.op == ATTENTION_OP else (r.m, None)  # as query names it
         config = r.config if wide or r.settings is None else brief_config(r.settings)
-        table.add_row(op, str(m), *([shape] if wide else []), err, *times, config)
+        table.add_row(op_label(r.op, context), str(m), *([shape_cell(r)] if wide else []), err, *times, config)
     return table
 
 

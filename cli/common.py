@@ -168,9 +168,14 @@ def op_cell(row) -> str:
     import pandas as pd  # loaded already: the row comes from a storage.queries frame
 
     context = getattr(row, "context", None)
-    if context is None or pd.isna(context):
-        return row.op
-    return f"{row.op} ctx={context // 1024}k" if context % 1024 == 0 else f"{row.op} ctx={context}"
+    return op_label(row.op, None if context is None or pd.isna(context) else int(context))
+
+
+def op_label(op: str, context: int | None = None) -> str:
+    """'decode_attention ctx=4k' for decode attention over `context` slots, else the op's name."""
+    if context is None:
+        return op
+    return f"{op} ctx={context // 1024}k" if context % 1024 == 0 else f"{op} ctx={context}"
 
 
 def shape_cell(row) -> str:
