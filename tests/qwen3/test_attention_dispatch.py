@@ -13,6 +13,7 @@ from kernel_space.attention_shape import encode_m
 from kernel_space.decode_attention import AttentionProblem
 from qwen3.dispatch import Dispatcher
 from qwen3.loader import random_weights
+from tests.conftest import DEVICE
 from tests.qwen3.helpers import DOT, TINY, table_dict
 
 SHAPES = {"o_proj_residual": (40, 64)}
@@ -128,21 +129,21 @@ def _decode_configs(model, monkeypatch, batch=2, max_len=40) -> list:
     model.set_attention_impl("triton")
     model.allocate_kv_cache(batch, max_len)
     with torch.inference_mode():
-        model(torch.zeros((batch, 1), dtype=torch.long), torch.full((batch, 1), 5))
+        model(torch.zeros((batch, 1), dtype=torch.long, device=DEVICE), torch.full((batch, 1), 5, device=DEVICE))
     monkeypatch.setattr(layers, "decode_attention", real)
     return seen
 
 
 def test_a_table_without_attention_leaves_the_model_as_it_was(monkeypatch):
     """Every layer launches the plan (config None), with no table and with a table of linear ops only."""
-    model = random_weights(TINY, torch.float32, "cpu", seed=0)
+    model = random_weights(TINY, torch.float32, DEVICE, seed=0)
     assert _decode_configs(model, monkeypatch) == [None, None]
     model.set_dispatcher(quiet(table_dict(model.op_shapes(), LINEAR)))
     assert _decode_configs(model, monkeypatch) == [None, None]
 
 
 def test_the_model_looks_up_per_batch_and_cache_and_a_set_config_wins(monkeypatch):
-    model = random_weights(TINY, torch.float32, "cpu", seed=0)
+    model = random_weights(TINY, torch.float32, DEVICE, seed=0)
     model.set_dispatcher(quiet(attention_table(BUCKETS)))
     assert _decode_configs(model, monkeypatch, batch=1, max_len=30) == [HEAD, HEAD]
     assert _decode_configs(model, monkeypatch, batch=3, max_len=64) == [GROUP, GROUP]

@@ -1,0 +1,96 @@
+"""Decode attention configs timed alone and inside the model's decode step, side by side.
+
+    python3 benchmarks/attn_step_probe.py OUT.json --model qwen3-0.6b --batches 1,8 --context 4032 \\
+        [--table dispatch.json] [--config '{"SPLITS": 8, ...}' ...]
+
+Why: a tune of decode_attention picked a config that measured faster alone (benchmarks/attn_bench.py's
+method: KV cache cold in L2, one CUDA graph, median) while the decode step ran slower with it. Per
+batch this times every config twice: alone, over the cell's cache shape, and as the attention of a
+CUDA-graph decode step (qwen3.bench.bench_cell, random weights), the plan (no config) included. The
+table's decode_attention configs, each also with the other combine, are the default arms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.attn_bench import COLD_L2_FACTOR, check, fused, time_graph
+from kernel_space.attention_shape import decode_m
+from kernel_space.decode_attention import AttentionProblem, attention_plan, check_config, make_inputs
+from qwen3.bench import bench_cell
+from qwen3.config import PRESETS
+from qwen3.loader import random_weights
+
+
+def table_configs(path: Path, batch: int) -> list[dict]:
+    entry = json.loads(path.read_text())["ops"].get("decode_attention", {})
+    out = []
+    for bucket in entry.get("buckets", []):
+        if decode_m(bucket["m"])[0] == batch and bucket.get("arm") == "fused":
+            cfg = bucket["config"]
+            other = {**cfg, "combine": "kernel" if cfg["combine"] == "last_program" else "last_program"}
+            out += [cfg] + ([other] if cfg["SPLITS"] > 1 else [])
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out", type=Path)
+    p.add_argument("--model", default="qwen3-0.6b")
+    p.add_argument("--batches", default="1,8")
+    p.add_argument("--context", type=int, default=4032)
+    p.add_argument("--output-len", type=int, default=32)
+    p.add_argument("--table", type=Path)
+    p.add_argument("--config", action="append", default=[], help="a config as JSON (repeatable)")
+    args = p.parse_args(argv)
+    config = PRESETS[args.model]
+    heads, kv, hd = config.num_attention_heads, config.num_key_value_heads, config.head_dim
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    l2 = torch.cuda.get_device_properties(0).L2_cache_size
+    model = random_weights(config, torch.bfloat16, "cuda", seed=0)
+    rows = []
+    for batch in [int(b) for b in args.batches.split(",")]:
+        slots = args.context + args.output_len  # the step's cache: context + output_len slots
+        problem = AttentionProblem(batch, heads, kv, hd, slots, "bfloat16")
+        plan = attention_plan(batch, heads, kv, hd, slots, sms)
+        configs = [None] + (table_configs(args.table, batch) if args.table else [])
+        configs += [json.loads(c) for c in args.config] + [{**plan, "combine": "last_program"}]
+        gen = torch.Generator(device="cuda").manual_seed(batch)
+        copies = max(1, math.ceil(COLD_L2_FACTOR * l2 / problem.kv_bytes()))
+        rotation = [make_inputs(problem, "cuda", gen) for _ in range(copies)]
+        for cfg in configs:
+            shown = plan if cfg is None else {**plan, **cfg}
+            reason = check_config(shown, problem)
+            row = {"batch": batch, "context": args.context, "config": shown, "is_plan": cfg is None}
+            if reason:
+                rows.append({**row, "error": reason})
+                continue
+            row["rel_err"] = check(fused(shown), rotation[0], None)
+            row["alone_us"] = time_graph(fused(shown), rotation)[0]
+            model.set_attention_config(cfg)
+            bench = bench_cell(model, "probe", batch, args.context, args.output_len, repeats=5)
+            row["step_ms"], row["tok_s"] = bench.decode_ms, bench.tokens_per_s
+            rows.append(row)
+            print(f"batch {batch:2d} ctx {args.context} {'plan ' if cfg is None else 'cfg  '}"
+                  f"S{shown['SPLITS']:>2} N{shown['BLOCK_N']:>3} {shown['pack']:5s} {shown['combine']:12s} "
+                  f"w{shown['num_warps']} s{shown['num_stages']}: alone {row['alone_us']:7.1f} us, "
+                  f"step {row['step_ms']:.3f} ms ({row['tok_s']:,.0f} tok/s)", flush=True)
+        model.set_attention_config(None)
+        del rotation
+        torch.cuda.empty_cache()
+    args.out.write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(),
+                                    "model": args.model, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
