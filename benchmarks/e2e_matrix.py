@@ -133,6 +133,19 @@ def cell_fits(c, batch: int, context: int, output_len: int, total: int) -> tuple
 
 # --- the result file ----------------------------------------------------------------------------------
 
+def copy_bandwidth() -> float:
+    """Bytes read + written per second by a 1 GiB device-to-device copy (the floor's bandwidth)."""
+    from benchmarks.attn_bench import copy_bandwidth as measure_copy
+
+    return round(measure_copy())
+
+
+def step_floor_tok_s(config, batch: int, context: int, bandwidth: float) -> float:
+    """Tokens/s if a decode step only had to read the weights and every sequence's K and V once at
+    `context` slots (the bytes a step cannot avoid) at the copy bandwidth."""
+    return batch * bandwidth / (weight_bytes(config) + kv_bytes(config, batch, context))
+
+
 def short_gpu(name: str) -> str:
     """'NVIDIA H100 80GB HBM3' -> 'H100': the model number, for file names."""
     match = re.search(r"\b([A-Z]{1,2}\d{2,4}[A-Za-z]?)\b", name)
@@ -145,7 +158,7 @@ def load_results(path: Path, header: dict, fresh: bool) -> dict:
         return {**header, "rows": [], "skipped": []}
     results = json.loads(path.read_text())
     for key, value in header.items():
-        if key != "date" and results.get(key) != value:
+        if key not in ("date", "copy_bandwidth") and results.get(key) != value:
             raise ValueError(f"{path} holds {key} {results.get(key)!r}, this run {value!r}: pass --fresh or "
                              f"another --out")
     results.setdefault("skipped", [])
@@ -289,15 +302,30 @@ def render(files: list[dict]) -> str:
                 f"after the prompt, median of {first.get('repeats')} runs; torch.compile: {first.get('torch_compile')}",
                 "", "| model | context | batch | unfused tok/s | table tok/s | torch.compile tok/s | "
                 "table / torch.compile | unfused prefill ms | table prefill ms | torch.compile prefill ms | "
-                "prefill time table / torch.compile |", "|---|---:|---:|" + "---:|" * 8]
+                "prefill time table / torch.compile | floor tok/s | table / floor |", "|---|---:|---:|" + "---:|" * 10]
         models = list(dict.fromkeys(k[0] for k in rows))
         for model, batch, context in sorted({k[:3] for k in rows}, key=lambda k: (models.index(k[0]), k[2], k[1])):
             arm = {a: rows.get((model, batch, context, a)) for a in ARMS}
-            out.append(f"| {model} | {context:,} | {batch} | " + " | ".join(_cells(arm)) + " |")
+            floor = _floor(model, batch, context, first.get("copy_bandwidth"))
+            share = f"{arm['table']['decode_tok_s'] / floor:.0%}" if floor and arm["table"] else "-"
+            out.append(f"| {model} | {context:,} | {batch} | " + " | ".join(_cells(arm)) + " | "
+                       + (f"{floor:,.0f} | {share} |" if floor else "- | - |"))
         notes = {(s["model"], s["batch"], s["context"], s["arm"]): s["reason"] for f in mine for s in f["skipped"]}
         out += [""] + [f"- not measured: {m} batch {b} context {c:,} ({a}): {why}"
                        for (m, b, c, a), why in sorted(notes.items())] + [""]
     return "\n".join(out)
+
+
+def _floor(model: str, batch: int, context: int, bandwidth: float | None) -> float | None:
+    """The cell's floor tok/s (step_floor_tok_s) where the file has its copy bandwidth and the model resolves."""
+    from qwen3.config import resolve_model
+
+    if not bandwidth:
+        return None
+    try:
+        return step_floor_tok_s(resolve_model(model), batch, context, bandwidth)
+    except ValueError:
+        return None
 
 
 def _cells(arm: dict) -> list[str]:
@@ -338,7 +366,7 @@ def main(argv=None) -> int:
         gpu, today = torch.cuda.get_device_name(), datetime.date.today().isoformat()
         out = args.out or Path(f"benchmarks/results/e2e_matrix_{short_gpu(gpu)}_{today}.json")
         header = {"gpu": gpu, "date": today, "output_len": args.output_len, "repeats": args.repeats,
-                  "torch_compile": asdict(settings_from(args, "peer-"))}
+                  "torch_compile": asdict(settings_from(args, "peer-")), "copy_bandwidth": copy_bandwidth()}
         results = load_results(out, header, args.fresh)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import tuner.step_bench as step_bench
 from storage.export import build_table
@@ -83,6 +84,7 @@ def test_export_applies_the_check_and_says_so(filled, tmp_path):
 
 
 def test_report_shows_the_check_in_its_section(filled, tmp_path):
+    pytest.importorskip("plotly")  # the report's figures (an extra the GPU image lacks)
     store, _ = filled
     run_id = check(store)
     out = tmp_path / "report.html"
@@ -126,7 +128,8 @@ def fake_tune(store_winner: bool):
 
 
 @pytest.mark.parametrize(("extra", "reason"), [
-    ([], "no CUDA GPU here, and the decode step is timed on a GPU only (CUDA graphs)"),
+    pytest.param([], "no CUDA GPU here, and the decode step is timed on a GPU only (CUDA graphs)",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
     (["--no-bench"], "--no-bench"),
 ])
 def test_tune_without_a_gpu_or_with_no_bench_says_why_in_one_line(monkeypatch, tmp_path, extra, reason):

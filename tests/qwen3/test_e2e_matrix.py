@@ -91,9 +91,24 @@ def test_markdown_has_the_ratio_per_cell_and_the_cells_not_measured(tmp_path, ca
     assert mx.main(["--render", str(path)]) == 0
     text = capsys.readouterr().out
     lines = [line for line in text.splitlines() if line.startswith("| qwen3")]
-    assert lines == ["| qwen3-0.6b | 256 | 1 | 588 | - | - | - | 9.0 | - | - | - |",
-                     "| qwen3-0.6b | 8,192 | 8 | 1,487 | 1,460 | 1,868 | 0.78x | 120.0 | 110.0 | 100.0 | 1.10x |"]
+    assert lines == ["| qwen3-0.6b | 256 | 1 | 588 | - | - | - | 9.0 | - | - | - | - | - |",
+                     "| qwen3-0.6b | 8,192 | 8 | 1,487 | 1,460 | 1,868 | 0.78x | 120.0 | 110.0 | 100.0 | 1.10x "
+                     "| - | - |"]
     assert "not measured: qwen3-8b batch 32 context 32,768 (all): does not fit: KV cache 154.9 GB" in text
+    # With the file's copy bandwidth, the floor: weights + K/V at the context, once a step.
+    path.write_text(json.dumps({**results, "copy_bandwidth": 3.0e12}))
+    assert mx.main(["--render", str(path)]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("| qwen3-0.6b | 8,192")][0]
+    c = PRESETS["qwen3-0.6b"]
+    floor = 8 * 3.0e12 / (mx.weight_bytes(c) + 28 * 2 * 8 * 8192 * 8 * 128 * 2)
+    assert line.endswith(f"| {floor:,.0f} | {1460 / floor:.0%} |") and 2700 < floor < 2800
+
+
+def test_the_floor_of_8b_at_batch_1_is_its_weights_at_the_bandwidth():
+    c = PRESETS["qwen3-8b"]
+    assert mx.step_floor_tok_s(c, 1, 1, 3.0e12) == pytest.approx(3.0e12 / mx.weight_bytes(c), rel=1e-3)
+    kv = 36 * 2 * 8 * 8192 * 8 * 128 * 2  # layers x (K, V) x batch x slots x KV heads x head_dim x bf16
+    assert mx.step_floor_tok_s(c, 8, 8192, 3.0e12) == pytest.approx(8 * 3.0e12 / (mx.weight_bytes(c) + kv))
 
 
 def test_tables_are_named_per_model(tmp_path):
