@@ -7,7 +7,9 @@ winner serves every M above the bucket below it up to its own m) and runs the fu
 that bucket's config where the table picked `fused` and everything it was tuned for still holds;
 anywhere else it runs the `_unfused` baseline. Past the last tuned bucket (M greater than the
 largest bucket's m) it runs the baseline and warns once per op. With no table it is the baseline
-everywhere.
+everywhere. From kernel_space.prefill.PREFILL_ROWS tokens on (a prefill), the baseline is that
+module's path: cuBLAS's GEMMs with one-pass Triton RMSNorm and SiLU-multiply kernels and the
+residual in the GEMM's epilogue, where eager PyTorch would make ~8 passes over the activations.
 
 A table is data: it is parsed and type-checked by storage.table, its configs are re-checked with
 the op's check_config, and only the search-space keys of a config (ints and a few names) ever
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from kernel_space import ALL_OPS, OPS, get_op, kernel_hash
+from kernel_space import ALL_OPS, OPS, get_op, kernel_hash, prefill
 from kernel_space.attention_shape import ATTENTION_OP, describe, encode_heads
 from kernel_space.decode_attention import AttentionProblem
 from kernel_space.down_residual import down_residual, down_residual_unfused
@@ -249,6 +251,8 @@ class Dispatcher:
         choice = self._run("rmsnorm_qkv", h, w)
         if choice.arm == "fused":
             return rmsnorm_qkv(h, norm_w, w, choice.config, eps)
+        if prefill.serves(h.shape[0], h):
+            return prefill.rmsnorm_qkv(h, norm_w, w, eps)
         return rmsnorm_qkv_unfused(h, norm_w, w, eps)
 
     def o_proj_residual(self, x, residual, w):
@@ -256,6 +260,8 @@ class Dispatcher:
         choice = self._run("o_proj_residual", x, w)
         if choice.arm == "fused":
             return o_proj_residual(x, residual, w, choice.config)
+        if prefill.serves(x.shape[0], x):
+            return prefill.residual_linear(x, residual, w)
         return o_proj_residual_unfused(x, residual, w)
 
     def rmsnorm_gate_up_silu(self, x, norm_w, w, eps: float):
@@ -263,6 +269,8 @@ class Dispatcher:
         choice = self._run("rmsnorm_gate_up_silu", x, w)
         if choice.arm == "fused":
             return rmsnorm_gate_up_silu(x, norm_w, w, choice.config, eps)
+        if prefill.serves(x.shape[0], x):
+            return prefill.rmsnorm_gate_up_silu(x, norm_w, w, eps)
         return rmsnorm_gate_up_silu_unfused(x, norm_w, w, eps)
 
     def down_residual(self, x, residual, w):
@@ -270,6 +278,8 @@ class Dispatcher:
         choice = self._run("down_residual", x, w)
         if choice.arm == "fused":
             return down_residual(x, residual, w, choice.config)
+        if prefill.serves(x.shape[0], x):
+            return prefill.residual_linear(x, residual, w)
         return down_residual_unfused(x, residual, w)
 
     def lm_head(self, h, norm_w, w, eps: float):
@@ -277,6 +287,8 @@ class Dispatcher:
         choice = self._run("lm_head", h, w)
         if choice.arm == "fused":
             return lm_head(h, norm_w, w, choice.config, eps)
+        if prefill.serves(h.shape[0], h):
+            return prefill.lm_head(h, norm_w, w, eps)
         return lm_head_unfused(h, norm_w, w, eps)
 
     def __repr__(self) -> str:

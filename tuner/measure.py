@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kernel_space import prefill
 from kernel_space._common import TOLERANCE, poisoned_outputs, rel_error
 from kernel_space.spec import OpSpec
 
@@ -43,12 +44,26 @@ class IncorrectResult(Exception):
         super().__init__(detail)
 
 
+def _unfused(spec: OpSpec) -> Callable[[dict], tuple]:
+    """The unfused arm as the runtime runs it (qwen3.dispatch): from kernel_space.prefill.PREFILL_ROWS
+    rows on, that module's path where the site has one, else the op's eager baseline."""
+    path = prefill.ARMS.get(spec.name)
+    if path is None:
+        return spec.unfused
+
+    def run(inputs: dict) -> tuple:
+        rows = inputs["h"] if "h" in inputs else inputs["x"]
+        return path(inputs) if prefill.serves(rows.shape[0], rows) else spec.unfused(inputs)
+
+    return run
+
+
 def arm_fn(spec: OpSpec, arm: str, cfg: dict | None) -> Callable[[dict], tuple]:
     """The callable that runs one arm of an op on an inputs dict."""
     if arm == "fused":
         return lambda inputs: spec.fused(inputs, cfg)
     if arm == "unfused":
-        return spec.unfused
+        return _unfused(spec)
     if arm == "cublas":
         if spec.cublas is None:
             raise ValueError(f"{spec.name} has no cuBLAS arm (it is no GEMM)")

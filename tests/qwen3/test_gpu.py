@@ -45,7 +45,15 @@ def hf_06b(tmp_path_factory):
     torch.manual_seed(0)
     with torch.device("cuda"):
         hf = transformers.Qwen3ForCausalLM(transformers.Qwen3Config(**config.to_hf_dict()))
+    # .to(bfloat16) rounds the rotary inv_freq buffers to bf16 too, and the fp32 reference copied from
+    # this model below would keep the rounded frequencies: at position 2,048 their angles are off by
+    # radians, an error neither implementation under test makes. Kept in fp32, as a checkpoint loaded
+    # in bf16 computes them.
+    inv_freq = {name: buf.clone() for name, buf in hf.named_buffers() if name.endswith("inv_freq")}
     hf = hf.to(torch.bfloat16).eval()
+    for name, buf in inv_freq.items():
+        owner, _, attr = name.rpartition(".")
+        setattr(hf.get_submodule(owner), attr, buf)
     with torch.no_grad():
         for name, p in hf.named_parameters():
             if name.endswith("norm.weight"):
