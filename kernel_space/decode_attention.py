@@ -219,7 +219,7 @@ def _prep_q(row, qw_ptr, heads, live_h, cos, sin, eps, HP: tl.constexpr, HD: tl.
     w1 = tl.load(qw_ptr + offs).to(tl.float32)[:, None]
     w2 = tl.load(qw_ptr + HALF + offs).to(tl.float32)[:, None]
     o1, o2 = _norm_rope_half(x1, x2, w1, w2, cos[:, None], sin[:, None], eps, HD, DT)
-    return tl.reshape(tl.permute(tl.join(o1, o2), (1, 2, 0)), (HP, HD))  # [h, half, i] -> row h: o1 | o2
+    return tl.reshape(tl.permute(tl.join(o1, o2), (1, 2, 0)), (HP, HD))  # [i, h, 2] -> [h, 2, i]: row h is o1 | o2
 
 
 @triton.jit
