@@ -98,7 +98,9 @@ def neighbours(plan: dict, problem: AttentionProblem, random_count: int, sms: in
     changes += [{"combine": "last_program"}, {"pack": "head", "num_stages": 1}, {"BLOCK_N": 32}, {"BLOCK_N": 128},
                 {"num_stages": 1}, {"num_stages": 3}, {"num_warps": 2}, {"num_warps": 8}]
     candidates = [{**plan, **c} for c in changes]
-    candidates += sample_configs(problem, random_count + 1, seed=problem.batch * 7 + problem.context, sm_count=sms)[1:]
+    # From a prepared q, as this bench times attention: prep=fused configs take the qkv rows (attn_step_probe).
+    candidates += sample_configs(problem, random_count + 1, seed=problem.batch * 7 + problem.context, sm_count=sms,
+                                 prep="separate")[1:]
     out = []
     for cfg in candidates:
         if cfg != plan and cfg not in out and not check_config(cfg, problem) and not redundant_reason(cfg, problem):

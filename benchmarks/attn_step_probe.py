@@ -5,9 +5,16 @@
 
 Why: a tune of decode_attention picked a config that measured faster alone (benchmarks/attn_bench.py's
 method: KV cache cold in L2, one CUDA graph, median) while the decode step ran slower with it. Per
-batch this times every config twice: alone, over the cell's cache shape, and as the attention of a
+batch this times every config alone, over the cell's cache shape, and as the attention of a
 CUDA-graph decode step (qwen3.bench.bench_cell, random weights), the plan (no config) included. The
-table's decode_attention configs, each also with the other combine, are the default arms.
+table's decode_attention configs, each also with the other combine, the plan with the last program
+combining and the plan with prep fused are the default arms. A --config is laid over the batch's
+plan: '{"prep": "fused"}' is the plan with the q/k norm, RoPE and cache write inside the attention
+kernel.
+
+Alone is timed twice: alone_us is the attention kernel from a prepared q (prep=separate configs only,
+as before prep was a key), alone_prep_us the work from the qkv rows, qk_norm_rope_cache included for
+prep=separate (what the tuner times since prep is a key; kernel_space.decode_attention.AttentionOpSpec).
 """
 
 from __future__ import annotations
@@ -24,8 +31,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.attn_bench import COLD_L2_FACTOR, check, fused, time_graph
+from kernel_space._common import poisoned_outputs, rel_error
 from kernel_space.attention_shape import decode_m
-from kernel_space.decode_attention import AttentionProblem, attention_plan, check_config, make_inputs
+from kernel_space.decode_attention import (
+    SPEC,
+    AttentionProblem,
+    attention_plan,
+    check_config,
+    decode_attention_prep,
+    make_inputs,
+    make_prep_inputs,
+    prep_of,
+)
 from qwen3.bench import bench_cell
 from qwen3.config import PRESETS
 from qwen3.loader import random_weights
@@ -40,6 +57,31 @@ def table_configs(path: Path, batch: int) -> list[dict]:
             other = {**cfg, "combine": "kernel" if cfg["combine"] == "last_program" else "last_program"}
             out += [cfg] + ([other] if cfg["SPLITS"] > 1 else [])
     return out
+
+
+def from_qkv(cfg: dict):
+    """The work from the qkv rows to o with cfg (both preps), called with make_prep_inputs' dict."""
+    def run(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, scale):
+        return decode_attention_prep(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, scale, 0,
+                                     cfg)
+
+    return run
+
+
+def check_from_qkv(cfg: dict, inputs: dict) -> float:
+    """Relative error of from_qkv(cfg) against the op's reference (the model's prep, fp64 attention)."""
+    with poisoned_outputs():
+        out = from_qkv(cfg)(**inputs)
+    return rel_error(out, SPEC.reference(inputs)[0])
+
+
+def time_alone(row: dict, shown: dict, rotation: list[dict], prep_rotation: list[dict]) -> None:
+    """alone_us (attention from q, prep=separate only) and alone_prep_us (from the qkv rows) into row."""
+    if prep_of(shown) == "separate":
+        row["rel_err"] = check(fused(shown), rotation[0], None)
+        row["alone_us"] = time_graph(fused(shown), rotation)[0]
+    row["prep_rel_err"] = check_from_qkv(shown, prep_rotation[0])
+    row["alone_prep_us"] = time_graph(from_qkv(shown), prep_rotation)[0]
 
 
 def main(argv=None) -> int:
@@ -63,10 +105,12 @@ def main(argv=None) -> int:
         problem = AttentionProblem(batch, heads, kv, hd, slots, "bfloat16")
         plan = attention_plan(batch, heads, kv, hd, slots, sms)
         configs = [None] + (table_configs(args.table, batch) if args.table else [])
-        configs += [json.loads(c) for c in args.config] + [{**plan, "combine": "last_program"}]
+        configs += [json.loads(c) for c in args.config]
+        configs += [{**plan, "combine": "last_program"}, {**plan, "prep": "fused"}]
         gen = torch.Generator(device="cuda").manual_seed(batch)
         copies = max(1, math.ceil(COLD_L2_FACTOR * l2 / problem.kv_bytes()))
         rotation = [make_inputs(problem, "cuda", gen) for _ in range(copies)]
+        prep_rotation = [make_prep_inputs(problem, "cuda", gen) for _ in range(copies)]
         for cfg in configs:
             shown = plan if cfg is None else {**plan, **cfg}
             reason = check_config(shown, problem)
@@ -74,18 +118,19 @@ def main(argv=None) -> int:
             if reason:
                 rows.append({**row, "error": reason})
                 continue
-            row["rel_err"] = check(fused(shown), rotation[0], None)
-            row["alone_us"] = time_graph(fused(shown), rotation)[0]
-            model.set_attention_config(cfg)
+            time_alone(row, shown, rotation, prep_rotation)
+            model.set_attention_config(None if cfg is None else shown)
             bench = bench_cell(model, "probe", batch, args.context, args.output_len, repeats=5)
             row["step_ms"], row["tok_s"] = bench.decode_ms, bench.tokens_per_s
             rows.append(row)
+            alone = f"{row['alone_us']:7.1f}" if "alone_us" in row else "      -"
             print(f"batch {batch:2d} ctx {args.context} {'plan ' if cfg is None else 'cfg  '}"
                   f"S{shown['SPLITS']:>2} N{shown['BLOCK_N']:>3} {shown['pack']:5s} {shown['combine']:12s} "
-                  f"w{shown['num_warps']} s{shown['num_stages']}: alone {row['alone_us']:7.1f} us, "
-                  f"step {row['step_ms']:.3f} ms ({row['tok_s']:,.0f} tok/s)", flush=True)
+                  f"w{shown['num_warps']} s{shown['num_stages']} prep {prep_of(shown):8s}: alone {alone} us, "
+                  f"from qkv {row['alone_prep_us']:7.1f} us, step {row['step_ms']:.3f} ms ({row['tok_s']:,.0f} tok/s)",
+                  flush=True)
         model.set_attention_config(None)
-        del rotation
+        del rotation, prep_rotation
         torch.cuda.empty_cache()
     args.out.write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(),
                                     "model": args.model, "rows": rows}, indent=1))

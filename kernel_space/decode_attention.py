@@ -2,8 +2,16 @@
 
 The cache is the runtime's: k_cache, v_cache [rows, L, kv_heads, head_dim] (a layer's view of the
 model's [layers, rows, L, kv_heads, head_dim] cache), sequence b in row first_row + b, its new token
-at positions[b] with its key and value already written there, so it attends slots 0..positions[b].
-Every sequence has its own length.
+at positions[b], so it attends slots 0..positions[b]. Every sequence has its own length.
+
+Who prepares the new token is the config's `prep`. With prep=separate, kernel_space.qk_norm_rope_cache
+has already normed and rotated q and k and written k and v into the cache (decode_attention takes q).
+With prep=fused, decode_attention_prep takes the raw qkv rows and the attention kernel does that work
+itself, one launch fewer per layer: every program norms and rotates its own query heads (a group x
+head_dim tile, with qk_norm_rope_cache's own rounding helper), and the program whose split ends at
+the position uses the new key and value from registers for that slot, one of them per (sequence, KV
+head) writing them into the cache. Splits are disjoint ranges of slots and no program reads the new
+slot from memory, so that write races with no read.
 
 Flash-decoding: program (unit, sequence, split) runs an online softmax in fp32 over one chunk of its
 sequence's slots. A unit is a KV head with its whole query group (pack=group: each K/V tile is read
@@ -23,7 +31,8 @@ config cannot run, without compiling.
 SPEC (an AttentionOpSpec) is the op as the registry holds it: the tuner, the database and the dispatch
 table key it by kernel_space.attention_shape's (m, n, k) (batch and context, head geometry), time it
 with the KV caches filled to the context and cold in L2, and let a fused config win only where it
-beats decode_attention_unfused (SDPA).
+beats the unfused path (qk_norm_rope_cache, then SDPA). Every arm starts from the qkv rows, so the
+prep's kernel is timed in each (see AttentionOpSpec).
 """
 
 from __future__ import annotations
@@ -38,9 +47,10 @@ import triton
 import triton.language as tl
 
 from kernel_space import _gemm
-from kernel_space._common import FLOAT_DTYPES, randn
+from kernel_space._common import FLOAT_DTYPES, norm_weight, randn
 from kernel_space._gemm import pdl_enter, pdl_launch_args
 from kernel_space.attention_shape import ATTENTION_OP, attention_flops, decode_heads, decode_m, encode_heads
+from kernel_space.qk_norm_rope_cache import _norm_rope_half, _qk_norm_rope_cache_kernel, qk_norm_rope_cache
 from kernel_space.spec import DEFAULT_SMEM_LIMIT, DTYPE_BYTES, OpSpec, SearchSpace, next_pow2
 
 LOG2E = 1.4426950408889634  # softmax in base 2: exp(x) = exp2(x * log2(e)), one multiply folded into the scale
@@ -120,6 +130,39 @@ def _attend(q, k_base, v_base, lo, hi, stride_kl, stride_vl, qk_scale,
 
 
 @triton.jit
+def _length(pos, L):
+    """Slots a sequence at position `pos` attends: pos + 1, clamped to [1, L]. A position outside the cache
+    (a caller's bug the launcher cannot see without a sync) must not make a kernel read memory it does
+    not own: past the cache it attends the whole cache, below 0 slot 0 (no split is then empty)."""
+    return tl.minimum(tl.maximum(pos + 1, 1), L)
+
+
+@triton.jit
+def _finish(acc, m_i, l_i, o_ptr, part_ptr, ml_ptr, count_ptr, seq, unit, split, heads, live_h, n_active, SPLITS,
+            H: tl.constexpr, HD: tl.constexpr, HP: tl.constexpr, LAST_COMBINES: tl.constexpr):
+    """A program's end: o itself where its sequence used one split, else its partial, combined by the
+    unit's last program to arrive with combine=last_program (else by the combine kernel)."""
+    d = tl.arange(0, HD)
+    if n_active == 1:
+        out = o_ptr + seq.to(tl.int64) * (H * HD) + heads[:, None] * HD + d[None, :]
+        tl.store(out, (acc / l_i[:, None]).to(o_ptr.dtype.element_ty), mask=live_h[:, None])
+    else:
+        # Partials [B, H, SPLITS, HD] and [B, H, SPLITS, 2] (max, sum), fp32.
+        part = (seq.to(tl.int64) * H + heads) * SPLITS + split
+        tl.store(part_ptr + part[:, None] * HD + d[None, :], acc, mask=live_h[:, None])
+        tl.store(ml_ptr + part * 2, m_i, mask=live_h)
+        tl.store(ml_ptr + part * 2 + 1, l_i, mask=live_h)
+        if LAST_COMBINES:
+            # Every thread's partial stores precede the counter's release (as in _gemm's split-K).
+            tl.debug_barrier()
+            counter = count_ptr + seq * tl.num_programs(0) + unit
+            arrived = tl.atomic_add(counter, 1, sem="acq_rel", scope="gpu")
+            if arrived == n_active - 1:
+                tl.store(counter, 0)  # zero again for the next launch (a graph replays it)
+                _combine(part_ptr, ml_ptr, o_ptr, seq, heads, live_h, n_active, SPLITS, H, HD, HP)
+
+
+@triton.jit
 def decode_attention_kernel(
     q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, count_ptr,
     first_row, qk_scale, SPLITS, L,
@@ -135,10 +178,7 @@ def decode_attention_kernel(
     split = tl.program_id(2)
     if PDL:
         pdl_enter()
-    # Clamped to the cache: a position past it (a caller's bug the launcher cannot see without a sync)
-    # must not make the kernel read memory it does not own.
-    length = tl.minimum(tl.load(pos_ptr + seq) + 1, L)
-    lo, hi, n_active = _split_bounds(length, split, SPLITS, BLOCK_N)
+    lo, hi, n_active = _split_bounds(_length(tl.load(pos_ptr + seq), L), split, SPLITS, BLOCK_N)
     if split < n_active:
         heads, live_h = _unit_heads(unit, HPU, HP)
         kvh = (unit * HPU) // G  # the unit's one KV head
@@ -150,23 +190,120 @@ def decode_attention_kernel(
         v_base = vc_ptr + row * stride_vb + kvh * stride_vh
         acc, m_i, l_i = _attend(q, k_base, v_base, lo, hi, stride_kl, stride_vl, qk_scale,
                                 HP, HD, BLOCK_N, USE_DOT, PRECISION)
-        if n_active == 1:
-            out = o_ptr + seq.to(tl.int64) * (H * HD) + heads[:, None] * HD + d[None, :]
-            tl.store(out, (acc / l_i[:, None]).to(o_ptr.dtype.element_ty), mask=live_h[:, None])
-        else:
-            # Partials [B, H, SPLITS, HD] and [B, H, SPLITS, 2] (max, sum), fp32.
-            part = (seq.to(tl.int64) * H + heads) * SPLITS + split
-            tl.store(part_ptr + part[:, None] * HD + d[None, :], acc, mask=live_h[:, None])
-            tl.store(ml_ptr + part * 2, m_i, mask=live_h)
-            tl.store(ml_ptr + part * 2 + 1, l_i, mask=live_h)
-            if LAST_COMBINES:
-                # Every thread's partial stores precede the counter's release (as in _gemm's split-K).
-                tl.debug_barrier()
-                counter = count_ptr + seq * tl.num_programs(0) + unit
-                arrived = tl.atomic_add(counter, 1, sem="acq_rel", scope="gpu")
-                if arrived == n_active - 1:
-                    tl.store(counter, 0)  # zero again for the next launch (a graph replays it)
-                    _combine(part_ptr, ml_ptr, o_ptr, seq, heads, live_h, n_active, SPLITS, H, HD, HP)
+        _finish(acc, m_i, l_i, o_ptr, part_ptr, ml_ptr, count_ptr, seq, unit, split, heads, live_h, n_active,
+                SPLITS, H, HD, HP, LAST_COMBINES)
+
+
+# ---- prep=fused: q/k RMSNorm + RoPE and the cache write inside the attention kernel ----------------
+
+@triton.jit
+def _rope_row(cos_ptr, sin_ptr, pos, stride_cos, HD: tl.constexpr, DT: tl.constexpr):
+    """The RoPE row of a position, its first half (the table repeats per half), cast to DT then fp32
+    as qk_norm_rope_cache loads it."""
+    offs = tl.arange(0, HD // 2)
+    cos = tl.load(cos_ptr + pos * stride_cos + offs).to(DT).to(tl.float32)
+    sin = tl.load(sin_ptr + pos * stride_cos + offs).to(DT).to(tl.float32)
+    return cos, sin
+
+
+@triton.jit
+def _prep_q(row, qw_ptr, heads, live_h, cos, sin, eps, HP: tl.constexpr, HD: tl.constexpr, DT: tl.constexpr):
+    """The unit's query heads [HP, HD] (padding rows zero), normed and rotated by qk_norm_rope_cache's
+    own _norm_rope_half: each head is a column of [HD/2, HP] halves, so its sums over axis 0 are per
+    head and every step rounds as that kernel rounds."""
+    HALF: tl.constexpr = HD // 2
+    offs = tl.arange(0, HALF)
+    cols = heads[None, :] * HD + offs[:, None]
+    x1 = tl.load(row + cols, mask=live_h[None, :], other=0.0).to(tl.float32)
+    x2 = tl.load(row + HALF + cols, mask=live_h[None, :], other=0.0).to(tl.float32)
+    w1 = tl.load(qw_ptr + offs).to(tl.float32)[:, None]
+    w2 = tl.load(qw_ptr + HALF + offs).to(tl.float32)[:, None]
+    o1, o2 = _norm_rope_half(x1, x2, w1, w2, cos[:, None], sin[:, None], eps, HD, DT)
+    return tl.reshape(tl.permute(tl.join(o1, o2), (1, 2, 0)), (HP, HD))  # [i, h, 2] -> [h, 2, i]: row h is o1 | o2
+
+
+@triton.jit
+def _prep_k(row, kw_ptr, col_head, cos, sin, eps, HD: tl.constexpr, DT: tl.constexpr):
+    """The new token's key head (qkv column head col_head) normed and rotated, as its halves in DT:
+    the same loads and steps as qk_norm_rope_cache's key path."""
+    HALF: tl.constexpr = HD // 2
+    offs = tl.arange(0, HALF)
+    x1 = tl.load(row + col_head * HD + offs).to(tl.float32)
+    x2 = tl.load(row + col_head * HD + HALF + offs).to(tl.float32)
+    w1 = tl.load(kw_ptr + offs).to(tl.float32)
+    w2 = tl.load(kw_ptr + HALF + offs).to(tl.float32)
+    return _norm_rope_half(x1, x2, w1, w2, cos, sin, eps, HD, DT)
+
+
+@triton.jit
+def _add_slot(q, k1, k2, v, acc, m_i, l_i, qk_scale, HD: tl.constexpr, USE_DOT: tl.constexpr):
+    """_attend's online softmax advanced by one slot whose key (halves k1 | k2) and value [HD] are in
+    registers; p rounded to V's dtype where _attend's p.V is a tl.dot, as there."""
+    k = tl.reshape(tl.permute(tl.join(k1, k2), (1, 0)), (HD,))
+    s = tl.sum(q.to(tl.float32) * k.to(tl.float32)[None, :], axis=1) * qk_scale
+    m_new = tl.maximum(m_i, s)
+    alpha = tl.exp2(m_i - m_new)
+    p = tl.exp2(s - m_new)
+    l_i = l_i * alpha + p
+    if USE_DOT:
+        p = p.to(v.dtype).to(tl.float32)
+    acc = acc * alpha[:, None] + p[:, None] * v.to(tl.float32)[None, :]
+    return acc, m_new, l_i
+
+
+@triton.jit
+def _write_slot(k_out, v_out, k1, k2, v, HD: tl.constexpr):
+    """The new token's key (halves k1 | k2) and value into its cache slot."""
+    offs = tl.arange(0, HD // 2)
+    tl.store(k_out + offs, k1.to(k_out.dtype.element_ty))
+    tl.store(k_out + HD // 2 + offs, k2.to(k_out.dtype.element_ty))
+    tl.store(v_out + tl.arange(0, HD), v)
+
+
+@triton.jit
+def decode_attention_prep_kernel(
+    qkv_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, count_ptr,
+    first_row, qk_scale, eps, SPLITS, L, L_ROPE, stride_qkv, stride_cos,
+    stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
+    H: tl.constexpr, KV: tl.constexpr, G: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
+    BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
+    PDL: tl.constexpr = False,
+):
+    """decode_attention_kernel from the raw qkv row (prep=fused; see the module docstring): every
+    program norms and rotates its own query heads; the program whose split ends at the new token's
+    position (its sequence's last split) takes that slot's key and value from registers instead of
+    the cache, and one such program per (sequence, KV head) writes them into the cache. No program
+    reads that slot from memory, so the write races with no read; a position outside the cache or the
+    RoPE table writes nothing (as qk_norm_rope_cache) and its slots are all read from the cache."""
+    unit = tl.program_id(0)
+    seq = tl.program_id(1)
+    split = tl.program_id(2)
+    if PDL:
+        pdl_enter()
+    pos_in = tl.load(pos_ptr + seq)
+    lo, hi, n_active = _split_bounds(_length(pos_in, L), split, SPLITS, BLOCK_N)
+    if split < n_active:
+        DT: tl.constexpr = o_ptr.dtype.element_ty
+        heads, live_h = _unit_heads(unit, HPU, HP)
+        kvh = (unit * HPU) // G  # the unit's one KV head
+        fresh = (split == n_active - 1) & (pos_in >= 0) & (pos_in < L_ROPE)  # then hi - 1 == pos_in
+        pos = tl.minimum(tl.maximum(pos_in, 0), L_ROPE - 1).to(tl.int64)  # RoPE row, clamped as there
+        row = qkv_ptr + seq.to(tl.int64) * stride_qkv  # q heads, k heads, v heads: column head * HD
+        cos, sin = _rope_row(cos_ptr, sin_ptr, pos, stride_cos, HD, DT)
+        q = _prep_q(row, qw_ptr, heads, live_h, cos, sin, eps, HP, HD, DT)
+        b = (first_row + seq).to(tl.int64)
+        k_base = kc_ptr + b * stride_kb + kvh * stride_kh
+        v_base = vc_ptr + b * stride_vb + kvh * stride_vh
+        acc, m_i, l_i = _attend(q, k_base, v_base, lo, hi - fresh.to(hi.dtype), stride_kl, stride_vl, qk_scale,
+                                HP, HD, BLOCK_N, USE_DOT, PRECISION)
+        if fresh:
+            k1, k2 = _prep_k(row, kw_ptr, H + kvh, cos, sin, eps, HD, DT)
+            v = tl.load(row + (H + KV + kvh) * HD + tl.arange(0, HD))  # v head j sits KV heads after k head j
+            acc, m_i, l_i = _add_slot(q, k1, k2, v, acc, m_i, l_i, qk_scale, HD, USE_DOT)
+            if (unit * HPU) % G == 0:  # the KV head's first unit: one writer per (sequence, KV head)
+                _write_slot(k_base + pos * stride_kl, v_base + pos * stride_vl, k1, k2, v, HD)
+        _finish(acc, m_i, l_i, o_ptr, part_ptr, ml_ptr, count_ptr, seq, unit, split, heads, live_h, n_active,
+                SPLITS, H, HD, HP, LAST_COMBINES)
 
 
 @triton.jit
@@ -178,65 +315,141 @@ def decode_attention_combine_kernel(part_ptr, ml_ptr, o_ptr, pos_ptr, SPLITS, L,
     seq = tl.program_id(1)
     if PDL:
         pdl_enter()
-    _, _, n_active = _split_bounds(tl.minimum(tl.load(pos_ptr + seq) + 1, L), 0, SPLITS, BLOCK_N)
+    _, _, n_active = _split_bounds(_length(tl.load(pos_ptr + seq), L), 0, SPLITS, BLOCK_N)
     if n_active > 1:
         heads, live_h = _unit_heads(unit, HPU, HP)
         _combine(part_ptr, ml_ptr, o_ptr, seq, heads, live_h, n_active, SPLITS, H, HD, HP)
 
 
-KERNEL_SOURCES = (decode_attention_kernel, decode_attention_combine_kernel, _attend, _combine, _split_bounds,
-                  _unit_heads, pdl_enter)
+KERNEL_SOURCES = (decode_attention_kernel, decode_attention_combine_kernel, decode_attention_prep_kernel, _attend,
+                  _combine, _finish, _length, _split_bounds, _unit_heads, _rope_row, _prep_q, _prep_k, _add_slot,
+                  _write_slot, _norm_rope_half, _qk_norm_rope_cache_kernel, pdl_enter)
 
 
-# ---- launcher -------------------------------------------------------------------------------------
+# ---- launchers ------------------------------------------------------------------------------------
 
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, positions: torch.Tensor,
                      scale: float, first_row: int = 0, config: dict | None = None) -> torch.Tensor:
     """q [B, 1, H, hd] (contiguous), caches [rows, L, KV, hd] (unit stride in hd), positions [B] or
     [B, 1] (integers in 0..L-1; not checked, which would synchronise with the GPU, but the kernel
-    clamps them to L - 1, so it never reads past the cache) -> o [B, 1, H * hd] in q's dtype.
-    config: a fused config of SPACE, or None for attention_plan's choice."""
+    clamps them to the cache, so it never reads outside it) -> o [B, 1, H * hd] in q's dtype.
+    config: a fused config of SPACE with prep=separate (q is already normed and rotated, its K/V
+    written), or None for attention_plan's choice."""
     problem = _check_inputs(q, k_cache, v_cache, positions, scale, first_row)
+    config = _resolve(config, problem, q.device)
+    if prep_of(config) == "fused":
+        raise ValueError("config prep=fused norms and rotates q and k itself: call decode_attention_prep with the "
+                         "qkv rows")
+    positions = _flat(positions)
+    grid, (o, part, ml, counts), meta = _launch_args(config, problem, q)
+    _gemm._launcher(decode_attention_kernel, grid)(
+        q, k_cache, v_cache, positions, o, part, ml, counts,
+        first_row, scale * LOG2E, config["SPLITS"], problem.context,
+        *k_cache.stride()[:3], *v_cache.stride()[:3], **meta,
+    )
+    _launch_combine(grid, (o, part, ml), positions, problem, config, meta)
+    return o
+
+
+def decode_attention_prep(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: torch.Tensor, cos: torch.Tensor,
+                          sin: torch.Tensor, eps: float, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                          positions: torch.Tensor, scale: float, first_row: int = 0,
+                          config: dict | None = None) -> torch.Tensor:
+    """Decode attention from the new tokens' raw qkv rows: q/k RMSNorm per head, RoPE, K/V written into
+    the caches at each sequence's position, then attention over them, as qk_norm_rope_cache followed
+    by decode_attention computes it. qkv [B, (H + 2 KV) * hd] (q heads, k heads, v heads; rmsnorm_qkv's
+    output, unit column stride), q_norm_w / k_norm_w [hd], cos / sin [max_position, hd] (the model's
+    RoPE tables, fp32), caches and positions as decode_attention's -> o [B, 1, H * hd] in qkv's dtype.
+    A position outside the cache or the RoPE table writes no K/V (its q takes the table's last row).
+    config prep=fused runs one kernel (plus the combine kernel with combine=kernel); prep=separate
+    (and None: the default plan) runs qk_norm_rope_cache, then decode_attention."""
+    problem = _check_prep_inputs(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, scale,
+                                 first_row)
+    config = _resolve(config, problem, qkv.device)
+    if prep_of(config) == "separate":
+        q = _separate_prep(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, first_row, problem)
+        return decode_attention(q, k_cache, v_cache, positions, scale, first_row, config)
+    positions = _flat(positions)
+    grid, (o, part, ml, counts), meta = _launch_args(config, problem, qkv)
+    _gemm._launcher(decode_attention_prep_kernel, grid)(
+        qkv, q_norm_w, k_norm_w, cos, sin, k_cache, v_cache, positions, o, part, ml, counts,
+        first_row, scale * LOG2E, eps, config["SPLITS"], problem.context, min(problem.context, cos.shape[0]),
+        qkv.stride(0), cos.stride(0), *k_cache.stride()[:3], *v_cache.stride()[:3], KV=problem.kv_heads, **meta,
+    )
+    _launch_combine(grid, (o, part, ml), positions, problem, config, meta)
+    return o
+
+
+def _separate_prep(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, first_row,
+                   problem: AttentionProblem) -> torch.Tensor:
+    """q of prep=separate: qk_norm_rope_cache's launch (it writes K/V too). The compile pool (inside
+    _gemm.compile_only) only builds the attention kernel, so it launches nothing here: q is left empty."""
+    b, h, hd = problem.batch, problem.heads, problem.head_dim
+    if _gemm._COMPILE_ONLY:
+        return torch.empty((b, 1, h, hd), dtype=qkv.dtype, device=qkv.device)
+    return qk_norm_rope_cache(qkv, q_norm_w, k_norm_w, cos, sin, positions.reshape(b, 1), k_cache, v_cache, h,
+                              problem.kv_heads, eps, first_row)
+
+
+def prep_of(config: dict) -> str:
+    """A fused config's prep: "separate" where it has none (tables written before prep was a key)."""
+    return config.get("prep", "separate")
+
+
+def _resolve(config: dict | None, problem: AttentionProblem, device: torch.device) -> dict:
+    """The config a launcher runs: the plan for None; ValueError for unfused or one check_config refuses."""
     if config is None:
-        config = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim,
-                                problem.context, _sm_count(q.device), problem.elem_bytes)
+        config = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
+                                _sm_count(device), problem.elem_bytes)
     if config.get("impl") == "unfused":
         raise ValueError("config impl=unfused: call decode_attention_unfused (the launcher runs the kernel)")
     reason = check_config(config, problem)
     if reason:
         raise ValueError(f"decode_attention config {config}: {reason}")
-    b, _, h, hd = q.shape
-    kv = problem.kv_heads
+    return config
+
+
+def _flat(positions: torch.Tensor) -> torch.Tensor:
     positions = positions.reshape(-1)
-    if not positions.is_contiguous():
-        positions = positions.contiguous()
+    return positions if positions.is_contiguous() else positions.contiguous()
+
+
+def _launch_args(config: dict, problem: AttentionProblem, like: torch.Tensor) -> tuple:
+    """What both attention kernels take alike: the grid (unit, sequence, split), the buffers (o, the
+    partials and the counters; o stands in for those a config does not use) and the compile-time
+    arguments."""
+    b, h, hd = problem.batch, problem.heads, problem.head_dim
     group_pack = config["pack"] == "group"
     hpu = problem.group if group_pack else 1
-    units = kv if group_pack else h
-    splits, block_n = config["SPLITS"], config["BLOCK_N"]
+    units = problem.kv_heads if group_pack else h
+    splits = config["SPLITS"]
     last = splits > 1 and config["combine"] == "last_program"
-    o = torch.empty((b, 1, h * hd), dtype=q.dtype, device=q.device)
+    o = torch.empty((b, 1, h * hd), dtype=like.dtype, device=like.device)
     if splits > 1:
-        part = torch.empty((b, h, splits, hd), dtype=torch.float32, device=q.device)
-        ml = torch.empty((b, h, splits, 2), dtype=torch.float32, device=q.device)
+        part = torch.empty((b, h, splits, hd), dtype=torch.float32, device=like.device)
+        ml = torch.empty((b, h, splits, 2), dtype=torch.float32, device=like.device)
     else:
         part = ml = o  # unused: one split writes o itself
-    counts = _gemm._counters(q.device, b * units) if last else o
-    pdl = pdl_launch_args(q.device)
-    _gemm._launcher(decode_attention_kernel, (units, b, splits))(
-        q, k_cache, v_cache, positions, o, part, ml, counts,
-        first_row, scale * LOG2E, splits, problem.context,
-        *k_cache.stride()[:3], *v_cache.stride()[:3],
-        H=h, G=problem.group, HPU=hpu, HP=_rows(problem.group, config["pack"]), HD=hd, BLOCK_N=block_n,
-        USE_DOT=group_pack, LAST_COMBINES=last, PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
-        num_warps=config["num_warps"], num_stages=config["num_stages"], **pdl,
+    counts = _gemm._counters(like.device, b * units) if last else o
+    meta = dict(H=h, G=problem.group, HPU=hpu, HP=_rows(problem.group, config["pack"]), HD=hd,
+                BLOCK_N=config["BLOCK_N"], USE_DOT=group_pack, LAST_COMBINES=last,
+                PRECISION="ieee" if like.dtype == torch.float32 else "tf32", num_warps=config["num_warps"],
+                num_stages=config["num_stages"], **pdl_launch_args(like.device))
+    return (units, b, splits), (o, part, ml, counts), meta
+
+
+def _launch_combine(grid: tuple, buffers: tuple, positions: torch.Tensor, problem: AttentionProblem, config: dict,
+                    meta: dict) -> None:
+    """The combine kernel, where the config splits and combine=kernel."""
+    if config["SPLITS"] == 1 or meta["LAST_COMBINES"]:
+        return
+    o, part, ml = buffers
+    pdl = {key: meta[key] for key in ("PDL", "launch_pdl") if key in meta}
+    _gemm._launcher(decode_attention_combine_kernel, grid[:2])(
+        part, ml, o, positions, config["SPLITS"], problem.context,
+        H=problem.heads, HPU=meta["HPU"], HP=next_pow2(meta["HPU"]), HD=problem.head_dim, BLOCK_N=config["BLOCK_N"],
+        num_warps=COMBINE_WARPS, **pdl,
     )
-    if splits > 1 and not last:
-        _gemm._launcher(decode_attention_combine_kernel, (units, b))(
-            part, ml, o, positions, splits, problem.context,
-            H=h, HPU=hpu, HP=next_pow2(hpu), HD=hd, BLOCK_N=block_n, num_warps=COMBINE_WARPS, **pdl,
-        )
-    return o
 
 
 COMBINE_WARPS = 1  # a [group, head_dim] fp32 tile per step: 8 KB at most at group 16, hd 128
@@ -260,17 +473,16 @@ def _check_tensor(name: str, t, ndim: int) -> None:
         raise ValueError(f"{name} has dtype {t.dtype}; expected one of {FLOAT_DTYPES}")
 
 
-def _check_caches(q: torch.Tensor, k_cache, v_cache) -> None:
-    for name, cache in (("k_cache", k_cache), ("v_cache", v_cache)):
-        _check_tensor(name, cache, 4)
-        if cache.dtype != q.dtype or cache.device != q.device:
-            raise ValueError(f"{name} is {cache.dtype} on {cache.device}, but q is {q.dtype} on {q.device}")
+def _check_caches(x: torch.Tensor, k_cache, v_cache, name: str = "q") -> None:
+    """The caches: 4-D, x's dtype and device, unit stride in head_dim, one shape."""
+    for cache_name, cache in (("k_cache", k_cache), ("v_cache", v_cache)):
+        _check_tensor(cache_name, cache, 4)
+        if cache.dtype != x.dtype or cache.device != x.device:
+            raise ValueError(f"{cache_name} is {cache.dtype} on {cache.device}, but {name} is {x.dtype} on {x.device}")
         if cache.stride(-1) != 1:
-            raise ValueError(f"{name} needs a unit stride in head_dim, got strides {cache.stride()}")
+            raise ValueError(f"{cache_name} needs a unit stride in head_dim, got strides {cache.stride()}")
     if k_cache.shape != v_cache.shape:
         raise ValueError(f"k_cache {tuple(k_cache.shape)} and v_cache {tuple(v_cache.shape)} differ in shape")
-    if k_cache.shape[3] != q.shape[3]:
-        raise ValueError(f"the caches' head_dim {k_cache.shape[3]} differs from q's {q.shape[3]}")
 
 
 def _check_positions(positions, q: torch.Tensor) -> None:
@@ -284,25 +496,68 @@ def _check_positions(positions, q: torch.Tensor) -> None:
         raise ValueError(f"positions is on {positions.device}, but q is on {q.device}")
 
 
+def _check_problem(x: torch.Tensor, heads: int, k_cache, positions, scale, first_row) -> AttentionProblem:
+    """What both launchers check alike, once the caches passed: the head geometry, positions, first_row
+    and scale. x: q, or the qkv rows (its first dim is the batch)."""
+    b = x.shape[0]
+    rows, length, kv, hd = k_cache.shape
+    reason = unsupported_reason(heads, kv, hd)
+    if reason:
+        raise ValueError(reason)
+    _check_positions(positions, x)
+    if not isinstance(first_row, int) or first_row < 0 or first_row + b > rows:
+        raise ValueError(f"first_row {first_row!r} + batch {b} must fit in the caches' {rows} rows")
+    if not isinstance(scale, (int, float)) or not scale > 0:
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    return AttentionProblem(b, heads, kv, hd, length, str(x.dtype).removeprefix("torch."))
+
+
 def _check_inputs(q, k_cache, v_cache, positions, scale, first_row) -> AttentionProblem:
-    """The launcher's checks: ValueError naming the bad value. Returns the problem they describe."""
+    """decode_attention's checks: ValueError naming the bad value. Returns the problem they describe."""
     _check_tensor("q", q, 4)
     if q.shape[1] != 1:
         raise ValueError(f"decode_attention takes one token per sequence, got q of shape {tuple(q.shape)}")
     if not q.is_contiguous():
         raise ValueError(f"q must be contiguous, got strides {q.stride()}")
     _check_caches(q, k_cache, v_cache)
-    b, _, h, hd = q.shape
-    rows, length, kv, _ = k_cache.shape
-    reason = unsupported_reason(h, kv, hd)
-    if reason:
-        raise ValueError(reason)
-    _check_positions(positions, q)
-    if not isinstance(first_row, int) or first_row < 0 or first_row + b > rows:
-        raise ValueError(f"first_row {first_row!r} + batch {b} must fit in the caches' {rows} rows")
-    if not isinstance(scale, (int, float)) or not scale > 0:
-        raise ValueError(f"scale must be a positive number, got {scale!r}")
-    return AttentionProblem(b, h, kv, hd, length, str(q.dtype).removeprefix("torch."))
+    if k_cache.shape[3] != q.shape[3]:
+        raise ValueError(f"the caches' head_dim {k_cache.shape[3]} differs from q's {q.shape[3]}")
+    return _check_problem(q, q.shape[2], k_cache, positions, scale, first_row)
+
+
+def _check_prep_tables(q_norm_w, k_norm_w, cos, sin, eps, like: torch.Tensor, hd: int) -> None:
+    """The norm gains [hd] and the RoPE tables [rows, hd] (unit stride in hd, one shape and stride)."""
+    for name, w in (("q_norm_w", q_norm_w), ("k_norm_w", k_norm_w)):
+        _check_tensor(name, w, 1)
+        if w.shape != (hd,) or w.stride(0) != 1 or w.device != like.device:
+            raise ValueError(f"{name} must be [{hd}] with unit stride on {like.device}, got {tuple(w.shape)} "
+                             f"on {w.device}")
+    for name, table in (("cos", cos), ("sin", sin)):
+        _check_tensor(name, table, 2)
+        if table.shape[0] < 1 or table.shape[1] != hd or table.stride(1) != 1 or table.device != like.device:
+            raise ValueError(f"{name} must be [positions >= 1, {hd}] with unit stride in its last dim on "
+                             f"{like.device}, got {tuple(table.shape)} on {table.device}")
+    if sin.shape != cos.shape or sin.stride() != cos.stride():
+        raise ValueError(f"sin {tuple(sin.shape)} and cos {tuple(cos.shape)} differ in shape or strides")
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 <= eps < math.inf:
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+
+
+def _check_prep_inputs(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, scale,
+                       first_row) -> AttentionProblem:
+    """decode_attention_prep's checks: ValueError naming the bad value. Returns the problem."""
+    _check_tensor("qkv", qkv, 2)
+    if qkv.stride(1) != 1:
+        raise ValueError(f"qkv needs a unit column stride, got strides {qkv.stride()}")
+    _check_caches(qkv, k_cache, v_cache, "qkv")
+    kv, hd = k_cache.shape[2], k_cache.shape[3]
+    heads, rest = divmod(qkv.shape[1], hd)
+    heads -= 2 * kv
+    if rest or heads < 1:
+        raise ValueError(f"qkv's {qkv.shape[1]} columns are not (heads + 2 * {kv}) * {hd}: query heads, then the "
+                         f"caches' {kv} key and {kv} value heads of {hd}")
+    _check_prep_tables(q_norm_w, k_norm_w, cos, sin, eps, qkv, hd)
+    return _check_problem(qkv, heads, k_cache, positions, scale, first_row)
 
 
 # ---- unfused baseline and reference ---------------------------------------------------------------
@@ -376,6 +631,9 @@ class AttentionProblem:
 
 IMPLS = ("fused", "unfused")
 SPLITS_VALUES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+PREPS = ("separate", "fused")
+# Keys a config may leave out, with the value it then means: prep came after the first tables.
+DEFAULTS = {"prep": "separate"}
 SPACE = SearchSpace({
     "impl": IMPLS,
     "SPLITS": SPLITS_VALUES,  # chunks per sequence (each ceil(len / SPLITS) slots, BLOCK_N-rounded)
@@ -384,6 +642,9 @@ SPACE = SearchSpace({
     "combine": ("kernel", "last_program"),
     "num_warps": (1, 2, 4, 8),
     "num_stages": (1, 2, 3, 4),
+    # Who norms and rotates q/k and writes the new K/V: qk_norm_rope_cache before the attention kernel
+    # (separate), or the attention kernel itself from the qkv row (fused: one launch fewer a layer).
+    "prep": PREPS,
 })
 HEAD_DIMS = (16, 32, 64, 128, 256)
 MAX_GROUP = 16  # query heads per KV head: Qwen3 has 2 (0.6B) to 8 (32B)
@@ -421,7 +682,7 @@ def smem_bytes(cfg: dict, problem: AttentionProblem) -> int:
 
 
 def _check_keys(cfg: dict) -> str | None:
-    missing = [key for key in SPACE.values if key not in cfg]
+    missing = [key for key in SPACE.values if key not in cfg and key not in DEFAULTS]
     if missing:
         return f"config lacks {', '.join(missing)}"
     for key, value in cfg.items():
@@ -465,7 +726,8 @@ def check_config(cfg: dict, problem: AttentionProblem, smem_limit: int = DEFAULT
 
 
 def redundant_reason(cfg: dict, problem: AttentionProblem) -> str | None:
-    """Why a runnable cfg need not be searched at this problem (it repeats another config), or None."""
+    """Why a runnable cfg need not be searched at this problem (it repeats another config), or None.
+    prep is never redundant: fused and separate run different launches at every problem."""
     if cfg.get("impl") == "unfused":
         return None
     if cfg["SPLITS"] == 1 and cfg["combine"] != "kernel":
@@ -481,16 +743,18 @@ def redundant_reason(cfg: dict, problem: AttentionProblem) -> str | None:
 
 
 def sample_configs(problem: AttentionProblem, count: int, seed: int = 0, sm_count: int = 132,
-                   smem_limit: int = DEFAULT_SMEM_LIMIT) -> list[dict]:
+                   smem_limit: int = DEFAULT_SMEM_LIMIT, prep: str | None = None) -> list[dict]:
     """The default plan, then up to count - 1 distinct random configs of SPACE that can run and are
-    not redundant at this problem."""
+    not redundant at this problem. prep: every config's prep (the plan's too), or None: drawn. A caller
+    that hands the kernel a prepared q (decode_attention) asks for "separate"."""
     plan = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
                           sm_count, problem.elem_bytes)
-    configs, rng = [plan], random.Random(seed)
+    fixed = {} if prep is None else {"prep": prep}
+    configs, rng = [{**plan, **fixed}], random.Random(seed)
     for _ in range(200 * count):
         if len(configs) >= count:
             break
-        cfg = {**SPACE.sample(rng), "impl": "fused"}
+        cfg = {**SPACE.sample(rng), "impl": "fused", **fixed}
         if cfg not in configs and not check_config(cfg, problem, smem_limit) and not redundant_reason(cfg, problem):
             configs.append(cfg)
     return configs
@@ -522,7 +786,8 @@ def _used_splits(splits: int, blocks: int) -> int:
 
 def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context: int, sm_count: int,
                    elem_bytes: int = 2) -> dict:
-    """The default config: pack=group (each K/V tile read once), BLOCK_N 64, 4 warps, 2 stages, and
+    """The default config: pack=group (each K/V tile read once), BLOCK_N 64, 4 warps, 2 stages, prep
+    separate (qk_norm_rope_cache, as before prep was a choice, until a GPU run says otherwise), and
     SPLITS so that one to two waves of programs run. A wave is sm_count x the programs an SM holds at
     once (5 of this config on an H100: 660), not the SM count: the previous rule split only while
     (sequence, KV head) pairs were fewer than the SMs, so at 8k x batch 8 (64 pairs) 128 programs
@@ -535,7 +800,7 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
     partly empty idles SMs for long."""
     block_n = min(PLAN_BLOCK_N, max(16, next_pow2(context)))
     cfg = {"impl": "fused", "SPLITS": 1, "BLOCK_N": block_n, "pack": "group", "combine": "kernel",
-           "num_warps": PLAN_WARPS, "num_stages": PLAN_STAGES}
+           "num_warps": PLAN_WARPS, "num_stages": PLAN_STAGES, "prep": "separate"}
     problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, _DTYPE_OF_BYTES[elem_bytes])
     pairs = batch * kv_heads
     wave = sm_count * resident_programs(cfg, problem)
@@ -572,6 +837,59 @@ def make_inputs(problem: AttentionProblem, device, gen: torch.Generator, lengths
     }
 
 
+ROPE_THETA = 1_000_000.0  # Qwen3's rope_theta: make_prep_inputs' tables
+
+
+def rope_tables(head_dim: int, positions: int, theta: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin [positions, head_dim] in fp32 for RoPE over the whole head, rotate-half layout (each row
+    is its head_dim / 2 frequencies twice), as transformers tabulates them (qwen3.layers.RotaryEmbedding's)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float, device=device) / head_dim))
+    freqs = torch.arange(positions, dtype=torch.float, device=device)[:, None] * inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def make_prep_inputs(problem: AttentionProblem, device, gen: torch.Generator, lengths=None,
+                     theta: float = ROPE_THETA) -> dict:
+    """decode_attention_prep's inputs: make_inputs' caches, positions and scale and, in place of q, the
+    new tokens' qkv rows [B, (H + 2 KV) * hd], q/k norm gains near 1, RoPE tables of `context` rows
+    (tabulated on the CPU, so every device gets the same values) and eps."""
+    inputs = make_inputs(problem, device, gen, lengths)
+    del inputs["q"]
+    dtype, hd = getattr(torch, problem.dtype), problem.head_dim
+    cos, sin = rope_tables(hd, problem.context, theta)
+    return {
+        "qkv": randn((problem.batch, (problem.heads + 2 * problem.kv_heads) * hd), dtype, device, gen),
+        "q_norm_w": norm_weight(hd, dtype, device, gen),
+        "k_norm_w": norm_weight(hd, dtype, device, gen),
+        "cos": cos.to(device),
+        "sin": sin.to(device),
+        "eps": 1e-6,
+        **inputs,
+    }
+
+
+def prep_reference(qkv, q_norm_w, k_norm_w, cos, sin, eps: float, positions, kv_heads: int,
+                   slots: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q [B, 1, H, hd] and the new tokens' k and v [B, KV, hd] from qkv rows [B, (H + 2 KV) * hd], as
+    transformers' Qwen3 computes them in the model's dtype (qwen3.layers' PyTorch path): RMSNorm
+    statistics in fp32, the normed head cast and scaled by the gain, each RoPE product and the sum in
+    the dtype. Positions are clamped to the RoPE table and the cache's `slots`, as the kernels clamp."""
+    b, hd = qkv.shape[0], q_norm_w.shape[0]
+    heads = qkv.shape[1] // hd - 2 * kv_heads
+    q, k, v = qkv.view(b, -1, hd).split([heads, kv_heads, kv_heads], dim=1)
+    pos = positions.reshape(b).clamp(0, min(slots, cos.shape[0]) - 1)
+    c, s = cos[pos].to(qkv.dtype)[:, None], sin[pos].to(qkv.dtype)[:, None]
+
+    def norm_rope(x, w):
+        x32 = x.float()
+        y = ((x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype) * w).to(x.dtype)
+        y1, y2 = y.chunk(2, dim=-1)
+        return y * c + torch.cat((-y2, y1), dim=-1) * s
+
+    return norm_rope(q, q_norm_w)[:, None], norm_rope(k, k_norm_w), v
+
+
 # ---- the op as the tuner, the database and the dispatch table see it ------------------------------
 
 def problem_of(m: int, n: int, k: int, dtype) -> AttentionProblem:
@@ -588,38 +906,63 @@ def problem_of(m: int, n: int, k: int, dtype) -> AttentionProblem:
 
 
 def default_configs(problem: AttentionProblem, sm_count: int = 132, smem_limit: int = DEFAULT_SMEM_LIMIT) -> list[dict]:
-    """The tune's starting points: the default plan, the same with the last program combining (one
+    """The tune's starting points: the default plan, the same with prep fused (the norms, RoPE and the
+    cache write inside the attention kernel: one launch fewer), with the last program combining (one
     launch fewer), and with one query head a program (pack=head); each runnable and not redundant."""
     plan = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
                           sm_count, problem.elem_bytes)
     out = []
-    for cfg in (plan, {**plan, "combine": "last_program"}, {**plan, "pack": "head", "num_stages": 1}):
+    for cfg in (plan, {**plan, "prep": "fused"}, {**plan, "combine": "last_program"},
+                {**plan, "pack": "head", "num_stages": 1}):
         if cfg not in out and not check_config(cfg, problem, smem_limit) and not redundant_reason(cfg, problem):
             out.append(cfg)
     return out
 
 
 def _spec_inputs(m, n, k, dtype, device, gen) -> dict:
-    return make_inputs(problem_of(m, n, k, dtype), device, gen)
+    return make_prep_inputs(problem_of(m, n, k, dtype), device, gen)
+
+
+def _prep_args(inputs: dict) -> tuple:
+    """decode_attention_prep's first arguments from an inputs dict of make_prep_inputs."""
+    i = inputs
+    return i["qkv"], i["q_norm_w"], i["k_norm_w"], i["cos"], i["sin"], i["eps"]
 
 
 def _fused(inputs: dict, cfg: dict) -> tuple:
+    """A fused config, from the qkv rows: prep=fused one kernel, prep=separate qk_norm_rope_cache and
+    then the attention kernel (see AttentionOpSpec: every arm times the same work)."""
     i = inputs
-    return (decode_attention(i["q"], i["k_cache"], i["v_cache"], i["positions"], i["scale"], 0, cfg),)
+    return (decode_attention_prep(*_prep_args(i), i["k_cache"], i["v_cache"], i["positions"], i["scale"], 0, cfg),)
 
 
 def _unfused(inputs: dict) -> tuple:
+    """What the model runs where the table says unfused: qk_norm_rope_cache, then SDPA over the cache."""
     i = inputs
-    return (decode_attention_unfused(i["q"], i["k_cache"], i["v_cache"], i["positions"], i["scale"]),)
+    kc = i["k_cache"]
+    b, kv, hd = kc.shape[0], kc.shape[2], kc.shape[3]
+    qkv, q_norm_w, k_norm_w, cos, sin, eps = _prep_args(i)
+    q = qk_norm_rope_cache(qkv, q_norm_w, k_norm_w, cos, sin, i["positions"].reshape(b, 1), kc, i["v_cache"],
+                           qkv.shape[1] // hd - 2 * kv, kv, eps)
+    return (decode_attention_unfused(q, kc, i["v_cache"], i["positions"], i["scale"]),)
 
 
 def _reference(inputs: dict) -> tuple:
-    """The fp64 reference a sequence at a time: at 40,960 slots x batch 8 (qwen3-0.6b) the whole batch's
-    K and V in fp64 would hold 11 GB, twice over; one sequence's hold a batch-th of that."""
+    """prep_reference's q, k and v (the model's rounding), then attention in fp64 a sequence at a time,
+    over a copy of its cache row holding the new token's k and v in its slot (the reference never reads
+    what a kernel wrote there). A sequence at a time: at 40,960 slots x batch 8 (qwen3-0.6b) the whole
+    batch's K and V in fp64 would hold 11 GB, twice over; one sequence's hold a batch-th of that."""
     i = inputs
-    q, positions = i["q"], i["positions"]
-    return (torch.cat([decode_attention_reference(q[b:b + 1], i["k_cache"], i["v_cache"], positions[b:b + 1],
-                                                  i["scale"], b) for b in range(q.shape[0])]),)
+    k_cache, v_cache, positions = i["k_cache"], i["v_cache"], i["positions"]
+    slots = k_cache.shape[1]
+    q, k_new, v_new = prep_reference(*_prep_args(i), positions, k_cache.shape[2], slots)
+    out = []
+    for b, pos in enumerate(positions.reshape(-1).tolist()):
+        k, v = k_cache[b:b + 1].clone(), v_cache[b:b + 1].clone()
+        if 0 <= pos < min(slots, i["cos"].shape[0]):
+            k[0, pos], v[0, pos] = k_new[b], v_new[b]
+        out.append(decode_attention_reference(q[b:b + 1], k, v, positions[b:b + 1], i["scale"]))
+    return (torch.cat(out),)
 
 
 # Compiling a config needs no full cache: Triton specializes the cache length and its strides only on
@@ -630,14 +973,23 @@ COMPILE_CONTEXT = 256
 def _compile_inputs(m, n, k, dtype, device, gen) -> dict:
     p = problem_of(m, n, k, dtype)
     context = p.context if p.context <= COMPILE_CONTEXT else COMPILE_CONTEXT + (p.context % 16 != 0)
-    return make_inputs(AttentionProblem(p.batch, p.heads, p.kv_heads, p.head_dim, context, p.dtype), device, gen)
+    return make_prep_inputs(AttentionProblem(p.batch, p.heads, p.kv_heads, p.head_dim, context, p.dtype), device,
+                            gen)
 
 
 @dataclass(frozen=True)
 class AttentionOpSpec(OpSpec):
     """decode_attention as an op of the registry: the same tuner, database and table as the GEMM sites,
-    with (m, n, k) the keys of kernel_space.attention_shape. Its unfused arm is PyTorch's SDPA over
-    the cache (a fused winner must beat it); it has no cuBLAS arm (cublas is None)."""
+    with (m, n, k) the keys of kernel_space.attention_shape. It has no cuBLAS arm (cublas is None).
+
+    What is timed is the work from the new tokens' qkv rows to o, the cache write included, in every
+    arm, because prep=fused moves qk_norm_rope_cache's work into the attention kernel: timing that
+    kernel against the attention kernel alone would charge the fused arm for work the other does not
+    show. So a prep=separate config times qk_norm_rope_cache and the attention kernel, prep=fused its
+    one kernel, and the unfused arm (what the model runs where the table says unfused) times
+    qk_norm_rope_cache and SDPA. The times and the speedups of decode_attention therefore include the
+    prep's launch (a few microseconds): they are not comparable with tunes before prep was a key,
+    whose arms timed attention alone (the kernel hash changed with it, so those rows are stale)."""
 
     kind = "attention"
 
@@ -668,10 +1020,11 @@ class AttentionOpSpec(OpSpec):
 
     def traffic(self, m: int, n: int, k: int, elem_bytes: int) -> tuple[int, int]:
         """(bytes, flops) a launch must move and compute with every sequence at the full context: the
-        K and V caches, q and the output; q K^T and p V."""
+        K and V caches, the qkv rows in, the output and the new K/V out; q K^T and p V."""
         p = problem_of(m, n, k, elem_bytes)
-        q_and_o = 2 * p.batch * p.heads * p.head_dim * p.elem_bytes
-        return p.kv_bytes() + q_and_o, attention_flops(p.batch, p.context, p.heads, p.head_dim)
+        heads = p.batch * p.head_dim * p.elem_bytes  # one head of every sequence
+        rows = (p.heads + 2 * p.kv_heads) * heads + p.heads * heads + 2 * p.kv_heads * heads
+        return p.kv_bytes() + rows, attention_flops(p.batch, p.context, p.heads, p.head_dim)
 
 
 def _shape(dims) -> tuple[int, int]:

@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernel_space.decode_attention import AttentionProblem, decode_attention
+from kernel_space.decode_attention import (
+    AttentionProblem,
+    decode_attention,
+    decode_attention_prep,
+    prep_of,
+    rope_tables,
+)
 from kernel_space.qk_norm_rope_cache import qk_norm_rope_cache
 
 
@@ -63,11 +69,9 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, head_dim: int, max_position: int, theta: float):
         super().__init__()
-        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))
-        freqs = torch.arange(max_position, dtype=torch.float)[:, None] * inv_freq[None, :]
-        emb = torch.cat((freqs, freqs), dim=-1)
-        self.register_buffer("cos", emb.cos(), persistent=False)
-        self.register_buffer("sin", emb.sin(), persistent=False)
+        cos, sin = rope_tables(head_dim, max_position, theta)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
 
     def forward(self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor):
         """positions [..., T]; q, k [..., T, heads, head_dim]."""
@@ -127,7 +131,9 @@ class Attention(nn.Module):
     own. Decode (one token per sequence) runs kernel_space.decode_attention where impl allows, with
     `config`, else the dispatch table's choice through `lookup` (see decode_config); otherwise, or
     where the config says unfused, PyTorch's SDPA over the whole cache length with a mask (shapes
-    stay static).
+    stay static). Where the decode config says prep "fused" (fuses_prep), the layer skips
+    QKNormRopeCache and hands forward the raw qkv rows with `prep`: one kernel then norms, rotates,
+    writes the cache and attends (kernel_space.decode_attention.decode_attention_prep).
     """
 
     def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int):
@@ -156,13 +162,29 @@ class Attention(nn.Module):
         source = self.config if self.config is not None else self.lookup
         return source(self.problem(batch)) if callable(source) else source
 
+    def fuses_prep(self, positions: torch.Tensor, like: torch.Tensor) -> bool:
+        """Whether this step's q/k norm + RoPE + cache write run inside the decode attention kernel:
+        decode (one token per sequence), the Triton impl, and a fused decode config with prep "fused"
+        (a config or table without the key means "separate")."""
+        b, t = positions.shape
+        if t != 1 or not use_triton(self.impl, like):
+            return False
+        config = self.decode_config(b)
+        return config is not None and config.get("impl") != "unfused" and prep_of(config) == "fused"
+
     def forward(self, q: torch.Tensor, positions: torch.Tensor, first_row: int = 0,
-                from_start: bool = False) -> torch.Tensor:
+                from_start: bool = False, prep: tuple | None = None) -> torch.Tensor:
         """q [B, T, heads, hd]; positions [B, T] (each token's slot in its sequence); cache rows
         first_row .. first_row + B hold the B sequences. -> [B, T, heads * hd]. from_start: the caller
-        knows that every row's positions are 0 .. T-1 (whole prompts), so the causal flash path runs."""
+        knows that every row's positions are 0 .. T-1 (whole prompts), so the causal flash path runs.
+        prep: (q_norm, k_norm, rotary, eps) where fuses_prep said so; q is then the raw qkv rows
+        [B, (heads + 2 kv_heads) * hd] of one decode token per sequence."""
         self.check_cache()
         b, t = positions.shape
+        if prep is not None:
+            q_norm, k_norm, rotary, eps = prep
+            return decode_attention_prep(q, q_norm.weight, k_norm.weight, rotary.cos, rotary.sin, eps, self.k_cache,
+                                         self.v_cache, positions, self.scale, first_row, self.decode_config(b))
         if t == 1 and use_triton(self.impl, q):
             config = self.decode_config(b)
             if config is None or config.get("impl") != "unfused":

@@ -50,8 +50,11 @@ class Qwen3Attention(nn.Module):
         """x [B*T, hidden] -> the stream after attention, [B*T, hidden]."""
         b, t = positions.shape
         qkv = self.ops.rmsnorm_qkv(x, norm.weight, self.qkv_proj.weight, self.eps)
-        q = self.prep(qkv, self.q_norm, self.k_norm, self.rotary_emb, positions, self.attn, first_row)
-        o = self.attn(q, positions, first_row, from_start)
+        if self.attn.fuses_prep(positions, qkv):  # decode attention norms, rotates and writes K/V itself
+            o = self.attn(qkv, positions, first_row, prep=(self.q_norm, self.k_norm, self.rotary_emb, self.eps))
+        else:
+            q = self.prep(qkv, self.q_norm, self.k_norm, self.rotary_emb, positions, self.attn, first_row)
+            o = self.attn(q, positions, first_row, from_start)
         return self.ops.o_proj_residual(o.view(b * t, self.q_size), x, self.o_proj.weight)
 
 

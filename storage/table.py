@@ -34,7 +34,8 @@ agree (a table may not leave them out):
                          "buckets": [{"m": 4096008, "batch": 8, "context": 4096, "arm": ..., ...}, ...]}
 
 Its buckets carry no cublas_us (it is no GEMM); a fused config has decode attention's keys (SPLITS,
-BLOCK_N, pack, combine, num_warps, num_stages).
+BLOCK_N, pack, combine, num_warps, num_stages, and prep, which tables written before it was a key
+leave out: that means prep "separate").
 
 Buckets are sorted by m and looked up by interval: the entry for m serves every M above the
 previous bucket's m up to m itself; past the last bucket the dispatcher runs the unfused path.
@@ -74,6 +75,7 @@ FINGERPRINT_FIELDS = {
 CONFIG_INT_FIELDS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "SPLIT_K", "GROUP_M", "num_warps", "num_stages")
 ATTENTION_INT_FIELDS = ("SPLITS", "BLOCK_N", "num_warps", "num_stages")  # a fused decode_attention config
 ATTENTION_TEXT_FIELDS = ("pack", "combine")
+ATTENTION_OPTIONAL_TEXT_FIELDS = ("prep",)  # absent in tables written before it was a key
 
 # Ranges: sizes and M are 32-bit columns (ks_shapes, ks_studies); a time beyond 1000 s or a
 # speedup beyond 10^6 is no measurement. Strings fit their columns (String(64) / String(256)).
@@ -275,6 +277,9 @@ def _parse_config(b: dict, arm: str, path: str, op: str) -> dict:
             _int(config, key, f"{path}.config", hi=MAX_INT32)
         for key in ATTENTION_TEXT_FIELDS:
             _text(config, key, f"{path}.config")
+        for key in ATTENTION_OPTIONAL_TEXT_FIELDS:
+            if key in config:
+                _text(config, key, f"{path}.config")
     elif arm == "fused":
         for key in CONFIG_INT_FIELDS:
             _int(config, key, f"{path}.config", hi=MAX_INT32)

@@ -16,7 +16,7 @@ Two search heuristics, not rules, narrow it further: the FMA path only at M <= 4
 there (it lost to tl.dot everywhere else on the H100), and GROUP_M only with several row blocks.
 
 Decode attention walks its own parameters in its space's order (SPLITS, BLOCK_N, pack, combine,
-num_warps, num_stages), offered the configs its check accepts and its redundancy rule keeps
+num_warps, num_stages, prep), offered the configs its check accepts and its redundancy rule keeps
 (kernel_space.decode_attention.redundant_reason: no empty split, no combine without a split, no
 stages where nothing is pipelined) at the study's batch and context.
 """

@@ -13,6 +13,8 @@ ATTN = dict(impl="fused", SPLITS=16, BLOCK_N=64, pack="group", combine="kernel",
 def test_brief_configs():
     assert brief_config(GEMM) == "fma 1x8x128 k2 w4 s3"
     assert brief_config(ATTN) == "group 16sp n64 w4 s2"
+    assert brief_config({**ATTN, "prep": "separate"}) == "group 16sp n64 w4 s2"
+    assert brief_config({**ATTN, "prep": "fused"}) == "group 16sp n64 w4 s2 +prep"
 
 
 def test_check_fits_100_columns_and_wide_shows_every_key():

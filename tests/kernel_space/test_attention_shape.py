@@ -153,24 +153,33 @@ def test_past_the_last_bucket_nothing_serves(batch, context, why):
 
 
 def test_the_spec_runs_the_kernel_its_reference_and_baseline_on_study_keys():
-    """make_inputs at a study's keys, the fused launcher and SDPA within tolerance of the reference (a
-    sequence at a time, equal to the batch's), and compile inputs with a short cache of the same kind."""
+    """make_inputs at a study's keys (the qkv rows: every arm starts there), both preps of the plan and the
+    unfused path (qk_norm_rope_cache + SDPA) within tolerance of the reference (a sequence at a time, equal
+    to the whole batch's), and compile inputs with a short cache of the same kind."""
     import torch
 
     from kernel_space._common import TOLERANCE, rel_error
-    from kernel_space.decode_attention import decode_attention_reference
+    from kernel_space.decode_attention import decode_attention_reference, prep_reference
 
     spec, m = ks.get_op(ATTENTION_OP), encode_m(3, 80)
     inputs = spec.make_inputs(m, 4002, 16, torch.float32, "cpu", torch.Generator().manual_seed(0))
+    assert inputs["qkv"].shape == (3, (4 + 2 * 2) * 16) and "q" not in inputs
     inputs["positions"][1] = 16  # one shorter sequence
     (ref,) = spec.reference(inputs)
     i = inputs
-    whole = decode_attention_reference(i["q"], i["k_cache"], i["v_cache"], i["positions"], i["scale"])
+    q, k, v = prep_reference(i["qkv"], i["q_norm_w"], i["k_norm_w"], i["cos"], i["sin"], i["eps"], i["positions"], 2,
+                             80)
+    k_cache, v_cache = i["k_cache"].clone(), i["v_cache"].clone()
+    rows = torch.arange(3)
+    k_cache[rows, i["positions"][:, 0]], v_cache[rows, i["positions"][:, 0]] = k, v
+    whole = decode_attention_reference(q, k_cache, v_cache, i["positions"], i["scale"])
     assert torch.allclose(ref, whole, rtol=0, atol=1e-12) and ref.shape == (3, 1, 64)
-    cfg = spec.default_configs(m, 4002, 16, 4)[0]
-    for out in (spec.fused(inputs, cfg)[0], spec.unfused(inputs)[0]):
+    configs = spec.default_configs(m, 4002, 16, 4)
+    assert [c["prep"] for c in configs[:2]] == ["separate", "fused"]
+    for out in [spec.fused(inputs, cfg)[0] for cfg in configs[:2]] + [spec.unfused(inputs)[0]]:
         assert rel_error(out, ref) <= TOLERANCE[torch.float32]
     gen = torch.Generator().manual_seed(0)
     assert spec.compile_inputs(encode_m(2, 4096), 4002, 16, torch.float32, "cpu", gen)["k_cache"].shape[1] == 256
     assert spec.compile_inputs(encode_m(2, 4100), 4002, 16, torch.float32, "cpu", gen)["k_cache"].shape[1] == 257
-    assert spec.compile_inputs(encode_m(2, 100), 4002, 16, torch.float32, "cpu", gen)["k_cache"].shape[1] == 100
+    short = spec.compile_inputs(encode_m(2, 100), 4002, 16, torch.float32, "cpu", gen)
+    assert short["k_cache"].shape[1] == 100 and short["cos"].shape == (100, 16) and short["qkv"].shape == (2, 128)

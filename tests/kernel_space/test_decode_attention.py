@@ -97,7 +97,7 @@ def test_last_program_combine_leaves_counters_at_zero():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_configs_drawn_from_the_space(seed):
     problem = AttentionProblem(2, 4, 2, 64, 90, "float16")
-    configs = sample_configs(problem, 5, seed=seed)
+    configs = sample_configs(problem, 5, seed=seed, prep="separate")  # from a prepared q (prep=fused: test_..._prep)
     assert len(configs) == 5 and configs[0] == attention_plan(2, 4, 2, 64, 90, 132)
     for cfg in configs:
         assert set(cfg) == set(SPACE.values)

@@ -134,6 +134,20 @@ def _decode_configs(model, monkeypatch, batch=2, max_len=40) -> list:
     return seen
 
 
+def test_a_bucket_with_prep_fused_runs_the_fused_kernel_and_one_without_prep_runs_separate(monkeypatch):
+    """A table's prep=fused config reaches decode_attention_prep (and no decode_attention runs); GROUP,
+    which has no prep key (a table written before it), runs as prep=separate."""
+    fused = {**GROUP, "prep": "fused"}
+    model = random_weights(TINY, torch.float32, DEVICE, seed=0)
+    model.set_dispatcher(quiet(attention_table([(1, 32, "fused", GROUP), (4, 64, "fused", fused)])))
+    seen = []
+    real = layers.decode_attention_prep
+    monkeypatch.setattr(layers, "decode_attention_prep", lambda *a: seen.append(a[-1]) or real(*a))
+    assert _decode_configs(model, monkeypatch, batch=3, max_len=64) == [] and seen == [fused, fused]
+    seen.clear()
+    assert _decode_configs(model, monkeypatch, batch=1, max_len=32) == [GROUP, GROUP] and seen == []
+
+
 def test_a_table_without_attention_leaves_the_model_as_it_was(monkeypatch):
     """Every layer launches the plan (config None), with no table and with a table of linear ops only."""
     model = random_weights(TINY, torch.float32, DEVICE, seed=0)

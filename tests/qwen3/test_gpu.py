@@ -125,6 +125,36 @@ def test_fused_table_matches_the_baseline_in_graphs():
     assert set(ks.OPS) == set(model.plan(1))
 
 
+@pytest.mark.parametrize("combine", ["kernel", "last_program"])
+def test_prep_fused_in_graph_decode_equals_separate(combine):
+    """Decode attention with prep fused (q/k norm, RoPE and the cache write inside its kernel) through
+    CUDA-graph decode, bf16, 4 splits over a 320-slot cache: the logits of prep separate, step by step
+    on the same tokens, within bf16 noise."""
+    from kernel_space.decode_attention import attention_plan
+
+    config = dataclasses.replace(PRESETS["qwen3-0.6b"], num_hidden_layers=4)
+    model = random_weights(config, torch.bfloat16, "cuda", seed=5)
+    prompts = torch.randint(0, config.vocab_size, (3, 20), generator=torch.Generator().manual_seed(1)).tolist()
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    logits, tokens = {}, []  # separate's tokens feed both runs
+    for prep in ("separate", "fused"):
+        def decode_config(p, prep=prep):
+            plan = attention_plan(p.batch, p.heads, p.kv_heads, p.head_dim, p.context, sms)
+            return {**plan, "SPLITS": 4, "combine": combine, "prep": prep}
+
+        model.set_attention_config(decode_config)
+        gen = Generator(model, max_batch=4, max_len=320)
+        steps = [gen.prefill(prompts)]
+        for i in range(6):
+            if prep == "separate":
+                tokens.append(steps[-1].argmax(-1))
+            steps.append(gen.decode_step(tokens[i], torch.full((3,), 20 + i, device="cuda")))
+        assert gen.buckets and model.attention_choice(3).config["prep"] == prep
+        logits[prep] = torch.stack(steps)
+    model.set_attention_config(None)
+    assert rel(logits["fused"], logits["separate"]) < 2e-2
+
+
 def test_bench_runs_both_arms_with_a_breakdown():
     from qwen3.bench import PARTS, run_bench
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from kernel_space.decode_attention import decode_attention
+from kernel_space.decode_attention import attention_plan, decode_attention
 from kernel_space.qk_norm_rope_cache import qk_norm_rope_cache
 from qwen3.generate import Generator
 from qwen3.layers import Attention, QKNormRopeCache, RMSNorm, RotaryEmbedding
@@ -160,7 +160,9 @@ def test_model_takes_an_attention_config_override():
         return {"impl": "fused", "SPLITS": 3, "BLOCK_N": 16, "pack": "head", "combine": "last_program",
                 "num_warps": 2, "num_stages": 1}
 
-    for override in ({**table(None), "pack": "group", "combine": "kernel"}, table, lambda p: {"impl": "unfused"}):
+    overrides = ({**table(None), "pack": "group", "combine": "kernel"}, {**table(None), "prep": "fused"}, table,
+                 lambda p: {"impl": "unfused"})
+    for override in overrides:
         model.set_attention_config(override)
         torch.testing.assert_close(_decode_logits(model), planned, atol=1e-4, rtol=1e-4)
     problem = asked[-1]
@@ -169,6 +171,34 @@ def test_model_takes_an_attention_config_override():
         model.set_attention_config({**table(None), "SPLITS": 5})
     with pytest.raises(ValueError, match="must be None, a dict or a function"):
         model.set_attention_config("fast")
+
+
+def test_prep_fused_decode_equals_separate_and_launches_no_qk_norm_rope_cache(monkeypatch):
+    """With decode configs of prep fused a decode step launches no qk_norm_rope_cache (prefill still does,
+    once a layer) and one decode_attention_prep a layer; its logits equal prep separate's (fp32)."""
+    import qwen3.layers as layers
+
+    model = random_weights(dataclasses.replace(TINY, num_hidden_layers=2), torch.float32, DEVICE, seed=4)
+    model.set_attention_impl("triton")
+    calls = []
+    for name in ("qk_norm_rope_cache", "decode_attention", "decode_attention_prep"):
+        real = getattr(layers, name)
+        monkeypatch.setattr(layers, name, lambda *a, name=name, real=real: calls.append(name) or real(*a))
+    logits = {}
+    for prep in ("separate", "fused"):
+        def decode_config(p, prep=prep):
+            return {**attention_plan(p.batch, p.heads, p.kv_heads, p.head_dim, p.context, 132, p.elem_bytes),
+                    "prep": prep}
+
+        model.set_attention_config(decode_config)
+        calls.clear()
+        logits[prep] = _decode_logits(model)  # prefill, then 3 decode steps, 2 layers
+        expected = ({"qk_norm_rope_cache": 8, "decode_attention": 6} if prep == "separate" else
+                    {"qk_norm_rope_cache": 2, "decode_attention_prep": 6})
+        assert {name: calls.count(name) for name in set(calls)} == expected
+    torch.testing.assert_close(logits["fused"], logits["separate"], atol=1e-4, rtol=1e-4)
+    model.set_attention_impl("torch")  # the PyTorch path ignores prep: the same logits again
+    torch.testing.assert_close(_decode_logits(model), logits["separate"], atol=1e-4, rtol=1e-4)
 
 
 def test_a_head_dim_the_kernels_cannot_take_runs_pytorch_attention():

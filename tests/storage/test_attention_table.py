@@ -85,6 +85,8 @@ def test_attention_needs_format_2_and_a_table_without_it_stays_format_1():
     (lambda e: e["buckets"][0]["config"].pop("SPLITS"), "ops.decode_attention.buckets[0].config.SPLITS", "missing"),
     (lambda e: e["buckets"][0]["config"].update(pack=3), "ops.decode_attention.buckets[0].config.pack",
      "expected str"),
+    (lambda e: e["buckets"][0]["config"].update(prep=1), "ops.decode_attention.buckets[0].config.prep",
+     "expected str"),
 ])
 def test_a_malformed_attention_entry_names_its_field(change, field, words):
     with pytest.raises(TableError) as err:
@@ -93,8 +95,20 @@ def test_a_malformed_attention_entry_names_its_field(change, field, words):
     assert "\n" not in str(err.value)
 
 
+def test_prep_is_optional_and_kept():
+    """A config without prep (tables before it was a key) loads and is runnable; prep=fused round-trips."""
+    without = {k: v for k, v in PLAN.items() if k != "prep"}
+    data = _edit(lambda e: e["buckets"][0].update(config=without) or e["buckets"][2].update(
+        config={**PLAN, "prep": "fused"}))
+    loaded = load_table(data)
+    check_runnable(loaded)
+    assert json.loads(dump_table(loaded)) == data
+    assert [b.config.get("prep") for b in loaded.ops["decode_attention"].buckets] == [None, None, "fused"]
+
+
 @pytest.mark.parametrize("config, words", [
     ({**PLAN, "BLOCK_N": 48}, "BLOCK_N=48 is not in the search space"),
+    ({**PLAN, "prep": "inline"}, "prep='inline' is not in the search space"),
     ({**PLAN, "num_warps": 1, "BLOCK_N": 256, "pack": "head"}, "would spill"),
     ({**PLAN, "BLOCK_M": 16}, "not a parameter of the search space"),
 ])
