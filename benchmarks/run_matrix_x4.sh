@@ -21,9 +21,9 @@ gpu0() {
   fi
   if [ -n "${PROBE:-}" ]; then
     python3 benchmarks/attn_step_probe.py .matrix/probe_4032.json --batches 1,8 --context 4032 \
-      --table benchmarks/results/dispatch_attn_qwen3-0.6b_H100_2026-11-26.json
+      --table benchmarks/results/attn_tune_table_qwen3-0.6b_H100_2026-11-26.json
     python3 benchmarks/attn_step_probe.py .matrix/probe_128.json --batches 1 --context 128 \
-      --table benchmarks/results/dispatch_attn_qwen3-0.6b_H100_2026-11-26.json
+      --table benchmarks/results/attn_tune_table_qwen3-0.6b_H100_2026-11-26.json
   fi
   m 0 qwen3-0.6b 1 256,2048,8192,32768
   m 0 qwen3-8b 32 256

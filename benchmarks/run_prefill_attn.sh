@@ -18,8 +18,8 @@ timeout 80 python3 benchmarks/prefill_bench.py "$OUT/prefill_bench_qwen3-0.6b_H1
 {
   timeout 75 python3 -m cli.app tune --model qwen3-0.6b --op decode_attention --buckets 1,8 --contexts 4096 \
     --trials 10 --seconds 40 --bench-batches 1,8 2>&1 | tail -30
-  python3 -m cli.app export --model qwen3-0.6b -o "$OUT/dispatch_attn_qwen3-0.6b_H100_$day.json" 2>&1 | tail -5
-  timeout 60 python3 -m cli.app bench --model qwen3-0.6b --table "$OUT/dispatch_attn_qwen3-0.6b_H100_$day.json" \
+  python3 -m cli.app export --model qwen3-0.6b -o "$OUT/attn_tune_table_qwen3-0.6b_H100_$day.json" 2>&1 | tail -5
+  timeout 60 python3 -m cli.app bench --model qwen3-0.6b --table "$OUT/attn_tune_table_qwen3-0.6b_H100_$day.json" \
     --batch 1,8 --context 4032 --output-len 64 2>&1 | tail -12
 } > "$OUT/attn_tune_bench_qwen3-0.6b_H100_$day.txt" 2>&1
 ls -la "$OUT"
