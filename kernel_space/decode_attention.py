@@ -766,17 +766,8 @@ PLAN_BLOCK_N, PLAN_WARPS, PLAN_STAGES = 64, 4, 2
 MIN_CHUNK = 64  # at 256 slots, batch 1, 64-slot chunks ran in 3.6 us against 4.8 with 128
 LONG_CONTEXT = 1024  # past this a program walks >= 512 KB of K/V (hd 128, bf16): wave quantisation shows
 WAVE_EFFICIENCY = 0.85  # the fewest splits whose waves are this close to the best (FlashAttention's rule)
-# PLAN_THREAD_REGISTERS: ptxas -v on the plan's config (group, BLOCK_N 64, 4 warps, 2 stages, bf16, hd 128,
-# group 2 or 8) for sm_90 gives 80-90 registers a thread and no spills.
-SMEM_PER_SM, WARPS_PER_SM, REGISTERS_PER_SM, PLAN_THREAD_REGISTERS = 233_472, 64, 65_536, 88
+PLAN_PROGRAMS_PER_SM = 2  # a wave of the plan, per SM (attention_plan's docstring: the sweep's best splits)
 _DTYPE_OF_BYTES = {2: "bfloat16", 4: "float32"}
-
-
-def resident_programs(cfg: dict, problem: AttentionProblem) -> int:
-    """Programs of cfg one SM holds at once: its shared memory, warps and registers (as the plan's config)."""
-    warps = cfg["num_warps"]
-    return max(1, min(SMEM_PER_SM // smem_bytes(cfg, problem), WARPS_PER_SM // warps,
-                      REGISTERS_PER_SM // (PLAN_THREAD_REGISTERS * 32 * warps)))
 
 
 def _used_splits(splits: int, blocks: int) -> int:
@@ -788,11 +779,14 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
                    elem_bytes: int = 2) -> dict:
     """The default config: pack=group (each K/V tile read once), BLOCK_N 64, 4 warps, 2 stages, prep
     separate (qk_norm_rope_cache, as before prep was a choice, until a GPU run says otherwise), and
-    SPLITS so that one to two waves of programs run. A wave is sm_count x the programs an SM holds at
-    once (5 of this config on an H100: 660), not the SM count: the previous rule split only while
-    (sequence, KV head) pairs were fewer than the SMs, so at 8k x batch 8 (64 pairs) 128 programs
-    each walked 4k slots; here those 64 pairs get 8 splits (512 programs of 1k slots), and batch 32
-    (256 pairs, more than the SMs) still splits in 2.
+    SPLITS so that one to two waves of programs run. A wave is sm_count x PLAN_PROGRAMS_PER_SM (264
+    on an H100). The first rule split only while (sequence, KV head) pairs were fewer than the SMs, so
+    at 8k x batch 8 (64 pairs) 128 programs each walked 4k slots; the second counted a wave as the
+    programs an SM can hold (5: 660 on an H100) and over-split: 64 splits at batch 1 from 4k slots on,
+    8 at batch 8, 2 at batch 32, where the H100 sweep of 2026-11-26 (benchmarks/results/
+    attn_bench_qwen3-0.6b_H100_2026-11-26.json) measured 32, 4 and 1 fastest at every context of
+    2k-32k it tried (batch 1, 8k: 23.2 us against 29.0; batch 8, 8k: 93.6 against 95.4; batch 32, 8k:
+    347.1 against 355.3) and a probe at 4k slots, batch 1, 16.5 us with 6 splits against 23.6 with 64.
 
     Short contexts (<= LONG_CONTEXT) split to fill one wave. Longer ones take the fewest splits, from
     that fill up to two waves, whose last wave is within WAVE_EFFICIENCY of the best-filled one
@@ -801,9 +795,8 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
     block_n = min(PLAN_BLOCK_N, max(16, next_pow2(context)))
     cfg = {"impl": "fused", "SPLITS": 1, "BLOCK_N": block_n, "pack": "group", "combine": "kernel",
            "num_warps": PLAN_WARPS, "num_stages": PLAN_STAGES, "prep": "separate"}
-    problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, _DTYPE_OF_BYTES[elem_bytes])
     pairs = batch * kv_heads
-    wave = sm_count * resident_programs(cfg, problem)
+    wave = sm_count * PLAN_PROGRAMS_PER_SM
     blocks = math.ceil(context / block_n)
     most = min(math.ceil(context / MIN_CHUNK), SPLITS_VALUES[-1])
     fill = min(max(1, wave // pairs), most)

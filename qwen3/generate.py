@@ -42,6 +42,11 @@ class _PrefillGraph:
     graph: torch.cuda.CUDAGraph
     ids: torch.Tensor  # [prompts, padded length], the graph's input
     last: torch.Tensor  # [1]: the index of the prompts' last real token
+    # [prompts, padded length]: 0 .. length-1. Held here because the graph reads it at every replay:
+    # a tensor the capture used but nothing holds is freed when the capture returns, and the next
+    # allocation that reuses its memory changes what a replay reads (the first replay, before any
+    # such allocation, was right; later ones wrote K/V at garbage positions).
+    positions: torch.Tensor
     logits: torch.Tensor  # [prompts, vocab], the graph's output
 
 
@@ -187,7 +192,7 @@ class Generator:
         with torch.cuda.graph(graph, self._prefill_pool):
             logits = forward()
         self._prefill_pool = self._prefill_pool or graph.pool()
-        self._prefill_graphs[(n, length, first_row)] = entry = _PrefillGraph(graph, ids, last, logits)
+        self._prefill_graphs[(n, length, first_row)] = entry = _PrefillGraph(graph, ids, last, positions, logits)
         return entry
 
     @torch.inference_mode()
