@@ -202,7 +202,7 @@ BAD_INPUTS = [
     ({"qkv": torch.zeros(2, 1, 128)}, "qkv must be 2-D"),
     ({"qkv": torch.zeros(2, 100)}, "qkv's 100 columns are not (heads + 2 * 2) * 16"),
     ({"qkv": torch.zeros(2, 64)}, "qkv's 64 columns are not (heads + 2 * 2) * 16"),
-    ({"qkv": torch.zeros(2, 256)[:, ::2]}, "qkv needs a unit column stride"),
+    ({"qkv": torch.zeros(2, 256, device=DEVICE)[:, ::2]}, "qkv needs a unit column stride"),  # .to() would copy
     ({"qkv": torch.zeros(2, 128, dtype=torch.float16)}, "k_cache is torch.float32 on"),
     ({"qkv": torch.zeros(2, 112)}, "3 query heads do not split"),
     ({"q_norm_w": torch.ones(8)}, "q_norm_w must be [16]"),
