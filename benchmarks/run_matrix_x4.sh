@@ -2,7 +2,9 @@
 # The end-to-end matrix (benchmarks/e2e_matrix.py) spread over the 4 GPUs of one host, one process
 # a GPU, each with its share of the cells; GPU 0 first runs the GPU tests named in $TESTS and the
 # attention probe (benchmarks/attn_step_probe.py). Results go to .matrix/ (git-ignored: running the
-# script again continues every file where it stopped) and are copied to $OUT at the end.
+# script again continues every file where it stopped) and are copied to $OUT at the end. On the lent
+# machines .matrix/ did not survive between calls on 2026-11-26 (every call re-ran its cells): to
+# continue a run there, put the returned files in .matrix/ here and name .matrix in the call's carry.
 #   OUT=dir LIMIT=540 bash benchmarks/run_matrix_x4.sh
 set -u
 OUT=${OUT:-benchmarks/results/new}
