@@ -106,8 +106,8 @@ def _check_residual(x, residual, w) -> None:
         raise ValueError(f"residual must be [M, N] = [{x.shape[0]}, {w.shape[0]}], got {list(residual.shape)}")
 
 
-def rmsnorm_qkv(h, norm_w, w, eps: float = 1e-6):
-    """rmsnorm(h) @ w^T."""
+def rmsnorm_linear(h, norm_w, w, eps: float = 1e-6):
+    """rmsnorm(h) @ w^T: rmsnorm_qkv, and lm_head (the final norm and the LM head)."""
     check_norm_op(h, norm_w, w, eps)
     return F.linear(rmsnorm(h, norm_w, eps), w)
 
@@ -124,17 +124,11 @@ def residual_linear(x, residual, w):
     return torch.addmm(residual, x, w.t())
 
 
-def lm_head(h, norm_w, w, eps: float = 1e-6):
-    """rmsnorm(h) @ w^T (the final norm and the LM head)."""
-    check_norm_op(h, norm_w, w, eps)
-    return F.linear(rmsnorm(h, norm_w, eps), w)
-
-
 # Each site's path on the tuner's inputs dict (the keys of the op modules' make_inputs).
 ARMS = {
-    "rmsnorm_qkv": lambda i: (rmsnorm_qkv(i["h"], i["norm_w"], i["w"]),),
+    "rmsnorm_qkv": lambda i: (rmsnorm_linear(i["h"], i["norm_w"], i["w"]),),
     "o_proj_residual": lambda i: (residual_linear(i["x"], i["residual"], i["w"]),),
     "rmsnorm_gate_up_silu": lambda i: (rmsnorm_gate_up_silu(i["h"], i["norm_w"], i["w"]),),
     "down_residual": lambda i: (residual_linear(i["x"], i["residual"], i["w"]),),
-    "lm_head": lambda i: (lm_head(i["h"], i["norm_w"], i["w"]),),
+    "lm_head": lambda i: (rmsnorm_linear(i["h"], i["norm_w"], i["w"]),),
 }

@@ -252,7 +252,7 @@ class Dispatcher:
         if choice.arm == "fused":
             return rmsnorm_qkv(h, norm_w, w, choice.config, eps)
         if prefill.serves(h.shape[0], h):
-            return prefill.rmsnorm_qkv(h, norm_w, w, eps)
+            return prefill.rmsnorm_linear(h, norm_w, w, eps)
         return rmsnorm_qkv_unfused(h, norm_w, w, eps)
 
     def o_proj_residual(self, x, residual, w):
@@ -288,7 +288,7 @@ class Dispatcher:
         if choice.arm == "fused":
             return lm_head(h, norm_w, w, choice.config, eps)
         if prefill.serves(h.shape[0], h):
-            return prefill.lm_head(h, norm_w, w, eps)
+            return prefill.rmsnorm_linear(h, norm_w, w, eps)
         return lm_head_unfused(h, norm_w, w, eps)
 
     def __repr__(self) -> str:

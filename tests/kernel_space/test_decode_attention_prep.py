@@ -32,15 +32,17 @@ from kernel_space.decode_attention import (
     sample_configs,
 )
 from tests.conftest import DEVICE
+from tests.kernel_space.test_decode_attention import CONFIGS as ATTENTION_CONFIGS
+from tests.kernel_space.test_decode_attention import config as attention_config
 
 # How far the key slot the fused kernel writes may differ from qk_norm_rope_cache's: both round alike
 # (one helper), but their fp32 sums of squares may run in another order (tests/qwen3/test_kernels.py).
 SLOT_TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
 
 
-def config(splits=1, block_n=32, pack="group", combine="kernel", warps=4, stages=2, prep="fused") -> dict:
-    return {"impl": "fused", "SPLITS": splits, "BLOCK_N": block_n, "pack": pack, "combine": combine,
-            "num_warps": warps, "num_stages": stages, "prep": prep}
+def config(prep="fused", **keys) -> dict:
+    """tests/kernel_space/test_decode_attention.py's config, with prep (fused by default)."""
+    return {**attention_config(**keys), "prep": prep}
 
 
 def inputs_for(problem: AttentionProblem, lengths, seed=0, first_row=0, rows=None) -> dict:
@@ -100,13 +102,8 @@ def compare(problem: AttentionProblem, lengths, cfg: dict, seed=0, first_row=0, 
     assert_same_caches(fused[1:], separate[1:], (inputs["k_cache"], inputs["v_cache"]), written, dtype)
 
 
-CONFIGS = {
-    "unsplit": config(),
-    "split4-kernel": config(splits=4),
-    "split4-last": config(splits=4, combine="last_program"),
-    "split3-head-kernel": config(splits=3, pack="head", warps=2, stages=1),
-    "split3-head-last": config(splits=3, pack="head", combine="last_program", warps=2, stages=1),
-}
+# The attention tests' configs, each with the prep fused.
+CONFIGS = {name: {**cfg, "prep": "fused"} for name, cfg in ATTENTION_CONFIGS.items()}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)

@@ -71,7 +71,7 @@ def test_bad_inputs_are_one_line_errors():
     with pytest.raises(ValueError, match=r"residual must be \[M, N\] = \[4, 3\]"):
         prefill.residual_linear(x, torch.zeros((4, 2), device=DEVICE), torch.zeros((3, 8), device=DEVICE))
     with pytest.raises(ValueError, match="eps must be a positive number"):
-        prefill.rmsnorm_qkv(x, torch.ones(8, device=DEVICE), torch.zeros((3, 8), device=DEVICE), eps=0)
+        prefill.rmsnorm_linear(x, torch.ones(8, device=DEVICE), torch.zeros((3, 8), device=DEVICE), eps=0)
 
 
 def test_the_dispatcher_and_the_tuner_run_it_as_the_unfused_arm_from_prefill_rows(monkeypatch):
