@@ -47,9 +47,12 @@ def main() -> int:
 
                 server = start()
             url = _fresh_url(storage, server, len(rows))
-            t0 = time.perf_counter()
+            t0, started = time.perf_counter(), dt.datetime.now(dt.timezone.utc)
+            # --no-bench: the wall time is the table's tune; its end-to-end check runs on one GPU
+            # whatever the count, and benchmarks of the tables come after (--export-dir).
             cmd = [sys.executable, "-m", "cli.app", "tune", "--model", args.model, "--buckets", args.buckets,
-                   "--trials", str(args.trials), "--gpus", ",".join(str(i) for i in range(int(gpus))), "--db", url]
+                   "--trials", str(args.trials), "--gpus", ",".join(str(i) for i in range(int(gpus))), "--db", url,
+                   "--no-bench"]
             cmd += [flag for op in args.ops.split(",") if op for flag in ("--op", op)]
             # A fresh Triton cache per run: a run must not load the kernels an earlier run compiled.
             env = {**os.environ, "TRITON_CACHE_DIR": tempfile.mkdtemp(prefix="ks-triton-")}
@@ -63,9 +66,12 @@ def main() -> int:
                     winners = s.scalar(select(func.count()).select_from(Winner))
                     fused = s.scalar(select(func.count()).select_from(Winner).where(Winner.arm == "fused"))
                 rows_n, distinct = queue.configs_measured(store, ids)
+                timeline = _timeline(store, ids, started)
             row = {"gpus": int(gpus), "storage": storage, "wall_s": round(wall, 1), "studies": len(ids),
                    "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
-                   "fused": fused, "rc": done.returncode}
+                   "fused": fused, "rc": done.returncode, **timeline}
+            if args.export_dir:
+                row["table"] = _export(url, args, f"{gpus}gpu_{storage}")
             rows.append(row)
             out["studies"] = len(ids)
             Path(args.out).write_text(json.dumps(out, indent=1))
@@ -78,6 +84,29 @@ def main() -> int:
         if server is not None:
             server.stop()
     return 0
+
+
+def _timeline(store, ids: list[int], started: dt.datetime) -> dict:
+    """Seconds from the run's start: when each worker claimed its first and last config, and when the
+    last result was stored (what the rest of the wall time went to: start-up before, exit after)."""
+    from storage import queue
+
+    def since(t: dt.datetime) -> float:
+        return round((t - started).total_seconds(), 1)
+
+    last = queue.last_result(store, ids)
+    return {"last_result_s": since(last) if last else None,
+            "workers": [{"owner": a.owner, "claims": a.claims, "first_claim_s": since(a.first),
+                         "last_claim_s": since(a.last)} for a in queue.activity(store, ids)]}
+
+
+def _export(url: str, args, name: str) -> str:
+    """The run's dispatch table (per-op winners: no end-to-end check ran) into --export-dir."""
+    path = Path(args.export_dir) / f"dispatch_{args.model}_{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "cli.app", "export", "--model", args.model, "--per-op", "--db", url,
+                    "-o", str(path)], cwd=ROOT, check=True)
+    return str(path)
 
 
 def _fresh_url(storage: str, server, n: int) -> str:
@@ -99,6 +128,7 @@ def _args():
                    help="comma list of GPUS:STORAGE, run in order")
     p.add_argument("--out", required=True)
     p.add_argument("--keep-db", action="store_true")
+    p.add_argument("--export-dir", default="", help="write each run's dispatch table here (for an end-to-end bench)")
     return p.parse_args()
 
 

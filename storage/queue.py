@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy
 from sqlalchemy import and_, case, delete, func, or_, select, update
@@ -177,6 +177,41 @@ def configs_measured(store: Store, study_ids: list[int]) -> tuple[int, int]:
                                                            Trial.trial_number.is_not(None))
             .distinct().subquery()))
     return rows or 0, distinct or 0
+
+
+@dataclass(frozen=True)
+class OwnerActivity:
+    """What one worker did in a tune, from its config claims: how many, and the first and last one."""
+
+    owner: str
+    claims: int
+    first: datetime
+    last: datetime
+
+
+def activity(store: Store, study_ids: list[int]) -> list[OwnerActivity]:
+    """Per worker (config-claim owner) of these studies: claims made and the times of the first and the
+    last, earliest first. A distributed tune's timeline: when each worker began measuring, and how long
+    before the end it ran out of work."""
+    stmt = (select(ConfigClaim.owner, func.count(), func.min(ConfigClaim.created_at), func.max(ConfigClaim.created_at))
+            .where(ConfigClaim.study_id.in_(study_ids)).group_by(ConfigClaim.owner))
+    with store.session(write=False) as s:
+        rows = [OwnerActivity(owner, n, _aware(first), _aware(last)) for owner, n, first, last in s.execute(stmt)]
+    return sorted(rows, key=lambda a: a.first)
+
+
+def last_result(store: Store, study_ids: list[int]) -> datetime | None:
+    """When the last trial or winner of these studies was stored."""
+    with store.session(write=False) as s:
+        times = [s.scalar(select(func.max(Trial.created_at)).where(Trial.study_id.in_(study_ids))),
+                 s.scalar(select(func.max(Winner.confirmed_at)).where(Winner.study_id.in_(study_ids)))]
+    times = [_aware(t) for t in times if t is not None]
+    return max(times) if times else None
+
+
+def _aware(t: datetime) -> datetime:
+    """SQLite hands back naive datetimes of what was stored in UTC."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
 
 
 def warm_start_config(store: Store, fp_key: str, op: str, n: int, k: int, dtype: str, m: int) -> dict | None:

@@ -34,6 +34,36 @@ def _compile_one(problem, cfg: dict) -> tuple[float, str | None]:
     return time.perf_counter() - t0, None
 
 
+def _warm_one() -> float:
+    """Import what a compile needs and open the CUDA context: the seconds a pool process's first job
+    would otherwise spend before it compiles anything."""
+    import importlib
+
+    t0 = time.perf_counter()
+    for module in ("torch", "kernel_space", "tuner.trial"):  # the ops and the Triton kernels they launch
+        importlib.import_module(module)
+    importlib.import_module("torch").cuda.init()
+    return time.perf_counter() - t0
+
+
+def pool_size(workers: int | None = None) -> int:
+    return workers or max(1, min(16, (os.cpu_count() or 2) - 1))
+
+
+def warm(processes: int, workers: int | None = None) -> None:
+    """Start `processes` of the compile pool now, without waiting: each imports torch and Triton and
+    opens its CUDA context while the caller does other start-up work (a tune's first batch found them
+    ready instead of paying for the imports then). Nothing happens without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
+        return
+    pool = _pool(pool_size(workers))
+    with sigint_ignored():
+        for _ in range(min(processes, pool_size(workers))):
+            pool.submit(_warm_one)
+
+
 def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[float, str | None]]:
     """jobs: (kernel_space.Problem, cfg) pairs. Returns (seconds, error or None) per job, in order.
     Without CUDA there is nothing to precompile (the interpreter compiles nothing): all zeros."""
@@ -41,7 +71,7 @@ def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[floa
 
     if not jobs or not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
         return [(0.0, None)] * len(jobs)
-    pool = _pool(workers or max(1, min(16, (os.cpu_count() or 2) - 1)))
+    pool = _pool(pool_size(workers))
     with sigint_ignored():  # the pool starts its processes on submit: Ctrl-C is the parent's alone
         futures = [pool.submit(_compile_one, *job) for job in jobs]
     out = []

@@ -23,13 +23,17 @@ from kernel_space.spec import DEFAULT_DEVICE_MEMORY, DTYPE_BYTES, Problem
 from qwen3.config import Qwen3Config
 from storage import Store, queue
 from storage.store import fingerprint_key
+from tuner.compile import warm as compile_pool_warm
 from tuner.search import OWNER, StudyOutcome, TuneOptions, owner_is_gone, tune_study
 from tuner.worker import Worker
 
 # A holder that has not renewed its lease for this long is taken for dead. A batch of 8 configs
 # compiles and times in well under a minute on the H100; the lease is renewed after every trial.
 LEASE_S = float(os.environ.get("KERNEL_SEARCH_LEASE_S", "300"))
-POLL_S = float(os.environ.get("KERNEL_SEARCH_POLL_S", "5"))
+# How often a worker with nothing to claim looks again. At the end of a tune every worker but the last
+# holders waits like this, and the tune ends only when all have seen the queue empty: a long poll is
+# idle time on the wall clock.
+POLL_S = float(os.environ.get("KERNEL_SEARCH_POLL_S", "1"))
 
 
 def study_keys(config: Qwen3Config, ops: list[str], buckets: list[int], dtype: str,
@@ -96,6 +100,10 @@ def work(store: Store, fp: dict, opts: TuneOptions, callbacks: Callbacks | None 
     it, as `owner`; returns what this worker did. make_worker: the benchmarking child's class."""
     cb, report, fp_key, no_help = callbacks or Callbacks(), WorkReport(), fingerprint_key(fp), set()
     with make_worker() as worker:
+        # Both start in the background while the first claim and study open: the benchmarking child
+        # and one batch's worth of compile processes import torch and open their CUDA contexts.
+        worker.start()
+        compile_pool_warm(opts.batch, opts.compile_workers)
         while not _past(opts.deadline):
             _reap_dead_holders(store, fp_key, owner)
             claim = queue.claim(store, fp_key, owner, lease_s, share=share, exclude=no_help, only=only)

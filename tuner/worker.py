@@ -141,11 +141,16 @@ class Worker:
         self._proc = self._conn = None
         self.restarts += 1
 
+    def start(self) -> None:
+        """Start the child now (it imports torch and opens its CUDA context in the background) rather
+        than on the first request: a tune does its other start-up work meanwhile."""
+        if self._proc is None or not self._proc.is_alive():
+            self._start()
+
     def request(self, task: dict, timeout_s: float | None = None) -> dict:
         """Send one task; returns {"ok": True, "result": ...} or {"ok": False, "error": reason}.
         Never raises for what happens in the child: a hang or a crash is an error reply."""
-        if self._proc is None or not self._proc.is_alive():
-            self._start()
+        self.start()
         timeout = timeout_s or self.timeout_s
         t0 = time.monotonic()
         try:

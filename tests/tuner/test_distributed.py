@@ -206,3 +206,46 @@ def test_plan_leaves_out_kv_caches_past_half_the_memory(db):
         with store.session(write=False) as s:
             ms = sorted(s.scalars(select(Study.m).where(Study.id.in_(ids))))
     assert ms == [4096001, 4096016, 32768001]
+
+
+def test_a_worker_starts_its_benchmarking_child_before_the_first_trial(db):
+    """work() starts the child (torch import, CUDA context) at once, in the background, instead of on
+    the first request: the first study's setup overlaps it."""
+    made = []
+
+    def make():
+        made.append(QuietFake())
+        return made[-1]
+
+    with Store(db) as store:
+        ids = plan(store, [FP], TINY, ["o_proj_residual"], [1], "float16", trials=4)
+        work(store, FP, TuneOptions(batch=2), only=ids, make_worker=make)
+    assert made and made[0].trials, "the worker measured nothing"
+    assert made[0].started_before_requests is True
+
+
+def test_the_queue_tells_each_workers_claims_and_when_the_last_result_landed(db):
+    """The distributed bench's timeline: per worker its config claims (all of them, no config twice),
+    first and last in order, and the last stored result after every claim. (Threads of one process
+    claim under one owner, its host:pid; worker processes each under their own.)"""
+    with Store(db) as store:
+        ids = plan(store, [FP], TINY, OPS, [1, 2], "float16", trials=5)
+    threads = [threading.Thread(target=lambda name=name: _work_as(db, name)) for name in ("host-a:1", "host-b:2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    with Store(db) as store:
+        rows = queue.activity(store, ids)
+        _, distinct = queue.configs_measured(store, ids)
+        last = queue.last_result(store, ids)
+    assert rows and all(a.owner for a in rows)
+    assert sum(a.claims for a in rows) == distinct
+    assert all(a.first <= a.last <= last for a in rows)
+    assert [a.first for a in rows] == sorted(a.first for a in rows)
+    assert queue.activity(Store(db), []) == [] and queue.last_result(Store(db), []) is None
+
+
+def _work_as(db, name):
+    with Store(db) as store:
+        work(store, FP, TuneOptions(batch=2), owner=name, make_worker=QuietFake)

@@ -46,6 +46,11 @@ class FakeWorker:
 
     def __init__(self):
         self.trials = []
+        self.started_before_requests = None
+
+    def start(self):
+        if self.started_before_requests is None:
+            self.started_before_requests = not self.trials
 
     @staticmethod
     def time_of(cfg):
