@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, GpuOption, open_store, resolve_model_name, user_errors, write_file
+from cli.common import DbOption, GpuOption, fail, open_store, resolve_model_name, user_errors, write_file
 
 
 @user_errors
@@ -73,6 +73,35 @@ def import_(
     typer.echo(str(import_table(open_store(db, create=True), table)))
 
 
+@user_errors
+def merge(
+    files: Annotated[list[Path], typer.Argument(help="Dispatch tables of one model, dtype and GPU, in order.",
+                                                show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write; '-' for stdout.")] = "-",
+):
+    """Merge dispatch tables into one: each op from the last file that has it. For a table tuned in parts,
+    e.g. decode attention tuned on its own (`tune --op decode_attention`) added to a table of the GEMM ops.
+    Tables of another model, dtype or GPU are refused; each op keeps its own kernel hash, so an op whose
+    code changed since still runs its fallback, with a warning, when the model loads the table."""
+    from storage.models import utcnow
+    from storage.table import dump_table, load_table, merge_tables
+
+    if len(files) < 2:
+        fail("merge needs two tables or more")
+    tables = [load_table(f) for f in files]
+    table = merge_tables(tables, utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
+    source = {op: f.name for f, t in zip(files, tables, strict=True) for op in t.ops}  # the last file wins
+    text = dump_table(table)
+    if output == "-":
+        typer.echo(text, nl=False)
+    else:
+        write_file(Path(output), text)
+    sources = ", ".join(f"{op} from {source[op]}" for op in table.ops)
+    typer.echo(f"wrote {output if output != '-' else 'stdout'}: {table.model} ({table.dtype}), {len(table.ops)} ops: "
+               f"{sources}", err=True)
+
+
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
     app.command("import")(import_)
+    app.command("merge")(merge)

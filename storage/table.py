@@ -412,6 +412,36 @@ def load_table(source: str | Path | dict) -> DispatchTable:
     return parse_table(decode_json(read_table_text(path), str(path)))
 
 
+HARDWARE_FIELDS = ("device_name", "capability", "sm_count", "total_memory")
+
+
+def merge_tables(tables: list[DispatchTable], created: str) -> DispatchTable:
+    """One table from several of one model, dtype and GPU: each op from the last table that has it
+    (e.g. decode attention tuned on its own, added to a table of the GEMM ops). The fingerprint is
+    the last table's, its kernel hashes those of the ops kept: every op is still checked against the
+    code by its own entry's hash when the dispatcher loads it. TableError when the tables disagree on
+    model, dtype or hardware (a table's timings hold only on the GPU that measured them)."""
+    if not tables:
+        raise TableError("(tables)", "nothing to merge")
+    first = tables[0]
+    ops: dict[str, OpEntry] = {}
+    for i, table in enumerate(tables):
+        for field, mine, theirs in (("model", table.model, first.model), ("dtype", table.dtype, first.dtype)):
+            if mine != theirs:
+                raise TableError(f"(table {i + 1}).{field}", f"is {mine!r}, table 1's is {theirs!r}: only tables of "
+                                                             "one model and dtype merge")
+        for field in HARDWARE_FIELDS:
+            if table.fingerprint[field] != first.fingerprint[field]:
+                raise TableError(f"(table {i + 1}).fingerprint.{field}",
+                                 f"is {_short(table.fingerprint[field])}, table 1's is "
+                                 f"{_short(first.fingerprint[field])}: only tables of one GPU merge")
+        ops.update(table.ops)
+    fingerprint = dict(tables[-1].fingerprint)
+    fingerprint["kernel_hashes"] = {op: entry.kernel_hash for op, entry in ops.items()}
+    merged = DispatchTable(model=first.model, dtype=first.dtype, created=created, fingerprint=fingerprint, ops=ops)
+    return parse_table(merged.to_dict())
+
+
 def dump_table(table: DispatchTable | dict, path: str | Path | None = None) -> str:
     """Serialize (after checking) a table; writes it to `path` when given. Returns the JSON text."""
     data = table.to_dict() if isinstance(table, DispatchTable) else table

@@ -102,3 +102,51 @@ def test_resolve_model_name(filled, tmp_path):
     assert resolve_model_name(store, str(folder)) == "Qwen3-8B"
     with pytest.raises(StorageError, match="unknown model 'llama-7b'.*models with winners in the database: qwen3"):
         resolve_model_name(store, "llama-7b")
+
+
+def _exported(store, model: str, gpu: str, path) -> str:
+    result = run("export", "--model", model, "--gpu", gpu, "-o", path, "--db", store.url)
+    assert result.exit_code == 0, result.output
+    return str(path)
+
+
+def _attention_only(table_path, tmp_path) -> str:
+    """A table of the same model and GPU holding one op (as `tune --op decode_attention` exports)
+    with its own kernel hash, and a bucket the other table does not have."""
+    data = json.loads(open(table_path).read())
+    op = next(iter(data["ops"]))
+    data["ops"] = {op: {**data["ops"][op], "kernel_hash": "feedfacefeedface"}}
+    path = tmp_path / "part.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_merge_takes_each_op_from_the_last_table_that_has_it(filled, tmp_path):
+    store, _ = filled
+    base = _exported(store, "qwen3-8b", "H100", tmp_path / "base.json")
+    part = _attention_only(base, tmp_path)
+    out = tmp_path / "merged.json"
+    result = run("merge", base, part, "-o", out)
+    assert result.exit_code == 0, result.output
+    merged, base_table = load_table(out), load_table(base)
+    assert set(merged.ops) == set(base_table.ops)
+    replaced = next(iter(json.loads(open(part).read())["ops"]))
+    assert merged.ops[replaced].kernel_hash == "feedfacefeedface"
+    assert merged.fingerprint["kernel_hashes"] == {op: e.kernel_hash for op, e in merged.ops.items()}
+    assert all(merged.ops[op] == base_table.ops[op] for op in merged.ops if op != replaced)
+    assert f"{replaced} from part.json" in result.stderr
+
+
+@pytest.mark.parametrize("what", ["model", "gpu", "one"])
+def test_merge_refuses_tables_that_do_not_belong_together(filled, tmp_path, what):
+    store, _ = filled
+    base = _exported(store, "qwen3-0.6b", "H100", tmp_path / "base.json")
+    if what == "model":
+        other, words = _exported(store, "qwen3-8b", "H100", tmp_path / "8b.json"), ("model", "qwen3-8b")
+    elif what == "gpu":
+        other, words = _exported(store, "qwen3-0.6b", "H200", tmp_path / "h200.json"), ("fingerprint", "one GPU")
+    else:
+        other, words = None, ("two tables",)
+    result = run("merge", base, *([other] if other else []), "-o", tmp_path / "out.json")
+    assert_one_line_error(result, *words)
+    assert not (tmp_path / "out.json").exists()
