@@ -14,6 +14,8 @@ from cli.common import DbOption, fail, interpreter_needed, open_store, user_erro
 # The largest M bucket a tune accepts: DESIGN.md's buckets end at prefill 4096 "and up"; 100,000,000
 # tried to allocate the whole input and failed only after the study had started.
 MAX_BUCKET = 65_536
+# How long a worker that `tune --gpus` started waits for the studies it plans meanwhile.
+WORKER_WAIT_S = 120.0
 
 
 @user_errors
@@ -221,13 +223,15 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text, che
     from tuner.step_bench import previous_table
 
     gpus = distributed.parse_gpus(gpus_text, torch.cuda.device_count())
-    fps = distributed.gpu_fingerprints(gpus)
-    previous = None if skip else previous_table(store, config.name, fps[gpus[0]], dtype)
-    ids = distributed.plan(store, list(fps.values()), config, ops, buckets, dtype, opts.trials, contexts)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kernel-search-workers-") as logs:
-        procs = distributed.spawn_workers(store.url, gpus, opts, seconds, logs)
+        # The workers first: their imports and CUDA start-up overlap the planning below (they wait for
+        # the queue), which a 4-GPU tune of ~2 minutes felt as seconds of idle GPUs.
+        procs = distributed.spawn_workers(store.url, gpus, opts, seconds, logs, wait_s=WORKER_WAIT_S)
         try:
+            fps = distributed.gpu_fingerprints(gpus)
+            previous = None if skip else previous_table(store, config.name, fps[gpus[0]], dtype)
+            ids = distributed.plan(store, list(fps.values()), config, ops, buckets, dtype, opts.trials, contexts)
             _watch(store, ids, procs, f"{config.name} ({dtype}) on {len(gpus)} GPUs")
         except KeyboardInterrupt:
             typer.echo("interrupted: run the same command again to resume", err=True)
@@ -269,7 +273,7 @@ def _watch(store, ids, procs, title) -> None:
         while any(proc.poll() is None for _, proc, _ in procs):
             done, configs = distributed.study_progress(store, ids)
             progress.update(task, completed=done, configs=configs)
-            time.sleep(1.0)
+            time.sleep(0.25)
         done, configs = distributed.study_progress(store, ids)
         progress.update(task, completed=done, configs=configs)
 

@@ -17,6 +17,8 @@ def worker(
     seconds: Annotated[float | None, typer.Option(min=1, help="Stop starting new batches after this many "
                                                   "seconds (the studies stay queued for others).")] = None,
     share: Annotated[bool, typer.Option(help="When no study is free, help measure one another worker holds.")] = True,
+    wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for studies when the queue is empty at the "
+                                        "start (a worker started before the tune that queues them).")] = 0.0,
 ):
     """Work the queue of studies that `kernel-search tune` put in the database, on this machine's GPU, until
     none of this GPU's kind is left. Start one per GPU (CUDA_VISIBLE_DEVICES) on any host that reaches the
@@ -48,7 +50,7 @@ def worker(
         typer.echo(f"{o.op:21s} {describe(o.op, o.m):7s} {arm} ({o.trials} trials)", err=True)
 
     try:
-        report = work(store, fp, opts, Callbacks(on_done=done), share=share)
+        report = work(store, fp, opts, Callbacks(on_done=done), share=share, wait_s=wait)
     except KeyboardInterrupt:
         # Its study went back to the queue; every trial it finished is stored.
         typer.echo("interrupted: run the same command again to go on", err=True)

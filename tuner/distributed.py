@@ -95,10 +95,14 @@ class WorkReport:
 
 def work(store: Store, fp: dict, opts: TuneOptions, callbacks: Callbacks | None = None, share: bool = True,
          only: list[int] | None = None, owner: str = OWNER, make_worker: Callable = Worker,
-         lease_s: float = LEASE_S) -> WorkReport:
+         lease_s: float = LEASE_S, wait_s: float = 0.0) -> WorkReport:
     """Drain the queue of fingerprint `fp` (see the module docstring), or only the given study ids of
-    it, as `owner`; returns what this worker did. make_worker: the benchmarking child's class."""
+    it, as `owner`; returns what this worker did. make_worker: the benchmarking child's class.
+    wait_s: until this worker has claimed something, an empty queue ends it only after this many
+    seconds (a worker started before its tune has queued the studies: `tune --gpus` starts them
+    first, so that their imports overlap its planning)."""
     cb, report, fp_key, no_help = callbacks or Callbacks(), WorkReport(), fingerprint_key(fp), set()
+    patient_until = time.monotonic() + wait_s
     with make_worker() as worker:
         # Both start in the background while the first claim and study open: the benchmarking child
         # and one batch's worth of compile processes import torch and open their CUDA contexts.
@@ -108,9 +112,10 @@ def work(store: Store, fp: dict, opts: TuneOptions, callbacks: Callbacks | None 
             _reap_dead_holders(store, fp_key, owner)
             claim = queue.claim(store, fp_key, owner, lease_s, share=share, exclude=no_help, only=only)
             if claim is None:
-                if queue.pending(store, [fp_key], only)["held"] == 0:
+                waiting = not report.outcomes and not report.helped and time.monotonic() < patient_until
+                if queue.pending(store, [fp_key], only)["held"] == 0 and not waiting:
                     break  # nothing queued, nothing held by a live worker: done
-                time.sleep(POLL_S)  # held studies may yet be given up by a dead worker
+                time.sleep(min(POLL_S, 0.2) if waiting else POLL_S)  # a plan coming, or a dead holder giving up
                 continue
             outcome = _run_claim(store, worker, fp, fp_key, claim, opts, cb, owner, lease_s)
             if claim.shared:
@@ -178,8 +183,10 @@ def gpu_fingerprints(gpus: list[int]) -> dict[int, dict]:
     return {i: current_fingerprint(i) for i in gpus}
 
 
-def spawn_workers(url: str, gpus: list[int], opts: TuneOptions, seconds: float | None, log_dir) -> list:
-    """One `kernel-search worker` process per GPU (CUDA_VISIBLE_DEVICES), its output in log_dir."""
+def spawn_workers(url: str, gpus: list[int], opts: TuneOptions, seconds: float | None, log_dir,
+                  wait_s: float = 0.0) -> list:
+    """One `kernel-search worker` process per GPU (CUDA_VISIBLE_DEVICES), its output in log_dir; each
+    waits up to wait_s for studies to be queued."""
     import subprocess
     import sys
 
@@ -190,6 +197,8 @@ def spawn_workers(url: str, gpus: list[int], opts: TuneOptions, seconds: float |
                "--seed", str(opts.seed)]
         if seconds is not None:
             cmd += ["--seconds", str(seconds)]
+        if wait_s:
+            cmd += ["--wait", str(wait_s)]
         log = open(os.path.join(log_dir, f"worker-gpu{gpu}.log"), "w")
         procs.append((gpu, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
     return procs

@@ -168,6 +168,7 @@ class _Run:
     measured: dict  # config_key -> a stored row (or _Row) with status and median_us
     asks: int
     new: int = 0
+    last_beat: float = 0.0  # time.monotonic() of the last heartbeat (see _beat)
 
     def refresh(self) -> bool:
         """Re-read the study's stored configs: other workers sharing it add theirs."""
@@ -278,7 +279,7 @@ def _tell_stored(run: _Run, trial, key: str) -> None:
 def _measure(run: _Run, pending: list[tuple], on_trial, heartbeat) -> None:
     """Compile the fused configs in parallel, then time each config in the worker, one at a time."""
     fused = [(t, c) for t, c in pending if c["impl"] == "fused"]
-    _beat(run, pending, heartbeat)
+    _beat(run, pending, heartbeat, new=True)
     compiled = precompile([(run.problem, c) for _, c in fused], run.opts.compile_workers)
     compile_errors = {t.number: err for (t, _), (_, err) in zip(fused, compiled, strict=True) if err}
     for i, (trial, cfg) in enumerate(pending):
@@ -306,8 +307,15 @@ def _best(study: optuna.Study) -> float | None:
     return min((t.value for t in done), default=None)
 
 
-def _beat(run: _Run, in_flight: list[tuple], heartbeat) -> None:
-    """Optuna's heartbeat for the trials still to measure, and the holder's lease."""
+def _beat(run: _Run, in_flight: list[tuple], heartbeat, new: bool = False) -> None:
+    """Optuna's heartbeat for the trials still to measure, and the holder's lease: for a new batch's
+    trials at once (a trial without a heartbeat is never failed as stale), then again only once half
+    the heartbeat interval has passed. Each beat is a write transaction; beating every trial in flight
+    after every measurement was ~45 writes a batch of 8, and workers sharing a SQLite file queue on it."""
+    now = time.monotonic()
+    if not new and now - run.last_beat < run.opts.heartbeat_s / 2:
+        return
+    run.last_beat = now
     for trial, _ in in_flight:
         run.study._storage.record_heartbeat(trial._trial_id)
     if heartbeat is not None:

@@ -19,6 +19,7 @@ from storage.models import QueueEntry, Shape, Study
 from storage.store import fingerprint_key
 from tests.conftest import BACKENDS
 from tests.tuner.test_search import FP, FakeWorker
+from tuner import distributed
 from tuner.distributed import plan, work
 from tuner.search import TuneOptions
 
@@ -249,3 +250,27 @@ def test_the_queue_tells_each_workers_claims_and_when_the_last_result_landed(db)
 def _work_as(db, name):
     with Store(db) as store:
         work(store, FP, TuneOptions(batch=2), owner=name, make_worker=QuietFake)
+
+
+def test_a_worker_started_before_the_plan_waits_for_it(db, monkeypatch):
+    """`tune --gpus` starts its workers before it queues the studies: a worker that finds the queue
+    empty waits (wait_s) and then works it; without wait_s it ends at once, as before."""
+    monkeypatch.setattr(distributed, "POLL_S", 0.05)
+    with Store(db) as store:
+        assert work(store, FP, TuneOptions(batch=2), make_worker=QuietFake).outcomes == []
+    reports = []
+
+    def worker():
+        with Store(db) as store:
+            reports.append(work(store, FP, TuneOptions(batch=2), make_worker=QuietFake, wait_s=60))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    time.sleep(0.5)
+    with Store(db) as store:
+        ids = plan(store, [FP], TINY, ["o_proj_residual"], [1, 2], "float16", trials=4)
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    assert sorted(o.m for o in reports[0].outcomes) == [1, 2]
+    with Store(db) as store:
+        assert queue.pending(store, only=ids)["done"] == 2

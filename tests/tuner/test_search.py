@@ -135,3 +135,17 @@ def test_only_trials_of_dead_owners_are_settled_on_resume(store):
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     assert states[dead.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING
     assert search.owner_is_gone(f"another-host:{_dead_pid()}", None) is False  # not ours to judge
+
+
+def test_heartbeats_are_written_once_per_new_trial_not_after_every_measurement(store, monkeypatch):
+    """Each heartbeat is a write transaction that workers sharing a SQLite file queue on: a batch's
+    trials are beaten once when asked, and again only after half the heartbeat interval."""
+    beats = []
+    monkeypatch.setattr(optuna.storages.RDBStorage, "record_heartbeat",
+                        lambda self, trial_id: beats.append(trial_id))
+    renewals = []
+    tune_study(store, FakeWorker(), FP, "m", PROBLEM, TuneOptions(trials=8, batch=8, heartbeat_s=3600),
+               heartbeat=lambda: renewals.append(1) or True)
+    measured = [t for t in store.trials(out_ref(store).id) if not (t.reason or "").startswith("invalid")]
+    assert beats and len(beats) == len(set(beats)) <= len(measured)  # ~45 for a batch of 8 before
+    assert len(renewals) <= 2 * len(beats)
