@@ -274,3 +274,21 @@ def test_a_worker_started_before_the_plan_waits_for_it(db, monkeypatch):
     assert sorted(o.m for o in reports[0].outcomes) == [1, 2]
     with Store(db) as store:
         assert queue.pending(store, only=ids)["done"] == 2
+
+
+def test_a_worker_claims_a_study_whose_warm_start_is_known_before_one_whose_is_not(db):
+    """Priority is M first, then op; but while o_proj_residual M=1 still runs on one worker, a second
+    worker done with down_residual M=1 takes down_residual M=2 (its warm start, M=1's winner, is
+    known) rather than o_proj_residual M=2. When only unready studies are left it takes one of them."""
+    with Store(db) as store:
+        ids = plan(store, [FP], TINY, OPS, [1, 2], "float16", trials=4)
+        key = fingerprint_key(FP)
+        first = queue.claim(store, key, "host-a:1", 300)
+        second = queue.claim(store, key, "host-b:2", 300)
+        assert (first.op, first.m, second.op, second.m) == ("o_proj_residual", 1, "down_residual", 1)
+        queue.finish(store, second.queue_id, "host-b:2")
+        third = queue.claim(store, key, "host-b:2", 300, share=False)
+        assert (third.op, third.m) == ("down_residual", 2)
+        fourth = queue.claim(store, key, "host-c:3", 300, share=False)
+        assert (fourth.op, fourth.m) == ("o_proj_residual", 2)  # not ready, but the only one left
+        assert set(ids) == {first.study_id, second.study_id, third.study_id, fourth.study_id}
