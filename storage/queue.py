@@ -147,6 +147,12 @@ def claim_config(store: Store, study_id: int, config_key: str, trial_number: int
         return False
 
 
+def claimed_configs(store: Store, study_id: int) -> int:
+    """Configs of a study claimed for measuring: stored, or in flight on some worker."""
+    with store.session(write=False) as s:
+        return s.scalar(select(func.count()).select_from(ConfigClaim).where(ConfigClaim.study_id == study_id)) or 0
+
+
 def release_unmeasured_claim(store: Store, study: int | str, trial_number: int) -> None:
     """Drop the claim of a trial whose worker died before storing its result, so that the config can
     be measured again (Optuna's stale-trial callback calls this). study: our id or the Optuna name."""

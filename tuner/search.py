@@ -34,6 +34,7 @@ from tuner.worker import Worker
 
 NOISE_BAND = 1.02  # a fused config must beat the unfused path by more than this in the paired A/B
 ASKS_PER_TRIAL = 4  # asks allowed per budgeted trial, repeats of measured configs included
+IN_FLIGHT_POLL_S = 0.5  # a holder whose budget is all claimed looks this often for the others' results
 
 
 @dataclass
@@ -136,7 +137,13 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
     while run.refresh() and run.budget_left() and (heartbeat is None or heartbeat()):
         with _quiet_heartbeat():
             optuna.storages.fail_stale_trials(run.study)
-        pending, repeats = _triage(run, _ask_batch(run))
+        room = _room(run)
+        if room <= 0:  # the rest of the budget is claimed and being measured by other workers
+            if shared:
+                break  # a helper leaves; the holder waits for their results before it confirms
+            time.sleep(IN_FLIGHT_POLL_S)
+            continue
+        pending, repeats = _triage(run, _ask_batch(run, room))
         _measure(run, pending, on_trial, heartbeat)
         run.refresh()
         for trial, key in repeats:  # another worker's, or asked twice in this batch: told its value
@@ -228,9 +235,18 @@ def _seed(study: optuna.Study, problem: Problem, opts: TuneOptions, warm_start: 
             study.enqueue_trial(params, skip_if_exists=True)
 
 
-def _ask_batch(run: _Run) -> list:
+def _room(run: _Run) -> int:
+    """Configs this worker may still ask for: the budget less every config claimed in the study, stored
+    or still being measured by another worker (a config is claimed before it is measured). Counting
+    only the stored ones let every worker sharing a study ask a whole batch near its end: a helper's
+    last batch, compiled cold, then ran on after the holder had confirmed, and the tune waited for it."""
+    claimed = queue.claimed_configs(run.store, run.ref.id)
+    return run.opts.trials - max(len(run.measured), claimed)
+
+
+def _ask_batch(run: _Run, room: int) -> list:
     batch = []
-    for _ in range(min(run.opts.batch, run.opts.trials - len(run.measured))):
+    for _ in range(min(run.opts.batch, room)):
         run.asks += 1
         with _quiet_heartbeat():
             trial = run.study.ask()

@@ -149,3 +149,20 @@ def test_heartbeats_are_written_once_per_new_trial_not_after_every_measurement(s
     measured = [t for t in store.trials(out_ref(store).id) if not (t.reason or "").startswith("invalid")]
     assert beats and len(beats) == len(set(beats)) <= len(measured)  # ~45 for a batch of 8 before
     assert len(renewals) <= 2 * len(beats)
+
+
+def test_a_helper_asks_nothing_when_the_rest_of_the_budget_is_in_flight_elsewhere(store):
+    """The budget counts configs claimed by any worker, measured or not yet: a helper joining a study
+    whose remaining configs are all being measured elsewhere leaves at once (it asked a whole batch
+    before, and its cold-compiled batch outlived the study's confirmation)."""
+    from storage import queue
+
+    opts = TuneOptions(trials=4, batch=4)
+    tune_study(store, FakeWorker(), FP, "m", PROBLEM, TuneOptions(trials=2, batch=2))  # 2 configs stored
+    ref = out_ref(store)
+    for i in range(2):  # two more claimed by a live worker elsewhere, still measuring
+        assert queue.claim_config(store, ref.id, f"in-flight-{i}", None, "other-host:1")
+    helper = FakeWorker()
+    out = tune_study(store, helper, FP, "m", PROBLEM, opts, shared=True)
+    assert helper.trials == [] and out.new_trials == 0
+    assert queue.claimed_configs(store, ref.id) == 4
