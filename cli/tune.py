@@ -226,7 +226,7 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text, che
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kernel-search-workers-") as logs:
         # The workers first: their imports and CUDA start-up overlap the planning below (they wait for
-        # the queue), which a 4-GPU tune of ~2 minutes felt as seconds of idle GPUs.
+        # the queue); start-up is the fixed cost that caps a tune's speedup on many GPUs.
         procs = distributed.spawn_workers(store.url, gpus, opts, seconds, logs, wait_s=WORKER_WAIT_S)
         try:
             fps = distributed.gpu_fingerprints(gpus)

@@ -28,7 +28,8 @@ from tuner.search import OWNER, StudyOutcome, TuneOptions, owner_is_gone, tune_s
 from tuner.worker import Worker
 
 # A holder that has not renewed its lease for this long is taken for dead. A batch of 8 configs
-# compiles and times in well under a minute on the H100; the lease is renewed after every trial.
+# compiles and times in well under a minute on the H100; the lease is renewed with the trials'
+# heartbeats, every half heartbeat interval (tuner.search._beat).
 LEASE_S = float(os.environ.get("KERNEL_SEARCH_LEASE_S", "300"))
 # How often a worker with nothing to claim looks again. At the end of a tune every worker but the last
 # holders waits like this, and the tune ends only when all have seen the queue empty: a long poll is
