@@ -87,8 +87,9 @@ def main() -> int:
 
 
 def _timeline(store, ids: list[int], started: dt.datetime) -> dict:
-    """Seconds from the run's start: when each worker claimed its first and last config, and when the
-    last result was stored (what the rest of the wall time went to: start-up before, exit after)."""
+    """Seconds from the run's start: when each worker claimed its first and last config, when each
+    study stored its first and last trial and its winner (the last finished last), and when the last
+    result was stored (what the rest of the wall time went to: start-up before, exit after)."""
     from storage import queue
 
     def since(t: dt.datetime) -> float:
@@ -97,7 +98,9 @@ def _timeline(store, ids: list[int], started: dt.datetime) -> dict:
     last = queue.last_result(store, ids)
     return {"last_result_s": since(last) if last else None,
             "workers": [{"owner": a.owner, "claims": a.claims, "first_claim_s": since(a.first),
-                         "last_claim_s": since(a.last)} for a in queue.activity(store, ids)]}
+                         "last_claim_s": since(a.last)} for a in queue.activity(store, ids)],
+            "studies": [{"op": t.op, "m": t.m, "first_trial_s": since(t.first), "last_trial_s": since(t.last),
+                         "winner_s": since(t.winner) if t.winner else None} for t in queue.study_times(store, ids)]}
 
 
 def _export(url: str, args, name: str) -> str:

@@ -223,6 +223,33 @@ def activity(store: Store, study_ids: list[int]) -> list[OwnerActivity]:
     return sorted(rows, key=lambda a: a.first)
 
 
+@dataclass(frozen=True)
+class StudyTimes:
+    """When a study's first and last trial were stored, and its winner (None before it has one)."""
+
+    study_id: int
+    op: str
+    m: int
+    first: datetime
+    last: datetime
+    winner: datetime | None
+
+
+def study_times(store: Store, study_ids: list[int]) -> list[StudyTimes]:
+    """Per study with stored trials: its first and last trial and its winner, in order of the last
+    result. A distributed tune's tail: which study finished last, and how long after the others."""
+    trials = (select(Trial.study_id, func.min(Trial.created_at), func.max(Trial.created_at))
+              .where(Trial.study_id.in_(study_ids)).group_by(Trial.study_id))
+    with store.session(write=False) as s:
+        winners = {sid: at for sid, at in s.execute(select(Winner.study_id, Winner.confirmed_at)
+                                                    .where(Winner.study_id.in_(study_ids)))}
+        shapes = {sid: (op, m) for sid, op, m in s.execute(
+            select(Study.id, Shape.op, Study.m).join(Shape, Study.shape_id == Shape.id).where(Study.id.in_(study_ids)))}
+        rows = [StudyTimes(sid, *shapes[sid], _aware(first), _aware(last),
+                           _aware(winners[sid]) if sid in winners else None) for sid, first, last in s.execute(trials)]
+    return sorted(rows, key=lambda r: max(r.last, r.winner or r.last))
+
+
 def last_result(store: Store, study_ids: list[int]) -> datetime | None:
     """When the last trial or winner of these studies was stored."""
     with store.session(write=False) as s:

@@ -245,6 +245,11 @@ def test_the_queue_tells_each_workers_claims_and_when_the_last_result_landed(db)
     assert all(a.first <= a.last <= last for a in rows)
     assert [a.first for a in rows] == sorted(a.first for a in rows)
     assert queue.activity(Store(db), []) == [] and queue.last_result(Store(db), []) is None
+    with Store(db) as store:
+        times = queue.study_times(store, ids)
+    assert sorted((t.op, t.m) for t in times) == sorted((op, m) for op in OPS for m in (1, 2))
+    assert all(t.first <= t.last and t.winner is not None and t.winner <= last for t in times)
+    assert max(times[-1].last, times[-1].winner) == last  # ordered by their last result
 
 
 def _work_as(db, name):
