@@ -199,8 +199,9 @@ def test_tune_on_several_gpus_checks_once_on_the_first_gpu_named(monkeypatch, tm
     monkeypatch.setattr(cli.tune, "interpreter_needed", lambda: False)
     monkeypatch.setattr(distributed, "parse_gpus", lambda text, count: [2, 3])
     monkeypatch.setattr(distributed, "gpu_fingerprints", lambda gpus: fps)
-    monkeypatch.setattr(distributed, "plan", lambda *a: [7])
-    monkeypatch.setattr(distributed, "spawn_workers", lambda *a: [])
+    events = []  # the workers start first, waiting for the plan that follows
+    monkeypatch.setattr(distributed, "plan", lambda *a: events.append("plan") or [7])
+    monkeypatch.setattr(distributed, "spawn_workers", lambda *a, wait_s=0: events.append(("spawn", wait_s)) or [])
     monkeypatch.setattr(distributed, "study_progress", lambda store, ids: (1, 5))
     checks = []
     monkeypatch.setattr(cli.step_check, "run_check", lambda store, config, dtype, fp, previous, batches, device=None:
@@ -209,6 +210,7 @@ def test_tune_on_several_gpus_checks_once_on_the_first_gpu_named(monkeypatch, tm
     result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--db", db)
     assert result.exit_code == 0, result.output
     assert checks == [("qwen3-tiny", "bfloat16", fps[2], None, [1, 8], 2)]
+    assert events[0][0] == "spawn" and events[0][1] > 0 and events[1] == "plan"
     result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--no-bench", "--db", db)
     assert len(checks) == 1 and "end-to-end check skipped: --no-bench;" in result.stdout
 
