@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import and_, func, or_, select
@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, or_, select
 from kernel_space.attention_shape import ATTENTION_OP, decode_heads, decode_m
 from kernel_space.spec import UNFUSED_CONFIG
 from storage.engine import StorageError
-from storage.models import Fingerprint, ModelShape, Shape, Study, Winner, utcnow
+from storage.models import Fingerprint, ModelShape, Shape, Study, Winner, as_utc, utcnow
 from storage.store import Store, dtype_name, fingerprint_row, link_model, shape_row, study_row, upsert_winner
 from storage.table import OPTIONAL_TIMES, Bucket, DispatchTable, OpEntry, TableError, load_table, parse_table
 
@@ -211,4 +211,4 @@ def _parse_time(text: str) -> datetime:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return utcnow()
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return as_utc(when)

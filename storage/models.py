@@ -34,6 +34,12 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(when: datetime) -> datetime:
+    """A stored time, aware and in UTC: SQLite gives it back naive (it was written in UTC), a server
+    database in its session's time zone."""
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 

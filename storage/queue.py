@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import sqlalchemy
 from sqlalchemy import and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from storage.models import ConfigClaim, Fingerprint, QueueEntry, Shape, Study, Trial, Winner, utcnow
+from storage.models import ConfigClaim, Fingerprint, QueueEntry, Shape, Study, Trial, Winner, as_utc, utcnow
 from storage.store import Store
 
 
@@ -219,7 +219,7 @@ def activity(store: Store, study_ids: list[int]) -> list[OwnerActivity]:
     stmt = (select(ConfigClaim.owner, func.count(), func.min(ConfigClaim.created_at), func.max(ConfigClaim.created_at))
             .where(ConfigClaim.study_id.in_(study_ids)).group_by(ConfigClaim.owner))
     with store.session(write=False) as s:
-        rows = [OwnerActivity(owner, n, _aware(first), _aware(last)) for owner, n, first, last in s.execute(stmt)]
+        rows = [OwnerActivity(owner, n, as_utc(first), as_utc(last)) for owner, n, first, last in s.execute(stmt)]
     return sorted(rows, key=lambda a: a.first)
 
 
@@ -245,8 +245,8 @@ def study_times(store: Store, study_ids: list[int]) -> list[StudyTimes]:
                                                     .where(Winner.study_id.in_(study_ids)))}
         shapes = {sid: (op, m) for sid, op, m in s.execute(
             select(Study.id, Shape.op, Study.m).join(Shape, Study.shape_id == Shape.id).where(Study.id.in_(study_ids)))}
-        rows = [StudyTimes(sid, *shapes[sid], _aware(first), _aware(last),
-                           _aware(winners[sid]) if sid in winners else None) for sid, first, last in s.execute(trials)]
+        rows = [StudyTimes(sid, *shapes[sid], as_utc(first), as_utc(last),
+                           as_utc(winners[sid]) if sid in winners else None) for sid, first, last in s.execute(trials)]
     return sorted(rows, key=lambda r: max(r.last, r.winner or r.last))
 
 
@@ -255,13 +255,8 @@ def last_result(store: Store, study_ids: list[int]) -> datetime | None:
     with store.session(write=False) as s:
         times = [s.scalar(select(func.max(Trial.created_at)).where(Trial.study_id.in_(study_ids))),
                  s.scalar(select(func.max(Winner.confirmed_at)).where(Winner.study_id.in_(study_ids)))]
-    times = [_aware(t) for t in times if t is not None]
+    times = [as_utc(t) for t in times if t is not None]
     return max(times) if times else None
-
-
-def _aware(t: datetime) -> datetime:
-    """SQLite hands back naive datetimes of what was stored in UTC."""
-    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
 
 
 def warm_start_config(store: Store, fp_key: str, op: str, n: int, k: int, dtype: str, m: int) -> dict | None:

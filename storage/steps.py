@@ -30,7 +30,7 @@ import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -38,7 +38,7 @@ from kernel_space.attention_shape import ATTENTION_OP
 from kernel_space.spec import UNFUSED_CONFIG
 from storage.engine import StorageError
 from storage.export import build_table
-from storage.models import STEP_ARMS, Fingerprint, StepBench, StepRun
+from storage.models import STEP_ARMS, Fingerprint, StepBench, StepRun, as_utc
 from storage.store import Store, fingerprint_key, fingerprint_row
 from storage.table import Bucket, DispatchTable, parse_table
 
@@ -269,11 +269,8 @@ class Shipped:
 
 
 def utc_text(when: datetime) -> str:
-    """A stored time as ISO 8601 UTC ('Z'): SQLite gives it back naive (it was written in UTC), a
-    server database in its session's time zone."""
-    if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A stored time as ISO 8601 UTC ('Z')."""
+    return as_utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def shipped_table(store: Store, model: str, fingerprint: str | None = None, dtype: str = "bfloat16") -> Shipped:
