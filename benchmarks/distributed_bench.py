@@ -54,6 +54,8 @@ def main() -> int:
                    "--trials", str(args.trials), "--gpus", ",".join(str(i) for i in range(int(gpus))), "--db", url,
                    "--no-bench"]
             cmd += [flag for op in args.ops.split(",") if op for flag in ("--op", op)]
+            logs = Path(args.out).parent / f"worker_logs_{Path(args.out).stem}_{len(rows)}"
+            cmd += ["--worker-logs", str(logs)]
             # A fresh Triton cache per run: a run must not load the kernels an earlier run compiled.
             env = {**os.environ, "TRITON_CACHE_DIR": tempfile.mkdtemp(prefix="ks-triton-")}
             done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
@@ -69,7 +71,7 @@ def main() -> int:
                 timeline = _timeline(store, ids, started)
             row = {"gpus": int(gpus), "storage": storage, "wall_s": round(wall, 1), "studies": len(ids),
                    "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
-                   "fused": fused, "rc": done.returncode, **timeline}
+                   "fused": fused, "rc": done.returncode, **timeline, "worker_phases": _phases(logs, started)}
             if args.export_dir:
                 row["table"] = _export(url, args, f"{gpus}gpu_{storage}")
             rows.append(row)
@@ -101,6 +103,32 @@ def _timeline(store, ids: list[int], started: dt.datetime) -> dict:
                          "last_claim_s": since(a.last)} for a in queue.activity(store, ids)],
             "studies": [{"op": t.op, "m": t.m, "first_trial_s": since(t.first), "last_trial_s": since(t.last),
                          "winner_s": since(t.winner) if t.winner else None} for t in queue.study_times(store, ids)]}
+
+
+# The worker log lines whose first occurrence marks a phase (cli/worker.py's say()).
+PHASES = {"start": "worker starting", "ready": "worker on ", "first_study": "claimed ",
+          "first_result": "first config measured", "done": "worker done"}
+
+
+def _phases(logs: Path, started: dt.datetime) -> list[dict]:
+    """Per worker log: seconds from the run's start to each phase's first line, and the log's last
+    lines (an error shows there)."""
+    out = []
+    for log in sorted(logs.glob("worker-gpu*.log")):
+        lines, row = log.read_text().splitlines(), {"log": log.name}
+        for name, text in PHASES.items():
+            for line in lines:
+                stamp, _, rest = line.partition(" ")
+                if rest.startswith(text):
+                    try:
+                        row[f"{name}_s"] = round((dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+                                                  - started).total_seconds(), 2)
+                    except ValueError:
+                        continue
+                    break
+        row["tail"] = lines[-2:]
+        out.append(row)
+    return out
 
 
 def _export(url: str, args, name: str) -> str:

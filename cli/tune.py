@@ -46,6 +46,10 @@ def tune(
     gpus: Annotated[str | None, typer.Option(help="Tune on several GPUs of this host: 'all' or a list such as "
                                              "0,1,3; one worker process per GPU shares the studies (more hosts "
                                              "join with `kernel-search worker`).")] = None,
+    worker_logs: Annotated[str | None, typer.Option(help="With --gpus: keep each worker's log (timestamped: its "
+                                                    "start-up, studies and exit) in this folder as "
+                                                    "worker-gpu<N>.log. Default: a temporary folder, deleted.")]
+    = None,
     no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the end-to-end check after tuning.")] = False,
     bench_batches: Annotated[str | None, typer.Option(help="Batch sizes the end-to-end check times (tuned "
                                                       "buckets, comma list). Default: the tuned decode buckets "
@@ -75,6 +79,8 @@ def tune(
              "(the inputs alone would not fit in memory)")
     if dtype not in ("bfloat16", "float16", "float32"):
         fail(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
+    if worker_logs is not None and gpus is None:
+        fail("--worker-logs goes with --gpus (a tune without it runs in this process: its output is here)")
     checked = step_check.bench_batches(bench_batches, list(bucket_list))
     import kernel_space as ks
     from kernel_space.attention_shape import describe
@@ -101,7 +107,8 @@ def tune(
     opts = TuneOptions(trials=trials, batch=batch, seed=seed)
     skip = step_check.skip_reason(no_bench, on_cpu, checked)
     if gpus is not None:
-        _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, seconds, gpus, checked, skip, context_list)
+        _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, seconds, gpus, checked, skip, context_list,
+                   worker_logs)
         return
     fp, previous = _before_tuning(store, config.name, dtype, skip)
     console = Console(stderr=True)
@@ -210,10 +217,12 @@ def print_summary(report, model: str) -> bool:
 
 
 def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text, checked: list[int],
-               skip: str | None, contexts: tuple[int, ...] | None) -> None:
+               skip: str | None, contexts: tuple[int, ...] | None, worker_logs: str | None = None) -> None:
     """Queue the studies for every GPU kind named, start one worker process per GPU, show one progress
     bar over all of them, and summarize from the database. Then the end-to-end check of `checked`
     batches (unless there is a reason to skip it), once, on the first GPU named."""
+    import contextlib
+    import os
     import tempfile
     import time
 
@@ -224,7 +233,13 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text, che
 
     gpus = distributed.parse_gpus(gpus_text, torch.cuda.device_count())
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="kernel-search-workers-") as logs:
+    if worker_logs is not None:
+        try:
+            os.makedirs(worker_logs, exist_ok=True)
+        except OSError as exc:
+            fail(f"--worker-logs {worker_logs}: cannot make that folder ({exc.strerror})")
+    keep = contextlib.nullcontext(worker_logs) if worker_logs is not None else None
+    with keep or tempfile.TemporaryDirectory(prefix="kernel-search-workers-") as logs:
         # The workers first: their imports and CUDA start-up overlap the planning below (they wait for
         # the queue); start-up is the fixed cost that caps a tune's speedup on many GPUs.
         procs = distributed.spawn_workers(store.url, gpus, opts, seconds, logs, wait_s=WORKER_WAIT_S)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -27,37 +28,65 @@ def worker(
     lease runs out."""
     import time
 
+    say(f"worker starting (pid {os.getpid()})")
     on_cpu = interpreter_needed()  # first: before the kernels are imported
+    store = open_store(db)  # a bad URL fails here, before any process is started
+    from tuner.compile import shutdown, warm
+    from tuner.worker import Worker
+
+    # The benchmarking child and one batch of compile processes import torch and open their CUDA
+    # contexts while this process imports the rest and opens the database: start-up is the fixed cost
+    # that caps a tune's speedup on many GPUs.
+    child = Worker()
+    child.start()
+    warm(batch)
+    from kernel_space.attention_shape import describe
     from kernel_space.fingerprint import current_fingerprint
-    from tuner.compile import shutdown
     from tuner.distributed import Callbacks, work
     from tuner.search import TuneOptions
     from tuner.tune import device_limits
 
-    store = open_store(db)
     opts = TuneOptions(batch=batch, seed=seed)
     if seconds is not None:
         opts.deadline = time.monotonic() + seconds
     device_limits(opts)
     fp = current_fingerprint()
     where = "the CPU (Triton's interpreter)" if on_cpu else fp["device_name"]
-    typer.echo(f"worker on {where}: working the queue of {store!r}", err=True)
+    say(f"worker on {where}: working the queue of {store!r}")
+    measured = []
 
-    from kernel_space.attention_shape import describe
+    def study(op, m, budget, shared):
+        say(f"{'helping with' if shared else 'claimed'} {op} {describe(op, m)} ({budget} configs)")
+
+    def trial(op, m, done, total, best):
+        if not measured:
+            say(f"first config measured ({op} {describe(op, m)})")
+        measured.append(1)
 
     def done(o):
         arm = f"{o.winner_arm} {o.median_us:.1f} us x{o.speedup:.2f}" if o.winner_arm else f"no winner: {o.note}"
-        typer.echo(f"{o.op:21s} {describe(o.op, o.m):7s} {arm} ({o.trials} trials)", err=True)
+        say(f"{o.op:21s} {describe(o.op, o.m):7s} {arm} ({o.trials} trials)")
 
     try:
-        report = work(store, fp, opts, Callbacks(on_done=done), share=share, wait_s=wait)
+        report = work(store, fp, opts, Callbacks(on_study=study, on_trial=trial, on_done=done), share=share,
+                      wait_s=wait, make_worker=lambda: child)
     except KeyboardInterrupt:
         # Its study went back to the queue; every trial it finished is stored.
-        typer.echo("interrupted: run the same command again to go on", err=True)
+        say("interrupted: run the same command again to go on")
         raise typer.Exit(130) from None
     finally:
+        child.close()
         shutdown()
-    typer.echo(f"worker done: {len(report.outcomes)} studies finished, {report.helped} shared", err=True)
+    say(f"worker done: {len(report.outcomes)} studies finished, {report.helped} shared")
+
+
+def say(text: str) -> None:
+    """One line of the worker's log (stderr), stamped with the UTC time to the millisecond: the logs of
+    workers on several GPUs and hosts then line up, and show where a tune's time went."""
+    import datetime as dt
+
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    typer.echo(f"{stamp} {text}", err=True)
 
 
 def register(app: typer.Typer) -> None:

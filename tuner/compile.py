@@ -53,15 +53,17 @@ def pool_size(workers: int | None = None) -> int:
 def warm(processes: int, workers: int | None = None) -> None:
     """Start `processes` of the compile pool now, without waiting: each imports torch and Triton and
     opens its CUDA context while the caller does other start-up work (a tune's first batch found them
-    ready instead of paying for the imports then). Nothing happens without CUDA."""
+    ready instead of paying for the imports then). Calling it again starts only what is missing.
+    Nothing happens without CUDA."""
     import torch
 
     if not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
         return
     pool = _pool(pool_size(workers))
     with sigint_ignored():
-        for _ in range(min(processes, pool_size(workers))):
+        for _ in range(min(processes, pool_size(workers)) - _WARMED.get(id(pool), 0)):
             pool.submit(_warm_one)
+    _WARMED[id(pool)] = max(_WARMED.get(id(pool), 0), min(processes, pool_size(workers)))
 
 
 def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[float, str | None]]:
@@ -88,6 +90,7 @@ def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[floa
 
 # One pool for the whole run: starting 15 processes that import torch costs seconds per batch.
 _POOL: dict = {}
+_WARMED: dict = {}  # id(pool) -> processes warm() started in it: a second call adds only what is missing
 
 
 def _pool(workers: int) -> cf.ProcessPoolExecutor:
@@ -103,3 +106,4 @@ def shutdown() -> None:
     for pool in _POOL.values():
         pool.shutdown(wait=False, cancel_futures=True)
     _POOL.clear()
+    _WARMED.clear()

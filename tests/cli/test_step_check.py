@@ -5,6 +5,7 @@ times (tuner.step_bench.measure); the tuning itself by a stand-in that stores wi
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -201,7 +202,8 @@ def test_tune_on_several_gpus_checks_once_on_the_first_gpu_named(monkeypatch, tm
     monkeypatch.setattr(distributed, "gpu_fingerprints", lambda gpus: fps)
     events = []  # the workers start first, waiting for the plan that follows
     monkeypatch.setattr(distributed, "plan", lambda *a: events.append("plan") or [7])
-    monkeypatch.setattr(distributed, "spawn_workers", lambda *a, wait_s=0: events.append(("spawn", wait_s)) or [])
+    monkeypatch.setattr(distributed, "spawn_workers",
+                        lambda url, gpus, opts, seconds, logs, wait_s=0: events.append(("spawn", wait_s, logs)) or [])
     monkeypatch.setattr(distributed, "study_progress", lambda store, ids: (1, 5))
     checks = []
     monkeypatch.setattr(cli.step_check, "run_check", lambda store, config, dtype, fp, previous, batches, device=None:
@@ -213,6 +215,20 @@ def test_tune_on_several_gpus_checks_once_on_the_first_gpu_named(monkeypatch, tm
     assert events[0][0] == "spawn" and events[0][1] > 0 and events[1] == "plan"
     result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--no-bench", "--db", db)
     assert len(checks) == 1 and "end-to-end check skipped: --no-bench;" in result.stdout
+    # --worker-logs: the workers write into that folder (made if missing), and it stays.
+    logs = tmp_path / "logs" / "run1"
+    result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--no-bench",
+                 "--worker-logs", str(logs), "--db", db)
+    assert result.exit_code == 0, result.output
+    assert events[-2] == ("spawn", events[0][1], str(logs)) and logs.is_dir()
+    assert not os.path.isdir(events[0][2])  # the default folder is temporary
+
+
+def test_worker_logs_need_several_gpus(tmp_path):
+    db = tmp_path / "ks.db"
+    result = run("tune", "--model", "qwen3-tiny", "--worker-logs", str(tmp_path / "logs"), "--db", f"sqlite:///{db}")
+    assert_one_line_error(result, "--worker-logs goes with --gpus")
+    assert not db.exists() and not (tmp_path / "logs").exists()
 
 
 @requires_gpu

@@ -1,6 +1,7 @@
 """The study loop's ask accounting: a resumed study counts the asks it already made, so one that
 ended at the ask cap (TPE proposing only configs it had measured) is not re-opened by every resume."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -166,3 +167,32 @@ def test_a_helper_asks_nothing_when_the_rest_of_the_budget_is_in_flight_elsewher
     out = tune_study(store, helper, FP, "m", PROBLEM, opts, shared=True)
     assert helper.trials == [] and out.new_trials == 0
     assert queue.claimed_configs(store, ref.id) == 4
+
+
+def test_a_walk_reads_the_trials_once_and_suggests_what_it_would_without(store):
+    """TPE with constant_liar reads every trial from the database for each parameter it samples; one
+    config's walk through the space reads them once, and proposes the same config as without."""
+    from tuner.space import suggest
+
+    p = PROBLEM
+
+    def walk(once: bool):
+        """Six told trials (past TPE's start-up: every parameter comes from its model), then one walk
+        on a study of its own: both studies have the same history."""
+        study = optuna.create_study(storage=store.optuna_storage(), sampler=optuna.samplers.TPESampler(
+            seed=3, multivariate=True, constant_liar=True, n_startup_trials=2))
+        for _ in range(6):
+            trial = study.ask()
+            study.tell(trial, FakeWorker.time_of(suggest(trial, p.op, p.m, p.n, p.k)))
+        cached, reads = study._storage, []
+        real = cached._backend._get_trials
+        cached._backend._get_trials = lambda *a, **kw: reads.append(1) or real(*a, **kw)
+        trial = study.ask()
+        reads.clear()
+        with search._trials_read_once(study) if once else contextlib.nullcontext():
+            cfg = suggest(trial, p.op, p.m, p.n, p.k)
+        assert "get_all_trials" not in vars(cached)  # the storage is itself again after the walk
+        return cfg, len(reads)
+
+    (plain, plain_reads), (once, once_reads) = walk(False), walk(True)
+    assert once == plain and plain_reads > 3 and once_reads == 1
