@@ -74,13 +74,7 @@ def tune(
     config = resolve_model(model)
     bucket_list = parse_buckets(buckets)
     context_list = _contexts(contexts, on_cpu, config)
-    if bucket_list[-1] > MAX_BUCKET:
-        fail(f"bucket {bucket_list[-1]} is above {MAX_BUCKET} tokens: no decode or prefill batch is that large "
-             "(the inputs alone would not fit in memory)")
-    if dtype not in ("bfloat16", "float16", "float32"):
-        fail(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
-    if worker_logs is not None and gpus is None:
-        fail("--worker-logs goes with --gpus (a tune without it runs in this process: its output is here)")
+    _check_options(bucket_list, dtype, gpus, worker_logs)
     checked = step_check.bench_batches(bench_batches, list(bucket_list))
     import kernel_space as ks
     from kernel_space.attention_shape import describe
@@ -154,6 +148,17 @@ def tune(
         typer.echo(_next_hint(config.name, dtype, db))
     if lost:
         raise typer.Exit(1)
+
+
+def _check_options(bucket_list, dtype: str, gpus: str | None, worker_logs: str | None) -> None:
+    """One-line errors for options that cannot go together or cannot run, before anything is written."""
+    if bucket_list[-1] > MAX_BUCKET:
+        fail(f"bucket {bucket_list[-1]} is above {MAX_BUCKET} tokens: no decode or prefill batch is that large "
+             "(the inputs alone would not fit in memory)")
+    if dtype not in ("bfloat16", "float16", "float32"):
+        fail(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
+    if worker_logs is not None and gpus is None:
+        fail("--worker-logs goes with --gpus (a tune without it runs in this process: its output is here)")
 
 
 def _contexts(text: str | None, on_cpu: bool, config) -> tuple[int, ...] | None:
