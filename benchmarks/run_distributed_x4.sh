@@ -2,7 +2,7 @@
 # The distributed-tune rows of benchmarks/results/distributed_<GPU>_<date>.json on one 4-GPU host:
 # the 36-study Qwen3-0.6B decode table (4 GEMM ops x 9 buckets, 16 configs a study) on $RUNS
 # (GPUS:STORAGE, in order; each a fresh database and a fresh Triton cache), each run's table
-# exported to $OUT for an end-to-end bench.
+# exported to $OUT for an end-to-end bench, and the worker logs packed into one archive.
 #   OUT=dir RUNS=1:sqlite,4:sqlite NAME=a bash benchmarks/run_distributed_x4.sh
 set -u
 OUT=${OUT:-benchmarks/results/new}
@@ -14,3 +14,6 @@ python3 -c "import torch, triton, optuna, sqlalchemy, kernel_space, tuner.search
 python3 benchmarks/distributed_bench.py --model qwen3-0.6b --buckets decode --trials 16 \
   --ops rmsnorm_qkv,o_proj_residual,rmsnorm_gate_up_silu,down_residual --runs "$RUNS" \
   --out "$OUT/distributed_${NAME:-a}.json" --export-dir "$OUT"
+# Each run's worker logs (timestamped phases: cli/worker.py) in one archive: $OUT brings back 8 files.
+tar czf "$OUT/worker_logs_${NAME:-a}.tgz" -C "$OUT" $(cd "$OUT" && ls -d worker_logs_* 2>/dev/null | grep -v '\.tgz$') \
+  && rm -rf "$OUT"/worker_logs_distributed_*
