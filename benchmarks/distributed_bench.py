@@ -72,6 +72,7 @@ def main() -> int:
             row = {"gpus": int(gpus), "storage": storage, "wall_s": round(wall, 1), "studies": len(ids),
                    "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
                    "fused": fused, "rc": done.returncode, **timeline, "worker_phases": _phases(logs, started)}
+            row["slowest_compiles"] = _slowest_compiles(store_url=url)
             if args.export_dir:
                 row["table"] = _export(url, args, f"{gpus}gpu_{storage}")
             rows.append(row)
@@ -129,6 +130,18 @@ def _phases(logs: Path, started: dt.datetime) -> list[dict]:
         row["tail"] = lines[-2:]
         out.append(row)
     return out
+
+
+def _slowest_compiles(store_url: str, count: int = 5) -> list[dict]:
+    """The configs whose compile (pool and first launch) took longest: a long study shows why here."""
+    from storage import Store
+    from storage.queries import trials_frame
+
+    with Store(store_url, readonly=store_url.startswith("sqlite")) as store:
+        frame = trials_frame(store, arm="fused").dropna(subset=["compile_s"])
+    top = frame.sort_values("compile_s", ascending=False).head(count)
+    return [{"op": r.op, "m": int(r.m), "compile_s": round(float(r.compile_s), 1), "status": r.status,
+             "config": r.config_key} for r in top.itertuples()]
 
 
 def _export(url: str, args, name: str) -> str:

@@ -91,19 +91,19 @@ def tune(
                  "the CPU, or --allow-cpu)")
         if dtype == "bfloat16":
             dtype = "float16"  # Triton's interpreter computes bf16 tl.dot wrongly (measured, triton 3.6)
-    planned = len(study_keys(config, ops, list(bucket_list), dtype, context_list, _gpu_memory()))
-    if not planned:
+    if not study_keys(config, ops, list(bucket_list), dtype, context_list):  # sized to an 80 GB card
         fail("nothing to tune: decode_attention's batch is a decode bucket (<= 256) and none of --buckets is one")
     store = open_store(db, create=True)
-    if on_cpu:
-        typer.echo(f"no CUDA GPU: the kernels run in Triton's interpreter on the CPU, in {dtype}; the times "
-                   "below exercise the search loop and say nothing about a GPU", err=True)
     opts = TuneOptions(trials=trials, batch=batch, seed=seed)
     skip = step_check.skip_reason(no_bench, on_cpu, checked)
-    if gpus is not None:
+    if gpus is not None:  # before anything else opens CUDA here: the workers' start-up overlaps the plan
         _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, seconds, gpus, checked, skip, context_list,
                    worker_logs)
         return
+    if on_cpu:
+        typer.echo(f"no CUDA GPU: the kernels run in Triton's interpreter on the CPU, in {dtype}; the times "
+                   "below exercise the search loop and say nothing about a GPU", err=True)
+    planned = len(study_keys(config, ops, list(bucket_list), dtype, context_list, _gpu_memory()))
     fp, previous = _before_tuning(store, config.name, dtype, skip)
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -248,11 +248,15 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text, che
         # The workers first: their imports and CUDA start-up overlap the planning below (they wait for
         # the queue); start-up is the fixed cost that caps a tune's speedup on many GPUs.
         procs = distributed.spawn_workers(store.url, gpus, opts, seconds, logs, wait_s=WORKER_WAIT_S)
+        say = _stamped(os.path.join(logs, "tune.log"))
+        say(f"{len(procs)} workers started")
         try:
             fps = distributed.gpu_fingerprints(gpus)
             previous = None if skip else previous_table(store, config.name, fps[gpus[0]], dtype)
             ids = distributed.plan(store, list(fps.values()), config, ops, buckets, dtype, opts.trials, contexts)
+            say(f"{len(ids)} studies queued")
             _watch(store, ids, procs, f"{config.name} ({dtype}) on {len(gpus)} GPUs")
+            say("workers done")
         except KeyboardInterrupt:
             typer.echo("interrupted: run the same command again to resume", err=True)
             raise typer.Exit(130) from None
@@ -276,6 +280,17 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text, che
     else:
         step_check.run_check(store, config, dtype, fps[gpus[0]], previous, checked, device=gpus[0])
     typer.echo(f"next: kernel-search export --model {config.name} --dtype {dtype} -o table.json")
+
+
+def _stamped(path: str):
+    """say(text): a line of `path` stamped with the UTC time to the millisecond, as the workers' logs."""
+    from cli.worker import stamp
+
+    def say(text: str) -> None:
+        with open(path, "a") as log:
+            log.write(f"{stamp()} {text}\n")
+
+    return say
 
 
 def _watch(store, ids, procs, title) -> None:

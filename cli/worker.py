@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Annotated
 
@@ -67,26 +68,34 @@ def worker(
         arm = f"{o.winner_arm} {o.median_us:.1f} us x{o.speedup:.2f}" if o.winner_arm else f"no winner: {o.note}"
         say(f"{o.op:21s} {describe(o.op, o.m):7s} {arm} ({o.trials} trials)")
 
+    finished = False
     try:
         report = work(store, fp, opts, Callbacks(on_study=study, on_trial=trial, on_done=done), share=share,
-                      wait_s=wait, make_worker=lambda: child)
+                      wait_s=wait, make_worker=lambda: contextlib.nullcontext(child))
+        finished = True
     except KeyboardInterrupt:
         # Its study went back to the queue; every trial it finished is stored.
         say("interrupted: run the same command again to go on")
         raise typer.Exit(130) from None
     finally:
-        child.close()
-        shutdown()
+        # Done with the queue: every result is stored, so the child and the compile processes are ended
+        # at once rather than each closing its CUDA context (seconds at the end of every tune).
+        child.close(wait=not finished)
+        shutdown(kill=finished)
     say(f"worker done: {len(report.outcomes)} studies finished, {report.helped} shared")
 
 
 def say(text: str) -> None:
     """One line of the worker's log (stderr), stamped with the UTC time to the millisecond: the logs of
     workers on several GPUs and hosts then line up, and show where a tune's time went."""
+    typer.echo(f"{stamp()} {text}", err=True)
+
+
+def stamp() -> str:
+    """Now in UTC, to the millisecond, ISO 8601 with a Z."""
     import datetime as dt
 
-    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    typer.echo(f"{stamp} {text}", err=True)
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def register(app: typer.Typer) -> None:

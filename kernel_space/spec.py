@@ -28,6 +28,11 @@ SCRATCH_SHARE = 8
 # Per-thread fp32 registers the FMA path may spend on its [BLOCK_M, BLOCK_K, BLOCK_N] product.
 # Above this the compiler spills to local memory (255 registers is the hard cap per thread).
 FMA_REGISTER_BUDGET = 128
+# tl.dot's fp32 accumulators per thread (BLOCK_M * BLOCK_N / threads, twice for the gated op's two
+# tiles). Past 128 the kernel spills, and ptxas takes minutes on it: on the H100 one such config held
+# a 16-config study of the 0.6B gate_up op at M = 256 for 75-98 s, every other study taking 3-12 s. No
+# committed winner holds more than 32.
+DOT_ACCUMULATOR_BUDGET = 128
 
 IMPLS = ("fused", "unfused")
 PATHS = ("dot", "fma")
@@ -219,7 +224,7 @@ def check_config(
         return f"impl must be one of {IMPLS}, got {impl!r}"
     if impl == "unfused":
         return None
-    return (_check_keys(cfg, space) or _check_path(cfg) or _check_blocks(cfg, m, n, k) or _check_split(cfg, k)
+    return (_check_keys(cfg, space) or _check_path(cfg, gated) or _check_blocks(cfg, m, n, k) or _check_split(cfg, k)
             or _check_smem(cfg, elem_bytes, gated, a_inputs, smem_limit)
             or check_launch(cfg, m, n, k, gated=gated, memory_bytes=memory_bytes))
 
@@ -234,8 +239,12 @@ def _check_keys(cfg: dict, space: SearchSpace) -> str | None:
     return None
 
 
-def _check_path(cfg: dict) -> str | None:
+def _check_path(cfg: dict, gated: bool = False) -> str | None:
     if cfg["path"] != "fma":
+        acc = (2 if gated else 1) * cfg["BLOCK_M"] * cfg["BLOCK_N"] // (cfg["num_warps"] * 32)
+        if acc > DOT_ACCUMULATOR_BUDGET:
+            return (f"path=dot holds {'2 x ' if gated else ''}BLOCK_M*BLOCK_N/threads = {acc} fp32 accumulators per "
+                    f"thread (> {DOT_ACCUMULATOR_BUDGET}: it would spill, and takes minutes to compile)")
         return None
     regs = cfg["BLOCK_M"] * cfg["BLOCK_N"] * cfg["BLOCK_K"] // (cfg["num_warps"] * 32)
     if regs > FMA_REGISTER_BUDGET:

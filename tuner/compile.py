@@ -76,16 +76,31 @@ def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[floa
     pool = _pool(pool_size(workers))
     with sigint_ignored():  # the pool starts its processes on submit: Ctrl-C is the parent's alone
         futures = [pool.submit(_compile_one, *job) for job in jobs]
-    out = []
-    for fut in futures:
-        try:
-            out.append(fut.result())
-        except cf.process.BrokenProcessPool as exc:
-            shutdown()  # a worker died (a crash in the compiler): the next batch gets a fresh pool
-            out.append((0.0, f"compile worker died: {exc}"))
-        except Exception as exc:
-            out.append((0.0, f"compile failed: {type(exc).__name__}: {exc}"))
-    return out
+    return [_outcome(fut) for fut in futures]
+
+
+def compile_as_completed(jobs: list[tuple], workers: int | None = None):
+    """Submit every (kernel_space.Problem, cfg) job to the pool now; returns an iterator of (index,
+    seconds, error or None) in the order the compiles finish, so that the caller times each config
+    while the others still compile. Without CUDA nothing compiles: all zeros, in order."""
+    import torch
+
+    if not jobs or not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
+        return iter([(i, 0.0, None) for i in range(len(jobs))])
+    pool = _pool(pool_size(workers))
+    with sigint_ignored():
+        futures = {pool.submit(_compile_one, *job): i for i, job in enumerate(jobs)}
+    return ((futures[fut], *_outcome(fut)) for fut in cf.as_completed(futures))
+
+
+def _outcome(fut) -> tuple[float, str | None]:
+    try:
+        return fut.result()
+    except cf.process.BrokenProcessPool as exc:
+        shutdown()  # a worker died (a crash in the compiler): the next batch gets a fresh pool
+        return 0.0, f"compile worker died: {exc}"
+    except Exception as exc:
+        return 0.0, f"compile failed: {type(exc).__name__}: {exc}"
 
 
 # One pool for the whole run: starting 15 processes that import torch costs seconds per batch.
@@ -101,9 +116,14 @@ def _pool(workers: int) -> cf.ProcessPoolExecutor:
     return pool
 
 
-def shutdown() -> None:
-    """Stop the compile pool (the tuner calls this when it is done)."""
+def shutdown(kill: bool = False) -> None:
+    """Stop the compile pool (the tuner calls this when it is done). kill: end its processes at once
+    rather than let each close its CUDA context, which the interpreter's exit waits for (a worker done
+    with its queue: nothing of theirs is needed, and Triton writes its cache by atomic renames)."""
     for pool in _POOL.values():
+        processes = list((getattr(pool, "_processes", None) or {}).values()) if kill else []
         pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
     _POOL.clear()
     _WARMED.clear()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
+import itertools
 import os
 import socket
 import time
@@ -28,7 +29,7 @@ from kernel_space.spec import UNFUSED_CONFIG, Problem, config_key
 from storage import Store, StudyRef, queue
 from storage.models import Trial
 from tuner.candidates import default_configs
-from tuner.compile import precompile
+from tuner.compile import compile_as_completed
 from tuner.space import config_to_params, suggest
 from tuner.trial import TrialResult
 from tuner.worker import Worker
@@ -317,19 +318,28 @@ def _tell_stored(run: _Run, trial, key: str) -> None:
 
 
 def _measure(run: _Run, pending: list[tuple], on_trial, heartbeat) -> None:
-    """Compile the fused configs in parallel, then time each config in the worker, one at a time."""
+    """Compile the fused configs in parallel and time each config in the worker, one at a time, as soon
+    as it is compiled: the unfused arm first (nothing to compile), then the fused ones in the order
+    their compiles finish, while the rest still compile. Waiting for the whole batch to compile left the
+    GPU idle for its slowest compile every batch."""
+    plain = [(t, c) for t, c in pending if c["impl"] != "fused"]
     fused = [(t, c) for t, c in pending if c["impl"] == "fused"]
     _beat(run, pending, heartbeat, new=True)
-    compiled = precompile([(run.problem, c) for _, c in fused], run.opts.compile_workers)
-    compile_errors = {t.number: err for (t, _), (_, err) in zip(fused, compiled, strict=True) if err}
-    for i, (trial, cfg) in enumerate(pending):
-        _beat(run, pending[i:], heartbeat)
-        if trial.number in compile_errors:
-            result = TrialResult(cfg["impl"], cfg, "failed", reason=f"compile: {compile_errors[trial.number]}")
+    compiled = compile_as_completed([(run.problem, c) for _, c in fused], run.opts.compile_workers)
+    ready = [(t, c, 0.0, None) for t, c in plain]
+    ready = itertools.chain(ready, ((*fused[i], seconds, err) for i, seconds, err in compiled))
+    left = {t.number for t, _ in pending}
+    for trial, cfg, compile_s, error in ready:
+        _beat(run, [p for p in pending if p[0].number in left], heartbeat)
+        left.discard(trial.number)
+        if error:
+            result = TrialResult(cfg["impl"], cfg, "failed", reason=f"compile: {error}")
         else:
             reply = run.worker.request({"kind": "trial", "problem": run.problem, "arm": cfg["impl"], "config": cfg,
                                         "seed": run.opts.seed + trial.number, "smem_limit": run.opts.smem_limit})
             result = reply["result"] if reply["ok"] else TrialResult(cfg["impl"], cfg, "failed", reason=reply["error"])
+        # The pool's compile and the first launch in the worker (a load from Triton's cache) together.
+        result.compile_s = compile_s + (result.compile_s or 0.0) if cfg["impl"] == "fused" else result.compile_s
         _record(run, trial, result)
         run.new += 1
         if on_trial:

@@ -32,6 +32,7 @@ def test_good_config_and_unfused_pass():
         (dict(BLOCK_N=8), "tl.dot's minimum"),
         (dict(BLOCK_K=48), "not in the search space"),
         (dict(path="fma", BLOCK_M=16, BLOCK_N=64, BLOCK_K=128), "would spill"),
+        (dict(BLOCK_M=64, BLOCK_N=256, num_warps=2), "256 fp32 accumulators per thread"),
         (dict(BLOCK_M=128), "exceeds the padded M"),
         (dict(BLOCK_N=256, BLOCK_K=512, num_stages=5), "shared memory estimate"),
         (dict(SPLIT_K=16, BLOCK_K=512), "leaves empty splits"),
@@ -139,3 +140,11 @@ def _t(*shape, dtype=torch.float32):
 def test_launchers_reject_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_the_gated_op_counts_both_accumulator_tiles():
+    tile = {**GOOD, "BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64, "SPLIT_K": 1, "split_reduce": "kernel",
+            "num_stages": 2}
+    assert check(tile, m=64) is None and check(tile, m=64, gated=True) is None  # 64 and 128 a thread
+    assert "2 x BLOCK_M*BLOCK_N/threads = 256" in check({**tile, "num_warps": 2}, m=64, gated=True)
+    assert check({**tile, "num_warps": 2}, m=64) is None  # 128: at the budget

@@ -196,3 +196,23 @@ def test_a_walk_reads_the_trials_once_and_suggests_what_it_would_without(store):
 
     (plain, plain_reads), (once, once_reads) = walk(False), walk(True)
     assert once == plain and plain_reads > 3 and once_reads == 1
+
+
+def test_configs_are_timed_as_their_compiles_finish_the_unfused_arm_first(store, monkeypatch):
+    """The worker times the unfused arm while the pool compiles, then each fused config as soon as its
+    compile is done (here: last submitted, first done); a compile error is stored without a timing,
+    and each row keeps its compile seconds."""
+    batches = []
+
+    def finished_backwards(jobs, workers=None):
+        batches.append([config_key(cfg) for _, cfg in jobs])
+        return iter([(i, 1.5 + i, "ptxas died" if i == 0 else None) for i in reversed(range(len(jobs)))])
+
+    monkeypatch.setattr(search, "compile_as_completed", finished_backwards)
+    worker = FakeWorker()
+    tune_study(store, worker, FP, "m", PROBLEM, TuneOptions(trials=6, batch=6))
+    assert worker.trials == ["unfused"] + [key for keys in batches for key in keys[1:][::-1]]
+    rows = {t.config_key: t for t in store.trials(out_ref(store).id)}
+    for keys in batches:
+        assert rows[keys[0]].status == "failed" and rows[keys[0]].reason == "compile: ptxas died"
+        assert [rows[key].compile_s for key in keys] == [1.5 + i for i in range(len(keys))]

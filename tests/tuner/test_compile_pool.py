@@ -1,0 +1,40 @@
+"""The compile pool's lifecycle: warm() is idempotent, and a worker done with its queue ends the pool's
+processes at once instead of waiting for each to close its CUDA context."""
+
+import os
+import time
+
+from tuner import compile as pool_module
+
+
+def test_shutdown_kill_ends_the_pool_processes_at_once():
+    pool = pool_module._pool(2)
+    pids = {pool.submit(os.getpid).result(timeout=120) for _ in range(4)}
+    processes = list(pool._processes.values())
+    assert pids and all(p.is_alive() for p in processes)
+    pool_module.shutdown(kill=True)
+    deadline = time.monotonic() + 10
+    while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(p.is_alive() for p in processes) and pool_module._POOL == {}
+
+
+def test_warm_again_starts_only_what_is_missing(monkeypatch):
+    import torch
+
+    submitted = []
+
+    class Pool:
+        def submit(self, fn, *args):
+            submitted.append(fn)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(pool_module, "_pool", lambda workers: pool)
+    pool = Pool()
+    pool_module.warm(3, workers=8)
+    pool_module.warm(3, workers=8)
+    assert len(submitted) == 3
+    pool_module.warm(5, workers=8)
+    assert len(submitted) == 5
+    pool_module._WARMED.clear()
