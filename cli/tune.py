@@ -3,6 +3,8 @@ attention at every batch and context bucket)."""
 
 from __future__ import annotations
 
+import os
+import time
 from shlex import quote
 from typing import Annotated
 
@@ -64,6 +66,20 @@ def tune(
     Then, on a GPU, the end-to-end check: the model's decode step (CUDA graph, random weights, a few
     seconds an arm) with the new table, with none (unfused) and with the table exported before the tune.
     Where the new table's step is slower, `export` writes the faster arm's choices at that batch."""
+    if worker_logs is not None and gpus is None:
+        fail("--worker-logs goes with --gpus (a tune without it runs in this process: its output is here)")
+    # With --gpus the workers start first of all: their imports (seconds each) overlap this process's.
+    workers = _Workers(db, gpus, batch, seed, seconds, worker_logs) if gpus is not None else None
+    try:
+        _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, allow_cpu, gpus, no_bench,
+              bench_batches, db, workers)
+    finally:
+        if workers is not None:
+            workers.close()
+
+
+def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, allow_cpu, gpus, no_bench,
+          bench_batches, db, workers) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -74,7 +90,7 @@ def tune(
     config = resolve_model(model)
     bucket_list = parse_buckets(buckets)
     context_list = _contexts(contexts, on_cpu, config)
-    _check_options(bucket_list, dtype, gpus, worker_logs)
+    _check_options(bucket_list, dtype)
     checked = step_check.bench_batches(bench_batches, list(bucket_list))
     import kernel_space as ks
     from kernel_space.attention_shape import describe
@@ -97,8 +113,7 @@ def tune(
     opts = TuneOptions(trials=trials, batch=batch, seed=seed)
     skip = step_check.skip_reason(no_bench, on_cpu, checked)
     if gpus is not None:  # before anything else opens CUDA here: the workers' start-up overlaps the plan
-        _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, seconds, gpus, checked, skip, context_list,
-                   worker_logs)
+        _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, workers, checked, skip, context_list)
         return
     if on_cpu:
         typer.echo(f"no CUDA GPU: the kernels run in Triton's interpreter on the CPU, in {dtype}; the times "
@@ -150,15 +165,13 @@ def tune(
         raise typer.Exit(1)
 
 
-def _check_options(bucket_list, dtype: str, gpus: str | None, worker_logs: str | None) -> None:
+def _check_options(bucket_list, dtype: str) -> None:
     """One-line errors for options that cannot go together or cannot run, before anything is written."""
     if bucket_list[-1] > MAX_BUCKET:
         fail(f"bucket {bucket_list[-1]} is above {MAX_BUCKET} tokens: no decode or prefill batch is that large "
              "(the inputs alone would not fit in memory)")
     if dtype not in ("bfloat16", "float16", "float32"):
         fail(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
-    if worker_logs is not None and gpus is None:
-        fail("--worker-logs goes with --gpus (a tune without it runs in this process: its output is here)")
 
 
 def _contexts(text: str | None, on_cpu: bool, config) -> tuple[int, ...] | None:
@@ -221,58 +234,79 @@ def print_summary(report, model: str) -> bool:
     return bool(lost)
 
 
-def _tune_gpus(store, config, ops, buckets, dtype, opts, seconds, gpus_text, checked: list[int],
-               skip: str | None, contexts: tuple[int, ...] | None, worker_logs: str | None = None) -> None:
-    """Queue the studies for every GPU kind named, start one worker process per GPU, show one progress
-    bar over all of them, and summarize from the database. Then the end-to-end check of `checked`
-    batches (unless there is a reason to skip it), once, on the first GPU named."""
-    import contextlib
-    import os
-    import tempfile
-    import time
+class _Workers:
+    """The worker processes of `tune --gpus`, started before anything heavy is imported (tuner.launch):
+    their start-up overlaps this process's imports, checks and plan. close() ends those still running."""
 
-    import torch
+    def __init__(self, db: str | None, gpus_text: str, batch: int, seed: int, seconds: float | None,
+                 worker_logs: str | None):
+        import tempfile
 
+        from storage.engine import resolve_url
+        from tuner.launch import parse_gpus, spawn_workers, visible_gpu_count
+
+        self.t0 = time.monotonic()
+        self.gpus = parse_gpus(gpus_text, visible_gpu_count())
+        if worker_logs is not None:
+            try:
+                os.makedirs(worker_logs, exist_ok=True)
+            except OSError as exc:
+                fail(f"--worker-logs {worker_logs}: cannot make that folder ({exc.strerror})")
+        self._tmp = None if worker_logs is not None else tempfile.TemporaryDirectory(prefix="kernel-search-workers-")
+        self.logs = worker_logs if worker_logs is not None else self._tmp.name
+        self.procs = spawn_workers(resolve_url(db), self.gpus, batch, seed, seconds, self.logs,
+                                   wait_s=WORKER_WAIT_S)
+        self.say = _stamped(os.path.join(self.logs, "tune.log"))
+        self.say(f"{len(self.procs)} workers started")
+
+    def failures(self) -> list[str]:
+        out = []
+        for gpu, proc, _ in self.procs:
+            if proc.returncode:
+                tail = open(f"{self.logs}/worker-gpu{gpu}.log").read().strip().splitlines()[-1:] or ["no output"]
+                out.append(f"worker on GPU {gpu} exited with {proc.returncode}: {tail[0]}")
+        return out
+
+    def stop(self) -> None:
+        """End the workers still running (all are done when the tune ends well)."""
+        from tuner.launch import stop
+
+        stop(self.procs)
+
+    def close(self) -> None:
+        """stop(), then remove the temporary log folder (a --worker-logs folder stays)."""
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def _tune_gpus(store, config, ops, buckets, dtype, opts, workers: _Workers, checked: list[int],
+               skip: str | None, contexts: tuple[int, ...] | None) -> None:
+    """Queue the studies for every GPU kind named (the workers, started already, wait for them), show
+    one progress bar over all of them, and summarize from the database. Then the end-to-end check of
+    `checked` batches (unless there is a reason to skip it), once, on the first GPU named."""
     from tuner import distributed
     from tuner.step_bench import previous_table
 
-    gpus = distributed.parse_gpus(gpus_text, torch.cuda.device_count())
-    t0 = time.monotonic()
-    if worker_logs is not None:
-        try:
-            os.makedirs(worker_logs, exist_ok=True)
-        except OSError as exc:
-            fail(f"--worker-logs {worker_logs}: cannot make that folder ({exc.strerror})")
-    keep = contextlib.nullcontext(worker_logs) if worker_logs is not None else None
-    with keep or tempfile.TemporaryDirectory(prefix="kernel-search-workers-") as logs:
-        # The workers first: their imports and CUDA start-up overlap the planning below (they wait for
-        # the queue); start-up is the fixed cost that caps a tune's speedup on many GPUs.
-        procs = distributed.spawn_workers(store.url, gpus, opts, seconds, logs, wait_s=WORKER_WAIT_S)
-        say = _stamped(os.path.join(logs, "tune.log"))
-        say(f"{len(procs)} workers started")
-        try:
-            fps = distributed.gpu_fingerprints(gpus)
-            previous = None if skip else previous_table(store, config.name, fps[gpus[0]], dtype)
-            ids = distributed.plan(store, list(fps.values()), config, ops, buckets, dtype, opts.trials, contexts)
-            say(f"{len(ids)} studies queued")
-            _watch(store, ids, procs, f"{config.name} ({dtype}) on {len(gpus)} GPUs")
-            say("workers done")
-        except KeyboardInterrupt:
-            typer.echo("interrupted: run the same command again to resume", err=True)
-            raise typer.Exit(130) from None
-        finally:
-            for _, proc, log in procs:
-                if proc.poll() is None:
-                    proc.terminate()
-                proc.wait()
-                log.close()
-        failed = [(gpu, proc.returncode) for gpu, proc, _ in procs if proc.returncode]
-        for gpu, code in failed:
-            tail = open(f"{logs}/worker-gpu{gpu}.log").read().strip().splitlines()[-1:] or ["no output"]
-            typer.echo(f"worker on GPU {gpu} exited with {code}: {tail[0]}", err=True)
+    gpus, say = workers.gpus, workers.say
+    try:
+        fps = distributed.gpu_fingerprints(gpus)
+        previous = None if skip else previous_table(store, config.name, fps[gpus[0]], dtype)
+        ids = distributed.plan(store, list(fps.values()), config, ops, buckets, dtype, opts.trials, contexts)
+        say(f"{len(ids)} studies queued")
+        _watch(store, ids, workers.procs, f"{config.name} ({dtype}) on {len(gpus)} GPUs")
+        say("workers done")
+    except KeyboardInterrupt:
+        typer.echo("interrupted: run the same command again to resume", err=True)
+        raise typer.Exit(130) from None
+    finally:
+        workers.stop()
+    failed = workers.failures()
+    for line in failed:
+        typer.echo(line, err=True)
     done, configs = distributed.study_progress(store, ids)
     typer.echo(f"tuned {done} of {len(ids)} studies of {config.name} on GPUs {','.join(map(str, gpus))} in "
-               f"{time.monotonic() - t0:.0f} s ({configs} configs measured)")
+               f"{time.monotonic() - workers.t0:.0f} s ({configs} configs measured)")
     if failed or done < len(ids):
         fail("some studies are unfinished: run the same command again to resume them")
     if skip:

@@ -30,17 +30,25 @@ def worker(
     import time
 
     say(f"worker starting (pid {os.getpid()})")
-    on_cpu = interpreter_needed()  # first: before the kernels are imported
-    store = open_store(db)  # a bad URL fails here, before any process is started
     from tuner.compile import shutdown, warm
+    from tuner.launch import visible_gpu_count
     from tuner.worker import Worker
 
+    _wait_for_database(db, wait)
+    store = open_store(db)  # a bad URL fails here, before any process is started
     # The benchmarking child and one batch of compile processes import torch and open their CUDA
-    # contexts while this process imports the rest and opens the database: start-up is the fixed cost
-    # that caps a tune's speedup on many GPUs.
+    # contexts while this process imports torch and the rest (about 5 s on the H100 machines): start-up
+    # is the fixed cost that caps a tune's speedup on many GPUs. Without a GPU the child must see
+    # TRITON_INTERPRET, which interpreter_needed sets: it starts after that.
     child = Worker()
-    child.start()
-    warm(batch)
+    gpu = visible_gpu_count() > 0  # NVML's answer: torch is not imported yet
+    if gpu:
+        child.start()
+        warm(batch, cuda=True)
+    on_cpu = interpreter_needed()  # before the kernels are imported
+    if on_cpu and gpu:  # NVML saw a GPU that CUDA cannot use: start again, in the interpreter
+        child.close(wait=False)
+        shutdown(kill=True)
     from kernel_space.attention_shape import describe
     from kernel_space.fingerprint import current_fingerprint
     from tuner.distributed import Callbacks, work
@@ -83,6 +91,19 @@ def worker(
         child.close(wait=not finished)
         shutdown(kill=finished)
     say(f"worker done: {len(report.outcomes)} studies finished, {report.helped} shared")
+
+
+def _wait_for_database(db: str | None, wait: float) -> None:
+    """A worker started with --wait before its tune may find no SQLite file yet: it waits up to `wait`
+    seconds for the tune to create it (then open_store says what is missing)."""
+    import time
+
+    from storage.engine import parse_url, resolve_url, sqlite_path
+
+    path = sqlite_path(parse_url(resolve_url(db)))
+    deadline = time.monotonic() + wait
+    while path is not None and not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def say(text: str) -> None:

@@ -50,14 +50,17 @@ def pool_size(workers: int | None = None) -> int:
     return workers or max(1, min(16, (os.cpu_count() or 2) - 1))
 
 
-def warm(processes: int, workers: int | None = None) -> None:
+def warm(processes: int, workers: int | None = None, cuda: bool | None = None) -> None:
     """Start `processes` of the compile pool now, without waiting: each imports torch and Triton and
     opens its CUDA context while the caller does other start-up work (a tune's first batch found them
     ready instead of paying for the imports then). Calling it again starts only what is missing.
-    Nothing happens without CUDA."""
-    import torch
+    Nothing happens without CUDA. cuda: whether there is a GPU, if the caller knows (then torch is not
+    imported here: the processes start before this one's own imports)."""
+    if cuda is None:
+        import torch
 
-    if not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
+        cuda = torch.cuda.is_available()
+    if not cuda or os.environ.get("TRITON_INTERPRET") == "1":
         return
     pool = _pool(pool_size(workers))
     with sigint_ignored():

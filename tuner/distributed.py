@@ -162,47 +162,11 @@ def _past(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
-def parse_gpus(text: str, available: int) -> list[int]:
-    """'all' or a comma list of device indices such as '0,1,3' -> sorted distinct indices."""
-    if available < 1:
-        raise ValueError("--gpus needs CUDA GPUs and this machine has none")
-    if text == "all":
-        return list(range(available))
-    try:
-        gpus = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise ValueError(f"--gpus must be 'all' or a comma list of GPU indices, got {text!r}") from None
-    if not gpus or gpus[0] < 0 or gpus[-1] >= available:
-        raise ValueError(f"--gpus {text!r}: this machine has GPUs 0..{available - 1}")
-    return gpus
-
-
 def gpu_fingerprints(gpus: list[int]) -> dict[int, dict]:
     """The fingerprint of each GPU: identical GPUs share studies, another kind gets its own."""
     from kernel_space.fingerprint import current_fingerprint
 
     return {i: current_fingerprint(i) for i in gpus}
-
-
-def spawn_workers(url: str, gpus: list[int], opts: TuneOptions, seconds: float | None, log_dir,
-                  wait_s: float = 0.0) -> list:
-    """One `kernel-search worker` process per GPU (CUDA_VISIBLE_DEVICES), its output in log_dir; each
-    waits up to wait_s for studies to be queued."""
-    import subprocess
-    import sys
-
-    procs = []
-    for gpu in gpus:
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(gpu)}
-        cmd = [sys.executable, "-m", "cli.app", "worker", "--db", url, "--batch", str(opts.batch),
-               "--seed", str(opts.seed)]
-        if seconds is not None:
-            cmd += ["--seconds", str(seconds)]
-        if wait_s:
-            cmd += ["--wait", str(wait_s)]
-        log = open(os.path.join(log_dir, f"worker-gpu{gpu}.log"), "w")
-        procs.append((gpu, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
-    return procs
 
 
 def study_progress(store: Store, study_ids: list[int]) -> tuple[int, int]:

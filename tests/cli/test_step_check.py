@@ -195,15 +195,17 @@ def test_tune_on_several_gpus_checks_once_on_the_first_gpu_named(monkeypatch, tm
     import cli.step_check
     import cli.tune
     import tuner.distributed as distributed
+    import tuner.launch as launch
 
     fps = {2: {**H100, "driver": "two"}, 3: {**H100, "driver": "three"}}
     monkeypatch.setattr(cli.tune, "interpreter_needed", lambda: False)
-    monkeypatch.setattr(distributed, "parse_gpus", lambda text, count: [2, 3])
+    monkeypatch.setattr(launch, "visible_gpu_count", lambda: 4)
     monkeypatch.setattr(distributed, "gpu_fingerprints", lambda gpus: fps)
-    events = []  # the workers start first, waiting for the plan that follows
+    events = []  # the workers start first of all, waiting for the database and the plan that follow
+    monkeypatch.setattr(cli.tune, "interpreter_needed", lambda: events.append("imports") or False)
     monkeypatch.setattr(distributed, "plan", lambda *a: events.append("plan") or [7])
-    monkeypatch.setattr(distributed, "spawn_workers",
-                        lambda url, gpus, opts, seconds, logs, wait_s=0: events.append(("spawn", wait_s, logs)) or [])
+    monkeypatch.setattr(launch, "spawn_workers", lambda url, gpus, batch, seed, seconds, logs, wait_s=0:
+                        events.append(("spawn", gpus, wait_s, logs)) or [])
     monkeypatch.setattr(distributed, "study_progress", lambda store, ids: (1, 5))
     checks = []
     monkeypatch.setattr(cli.step_check, "run_check", lambda store, config, dtype, fp, previous, batches, device=None:
@@ -212,16 +214,24 @@ def test_tune_on_several_gpus_checks_once_on_the_first_gpu_named(monkeypatch, tm
     result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--db", db)
     assert result.exit_code == 0, result.output
     assert checks == [("qwen3-tiny", "bfloat16", fps[2], None, [1, 8], 2)]
-    assert events[0][0] == "spawn" and events[0][1] > 0 and events[1] == "plan"
+    assert events[0][:2] == ("spawn", [2, 3]) and events[0][2] > 0 and events[1:] == ["imports", "plan"]
+    assert not os.path.isdir(events[0][3])  # the default log folder is temporary
     result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--no-bench", "--db", db)
     assert len(checks) == 1 and "end-to-end check skipped: --no-bench;" in result.stdout
-    # --worker-logs: the workers write into that folder (made if missing), and it stays.
+    # --worker-logs: the workers write into that folder (made if missing), and it stays, with the tune's own.
     logs = tmp_path / "logs" / "run1"
     result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--no-bench",
                  "--worker-logs", str(logs), "--db", db)
     assert result.exit_code == 0, result.output
-    assert events[-2] == ("spawn", events[0][1], str(logs)) and logs.is_dir()
-    assert not os.path.isdir(events[0][2])  # the default folder is temporary
+    assert events[-3] == ("spawn", [2, 3], events[0][2], str(logs)) and (logs / "tune.log").is_file()
+    assert "36 studies queued" not in (logs / "tune.log").read_text() and "1 studies queued" in \
+        (logs / "tune.log").read_text()
+    # A bad option after the workers started: they are stopped, and no database is made.
+    other = tmp_path / "other.db"
+    result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--dtype", "int3", "--gpus", "2,3",
+                 "--db", f"sqlite:///{other}")
+    assert_one_line_error(result, "unknown dtype 'int3'")
+    assert events[-2][0] == "spawn" and events[-1] == "imports" and not other.exists()
 
 
 def test_worker_logs_need_several_gpus(tmp_path):

@@ -1,0 +1,90 @@
+"""Start the worker processes of `tune --gpus` before anything heavy is imported here.
+
+On the H100 machines `import torch` alone takes about 3 s and a worker's imports about 5 s (measured:
+benchmarks/results/startup_probe_H100_2026-11-26.json); every second before the workers start is a
+second of start-up that caps a tune's speedup on many GPUs. So this module imports nothing of torch,
+Triton or the kernels: it counts the GPUs through NVML (or CUDA_VISIBLE_DEVICES) and starts one
+`kernel-search worker` per GPU, which waits for the database and the studies the tune plans meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def parse_gpus(text: str, available: int) -> list[int]:
+    """'all' or a comma list of device indices such as '0,1,3' -> sorted distinct indices."""
+    if available < 1:
+        raise ValueError("--gpus needs CUDA GPUs and this machine has none")
+    if text == "all":
+        return list(range(available))
+    try:
+        gpus = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"--gpus must be 'all' or a comma list of GPU indices, got {text!r}") from None
+    if not gpus or gpus[0] < 0 or gpus[-1] >= available:
+        raise ValueError(f"--gpus {text!r}: this machine has GPUs 0..{available - 1}")
+    return gpus
+
+
+def visible_gpu_count() -> int:
+    """The CUDA devices this process may use, without importing torch where NVML answers: its count, cut
+    to CUDA_VISIBLE_DEVICES's entries up to the first invalid one (CUDA's own rule) when that is set.
+    Without NVML, torch's count."""
+    total = _nvml_count()
+    if total is None:
+        import torch
+
+        return torch.cuda.device_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return total
+    count = 0
+    for entry in visible.split(","):
+        entry = entry.strip()
+        if not entry or entry.startswith("-"):
+            break
+        count += 1
+    return min(count, total)
+
+
+def _nvml_count() -> int | None:
+    """NVML's device count; None where NVML cannot answer (no driver, no pynvml)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return None
+
+
+def spawn_workers(url: str, gpus: list[int], batch: int, seed: int, seconds: float | None, log_dir: str,
+                  wait_s: float = 0.0) -> list:
+    """One `kernel-search worker` process per GPU (CUDA_VISIBLE_DEVICES), its output in log_dir; each
+    waits up to wait_s for the database and its studies. Returns (gpu, Popen, log file) triples."""
+    procs = []
+    for gpu in gpus:
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(gpu)}
+        cmd = [sys.executable, "-m", "cli.app", "worker", "--db", url, "--batch", str(batch), "--seed", str(seed)]
+        if seconds is not None:
+            cmd += ["--seconds", str(seconds)]
+        if wait_s:
+            cmd += ["--wait", str(wait_s)]
+        log = open(os.path.join(log_dir, f"worker-gpu{gpu}.log"), "w")
+        procs.append((gpu, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    return procs
+
+
+def stop(procs: list) -> None:
+    """End the workers still running (after a failure or Ctrl-C here) and close their logs."""
+    for _, proc, log in procs:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait()
+        log.close()
