@@ -50,7 +50,8 @@ def tune(
                                              "join with `kernel-search worker`).")] = None,
     worker_logs: Annotated[str | None, typer.Option(help="With --gpus: keep each worker's log (timestamped: its "
                                                     "start-up, studies and exit) in this folder as "
-                                                    "worker-gpu<N>.log. Default: a temporary folder, deleted.")]
+                                                    "worker-gpu0.log, worker-gpu1.log, ... beside the tune's "
+                                                    "tune.log. Default: a temporary folder, deleted.")]
     = None,
     no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the end-to-end check after tuning.")] = False,
     bench_batches: Annotated[str | None, typer.Option(help="Batch sizes the end-to-end check times (tuned "
