@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from shlex import quote
 from typing import Annotated
 
@@ -264,7 +265,8 @@ class _Workers:
         out = []
         for gpu, proc, _ in self.procs:
             if proc.returncode:
-                tail = open(f"{self.logs}/worker-gpu{gpu}.log").read().strip().splitlines()[-1:] or ["no output"]
+                log = Path(self.logs, f"worker-gpu{gpu}.log").read_text().strip().splitlines()
+                tail = log[-1:] or ["no output"]
                 out.append(f"worker on GPU {gpu} exited with {proc.returncode}: {tail[0]}")
         return out
 

@@ -62,24 +62,21 @@ def warm(processes: int, workers: int | None = None, cuda: bool | None = None) -
         cuda = torch.cuda.is_available()
     if not cuda or os.environ.get("TRITON_INTERPRET") == "1":
         return
-    pool = _pool(pool_size(workers))
+    size = pool_size(workers)
+    pool, wanted = _pool(size), min(processes, size)
     with sigint_ignored():
-        for _ in range(min(processes, pool_size(workers)) - _WARMED.get(id(pool), 0)):
+        for _ in range(wanted - _WARMED.get(size, 0)):
             pool.submit(_warm_one)
-    _WARMED[id(pool)] = max(_WARMED.get(id(pool), 0), min(processes, pool_size(workers)))
+    _WARMED[size] = max(_WARMED.get(size, 0), wanted)
 
 
 def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[float, str | None]]:
     """jobs: (kernel_space.Problem, cfg) pairs. Returns (seconds, error or None) per job, in order.
     Without CUDA there is nothing to precompile (the interpreter compiles nothing): all zeros."""
-    import torch
-
-    if not jobs or not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
-        return [(0.0, None)] * len(jobs)
-    pool = _pool(pool_size(workers))
-    with sigint_ignored():  # the pool starts its processes on submit: Ctrl-C is the parent's alone
-        futures = [pool.submit(_compile_one, *job) for job in jobs]
-    return [_outcome(fut) for fut in futures]
+    out: list = [None] * len(jobs)
+    for i, seconds, error in compile_as_completed(jobs, workers):
+        out[i] = (seconds, error)
+    return out
 
 
 def compile_as_completed(jobs: list[tuple], workers: int | None = None):
@@ -92,7 +89,7 @@ def compile_as_completed(jobs: list[tuple], workers: int | None = None):
         return iter([(i, 0.0, None) for i in range(len(jobs))])
     pool = _pool(pool_size(workers))
     with sigint_ignored():
-        futures = {pool.submit(_compile_one, *job): i for i, job in enumerate(jobs)}
+        futures = {pool.submit(_compile_one, *job): i for i, job in enumerate(jobs)}  # Ctrl-C is the parent's
     return ((futures[fut], *_outcome(fut)) for fut in cf.as_completed(futures))
 
 
@@ -108,7 +105,7 @@ def _outcome(fut) -> tuple[float, str | None]:
 
 # One pool for the whole run: starting 15 processes that import torch costs seconds per batch.
 _POOL: dict = {}
-_WARMED: dict = {}  # id(pool) -> processes warm() started in it: a second call adds only what is missing
+_WARMED: dict = {}  # pool size -> processes warm() started in that pool: a second call adds only what is missing
 
 
 def _pool(workers: int) -> cf.ProcessPoolExecutor:
