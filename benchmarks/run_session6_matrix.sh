@@ -3,10 +3,13 @@
 # ("new") against the same tables without it ("old": the default attention plan), two rounds
 # alternating, then the torch.compile peer, on one model's cells; one x1 call per model.
 #   OUT=dir MODEL=qwen3-0.6b BATCHES=1,8,32 CONTEXTS=256,2048,8192 bash benchmarks/run_session6_matrix.sh
+# ROUNDS (default 2) rounds of the two table arms; the peer at TC_BATCHES x TC_CONTEXTS (default: all
+# cells) within TC_BUDGET seconds.
 set -u
 OUT=${OUT:-benchmarks/results/new}
 MODEL=${MODEL:-qwen3-0.6b}; BATCHES=${BATCHES:-1,8,32}; CONTEXTS=${CONTEXTS:-256,2048,8192}
-TC_BUDGET=${TC_BUDGET:-330}
+TC_BUDGET=${TC_BUDGET:-330}; ROUNDS=${ROUNDS:-2}
+TC_BATCHES=${TC_BATCHES:-$BATCHES}; TC_CONTEXTS=${TC_CONTEXTS:-$CONTEXTS}
 mkdir -p "$OUT"
 day=$(date +%F)
 R=benchmarks/results
@@ -15,12 +18,12 @@ OLD="$MODEL=$R/dispatch_${MODEL}_H100.json"
 M="$OUT/e2e_matrix_${MODEL}_s6_H100_$day.json"
 quiet() { grep -v "Warning\|_mismatch\|warnings.warn\|softmax\|^ *$"; }
 e2e() { local limit=$1; shift
-  timeout "$limit" python3 benchmarks/e2e_matrix.py --models "$MODEL" --batches "$BATCHES" --contexts "$CONTEXTS" "$@" 2>&1 | quiet; }
-for round in 1 2; do
-  e2e 120 --arms table --table "$NEW" --out "$OUT/new_$round.json"
-  e2e 120 --arms table --table "$OLD" --out "$OUT/old_$round.json"
+  timeout "$limit" python3 benchmarks/e2e_matrix.py --models "$MODEL" "$@" 2>&1 | quiet; }
+for round in $(seq "$ROUNDS"); do
+  e2e 150 --batches "$BATCHES" --contexts "$CONTEXTS" --arms table --table "$NEW" --out "$OUT/new_$round.json"
+  e2e 150 --batches "$BATCHES" --contexts "$CONTEXTS" --arms table --table "$OLD" --out "$OUT/old_$round.json"
 done
-e2e "$TC_BUDGET" --arms torch_compile --out "$OUT/tc.json"
+e2e "$TC_BUDGET" --batches "$TC_BATCHES" --contexts "$TC_CONTEXTS" --arms torch_compile --out "$OUT/tc.json"
 python3 - "$OUT" "$M" <<'PY'
 import json, pathlib, sys
 out, dest = pathlib.Path(sys.argv[1]), sys.argv[2]

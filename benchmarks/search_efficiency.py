@@ -6,9 +6,10 @@ measures (correctness gate, CUDA graph, weights cold in L2, median):
     python benchmarks/search_efficiency.py measure --out benchmarks/results
 
 Step 2, anywhere: replay the tuner's sampler (TPE, as tuner/search.py sets it up, with the same
-enqueued defaults) against the measured grid for many seeds, and count the distinct configs each seed
-measures before one is within 3% of the grid's best (a repeated config costs nothing, as in the
-tuner); random sampling over the same grid is the yardstick.
+enqueued defaults, and its rule that a repeated proposal enqueues an unseen config) against the
+measured grid for many seeds, and count the distinct configs each seed measures before one is within
+3% of the grid's best (a repeated config costs nothing, as in the tuner). TPE without that rule and
+random sampling over the same grid are the yardsticks.
 
     python benchmarks/search_efficiency.py simulate benchmarks/results/search_grid_*.json
 """
@@ -19,6 +20,7 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import random
 import statistics
 import sys
 import time
@@ -102,17 +104,23 @@ def _trials_to_target(case, sampler_name: str, seed: int, budget: int, tol: floa
 
     from kernel_space.spec import config_key
     from tuner.candidates import default_configs
+    from tuner.search import make_sampler
 
     table = {config_key(t["config"]): t["median_us"] for t in case["trials"] if t["status"] == "ok"}
     best = min(table.values())
     axes = axes or GRID_AXES  # the grid file's own axes: an older file was measured on other ones
     dists = {key: CategoricalDistribution(list(v)) for key, v in axes.items()}
-    if sampler_name == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True, n_startup_trials=8)
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=seed)
+    tpe = sampler_name != "random"
+    sampler = make_sampler(seed) if tpe else optuna.samplers.RandomSampler(seed=seed)
     study = optuna.create_study(direction="minimize", sampler=sampler)
-    if sampler_name == "tpe":  # the tuner enqueues its defaults first; so does the replay
+    # The tuner's rule (tuner.search._explore): a repeated proposal enqueues an unseen config of the
+    # space, drawn uniformly; here the space is the grid's measured configs. "tpe_repeats" leaves it out
+    # (the tuner before 2026-11-26's sixth session).
+    explore = sampler_name == "tpe"
+    rng = random.Random(seed)
+    grid_params = {config_key(t["config"]): {key: t["config"][key] for key in axes}
+                   for t in case["trials"] if t["status"] == "ok"}
+    if tpe:  # the tuner enqueues its defaults first; so does the replay
         for c in default_configs(case["op"], case["m"], case["n"], case["k"], 2):
             if all(c.get(key) in vals for key, vals in axes.items()):
                 study.enqueue_trial({key: c[key] for key in axes})
@@ -125,6 +133,10 @@ def _trials_to_target(case, sampler_name: str, seed: int, budget: int, tol: floa
                  BLOCK_M=16 if c["path"] == "dot" else 1 << max(0, (case["m"] - 1).bit_length()),
                  split_reduce="last_program" if c["SPLIT_K"] > 1 else "kernel")
         key = config_key(c)
+        if explore and key in seen:
+            unseen = [k for k in grid_params if k not in seen]
+            if unseen:
+                study.enqueue_trial(grid_params[rng.choice(unseen)])
         seen.add(key)
         value = table.get(key)
         if value is None:
@@ -146,18 +158,21 @@ def simulate(args) -> int:
     rows = []
     for case in result["cases"]:
         size = len(case["trials"])
-        summary = {"op": case["op"], "m": case["m"], "grid_size": size}
-        for sampler in ("tpe", "random"):
+        times = [t["median_us"] for t in case["trials"] if t["status"] == "ok"]
+        # How many of the grid's configs are within tol of its best: the target's size.
+        summary = {"op": case["op"], "m": case["m"], "grid_size": size,
+                   "within_tol": sum(t <= min(times) * (1 + args.tol) for t in times)}
+        for sampler in ("tpe", "tpe_repeats", "random"):
             counts = [_trials_to_target(case, sampler, seed, size, args.tol, result.get("axes"))
                       for seed in range(args.seeds)]
             reached = [c for c in counts if c is not None]
             summary[sampler] = {"trials": counts, "median": statistics.median(reached) if reached else None,
                                 "max": max(reached) if reached else None, "reached": len(reached)}
         rows.append(summary)
-        t, r = summary["tpe"], summary["random"]
-        share = f"{t['median'] / size:.1%} of grid" if t["median"] else f"reached by {t['reached']} seeds"
-        print(f"{case['op']:21s} M={case['m']:<3d} grid {size:4d}: TPE median {t['median']} (max {t['max']}, "
-              f"{share}); random median {r['median']} (max {r['max']})", flush=True)
+        t, b, r = summary["tpe"], summary["tpe_repeats"], summary["random"]
+        print(f"{case['op']:21s} M={case['m']:<3d} grid {size:4d} ({summary['within_tol']} within {args.tol:.0%}): "
+              + "; ".join(f"{name} median {s['median']} (max {s['max']}, {s['reached']}/{args.seeds} seeds)"
+                          for name, s in (("TPE", t), ("TPE without exploring", b), ("random", r))), flush=True)
     out = Path(args.grid).with_name(Path(args.grid).stem.replace("search_grid", "search_efficiency") + ".json")
     out.write_text(json.dumps({"source": Path(args.grid).name, "tolerance": args.tol, "seeds": args.seeds,
                                "cases": rows}, indent=1))

@@ -26,9 +26,11 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import random
+from collections.abc import Container
 
 from kernel_space import get_op
-from kernel_space.spec import DEFAULT_SMEM_LIMIT, UNFUSED_CONFIG, block_range, max_split
+from kernel_space.spec import DEFAULT_SMEM_LIMIT, UNFUSED_CONFIG, block_range, config_key, max_split
 from tuner.candidates import valid_configs
 
 FMA_MAX_M = 4
@@ -142,6 +144,27 @@ def suggest(trial, op: str, m: int, n: int, k: int, elem_bytes: int = 2,
     if cfg is None:  # no fused config fits this shape: only the baseline can run
         return dict(UNFUSED_CONFIG)
     return cfg
+
+
+def unseen_config(op: str, m: int, n: int, k: int, elem_bytes: int, smem_limit: int, seen: Container[str],
+                  rng: random.Random, tries: int = 32) -> dict | None:
+    """A fused config of the space at this shape whose config_key is not in `seen`, drawn uniformly;
+    None when every one is seen. What the tuner measures in place of a repeated proposal (see
+    tuner.search._explore): a few random draws, then a shuffled pass when most of the space is seen."""
+    rows, params = _space(op, m, n, k, elem_bytes, smem_limit), _params(op)
+
+    def config(row):
+        return {"impl": "fused", **dict(zip(params, row, strict=True))}
+
+    for _ in range(min(tries, len(rows))):
+        cfg = config(rng.choice(rows))
+        if config_key(cfg) not in seen:
+            return cfg
+    for row in rng.sample(rows, len(rows)):
+        cfg = config(row)
+        if config_key(cfg) not in seen:
+            return cfg
+    return None
 
 
 def config_to_params(cfg: dict, op: str, m: int, n: int, k: int, elem_bytes: int = 2,

@@ -216,3 +216,49 @@ def test_configs_are_timed_as_their_compiles_finish_the_unfused_arm_first(store,
     for keys in batches:
         assert rows[keys[0]].status == "failed" and rows[keys[0]].reason == "compile: ptxas died"
         assert [rows[key].compile_s for key in keys] == [1.5 + i for i in range(len(keys))]
+
+
+class _StuckSampler(optuna.samplers.BaseSampler):
+    """Proposes the first choice of every parameter: TPE settled on one config, at its worst."""
+
+    def infer_relative_search_space(self, study, trial):
+        return {}
+
+    def sample_relative(self, study, trial, search_space):
+        return {}
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return param_distribution.choices[0]
+
+
+def test_a_repeated_proposal_makes_room_for_a_config_nobody_tried(store, monkeypatch):
+    monkeypatch.setattr(search, "make_sampler", lambda seed: _StuckSampler())
+    worker = FakeWorker()
+    tune_study(store, worker, FP, "m", PROBLEM, TuneOptions(trials=12, batch=4))
+    # The seeds, the stuck config, then an unseen config of the space for every repeat: the whole
+    # budget of distinct configs, none twice (before, the study ended at the ask cap with ~5).
+    assert len(worker.trials) == len(set(worker.trials)) == 12
+    stored = store.trials(out_ref(store).id)
+    assert all(t.status == "ok" for t in stored)  # drawn from the space: nothing check_config refuses
+
+
+def test_unseen_config_draws_from_the_space_what_was_not_seen():
+    import random
+
+    from kernel_space.spec import DEFAULT_SMEM_LIMIT
+    from tuner.space import _space, unseen_config
+
+    args = ("o_proj_residual", 16, 1024, 2048, 2, DEFAULT_SMEM_LIMIT)
+    every = {config_key({"impl": "fused", **dict(zip(search_params(), row, strict=True))}) for row in _space(*args)}
+    seen, rng = set(), random.Random(0)
+    for _ in range(len(every)):
+        cfg = unseen_config(*args, seen, rng)
+        assert config_key(cfg) in every and config_key(cfg) not in seen
+        seen.add(config_key(cfg))
+    assert seen == every and unseen_config(*args, seen, rng) is None
+
+
+def search_params():
+    from tuner.space import _params
+
+    return _params("o_proj_residual")
