@@ -73,6 +73,7 @@ def main() -> int:
                    "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
                    "fused": fused, "rc": done.returncode, **timeline, "worker_phases": _phases(logs, started)}
             row["slowest_compiles"] = _slowest_compiles(store_url=url)
+            row["slowest_studies"] = _slowest_studies(url, row["studies"], started)
             if args.export_dir:
                 row["table"] = _export(url, args, f"{gpus}gpu_{storage}")
             rows.append(row)
@@ -142,6 +143,29 @@ def _slowest_compiles(store_url: str, count: int = 5) -> list[dict]:
     top = frame.sort_values("compile_s", ascending=False).head(count)
     return [{"op": r.op, "m": int(r.m), "compile_s": round(float(r.compile_s), 1), "status": r.status,
              "config": r.config_key} for r in top.itertuples()]
+
+
+def _slowest_studies(store_url: str, studies: list[dict], started: dt.datetime, count: int = 3) -> list[dict]:
+    """The studies that took longest from first trial to winner, each with its trials in the order
+    they were stored: seconds from the run's start, compile seconds, status and time. Whether a slow
+    study waited on compiles, on the GPU or on the database shows in the gaps."""
+    from storage import Store
+    from storage.models import as_utc
+    from storage.queries import trials_frame
+
+    slow = sorted((s for s in studies if s.get("winner_s") is not None),
+                  key=lambda s: s["winner_s"] - s["first_trial_s"], reverse=True)[:count]
+    with Store(store_url, readonly=store_url.startswith("sqlite")) as store:
+        frame = trials_frame(store)
+    out = []
+    for study in slow:
+        rows = frame[(frame.op == study["op"]) & (frame.m == study["m"])].sort_values("created_at")
+        out.append({**study, "trials": [
+            {"at_s": round((as_utc(r.created_at.to_pydatetime()) - started).total_seconds(), 2),
+             "compile_s": None if r.compile_s != r.compile_s else round(float(r.compile_s), 2),
+             "status": r.status, "median_us": None if r.median_us != r.median_us else round(float(r.median_us), 2),
+             "arm": r.arm} for r in rows.itertuples()]})
+    return out
 
 
 def _export(url: str, args, name: str) -> str:
