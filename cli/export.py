@@ -51,7 +51,7 @@ def export(
         typer.echo("no end-to-end check of this table (tune on a GPU runs one): the per-op winners as they are",
                    err=True)
     else:
-        for line in describe(shipped.run.verdicts, shipped.replaced):
+        for line in describe(shipped.run.verdicts, shipped.replaced, shipped.run.attention):
             typer.echo(f"end-to-end check ({shipped.run.created_at:%Y-%m-%d %H:%M}): {line}", err=True)
 
 

@@ -76,7 +76,7 @@ def run_check(store, config, dtype: str, fp: dict, previous, batches: list[int],
                    err=True)
         return
     print_steps(console(), steps_frame(store, run_id=check.run_id))
-    for line in describe(check.verdicts, check.replaced):
+    for line in describe(check.verdicts, check.replaced, check.attention):
         typer.echo(line)
     if check.no_previous:
         typer.echo(f"no previous arm: {check.no_previous}")

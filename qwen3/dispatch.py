@@ -42,7 +42,7 @@ from kernel_space.o_proj_residual import o_proj_residual, o_proj_residual_unfuse
 from kernel_space.rmsnorm_gate_up_silu import rmsnorm_gate_up_silu, rmsnorm_gate_up_silu_unfused
 from kernel_space.rmsnorm_qkv import rmsnorm_qkv, rmsnorm_qkv_unfused
 from kernel_space.spec import DEFAULT_SMEM_LIMIT
-from storage.table import DispatchTable, OpEntry, load_table
+from storage.table import PLAN_ARM, DispatchTable, OpEntry, load_table
 
 DTYPE_NAMES = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}
 ELEM_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
@@ -221,6 +221,8 @@ class Dispatcher:
                                                  "`kernel-search tune --op decode_attention --contexts ...`)")
             return Choice("plan", {}, why)
         where = describe(ATTENTION_OP, bucket.m)
+        if bucket.arm == PLAN_ARM:
+            return Choice("plan", {}, f"table bucket {where}: the default plan (the step check found it faster)")
         if bucket.arm != "fused":
             return Choice("unfused", {"impl": "unfused"}, f"table bucket {where} picked unfused (SDPA)")
         refused = self._bad_buckets.get((ATTENTION_OP, bucket.m))

@@ -21,7 +21,16 @@ from kernel_space.spec import UNFUSED_CONFIG
 from storage.engine import StorageError
 from storage.models import Fingerprint, ModelShape, Shape, Study, Winner, as_utc, utcnow
 from storage.store import Store, dtype_name, fingerprint_row, link_model, shape_row, study_row, upsert_winner
-from storage.table import OPTIONAL_TIMES, Bucket, DispatchTable, OpEntry, TableError, load_table, parse_table
+from storage.table import (
+    OPTIONAL_TIMES,
+    PLAN_ARM,
+    Bucket,
+    DispatchTable,
+    OpEntry,
+    TableError,
+    load_table,
+    parse_table,
+)
 
 # The winner fields a table holds; an import compares only these with an existing winner.
 TABLE_WINNER_FIELDS = ("arm", "config", "median_us", "unfused_us", "speedup")
@@ -132,11 +141,14 @@ class ImportSummary:
     added: int
     replaced: int
     unchanged: int
+    plans: int = 0  # decode attention buckets on the default plan: a step check's verdict, not a winner
 
     def __str__(self) -> str:
+        plans = (f"; {self.plans} decode attention bucket{'s' * (self.plans != 1)} on the default plan not "
+                 "imported (a step check's verdict, not a winner)") if self.plans else ""
         return (f"imported {self.model} ({self.dtype}) for {self.device_name} [{self.fingerprint_key}]: "
                 f"{self.ops} ops, {self.buckets} buckets; winners {self.added} added, "
-                f"{self.replaced} replaced, {self.unchanged} unchanged")
+                f"{self.replaced} replaced, {self.unchanged} unchanged{plans}")
 
 
 def import_table(store: Store, table_or_path: DispatchTable | dict | str | Path) -> ImportSummary:
@@ -151,13 +163,16 @@ def import_table(store: Store, table_or_path: DispatchTable | dict | str | Path)
         table = load_table(table_or_path)
     check_runnable(table)
     confirmed = _parse_time(table.created)
-    counts = {"added": 0, "replaced": 0, "unchanged": 0}
+    counts = {"added": 0, "replaced": 0, "unchanged": 0, "plans": 0}
     with store.session() as s:
         fp = fingerprint_row(s, table.fingerprint)
         for op, entry in table.ops.items():
             shape = shape_row(s, op, entry.n, entry.k, table.dtype)
             link_model(s, table.model, shape)
             for b in entry.buckets:
+                if b.arm == PLAN_ARM:
+                    counts["plans"] += 1
+                    continue
                 study = study_row(s, fp, shape, b.m)
                 values = dict(arm=b.arm, config=dict(b.config), median_us=b.median_us, unfused_us=b.baseline_us,
                               cublas_us=b.cublas_us, floor_us=b.floor_us, speedup=b.speedup,
@@ -166,7 +181,7 @@ def import_table(store: Store, table_or_path: DispatchTable | dict | str | Path)
                 counts[upsert_winner(s, study.id, values, compare=compare)] += 1
         key, device = fp.key, fp.device_name
     return ImportSummary(table.model, table.dtype, device, key, len(table.ops),
-                         sum(len(e.buckets) for e in table.ops.values()), **counts)
+                         sum(len(e.buckets) for e in table.ops.values()) - counts["plans"], **counts)
 
 
 def check_runnable(table: DispatchTable) -> None:
@@ -183,6 +198,8 @@ def check_runnable(table: DispatchTable) -> None:
             raise TableError(f"ops.{op}", str(exc)) from None
         for i, b in enumerate(entry.buckets):
             path = f"ops.{op}.buckets[{i}].config"
+            if b.arm == PLAN_ARM:  # decode attention's default plan: nothing to run-check
+                continue
             if b.arm == "unfused":
                 if b.config != UNFUSED_CONFIG:
                     raise TableError(path, f"an unfused bucket's config must be {UNFUSED_CONFIG}, got "

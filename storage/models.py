@@ -250,3 +250,21 @@ class StepBench(Base):
     step_ms: Mapped[float] = mapped_column(Float)
     tok_s: Mapped[float] = mapped_column(Float)
     prefill_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class StepAttention(Base):
+    """Decode attention's part of a StepRun, one row per attention bucket of the new table: the decode
+    step at the bucket's batch over a cache inside its context interval (`slots`), with the table
+    (table_ms) and with the same table less its attention rows (plan_ms: the default plan). The check
+    at StepRun.context reaches only the smallest context bucket; these reach every one."""
+
+    __tablename__ = "ks_step_attention"
+    __table_args__ = (UniqueConstraint("run_id", "batch", "context", name="uq_ks_step_attention_run_batch_context"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("ks_step_runs.id", ondelete="CASCADE"))
+    batch: Mapped[int] = mapped_column(Integer)  # the bucket's batch
+    context: Mapped[int] = mapped_column(Integer)  # the bucket's context (cache slots it serves up to)
+    slots: Mapped[int] = mapped_column(Integer)  # the cache the step ran over
+    table_ms: Mapped[float] = mapped_column(Float)
+    plan_ms: Mapped[float] = mapped_column(Float)

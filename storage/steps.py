@@ -34,13 +34,14 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from kernel_space.attention_shape import ATTENTION_OP
+from kernel_space.attention_shape import ATTENTION_OP, decode_m, encode_m
+from kernel_space.attention_shape import describe as describe_bucket
 from kernel_space.spec import UNFUSED_CONFIG
 from storage.engine import StorageError
 from storage.export import build_table
-from storage.models import STEP_ARMS, Fingerprint, StepBench, StepRun, as_utc
+from storage.models import STEP_ARMS, Fingerprint, StepAttention, StepBench, StepRun, as_utc
 from storage.store import Store, fingerprint_key, fingerprint_row
-from storage.table import Bucket, DispatchTable, parse_table
+from storage.table import PLAN_ARM, Bucket, DispatchTable, parse_table
 
 # Who wins a tie: the new table (its per-op winners were confirmed), then the previous one.
 PREFERENCE = ("table", "previous", "unfused")
@@ -80,6 +81,24 @@ def _ratio(slow: float | None, fast: float | None) -> float | None:
     return slow / fast if slow is not None and fast else None
 
 
+@dataclass(frozen=True)
+class AttentionRow:
+    """Decode attention's part of a check at one of the new table's attention buckets (batch, context):
+    the decode step over a cache of `slots` (inside the bucket's context interval) with the table
+    (table_ms) and with the same table less its attention rows, i.e. the default plan (plan_ms)."""
+
+    batch: int
+    context: int
+    slots: int
+    table_ms: float
+    plan_ms: float
+
+    @property
+    def ships(self) -> str:
+        """'table', or 'plan' where the default plan's step is faster (a tie goes to the table)."""
+        return PLAN_ARM if self.plan_ms < self.table_ms else "table"
+
+
 def table_hash(table: DispatchTable) -> str:
     """A short id of a table's choices (model, dtype, per op its shape, kernel hash and per bucket the
     arm and config), not of its times or creation date: the same winners give the same hash."""
@@ -107,11 +126,14 @@ def decide(rows: list[StepRow]) -> list[Verdict]:
 
 
 def record_run(store: Store, fp: dict, model: str, dtype: str, table: DispatchTable,
-               previous: DispatchTable | None, context: int, output_len: int, rows: list[StepRow]) -> int:
-    """Store one step check (both tables whole, every row); returns the run id. ValueError for a row
-    that is no measurement (unknown arm, batch < 1, a time that is not a finite positive number), or
-    rows of a previous arm without the previous table."""
+               previous: DispatchTable | None, context: int, output_len: int, rows: list[StepRow],
+               attention: list[AttentionRow] = ()) -> int:
+    """Store one step check (both tables whole, every row, decode attention's rows); returns the run
+    id. ValueError for a row that is no measurement (unknown arm, batch < 1, a time that is not a
+    finite positive number), rows of a previous arm without the previous table, or an attention row
+    of no attention bucket of the table."""
     _check_rows(rows, previous is not None)
+    _check_attention(attention, table)
     run = StepRun(model=model, dtype=dtype, table_hash=table_hash(table), table_json=table.to_dict(),
                   previous_hash=table_hash(previous) if previous is not None else None,
                   previous_json=previous.to_dict() if previous is not None else None,
@@ -123,7 +145,25 @@ def record_run(store: Store, fp: dict, model: str, dtype: str, table: DispatchTa
         for row in rows:
             s.add(StepBench(run_id=run.id, arm=row.arm, batch=row.batch, step_ms=row.step_ms, tok_s=row.tok_s,
                             prefill_ms=row.prefill_ms))
+        for row in attention:
+            s.add(StepAttention(run_id=run.id, batch=row.batch, context=row.context, slots=row.slots,
+                                table_ms=row.table_ms, plan_ms=row.plan_ms))
         return run.id
+
+
+def _check_attention(rows: list[AttentionRow], table: DispatchTable) -> None:
+    entry = table.ops.get(ATTENTION_OP)
+    keys = {b.m for b in entry.buckets} if entry is not None else set()
+    for row in rows:
+        if encode_m(row.batch, row.context) not in keys:
+            raise ValueError(f"attention row batch {row.batch}, context {row.context} is no decode_attention "
+                             "bucket of the table")
+        for name in ("table_ms", "plan_ms"):
+            value = getattr(row, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not 0 < row.slots <= row.context:
+            raise ValueError(f"attention row slots {row.slots} is not in the bucket's context (0, {row.context}]")
 
 
 def _check_rows(rows: list[StepRow], has_previous: bool) -> None:
@@ -159,6 +199,7 @@ class RunInfo:
     output_len: int
     created_at: datetime
     rows: list[StepRow] = field(default_factory=list)
+    attention: list[AttentionRow] = field(default_factory=list)
 
     @property
     def verdicts(self) -> list[Verdict]:
@@ -190,23 +231,30 @@ def runs(store: Store, run_ids: list[int]) -> list[RunInfo]:
 
 def _run_info(s, run: StepRun, key: str) -> RunInfo:
     rows = s.scalars(select(StepBench).where(StepBench.run_id == run.id).order_by(StepBench.batch, StepBench.id))
+    attention = s.scalars(select(StepAttention).where(StepAttention.run_id == run.id)
+                          .order_by(StepAttention.context, StepAttention.batch))
     return RunInfo(
         run.id, key, run.model, run.dtype, run.table_hash, parse_table(run.table_json), run.previous_hash,
         parse_table(run.previous_json) if run.previous_json is not None else None, run.context, run.output_len,
-        run.created_at, [StepRow(r.arm, r.batch, r.step_ms, r.tok_s, r.prefill_ms) for r in rows])
+        run.created_at, [StepRow(r.arm, r.batch, r.step_ms, r.tok_s, r.prefill_ms) for r in rows],
+        [AttentionRow(r.batch, r.context, r.slots, r.table_ms, r.plan_ms) for r in attention])
 
 
-def apply_verdicts(table: DispatchTable, previous: DispatchTable | None,
-                   verdicts: list[Verdict]) -> tuple[DispatchTable, dict[int, list[str]]]:
+def apply_verdicts(table: DispatchTable, previous: DispatchTable | None, verdicts: list[Verdict],
+                   attention: list[AttentionRow] = ()) -> tuple[DispatchTable, dict[int, list[str]]]:
     """`table` with the bucket at M = b of every op replaced where the verdict at batch b is not the
     table (see the module docstring), and {b: ops whose bucket changed}. Buckets at other M are kept.
-    Decode attention's are kept as tuned: what the other arms run there is its default plan, which a
-    bucket cannot hold, and its buckets are keyed by batch and context (kernel_space.attention_shape)."""
+    Decode attention's buckets, keyed by batch and context (kernel_space.attention_shape), follow
+    their own rows: where the default plan's step was faster, the bucket's arm becomes "plan" (listed
+    under its batch as "decode_attention ctx=C"); unmeasured ones are kept as tuned."""
     vetoed = {v.batch: v.ships for v in verdicts if v.ships != "table"}
     ops, changed = {}, defaultdict(list)
     for name, entry in table.ops.items():
         if name == ATTENTION_OP:
-            ops[name] = entry
+            ops[name], replaced = _plan_where_faster(entry, attention)
+            for m in replaced:
+                batch, context = decode_m(m)
+                changed[batch].append(f"{ATTENTION_OP} ctx={context}")
             continue
         before = previous.ops.get(name) if previous is not None else None
         if before is not None and (before.n, before.k, before.kernel_hash) != (entry.n, entry.k, entry.kernel_hash):
@@ -220,6 +268,16 @@ def apply_verdicts(table: DispatchTable, previous: DispatchTable | None,
             buckets.append(new)
         ops[name] = replace(entry, buckets=tuple(buckets))
     return replace(table, ops=ops), dict(changed)
+
+
+def _plan_where_faster(entry, attention: list[AttentionRow]):
+    """decode_attention's entry with the arm "plan" at each bucket whose row says the plan was faster,
+    and the M keys it changed."""
+    plan = {encode_m(r.batch, r.context) for r in attention if r.ships == PLAN_ARM}
+    buckets = tuple(replace(b, arm=PLAN_ARM, config={}) if b.m in plan and b.arm != PLAN_ARM else b
+                    for b in entry.buckets)
+    changed = [b.m for b, old in zip(buckets, entry.buckets, strict=True) if b is not old]
+    return replace(entry, buckets=buckets), changed
 
 
 def _fallback(bucket: Bucket, before) -> Bucket:
@@ -256,6 +314,8 @@ class Shipped:
                                                                 for arm, ms in v.step_ms.items()}}
                         for v in self.run.verdicts],
             "replaced": {str(batch): ops for batch, ops in sorted(self.replaced.items())},
+            "attention": [{"batch": r.batch, "context": r.context, "slots": r.slots, "table_ms": round(r.table_ms, 4),
+                           "plan_ms": round(r.plan_ms, 4), "ships": r.ships} for r in self.run.attention],
         }
 
     def to_dict(self) -> dict:
@@ -281,7 +341,7 @@ def shipped_table(store: Store, model: str, fingerprint: str | None = None, dtyp
     run = latest_run(store, fingerprint_key(table.fingerprint), table.model, table.dtype, hash_)
     if run is None:
         return Shipped(table, table, hash_, None, {})
-    shipped, replaced = apply_verdicts(table, run.previous, run.verdicts)
+    shipped, replaced = apply_verdicts(table, run.previous, run.verdicts, run.attention)
     return Shipped(shipped, table, hash_, run, replaced)
 
 
@@ -293,15 +353,36 @@ def shipped_or_none(store: Store, model: str, fp_key: str, dtype: str) -> Dispat
         return None
 
 
-def describe(verdicts: list[Verdict], replaced: dict[int, list[str]]) -> list[str]:
-    """Plain lines on what ships: one when the new table wins everywhere, else one per batch it lost."""
+def describe(verdicts: list[Verdict], replaced: dict[int, list[str]],
+             attention: list[AttentionRow] = ()) -> list[str]:
+    """Plain lines on what ships: one when the new table wins everywhere, else one per batch it lost;
+    then one for decode attention's buckets when they were measured (one per bucket the plan won)."""
     lost = [v for v in verdicts if v.ships != "table"]
     if not lost:
         batches = ", ".join(str(v.batch) for v in verdicts)
-        return [f"the new table ships: its decode step is the fastest at every batch measured ({batches})"]
+        head = [f"the new table ships: its decode step is the fastest at every batch measured ({batches})"]
+    else:
+        head = _lost_lines(lost, replaced)
+    return head + _attention_lines(attention)
+
+
+def _attention_lines(attention: list[AttentionRow]) -> list[str]:
+    if not attention:
+        return []
+    plans = [r for r in attention if r.ships == PLAN_ARM]
+    lines = [f"decode attention: the table's tuned config ships at {len(attention) - len(plans)} of "
+             f"{len(attention)} buckets measured in the step"]
+    for r in plans:
+        lines.append(f"{describe_bucket(ATTENTION_OP, encode_m(r.batch, r.context))}: the default plan's step is "
+                     f"faster over a cache of {r.slots} slots ({r.plan_ms:.3f} ms vs {r.table_ms:.3f} ms with the "
+                     "tuned config): export writes the plan there")
+    return lines
+
+
+def _lost_lines(lost: list[Verdict], replaced: dict[int, list[str]]) -> list[str]:
     lines = []
     for v in lost:
-        ops = replaced.get(v.batch, [])
+        ops = [op for op in replaced.get(v.batch, []) if not op.startswith(ATTENTION_OP)]
         what = "the unfused path" if v.ships == "unfused" else "the previous table's choices"
         change = (f"export writes {what} at M={v.batch} for {len(ops)} op{'s' * (len(ops) != 1)} "
                   f"({', '.join(ops)})") if ops else f"no bucket at M={v.batch} differs from {what}"

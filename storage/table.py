@@ -35,7 +35,9 @@ agree (a table may not leave them out):
 
 Its buckets carry no cublas_us (it is no GEMM); a fused config has decode attention's keys (SPLITS,
 BLOCK_N, pack, combine, num_warps, num_stages, and prep, which tables written before it was a key
-leave out: that means prep "separate").
+leave out: that means prep "separate"). Its buckets may also have the arm "plan" (config {}): the
+default plan runs there, because the end-to-end step check found it faster than the tuned config
+(storage.steps); such a bucket keeps the times its tuned config measured alone.
 
 Buckets are sorted by m and looked up by interval: the entry for m serves every M above the
 previous bucket's m up to m itself; past the last bucket the dispatcher runs the unfused path.
@@ -60,6 +62,7 @@ FORMAT = 2  # the newest this version writes: 2 with decode attention, else 1 (s
 FORMATS = (1, 2)
 ATTENTION_FORMAT = 2
 ARMS = ("fused", "unfused")
+PLAN_ARM = "plan"  # decode attention only: the default plan (see the module docstring)
 DTYPES = ("bfloat16", "float16", "float32")
 FINGERPRINT_FIELDS = {
     "device_name": str,
@@ -292,8 +295,9 @@ def _parse_config(b: dict, arm: str, path: str, op: str) -> dict:
 def _parse_bucket(b, path: str, op: str) -> Bucket:
     m = _int(b, "m", path)
     arm = _need(b, "arm", str, path)
-    if arm not in ARMS:
-        raise TableError(f"{path}.arm", f"must be one of {ARMS}, got {arm[:MAX_SHORT]!r}")
+    arms = (*ARMS, PLAN_ARM) if op == ATTENTION_OP else ARMS
+    if arm not in arms:
+        raise TableError(f"{path}.arm", f"must be one of {arms}, got {arm[:MAX_SHORT]!r}")
     config = _parse_config(b, arm, path, op)
     times = [_number(b, key, path, MAX_SPEEDUP if key == "speedup" else MAX_US) for key in TIMES]
     extra = [_optional_number(b, key, path, MAX_US) for key in OPTIONAL_TIMES]

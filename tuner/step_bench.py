@@ -4,18 +4,35 @@ table and with the table shipped before the tune, and store it (storage.steps sa
 It reuses `kernel-search bench`'s measurement (qwen3.bench.bench_arms: random weights, a prefill of
 CONTEXT tokens a sequence, CUDA-graph decode, the median of REPEATS runs), kept short: a few seconds
 an arm on a GPU.
+
+A table with decode attention buckets is also timed at each of them (measure_attention): the step at
+the bucket's batch over a cache inside the bucket's context interval, with the table and with the
+same table less its attention rows (the default plan). A tuned attention config is timed alone at its
+bucket's largest context; in the step, over the caches it serves, it was up to 6.6% slower than the
+plan on an H100 (benchmarks/README.md, sixth session).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
+from kernel_space.attention_shape import ATTENTION_OP, decode_m
 from kernel_space.buckets import DECODE_BUCKETS
 from qwen3.config import Qwen3Config
 from storage import Store
 from storage.export import build_table
-from storage.steps import StepRow, Verdict, apply_verdicts, decide, record_run, shipped_or_none, table_hash
+from storage.steps import (
+    AttentionRow,
+    StepRow,
+    Verdict,
+    apply_verdicts,
+    decide,
+    record_run,
+    shipped_or_none,
+    table_hash,
+)
 from storage.store import fingerprint_key
 from storage.table import DispatchTable
 
@@ -46,6 +63,51 @@ class StepCheck:
     verdicts: list[Verdict]
     replaced: dict[int, list[str]]
     no_previous: str | None
+    attention: list[AttentionRow] = field(default_factory=list)
+
+
+def attention_cells(table: DispatchTable, batches: list[int]) -> list[tuple[int, int, int]]:
+    """(batch, context, slots) for each fused decode_attention bucket of `table` whose batch is one of
+    `batches`: a cache of `slots` that the bucket serves, inside (the tuned context below it, its
+    context], at the geometric middle (half the first context), and long enough for OUTPUT_LEN steps
+    after a prompt of at least one token."""
+    entry = table.ops.get(ATTENTION_OP)
+    if entry is None:
+        return []
+    keys = [(decode_m(b.m), b.arm) for b in entry.buckets]
+    contexts = sorted({context for (_, context), _ in keys})
+    cells = []
+    for (batch, context), arm in sorted(keys, key=lambda k: (k[0][1], k[0][0])):
+        if arm != "fused" or batch not in batches:
+            continue
+        below = max((c for c in contexts if c < context), default=0)
+        slots = math.isqrt(below * context) if below else context // 2
+        slots = min(context, max(slots, below + 1, OUTPUT_LEN + 1))
+        cells.append((batch, context, slots))
+    return cells
+
+
+def measure_attention(config: Qwen3Config, table: DispatchTable, cells: list[tuple[int, int, int]], dtype: str,
+                      progress: Callable[[str], None] | None = None) -> list[AttentionRow]:
+    """The decode step at each cell (attention_cells) with `table` and with `table` less its
+    decode_attention entry (the default plan), on this process's GPU, one model for all."""
+    import torch
+
+    from qwen3.bench import bench_cell, random_weights
+    from qwen3.dispatch import Dispatcher
+
+    progress = progress or (lambda text: None)
+    plan = replace(table, ops={op: e for op, e in table.ops.items() if op != ATTENTION_OP})
+    model = random_weights(config, getattr(torch, dtype), "cuda", 0)
+    rows = []
+    for batch, context, slots in cells:
+        step_ms = {}
+        for arm, arm_table in (("table", table), ("plan", plan)):
+            model.set_dispatcher(Dispatcher(arm_table))
+            progress(f"decode attention, {arm}: batch {batch}, cache of {slots} slots")
+            step_ms[arm] = bench_cell(model, arm, batch, slots - OUTPUT_LEN, OUTPUT_LEN, REPEATS).decode_ms
+        rows.append(AttentionRow(batch, context, slots, step_ms["table"], step_ms["plan"]))
+    return rows
 
 
 def measure(config: Qwen3Config, arms: list[tuple[str, DispatchTable | None]], batches: list[int], dtype: str,
@@ -78,7 +140,9 @@ def step_check(store: Store, config: Qwen3Config, dtype: str, fp: dict, previous
         no_previous = None
         arms.append(("previous", previous))
     rows = measure(config, arms, batches, dtype, progress)
-    run_id = record_run(store, fp, config.name, dtype, table, previous, CONTEXT, OUTPUT_LEN, rows)
+    cells = attention_cells(table, batches)
+    attention = measure_attention(config, table, cells, dtype, progress) if cells else []
+    run_id = record_run(store, fp, config.name, dtype, table, previous, CONTEXT, OUTPUT_LEN, rows, attention)
     verdicts = decide(rows)
-    _, replaced = apply_verdicts(table, previous, verdicts)
-    return StepCheck(run_id, new_hash, rows, verdicts, replaced, no_previous)
+    _, replaced = apply_verdicts(table, previous, verdicts, attention)
+    return StepCheck(run_id, new_hash, rows, verdicts, replaced, no_previous, attention)

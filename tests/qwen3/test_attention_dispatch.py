@@ -169,3 +169,11 @@ def test_the_model_looks_up_per_batch_and_cache_and_a_set_config_wins(monkeypatc
     assert _decode_configs(model, monkeypatch, batch=3, max_len=64) == [GROUP, GROUP]
     model.set_dispatcher(Dispatcher())  # another dispatcher: its (empty) table
     assert _decode_configs(model, monkeypatch, batch=3, max_len=64) == [None, None]
+
+
+def test_a_plan_bucket_runs_the_default_plan_where_the_step_check_put_it():
+    ops = quiet(attention_table([(1, 32, "fused", HEAD), (4, 32, "plan", {}), (4, 64, "fused", GROUP)]))
+    choice = ops.choose_attention(problem(3, 20))
+    assert choice.arm == "plan" and "the step check found it faster" in choice.reason
+    assert ops.attention_config(problem(3, 20)) is None  # the launcher's default plan
+    assert ops.attention_config(problem(1, 20)) == HEAD and ops.attention_config(problem(3, 40)) == GROUP

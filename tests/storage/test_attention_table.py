@@ -19,7 +19,8 @@ from storage.queries import studies_frame, winners_frame
 from tests.storage.fill import FUSED, H100
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-COMMITTED = sorted(RESULTS.glob("dispatch_*.json"))
+COMMITTED = sorted(RESULTS.glob("dispatch_qwen3-*_H100.json"))  # the shipped tables: no attention rows
+WITH_ATTENTION = sorted(RESULTS.glob("dispatch_attn_*.json")) + sorted(RESULTS.glob("dispatch_*_merged.json"))
 PLAN = attention_plan(8, 16, 8, 128, 4096, 132)  # a runnable qwen3-0.6b config
 
 
@@ -176,3 +177,33 @@ def test_the_step_check_keeps_attention_buckets_as_tuned():
     assert changed == {1: ["o_proj_residual"]}
     assert shipped.ops["o_proj_residual"].buckets[0].arm == "unfused"
     assert shipped.ops["decode_attention"] == loaded.ops["decode_attention"]
+
+
+def test_an_attention_bucket_may_run_the_default_plan_and_import_skips_it(tmp_path):
+    data = table([bucket(1, 4096), {**bucket(8, 4096), "arm": "plan", "config": {}}])
+    loaded = load_table(data)
+    assert [b.arm for b in loaded.ops["decode_attention"].buckets] == ["fused", "plan"]
+    assert json.loads(dump_table(loaded)) == data
+    check_runnable(loaded)
+    with Store(f"sqlite:///{tmp_path / 'p.db'}") as store:
+        summary = import_table(store, loaded)
+        assert (summary.plans, summary.buckets, summary.added) == (1, 2, 2)  # o_proj and the fused attention bucket
+        assert "1 decode attention bucket on the default plan not imported" in str(summary)
+
+
+def test_only_decode_attention_has_the_plan_arm():
+    data = table()
+    data["ops"]["o_proj_residual"]["buckets"][0]["arm"] = "plan"
+    with pytest.raises(TableError, match=r"'ops\.o_proj_residual\.buckets\[0\]\.arm': must be one of \('fused', "
+                                         r"'unfused'\), got 'plan'"):
+        load_table(data)
+
+
+@pytest.mark.parametrize("path", WITH_ATTENTION, ids=lambda p: p.name)
+def test_tables_tuned_with_attention_on_a_gpu_load_and_validate(path):
+    """The H100 tune's decode attention tables, alone and merged into the GEMM tables: every bucket a
+    config the check accepts at its (batch, context), the dump byte-for-byte the file."""
+    loaded = load_table(path)
+    assert loaded.ops["decode_attention"].buckets
+    assert dump_table(loaded) == path.read_text()
+    check_runnable(loaded)

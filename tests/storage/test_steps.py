@@ -70,7 +70,7 @@ def test_migration_0003_from_a_0002_database_keeps_its_rows(new_db_url):
     engine.dispose()
     with Store(url) as store:  # a writing open migrates to head
         with store.engine.connect() as conn:
-            assert migrate.current(conn) == migrate.head() == "0003"
+            assert migrate.current(conn) == migrate.head() == "0004"
         with store.session(write=False) as s:
             assert s.scalars(select(Study.optuna_study_name)).all() == ["kept"]
             assert s.scalars(select(Trial.median_us)).all() == [4.9]

@@ -18,7 +18,7 @@ from storage.engine import driver_url
 from tests.storage.fill import FUSED, H100, H200, UNFUSED
 
 KS_TABLES = {"ks_fingerprints", "ks_shapes", "ks_model_shapes", "ks_studies", "ks_trials", "ks_winners", "ks_queue",
-             "ks_config_claims", "ks_step_runs", "ks_step_benches"}
+             "ks_config_claims", "ks_step_runs", "ks_step_benches", "ks_step_attention"}
 # A test that checks what only SQLite has (PRAGMAs, the lock file, a file that is not a database).
 sqlite_only = pytest.mark.parametrize("db_backend", ["sqlite"])
 
@@ -51,8 +51,8 @@ def test_sqlite_wal_busy_timeout_and_foreign_keys(store):
 
 def test_migrations_applied_at_head(store):
     with store.engine.connect() as conn:
-        assert migrate.current(conn) == migrate.head() == "0003"
-        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0003",)]
+        assert migrate.current(conn) == migrate.head() == "0004"
+        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0004",)]
     assert KS_TABLES | {"ks_alembic_version"} <= tables(store)
 
 

@@ -127,3 +127,104 @@ def test_measure_runs_the_bench_commands_cells_and_keeps_their_numbers(filled, m
         [step_bench.CONTEXT], step_bench.OUTPUT_LEN, torch.bfloat16, step_bench.REPEATS)
     (_, plain), (_, tuned) = seen["arms"]
     assert isinstance(plain, Dispatcher) and plain.table is None and tuned.table == table
+
+
+# ---- decode attention's buckets in the step -----------------------------------------------------
+
+
+def _attention_store(tmp_path):
+    from storage import Store
+    from storage.export import import_table
+    from tests.storage.test_attention_table import bucket, table
+
+    store = Store(f"sqlite:///{tmp_path / 'attn.db'}")
+    import_table(store, table([bucket(1, 4096), bucket(8, 4096), bucket(1, 32768)]))
+    return store
+
+
+def test_attention_cells_lie_inside_each_buckets_context_interval(tmp_path):
+    from storage import load_table
+    from tests.storage.test_attention_table import bucket, table
+
+    loaded = load_table(table([bucket(1, 256), bucket(1, 4096), bucket(8, 4096), bucket(1, 32768),
+                               bucket(8, 32768, "unfused")]))
+    # (batch, context, slots): half the first context, the geometric middle above the one below.
+    assert step_bench.attention_cells(loaded, [1, 8]) == [(1, 256, 128), (1, 4096, 1024), (8, 4096, 1024),
+                                                          (1, 32768, 11585)]
+    assert step_bench.attention_cells(loaded, [8]) == [(8, 4096, 1024)]  # the batches checked; fused only
+    gemm_only = load_table(table())
+    gemm_only = type(gemm_only)(**{**gemm_only.__dict__, "ops": {"o_proj_residual": gemm_only.ops["o_proj_residual"]}})
+    assert step_bench.attention_cells(gemm_only, [1]) == []
+
+
+def test_attention_buckets_are_timed_in_the_step_and_the_plan_ships_where_faster(tmp_path, monkeypatch):
+    from storage.steps import AttentionRow, describe
+
+    store = _attention_store(tmp_path)
+    monkeypatch.setattr(step_bench, "measure", FakeBench({"unfused": {1: 2.0, 8: 3.0}, "table": {1: 1.0, 8: 2.0}}))
+    seen = []
+
+    def measure_attention(config, table, cells, dtype, progress=None):
+        seen.append(cells)
+        return [AttentionRow(b, c, s, 1.0, 0.9 if c == 32768 else 1.1) for b, c, s in cells]
+
+    monkeypatch.setattr(step_bench, "measure_attention", measure_attention)
+    with store:
+        check = step_bench.step_check(store, CONFIG, "bfloat16", H100, None, [1, 8])
+        assert seen == [[(1, 4096, 2048), (8, 4096, 2048), (1, 32768, 11585)]]
+        assert check.replaced == {1: ["decode_attention ctx=32768"]}
+        shipped = shipped_table(store, CONFIG.name, "H100")
+        arms = {b.m: (b.arm, b.config) for b in shipped.table.ops["decode_attention"].buckets}
+        assert arms[32768001] == ("plan", {}) and arms[4096001][0] == arms[4096008][0] == "fused"
+        assert shipped.raw.ops["decode_attention"].buckets[-1].arm == "fused"  # the winner is kept as tuned
+        assert [r["ships"] for r in shipped.record()["attention"]] == ["table", "table", "plan"]
+        lines = describe(check.verdicts, check.replaced, check.attention)
+        assert lines[0].startswith("the new table ships: its decode step is the fastest at every batch")
+        assert lines[1] == "decode attention: the table's tuned config ships at 2 of 3 buckets measured in the step"
+        assert lines[2].startswith("M=1 ctx=32768: the default plan's step is faster over a cache of 11585 slots "
+                                   "(0.900 ms vs 1.000 ms with the tuned config)")
+        # The exported table serves caches of 4,097-32,768 slots at batch 1 with the plan (the dispatcher
+        # runs a plan bucket's default plan: tests/qwen3/test_attention_dispatch.py).
+        entry = shipped.table.ops["decode_attention"]
+        assert entry.attention_lookup(1, 20000)[0].arm == "plan" and entry.attention_lookup(1, 3000)[0].arm == "fused"
+
+
+def test_an_attention_row_of_no_bucket_is_refused(tmp_path, monkeypatch):
+    from storage.steps import AttentionRow
+
+    store = _attention_store(tmp_path)
+    monkeypatch.setattr(step_bench, "measure", FakeBench({"unfused": {1: 2.0}, "table": {1: 1.0}}))
+    for bad, match in ((AttentionRow(1, 8192, 100, 1.0, 1.0), "no decode_attention bucket"),
+                       (AttentionRow(1, 4096, 5000, 1.0, 1.0), "slots 5000 is not in the bucket's context"),
+                       (AttentionRow(1, 4096, 100, float("nan"), 1.0), "table_ms must be a finite number")):
+        monkeypatch.setattr(step_bench, "measure_attention", lambda *a, bad=bad, **k: [bad])
+        with store, pytest.raises(ValueError, match=match):
+            step_bench.step_check(store, CONFIG, "bfloat16", H100, None, [1])
+
+
+def test_measure_attention_times_each_cell_with_the_table_and_with_the_plan(tmp_path, monkeypatch):
+    import qwen3.bench
+    from qwen3.bench import BenchRow
+    from storage import load_table
+    from tests.storage.test_attention_table import bucket, table
+
+    loaded = load_table(table([bucket(1, 4096), bucket(8, 4096)]))
+    calls = []
+
+    def bench_cell(model, arm, batch, context, output_len, repeats=3, seed=0, breakdown=False):
+        calls.append((arm, "decode_attention" in model.dispatcher.table.ops, batch, context + output_len, repeats))
+        return BenchRow(arm, batch, context, prefill_ms=1.0, decode_ms=2.0 if arm == "table" else 1.5,
+                        tokens_per_s=1.0)
+
+    class Model:
+        def set_dispatcher(self, ops):
+            self.dispatcher = ops
+
+    monkeypatch.setattr(qwen3.bench, "bench_cell", bench_cell)
+    monkeypatch.setattr(qwen3.bench, "random_weights", lambda *a, **k: Model())
+    with pytest.warns(RuntimeWarning):  # an H100 table on a machine without one
+        rows = step_bench.measure_attention(CONFIG, loaded, [(1, 4096, 2048), (8, 4096, 2048)], "bfloat16")
+    assert calls == [("table", True, 1, 2048, step_bench.REPEATS), ("plan", False, 1, 2048, step_bench.REPEATS),
+                     ("table", True, 8, 2048, step_bench.REPEATS), ("plan", False, 8, 2048, step_bench.REPEATS)]
+    assert [(r.batch, r.context, r.slots, r.table_ms, r.plan_ms, r.ships) for r in rows] == [
+        (1, 4096, 2048, 2.0, 1.5, "plan"), (8, 4096, 2048, 2.0, 1.5, "plan")]
