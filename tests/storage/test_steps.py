@@ -86,6 +86,36 @@ def test_migration_0003_from_a_0002_database_keeps_its_rows(new_db_url):
             assert s.scalar(select(func.count()).select_from(Winner)) == 1
 
 
+def test_migration_0004_from_a_0003_database_keeps_its_step_checks(new_db_url):
+    url = new_db_url("at0003")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(migrate._config(conn), "0003")
+    with Session(engine) as s, s.begin():
+        fp = Fingerprint(key=fingerprint_key(H100), device_name=H100["device_name"], capability="9.0", sm_count=132,
+                         total_memory=H100["total_memory"], driver="570", cuda="12.8", torch="2.11", triton="3.6",
+                         kernel_hashes=H100["kernel_hashes"])
+        s.add(fp)
+        s.flush()
+        run = StepRun(fingerprint_id=fp.id, model=MODEL, dtype="bfloat16", table_hash="h", table_json={},
+                      context=128, output_len=32)
+        s.add(run)
+        s.flush()
+        s.add(StepBench(run_id=run.id, arm="table", batch=1, step_ms=1.0, tok_s=1000.0))
+    engine.dispose()
+    with Store(url) as store:  # a writing open migrates to head
+        with store.engine.connect() as conn:
+            assert migrate.current(conn) == migrate.head() == "0004"
+        assert sqlalchemy.inspect(store.engine).has_table("ks_step_attention")
+        with store.session(write=False) as s:
+            assert s.scalars(select(StepBench.step_ms)).all() == [1.0]
+        with store.engine.begin() as conn:  # and back down: the attention rows' table goes, the rest stays
+            command.downgrade(migrate._config(conn), "0003")
+        assert not sqlalchemy.inspect(store.engine).has_table("ks_step_attention")
+        with store.session(write=False) as s:
+            assert s.scalar(select(func.count()).select_from(StepRun)) == 1
+
+
 # ---- storing and reading --------------------------------------------------------------------
 
 
