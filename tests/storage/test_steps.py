@@ -43,17 +43,23 @@ def rows(**ms: dict[int, float]) -> list[StepRow]:
 # ---- migration ------------------------------------------------------------------------------
 
 
+def _h100_row(s) -> Fingerprint:
+    """The H100's fingerprint row, written by hand (a database at an old revision has no Store)."""
+    fp = Fingerprint(key=fingerprint_key(H100), device_name=H100["device_name"], capability="9.0", sm_count=132,
+                     total_memory=H100["total_memory"], driver="570", cuda="12.8", torch="2.11", triton="3.6",
+                     kernel_hashes=H100["kernel_hashes"])
+    s.add(fp)
+    s.flush()
+    return fp
+
+
 def test_migration_0003_from_a_0002_database_keeps_its_rows(new_db_url):
     url = new_db_url("at0002")
     engine = make_engine(url)
     with engine.begin() as conn:
         command.upgrade(migrate._config(conn), "0002")
     with Session(engine) as s, s.begin():
-        fp = Fingerprint(key=fingerprint_key(H100), device_name=H100["device_name"], capability="9.0", sm_count=132,
-                         total_memory=H100["total_memory"], driver="570", cuda="12.8", torch="2.11", triton="3.6",
-                         kernel_hashes=H100["kernel_hashes"])
-        s.add(fp)
-        s.flush()
+        fp = _h100_row(s)
         shape_row = Shape(op="rmsnorm_qkv", n=4096, k=1024, dtype="bfloat16")
         s.add(shape_row)
         s.flush()
@@ -92,11 +98,7 @@ def test_migration_0004_from_a_0003_database_keeps_its_step_checks(new_db_url):
     with engine.begin() as conn:
         command.upgrade(migrate._config(conn), "0003")
     with Session(engine) as s, s.begin():
-        fp = Fingerprint(key=fingerprint_key(H100), device_name=H100["device_name"], capability="9.0", sm_count=132,
-                         total_memory=H100["total_memory"], driver="570", cuda="12.8", torch="2.11", triton="3.6",
-                         kernel_hashes=H100["kernel_hashes"])
-        s.add(fp)
-        s.flush()
+        fp = _h100_row(s)
         run = StepRun(fingerprint_id=fp.id, model=MODEL, dtype="bfloat16", table_hash="h", table_json={},
                       context=128, output_len=32)
         s.add(run)
