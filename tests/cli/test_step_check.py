@@ -259,3 +259,30 @@ def test_tune_on_the_gpu_times_the_step_and_stores_it(tmp_path):
     for arm in ("unfused", "table"):
         assert (frame[f"{arm}_step_ms"] > 0).all() and (frame[f"{arm}_tok_s"] > 0).all()
     assert frame["previous_tok_s"].isna().all()
+
+
+def test_export_writes_the_default_plan_where_the_check_found_it_faster(tmp_path):
+    from storage import Store
+    from storage.export import import_table
+    from storage.steps import AttentionRow
+    from tests.storage.test_attention_table import bucket, table
+
+    url = f"sqlite:///{tmp_path / 'attn.db'}"
+    with Store(url) as store:
+        import_table(store, table([bucket(1, 4096), bucket(1, 32768)]))
+        built = build_table(store, MODEL, "H100")
+        record_run(store, H100, MODEL, "bfloat16", built, None, 128, 32,
+                   [StepRow("unfused", 1, 1.7, 588.2, 9.0), StepRow("table", 1, 0.94, 1063.8, 9.1)],
+                   [AttentionRow(1, 4096, 2048, 1.0, 1.1), AttentionRow(1, 32768, 11585, 1.0, 0.9)])
+    result = run("export", "--model", MODEL, "--gpu", "H100", "-o", tmp_path / "t.json", "--db", url)
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert [(b["context"], b["arm"]) for b in doc["ops"]["decode_attention"]["buckets"]] == [(4096, "fused"),
+                                                                                             (32768, "plan")]
+    assert doc["step_check"]["replaced"] == {"1": ["decode_attention ctx=32768"]}
+    assert "decode attention: the table's tuned config ships at 1 of 2 buckets measured in the step" in result.stderr
+    assert "M=1 ctx=32768: the default plan's step is faster over a cache of 11585 slots (0.900 ms vs 1.000 ms " \
+           "with the tuned config): export writes the plan there" in result.stderr
+    imported = run("import", tmp_path / "t.json", "--db", f"sqlite:///{tmp_path / 'other.db'}")
+    assert imported.exit_code == 0, imported.output
+    assert "1 decode attention bucket on the default plan not imported" in imported.stdout + imported.stderr
