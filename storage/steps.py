@@ -17,10 +17,12 @@ The rule (decide): at each benched batch the arm with the fastest step ships; a 
 table, then the previous one. Where it is not the new table, `export` (shipped_table) replaces the
 bucket at M = that batch of every op with what the faster arm runs there: the unfused path, or the
 previous table's choice at that M (unfused for an op the previous table did not cover there). Buckets
-at M that no step check measured are kept as tuned. The rule applies only to the table it measured:
-the latest run whose table_hash is the hash of the table the winners give now. After a later tune
-without a step check (or an import) the hash differs and export writes the winners as they are, and
-says so.
+at M that no step check measured are kept as tuned. Decode attention's buckets have their own rows
+(AttentionRow: the step at the bucket's batch over a cache it serves, with the table and with the
+default plan): where the plan is faster, export writes the bucket with the arm "plan". The rule
+applies only to the table it measured: the latest run whose table_hash is the hash of the table the
+winners give now. After a later tune without a step check (or an import) the hash differs and export
+writes the winners as they are, and says so.
 """
 
 from __future__ import annotations
