@@ -78,6 +78,8 @@ def run_check(store, config, dtype: str, fp: dict, previous, batches: list[int],
     print_steps(console(), steps_frame(store, run_id=check.run_id))
     for line in describe(check.verdicts, check.replaced, check.attention):
         typer.echo(line)
+    for line in check.attention_skipped:
+        typer.echo(line, err=True)
     if check.no_previous:
         typer.echo(f"no previous arm: {check.no_previous}")
 

@@ -64,6 +64,7 @@ class StepCheck:
     replaced: dict[int, list[str]]
     no_previous: str | None
     attention: list[AttentionRow] = field(default_factory=list)
+    attention_skipped: list[str] = field(default_factory=list)  # cells left out, a line each
 
 
 def attention_cells(table: DispatchTable, batches: list[int]) -> list[tuple[int, int, int]]:
@@ -88,9 +89,12 @@ def attention_cells(table: DispatchTable, batches: list[int]) -> list[tuple[int,
 
 
 def measure_attention(config: Qwen3Config, table: DispatchTable, cells: list[tuple[int, int, int]], dtype: str,
-                      progress: Callable[[str], None] | None = None) -> list[AttentionRow]:
+                      progress: Callable[[str], None] | None = None,
+                      skipped: list[str] | None = None) -> list[AttentionRow]:
     """The decode step at each cell (attention_cells) with `table` and with `table` less its
-    decode_attention entry (the default plan), on this process's GPU, one model for all."""
+    decode_attention entry (the default plan), on this process's GPU, one model for all. A cell that
+    runs out of GPU memory (its prefill, at a long context) is left out, its bucket kept as tuned, and
+    a line saying so goes to `skipped`; any other error is not caught."""
     import torch
 
     from qwen3.bench import bench_cell, random_weights
@@ -102,10 +106,17 @@ def measure_attention(config: Qwen3Config, table: DispatchTable, cells: list[tup
     rows = []
     for batch, context, slots in cells:
         step_ms = {}
-        for arm, arm_table in (("table", table), ("plan", plan)):
-            model.set_dispatcher(Dispatcher(arm_table))
-            progress(f"decode attention, {arm}: batch {batch}, cache of {slots} slots")
-            step_ms[arm] = bench_cell(model, arm, batch, slots - OUTPUT_LEN, OUTPUT_LEN, REPEATS).decode_ms
+        try:
+            for arm, arm_table in (("table", table), ("plan", plan)):
+                model.set_dispatcher(Dispatcher(arm_table))
+                progress(f"decode attention, {arm}: batch {batch}, cache of {slots} slots")
+                step_ms[arm] = bench_cell(model, arm, batch, slots - OUTPUT_LEN, OUTPUT_LEN, REPEATS).decode_ms
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            if skipped is not None:
+                skipped.append(f"decode attention at batch {batch} over a cache of {slots} slots ran out of GPU "
+                               f"memory: its bucket (ctx={context}) is kept as tuned")
+            continue
         rows.append(AttentionRow(batch, context, slots, step_ms["table"], step_ms["plan"]))
     return rows
 
@@ -140,9 +151,9 @@ def step_check(store: Store, config: Qwen3Config, dtype: str, fp: dict, previous
         no_previous = None
         arms.append(("previous", previous))
     rows = measure(config, arms, batches, dtype, progress)
-    cells = attention_cells(table, batches)
-    attention = measure_attention(config, table, cells, dtype, progress) if cells else []
+    cells, skipped = attention_cells(table, batches), []
+    attention = measure_attention(config, table, cells, dtype, progress, skipped) if cells else []
     run_id = record_run(store, fp, config.name, dtype, table, previous, CONTEXT, OUTPUT_LEN, rows, attention)
     verdicts = decide(rows)
     _, replaced = apply_verdicts(table, previous, verdicts, attention)
-    return StepCheck(run_id, new_hash, rows, verdicts, replaced, no_previous, attention)
+    return StepCheck(run_id, new_hash, rows, verdicts, replaced, no_previous, attention, skipped)

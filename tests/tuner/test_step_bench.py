@@ -164,7 +164,7 @@ def test_attention_buckets_are_timed_in_the_step_and_the_plan_ships_where_faster
     monkeypatch.setattr(step_bench, "measure", FakeBench({"unfused": {1: 2.0, 8: 3.0}, "table": {1: 1.0, 8: 2.0}}))
     seen = []
 
-    def measure_attention(config, table, cells, dtype, progress=None):
+    def measure_attention(config, table, cells, dtype, progress=None, skipped=None):
         seen.append(cells)
         return [AttentionRow(b, c, s, 1.0, 0.9 if c == 32768 else 1.1) for b, c, s in cells]
 
@@ -228,3 +228,33 @@ def test_measure_attention_times_each_cell_with_the_table_and_with_the_plan(tmp_
                      ("table", True, 8, 2048, step_bench.REPEATS), ("plan", False, 8, 2048, step_bench.REPEATS)]
     assert [(r.batch, r.context, r.slots, r.table_ms, r.plan_ms, r.ships) for r in rows] == [
         (1, 4096, 2048, 2.0, 1.5, "plan"), (8, 4096, 2048, 2.0, 1.5, "plan")]
+
+
+def test_an_attention_cell_out_of_gpu_memory_is_left_out_and_said(monkeypatch):
+    import torch
+
+    import qwen3.bench
+    from qwen3.bench import BenchRow
+    from storage import load_table
+    from tests.storage.test_attention_table import bucket, table
+
+    loaded = load_table(table([bucket(1, 4096), bucket(8, 4096)]))
+
+    def bench_cell(model, arm, batch, context, output_len, repeats=3, seed=0, breakdown=False):
+        if batch == 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return BenchRow(arm, batch, context, prefill_ms=1.0, decode_ms=1.0, tokens_per_s=1.0)
+
+    class Model:
+        def set_dispatcher(self, ops):
+            pass
+
+    monkeypatch.setattr(qwen3.bench, "bench_cell", bench_cell)
+    monkeypatch.setattr(qwen3.bench, "random_weights", lambda *a, **k: Model())
+    skipped = []
+    with pytest.warns(RuntimeWarning):
+        rows = step_bench.measure_attention(CONFIG, loaded, [(1, 4096, 2048), (8, 4096, 2048)], "bfloat16",
+                                            skipped=skipped)
+    assert [(r.batch, r.ships) for r in rows] == [(1, "table")]
+    assert skipped == ["decode attention at batch 8 over a cache of 2048 slots ran out of GPU memory: its bucket "
+                       "(ctx=4096) is kept as tuned"]
