@@ -72,8 +72,9 @@ def main() -> int:
             row = {"gpus": int(gpus), "storage": storage, "wall_s": round(wall, 1), "studies": len(ids),
                    "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
                    "fused": fused, "rc": done.returncode, **timeline, "worker_phases": _phases(logs, started)}
-            row["slowest_compiles"] = _slowest_compiles(store_url=url)
-            row["slowest_studies"] = _slowest_studies(url, row["studies"], started)
+            trials = _trials(url)
+            row["slowest_compiles"] = _slowest_compiles(trials)
+            row["slowest_studies"] = _slowest_studies(trials, row["studies"], started)
             if args.export_dir:
                 row["table"] = _export(url, args, f"{gpus}gpu_{storage}")
             rows.append(row)
@@ -133,33 +134,34 @@ def _phases(logs: Path, started: dt.datetime) -> list[dict]:
     return out
 
 
-def _slowest_compiles(store_url: str, count: int = 5) -> list[dict]:
-    """The configs whose compile (pool and first launch) took longest: a long study shows why here."""
+def _trials(store_url: str):
+    """Every stored trial of the run (storage.queries.trials_frame), read once for the summaries below."""
     from storage import Store
     from storage.queries import trials_frame
 
     with Store(store_url, readonly=store_url.startswith("sqlite")) as store:
-        frame = trials_frame(store, arm="fused").dropna(subset=["compile_s"])
+        return trials_frame(store)
+
+
+def _slowest_compiles(trials, count: int = 5) -> list[dict]:
+    """The configs whose compile (pool and first launch) took longest: a long study shows why here."""
+    frame = trials[trials.arm == "fused"].dropna(subset=["compile_s"])
     top = frame.sort_values("compile_s", ascending=False).head(count)
     return [{"op": r.op, "m": int(r.m), "compile_s": round(float(r.compile_s), 1), "status": r.status,
              "config": r.config_key} for r in top.itertuples()]
 
 
-def _slowest_studies(store_url: str, studies: list[dict], started: dt.datetime, count: int = 3) -> list[dict]:
+def _slowest_studies(trials, studies: list[dict], started: dt.datetime, count: int = 3) -> list[dict]:
     """The studies that took longest from first trial to winner, each with its trials in the order
     they were stored: seconds from the run's start, compile seconds, status and time. Whether a slow
     study waited on compiles, on the GPU or on the database shows in the gaps."""
-    from storage import Store
     from storage.models import as_utc
-    from storage.queries import trials_frame
 
     slow = sorted((s for s in studies if s.get("winner_s") is not None),
                   key=lambda s: s["winner_s"] - s["first_trial_s"], reverse=True)[:count]
-    with Store(store_url, readonly=store_url.startswith("sqlite")) as store:
-        frame = trials_frame(store)
     out = []
     for study in slow:
-        rows = frame[(frame.op == study["op"]) & (frame.m == study["m"])].sort_values("created_at")
+        rows = trials[(trials.op == study["op"]) & (trials.m == study["m"])].sort_values("created_at")
         out.append({**study, "trials": [
             {"at_s": round((as_utc(r.created_at.to_pydatetime()) - started).total_seconds(), 2),
              "compile_s": None if r.compile_s != r.compile_s else round(float(r.compile_s), 2),

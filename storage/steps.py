@@ -161,9 +161,7 @@ def _check_attention(rows: list[AttentionRow], table: DispatchTable) -> None:
             raise ValueError(f"attention row batch {row.batch}, context {row.context} is no decode_attention "
                              "bucket of the table")
         for name in ("table_ms", "plan_ms"):
-            value = getattr(row, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+            _check_time(name, getattr(row, name))
         if not 0 < row.slots <= row.context:
             raise ValueError(f"attention row slots {row.slots} is not in the bucket's context (0, {row.context}]")
 
@@ -180,9 +178,14 @@ def _check_rows(rows: list[StepRow], has_previous: bool) -> None:
             raise ValueError(f"batch must be an int >= 1, got {row.batch!r}")
         for name in ("step_ms", "tok_s", "prefill_ms"):
             value = getattr(row, name)
-            if (value is not None or name != "prefill_ms") and not (isinstance(value, int | float)
-                                                                    and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+            if value is not None or name != "prefill_ms":
+                _check_time(name, value)
+
+
+def _check_time(name: str, value) -> None:
+    """ValueError unless value is a measured time: a finite number > 0."""
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 @dataclass(frozen=True)
