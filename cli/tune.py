@@ -68,8 +68,8 @@ def tune(
     Then, on a GPU, the end-to-end check: the model's decode step (CUDA graph, random weights, a few
     seconds an arm) with the new table, with none (unfused) and with the table exported before the tune.
     Where the new table's step is slower, `export` writes the faster arm's choices at that batch. Each
-    decode attention bucket is also timed in the step, over a cache it serves, against the default plan;
-    where the plan is faster, `export` writes the plan there."""
+    decode attention bucket is also timed in the step, over two caches it serves, against the default
+    plan; where the plan is faster at either, `export` writes the plan there."""
     if worker_logs is not None and gpus is None:
         fail("--worker-logs goes with --gpus (a tune without it runs in this process: its output is here)")
     # With --gpus the workers start first of all: their imports (seconds each) overlap this process's.

@@ -254,8 +254,9 @@ class StepBench(Base):
 
 class StepAttention(Base):
     """Decode attention's part of a StepRun, one row per attention bucket of the new table: the decode
-    step at the bucket's batch over a cache inside its context interval (`slots`), with the table
-    (table_ms) and with the same table less its attention rows (plan_ms: the default plan). The check
+    step at the bucket's batch over a cache inside its context interval (`slots`: of the caches timed,
+    the one where the tuned config fared worst), with the table (table_ms) and with the same table
+    less its attention rows (plan_ms: the default plan). The check
     at StepRun.context reaches only the smallest context bucket; these reach every one."""
 
     __tablename__ = "ks_step_attention"

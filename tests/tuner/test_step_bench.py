@@ -107,25 +107,32 @@ def test_measure_runs_the_bench_commands_cells_and_keeps_their_numbers(filled, m
 
     store, _ = filled
     table = build_table(store, CONFIG.name, "H100")
-    seen = {}
+    seen, calls = {}, []
 
     def bench_arms(config, arms, batches, contexts, output_len, breakdown=False, dtype=None, repeats=3, seed=0,
                    progress=None):
         seen.update(config=config.name, arms=arms, batches=batches, contexts=contexts, output_len=output_len,
                     dtype=dtype, repeats=repeats)
-        return [BenchRow(arm, b, contexts[0], prefill_ms=7.5, decode_ms=0.5 * b, tokens_per_s=2000.0)
-                for arm, _ in arms for b in batches]
+        calls.append([arm for arm, _ in arms])
+        if len(calls) == 1:  # the cell thrown away: one arm, the first batch, one run
+            assert (batches, repeats) == ([1], 1)
+            return [BenchRow(arms[0][0], 1, contexts[0], prefill_ms=0.0, decode_ms=0.1, tokens_per_s=1.0)]
+        # The arm measured first is slower by 1 ms: the mean of both orders cancels it.
+        return [BenchRow(arm, b, contexts[0], prefill_ms=7.5, decode_ms=0.5 * b + (i == 0),
+                         tokens_per_s=2000.0) for i, (arm, _) in enumerate(arms) for b in batches]
 
     monkeypatch.setattr(qwen3.bench, "bench_arms", bench_arms)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the table was measured on an H100, this is a CPU
         got = step_bench.measure(CONFIG, [("unfused", None), ("table", table)], [1, 4], "bfloat16")
+    # One cell thrown away (a process's first is faster), then each arm once first, once last.
+    assert calls == [["unfused"], ["unfused", "table"], ["table", "unfused"]]
     assert [(r.arm, r.batch, r.step_ms, r.tok_s, r.prefill_ms) for r in got] == [
-        ("unfused", 1, 0.5, 2000.0, 7.5), ("unfused", 4, 2.0, 2000.0, 7.5),
-        ("table", 1, 0.5, 2000.0, 7.5), ("table", 4, 2.0, 2000.0, 7.5)]
+        ("unfused", 1, 1.0, 1000.0, 7.5), ("unfused", 4, 2.5, 1600.0, 7.5),
+        ("table", 1, 1.0, 1000.0, 7.5), ("table", 4, 2.5, 1600.0, 7.5)]
     assert (seen["contexts"], seen["output_len"], seen["dtype"], seen["repeats"]) == (
         [step_bench.CONTEXT], step_bench.OUTPUT_LEN, torch.bfloat16, step_bench.REPEATS)
-    (_, plain), (_, tuned) = seen["arms"]
+    (_, tuned), (_, plain) = seen["arms"]  # the last call: the reverse order
     assert isinstance(plain, Dispatcher) and plain.table is None and tuned.table == table
 
 
@@ -148,10 +155,13 @@ def test_attention_cells_lie_inside_each_buckets_context_interval(tmp_path):
 
     loaded = load_table(table([bucket(1, 256), bucket(1, 4096), bucket(8, 4096), bucket(1, 32768),
                                bucket(8, 32768, "unfused")]))
-    # (batch, context, slots): half the first context, the geometric middle above the one below.
-    assert step_bench.attention_cells(loaded, [1, 8]) == [(1, 256, 128), (1, 4096, 1024), (8, 4096, 1024),
-                                                          (1, 32768, 11585)]
-    assert step_bench.attention_cells(loaded, [8]) == [(8, 4096, 1024)]  # the batches checked; fused only
+    # (batch, context, slots), two a bucket: the context below plus two runs of OUTPUT_LEN steps, and
+    # the geometric middle above the one below (half the first context).
+    low = 2 * step_bench.OUTPUT_LEN
+    assert step_bench.attention_cells(loaded, [1, 8]) == [
+        (1, 256, low), (1, 256, 128), (1, 4096, 256 + low), (1, 4096, 1024), (8, 4096, 256 + low),
+        (8, 4096, 1024), (1, 32768, 4096 + low), (1, 32768, 11585)]
+    assert step_bench.attention_cells(loaded, [8]) == [(8, 4096, 256 + low), (8, 4096, 1024)]  # fused only
     gemm_only = load_table(table())
     gemm_only = type(gemm_only)(**{**gemm_only.__dict__, "ops": {"o_proj_residual": gemm_only.ops["o_proj_residual"]}})
     assert step_bench.attention_cells(gemm_only, [1]) == []
@@ -166,12 +176,15 @@ def test_attention_buckets_are_timed_in_the_step_and_the_plan_ships_where_faster
 
     def measure_attention(config, table, cells, dtype, progress=None, skipped=None):
         seen.append(cells)
-        return [AttentionRow(b, c, s, 1.0, 0.9 if c == 32768 else 1.1) for b, c, s in cells]
+        rows = {(b, c): AttentionRow(b, c, s, 1.0, 0.9 if c == 32768 else 1.1) for b, c, s in cells}
+        return list(rows.values())  # one a bucket, as measure_attention keeps (its last cell here)
 
     monkeypatch.setattr(step_bench, "measure_attention", measure_attention)
     with store:
         check = step_bench.step_check(store, CONFIG, "bfloat16", H100, None, [1, 8])
-        assert seen == [[(1, 4096, 2048), (8, 4096, 2048), (1, 32768, 11585)]]
+        low = 2 * step_bench.OUTPUT_LEN
+        assert seen == [[(1, 4096, low), (1, 4096, 2048), (8, 4096, low), (8, 4096, 2048), (1, 32768, 4096 + low),
+                         (1, 32768, 11585)]]
         assert check.replaced == {1: ["decode_attention ctx=32768"]}
         shipped = shipped_table(store, CONFIG.name, "H100")
         arms = {b.m: (b.arm, b.config) for b in shipped.table.ops["decode_attention"].buckets}
@@ -224,10 +237,40 @@ def test_measure_attention_times_each_cell_with_the_table_and_with_the_plan(tmp_
     monkeypatch.setattr(qwen3.bench, "random_weights", lambda *a, **k: Model())
     with pytest.warns(RuntimeWarning):  # an H100 table on a machine without one
         rows = step_bench.measure_attention(CONFIG, loaded, [(1, 4096, 2048), (8, 4096, 2048)], "bfloat16")
-    assert calls == [("table", True, 1, 2048, step_bench.REPEATS), ("plan", False, 1, 2048, step_bench.REPEATS),
-                     ("table", True, 8, 2048, step_bench.REPEATS), ("plan", False, 8, 2048, step_bench.REPEATS)]
+    # Each cell: table, plan, plan, table (the mean of each arm's two).
+    arms = [("table", True), ("plan", False), ("plan", False), ("table", True)]
+    assert calls == [(arm, has, batch, 2048, step_bench.REPEATS) for batch in (1, 8) for arm, has in arms]
     assert [(r.batch, r.context, r.slots, r.table_ms, r.plan_ms, r.ships) for r in rows] == [
         (1, 4096, 2048, 2.0, 1.5, "plan"), (8, 4096, 2048, 2.0, 1.5, "plan")]
+
+
+def test_measure_attention_keeps_a_buckets_cell_where_the_tuned_config_fares_worst(monkeypatch):
+    import qwen3.bench
+    from qwen3.bench import BenchRow
+    from storage import load_table
+    from tests.storage.test_attention_table import bucket, table
+
+    loaded = load_table(table([bucket(1, 4096), bucket(8, 4096)]))
+    # (batch, cache slots) -> (table ms, plan ms): at batch 1 the tuned config wins at the middle but
+    # loses near the low end; at batch 8 it wins at both, by less at the low end.
+    times = {(1, 320): (2.0, 1.5), (1, 2048): (1.0, 1.2), (8, 320): (1.9, 2.0), (8, 2048): (1.0, 2.0)}
+
+    def bench_cell(model, arm, batch, context, output_len, repeats=3, seed=0, breakdown=False):
+        table_ms, plan_ms = times[batch, context + output_len]
+        return BenchRow(arm, batch, context, prefill_ms=1.0, decode_ms=table_ms if arm == "table" else plan_ms,
+                        tokens_per_s=1.0)
+
+    class Model:
+        def set_dispatcher(self, ops):
+            pass
+
+    monkeypatch.setattr(qwen3.bench, "bench_cell", bench_cell)
+    monkeypatch.setattr(qwen3.bench, "random_weights", lambda *a, **k: Model())
+    with pytest.warns(RuntimeWarning):
+        rows = step_bench.measure_attention(CONFIG, loaded, [(1, 4096, 320), (1, 4096, 2048), (8, 4096, 320),
+                                                             (8, 4096, 2048)], "bfloat16")
+    assert [(r.batch, r.slots, r.table_ms, r.plan_ms, r.ships) for r in rows] == [
+        (1, 320, 2.0, 1.5, "plan"), (8, 320, 1.9, 2.0, "table")]
 
 
 def test_an_attention_cell_out_of_gpu_memory_is_left_out_and_said(monkeypatch):
