@@ -74,7 +74,7 @@ def main() -> int:
                    "fused": fused, "rc": done.returncode, **timeline, "worker_phases": _phases(logs, started)}
             trials = _trials(url)
             row["slowest_compiles"] = _slowest_compiles(trials)
-            row["slowest_studies"] = _slowest_studies(trials, row["studies"], started)
+            row["slowest_studies"] = _slowest_studies(trials, row["study_times"], started)
             if args.export_dir:
                 row["table"] = _export(url, args, f"{gpus}gpu_{storage}")
             rows.append(row)
@@ -104,7 +104,7 @@ def _timeline(store, ids: list[int], started: dt.datetime) -> dict:
     return {"last_result_s": since(last) if last else None,
             "workers": [{"owner": a.owner, "claims": a.claims, "first_claim_s": since(a.first),
                          "last_claim_s": since(a.last)} for a in queue.activity(store, ids)],
-            "studies": [{"op": t.op, "m": t.m, "first_trial_s": since(t.first), "last_trial_s": since(t.last),
+            "study_times": [{"op": t.op, "m": t.m, "first_trial_s": since(t.first), "last_trial_s": since(t.last),
                          "winner_s": since(t.winner) if t.winner else None} for t in queue.study_times(store, ids)]}
 
 
