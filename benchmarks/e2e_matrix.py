@@ -3,7 +3,8 @@ benchmarks/gptfast_qwen3.py), decode tok/s (CUDA graph, median of --repeats runs
 
 Every (model, batch, context) cell whose weights + KV cache + prefill activations fit the GPU runs all
 its arms on the same weights and prompts, one arm after the other, each freeing its memory before the
-next; a cell that does not fit is skipped with its byte count. The result file is rewritten after
+next, all after one short cell that is thrown away (see load); a cell that does not fit is skipped
+with its byte count. A row also says what decode attention ran (fused, plan or unfused, and why). The result file is rewritten after
 every arm, so a run cut off by a time limit keeps what finished, and running the same command again
 continues where it stopped (--fresh starts over). Filters pick a subset for one 10-minute command:
 
@@ -202,7 +203,8 @@ def run_arm(arm: str, model, dispatchers: dict, batch: int, context: int, args) 
 
     model.set_dispatcher(dispatchers[arm])
     row = bench_cell(model, arm, batch, context, args.output_len, args.repeats, args.seed)
-    return {"decode_tok_s": row.tokens_per_s, "prefill_ms": row.prefill_ms}
+    # What decode attention's graph ran ("fused", "plan" or "unfused", and why): a row says which config.
+    return {"decode_tok_s": row.tokens_per_s, "prefill_ms": row.prefill_ms, "attention": row.attention}
 
 
 def free(model) -> None:
@@ -235,7 +237,7 @@ def measure(cell: dict, arm: str, model, dispatchers: dict, args, results: dict,
         record(results, out, skipped={**cell, "arm": arm, "reason": failure})
         print(f"{label} failed, skipped: {failure}", flush=True)
         return None
-    row = {**cell, "arm": arm, **{k: round(v, 2) for k, v in got.items()}}
+    row = {**cell, "arm": arm, **{k: round(v, 2) if isinstance(v, float) else v for k, v in got.items()}}
     record(results, out, row=row)
     print(f"{label} {row['decode_tok_s']:>10,.0f} tok/s  prefill {row['prefill_ms']:>10,.1f} ms  "
           f"({time.time() - started:.0f} s)", flush=True)
@@ -270,14 +272,23 @@ def run_model(spec: str, args, table: Path | None, results: dict, out: Path, tot
 
 
 def load(config, table: Path | None, seed: int):
-    """Random bf16 weights on the GPU and the arms' dispatchers."""
+    """Random bf16 weights on the GPU and the arms' dispatchers, after one short cell that is thrown
+    away: a process's first cell is not like the later ones (on an H100 the unfused batch-1 step ran
+    13% faster as the first cell than in any later one; benchmarks/README.md, seventh session), so
+    every measured cell comes after one."""
     import torch
 
+    from qwen3.bench import bench_cell
     from qwen3.dispatch import Dispatcher
     from qwen3.loader import random_weights
 
     model = random_weights(config, torch.bfloat16, "cuda", seed)
+    model.set_dispatcher(Dispatcher())
+    bench_cell(model, "thrown away", 1, WARM_UP_CONTEXT, 8, 1, seed)
     return model, {"unfused": Dispatcher(), **({"table": Dispatcher(table)} if table else {})}
+
+
+WARM_UP_CONTEXT = 128  # the prompt of load's thrown-away cell (batch 1, 8 tokens decoded, one run)
 
 
 def ratio_line(results: dict, cell: dict) -> str:

@@ -215,3 +215,45 @@ def test_bad_inputs_are_one_line_errors_before_any_gpu_work(argv, words, capsys)
     assert mx.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and words in err and len(err.splitlines()) == 1
+
+
+def test_load_runs_one_unfused_cell_that_is_thrown_away(monkeypatch):
+    """A process's first cell is not like the others (benchmarks/README.md, seventh session): load runs a
+    short unfused cell before any cell is measured."""
+    import qwen3.bench
+    import qwen3.loader
+
+    cells = []
+
+    class Model:
+        def set_dispatcher(self, ops):
+            self.ops = ops
+
+    def bench_cell(model, arm, batch, context, output_len, repeats=3, seed=0, breakdown=False):
+        cells.append((model.ops.table, arm, batch, context, output_len, repeats))
+
+    monkeypatch.setattr(qwen3.loader, "random_weights", lambda config, dtype, device, seed: Model())
+    monkeypatch.setattr(qwen3.bench, "bench_cell", bench_cell)
+    model, dispatchers = mx.load(PRESETS["qwen3-0.6b"], None, 0)
+    assert cells == [(None, "thrown away", 1, mx.WARM_UP_CONTEXT, 8, 1)]
+    assert list(dispatchers) == ["unfused"] and dispatchers["unfused"].table is None
+
+
+def test_a_row_says_what_decode_attention_ran(tmp_path, monkeypatch):
+    import qwen3.bench
+    from qwen3.bench import BenchRow
+
+    class Model:
+        def set_dispatcher(self, ops):
+            pass
+
+    row = BenchRow("table", 8, 256, prefill_ms=6.123, decode_ms=1.3, tokens_per_s=6153.846,
+                   attention="fused: table bucket M=8 ctx=1024, 1.95x vs unfused")
+    monkeypatch.setattr(qwen3.bench, "bench_cell", lambda *a, **k: row)
+    args = mx.parse_args(["--models", "qwen3-0.6b", "--batches", "8", "--contexts", "256", "--arms", "unfused"])
+    out = tmp_path / "m.json"
+    results = mx.load_results(out, HEADER, False)
+    got = mx.measure({"model": "qwen3-0.6b", "batch": 8, "context": 256}, "table", Model(), {"table": None}, args,
+                     results, out)
+    assert got["attention"] == "fused: table bucket M=8 ctx=1024, 1.95x vs unfused"
+    assert (got["decode_tok_s"], got["prefill_ms"]) == (6153.85, 6.12)
