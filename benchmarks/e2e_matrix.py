@@ -4,9 +4,10 @@ benchmarks/gptfast_qwen3.py), decode tok/s (CUDA graph, median of --repeats runs
 Every (model, batch, context) cell whose weights + KV cache + prefill activations fit the GPU runs all
 its arms on the same weights and prompts, one arm after the other, each freeing its memory before the
 next, all after one short cell that is thrown away (see load); a cell that does not fit is skipped
-with its byte count. A row also says what decode attention ran (fused, plan or unfused, and why). The result file is rewritten after
-every arm, so a run cut off by a time limit keeps what finished, and running the same command again
-continues where it stopped (--fresh starts over). Filters pick a subset for one 10-minute command:
+with its byte count. A row also says what decode attention ran (fused, plan or unfused, and why).
+The result file is rewritten after every arm, so a run cut off by a time limit keeps what finished,
+and running the same command again continues where it stopped (--fresh starts over). Filters pick a
+subset for one 10-minute command:
 
     python3 benchmarks/e2e_matrix.py --models qwen3-0.6b --contexts 256,2048 \\
         --table qwen3-0.6b=benchmarks/results/dispatch_qwen3-0.6b_H100.json
@@ -273,22 +274,16 @@ def run_model(spec: str, args, table: Path | None, results: dict, out: Path, tot
 
 def load(config, table: Path | None, seed: int):
     """Random bf16 weights on the GPU and the arms' dispatchers, after one short cell that is thrown
-    away: a process's first cell is not like the later ones (on an H100 the unfused batch-1 step ran
-    13% faster as the first cell than in any later one; benchmarks/README.md, seventh session), so
-    every measured cell comes after one."""
+    away (qwen3.bench.first_cell: a process's first cell is not like the later ones)."""
     import torch
 
-    from qwen3.bench import bench_cell
+    from qwen3.bench import first_cell
     from qwen3.dispatch import Dispatcher
     from qwen3.loader import random_weights
 
     model = random_weights(config, torch.bfloat16, "cuda", seed)
-    model.set_dispatcher(Dispatcher())
-    bench_cell(model, "thrown away", 1, WARM_UP_CONTEXT, 8, 1, seed)
+    first_cell(model, seed)
     return model, {"unfused": Dispatcher(), **({"table": Dispatcher(table)} if table else {})}
-
-
-WARM_UP_CONTEXT = 128  # the prompt of load's thrown-away cell (batch 1, 8 tokens decoded, one run)
 
 
 def ratio_line(results: dict, cell: dict) -> str:

@@ -1,7 +1,7 @@
 """Does the place of a cell in a process change its time? The same arm (no table: the unfused step;
-or --table) measured three times in a row, as tune's end-to-end check measures its arms
-(qwen3.bench.bench_arms), at --batches (in that order), context 128, then once more on a fresh model.
-Writes a JSON of the step times.
+or --table) measured three times in a row, cell by cell as qwen3.bench.bench_arms does but without its
+thrown-away first cell (qwen3.bench.first_cell, which this probe's results led to), at --batches (in
+that order), context 128, then once more on a fresh model. Writes a JSON of the step times.
 
     python3 benchmarks/order_probe.py --model qwen3-0.6b [--table t.json] [--batches 8,1] --out probe.json
 """
@@ -27,9 +27,9 @@ def main() -> int:
     args = p.parse_args()
     import torch
 
-    from qwen3.bench import bench_arms
     from qwen3.config import resolve_model
     from qwen3.dispatch import Dispatcher
+    from qwen3.loader import random_weights
     from storage import load_table
 
     config = resolve_model(args.model)
@@ -48,10 +48,14 @@ def main() -> int:
     batches = [int(b) for b in args.batches.split(",")]
     rows = []
     for call in (1, 2):
-        arms = [(f"call{call}_arm{i}", Dispatcher(table)) for i in (1, 2, 3)]
-        for r in bench_arms(config, arms, batches, [128], 32, dtype=torch.bfloat16, repeats=3):
-            rows.append({"arm": r.arm, "batch": r.batch, "step_ms": round(r.decode_ms, 4)})
-            print(rows[-1], flush=True)
+        model = random_weights(config, torch.bfloat16, "cuda", 0)
+        for arm in (f"call{call}_arm{i}" for i in (1, 2, 3)):
+            model.set_dispatcher(Dispatcher(table))
+            for batch in batches:
+                r = qwen3.bench.bench_cell(model, arm, batch, 128, 32, 3)
+                rows.append({"arm": r.arm, "batch": r.batch, "step_ms": round(r.decode_ms, 4)})
+                print(rows[-1], flush=True)
+        del model
     out = {"gpu": torch.cuda.get_device_name(0), "model": args.model, "table": args.table, "batches": batches,
            "clear_cublas": args.clear_cublas, "rows": rows}
     Path(args.out).write_text(json.dumps(out, indent=1))

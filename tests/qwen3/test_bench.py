@@ -40,3 +40,32 @@ def test_release_kv_cache_drops_every_reference():
 def test_random_prompts_are_the_same_for_every_arm():
     a, b = random_prompts(2, 9, 100, seed=3, device="cpu"), random_prompts(2, 9, 100, seed=3, device="cpu")
     assert a.shape == (2, 9) and torch.equal(a, b) and int(a.max()) < 100
+
+
+def test_bench_arms_throws_a_first_unfused_cell_away(monkeypatch):
+    """A process's first cell is not like the later ones (benchmarks/README.md, seventh session): every
+    bench_arms call runs one short unfused cell before the arms, and returns only the arms' rows."""
+    import qwen3.bench as bench
+    from qwen3.bench import BenchRow
+    from qwen3.config import PRESETS
+    from qwen3.dispatch import Dispatcher
+
+    cells = []
+
+    class Model:
+        ops = None
+
+        def set_dispatcher(self, ops):
+            self.ops = ops
+
+    def bench_cell(model, arm, batch, context, output_len, repeats=3, seed=0, breakdown=False):
+        cells.append((arm, model.ops.table is None, batch, context, output_len, repeats))
+        return BenchRow(arm, batch, context, prefill_ms=1.0, decode_ms=1.0, tokens_per_s=1.0)
+
+    monkeypatch.setattr(bench.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(bench, "random_weights", lambda *a, **k: Model())
+    monkeypatch.setattr(bench, "bench_cell", bench_cell)
+    rows = bench.bench_arms(PRESETS["qwen3-0.6b"], [("table", Dispatcher())], [1, 8], [256], 32)
+    assert cells == [("thrown away", True, 1, bench.FIRST_CELL_CONTEXT, 8, 1),
+                     ("table", True, 1, 256, 32, 3), ("table", True, 8, 256, 32, 3)]
+    assert [r.arm for r in rows] == ["table", "table"]

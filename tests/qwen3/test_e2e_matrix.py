@@ -235,7 +235,7 @@ def test_load_runs_one_unfused_cell_that_is_thrown_away(monkeypatch):
     monkeypatch.setattr(qwen3.loader, "random_weights", lambda config, dtype, device, seed: Model())
     monkeypatch.setattr(qwen3.bench, "bench_cell", bench_cell)
     model, dispatchers = mx.load(PRESETS["qwen3-0.6b"], None, 0)
-    assert cells == [(None, "thrown away", 1, mx.WARM_UP_CONTEXT, 8, 1)]
+    assert cells == [(None, "thrown away", 1, qwen3.bench.FIRST_CELL_CONTEXT, 8, 1)]
     assert list(dispatchers) == ["unfused"] and dispatchers["unfused"].table is None
 
 
