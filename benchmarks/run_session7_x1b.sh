@@ -4,14 +4,8 @@
 # (end-to-end check in both orders), exported, merged into the committed GEMM table, and the step
 # with it against the committed table at batch 32, alternating, two rounds.
 #   OUT=dir bash benchmarks/run_session7_x1b.sh
-set -u
-OUT=${OUT:-benchmarks/results/new}
-mkdir -p "$OUT"
-day=$(date +%F)
-nvidia-smi -L
+. benchmarks/_session.sh
 m=qwen3-0.6b
-R=benchmarks/results
-quiet() { grep -v "Warning\|_mismatch\|warnings.warn\|softmax\|━\|^ *$"; }
 timeout 90 python3 benchmarks/order_probe.py --model $m --out "$OUT/order_probe_H100_$day.json" 2>&1 | quiet | tail -12
 work=$(mktemp -d); db="$work/attn7_$m.db"
 # The first call's database; the one kept ($R/attention_s7_H100_2026-11-26/5_tune_qwen3-0.6b.db.gz) holds batch 32 too.
@@ -26,18 +20,6 @@ for round in 1 2; do
   e2e --table "$m=$OUT/merged7b_$m.json" --out "$work/new_$round.json"
   e2e --table "$m=$R/dispatch_${m}_H100.json" --out "$work/old_$round.json"
 done
-python3 - "$work" "$OUT/e2e_attn7b_${m}_H100_$day.json" <<'PY'
-import json, pathlib, sys
-work, dest = pathlib.Path(sys.argv[1]), sys.argv[2]
-merged = None
-for f in sorted(work.glob("new_*.json")) + sorted(work.glob("old_*.json")):
-    d = json.loads(f.read_text())
-    merged = merged or {k: v for k, v in d.items() if k != "rows"} | {"rows": []}
-    arm = "table_attn7b" if f.name.startswith("new") else "table_committed"
-    merged["rows"] += [r | {"arm": arm, "round": f.stem} for r in d["rows"]]
-pathlib.Path(dest).write_text(json.dumps(merged, indent=1))
-for r in merged["rows"]:
-    print(r["arm"], r["round"], r["batch"], r["context"], r.get("decode_tok_s"))
-PY
+python3 benchmarks/e2e_rounds.py "$work" "$OUT/e2e_attn7b_${m}_H100_$day.json" table_attn7b
 rm -f "$db.lock"; gzip -f "$db"
 tar czf "$OUT/attn7b_${m}_logs_db.tgz" -C "$work" "attn7b_tune_$m.log" "attn7_$m.db.gz"

@@ -4,13 +4,7 @@
 # check on, in both orders), exported, merged into the committed 8B GEMM table, and the step with it
 # against the committed table, alternating.
 #   OUT=dir bash benchmarks/run_session7_x1c.sh
-set -u
-OUT=${OUT:-benchmarks/results/new}
-mkdir -p "$OUT"
-day=$(date +%F)
-nvidia-smi -L
-R=benchmarks/results
-quiet() { grep -v "Warning\|_mismatch\|warnings.warn\|softmax\|━\|^ *$"; }
+. benchmarks/_session.sh
 timeout 90 python3 benchmarks/order_probe.py --model qwen3-0.6b --table $R/dispatch_qwen3-0.6b_H100.json --batches 8,1 \
   --out "$OUT/order_probe_table_H100_$day.json" 2>&1 | quiet | tail -12
 m=qwen3-8b
@@ -23,18 +17,6 @@ python3 -m cli.app merge "$R/dispatch_${m}_H100.json" "$OUT/dispatch_attn7_${m}_
 e2e() { timeout 130 python3 benchmarks/e2e_matrix.py --models $m --batches 1,8,32 --contexts 256,2048 --arms table "$@" 2>&1 | quiet | grep tok/s; }
 e2e --table "$m=$OUT/merged7_$m.json" --out "$work/new_1.json"
 e2e --table "$m=$R/dispatch_${m}_H100.json" --out "$work/old_1.json"
-python3 - "$work" "$OUT/e2e_attn7_${m}_H100_$day.json" <<'PY'
-import json, pathlib, sys
-work, dest = pathlib.Path(sys.argv[1]), sys.argv[2]
-merged = None
-for f in sorted(work.glob("new_*.json")) + sorted(work.glob("old_*.json")):
-    d = json.loads(f.read_text())
-    merged = merged or {k: v for k, v in d.items() if k != "rows"} | {"rows": []}
-    arm = "table_attn7" if f.name.startswith("new") else "table_committed"
-    merged["rows"] += [r | {"arm": arm, "round": f.stem} for r in d["rows"]]
-pathlib.Path(dest).write_text(json.dumps(merged, indent=1))
-for r in merged["rows"]:
-    print(r["arm"], r["round"], r["batch"], r["context"], r.get("decode_tok_s"))
-PY
+python3 benchmarks/e2e_rounds.py "$work" "$OUT/e2e_attn7_${m}_H100_$day.json" table_attn7
 rm -f "$db.lock"; gzip -f "$db"
 tar czf "$OUT/attn7_${m}_logs_db.tgz" -C "$work" "attn7_tune_$m.log" "attn7_$m.db.gz"

@@ -4,14 +4,8 @@
 # arms in both orders (`tune` on the finished studies only re-runs the check), exported, merged into
 # the committed GEMM table, and the step with it against the committed one.
 #   OUT=dir bash benchmarks/run_session7_x1e.sh
-set -u
-OUT=${OUT:-benchmarks/results/new}
-mkdir -p "$OUT"
-day=$(date +%F)
-nvidia-smi -L
+. benchmarks/_session.sh
 m=qwen3-0.6b
-R=benchmarks/results
-quiet() { grep -v "Warning\|_mismatch\|warnings.warn\|softmax\|━\|^ *$"; }
 work=$(mktemp -d); db="$work/attn7_$m.db"
 gunzip -c "$R/attention_s7_H100_2026-11-26/5_tune_qwen3-0.6b.db.gz" > "$db"
 timeout 330 python3 -m cli.app tune --model $m --op decode_attention --buckets 1,8,32 --contexts 256,1024,4096,16384 \
@@ -22,17 +16,5 @@ python3 -m cli.app merge "$R/dispatch_${m}_H100.json" "$OUT/dispatch_attn7c_${m}
 e2e() { timeout 120 python3 benchmarks/e2e_matrix.py --models $m --batches 1,8,32 --contexts 256,2048,8192 --arms table "$@" 2>&1 | quiet | grep tok/s; }
 e2e --table "$m=$OUT/merged7c_$m.json" --out "$work/new_4.json"
 e2e --table "$m=$R/dispatch_${m}_H100.json" --out "$work/old_4.json"
-python3 - "$work" "$OUT/e2e_attn7c_${m}_H100_$day.json" <<'PY'
-import json, pathlib, sys
-work, dest = pathlib.Path(sys.argv[1]), sys.argv[2]
-merged = None
-for f in sorted(work.glob("*.json")):
-    d = json.loads(f.read_text())
-    merged = merged or {k: v for k, v in d.items() if k != "rows"} | {"rows": []}
-    arm = "table_attn7c" if f.name.startswith("new") else "table_committed"
-    merged["rows"] += [r | {"arm": arm, "round": f.stem} for r in d["rows"]]
-pathlib.Path(dest).write_text(json.dumps(merged, indent=1))
-for r in merged["rows"]:
-    print(r["arm"], r["round"], r["batch"], r["context"], r.get("decode_tok_s"))
-PY
+python3 benchmarks/e2e_rounds.py "$work" "$OUT/e2e_attn7c_${m}_H100_$day.json" table_attn7c
 rm -f "$db.lock"; gzip -f "$db"; mv "$db.gz" "$OUT/"
