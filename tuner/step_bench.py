@@ -77,7 +77,9 @@ def attention_cells(table: DispatchTable, batches: list[int]) -> list[tuple[int,
     context]. Two a bucket: near its low end (the context below plus two runs of OUTPUT_LEN steps: a
     prompt just past the bucket below, decoding) and at the geometric middle (half the first context).
     A config tuned at the bucket's top runs all of them, and on an H100 the 0.6B batch-1 config of
-    (256, 1k] that won at 512 slots was 2.4% slower at 320 (benchmarks/README.md, seventh session)."""
+    (256, 1k] that won at 512 slots was 2.4% slower at 320 (benchmarks/README.md, seventh session).
+    A bucket of at most OUTPUT_LEN slots has no cell (no prompt fits before the decode steps): it is
+    kept as tuned."""
     entry = table.ops.get(ATTENTION_OP)
     if entry is None:
         return []
@@ -85,7 +87,7 @@ def attention_cells(table: DispatchTable, batches: list[int]) -> list[tuple[int,
     contexts = sorted({context for (_, context), _ in keys})
     cells = []
     for (batch, context), arm in sorted(keys, key=lambda k: (k[0][1], k[0][0])):
-        if arm != "fused" or batch not in batches:
+        if arm != "fused" or batch not in batches or context <= OUTPUT_LEN:
             continue
         below = max((c for c in contexts if c < context), default=0)
         middle = math.isqrt(below * context) if below else context // 2

@@ -3,6 +3,8 @@ GPU measurement replaced by made-up step times (the real one needs CUDA graphs).
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import tuner.step_bench as step_bench
@@ -158,6 +160,10 @@ def test_attention_cells_lie_inside_each_buckets_context_interval(tmp_path):
         (1, 256, low), (1, 256, 128), (1, 4096, 256 + low), (1, 4096, 1024), (8, 4096, 256 + low),
         (8, 4096, 1024), (1, 32768, 4096 + low), (1, 32768, 11585)]
     assert step_bench.attention_cells(loaded, [8]) == [(8, 4096, 256 + low), (8, 4096, 1024)]  # fused only
+    # A bucket too short for a prompt and OUTPUT_LEN decode steps has no cell; the next one starts above it.
+    short = load_table(table([bucket(1, step_bench.OUTPUT_LEN), bucket(1, 256)]))
+    cells = sorted({step_bench.OUTPUT_LEN + low, math.isqrt(step_bench.OUTPUT_LEN * 256)})
+    assert step_bench.attention_cells(short, [1]) == [(1, 256, slots) for slots in cells]
     gemm_only = load_table(table())
     gemm_only = type(gemm_only)(**{**gemm_only.__dict__, "ops": {"o_proj_residual": gemm_only.ops["o_proj_residual"]}})
     assert step_bench.attention_cells(gemm_only, [1]) == []
