@@ -3,11 +3,12 @@ table and with the table shipped before the tune, and store it (storage.steps sa
 
 It reuses `kernel-search bench`'s measurement (qwen3.bench.bench_arms: random weights, a prefill of
 CONTEXT tokens a sequence, CUDA-graph decode, the median of REPEATS runs), kept short: a few seconds
-an arm on a GPU. The arms run twice, in one order and then in the reverse one, and each arm's time is
-the mean of its two, after one cell that is thrown away (bench_arms does: qwen3.bench.first_cell). On
-an H100 the first cell of a process ran the unfused batch-1 step 13% faster (1.75 ms) than the same
-step measured after any other cell (2.02 ms, benchmarks/results/attention_s7_H100_2026-11-26/
-*order_probe*; why is not known), and the arm measured first was always the unfused one.
+an arm on a GPU. The arms run twice, in one order and then in the reverse one (one model, A B B A),
+and each arm's time is the mean of its two, after one cell that is thrown away (bench_arms does:
+qwen3.bench.first_cell). On an H100 the first cell of a process ran the unfused batch-1 step 13%
+faster (1.75 ms) than the same step measured after any other cell (2.02 ms, benchmarks/results/
+attention_s7_H100_2026-11-26/*order_probe*; why is not known), and the arm measured first was always
+the unfused one.
 
 A table with decode attention buckets is also timed at each of them (measure_attention): the step at
 the bucket's batch over caches inside the bucket's context interval (near its low end and at its
@@ -147,10 +148,11 @@ def measure(config: Qwen3Config, arms: list[tuple[str, DispatchTable | None]], b
 
     named = [(arm, Dispatcher(table)) for arm, table in arms]
     times: dict[tuple[str, int], list] = {}
-    for order in (named, named[::-1]):  # each arm once early, once late (module docstring)
-        for r in bench_arms(config, order, batches, [CONTEXT], OUTPUT_LEN, dtype=getattr(torch, dtype),
-                            repeats=REPEATS, progress=progress):
-            times.setdefault((r.arm, r.batch), []).append((r.decode_ms, r.prefill_ms))
+    # Each arm once early and once late (module docstring): A B B A on one model, which also cancels a
+    # drift that grows linearly with the time the check has run.
+    for r in bench_arms(config, named + named[::-1], batches, [CONTEXT], OUTPUT_LEN, dtype=getattr(torch, dtype),
+                        repeats=REPEATS, progress=progress):
+        times.setdefault((r.arm, r.batch), []).append((r.decode_ms, r.prefill_ms))
     rows = []
     for arm, _ in named:
         for batch in batches:

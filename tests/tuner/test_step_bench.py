@@ -116,21 +116,22 @@ def test_measure_runs_the_bench_commands_cells_and_keeps_their_numbers(filled, m
         seen.update(config=config.name, arms=arms, batches=batches, contexts=contexts, output_len=output_len,
                     dtype=dtype, repeats=repeats)
         calls.append([arm for arm, _ in arms])
-        # The arm measured first is slower by 1 ms: the mean of both orders cancels it.
-        return [BenchRow(arm, b, contexts[0], prefill_ms=7.5, decode_ms=0.5 * b + (i == 0),
+        # Each arm measured later is slower by 1 ms: the mean of both orders (A B B A) cancels it.
+        return [BenchRow(arm, b, contexts[0], prefill_ms=7.5, decode_ms=0.5 * b + i,
                          tokens_per_s=2000.0) for i, (arm, _) in enumerate(arms) for b in batches]
 
     monkeypatch.setattr(qwen3.bench, "bench_arms", bench_arms)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the table was measured on an H100, this is a CPU
         got = step_bench.measure(CONFIG, [("unfused", None), ("table", table)], [1, 4], "bfloat16")
-    assert calls == [["unfused", "table"], ["table", "unfused"]]  # each arm once first, once last
+    assert calls == [["unfused", "table", "table", "unfused"]]  # each arm once first, once last
     assert [(r.arm, r.batch, r.step_ms, r.tok_s, r.prefill_ms) for r in got] == [
-        ("unfused", 1, 1.0, 1000.0, 7.5), ("unfused", 4, 2.5, 1600.0, 7.5),
-        ("table", 1, 1.0, 1000.0, 7.5), ("table", 4, 2.5, 1600.0, 7.5)]
+        ("unfused", 1, 2.0, 500.0, 7.5), ("unfused", 4, 3.5, pytest.approx(4000 / 3.5), 7.5),
+        ("table", 1, 2.0, 500.0, 7.5), ("table", 4, 3.5, pytest.approx(4000 / 3.5), 7.5)]
     assert (seen["contexts"], seen["output_len"], seen["dtype"], seen["repeats"]) == (
         [step_bench.CONTEXT], step_bench.OUTPUT_LEN, torch.bfloat16, step_bench.REPEATS)
-    (_, tuned), (_, plain) = seen["arms"]  # the last call: the reverse order
+    (_, plain), (_, tuned), (_, tuned_again), (_, plain_again) = seen["arms"]
+    assert tuned_again is tuned and plain_again is plain
     assert isinstance(plain, Dispatcher) and plain.table is None and tuned.table == table
 
 
