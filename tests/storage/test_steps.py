@@ -53,11 +53,17 @@ def _h100_row(s) -> Fingerprint:
     return fp
 
 
-def test_migration_0003_from_a_0002_database_keeps_its_rows(new_db_url):
-    url = new_db_url("at0002")
+def _engine_at(url: str, revision: str):
+    """An engine on a new database migrated only up to `revision` (an older database to upgrade)."""
     engine = make_engine(url)
     with engine.begin() as conn:
-        command.upgrade(migrate._config(conn), "0002")
+        command.upgrade(migrate._config(conn), revision)
+    return engine
+
+
+def test_migration_0003_from_a_0002_database_keeps_its_rows(new_db_url):
+    url = new_db_url("at0002")
+    engine = _engine_at(url, "0002")
     with Session(engine) as s, s.begin():
         fp = _h100_row(s)
         shape_row = Shape(op="rmsnorm_qkv", n=4096, k=1024, dtype="bfloat16")
@@ -94,9 +100,7 @@ def test_migration_0003_from_a_0002_database_keeps_its_rows(new_db_url):
 
 def test_migration_0004_from_a_0003_database_keeps_its_step_checks(new_db_url):
     url = new_db_url("at0003")
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        command.upgrade(migrate._config(conn), "0003")
+    engine = _engine_at(url, "0003")
     with Session(engine) as s, s.begin():
         fp = _h100_row(s)
         run = StepRun(fingerprint_id=fp.id, model=MODEL, dtype="bfloat16", table_hash="h", table_json={},
