@@ -371,7 +371,17 @@ def compile_only():
 
 
 def _launcher(kernel, grid):
-    return (lambda *a, **kw: kernel.warmup(*a, grid=grid, **kw)) if _COMPILE_ONLY else kernel[grid]
+    return (lambda *a, **kw: _load(kernel.warmup(*a, grid=grid, **kw))) if _COMPILE_ONLY else kernel[grid]
+
+
+def _load(compiled) -> None:
+    """Load a kernel compiled under compile_only into this process, as its first launch would: Triton
+    then also builds the kernel's launcher, a small C module it compiles with the host's C compiler
+    (about a second) once per argument signature and keeps in its cache. Built here, in the compile
+    pool, the process that times the kernel finds it cached instead of compiling it between trials
+    with the GPU idle; and a kernel that needs more shared memory than the GPU has is refused here."""
+    if compiled is not None and hasattr(compiled, "_init_handles"):
+        compiled._init_handles()
 
 
 _FORCE_INDEX_64 = False

@@ -43,7 +43,17 @@ def _warm_one() -> float:
     for module in ("torch", "kernel_space", "tuner.trial"):  # the ops and the Triton kernels they launch
         importlib.import_module(module)
     importlib.import_module("torch").cuda.init()
+    triton_driver_ready()
     return time.perf_counter() - t0
+
+
+def triton_driver_ready() -> None:
+    """Start Triton's CUDA driver in this process now: on first use it builds (once per Triton cache,
+    with the host's C compiler) and loads its small C helper module, which a process's first compile
+    or kernel load would otherwise wait for."""
+    from triton.runtime import driver
+
+    driver.active.get_current_device()
 
 
 def pool_size(workers: int | None = None) -> int:

@@ -44,6 +44,10 @@ def _child_main(conn) -> None:
     from tuner.trial import ContextLost, run_trial
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        from tuner.compile import triton_driver_ready
+
+        triton_driver_ready()  # before the first trial asks for it
     state = {"key": None, "rotation": None, "ceilings": None}
 
     def rotation_for(problem, seed):
