@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -21,6 +22,8 @@ def worker(
     share: Annotated[bool, typer.Option(help="When no study is free, help measure one another worker holds.")] = True,
     wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for studies when the queue is empty at the "
                                         "start (a worker started before the tune that queues them).")] = 0.0,
+    exit_at_once: Annotated[bool, typer.Option(hidden=True, help="Once done, end the process without tearing "
+                                               "down torch and its CUDA context (tune --gpus waits for it).")] = False,
 ):
     """Work the queue of studies that `kernel-search tune` put in the database, on this machine's GPU, until
     none of this GPU's kind is left. Start one per GPU (CUDA_VISIBLE_DEVICES) on any host that reaches the
@@ -44,7 +47,7 @@ def worker(
     gpu = visible_gpu_count() > 0  # NVML's answer: torch is not imported yet
     if gpu:
         child.start()
-        warm(batch, cuda=True)
+        warm(batch, workers=batch, cuda=True)  # the pool of TuneOptions.pool_workers
     on_cpu = interpreter_needed()  # before the kernels are imported
     if on_cpu and gpu:  # NVML saw a GPU that CUDA cannot use: start again, in the interpreter
         child.close(wait=False)
@@ -91,6 +94,12 @@ def worker(
         child.close(wait=not finished)
         shutdown(kill=finished)
     say(f"worker done: {len(report.outcomes)} studies finished, {report.helped} shared")
+    if exit_at_once:
+        # Everything is stored and the child and compile processes are gone: what is left is seconds
+        # of interpreter and CUDA teardown that `tune --gpus` would wait for, at the end of every tune.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _wait_for_database(db: str | None, wait: float) -> None:

@@ -60,6 +60,13 @@ def _prefetch_l2(ptrs):
 
 
 @triton.jit
+def warmup_kernel(x_ptr):
+    """Does nothing useful: the compile pool compiles it first (tuner.compile), so that each of its
+    processes has loaded the compiler before a config waits for it."""
+    tl.store(x_ptr, tl.load(x_ptr) + 1.0)
+
+
+@triton.jit
 def pdl_enter():
     """Wait for the previous kernel (its writes visible), then let the next one launch."""
     gdc_wait()

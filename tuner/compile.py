@@ -42,8 +42,14 @@ def _warm_one() -> float:
     t0 = time.perf_counter()
     for module in ("torch", "kernel_space", "tuner.trial"):  # the ops and the Triton kernels they launch
         importlib.import_module(module)
-    importlib.import_module("torch").cuda.init()
+    torch = importlib.import_module("torch")
+    torch.cuda.init()
     triton_driver_ready()
+    from kernel_space import _gemm
+
+    # A first compile loads the compiler itself (the NVIDIA backend, LLVM, ptxas): paid here, not by a
+    # config of the first batch.
+    _gemm._load(_gemm.warmup_kernel.warmup(torch.zeros(1, device="cuda"), grid=(1,)))
     return time.perf_counter() - t0
 
 
@@ -57,7 +63,9 @@ def triton_driver_ready() -> None:
 
 
 def pool_size(workers: int | None = None) -> int:
-    return workers or max(1, min(16, (os.cpu_count() or 2) - 1))
+    """Compile processes: `workers` (a tune passes TuneOptions.pool_workers) or 16, at most one fewer
+    than the cores."""
+    return max(1, min(workers or 16, (os.cpu_count() or 2) - 1))
 
 
 def warm(processes: int, workers: int | None = None, cuda: bool | None = None) -> None:

@@ -108,7 +108,7 @@ def work(store: Store, fp: dict, opts: TuneOptions, callbacks: Callbacks | None 
         # Both start in the background while the first claim and study open: the benchmarking child
         # and one batch's worth of compile processes import torch and open their CUDA contexts.
         worker.start()
-        compile_pool_warm(opts.batch, opts.compile_workers)
+        compile_pool_warm(opts.batch, opts.pool_workers)
         while not _past(opts.deadline):
             _reap_dead_holders(store, fp_key, owner)
             claim = queue.claim(store, fp_key, owner, lease_s, share=share, exclude=no_help, only=only)

@@ -71,7 +71,8 @@ def spawn_workers(url: str, gpus: list[int], batch: int, seed: int, seconds: flo
     procs = []
     for gpu in gpus:
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(gpu)}
-        cmd = [sys.executable, "-m", "cli.app", "worker", "--db", url, "--batch", str(batch), "--seed", str(seed)]
+        cmd = [sys.executable, "-m", "cli.app", "worker", "--db", url, "--batch", str(batch), "--seed", str(seed),
+               "--exit-at-once"]
         if seconds is not None:
             cmd += ["--seconds", str(seconds)]
         if wait_s:

@@ -49,12 +49,18 @@ class TuneOptions:
     seed: int = 0
     smem_limit: int = 232_448
     sm_count: int = 132
-    compile_workers: int | None = None
+    compile_workers: int | None = None  # compile processes; None: `batch` (no more compile at once)
     deadline: float | None = None  # time.monotonic() after which no new batch starts
     # Optuna's heartbeat for trials in flight: one that misses it for grace_s is failed by whichever
     # worker asks next (a dead worker on another host), and its config claim is released.
     heartbeat_s: int = 30
     grace_s: int = 120
+
+    @property
+    def pool_workers(self) -> int:
+        """The compile pool's size: a batch compiles at once and no more, so a bigger pool only adds
+        processes that start cold (their imports and first compile) in the middle of a study."""
+        return self.compile_workers or self.batch
 
 
 @dataclass
@@ -347,7 +353,7 @@ def _measure(run: _Run, pending: list[tuple], on_trial, heartbeat) -> None:
     plain = [(t, c) for t, c in pending if c["impl"] != "fused"]
     fused = [(t, c) for t, c in pending if c["impl"] == "fused"]
     _beat(run, pending, heartbeat, new=True)
-    compiled = compile_as_completed([(run.problem, c) for _, c in fused], run.opts.compile_workers)
+    compiled = compile_as_completed([(run.problem, c) for _, c in fused], run.opts.pool_workers)
     ready = [(t, c, 0.0, None) for t, c in plain]
     ready = itertools.chain(ready, ((*fused[i], seconds, err) for i, seconds, err in compiled))
     left = {t.number for t, _ in pending}

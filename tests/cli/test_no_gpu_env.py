@@ -29,3 +29,6 @@ def test_check_tune_and_worker_run_without_triton_interpret_in_the_environment(t
     assert tune.returncode == 0 and "tuned 1 studies" in tune.stdout, tune.stdout + tune.stderr
     worker = _run("worker", "--db", db, cwd=tmp_path)
     assert worker.returncode == 0 and "worker done" in worker.stderr, worker.stderr
+    # tune --gpus starts its workers so: their log is whole, and the exit status says they finished
+    worker = _run("worker", "--db", db, "--exit-at-once", cwd=tmp_path)
+    assert worker.returncode == 0 and "worker done" in worker.stderr, worker.stderr

@@ -29,6 +29,7 @@ def test_warm_again_starts_only_what_is_missing(monkeypatch):
             submitted.append(fn)
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)  # a GPU host: the pool is not cut to the cores
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.setattr(pool_module, "_pool", lambda workers: pool)
     pool = Pool()
@@ -38,3 +39,14 @@ def test_warm_again_starts_only_what_is_missing(monkeypatch):
     pool_module.warm(5, workers=8)
     assert len(submitted) == 5
     pool_module._WARMED.clear()
+
+
+def test_the_pool_is_one_batch_of_processes(monkeypatch):
+    from tuner.search import TuneOptions
+
+    assert TuneOptions(batch=6).pool_workers == 6
+    assert TuneOptions(batch=6, compile_workers=3).pool_workers == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert pool_module.pool_size(8) == 8 and pool_module.pool_size() == 16
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert pool_module.pool_size(8) == 3
