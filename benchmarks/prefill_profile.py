@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.gptfast_qwen3 import Peer, prefill, release_compiled  # noqa: E402
-from qwen3.bench import random_prompts, release_kv_cache  # noqa: E402
-from qwen3.config import PRESETS  # noqa: E402
-from qwen3.loader import random_weights  # noqa: E402
+from benchmarks.gptfast_qwen3 import Peer, prefill, release_compiled
+from qwen3.bench import random_prompts, release_kv_cache
+from qwen3.config import PRESETS
+from qwen3.loader import random_weights
 
 
 def timed(fn, repeats: int) -> float:
@@ -84,7 +84,6 @@ def cell(model, batch: int, context: int, repeats: int, top: int) -> dict:
         out["peer"] = kernels(lambda: pre(peer, prompts, rows), top)
     finally:
         peer.free_caches()
-        del peer
         release_compiled()
     return out
 
