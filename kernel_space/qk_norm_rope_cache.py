@@ -6,7 +6,14 @@ weight stream. Here one program per (token, head) does the RMSNorm of the q or k
 (rotate-half), writes q out and k and v into the KV cache at the token's position. It rounds where
 transformers' Qwen3 rounds (norm statistics in fp32, the normed head cast to the model dtype and
 then scaled by the gain, each RoPE product and the sum cast), so it reproduces the PyTorch path (qwen3.layers) up
-to the order of one fp32 sum. It has no tunables (one program per head, 1-2 warps).
+to the order of one fp32 sum. It has no tunables.
+
+Two kernels do the same work. Decode (one token a sequence) runs one program per (token, head) with 1-2
+warps: the kernel the decode attention op was tuned with (its prep "separate"). A prompt (several
+tokens a sequence) runs one program per (block of ROWS_PER_PROGRAM tokens, head): at prefill sizes a
+program per token and head is hundreds of thousands of tiny programs, and the kernel took 8x
+torch.compile's fused equivalent (6.6 ms a forward against 0.8 at 32 prompts of 256 tokens on an H100,
+benchmarks/results/prefill_profile_*).
 
 It launches with PDL on Hopper (see kernel_space._gemm): it waits for the kernel before it first.
 """
@@ -18,6 +25,8 @@ import triton
 import triton.language as tl
 
 from kernel_space._gemm import pdl_enter, pdl_launch_args
+
+ROWS_PER_PROGRAM = 32  # tokens a program of the prompt kernel
 
 
 @triton.jit
@@ -31,6 +40,66 @@ def _norm_rope_half(x1, x2, w1, w2, cos, sin, eps, HD: tl.constexpr, DT: tl.cons
     o1 = ((y1 * cos).to(DT).to(tl.float32) + (-y2 * sin).to(DT).to(tl.float32)).to(DT)
     o2 = ((y2 * cos).to(DT).to(tl.float32) + (y1 * sin).to(DT).to(tl.float32)).to(DT)
     return o1, o2
+
+
+@triton.jit
+def _norm_rope_rows(x1, x2, w1, w2, cos, sin, eps, HD: tl.constexpr, DT: tl.constexpr):
+    """_norm_rope_half over a block of rows: x1, x2, cos, sin [rows, HD / 2] (fp32), w1, w2 [HD / 2]."""
+    var = (tl.sum(x1 * x1, axis=1) + tl.sum(x2 * x2, axis=1)) / HD
+    r = (1.0 / tl.sqrt(var + eps))[:, None]
+    y1 = (w1[None, :] * (x1 * r).to(DT).to(tl.float32)).to(DT).to(tl.float32)
+    y2 = (w2[None, :] * (x2 * r).to(DT).to(tl.float32)).to(DT).to(tl.float32)
+    o1 = ((y1 * cos).to(DT).to(tl.float32) + (-y2 * sin).to(DT).to(tl.float32)).to(DT)
+    o2 = ((y2 * cos).to(DT).to(tl.float32) + (y1 * sin).to(DT).to(tl.float32)).to(DT)
+    return o1, o2
+
+
+@triton.jit
+def _qk_norm_rope_cache_rows_kernel(
+    qkv_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, pos_ptr, q_ptr, kc_ptr, vc_ptr,
+    N, T, first_row, L, eps, stride_qkv, stride_cos,
+    stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
+    H: tl.constexpr, KV: tl.constexpr, HD: tl.constexpr, ROWS: tl.constexpr, PDL: tl.constexpr = False,
+):
+    """_qk_norm_rope_cache_kernel for ROWS tokens (of the N = B * T) of one head a program."""
+    head = tl.program_id(1)
+    HALF: tl.constexpr = HD // 2
+    DT: tl.constexpr = q_ptr.dtype.element_ty
+    if PDL:
+        pdl_enter()
+    tok = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
+    live = tok < N
+    offs = tl.arange(0, HALF)
+    pos_in = tl.load(pos_ptr + tok, mask=live, other=0)
+    inside = live & (pos_in >= 0) & (pos_in < L)  # as the per-token kernel: outside the cache, no K/V
+    pos = tl.minimum(tl.maximum(pos_in, 0), L - 1).to(tl.int64)
+    rows = live[:, None]
+    row = qkv_ptr + tok[:, None] * stride_qkv + head * HD + offs[None, :]
+    x1 = tl.load(row, mask=rows, other=0.0).to(tl.float32)
+    x2 = tl.load(row + HALF, mask=rows, other=0.0).to(tl.float32)
+    cos = tl.load(cos_ptr + pos[:, None] * stride_cos + offs[None, :], mask=rows, other=0.0).to(DT).to(tl.float32)
+    sin = tl.load(sin_ptr + pos[:, None] * stride_cos + offs[None, :], mask=rows, other=0.0).to(DT).to(tl.float32)
+    if head < H:
+        w1 = tl.load(qw_ptr + offs).to(tl.float32)
+        w2 = tl.load(qw_ptr + HALF + offs).to(tl.float32)
+        o1, o2 = _norm_rope_rows(x1, x2, w1, w2, cos, sin, eps, HD, DT)
+        out = q_ptr + tok[:, None] * (H * HD) + head * HD + offs[None, :]
+        tl.store(out, o1, mask=rows)
+        tl.store(out + HALF, o2, mask=rows)
+    else:
+        w1 = tl.load(kw_ptr + offs).to(tl.float32)
+        w2 = tl.load(kw_ptr + HALF + offs).to(tl.float32)
+        o1, o2 = _norm_rope_rows(x1, x2, w1, w2, cos, sin, eps, HD, DT)
+        j = head - H
+        b = first_row + tok // T
+        written = inside[:, None]
+        k_out = kc_ptr + b[:, None] * stride_kb + pos[:, None] * stride_kl + j * stride_kh + offs[None, :]
+        tl.store(k_out, o1.to(kc_ptr.dtype.element_ty), mask=written)
+        tl.store(k_out + HALF, o2.to(kc_ptr.dtype.element_ty), mask=written)
+        full = tl.arange(0, HD)
+        v = tl.load(qkv_ptr + tok[:, None] * stride_qkv + (head + KV) * HD + full[None, :], mask=rows)
+        tl.store(vc_ptr + b[:, None] * stride_vb + pos[:, None] * stride_vl + j * stride_vh + full[None, :], v,
+                 mask=written)
 
 
 @triton.jit
@@ -100,6 +169,14 @@ def qk_norm_rope_cache(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: torc
     if not positions.is_contiguous():
         positions = positions.contiguous()
     q = torch.empty((b, t, num_heads, hd), dtype=qkv.dtype, device=qkv.device)
+    if t > 1:  # a prompt: blocks of tokens a program (module docstring)
+        _qk_norm_rope_cache_rows_kernel[(triton.cdiv(b * t, ROWS_PER_PROGRAM), num_heads + num_kv_heads)](
+            qkv, q_norm_w, k_norm_w, cos, sin, positions, q, k_cache, v_cache,
+            b * t, t, first_row, min(k_cache.shape[1], cos.shape[0]), eps, qkv.stride(0), cos.stride(0),
+            *k_cache.stride()[:3], *v_cache.stride()[:3],
+            H=num_heads, KV=num_kv_heads, HD=hd, ROWS=ROWS_PER_PROGRAM, num_warps=4, **pdl_launch_args(qkv.device),
+        )
+        return q
     _qk_norm_rope_cache_kernel[(b * t, num_heads + num_kv_heads)](
         qkv, q_norm_w, k_norm_w, cos, sin, positions, q, k_cache, v_cache,
         t, first_row, min(k_cache.shape[1], cos.shape[0]), eps, qkv.stride(0), cos.stride(0),

@@ -33,9 +33,11 @@ def parts(heads, kv_heads, hd, dtype, rows, length, seed=0):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize(("b", "t", "first_row"), [(3, 1, 0), (2, 5, 1)])
+@pytest.mark.parametrize(("b", "t", "first_row"), [(3, 1, 0), (2, 5, 1), (3, 37, 1)])
 def test_qk_norm_rope_cache_equals_the_pytorch_ops(dtype, b, t, first_row):
-    heads, kv_heads, hd, length = 4, 2, 16, 24
+    """Decode (t = 1: a program per token and head) and prompts (blocks of ROWS_PER_PROGRAM tokens a
+    program: 10 tokens in one block, 111 across four, the last one partly empty)."""
+    heads, kv_heads, hd, length = 4, 2, 16, max(24, t + 3)
     q_norm, k_norm, rotary, attn = parts(heads, kv_heads, hd, dtype, rows=4, length=length)
     g = torch.Generator().manual_seed(1)
     qkv = (3 * torch.randn(b * t, (heads + 2 * kv_heads) * hd, generator=g)).to(DEVICE, dtype)
@@ -119,6 +121,21 @@ def test_qk_norm_rope_cache_touches_nothing_outside_the_cache():
     with pytest.raises(ValueError, match="do not fit caches"):
         qk_norm_rope_cache(qkv, q_norm.weight, k_norm.weight, rotary.cos, rotary.sin, positions, attn.k_cache,
                            attn.v_cache, heads, kv_heads, 1e-6, first_row=1)
+
+
+def test_the_prompt_kernel_touches_nothing_outside_the_cache():
+    """The blocks-of-tokens kernel (t > 1) as the per-token one: a position past the cache writes nothing."""
+    heads, kv_heads, hd, length = 4, 2, 16, 24
+    q_norm, k_norm, rotary, attn = parts(heads, kv_heads, hd, torch.float32, rows=3, length=length)
+    qkv = torch.randn(6, (heads + 2 * kv_heads) * hd, generator=torch.Generator().manual_seed(6)).to(DEVICE)
+    positions = torch.tensor([[3, length], [-1, 7], [length + 5, 0]], device=DEVICE)
+    before = attn.k_cache.clone(), attn.v_cache.clone()
+    q = qk_norm_rope_cache(qkv, q_norm.weight, k_norm.weight, rotary.cos, rotary.sin, positions, attn.k_cache,
+                           attn.v_cache, heads, kv_heads, 1e-6)
+    assert q.shape == (3, 2, heads, hd) and torch.isfinite(q).all()
+    for cache, old in zip((attn.k_cache, attn.v_cache), before, strict=True):
+        changed = (cache != old).flatten(2).any(-1).nonzero().tolist()
+        assert changed == [[0, 3], [1, 7], [2, 0]]
 
 
 def test_model_logits_with_the_kernels_equal_the_pytorch_path():
