@@ -3,8 +3,9 @@
 For each cell (batch x context, all prompts in one forward), on random bf16 weights: the runtime's
 prefill path (eager: the kernels a graph would replay) and the gpt-fast-style peer's prefill compiled
 by torch.compile (benchmarks/gptfast_qwen3.py), each timed (CUDA events, median of --repeats, after a
-warm-up that compiles), then profiled once with torch.profiler: the GPU time of each kernel name,
-summed, largest first.
+warm-up that compiles; ours also replayed as a CUDA graph where the runtime would, up to
+PREFILL_GRAPH_TOKENS tokens), then profiled once with torch.profiler: the GPU time of each kernel
+name, summed, largest first.
 
     python3 benchmarks/prefill_profile.py --model qwen3-0.6b --cells 8x2048,32x256 --out prof.json
 """
