@@ -282,8 +282,6 @@ class _PartRanges:
         self._handles = []
         for name, module in self.model.named_modules():
             part = self.MODULES.get(name.rsplit(".", 1)[-1])
-            if name in ("model.norm", "lm_head"):
-                part = "lm_head + norm"
             if part:
                 self._handles.append(module.register_forward_pre_hook(lambda m, a, p=part: self.begin(p)))
                 self._handles.append(module.register_forward_hook(lambda m, a, o: self.end()))
@@ -310,7 +308,7 @@ class _RangedOps:
     """A Dispatcher stand-in that opens a part's range around each fusion site, then calls the real one."""
 
     SITES = {"rmsnorm_qkv": "qkv + norm", "o_proj_residual": "o_proj + residual",
-             "rmsnorm_gate_up_silu": "mlp", "down_residual": "mlp"}
+             "rmsnorm_gate_up_silu": "mlp", "down_residual": "mlp", "lm_head": "lm_head + norm"}
 
     def __init__(self, ops: Dispatcher, ranges: _PartRanges):
         self._ops, self._ranges = ops, ranges

@@ -69,3 +69,20 @@ def test_bench_arms_throws_a_first_unfused_cell_away(monkeypatch):
     assert cells == [("thrown away", True, 1, bench.FIRST_CELL_CONTEXT, 8, 1),
                      ("table", True, 1, 256, 32, 3), ("table", True, 8, 256, 32, 3)]
     assert [r.arm for r in rows] == ["table", "table"]
+
+
+def test_the_breakdown_opens_a_part_around_every_site_of_a_step():
+    """--breakdown's parts: each fusion site and the LM head through the dispatcher, the q/k prep and
+    attention through their modules (a part nothing opens would read 0 us and its kernels 'other')."""
+    from qwen3.bench import PARTS, _PartRanges
+
+    model = random_weights(PRESETS["qwen3-tiny"], torch.float32, "cpu")
+    model.allocate_kv_cache(2, 16)
+    opened = []
+    ranges = _PartRanges(model)
+    ranges.begin, ranges.end = opened.append, lambda: None
+    with ranges, torch.inference_mode():
+        hidden = model(torch.zeros(2, 1, dtype=torch.long), torch.full((2, 1), 3))
+        model.compute_logits(hidden.view(2, -1))
+    assert set(opened) == set(PARTS) - {"other"}
+    release_kv_cache(model)

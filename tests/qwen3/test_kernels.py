@@ -94,14 +94,14 @@ def test_decode_attention_equals_sdpa_over_the_cache(dtype, heads, kv_heads, hd,
 def test_kernel_input_errors():
     _, _, rotary, attn = parts(4, 2, 16, torch.float32, rows=2, length=8)
     q = torch.zeros(2, 2, 4, 16, device=DEVICE)
+    positions = torch.zeros(2, 1, dtype=torch.long, device=DEVICE)
     with pytest.raises(ValueError, match="one token per sequence"):
-        decode_attention(q, attn.k_cache, attn.v_cache, torch.zeros(2, 2, dtype=torch.long), 0.25)
+        decode_attention(q, attn.k_cache, attn.v_cache, torch.zeros(2, 2, dtype=torch.long, device=DEVICE), 0.25)
     with pytest.raises(ValueError, match="query heads do not split"):
-        decode_attention(torch.zeros(2, 1, 3, 16), attn.k_cache, attn.v_cache, torch.zeros(2, 1, dtype=torch.long),
-                         0.25)
-    w = torch.ones(16)
+        decode_attention(torch.zeros(2, 1, 3, 16, device=DEVICE), attn.k_cache, attn.v_cache, positions, 0.25)
+    w = torch.ones(16, device=DEVICE)
     with pytest.raises(ValueError, match="qkv must be"):
-        qk_norm_rope_cache(torch.zeros(2, 100), w, w, rotary.cos, rotary.sin, torch.zeros(2, 1, dtype=torch.long),
+        qk_norm_rope_cache(torch.zeros(2, 100, device=DEVICE), w, w, rotary.cos, rotary.sin, positions,
                            attn.k_cache, attn.v_cache, 4, 2, 1e-6)
 
 
