@@ -4,6 +4,8 @@ processes at once instead of waiting for each to close its CUDA context."""
 import os
 import time
 
+import pytest
+
 from tuner import compile as pool_module
 
 
@@ -50,3 +52,33 @@ def test_the_pool_is_one_batch_of_processes(monkeypatch):
     assert pool_module.pool_size(8) == 8 and pool_module.pool_size() == 16
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     assert pool_module.pool_size(8) == 3
+
+
+def test_a_compile_only_launch_loads_what_it_compiled(monkeypatch):
+    """In the compile pool a launch compiles (warmup) and then loads the kernel, so that Triton builds its
+    launcher there; a kernel that cannot load (too much shared memory) fails the compile job."""
+    from kernel_space import _gemm
+
+    class Compiled:
+        loads = 0
+
+        def _init_handles(self):
+            Compiled.loads += 1
+
+    class Kernel:
+        def warmup(self, *args, grid, **kwargs):
+            return Compiled()
+
+        def __getitem__(self, grid):
+            raise AssertionError("compile_only must not launch")
+
+    with _gemm.compile_only():
+        _gemm._launcher(Kernel(), (1,))(1, 2, BLOCK=16)
+    assert Compiled.loads == 1
+
+    def refuse(self):
+        raise RuntimeError("out of resources: shared memory")
+
+    monkeypatch.setattr(Compiled, "_init_handles", refuse)
+    with _gemm.compile_only(), pytest.raises(RuntimeError, match="shared memory"):
+        _gemm._launcher(Kernel(), (1,))()
