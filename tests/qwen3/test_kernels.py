@@ -229,3 +229,30 @@ def test_a_head_dim_the_kernels_cannot_take_runs_pytorch_attention():
     with pytest.raises(ValueError, match="impl 'triton' cannot serve test-tiny: head_dim 20 is not a power of two"):
         model.set_attention_impl("triton")
     assert _decode_logits(model, steps=1).isfinite().all()
+
+
+def test_decode_keeps_its_kernel_and_a_prompt_runs_blocks(monkeypatch):
+    """Decode (one token a sequence) runs the per-(token, head) kernel that the decode attention op's
+    tuned rows were timed with (its kernel hash covers it); a prompt runs the blocks-of-tokens kernel."""
+    import kernel_space.qk_norm_rope_cache as module
+
+    launched = []
+
+    class Recording:
+        def __init__(self, kernel, name):
+            self.kernel, self.name = kernel, name
+
+        def __getitem__(self, grid):
+            launched.append(self.name)
+            return self.kernel[grid]
+
+    for name in ("_qk_norm_rope_cache_kernel", "_qk_norm_rope_cache_rows_kernel"):
+        monkeypatch.setattr(module, name, Recording(getattr(module, name), name))
+    heads, kv_heads, hd = 4, 2, 16
+    q_norm, k_norm, rotary, attn = parts(heads, kv_heads, hd, torch.float32, rows=2, length=24)
+    for t in (1, 3):
+        qkv = torch.randn(2 * t, (heads + 2 * kv_heads) * hd).to(DEVICE)
+        positions = torch.arange(t, device=DEVICE).expand(2, t)
+        qk_norm_rope_cache(qkv, q_norm.weight, k_norm.weight, rotary.cos, rotary.sin, positions, attn.k_cache,
+                           attn.v_cache, heads, kv_heads, 1e-6)
+    assert launched == ["_qk_norm_rope_cache_kernel", "_qk_norm_rope_cache_rows_kernel"]
