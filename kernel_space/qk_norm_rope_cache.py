@@ -26,7 +26,13 @@ import triton.language as tl
 
 from kernel_space._gemm import pdl_enter, pdl_launch_args
 
-ROWS_PER_PROGRAM = 32  # tokens a program of the prompt kernel
+ROWS_PER_PROGRAM = 32  # tokens a program of the prompt kernel at head_dim 128 (4,096 elements of a head)
+
+
+def prompt_rows(head_dim: int) -> int:
+    """Tokens a program of the prompt kernel: ROWS_PER_PROGRAM at head_dim <= 128, fewer above, so that a
+    program's tiles stay 4,096 elements (its registers do not spill at head_dim 256)."""
+    return max(1, min(ROWS_PER_PROGRAM, 4096 // head_dim))
 
 
 @triton.jit
@@ -170,11 +176,12 @@ def qk_norm_rope_cache(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: torc
         positions = positions.contiguous()
     q = torch.empty((b, t, num_heads, hd), dtype=qkv.dtype, device=qkv.device)
     if t > 1:  # a prompt: blocks of tokens a program (module docstring)
-        _qk_norm_rope_cache_rows_kernel[(triton.cdiv(b * t, ROWS_PER_PROGRAM), num_heads + num_kv_heads)](
+        rows = prompt_rows(hd)
+        _qk_norm_rope_cache_rows_kernel[(triton.cdiv(b * t, rows), num_heads + num_kv_heads)](
             qkv, q_norm_w, k_norm_w, cos, sin, positions, q, k_cache, v_cache,
             b * t, t, first_row, min(k_cache.shape[1], cos.shape[0]), eps, qkv.stride(0), cos.stride(0),
             *k_cache.stride()[:3], *v_cache.stride()[:3],
-            H=num_heads, KV=num_kv_heads, HD=hd, ROWS=ROWS_PER_PROGRAM, num_warps=4, **pdl_launch_args(qkv.device),
+            H=num_heads, KV=num_kv_heads, HD=hd, ROWS=rows, num_warps=4, **pdl_launch_args(qkv.device),
         )
         return q
     _qk_norm_rope_cache_kernel[(b * t, num_heads + num_kv_heads)](

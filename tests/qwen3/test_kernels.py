@@ -256,3 +256,26 @@ def test_decode_keeps_its_kernel_and_a_prompt_runs_blocks(monkeypatch):
         qk_norm_rope_cache(qkv, q_norm.weight, k_norm.weight, rotary.cos, rotary.sin, positions, attn.k_cache,
                            attn.v_cache, heads, kv_heads, 1e-6)
     assert launched == ["_qk_norm_rope_cache_kernel", "_qk_norm_rope_cache_rows_kernel"]
+
+
+@pytest.mark.parametrize("hd", [64, 256])
+def test_the_prompt_kernel_at_other_head_dims(hd):
+    """Blocks of prompt_rows(hd) tokens (32 at 64, 16 at 256): a prompt across two blocks against the
+    PyTorch ops, GQA group 3."""
+    from kernel_space.qk_norm_rope_cache import prompt_rows
+
+    heads, kv_heads, b, t = 3, 1, 1, prompt_rows(hd) + 5
+    q_norm, k_norm, rotary, attn = parts(heads, kv_heads, hd, torch.float32, rows=2, length=t + 4)
+    g = torch.Generator().manual_seed(7)
+    qkv = (3 * torch.randn(b * t, (heads + 2 * kv_heads) * hd, generator=g)).to(DEVICE)
+    positions = torch.randperm(t + 4, generator=g)[:t].to(DEVICE)[None]
+    ref_attn = Attention(heads, kv_heads, hd)
+    ref_attn.k_cache, ref_attn.v_cache = attn.k_cache.clone(), attn.v_cache.clone()
+    prep = QKNormRopeCache(heads, kv_heads, hd, 1e-6)
+    prep.impl = "torch"
+    ref_q = prep(qkv, q_norm, k_norm, rotary, positions, ref_attn, 1)
+    prep.impl = "triton"
+    q = prep(qkv, q_norm, k_norm, rotary, positions, attn, 1)
+    torch.testing.assert_close(q, ref_q, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(attn.k_cache, ref_attn.k_cache, atol=1e-5, rtol=1e-5)
+    assert torch.equal(attn.v_cache, ref_attn.v_cache)
