@@ -50,7 +50,9 @@ def _norm_rope_half(x1, x2, w1, w2, cos, sin, eps, HD: tl.constexpr, DT: tl.cons
 
 @triton.jit
 def _norm_rope_rows(x1, x2, w1, w2, cos, sin, eps, HD: tl.constexpr, DT: tl.constexpr):
-    """_norm_rope_half over a block of rows: x1, x2, cos, sin [rows, HD / 2] (fp32), w1, w2 [HD / 2]."""
+    """_norm_rope_half over a block of rows: x1, x2, cos, sin [rows, HD / 2] (fp32), w1, w2 [HD / 2]. Not
+    shared with the per-token kernel: that one's source is part of decode attention's kernel hash, and
+    changing it would make every tuned attention row stale."""
     var = (tl.sum(x1 * x1, axis=1) + tl.sum(x2 * x2, axis=1)) / HD
     r = (1.0 / tl.sqrt(var + eps))[:, None]
     y1 = (w1[None, :] * (x1 * r).to(DT).to(tl.float32)).to(DT).to(tl.float32)
@@ -175,19 +177,15 @@ def qk_norm_rope_cache(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: torc
     if not positions.is_contiguous():
         positions = positions.contiguous()
     q = torch.empty((b, t, num_heads, hd), dtype=qkv.dtype, device=qkv.device)
+    tensors = (qkv, q_norm_w, k_norm_w, cos, sin, positions, q, k_cache, v_cache)
+    shape = (t, first_row, min(k_cache.shape[1], cos.shape[0]), eps, qkv.stride(0), cos.stride(0),
+             *k_cache.stride()[:3], *v_cache.stride()[:3])
+    meta = dict(H=num_heads, KV=num_kv_heads, HD=hd, **pdl_launch_args(qkv.device))
+    heads = num_heads + num_kv_heads
     if t > 1:  # a prompt: blocks of tokens a program (module docstring)
         rows = prompt_rows(hd)
-        _qk_norm_rope_cache_rows_kernel[(triton.cdiv(b * t, rows), num_heads + num_kv_heads)](
-            qkv, q_norm_w, k_norm_w, cos, sin, positions, q, k_cache, v_cache,
-            b * t, t, first_row, min(k_cache.shape[1], cos.shape[0]), eps, qkv.stride(0), cos.stride(0),
-            *k_cache.stride()[:3], *v_cache.stride()[:3],
-            H=num_heads, KV=num_kv_heads, HD=hd, ROWS=rows, num_warps=4, **pdl_launch_args(qkv.device),
-        )
-        return q
-    _qk_norm_rope_cache_kernel[(b * t, num_heads + num_kv_heads)](
-        qkv, q_norm_w, k_norm_w, cos, sin, positions, q, k_cache, v_cache,
-        t, first_row, min(k_cache.shape[1], cos.shape[0]), eps, qkv.stride(0), cos.stride(0),
-        *k_cache.stride()[:3], *v_cache.stride()[:3],
-        H=num_heads, KV=num_kv_heads, HD=hd, num_warps=1 if hd <= 128 else 2, **pdl_launch_args(qkv.device),
-    )
+        _qk_norm_rope_cache_rows_kernel[(triton.cdiv(b * t, rows), heads)](*tensors, b * t, *shape, ROWS=rows,
+                                                                           num_warps=4, **meta)
+    else:
+        _qk_norm_rope_cache_kernel[(b, heads)](*tensors, *shape, num_warps=1 if hd <= 128 else 2, **meta)
     return q
