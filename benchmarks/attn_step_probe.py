@@ -1,7 +1,7 @@
 """Decode attention configs timed alone and inside the model's decode step, side by side.
 
     python3 benchmarks/attn_step_probe.py OUT.json --model qwen3-0.6b --batches 1,8 --context 4032 \\
-        [--table dispatch.json] [--config '{"SPLITS": 8, ...}' ...]
+        [--table dispatch.json [--gemm-table]] [--config '{"SPLITS": 8, ...}' ...]
 
 Why: a tune of decode_attention picked a config that measured faster alone (benchmarks/attn_bench.py's
 method: KV cache cold in L2, one CUDA graph, median) while the decode step ran slower with it. Per
@@ -43,8 +43,9 @@ from kernel_space.decode_attention import (
     make_prep_inputs,
     prep_of,
 )
-from qwen3.bench import bench_cell
+from qwen3.bench import bench_cell, first_cell
 from qwen3.config import PRESETS
+from qwen3.dispatch import Dispatcher
 from qwen3.loader import random_weights
 
 
@@ -91,7 +92,9 @@ def main(argv=None) -> int:
     p.add_argument("--batches", default="1,8")
     p.add_argument("--context", type=int, default=4032)
     p.add_argument("--output-len", type=int, default=32)
-    p.add_argument("--table", type=Path)
+    p.add_argument("--table", type=Path, help="its decode_attention configs become arms, and with --gemm-table the "
+                   "GEMM sites run its configs (the bench's table arm) instead of the unfused path")
+    p.add_argument("--gemm-table", action="store_true")
     p.add_argument("--config", action="append", default=[], help="a config as JSON (repeatable)")
     args = p.parse_args(argv)
     config = PRESETS[args.model]
@@ -99,6 +102,11 @@ def main(argv=None) -> int:
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     l2 = torch.cuda.get_device_properties(0).L2_cache_size
     model = random_weights(config, torch.bfloat16, "cuda", seed=0)
+    if args.gemm_table:
+        if args.table is None:
+            p.error("--gemm-table needs --table")
+        model.set_dispatcher(Dispatcher(args.table))  # attention: its rows where current, else the plan
+    first_cell(model)  # a process's first cell is not like the later ones (qwen3.bench.first_cell)
     rows = []
     for batch in [int(b) for b in args.batches.split(",")]:
         slots = args.context + args.output_len  # the step's cache: context + output_len slots
@@ -133,7 +141,8 @@ def main(argv=None) -> int:
         del rotation, prep_rotation
         torch.cuda.empty_cache()
     args.out.write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(),
-                                    "model": args.model, "rows": rows}, indent=1))
+                                    "model": args.model, "gemm_table": str(args.table) if args.gemm_table else None,
+                                    "rows": rows}, indent=1))
     return 0
 
 

@@ -333,10 +333,19 @@ _DEVICES: dict = {}
 
 def device_info(device: torch.device) -> tuple[int, int]:
     """(compute capability major, SM count) of a CUDA device, looked up once per device."""
+    return _properties(device)[:2]
+
+
+def l2_bytes(device: torch.device) -> int:
+    """The L2 cache's size of a CUDA device, in bytes."""
+    return _properties(device)[2]
+
+
+def _properties(device: torch.device) -> tuple[int, int, int]:
     index = device.index if device.index is not None else torch.cuda.current_device()
     if index not in _DEVICES:
         props = torch.cuda.get_device_properties(index)
-        _DEVICES[index] = (props.major, props.multi_processor_count)
+        _DEVICES[index] = (props.major, props.multi_processor_count, int(getattr(props, "L2_cache_size", 50 << 20)))
     return _DEVICES[index]
 
 

@@ -48,7 +48,7 @@ import triton.language as tl
 
 from kernel_space import _gemm
 from kernel_space._common import FLOAT_DTYPES, norm_weight, randn
-from kernel_space._gemm import pdl_enter, pdl_launch_args
+from kernel_space._gemm import _prefetch_l2, pdl_enter, pdl_launch_args
 from kernel_space.attention_shape import ATTENTION_OP, attention_flops, decode_heads, decode_m, encode_heads
 from kernel_space.qk_norm_rope_cache import _norm_rope_half, _qk_norm_rope_cache_kernel, qk_norm_rope_cache
 from kernel_space.spec import DEFAULT_SMEM_LIMIT, DTYPE_BYTES, OpSpec, SearchSpace, next_pow2
@@ -72,27 +72,36 @@ def _unit_heads(unit, HPU: tl.constexpr, HP: tl.constexpr):
 
 
 @triton.jit
-def _combine(part_ptr, ml_ptr, o_ptr, seq, heads, live_h, n_active, SPLITS,
-             H: tl.constexpr, HD: tl.constexpr, HP: tl.constexpr):
-    """o = sum_s 2^(m_s - m) acc_s / sum_s 2^(m_s - m) l_s over the sequence's active splits, with a
-    running maximum (every active split holds at least one slot: its m is finite)."""
+def _combine(part_ptr, ml_ptr, o_ptr, seq, unit, n_active, SPLITS,
+             H: tl.constexpr, HPU: tl.constexpr, HD: tl.constexpr, HC: tl.constexpr, CS: tl.constexpr):
+    """o = sum_s 2^(m_s - m) acc_s / sum_s 2^(m_s - m) l_s over the sequence's active splits, for the
+    unit's HPU heads (padded to HC rows). CS splits are read at once, as one [HC, CS, HD] tile: a
+    loop of one split at a time was a chain of n_active dependent round trips to L2 at the end of
+    every launch. More splits than CS are merged chunk by chunk with a running maximum (every active
+    split holds at least one slot: its m is finite, so the first chunk's maximum is too)."""
+    heads, live_h = _unit_heads(unit, HPU, HC)
     d = tl.arange(0, HD)
-    base = (seq.to(tl.int64) * H + heads) * SPLITS
-    m_run = tl.full([HP], float("-inf"), tl.float32)
-    l_run = tl.zeros([HP], tl.float32)
-    acc = tl.zeros([HP, HD], tl.float32)
-    for s in range(0, n_active):
+    base = (seq.to(tl.int64) * H + heads) * SPLITS  # [HC]
+    m_run = tl.full([HC], float("-inf"), tl.float32)
+    l_run = tl.zeros([HC], tl.float32)
+    acc = tl.zeros([HC, HD], tl.float32)
+    for c in range(0, n_active, CS):
+        s = c + tl.arange(0, CS)
+        live = live_h[:, None] & (s < n_active)[None, :]  # [HC, CS]
+        idx = base[:, None] + s[None, :]
         # .cg: from L2, never from this SM's L1, where another program's partial cannot be.
-        m_s = tl.load(ml_ptr + (base + s) * 2, mask=live_h, other=0.0, cache_modifier=".cg")
-        l_s = tl.load(ml_ptr + (base + s) * 2 + 1, mask=live_h, other=1.0, cache_modifier=".cg")
-        a_s = tl.load(part_ptr + (base + s)[:, None] * HD + d[None, :], mask=live_h[:, None], other=0.0,
+        m_s = tl.load(ml_ptr + idx * 2, mask=live, other=float("-inf"), cache_modifier=".cg")
+        l_s = tl.load(ml_ptr + idx * 2 + 1, mask=live, other=0.0, cache_modifier=".cg")
+        a_s = tl.load(part_ptr + idx[:, :, None] * HD + d[None, None, :], mask=live[:, :, None], other=0.0,
                       cache_modifier=".cg")
-        m_new = tl.maximum(m_run, m_s)
+        # A padding row's maxima are all -inf: it takes 0, so no -inf - -inf is ever computed.
+        m_new = tl.where(live_h, tl.maximum(m_run, tl.max(m_s, axis=1)), 0.0)
         alpha = tl.exp2(m_run - m_new)
-        w = tl.exp2(m_s - m_new)
-        l_run = l_run * alpha + l_s * w
-        acc = acc * alpha[:, None] + a_s * w[:, None]
+        w = tl.exp2(m_s - m_new[:, None])  # 0 where the split is not active
+        l_run = l_run * alpha + tl.sum(l_s * w, axis=1)
+        acc = acc * alpha[:, None] + tl.sum(a_s * w[:, :, None], axis=1)
         m_run = m_new
+    l_run = tl.where(live_h, l_run, 1.0)
     out = o_ptr + seq.to(tl.int64) * (H * HD) + heads[:, None] * HD + d[None, :]
     tl.store(out, (acc / l_run[:, None]).to(o_ptr.dtype.element_ty), mask=live_h[:, None])
 
@@ -139,7 +148,8 @@ def _length(pos, L):
 
 @triton.jit
 def _finish(acc, m_i, l_i, o_ptr, part_ptr, ml_ptr, count_ptr, seq, unit, split, heads, live_h, n_active, SPLITS,
-            H: tl.constexpr, HD: tl.constexpr, HP: tl.constexpr, LAST_COMBINES: tl.constexpr):
+            H: tl.constexpr, HPU: tl.constexpr, HD: tl.constexpr, HC: tl.constexpr, CS: tl.constexpr,
+            LAST_COMBINES: tl.constexpr):
     """A program's end: o itself where its sequence used one split, else its partial, combined by the
     unit's last program to arrive with combine=last_program (else by the combine kernel)."""
     d = tl.arange(0, HD)
@@ -159,25 +169,58 @@ def _finish(acc, m_i, l_i, o_ptr, part_ptr, ml_ptr, count_ptr, seq, unit, split,
             arrived = tl.atomic_add(counter, 1, sem="acq_rel", scope="gpu")
             if arrived == n_active - 1:
                 tl.store(counter, 0)  # zero again for the next launch (a graph replays it)
-                _combine(part_ptr, ml_ptr, o_ptr, seq, heads, live_h, n_active, SPLITS, H, HD, HP)
+                _combine(part_ptr, ml_ptr, o_ptr, seq, unit, n_active, SPLITS, H, HPU, HD, HC, CS)
+
+
+@triton.jit
+def _prefetch_kv(k_base, v_base, lo, hi, stride_kl, stride_vl, BLOCK_N: tl.constexpr, KV_LINES: tl.constexpr):
+    """K and V of slots [lo, hi) into L2 (a hint: nothing waits for it), one pointer per 128-byte line
+    of a slot's head (KV_LINES of them), BLOCK_N slots a step, clamped into the range."""
+    LINE: tl.constexpr = 1024 // k_base.dtype.element_ty.primitive_bitwidth
+    c = tl.arange(0, KV_LINES) * LINE
+    for start in range(lo, hi, BLOCK_N):
+        n = tl.minimum(start + tl.arange(0, BLOCK_N), hi - 1)
+        _prefetch_l2(k_base + n[:, None] * stride_kl + c[None, :])
+        _prefetch_l2(v_base + n[:, None] * stride_vl + c[None, :])
+
+
+@triton.jit
+def _enter(kc_ptr, vc_ptr, pos_ptr, first_row, seq, unit, split, SPLITS, L, pf_slots,
+           stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
+           G: tl.constexpr, HPU: tl.constexpr, BLOCK_N: tl.constexpr, KV_LINES: tl.constexpr,
+           PDL: tl.constexpr, PREFETCH: tl.constexpr):
+    """A program's start under PDL: with PREFETCH, first the first pf_slots slots of its chunk into L2
+    while the kernel before it still runs (the cache below the new token's slot was written steps
+    ago; the position is read again after the wait, this early read only aims the hint), then
+    griddepcontrol.wait (_gemm's pdl_enter)."""
+    if PDL:
+        if PREFETCH:
+            lo, hi, n_active = _split_bounds(_length(tl.load(pos_ptr + seq), L), split, SPLITS, BLOCK_N)
+            if split < n_active:
+                kvh = (unit * HPU) // G
+                row = (first_row + seq).to(tl.int64)
+                _prefetch_kv(kc_ptr + row * stride_kb + kvh * stride_kh, vc_ptr + row * stride_vb + kvh * stride_vh,
+                             lo, tl.minimum(hi, lo + pf_slots), stride_kl, stride_vl, BLOCK_N, KV_LINES)
+        pdl_enter()
 
 
 @triton.jit
 def decode_attention_kernel(
     q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, count_ptr,
-    first_row, qk_scale, SPLITS, L,
+    first_row, qk_scale, SPLITS, L, pf_slots,
     stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
     H: tl.constexpr, G: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
     BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
-    PDL: tl.constexpr = False,
+    HC: tl.constexpr, CS: tl.constexpr, KV_LINES: tl.constexpr = 1, PDL: tl.constexpr = False,
+    PREFETCH: tl.constexpr = False,
 ):
     """Program (unit, sequence, split); see the module docstring. Units vary fastest, so with pack=head
     the heads that read one KV tile run side by side and share it in L2."""
     unit = tl.program_id(0)
     seq = tl.program_id(1)
     split = tl.program_id(2)
-    if PDL:
-        pdl_enter()
+    _enter(kc_ptr, vc_ptr, pos_ptr, first_row, seq, unit, split, SPLITS, L, pf_slots, stride_kb, stride_kl, stride_kh,
+           stride_vb, stride_vl, stride_vh, G, HPU, BLOCK_N, KV_LINES, PDL, PREFETCH)
     lo, hi, n_active = _split_bounds(_length(tl.load(pos_ptr + seq), L), split, SPLITS, BLOCK_N)
     if split < n_active:
         heads, live_h = _unit_heads(unit, HPU, HP)
@@ -191,7 +234,7 @@ def decode_attention_kernel(
         acc, m_i, l_i = _attend(q, k_base, v_base, lo, hi, stride_kl, stride_vl, qk_scale,
                                 HP, HD, BLOCK_N, USE_DOT, PRECISION)
         _finish(acc, m_i, l_i, o_ptr, part_ptr, ml_ptr, count_ptr, seq, unit, split, heads, live_h, n_active,
-                SPLITS, H, HD, HP, LAST_COMBINES)
+                SPLITS, H, HPU, HD, HC, CS, LAST_COMBINES)
 
 
 # ---- prep=fused: q/k RMSNorm + RoPE and the cache write inside the attention kernel ----------------
@@ -263,11 +306,12 @@ def _write_slot(k_out, v_out, k1, k2, v, HD: tl.constexpr):
 @triton.jit
 def decode_attention_prep_kernel(
     qkv_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, count_ptr,
-    first_row, qk_scale, eps, SPLITS, L, L_ROPE, stride_qkv, stride_cos,
+    first_row, qk_scale, eps, SPLITS, L, L_ROPE, stride_qkv, stride_cos, pf_slots,
     stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
     H: tl.constexpr, KV: tl.constexpr, G: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
     BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
-    PDL: tl.constexpr = False,
+    HC: tl.constexpr, CS: tl.constexpr, KV_LINES: tl.constexpr = 1, PDL: tl.constexpr = False,
+    PREFETCH: tl.constexpr = False,
 ):
     """decode_attention_kernel from the raw qkv row (prep=fused; see the module docstring): every
     program norms and rotates its own query heads; the program whose split ends at the new token's
@@ -278,8 +322,8 @@ def decode_attention_prep_kernel(
     unit = tl.program_id(0)
     seq = tl.program_id(1)
     split = tl.program_id(2)
-    if PDL:
-        pdl_enter()
+    _enter(kc_ptr, vc_ptr, pos_ptr, first_row, seq, unit, split, SPLITS, L, pf_slots, stride_kb, stride_kl, stride_kh,
+           stride_vb, stride_vl, stride_vh, G, HPU, BLOCK_N, KV_LINES, PDL, PREFETCH)
     pos_in = tl.load(pos_ptr + seq)
     lo, hi, n_active = _split_bounds(_length(pos_in, L), split, SPLITS, BLOCK_N)
     if split < n_active:
@@ -303,13 +347,13 @@ def decode_attention_prep_kernel(
             if (unit * HPU) % G == 0:  # the KV head's first unit: one writer per (sequence, KV head)
                 _write_slot(k_base + pos * stride_kl, v_base + pos * stride_vl, k1, k2, v, HD)
         _finish(acc, m_i, l_i, o_ptr, part_ptr, ml_ptr, count_ptr, seq, unit, split, heads, live_h, n_active,
-                SPLITS, H, HD, HP, LAST_COMBINES)
+                SPLITS, H, HPU, HD, HC, CS, LAST_COMBINES)
 
 
 @triton.jit
 def decode_attention_combine_kernel(part_ptr, ml_ptr, o_ptr, pos_ptr, SPLITS, L,
-                                    H: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
-                                    BLOCK_N: tl.constexpr, PDL: tl.constexpr = False):
+                                    H: tl.constexpr, HPU: tl.constexpr, HD: tl.constexpr, HC: tl.constexpr,
+                                    CS: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr = False):
     """Program (unit, sequence): combines the unit's partials where the sequence used several splits."""
     unit = tl.program_id(0)
     seq = tl.program_id(1)
@@ -317,13 +361,13 @@ def decode_attention_combine_kernel(part_ptr, ml_ptr, o_ptr, pos_ptr, SPLITS, L,
         pdl_enter()
     _, _, n_active = _split_bounds(_length(tl.load(pos_ptr + seq), L), 0, SPLITS, BLOCK_N)
     if n_active > 1:
-        heads, live_h = _unit_heads(unit, HPU, HP)
-        _combine(part_ptr, ml_ptr, o_ptr, seq, heads, live_h, n_active, SPLITS, H, HD, HP)
+        _combine(part_ptr, ml_ptr, o_ptr, seq, unit, n_active, SPLITS, H, HPU, HD, HC, CS)
 
 
 KERNEL_SOURCES = (decode_attention_kernel, decode_attention_combine_kernel, decode_attention_prep_kernel, _attend,
                   _combine, _finish, _length, _split_bounds, _unit_heads, _rope_row, _prep_q, _prep_k, _add_slot,
-                  _write_slot, _norm_rope_half, _qk_norm_rope_cache_kernel, pdl_enter)
+                  _write_slot, _norm_rope_half, _qk_norm_rope_cache_kernel, pdl_enter, _prefetch_kv, _enter,
+                  _prefetch_l2)
 
 
 # ---- launchers ------------------------------------------------------------------------------------
@@ -341,10 +385,10 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
         raise ValueError("config prep=fused norms and rotates q and k itself: call decode_attention_prep with the "
                          "qkv rows")
     positions = _flat(positions)
-    grid, (o, part, ml, counts), meta = _launch_args(config, problem, q)
+    grid, (o, part, ml, counts), pf_slots, meta = _launch_args(config, problem, q)
     _gemm._launcher(decode_attention_kernel, grid)(
         q, k_cache, v_cache, positions, o, part, ml, counts,
-        first_row, scale * LOG2E, config["SPLITS"], problem.context,
+        first_row, scale * LOG2E, config["SPLITS"], problem.context, pf_slots,
         *k_cache.stride()[:3], *v_cache.stride()[:3], **meta,
     )
     _launch_combine(grid, (o, part, ml), positions, problem, config, meta)
@@ -370,11 +414,12 @@ def decode_attention_prep(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: t
         q = _separate_prep(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, first_row, problem)
         return decode_attention(q, k_cache, v_cache, positions, scale, first_row, config)
     positions = _flat(positions)
-    grid, (o, part, ml, counts), meta = _launch_args(config, problem, qkv)
+    grid, (o, part, ml, counts), pf_slots, meta = _launch_args(config, problem, qkv)
     _gemm._launcher(decode_attention_prep_kernel, grid)(
         qkv, q_norm_w, k_norm_w, cos, sin, k_cache, v_cache, positions, o, part, ml, counts,
         first_row, scale * LOG2E, eps, config["SPLITS"], problem.context, min(problem.context, cos.shape[0]),
-        qkv.stride(0), cos.stride(0), *k_cache.stride()[:3], *v_cache.stride()[:3], KV=problem.kv_heads, **meta,
+        qkv.stride(0), cos.stride(0), pf_slots, *k_cache.stride()[:3], *v_cache.stride()[:3], KV=problem.kv_heads,
+        **meta,
     )
     _launch_combine(grid, (o, part, ml), positions, problem, config, meta)
     return o
@@ -416,8 +461,8 @@ def _flat(positions: torch.Tensor) -> torch.Tensor:
 
 def _launch_args(config: dict, problem: AttentionProblem, like: torch.Tensor) -> tuple:
     """What both attention kernels take alike: the grid (unit, sequence, split), the buffers (o, the
-    partials and the counters; o stands in for those a config does not use) and the compile-time
-    arguments."""
+    partials and the counters; o stands in for those a config does not use), the slots a program
+    prefetches before PDL's wait, and the compile-time arguments."""
     b, h, hd = problem.batch, problem.heads, problem.head_dim
     group_pack = config["pack"] == "group"
     hpu = problem.group if group_pack else 1
@@ -431,11 +476,19 @@ def _launch_args(config: dict, problem: AttentionProblem, like: torch.Tensor) ->
     else:
         part = ml = o  # unused: one split writes o itself
     counts = _gemm._counters(like.device, b * units) if last else o
+    programs = units * b * splits
+    pf_slots = prefetch_slots(problem, config, programs, like.device)
+    pdl = pdl_launch_args(like.device)
+    if pdl:
+        pdl["PREFETCH"] = pf_slots > 0
+    hc = next_pow2(hpu)
     meta = dict(H=h, G=problem.group, HPU=hpu, HP=_rows(problem.group, config["pack"]), HD=hd,
                 BLOCK_N=config["BLOCK_N"], USE_DOT=group_pack, LAST_COMBINES=last,
-                PRECISION="ieee" if like.dtype == torch.float32 else "tf32", num_warps=config["num_warps"],
-                num_stages=config["num_stages"], **pdl_launch_args(like.device))
-    return (units, b, splits), (o, part, ml, counts), meta
+                PRECISION="ieee" if like.dtype == torch.float32 else "tf32",
+                HC=hc, CS=combine_splits(hc, hd, 32 * config["num_warps"], splits),
+                KV_LINES=kv_lines(hd, problem.elem_bytes), num_warps=config["num_warps"],
+                num_stages=config["num_stages"], **pdl)
+    return (units, b, splits), (o, part, ml, counts), pf_slots, meta
 
 
 def _launch_combine(grid: tuple, buffers: tuple, positions: torch.Tensor, problem: AttentionProblem, config: dict,
@@ -445,14 +498,42 @@ def _launch_combine(grid: tuple, buffers: tuple, positions: torch.Tensor, proble
         return
     o, part, ml = buffers
     pdl = {key: meta[key] for key in ("PDL", "launch_pdl") if key in meta}
+    hc, hd = meta["HC"], problem.head_dim
     _gemm._launcher(decode_attention_combine_kernel, grid[:2])(
         part, ml, o, positions, config["SPLITS"], problem.context,
-        H=problem.heads, HPU=meta["HPU"], HP=next_pow2(meta["HPU"]), HD=problem.head_dim, BLOCK_N=config["BLOCK_N"],
-        num_warps=COMBINE_WARPS, **pdl,
+        H=problem.heads, HPU=meta["HPU"], HD=hd, HC=hc, CS=combine_splits(hc, hd, 32 * COMBINE_WARPS, config["SPLITS"]),
+        BLOCK_N=config["BLOCK_N"], num_warps=COMBINE_WARPS, **pdl,
     )
 
 
-COMBINE_WARPS = 1  # a [group, head_dim] fp32 tile per step: 8 KB at most at group 16, hd 128
+COMBINE_WARPS = 4  # one program per (unit, sequence) reads [heads, CS, head_dim] fp32 partials at once
+COMBINE_VALUES = 32  # fp32 partial values a thread holds per combine step: CS = threads * this / (heads * hd)
+
+
+def combine_splits(heads: int, head_dim: int, threads: int, splits: int) -> int:
+    """CS: the splits a combine reads in one step, a power of two, at most the splits (rounded up)
+    and at most COMBINE_VALUES partial values a thread, but at least one."""
+    return max(1, min(next_pow2(splits), threads * COMBINE_VALUES // (heads * head_dim)))
+
+
+def kv_lines(head_dim: int, elem_bytes: int) -> int:
+    """128-byte lines of one slot's head in the cache (at least one): the L2 prefetch's pointers a slot."""
+    return max(1, head_dim * elem_bytes // 128)
+
+
+PREFETCH_L2_SHARE = 0.5  # of L2 that one launch's K/V prefetch may fill before PDL's wait
+
+
+def prefetch_slots(problem: AttentionProblem, config: dict, programs: int, device: torch.device) -> int:
+    """Slots a program prefetches into L2 before PDL's wait: 0 (none) off PDL, or where the grid is
+    more than two programs an SM (most programs then start after the wait anyway, as _gemm's weight
+    prefetch); else whole BLOCK_N blocks, so that all programs together fill at most
+    PREFETCH_L2_SHARE of L2 (a longer chunk streams the rest as it goes)."""
+    if not _gemm.pdl_enabled(device) or programs > 2 * _sm_count(device):
+        return 0
+    slot = 2 * problem.head_dim * problem.elem_bytes  # K and V
+    budget = int(_gemm.l2_bytes(device) * PREFETCH_L2_SHARE) // (programs * slot)
+    return budget // config["BLOCK_N"] * config["BLOCK_N"]
 
 
 def _rows(group: int, pack: str) -> int:

@@ -37,9 +37,12 @@ def main() -> None:
                 PREFETCH=pdl)
     epilogue = dict(NORM=True, GATED=False, RES_OUT=True, SPLIT_K=4, BLOCK_M=1, BLOCK_N=64, INDEX_64=False, PDL=pdl)
     # pack=group with the combine kernel (the plan's), and pack=head combined by the last program.
+    # The first two prefetch their K/V chunk before the wait (as the launcher does where the grid is
+    # small); the prep kernel's variant does not.
     attn = dict(H=16, G=2, HPU=2, HP=16, HD=128, BLOCK_N=64, USE_DOT=True, LAST_COMBINES=False, PRECISION="tf32",
-                PDL=pdl)
-    attn_head = {**attn, "HPU": 1, "HP": 1, "USE_DOT": False, "LAST_COMBINES": True}
+                HC=2, CS=16, KV_LINES=2, PDL=pdl, PREFETCH=pdl)
+    attn_head = {**attn, "HPU": 1, "HP": 1, "HC": 1, "USE_DOT": False, "LAST_COMBINES": True}
+    attn_prep = {**attn, "KV": 8, "PREFETCH": False}
     ptx = {
         "fused_linear": compile_ptx(_gemm.fused_linear_kernel, gemm, num_warps=4, num_stages=3, launch_pdl=pdl),
         "splitk_epilogue": compile_ptx(_gemm.splitk_epilogue_kernel, epilogue),
@@ -54,8 +57,10 @@ def main() -> None:
         "decode_attention": compile_ptx(decode_attention.decode_attention_kernel, attn, num_warps=4, num_stages=2),
         "decode_attention_head_last": compile_ptx(decode_attention.decode_attention_kernel, attn_head, num_warps=4,
                                                   num_stages=2),
+        "decode_attention_prep": compile_ptx(decode_attention.decode_attention_prep_kernel, attn_prep, num_warps=4,
+                                             num_stages=2),
         "combine": compile_ptx(decode_attention.decode_attention_combine_kernel,
-                               dict(H=16, HPU=2, HP=2, HD=128, BLOCK_N=64, PDL=pdl), num_warps=1),
+                               dict(H=16, HPU=2, HD=128, HC=2, CS=16, BLOCK_N=64, PDL=pdl), num_warps=4),
     }
     print(json.dumps({name: {"wait": "griddepcontrol.wait" in p, "launch": "griddepcontrol.launch_dependents" in p,
                              "prefetch": p.count("prefetch.global.L2"), "mul_s64": p.count("mul.lo.s64")}

@@ -8,22 +8,28 @@ import pytest
 import torch
 
 from kernel_space import _gemm
+from kernel_space import decode_attention as decode_attention_module
 from kernel_space._common import TOLERANCE, poisoned_outputs, rel_error
 from kernel_space.decode_attention import (
     MIN_CHUNK,
     PLAN_PROGRAMS_PER_SM,
+    PREFETCH_L2_SHARE,
     SPACE,
     SPLITS_VALUES,
     AttentionProblem,
     attention_plan,
     check_config,
+    combine_splits,
     decode_attention,
     decode_attention_reference,
     decode_attention_unfused,
+    kv_lines,
     make_inputs,
+    prefetch_slots,
     redundant_reason,
     sample_configs,
 )
+from kernel_space.spec import next_pow2
 from tests.conftest import DEVICE
 
 
@@ -85,6 +91,52 @@ def test_lengths_across_chunk_edges(combine):
     assert rel_error(out, ref) <= TOLERANCE[torch.float32]
     for i in range(len(lengths)):  # every sequence on its own, not only the batch's norm
         assert rel_error(out[i], ref[i]) <= TOLERANCE[torch.float32], lengths[i]
+
+
+@pytest.mark.parametrize("combine", ["kernel", "last_program"])
+@pytest.mark.parametrize(("heads", "kv_heads", "pack"), [(4, 2, "group"), (4, 2, "head"), (6, 2, "group")],
+                         ids=["g2", "g2-head", "g3"])
+def test_combine_in_several_steps(combine, heads, kv_heads, pack, monkeypatch):
+    """More active splits than a combine step reads (combine_splits): 12 splits at head_dim 128, one
+    warp (the combine kernel's warps set to one too), are read 4 (group 2), 8 (pack=head) or 2 (group
+    3, padded to 4 rows) at a time, so the running maximum carries over 2 to 6 steps, the last one
+    partly empty; shorter sequences use fewer splits (down to one, where no combine runs)."""
+    monkeypatch.setattr(decode_attention_module, "COMBINE_WARPS", 1)
+    lengths = [192, 191, 177, 100, 33, 16]
+    problem = AttentionProblem(len(lengths), heads, kv_heads, 128, 192, "float32")
+    hc = next_pow2(heads // kv_heads) if pack == "group" else 1
+    assert combine_splits(hc, 128, 32, 12) < 12
+    cfg = config(splits=12, block_n=16, pack=pack, combine=combine, warps=1, stages=1 if pack == "head" else 2)
+    out, ref = run(problem, lengths, cfg, seed=5)
+    for i in range(len(lengths)):
+        assert rel_error(out[i], ref[i]) <= TOLERANCE[torch.float32], lengths[i]
+
+
+def test_combine_steps_and_prefetch_sizes():
+    assert combine_splits(2, 128, 128, 64) == 16  # 32 fp32 values a thread: 4,096 over 2 x 128
+    assert combine_splits(16, 128, 32, 64) == 1  # a padded group of 16 still reads one split a step
+    assert combine_splits(1, 64, 128, 3) == 4  # never past the splits, rounded up to a power of two
+    assert combine_splits(2, 128, 128, 1) == 1
+    assert kv_lines(128, 2) == 2 and kv_lines(64, 2) == 1 and kv_lines(32, 2) == 1 and kv_lines(128, 4) == 4
+    # No PDL (a CPU, or the interpreter): nothing is prefetched.
+    cpu = torch.device("cpu")
+    assert prefetch_slots(AttentionProblem(1, 16, 8, 128, 8192), config(splits=32, block_n=64), 256, cpu) == 0
+
+
+def test_prefetch_fills_at_most_its_share_of_l2(monkeypatch):
+    """On a PDL device: whole BLOCK_N blocks a program, all programs together within PREFETCH_L2_SHARE
+    of L2; none where the grid is more than two programs an SM."""
+    monkeypatch.setattr(_gemm, "pdl_enabled", lambda device: True)
+    monkeypatch.setattr(_gemm, "l2_bytes", lambda device: 50 << 20)
+    monkeypatch.setattr(_gemm, "device_info", lambda device: (9, 132))
+    gpu = torch.device("cuda", 0)
+    problem = AttentionProblem(1, 16, 8, 128, 8192)  # qwen3-0.6b, batch 1, 8k: 512 B of K and V a slot
+    slots = prefetch_slots(problem, config(splits=32, block_n=64), 256, gpu)
+    assert slots % 64 == 0 and 0 < slots * 256 * 512 <= PREFETCH_L2_SHARE * (50 << 20)
+    assert slots == 192
+    assert prefetch_slots(problem, config(splits=32, block_n=64), 265, gpu) == 0  # > 2 x 132 programs
+    big = AttentionProblem(8, 16, 8, 128, 32768)
+    assert prefetch_slots(big, config(splits=4, block_n=256), 256, gpu) == 0  # not one block fits the share
 
 
 def test_last_program_combine_leaves_counters_at_zero():

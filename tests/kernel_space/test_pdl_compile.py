@@ -30,9 +30,13 @@ def test_every_kernel_waits_then_releases_the_next_with_pdl(report):
     on, _ = report
     for name, found in on.items():
         assert found["wait"] and found["launch"], name
-    # Only the GEMM prefetches (its weights): gated, both halves.
+    # The GEMM prefetches its weights (gated: both halves), the attention kernels their K and V chunk
+    # where the launcher asks (PREFETCH); nothing else prefetches.
     assert on["fused_linear"]["prefetch"] >= 2 and on["fused_linear_64"]["prefetch"] >= 2
-    assert all(found["prefetch"] == 0 for name, found in on.items() if not name.startswith("fused_linear"))
+    assert on["decode_attention"]["prefetch"] >= 2 and on["decode_attention_head_last"]["prefetch"] >= 2
+    prefetching = ("fused_linear", "decode_attention", "decode_attention_head_last")
+    assert all(found["prefetch"] == 0 for name, found in on.items() if not name.startswith(prefetching))
+    assert on["decode_attention_prep"]["prefetch"] == 0
 
 
 def test_without_pdl_no_kernel_has_grid_dependency_instructions(report):
