@@ -25,8 +25,10 @@ split-K partial at a prefill M, or out at an lm_head-sized N), the tile and row 
 before anything is multiplied by a row length. Scratch buffers are sized by the launch.
 
 PDL (programmatic dependent launch, Hopper on): every kernel here is launched so that it may start
-while the kernel before it in the stream is still running. A program first prefetches its own weight
-slice into L2 (weights are never written: safe to read early), then waits (griddepcontrol.wait:
+while the kernel before it in the stream is still running. A program first loads the first block of
+its weight slice into registers and prefetches the rest of the slice into L2 (weights are never
+written: safe to read early; the GEMM always runs its first K block outside its loop, so the
+interpreter runs that order too), then waits (griddepcontrol.wait:
 the previous kernel has finished and its writes are visible) before it reads an activation or
 writes anything, and only then lets the next kernel launch. So one kernel's weight stream overlaps
 the previous kernel's tail, and every kernel still completes after its predecessor (a kernel cannot
@@ -119,31 +121,46 @@ def _mac(acc, a, w, USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
 
 
 @triton.jit
-def _k_loop(x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K, K_PER_SPLIT, stride_xm, stride_wn,
-            NORM: tl.constexpr, GATED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-            BLOCK_K: tl.constexpr, USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    """(acc, acc2, ss) over this program's K slice: x @ W^T for the N tile (and its up half when
-    gated) and, with NORM, x's sum of squares from the tiles loaded anyway, x scaled by the gain."""
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
-    m_mask = offs_m < M
-    n_mask = offs_n < N
-    for kk in range(0, K_PER_SPLIT, BLOCK_K):
+def _w_tile(w_ptr, offs_n, offs_k, N, K, stride_wn, GATED: tl.constexpr):
+    """The [BLOCK_K, BLOCK_N] weight tile at (offs_k, offs_n), and its up half's when gated (else w again)."""
+    w_mask = (offs_k < K)[:, None] & (offs_n < N)[None, :]
+    w = tl.load(w_ptr + offs_n[None, :] * stride_wn + offs_k[:, None], mask=w_mask, other=0.0)
+    w2 = w
+    if GATED:
+        w2 = tl.load(w_ptr + (offs_n[None, :] + N) * stride_wn + offs_k[:, None], mask=w_mask, other=0.0)
+    return w, w2
+
+
+@triton.jit
+def _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, stride_xm,
+            NORM: tl.constexpr, GATED: tl.constexpr, USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """One K block: x's tile at offs_k (with NORM: its sum of squares added to ss, then scaled by the
+    gain) times the weight tiles w (and w2 when gated), into acc (and acc2)."""
+    k_mask = offs_k < K
+    a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :], mask=(offs_m < M)[:, None] & k_mask[None, :],
+                other=0.0)
+    if NORM:
+        a = a.to(tl.float32)
+        ss += tl.sum(a * a, axis=1)
+        a = a * tl.load(norm_w_ptr + offs_k, mask=k_mask, other=0.0).to(tl.float32)[None, :]
+    acc = _mac(acc, a, w, USE_DOT, DOT_PRECISION)
+    if GATED:
+        acc2 = _mac(acc2, a, w2, USE_DOT, DOT_PRECISION)
+    return acc, acc2, ss
+
+
+@triton.jit
+def _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K, K_PER_SPLIT, stride_xm,
+            stride_wn, NORM: tl.constexpr, GATED: tl.constexpr, BLOCK_K: tl.constexpr, USE_DOT: tl.constexpr,
+            DOT_PRECISION: tl.constexpr):
+    """(acc, acc2, ss) advanced over this program's K slice after its first block (which the kernel
+    ran before: fused_linear_kernel), x @ W^T for the N tile (and its up half when gated) and, with
+    NORM, x's sum of squares from the tiles loaded anyway."""
+    for kk in range(BLOCK_K, K_PER_SPLIT, BLOCK_K):
         offs_k = k_start + kk + tl.arange(0, BLOCK_K)
-        k_mask = offs_k < K
-        a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :], mask=m_mask[:, None] & k_mask[None, :],
-                    other=0.0)
-        if NORM:
-            a = a.to(tl.float32)
-            ss += tl.sum(a * a, axis=1)
-            a = a * tl.load(norm_w_ptr + offs_k, mask=k_mask, other=0.0).to(tl.float32)[None, :]
-        w_mask = k_mask[:, None] & n_mask[None, :]
-        w = tl.load(w_ptr + offs_n[None, :] * stride_wn + offs_k[:, None], mask=w_mask, other=0.0)
-        acc = _mac(acc, a, w, USE_DOT, DOT_PRECISION)
-        if GATED:
-            w2 = tl.load(w_ptr + (offs_n[None, :] + N) * stride_wn + offs_k[:, None], mask=w_mask, other=0.0)
-            acc2 = _mac(acc2, a, w2, USE_DOT, DOT_PRECISION)
+        w, w2 = _w_tile(w_ptr, offs_n, offs_k, N, K, stride_wn, GATED)
+        acc, acc2, ss = _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, stride_xm, NORM, GATED,
+                                USE_DOT, DOT_PRECISION)
     return acc, acc2, ss
 
 
@@ -228,12 +245,22 @@ def fused_linear_kernel(
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     k_start = pid_k * K_PER_SPLIT
+    # The slice's first weight block is loaded into registers before PDL's wait (weights are never
+    # written), the rest prefetched into L2: at decode most configs hold the whole slice in one block,
+    # so after the wait only the activation is still to come.
+    offs_k = k_start + tl.arange(0, BLOCK_K)
+    w, w2 = _w_tile(w_ptr, offs_n, offs_k, N, K, stride_wn, GATED)
     if PDL:
         if PREFETCH:
-            _prefetch_weights(w_ptr, offs_n, k_start, N, K, K_PER_SPLIT, stride_wn, GATED)
+            _prefetch_weights(w_ptr, offs_n, k_start + BLOCK_K, N, K, K_PER_SPLIT - BLOCK_K, stride_wn, GATED)
         pdl_enter()
-    acc, acc2, ss = _k_loop(x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K, K_PER_SPLIT, stride_xm,
-                            stride_wn, NORM, GATED, BLOCK_M, BLOCK_N, BLOCK_K, USE_DOT, DOT_PRECISION)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    acc, acc2, ss = _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, stride_xm, NORM, GATED,
+                            USE_DOT, DOT_PRECISION)
+    acc, acc2, ss = _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K, K_PER_SPLIT,
+                            stride_xm, stride_wn, NORM, GATED, BLOCK_K, USE_DOT, DOT_PRECISION)
     if SPLIT_K == 1:
         _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
                   NORM, GATED, RES_OUT)
@@ -525,4 +552,5 @@ def _launch_reduce(plan: _Plan, scratch: _Scratch, res_out: torch.Tensor | None,
 
 
 KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _wide, _tile_of,
-                  _prefetch_weights, _k_loop, _mac, _epilogue, _store_partials, _reduce_tile, _prefetch_l2, pdl_enter)
+                  _prefetch_weights, _w_tile, _k_step, _k_loop, _mac, _epilogue, _store_partials, _reduce_tile,
+                  _prefetch_l2, pdl_enter)
