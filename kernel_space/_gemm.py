@@ -25,10 +25,10 @@ split-K partial at a prefill M, or out at an lm_head-sized N), the tile and row 
 before anything is multiplied by a row length. Scratch buffers are sized by the launch.
 
 PDL (programmatic dependent launch, Hopper on): every kernel here is launched so that it may start
-while the kernel before it in the stream is still running. A program first loads the first block of
-its weight slice into registers and prefetches the rest of the slice into L2 (weights are never
-written: safe to read early; the GEMM always runs its first K block outside its loop, so the
-interpreter runs that order too), then waits (griddepcontrol.wait:
+while the kernel before it in the stream is still running. A program first reads its weight slice
+early (weights are never written: safe to read before the wait): into registers where the slice is
+one K block (ONE_BLOCK, most decode configs; the kernel then has no K loop, in the interpreter too),
+else into L2 by prefetch where the grid is small (PREFETCH). Then it waits (griddepcontrol.wait:
 the previous kernel has finished and its writes are visible) before it reads an activation or
 writes anything, and only then lets the next kernel launch. So one kernel's weight stream overlaps
 the previous kernel's tail, and every kernel still completes after its predecessor (a kernel cannot
@@ -153,10 +153,9 @@ def _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, strid
 def _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K, K_PER_SPLIT, stride_xm,
             stride_wn, NORM: tl.constexpr, GATED: tl.constexpr, BLOCK_K: tl.constexpr, USE_DOT: tl.constexpr,
             DOT_PRECISION: tl.constexpr):
-    """(acc, acc2, ss) advanced over this program's K slice after its first block (which the kernel
-    ran before: fused_linear_kernel), x @ W^T for the N tile (and its up half when gated) and, with
-    NORM, x's sum of squares from the tiles loaded anyway."""
-    for kk in range(BLOCK_K, K_PER_SPLIT, BLOCK_K):
+    """(acc, acc2, ss) advanced over this program's K slice: x @ W^T for the N tile (and its up half
+    when gated) and, with NORM, x's sum of squares from the tiles loaded anyway."""
+    for kk in range(0, K_PER_SPLIT, BLOCK_K):
         offs_k = k_start + kk + tl.arange(0, BLOCK_K)
         w, w2 = _w_tile(w_ptr, offs_n, offs_k, N, K, stride_wn, GATED)
         acc, acc2, ss = _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, stride_xm, NORM, GATED,
@@ -237,6 +236,7 @@ def fused_linear_kernel(
     SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr,
     USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, LAST_REDUCES: tl.constexpr,
     INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
+    ONE_BLOCK: tl.constexpr = False,
 ):
     pid_m, pid_n = _tile_of(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     pid_m = _wide(pid_m, INDEX_64)
@@ -245,22 +245,28 @@ def fused_linear_kernel(
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     k_start = pid_k * K_PER_SPLIT
-    # The slice's first weight block is loaded into registers before PDL's wait (weights are never
-    # written), the rest prefetched into L2: at decode most configs hold the whole slice in one block,
-    # so after the wait only the activation is still to come.
-    offs_k = k_start + tl.arange(0, BLOCK_K)
-    w, w2 = _w_tile(w_ptr, offs_n, offs_k, N, K, stride_wn, GATED)
-    if PDL:
-        if PREFETCH:
-            _prefetch_weights(w_ptr, offs_n, k_start + BLOCK_K, N, K, K_PER_SPLIT - BLOCK_K, stride_wn, GATED)
-        pdl_enter()
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
-    acc, acc2, ss = _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, stride_xm, NORM, GATED,
-                            USE_DOT, DOT_PRECISION)
-    acc, acc2, ss = _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K, K_PER_SPLIT,
-                            stride_xm, stride_wn, NORM, GATED, BLOCK_K, USE_DOT, DOT_PRECISION)
+    if ONE_BLOCK:
+        # The slice is one K block (most decode configs): its weights go into registers before PDL's
+        # wait (weights are never written), so after the wait only the activation is still to come.
+        offs_k = k_start + tl.arange(0, BLOCK_K)
+        w, w2 = _w_tile(w_ptr, offs_n, offs_k, N, K, stride_wn, GATED)
+        if PDL:
+            pdl_enter()
+        acc, acc2, ss = _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, stride_xm, NORM,
+                                GATED, USE_DOT, DOT_PRECISION)
+    else:
+        # Several blocks: the slice is prefetched into L2 before the wait and the loop is software
+        # pipelined as it stands (a first block taken out of it started the pipeline a round trip late:
+        # 3% slower at 0.6B batch 32 on the H100).
+        if PDL:
+            if PREFETCH:
+                _prefetch_weights(w_ptr, offs_n, k_start, N, K, K_PER_SPLIT, stride_wn, GATED)
+            pdl_enter()
+        acc, acc2, ss = _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K,
+                                K_PER_SPLIT, stride_xm, stride_wn, NORM, GATED, BLOCK_K, USE_DOT, DOT_PRECISION)
     if SPLIT_K == 1:
         _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
                   NORM, GATED, RES_OUT)
@@ -531,7 +537,7 @@ def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.
         BLOCK_M=launch.block_m, BLOCK_N=launch.block_n, BLOCK_K=launch.block_k,
         SPLIT_K=launch.split, GROUP_M=cfg["GROUP_M"],
         USE_DOT=cfg["path"] == "dot", DOT_PRECISION="ieee" if a.dtype == torch.float32 else "tf32",
-        LAST_REDUCES=plan.last_reduces, INDEX_64=plan.index_64,
+        LAST_REDUCES=plan.last_reduces, INDEX_64=plan.index_64, ONE_BLOCK=launch.k_per_split == launch.block_k,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
         **pdl_launch_args(a.device, launch.tiles * launch.split),
     )

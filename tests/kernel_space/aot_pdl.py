@@ -45,6 +45,9 @@ def main() -> None:
     attn_prep = {**attn, "KV": 8, "PREFETCH": False}
     ptx = {
         "fused_linear": compile_ptx(_gemm.fused_linear_kernel, gemm, num_warps=4, num_stages=3, launch_pdl=pdl),
+        # A slice of one K block: its weights loaded before the wait, nothing prefetched.
+        "fused_linear_one_block": compile_ptx(_gemm.fused_linear_kernel, {**gemm, "ONE_BLOCK": True}, num_warps=4,
+                                              num_stages=3, launch_pdl=pdl),
         "splitk_epilogue": compile_ptx(_gemm.splitk_epilogue_kernel, epilogue),
         "prepass": compile_ptx(_gemm.rmsnorm_prepass_kernel, dict(BLOCK_K=1024, INDEX_64=False, PDL=pdl)),
         # The 64-bit offset variants (prefill sizes) compile too.

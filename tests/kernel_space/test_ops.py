@@ -35,13 +35,22 @@ CONFIGS = [
     # dot with split-K 4: for down_residual, K = 136 is 5 blocks, split 2, 2, 1 and 0
     dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=32, BLOCK_K=32, SPLIT_K=4, GROUP_M=1, num_warps=4, num_stages=2,
          split_reduce="last_program", prologue="inline"),
+    # A slice of one K block (the kernel's ONE_BLOCK branch, no K loop) at K = 100: the whole K, masked
+    # past 100; split in two blocks of 64 (the second partly masked); with tl.dot. At K = 136
+    # (down_residual) the same configs take two blocks a slice, the loop.
+    dict(impl="fused", path="fma", BLOCK_M=1, BLOCK_N=16, BLOCK_K=128, SPLIT_K=1, GROUP_M=1, num_warps=4, num_stages=2,
+         split_reduce="kernel", prologue="inline"),
+    dict(impl="fused", path="fma", BLOCK_M=1, BLOCK_N=16, BLOCK_K=64, SPLIT_K=2, GROUP_M=1, num_warps=4, num_stages=3,
+         split_reduce="last_program", prologue="inline"),
+    dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=16, BLOCK_K=128, SPLIT_K=1, GROUP_M=1, num_warps=4, num_stages=2,
+         split_reduce="kernel", prologue="inline"),
 ]
 
 
 
 
 def _cfg_id(c):
-    return f"{c['path']}-bm{c['BLOCK_M']}-split{c['SPLIT_K']}-{c['split_reduce']}-{c['prologue']}"
+    return f"{c['path']}-bm{c['BLOCK_M']}-bk{c['BLOCK_K']}-split{c['SPLIT_K']}-{c['split_reduce']}-{c['prologue']}"
 
 
 # The pre-pass places a norm prologue: the ops without one refuse it (test_prepass_needs_a_norm_op).

@@ -37,6 +37,7 @@ def test_every_kernel_waits_then_releases_the_next_with_pdl(report):
     prefetching = ("fused_linear", "decode_attention", "decode_attention_head_last")
     assert all(found["prefetch"] == 0 for name, found in on.items() if not name.startswith(prefetching))
     assert on["decode_attention_prep"]["prefetch"] == 0
+    assert on["fused_linear_one_block"]["prefetch"] == 0  # its one block is loaded, not prefetched
 
 
 def test_without_pdl_no_kernel_has_grid_dependency_instructions(report):
