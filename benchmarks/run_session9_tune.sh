@@ -21,5 +21,7 @@ start=$(date +%s)
 timeout $(( secs + 150 )) python3 -m cli.app tune --model $m "${args[@]}" --seconds $secs > "$OUT/tune_${m}_${part}.log" 2>&1
 echo "tune rc=$? in $(( $(date +%s) - start )) s"
 grep -v "━" "$OUT/tune_${m}_${part}.log" | grep -i "tuned\|ships\|faster\|speedup\|│ *[0-9]\|error" | tail -12 | cut -c1-160
-python3 -m cli.app export --model $m -o "$OUT/dispatch_${m}_${part}.json" 2>&1 | tail -2
+# The imported table's fingerprint (the old kernel hashes) is in the database too: export this one's.
+key=$(python3 -c "from kernel_space.fingerprint import current_fingerprint; from storage.store import fingerprint_key; print(fingerprint_key(current_fingerprint()))")
+python3 -m cli.app export --model $m --gpu "$key" -o "$OUT/dispatch_${m}_${part}.json" 2>&1 | tail -2
 gzip -c $db > "$OUT/tune_${m}_${part}.db.gz"

@@ -38,6 +38,7 @@ prep's kernel is timed in each (see AttentionOpSpec).
 from __future__ import annotations
 
 import math
+import os
 import random
 from dataclasses import dataclass
 
@@ -528,8 +529,11 @@ def prefetch_slots(problem: AttentionProblem, config: dict, programs: int, devic
     """Slots a program prefetches into L2 before PDL's wait: 0 (none) off PDL, or where the grid is
     more than two programs an SM (most programs then start after the wait anyway, as _gemm's weight
     prefetch); else whole BLOCK_N blocks, so that all programs together fill at most
-    PREFETCH_L2_SHARE of L2 (a longer chunk streams the rest as it goes)."""
+    PREFETCH_L2_SHARE of L2 (a longer chunk streams the rest as it goes). KERNEL_SEARCH_KV_PREFETCH=0
+    turns it off (to measure without it, as KERNEL_SEARCH_PDL=0 does PDL)."""
     if not _gemm.pdl_enabled(device) or programs > 2 * _sm_count(device):
+        return 0
+    if os.environ.get("KERNEL_SEARCH_KV_PREFETCH", "1") == "0":  # to measure without it
         return 0
     slot = 2 * problem.head_dim * problem.elem_bytes  # K and V
     budget = int(_gemm.l2_bytes(device) * PREFETCH_L2_SHARE) // (programs * slot)
