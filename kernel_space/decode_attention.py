@@ -526,18 +526,22 @@ PREFETCH_L2_SHARE = 0.5  # of L2 that one launch's K/V prefetch may fill before 
 
 
 def prefetch_slots(problem: AttentionProblem, config: dict, programs: int, device: torch.device) -> int:
-    """Slots a program prefetches into L2 before PDL's wait: 0 (none) off PDL, or where the grid is
-    more than two programs an SM (most programs then start after the wait anyway, as _gemm's weight
-    prefetch); else whole BLOCK_N blocks, so that all programs together fill at most
-    PREFETCH_L2_SHARE of L2 (a longer chunk streams the rest as it goes). KERNEL_SEARCH_KV_PREFETCH=0
+    """Slots a program prefetches into L2 before PDL's wait: its whole chunk (at the cache's full
+    length) where all programs' chunks together fit in PREFETCH_L2_SHARE of L2, else 0 (none); and
+    none off PDL or where the grid is more than two programs an SM (most programs then start after
+    the wait anyway, as with _gemm's weight prefetch). On the H100 in the 0.6B decode step
+    (benchmarks/README.md, ninth session) the prefetch made short caches faster (batch 8 x 256: 1.101
+    against 1.143 ms a step) and a chunk prefetched in part slower (batch 1 x 8k, 32 splits: 1.343
+    against 1.317 ms; batch 32 x 256, one split: 1.517 against 1.505). KERNEL_SEARCH_KV_PREFETCH=0
     turns it off (to measure without it, as KERNEL_SEARCH_PDL=0 does PDL)."""
     if not _gemm.pdl_enabled(device) or programs > 2 * _sm_count(device):
         return 0
     if os.environ.get("KERNEL_SEARCH_KV_PREFETCH", "1") == "0":  # to measure without it
         return 0
-    slot = 2 * problem.head_dim * problem.elem_bytes  # K and V
-    budget = int(_gemm.l2_bytes(device) * PREFETCH_L2_SHARE) // (programs * slot)
-    return budget // config["BLOCK_N"] * config["BLOCK_N"]
+    bn = config["BLOCK_N"]
+    chunk = math.ceil(math.ceil(problem.context / bn) / config["SPLITS"]) * bn
+    fits = programs * chunk * 2 * problem.head_dim * problem.elem_bytes <= _gemm.l2_bytes(device) * PREFETCH_L2_SHARE
+    return chunk if fits else 0
 
 
 def _rows(group: int, pack: str) -> int:
@@ -863,10 +867,11 @@ def _used_splits(splits: int, blocks: int) -> int:
 def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context: int, sm_count: int,
                    elem_bytes: int = 2) -> dict:
     """The default config: pack=group (each K/V tile read once), BLOCK_N 64, 4 warps, 2 stages, prep
-    separate (qk_norm_rope_cache, as before prep was a choice, until a GPU run says otherwise), and
-    SPLITS so that one to two waves of programs run. A wave is sm_count x PLAN_PROGRAMS_PER_SM (264
-    on an H100). The first rule split only while (sequence, KV head) pairs were fewer than the SMs, so
-    at 8k x batch 8 (64 pairs) 128 programs each walked 4k slots; the second counted a wave as the
+    separate (qk_norm_rope_cache, as before prep was a choice, until a GPU run says otherwise), SPLITS
+    so that one to two waves of programs run, and combine=last_program where it splits. A wave is
+    sm_count x PLAN_PROGRAMS_PER_SM (264 on an H100). The first rule split only while (sequence, KV
+    head) pairs were fewer than the SMs, so at 8k x batch 8 (64 pairs) 128 programs each walked 4k
+    slots; the second counted a wave as the
     programs an SM can hold (5: 660 on an H100) and over-split: 64 splits at batch 1 from 4k slots on,
     8 at batch 8, 2 at batch 32, where the H100 sweep of 2026-11-26 (benchmarks/results/
     attn_bench_qwen3-0.6b_H100_2026-11-26.json) measured 32, 4 and 1 fastest at every context of
@@ -894,7 +899,9 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
         candidates = [s for s in SPLITS_VALUES if splits <= s <= most and pairs * s <= max(2 * wave, pairs * splits)]
         best = max(efficiency(s) for s in candidates)
         splits = min(s for s in candidates if efficiency(s) >= WAVE_EFFICIENCY * best)
-    return {**cfg, "SPLITS": splits}
+    # Split, the last program to arrive combines (one launch fewer): in the H100's 0.6B decode step it
+    # tied or beat the combine kernel at every batch and context the ninth session probed.
+    return {**cfg, "SPLITS": splits, "combine": "last_program" if splits > 1 else "kernel"}
 
 
 def make_inputs(problem: AttentionProblem, device, gen: torch.Generator, lengths=None) -> dict:
@@ -985,12 +992,13 @@ def problem_of(m: int, n: int, k: int, dtype) -> AttentionProblem:
 
 def default_configs(problem: AttentionProblem, sm_count: int = 132, smem_limit: int = DEFAULT_SMEM_LIMIT) -> list[dict]:
     """The tune's starting points: the default plan, the same with prep fused (the norms, RoPE and the
-    cache write inside the attention kernel: one launch fewer), with the last program combining (one
-    launch fewer), and with one query head a program (pack=head); each runnable and not redundant."""
+    cache write inside the attention kernel: one launch fewer), with the combine kernel (the plan's
+    splits combine in their last program), and with one query head a program (pack=head); each
+    runnable and not redundant."""
     plan = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
                           sm_count, problem.elem_bytes)
     out = []
-    for cfg in (plan, {**plan, "prep": "fused"}, {**plan, "combine": "last_program"},
+    for cfg in (plan, {**plan, "prep": "fused"}, {**plan, "combine": "kernel"},
                 {**plan, "pack": "head", "num_stages": 1}):
         if cfg not in out and not check_config(cfg, problem, smem_limit) and not redundant_reason(cfg, problem):
             out.append(cfg)

@@ -124,19 +124,23 @@ def test_combine_steps_and_prefetch_sizes():
 
 
 def test_prefetch_fills_at_most_its_share_of_l2(monkeypatch):
-    """On a PDL device: whole BLOCK_N blocks a program, all programs together within PREFETCH_L2_SHARE
-    of L2; none where the grid is more than two programs an SM."""
+    """On a PDL device: a program's whole chunk where all chunks together fit in PREFETCH_L2_SHARE of
+    L2, else nothing; nothing where the grid is more than two programs an SM."""
     monkeypatch.setattr(_gemm, "pdl_enabled", lambda device: True)
     monkeypatch.setattr(_gemm, "l2_bytes", lambda device: 50 << 20)
     monkeypatch.setattr(_gemm, "device_info", lambda device: (9, 132))
     gpu = torch.device("cuda", 0)
     problem = AttentionProblem(1, 16, 8, 128, 8192)  # qwen3-0.6b, batch 1, 8k: 512 B of K and V a slot
-    slots = prefetch_slots(problem, config(splits=32, block_n=64), 256, gpu)
-    assert slots % 64 == 0 and 0 < slots * 256 * 512 <= PREFETCH_L2_SHARE * (50 << 20)
-    assert slots == 192
-    assert prefetch_slots(problem, config(splits=32, block_n=64), 265, gpu) == 0  # > 2 x 132 programs
-    big = AttentionProblem(8, 16, 8, 128, 32768)
-    assert prefetch_slots(big, config(splits=4, block_n=256), 256, gpu) == 0  # not one block fits the share
+    # Batch 1 x 8k, 32 splits of 256 slots: 256 programs x 128 KB = 32 MB, past 25 MB: none.
+    assert prefetch_slots(problem, config(splits=32, block_n=64), 256, gpu) == 0
+    # 64 splits of 128 slots: 512 programs, past two a SM: none.
+    assert prefetch_slots(problem, config(splits=64, block_n=64), 512, gpu) == 0
+    # Batch 8 x 256 (+ 32 decode slots), 4 splits of 128 slots (BLOCK_N 64): 256 programs x 64 KB.
+    short = AttentionProblem(8, 16, 8, 128, 288)
+    assert prefetch_slots(short, config(splits=4, block_n=64), 256, gpu) == 128
+    assert 256 * 128 * 512 <= PREFETCH_L2_SHARE * (50 << 20)
+    # Batch 32 x 288, one split of 320 slots: 256 programs x 160 KB = 40 MB: none.
+    assert prefetch_slots(AttentionProblem(32, 16, 8, 128, 288), config(splits=1, block_n=64), 256, gpu) == 0
 
 
 def test_last_program_combine_leaves_counters_at_zero():
