@@ -155,6 +155,8 @@ def test_committed_tables_round_trip(path, tmp_path):
         buckets = want["decode_attention"]["buckets"]
         assert {b["arm"] for b in buckets} <= {"fused", "unfused", "plan"}
         want["decode_attention"]["buckets"] = [b for b in buckets if b["arm"] != "plan"]
+        if not want["decode_attention"]["buckets"]:  # the plan won at every bucket: no winner to import
+            del want["decode_attention"]
     assert again.to_dict()["ops"] == want
 
 
