@@ -164,7 +164,11 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
     else:
         step_check.run_check(store, config, dtype, fp, previous, checked)
     if any(o.winner_arm for o in report.outcomes):
-        typer.echo(_next_hint(config.name, dtype, db))
+        from kernel_space.fingerprint import current_fingerprint
+        from storage.store import fingerprint_key
+
+        for line in _next_hints(store, config.name, dtype, db, [fingerprint_key(fp or current_fingerprint())]):
+            typer.echo(line)
     if lost:
         raise typer.Exit(1)
 
@@ -212,12 +216,20 @@ def _before_tuning(store, model: str, dtype: str, skip: str | None):
     return fp, previous_table(store, model, fp, dtype)
 
 
-def _next_hint(model: str, dtype: str, db: str | None) -> str:
-    """The export command for this tune, quoted for the shell: a model named after its folder may hold spaces."""
+def _next_hints(store, model: str, dtype: str, db: str | None, keys: list[str]) -> list[str]:
+    """The export command for this tune, quoted for the shell (a model named after its folder may hold
+    spaces). Where the database holds the model's winners on other fingerprints too (another GPU kind,
+    or an imported table of older kernels), export needs --gpu: one command per fingerprint this tune
+    ran on (`keys`), each writing its own file."""
     from storage.engine import display_url
+    from storage.export import winner_fingerprints
 
     options = ("" if dtype == "bfloat16" else f" --dtype {dtype}") + (f" --db {quote(display_url(db))}" if db else "")
-    return f"next: kernel-search export --model {quote(model)}{options} -o table.json"
+    if len(winner_fingerprints(store, model, dtype)) <= 1:
+        return [f"next: kernel-search export --model {quote(model)}{options} -o table.json"]
+    keys = sorted(set(keys))
+    return [f"next: kernel-search export --model {quote(model)}{options} --gpu {key} -o "
+            f"{'table.json' if len(keys) == 1 else f'table-{key}.json'}" for key in keys]
 
 
 def print_summary(report, model: str) -> bool:
@@ -250,6 +262,7 @@ class _Workers:
         from tuner.launch import parse_gpus, spawn_workers, visible_gpu_count
 
         self.t0 = time.monotonic()
+        self.db = db
         self.gpus = parse_gpus(gpus_text, visible_gpu_count())
         if worker_logs is not None:
             try:
@@ -318,7 +331,10 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, workers: _Workers, chec
         typer.echo(step_check.skipped_line(skip))
     else:
         step_check.run_check(store, config, dtype, fps[gpus[0]], previous, checked, device=gpus[0])
-    typer.echo(f"next: kernel-search export --model {config.name} --dtype {dtype} -o table.json")
+    from storage.store import fingerprint_key
+
+    for line in _next_hints(store, config.name, dtype, workers.db, [fingerprint_key(fps[gpu]) for gpu in gpus]):
+        typer.echo(line)
 
 
 def _stamped(path: str):

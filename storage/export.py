@@ -48,6 +48,18 @@ def model_names(store: Store) -> dict[str, list[str]]:
     return dict(names)
 
 
+def winner_fingerprints(store: Store, model: str, dtype) -> list[str]:
+    """Keys of the fingerprints that hold winners of `model` in `dtype`, sorted: export needs --gpu
+    when there are several (a host of mixed GPUs, or a table imported beside a tune on new kernels)."""
+    stmt = (select(Fingerprint.key).distinct().select_from(Winner)
+            .join(Study, Winner.study_id == Study.id).join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
+            .join(Shape, Study.shape_id == Shape.id)
+            .join(ModelShape, and_(ModelShape.shape_id == Shape.id, ModelShape.model == model))
+            .where(Shape.dtype == dtype_name(dtype)).order_by(Fingerprint.key))
+    with store.session(write=False) as s:
+        return list(s.scalars(stmt))
+
+
 def build_table(store: Store, model: str, fingerprint_key: str | None = None,
                 dtype: str = "bfloat16") -> DispatchTable:
     """The dispatch table of `model` from the winners of its shapes on one fingerprint.

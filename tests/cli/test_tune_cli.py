@@ -62,6 +62,31 @@ def test_summary_hint_names_the_dtype_and_db_and_rows_stay_within_trials(tmp_pat
     assert row.split()[-6] in ("1", "2", "3"), row  # the trials column
 
 
+def test_the_hint_names_the_gpu_when_the_database_holds_another_fingerprint(tmp_path):
+    """A table of older kernels imported beside a tune (its fingerprint differs): export alone cannot
+    choose, so the hint adds this tune's --gpu key, and the hinted command works as printed."""
+    import json
+
+    db = f"sqlite:///{tmp_path / 'ks.db'}"
+    tune = ("tune", "--model", "qwen3-tiny", "--op", "down_residual", "--buckets", "1", "--trials", "3", "--db", db)
+    assert run(*tune).exit_code == 0
+    table = tmp_path / "old.json"
+    assert run("export", "--model", "qwen3-tiny", "--dtype", "float16", "--db", db, "-o", str(table)).exit_code == 0
+    data = json.loads(table.read_text())
+    data["fingerprint"]["kernel_hashes"]["down_residual"] = "0" * 16  # as if tuned on older kernels
+    table.write_text(json.dumps(data))
+    assert run("import", str(table), "--db", db).exit_code == 0
+    again = run(*tune)
+    assert again.exit_code == 0, again.output
+    hint = next(line for line in again.stdout.splitlines() if line.startswith("next: "))
+    args = hint.removeprefix("next: kernel-search ").split()
+    assert "--gpu" in args, hint
+    assert run("export", "--model", "qwen3-tiny", "--dtype", "float16", "--db", db).exit_code != 0  # ambiguous
+    args[args.index("table.json")] = str(tmp_path / "table.json")
+    assert run(*args).exit_code == 0
+    assert json.loads((tmp_path / "table.json").read_text())["ops"]["down_residual"]["kernel_hash"] != "0" * 16
+
+
 def test_a_study_without_winner_is_not_called_unfused(monkeypatch, tmp_path):
     """Item 10: a study that found no winner is listed with its reason, and the exit status is 1."""
     import tuner.tune
