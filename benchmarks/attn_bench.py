@@ -95,7 +95,8 @@ def neighbours(plan: dict, problem: AttentionProblem, random_count: int, sms: in
     redundant, no repeats, the plan itself left out."""
     i = SPLITS_VALUES.index(plan["SPLITS"])
     changes = [{"SPLITS": s} for s in SPLITS_VALUES[max(0, i - 2):i] + SPLITS_VALUES[i + 1:i + 3]]
-    changes += [{"combine": "last_program"}, {"pack": "head", "num_stages": 1}, {"BLOCK_N": 32}, {"BLOCK_N": 128},
+    other_combine = {"combine": "kernel" if plan["combine"] == "last_program" else "last_program"}
+    changes += [other_combine, {"pack": "head", "num_stages": 1}, {"BLOCK_N": 32}, {"BLOCK_N": 128},
                 {"num_stages": 1}, {"num_stages": 3}, {"num_warps": 2}, {"num_warps": 8}]
     candidates = [{**plan, **c} for c in changes]
     # From a prepared q, as this bench times attention: prep=fused configs take the qkv rows (attn_step_probe).

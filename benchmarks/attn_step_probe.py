@@ -7,8 +7,8 @@ Why: a tune of decode_attention picked a config that measured faster alone (benc
 method: KV cache cold in L2, one CUDA graph, median) while the decode step ran slower with it. Per
 batch this times every config alone, over the cell's cache shape, and as the attention of a
 CUDA-graph decode step (qwen3.bench.bench_cell, random weights), the plan (no config) included. The
-table's decode_attention configs, each also with the other combine, the plan with the last program
-combining and the plan with prep fused are the default arms. A --config is laid over the batch's
+table's decode_attention configs, each also with the other combine, the plan with the other combine
+and the plan with prep fused are the default arms. A --config is laid over the batch's
 plan: '{"prep": "fused"}' is the plan with the q/k norm, RoPE and cache write inside the attention
 kernel.
 
@@ -114,7 +114,8 @@ def main(argv=None) -> int:
         plan = attention_plan(batch, heads, kv, hd, slots, sms)
         configs = [None] + (table_configs(args.table, batch) if args.table else [])
         configs += [json.loads(c) for c in args.config]
-        configs += [{**plan, "combine": "last_program"}, {**plan, "prep": "fused"}]
+        configs += [{**plan, "combine": "kernel" if plan["combine"] == "last_program" else "last_program"},
+                    {**plan, "prep": "fused"}]
         gen = torch.Generator(device="cuda").manual_seed(batch)
         copies = max(1, math.ceil(COLD_L2_FACTOR * l2 / problem.kv_bytes()))
         rotation = [make_inputs(problem, "cuda", gen) for _ in range(copies)]

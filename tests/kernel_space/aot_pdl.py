@@ -36,7 +36,7 @@ def main() -> None:
                 GROUP_M=1, USE_DOT=False, DOT_PRECISION="tf32", LAST_REDUCES=True, INDEX_64=False, PDL=pdl,
                 PREFETCH=pdl)
     epilogue = dict(NORM=True, GATED=False, RES_OUT=True, SPLIT_K=4, BLOCK_M=1, BLOCK_N=64, INDEX_64=False, PDL=pdl)
-    # pack=group with the combine kernel (the plan's), and pack=head combined by the last program.
+    # pack=group with the combine kernel, and pack=head combined by the last program.
     # The first two prefetch their K/V chunk before the wait (as the launcher does where the grid is
     # small); the prep kernel's variant does not.
     attn = dict(H=16, G=2, HPU=2, HP=16, HD=128, BLOCK_N=64, USE_DOT=True, LAST_COMBINES=False, PRECISION="tf32",
