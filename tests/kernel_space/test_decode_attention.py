@@ -285,5 +285,10 @@ def test_the_plan_takes_the_splits_the_h100_sweep_found_fastest():
     fastest = {(1, 256): 4, (1, 8192): 32, (1, 32768): 32, (8, 2048): 4, (8, 8192): 4, (8, 32768): 4,
                (32, 256): 1, (32, 2048): 1, (32, 8192): 1}
     for (batch, context), splits in fastest.items():
-        assert attention_plan(batch, 16, 8, 128, context, 132)["SPLITS"] == splits, (batch, context)
+        plan = attention_plan(batch, 16, 8, 128, context, 132)
+        assert plan["SPLITS"] == splits, (batch, context)
+        # Split, the last program combines (ninth session's step probe); one split has nothing to combine.
+        assert plan["combine"] == ("last_program" if splits > 1 else "kernel"), (batch, context)
+        assert check_config(plan, AttentionProblem(batch, 16, 8, 128, context)) is None
+        assert redundant_reason(plan, AttentionProblem(batch, 16, 8, 128, context)) is None
     assert attention_plan(1, 16, 8, 128, 17, 132)["BLOCK_N"] == 32
