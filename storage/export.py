@@ -48,16 +48,22 @@ def model_names(store: Store) -> dict[str, list[str]]:
     return dict(names)
 
 
+def _model_winners(model: str, dtype, *columns):
+    """SELECT columns over the winners of `model`'s shapes in `dtype`, joined to their study, shape,
+    fingerprint and the model's link to the shape."""
+    return (select(*columns).select_from(Winner)
+            .join(Study, Winner.study_id == Study.id)
+            .join(Shape, Study.shape_id == Shape.id)
+            .join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
+            .join(ModelShape, and_(ModelShape.shape_id == Shape.id, ModelShape.model == model))
+            .where(Shape.dtype == dtype_name(dtype)))
+
+
 def winner_fingerprints(store: Store, model: str, dtype) -> list[str]:
     """Keys of the fingerprints that hold winners of `model` in `dtype`, sorted: export needs --gpu
     when there are several (a host of mixed GPUs, or a table imported beside a tune on new kernels)."""
-    stmt = (select(Fingerprint.key).distinct().select_from(Winner)
-            .join(Study, Winner.study_id == Study.id).join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
-            .join(Shape, Study.shape_id == Shape.id)
-            .join(ModelShape, and_(ModelShape.shape_id == Shape.id, ModelShape.model == model))
-            .where(Shape.dtype == dtype_name(dtype)).order_by(Fingerprint.key))
     with store.session(write=False) as s:
-        return list(s.scalars(stmt))
+        return list(s.scalars(_model_winners(model, dtype, Fingerprint.key).distinct().order_by(Fingerprint.key)))
 
 
 def build_table(store: Store, model: str, fingerprint_key: str | None = None,
@@ -69,15 +75,7 @@ def build_table(store: Store, model: str, fingerprint_key: str | None = None,
     listing the candidates. The result is checked by storage.table.parse_table.
     """
     dtype = dtype_name(dtype)
-    stmt = (
-        select(Fingerprint, Shape, Study.m, Winner, ModelShape.id.label("link_id"))
-        .select_from(Winner)
-        .join(Study, Winner.study_id == Study.id)
-        .join(Shape, Study.shape_id == Shape.id)
-        .join(Fingerprint, Study.fingerprint_id == Fingerprint.id)
-        .join(ModelShape, and_(ModelShape.shape_id == Shape.id, ModelShape.model == model))
-        .where(Shape.dtype == dtype)
-    )
+    stmt = _model_winners(model, dtype, Fingerprint, Shape, Study.m, Winner, ModelShape.id.label("link_id"))
     with store.session(write=False) as s:
         if fingerprint_key:
             stmt = stmt.where(or_(Fingerprint.key.startswith(fingerprint_key.lower(), autoescape=True),
