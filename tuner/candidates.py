@@ -7,7 +7,7 @@ import math
 import random
 
 from kernel_space import get_op
-from kernel_space.spec import DEFAULT_SMEM_LIMIT, block_range, max_split
+from kernel_space.spec import DEFAULT_SMEM_LIMIT, WGMMA_ROWS, block_range, max_split
 
 
 def programs(cfg: dict, m: int, n_out: int) -> int:
@@ -91,6 +91,9 @@ def _default_candidates(m: int) -> list[dict]:
             {**base, "path": "dot", "BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128, "num_warps": 4, "num_stages": 4},
             {**base, "path": "dot", "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 128, "num_warps": 2, "num_stages": 5},
         ]
+    if 16 < m < WGMMA_ROWS:  # one warpgroup MMA tile: the best at Qwen3-8B M = 32 for qkv and gate_up (H100)
+        out.append({**base, "path": "dot", "BLOCK_M": WGMMA_ROWS, "BLOCK_N": 32, "BLOCK_K": 128, "num_warps": 4,
+                    "num_stages": 4})
     if m > 16:
         out += [
             {**base, "path": "dot", "BLOCK_M": min(bm, 128), "BLOCK_N": 128, "BLOCK_K": 64, "num_warps": 8,

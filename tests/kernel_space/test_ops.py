@@ -189,3 +189,21 @@ def test_small_launches_keep_32_bit_offsets(monkeypatch):
     inputs = spec.make_inputs(3, 74, 100, torch.float32, DEVICE, torch.Generator(device=DEVICE).manual_seed(0))
     spec.fused(inputs, CONFIGS[4])
     assert seen == [False, False]  # the pre-pass and the GEMM
+
+
+WGMMA_TILE = dict(impl="fused", path="dot", BLOCK_M=64, BLOCK_N=16, BLOCK_K=32, SPLIT_K=2, GROUP_M=1, num_warps=4,
+                  num_stages=2, split_reduce="last_program", prologue="inline")
+
+
+@pytest.mark.parametrize("m", [17, 33])
+@pytest.mark.parametrize("op", list(ks.OPS))
+def test_a_64_row_tile_between_16_and_64_rows_matches_reference(op, m):
+    # Hopper's warpgroup MMA takes 64 rows: the space offers that tile at 16 < M < 64, padding included.
+    spec = ks.get_op(op)
+    n, k = SHAPES[op]
+    assert spec.check(WGMMA_TILE, m, n, k, 4) is None
+    inputs = spec.make_inputs(m, n, k, torch.float32, DEVICE, torch.Generator(device=DEVICE).manual_seed(m))
+    with poisoned_outputs():
+        outs = spec.fused(inputs, WGMMA_TILE)
+    for out, ref in zip(outs, spec.reference(inputs), strict=True):
+        assert rel_error(out, ref) <= TOLERANCE[torch.float32]

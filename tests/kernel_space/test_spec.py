@@ -79,6 +79,15 @@ def test_gated_doubles_the_weight_tiles_in_shared_memory():
     assert "shared memory" in check(cfg, gated=False, smem_limit=100_000)
 
 
+def test_a_64_row_tile_only_between_16_and_64_rows():
+    wide = {**GOOD, "BLOCK_M": 64}
+    assert check(wide, m=32) is None and check(wide, m=17) is None and check(wide, m=63) is None
+    assert "exceeds the padded M" in check(wide, m=16)
+    assert "exceeds the padded M" in check({**wide, "BLOCK_M": 128}, m=32)
+    fma = {**GOOD, "path": "fma", "BLOCK_M": 64, "BLOCK_N": 8, "BLOCK_K": 32, "num_warps": 8}
+    assert "exceeds the padded M" in check(fma, m=32)
+
+
 def test_block_n_against_small_n():
     assert "exceeds the padded N" in check({**GOOD, "BLOCK_N": 256}, n=40)
 
