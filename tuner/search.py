@@ -142,7 +142,10 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
     returns False (the study was taken over) this worker stops at once."""
     run = _open(store, worker, fp, model, problem, opts)
     if not run.study.trials:
-        _seed(run.study, problem, opts, warm_start)
+        # A study with a winner but no trials holds an imported table's bucket: the config it would
+        # replace is measured first, so a new winner has to beat it in the same confirmation.
+        current = run.store.winner(run.ref.id)
+        _seed(run.study, problem, opts, warm_start, current.config if current is not None else None)
     while run.refresh() and run.budget_left() and (heartbeat is None or heartbeat()):
         with _quiet_heartbeat():
             optuna.storages.fail_stale_trials(run.study)
@@ -236,13 +239,16 @@ def _release_stale(store: Store):
     return callback
 
 
-def _seed(study: optuna.Study, problem: Problem, opts: TuneOptions, warm_start: dict | None) -> None:
-    """Enqueue the unfused baseline, the warm start (a neighbouring bucket's winner) and the defaults."""
+def _seed(study: optuna.Study, problem: Problem, opts: TuneOptions, warm_start: dict | None,
+          current: dict | None = None) -> None:
+    """Enqueue the unfused baseline, the study's current winner (an imported table's), the warm start
+    (a neighbouring bucket's winner) and the defaults."""
     p = problem
     study.enqueue_trial({"impl": "unfused"}, skip_if_exists=True)
     seeds = default_configs(p.op, p.m, p.n, p.k, p.elem_bytes, opts.sm_count, opts.smem_limit)
-    if warm_start is not None and warm_start.get("impl") == "fused":
-        seeds.insert(0, warm_start)
+    for cfg in (warm_start, current):
+        if cfg is not None and cfg.get("impl") == "fused":
+            seeds.insert(0, cfg)
     for cfg in seeds:
         params = config_to_params(cfg, p.op, p.m, p.n, p.k, p.elem_bytes, opts.smem_limit)
         if params is not None:

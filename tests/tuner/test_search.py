@@ -95,6 +95,17 @@ def test_resumed_study_with_nothing_new_keeps_its_winner(store):
     assert again.trials == [] and out.note == "resumed: winner already confirmed"
 
 
+def test_a_study_with_an_imported_winner_measures_that_config_before_it_replaces_it(store):
+    imported = dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=256, BLOCK_K=64, SPLIT_K=8, GROUP_M=1, num_warps=8,
+                    num_stages=2, split_reduce="last_program", prologue="inline")
+    ref = store.study(FP, PROBLEM, "m")  # what import_table leaves: a winner, no trials
+    store.set_winner(ref.id, arm="fused", config=imported, median_us=5.0, unfused_us=10.0, cublas_us=None,
+                     floor_us=None, speedup=2.0, speedup_vs_cublas=None)
+    worker = FakeWorker()
+    tune_study(store, worker, FP, "m", PROBLEM, TuneOptions(trials=6, batch=3))
+    assert config_key(imported) in worker.trials[:2]  # the unfused arm, then the imported config
+
+
 def test_winner_choice_needs_the_noise_band():
     fast, slow = {"impl": "fused", "BLOCK_N": 16}, {"impl": "fused", "BLOCK_N": 64}
     pairs = [{"config": slow, "speedup": 1.01, "fused_us": 9.9}, {"config": fast, "speedup": 1.5, "fused_us": 6.0}]
