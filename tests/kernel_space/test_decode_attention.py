@@ -234,10 +234,16 @@ BAD_INPUTS = [
 ]
 
 
+def _on_device(t: torch.Tensor) -> torch.Tensor:
+    """t on DEVICE with its strides kept (Tensor.to makes a strided CPU view contiguous on a GPU)."""
+    out = torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=DEVICE)
+    return out.copy_(t)
+
+
 @pytest.mark.parametrize(("change", "message"), BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
 def test_launcher_refuses_bad_inputs(change, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("+", r"\+")):
-        decode_attention(**_inputs(**{k: (v.to(DEVICE) if isinstance(v, torch.Tensor) else v)
+        decode_attention(**_inputs(**{k: (_on_device(v) if isinstance(v, torch.Tensor) else v)
                                       for k, v in change.items()}))
 
 
