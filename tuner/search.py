@@ -14,6 +14,7 @@ import contextlib
 import copy
 import datetime
 import itertools
+import math
 import os
 import random
 import socket
@@ -246,13 +247,26 @@ def _seed(study: optuna.Study, problem: Problem, opts: TuneOptions, warm_start: 
     p = problem
     study.enqueue_trial({"impl": "unfused"}, skip_if_exists=True)
     seeds = default_configs(p.op, p.m, p.n, p.k, p.elem_bytes, opts.sm_count, opts.smem_limit)
-    for cfg in (warm_start, current):
+    for cfg in (*grouped_variants(warm_start, p.m), current):
         if cfg is not None and cfg.get("impl") == "fused":
             seeds.insert(0, cfg)
     for cfg in seeds:
         params = config_to_params(cfg, p.op, p.m, p.n, p.k, p.elem_bytes, opts.smem_limit)
         if params is not None:
             study.enqueue_trial(params, skip_if_exists=True)
+
+
+def grouped_variants(cfg: dict | None, m: int) -> list[dict]:
+    """A smaller bucket's winner as a seed at M: itself, and first (seeds are inserted in front) with
+    GROUP_M = 8 where its BLOCK_M leaves several row blocks here. Grouped, the row blocks of a weight
+    tile run side by side and read it from memory once; ungrouped, each reads it again: at Qwen3-8B M = 32
+    (H100, PDL off) gate_up's M = 1 and 16 winners took 141.2 and 117.6 us ungrouped, 81.2 and 82.7 us
+    grouped (benchmarks/results/session10_H100_2026-11-27/gemm_probe_8b_pdl0.json)."""
+    if cfg is None or cfg.get("impl") != "fused":
+        return []
+    if math.ceil(m / cfg["BLOCK_M"]) > 1 and cfg.get("GROUP_M") != 8:
+        return [cfg, {**cfg, "GROUP_M": 8}]
+    return [cfg]
 
 
 def _room(run: _Run) -> int:

@@ -106,6 +106,18 @@ def test_a_study_with_an_imported_winner_measures_that_config_before_it_replaces
     assert config_key(imported) in worker.trials[:2]  # the unfused arm, then the imported config
 
 
+def test_a_smaller_buckets_winner_is_also_seeded_grouped_where_it_leaves_several_row_blocks(store):
+    small = dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=256, BLOCK_K=64, SPLIT_K=8, GROUP_M=1, num_warps=8,
+                 num_stages=2, split_reduce="last_program", prologue="inline")
+    problem = Problem("o_proj_residual", 32, 1024, 2048, "bfloat16")
+    worker = FakeWorker()
+    tune_study(store, worker, FP, "m", problem, TuneOptions(trials=6, batch=3), warm_start=small)
+    grouped = {**small, "GROUP_M": 8}
+    assert worker.trials[1:3] == [config_key(grouped), config_key(small)]
+    assert search.grouped_variants(grouped, 32) == [grouped]  # grouped already
+    assert search.grouped_variants({**small, "BLOCK_M": 32}, 32) == [{**small, "BLOCK_M": 32}]  # one row block
+
+
 def test_winner_choice_needs_the_noise_band():
     fast, slow = {"impl": "fused", "BLOCK_N": 16}, {"impl": "fused", "BLOCK_N": 64}
     pairs = [{"config": slow, "speedup": 1.01, "fused_us": 9.9}, {"config": fast, "speedup": 1.5, "fused_us": 6.0}]
