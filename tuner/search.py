@@ -264,7 +264,7 @@ def grouped_variants(cfg: dict | None, m: int) -> list[dict]:
     grouped (benchmarks/results/session10_H100_2026-11-27/gemm_probe_8b_pdl0.json)."""
     if cfg is None or cfg.get("impl") != "fused":
         return []
-    if math.ceil(m / cfg["BLOCK_M"]) > 1 and cfg.get("GROUP_M") != 8:
+    if "BLOCK_M" in cfg and math.ceil(m / cfg["BLOCK_M"]) > 1 and cfg.get("GROUP_M") != 8:  # a GEMM's
         return [cfg, {**cfg, "GROUP_M": 8}]
     return [cfg]
 

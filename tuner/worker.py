@@ -25,15 +25,23 @@ def sigint_ignored():
     """Start child processes with Ctrl-C ignored: the terminal sends SIGINT to the whole process
     group, and a child importing torch or mid-trial printed a 70-line KeyboardInterrupt traceback.
     An ignored signal stays ignored across exec (and Python then installs no handler of its own); the
-    parent alone handles Ctrl-C and ends its children."""
+    parent alone handles Ctrl-C and ends its children.
+
+    SIGINT is also blocked meanwhile, so that a Ctrl-C arriving inside the window is not lost: Linux
+    keeps a blocked signal pending even while it is ignored, and delivers it to the parent's own
+    handler once the handler is back and the signal unblocked (a Ctrl-C that landed while the
+    benchmarking child started used to vanish, and the tune ran on to the end). The children inherit
+    the block too: the parent ends them."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _child_main(conn) -> None:

@@ -87,3 +87,23 @@ def test_worker_hang_is_a_failed_trial_and_a_restart():
         assert not reply["ok"] and reply["error"].startswith("hang: no answer in 0 s")
         assert time.monotonic() - t0 < 30 and worker.restarts == 1
         assert worker.request(dict(TASK))["ok"]
+
+
+def test_a_ctrl_c_inside_a_childs_start_is_delivered_after_it_not_lost():
+    # The terminal's SIGINT may land while the parent starts a child with Ctrl-C ignored: it must
+    # still reach the parent's handler once the child is started (it used to vanish).
+    import subprocess
+    import sys
+
+    code = ("import os, signal\n"
+            "from tuner.worker import sigint_ignored\n"
+            "try:\n"
+            "    with sigint_ignored():\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "    print('lost')\n"
+            "except KeyboardInterrupt:\n"
+            "    print('delivered after the window')\n"
+            "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.stdout.split("\n")[:2] == ["delivered after the window", "True"], out.stdout + out.stderr

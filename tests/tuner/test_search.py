@@ -116,6 +116,8 @@ def test_a_smaller_buckets_winner_is_also_seeded_grouped_where_it_leaves_several
     assert worker.trials[1:3] == [config_key(grouped), config_key(small)]
     assert search.grouped_variants(grouped, 32) == [grouped]  # grouped already
     assert search.grouped_variants({**small, "BLOCK_M": 32}, 32) == [{**small, "BLOCK_M": 32}]  # one row block
+    attention = {"impl": "fused", "SPLITS": 4, "BLOCK_N": 64, "pack": "group"}  # no row blocks to group
+    assert search.grouped_variants(attention, 1008) == [attention]
 
 
 def test_winner_choice_needs_the_noise_band():
