@@ -85,6 +85,24 @@ def time_alone(row: dict, shown: dict, rotation: list[dict], prep_rotation: list
     row["alone_prep_us"] = time_graph(from_qkv(shown), prep_rotation)[0]
 
 
+def _prefetch_chunk_heads(share: float) -> None:
+    """Replace decode_attention.prefetch_slots in this process: where it prefetches nothing while PDL
+    is on and the grid small, take the whole tiles at the start of each chunk that fit in `share` of L2."""
+    import kernel_space.decode_attention as da
+
+    rule = da.prefetch_slots
+
+    def head_rule(problem, config, programs, device):
+        slots = rule(problem, config, programs, device)
+        if slots or not da._gemm.pdl_enabled(device) or programs > 2 * da._sm_count(device):
+            return slots
+        slot_bytes = 2 * problem.head_dim * problem.elem_bytes  # K and V of one slot of one head
+        fits = int(da._gemm.l2_bytes(device) * share // (programs * slot_bytes))
+        return fits // config["BLOCK_N"] * config["BLOCK_N"]
+
+    da.prefetch_slots = head_rule
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path)
@@ -96,7 +114,13 @@ def main(argv=None) -> int:
                    "GEMM sites run its configs (the bench's table arm) instead of the unfused path")
     p.add_argument("--gemm-table", action="store_true")
     p.add_argument("--config", action="append", default=[], help="a config as JSON (repeatable)")
+    p.add_argument("--kv-prefetch-head", type=float, metavar="SHARE",
+                   help="an experiment on the K/V prefetch before PDL's wait: where whole chunks do not fit "
+                        "(decode_attention.prefetch_slots prefetches nothing there), prefetch the whole BLOCK_N "
+                        "tiles at the start of each program's chunk that fit in SHARE of L2")
     args = p.parse_args(argv)
+    if args.kv_prefetch_head is not None:
+        _prefetch_chunk_heads(args.kv_prefetch_head)
     config = PRESETS[args.model]
     heads, kv, hd = config.num_attention_heads, config.num_key_value_heads, config.head_dim
     sms = torch.cuda.get_device_properties(0).multi_processor_count
