@@ -22,6 +22,13 @@ def _env() -> dict:
     return env
 
 
+def _ctrl_c_as_a_terminal_sends_it() -> None:
+    """The child starts with Ctrl-C's default action, whatever this process inherited: a test run in
+    the background of a shell without job control has SIGINT ignored, and a Python started so keeps
+    it ignored (it installs no KeyboardInterrupt handler), as a user's `nohup ... &` tune would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_leaves_one_line_and_a_resumable_study(tmp_path):
     """Item 2: the terminal's SIGINT reaches the whole process group (parent, benchmark child,
     compile pool); the user sees one line saying how to resume, no traceback, and the resume works."""
@@ -31,7 +38,7 @@ def test_ctrl_c_leaves_one_line_and_a_resumable_study(tmp_path):
     err = tmp_path / "err.txt"
     with open(err, "w") as handle:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=handle, text=True, env=_env(), cwd=tmp_path,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_ctrl_c_as_a_terminal_sends_it)
         deadline = time.monotonic() + 240
         while "M=1 " not in err.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)  # the first study's line: the child runs the second study's trials now

@@ -104,6 +104,9 @@ def test_a_ctrl_c_inside_a_childs_start_is_delivered_after_it_not_lost():
             "except KeyboardInterrupt:\n"
             "    print('delivered after the window')\n"
             "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
+    import signal
+
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's
     assert out.stdout.split("\n")[:2] == ["delivered after the window", "True"], out.stdout + out.stderr
