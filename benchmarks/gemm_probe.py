@@ -9,10 +9,11 @@ For every (model, GEMM site, M), the configs measured are:
   where its BLOCK_M is below M (the M tiles that share a weight tile then run side by side, so the
   weight is read from memory once and from L2 after; GROUP_M = 1 reads it once per M tile);
 - `sampled`: --samples configs drawn from the space (tuner.candidates.sample_configs);
-- `wide_m` (with --wide-m): --samples configs of the dot path with BLOCK_M = 64 at M < 64, which
-  the space refuses (a tile beyond the padded M). Triton runs a dot of 64 rows or more as Hopper's
-  warpgroup MMA (wgmma), of fewer rows as mma.sync: this asks whether the wider instruction streams
-  better despite the padding. The check is relaxed for these in this process only.
+- `wide_m` (with --wide-m): --samples configs of the dot path with BLOCK_M = 64 at M < 64. Triton
+  runs a dot of 64 rows or more as Hopper's warpgroup MMA (wgmma), of fewer rows as mma.sync: this
+  asks whether the wider instruction streams better despite the padding. It did at M = 32 (session
+  10), so the space now offers that tile at 16 < M < 64; at M <= 16 it still refuses it (a tile
+  beyond the padded M), and the check is relaxed for these configs in this process only.
 Measured as the tuner measures (correct first, CUDA graph, weights cold in L2, median). Run with
 KERNEL_SEARCH_PDL=0 to time each op without its overlap with itself. Writes gemm_probe_<GPU>_<date>.json
 with every config's time and, per case, the best of each kind and cuBLAS's GEMM alone.
