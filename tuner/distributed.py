@@ -12,6 +12,7 @@ kept (the study resumes from the database).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -149,13 +150,25 @@ def _run_claim(store, worker, fp, fp_key, claim: queue.Claim, opts: TuneOptions,
                              warm_start=warm, on_trial=on_trial, shared=claim.shared, heartbeat=heartbeat)
     except BaseException:
         if not claim.shared:
-            queue.release(store, claim.queue_id, owner)  # Ctrl-C or a crash: free it for the others now
+            _release_quietly(store, claim.queue_id, owner)
         raise
     if not claim.shared:  # done even without a winner (its note says why): a re-run queues it again
         queue.finish(store, claim.queue_id, owner)
     if cb.on_done and not claim.shared:
         cb.on_done(outcome)
     return outcome
+
+
+def _release_quietly(store: Store, queue_id: int, owner: str) -> None:
+    """Ctrl-C or a crash: free the study for the others now, if the database lets us. A Ctrl-C that
+    landed inside a write can leave this process's own SQLite write lock held until it exits; the
+    release then fails after the busy timeout ("database is locked"), and that error must not replace
+    the interrupt. The study is not lost: a later worker on this host reaps a holder whose process is
+    gone (_reap_dead_holders), others take it when its lease runs out."""
+    try:
+        queue.release(store, queue_id, owner)
+    except Exception as exc:  # whatever it is, the interrupt or crash is what to report
+        logging.getLogger(__name__).debug("could not release study queue row %s on the way out: %s", queue_id, exc)
 
 
 def _past(deadline: float | None) -> bool:

@@ -297,3 +297,24 @@ def test_a_worker_claims_a_study_whose_warm_start_is_known_before_one_whose_is_n
         fourth = queue.claim(store, key, "host-c:3", 300, share=False)
         assert (fourth.op, fourth.m) == ("o_proj_residual", 2)  # not ready, but the only one left
         assert set(ids) == {first.study_id, second.study_id, third.study_id, fourth.study_id}
+
+
+def test_a_ctrl_c_is_what_a_worker_raises_even_when_releasing_its_study_fails(tmp_path, monkeypatch):
+    # A Ctrl-C inside a SQLite write can leave this process's write lock held: the release on the way
+    # out then fails with "database is locked" after the busy timeout. The interrupt must still be
+    # what propagates (the CLI turns it into its one resume line and exit 130), not that error.
+    from sqlalchemy.exc import OperationalError
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def locked(*args, **kwargs):
+        raise OperationalError("UPDATE ks_queue", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(distributed, "tune_study", interrupted)
+    monkeypatch.setattr(queue, "release", locked)
+    claim = queue.Claim(queue_id=1, study_id=1, model="m", trials=4, op="o_proj_residual", n=1024, k=2048,
+                        dtype="bfloat16", m=16, shared=False)
+    with Store(f"sqlite:///{tmp_path / 'ks.db'}") as store, pytest.raises(KeyboardInterrupt):
+        distributed._run_claim(store, FakeWorker(), FP, fingerprint_key(FP), claim, TuneOptions(trials=4),
+                               distributed.Callbacks(), "me", 60.0)
