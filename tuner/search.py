@@ -260,8 +260,8 @@ def grouped_variants(cfg: dict | None, m: int) -> list[dict]:
     """A smaller bucket's winner as a seed at M: itself, and first (seeds are inserted in front) with
     GROUP_M = 8 where its BLOCK_M leaves several row blocks here. Grouped, the row blocks of a weight
     tile run side by side and read it from memory once; ungrouped, each reads it again: at Qwen3-8B M = 32
-    (H100, PDL off) gate_up's M = 1 and 16 winners took 141.2 and 117.6 us ungrouped, 81.2 and 82.7 us
-    grouped (benchmarks/results/session10_H100_2026-11-27/gemm_probe_8b_pdl0.json)."""
+    (H100, PDL off) gate_up's M = 1, 4 and 16 winners took 117.6, 141.2 and 106.7 us ungrouped, 82.7,
+    81.2 and 90.4 us grouped (benchmarks/results/session10_H100_2026-11-27/gemm_probe_8b_pdl0.json)."""
     if cfg is None or cfg.get("impl") != "fused":
         return []
     if "BLOCK_M" in cfg and math.ceil(m / cfg["BLOCK_M"]) > 1 and cfg.get("GROUP_M") != 8:  # a GEMM's
