@@ -39,6 +39,7 @@ import kernel_space as ks
 import kernel_space.spec as spec_module
 from kernel_space.spec import Problem
 from qwen3.config import resolve_model
+from storage.table import load_table
 from tuner import measure
 from tuner.candidates import sample_configs
 from tuner.compile import precompile
@@ -51,16 +52,11 @@ WIDE_M_GRID = {"BLOCK_N": (32, 64, 128), "BLOCK_K": (64, 128, 256), "SPLIT_K": (
 
 
 def table_configs(path: str | None) -> dict:
-    """{op: {m: config}} of a dispatch table's fused rows."""
+    """{op: {m: config}} of a dispatch table's fused rows (the table checked as the runtime loads it)."""
     if not path:
         return {}
-    table = json.loads(Path(path).read_text())
-    out: dict = {}
-    for op, entry in table["ops"].items():
-        for row in entry.get("buckets", []):
-            if row.get("config", {}).get("impl") == "fused":
-                out.setdefault(op, {})[row["m"]] = row["config"]
-    return out
+    return {op: {b.m: dict(b.config) for b in entry.buckets if b.arm == "fused"}
+            for op, entry in load_table(path).ops.items()}
 
 
 def neighbours(by_m: dict, m: int) -> list[dict]:
