@@ -4,4 +4,4 @@
 #   OUT=dir bash benchmarks/run_session11_probe.sh
 . benchmarks/_session.sh
 timeout 200 python3 benchmarks/stream_floor_probe.py "$OUT/stream_floor.json" 2>&1 | quiet | cut -c1-150
-timeout 200 python3 benchmarks/kv_layout_probe.py "$OUT/kv_layout.json" 2>&1 | quiet | cut -c1-150
+: timeout 200 python3 benchmarks/kv_layout_probe.py "$OUT/kv_layout.json" 2>&1 | quiet | cut -c1-150

@@ -42,7 +42,7 @@ from kernel_space.decode_attention import AttentionProblem, attention_plan, deco
 
 
 @triton.jit
-def _read_kernel(k_ptr, v_ptr, out_ptr, per_program, BLOCK: tl.constexpr, PDL: tl.constexpr):
+def _read_kernel(k_ptr, v_ptr, out_ptr, n, per_program, BLOCK: tl.constexpr, PDL: tl.constexpr):
     if PDL:
         pdl_enter()
     pid = tl.program_id(0)
@@ -50,7 +50,9 @@ def _read_kernel(k_ptr, v_ptr, out_ptr, per_program, BLOCK: tl.constexpr, PDL: t
     acc = tl.zeros([BLOCK], tl.float32)
     for i in range(0, per_program, BLOCK):
         offs = start + i + tl.arange(0, BLOCK)
-        acc += tl.load(k_ptr + offs).to(tl.float32) + tl.load(v_ptr + offs).to(tl.float32)
+        live = offs < n
+        acc += (tl.load(k_ptr + offs, mask=live, other=0.0).to(tl.float32)
+                + tl.load(v_ptr + offs, mask=live, other=0.0).to(tl.float32))
     tl.store(out_ptr + pid, tl.sum(acc, axis=0))
 
 
@@ -65,8 +67,8 @@ def read_fn(programs: int, block: int, warps: int, pdl: bool):
     extra = {"launch_pdl": True} if pdl else {}
 
     def run(k, v, out):
-        per = k.numel() // programs
-        _read_kernel[(programs,)](k, v, out, per, BLOCK=block, PDL=pdl, num_warps=warps, **extra)
+        per = triton.cdiv(triton.cdiv(k.numel(), programs), block) * block
+        _read_kernel[(programs,)](k, v, out, k.numel(), per, BLOCK=block, PDL=pdl, num_warps=warps, **extra)
     return run
 
 
@@ -109,12 +111,9 @@ def main(argv=None) -> int:
         us = time_graph(partial(decode_attention, config=plan), inputs)[0]
         record(context, "plan", {k: plan[k] for k in ("SPLITS", "BLOCK_N", "num_warps", "num_stages")}, us, kv_bytes)
         flat = [{"k": i["k_cache"].reshape(-1), "v": i["v_cache"].reshape(-1), "out": out} for i in inputs]
-        n = flat[0]["k"].numel()
         best = {}
         for programs, block, warps, pdl in itertools.product((sms, 2 * sms, 4 * sms, 8 * sms), (4096, 8192),
                                                               (4, 8), (False, True)):
-            if n % programs or (n // programs) % block:
-                continue
             fn = read_fn(programs, block, warps, pdl)
             us = time_graph(fn, flat)[0]
             if pdl not in best or us < best[pdl][0]:
