@@ -1,0 +1,95 @@
+"""Decode attention at batch 1 with many more programs: SPLITS past the space's 64 (96-256), so a
+program reads one to four BLOCK_N tiles, as the streaming read of stream_floor_probe.py does best
+(8 programs an SM, one 32 KB load each: 94% of the copy bandwidth at 8k slots' bytes, where the plan's
+256 programs of 4 tiles reach 66%).
+
+    python3 benchmarks/attn_split_probe.py OUT.json [--cells qwen3-0.6b:1:8192,...] [--top 6]
+
+SPACE's SPLITS values are widened for this process only. Each config's output is compared with the
+plan's (max abs difference, bf16), then timed as attn_bench times (cold L2, one graph, median). Prints
+every config's time, then the --top fastest of each cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import math
+import sys
+from functools import partial
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.attn_bench import COLD_L2_FACTOR, copy_bandwidth, time_graph
+from kernel_space import decode_attention as da
+from qwen3.config import PRESETS
+
+WIDE_SPLITS = (32, 48, 64, 96, 128, 192, 256)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", type=Path)
+    p.add_argument("--cells", default="qwen3-0.6b:1:8192,qwen3-8b:1:8192,qwen3-0.6b:1:16384,qwen3-0.6b:8:8192")
+    p.add_argument("--top", type=int, default=6)
+    args = p.parse_args(argv)
+    da.SPACE.values["SPLITS"] = tuple(sorted(set(da.SPLITS_VALUES) | set(WIDE_SPLITS)))
+    bandwidth = copy_bandwidth()
+    props = torch.cuda.get_device_properties(0)
+    l2, sms = props.L2_cache_size, props.multi_processor_count
+    rows = []
+    for cell in args.cells.split(","):
+        model, batch, context = cell.split(":")
+        c = PRESETS[model]
+        problem = da.AttentionProblem(int(batch), c.num_attention_heads, c.num_key_value_heads, c.head_dim,
+                                      int(context), "bfloat16")
+        kv_bytes = problem.kv_bytes()
+        floor = kv_bytes / bandwidth * 1e6
+        copies = max(2, math.ceil(COLD_L2_FACTOR * l2 / kv_bytes))
+        gen = torch.Generator(device="cuda").manual_seed(0)
+        inputs = [da.make_inputs(problem, "cuda", gen) for _ in range(copies)]
+        plan = da.attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
+                                 sms)
+        want = da.decode_attention(**inputs[0], config=plan).float()
+        configs = [plan]
+        for splits, bn, stages, warps, combine in itertools.product(
+                WIDE_SPLITS, (32, 64, 128), (1, 2), (4, 8), ("kernel", "last_program")):
+            cfg = {**plan, "SPLITS": splits, "BLOCK_N": bn, "num_stages": stages, "num_warps": warps,
+                   "combine": combine}
+            if cfg != plan and not da.check_config(cfg, problem) and not da.redundant_reason(cfg, problem):
+                configs.append(cfg)
+        cell_rows = []
+        for i, cfg in enumerate(configs):
+            try:
+                diff = (da.decode_attention(**inputs[0], config=cfg).float() - want).abs().max().item()
+                us = time_graph(partial(da.decode_attention, config=cfg), inputs)[0]
+            except Exception as exc:  # a config that fails to compile or launch: say so, go on
+                print(f"{cell} {cfg}: {type(exc).__name__}: {str(exc)[:100]}", flush=True)
+                continue
+            row = {"cell": cell, "is_plan": i == 0, "config": cfg, "median_us": us, "floor_us": floor,
+                   "of_floor": floor / us, "max_abs_diff_vs_plan": diff}
+            cell_rows.append(row)
+        cell_rows.sort(key=lambda r: r["median_us"])
+        plan_row = next(r for r in cell_rows if r["is_plan"])
+        print(f"{cell}: plan {plan_row['median_us']:.2f} us ({plan_row['of_floor']:.0%}), {len(cell_rows)} configs",
+              flush=True)
+        for r in cell_rows[:args.top]:
+            cfg = r["config"]
+            print(f"  {r['median_us']:6.2f} us ({r['of_floor']:4.0%}) S{cfg['SPLITS']} BN{cfg['BLOCK_N']} "
+                  f"s{cfg['num_stages']} w{cfg['num_warps']} {cfg['combine']} diff {r['max_abs_diff_vs_plan']:.2g}",
+                  flush=True)
+        rows += cell_rows
+        del inputs
+        torch.cuda.empty_cache()
+    args.out.write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(),
+                                    "bandwidth": bandwidth, "sms": sms, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
