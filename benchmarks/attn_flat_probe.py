@@ -1,0 +1,148 @@
+"""Is decode attention's gap to a plain streaming read (stream_floor_probe.py) in its program's
+structure? A loop-free variant: one program per (sequence, KV head, BLOCK_N slots), K and V loaded at
+once, partials combined by decode_attention's combine kernel.
+
+    python3 benchmarks/attn_flat_probe.py OUT.json [--cells qwen3-0.6b:1:8192,...]
+
+Variants (compile-time switches of one kernel):
+- EARLY: the K/V loads are issued before the position is read, bounded by the cache's capacity L,
+  not the sequence's length (what a program reads past the length is masked out of the softmax, but
+  still read: only a cache filled to its capacity, as here, reads nothing extra). Off: the position
+  first, then the loads of the live slots, as decode_attention does.
+- MODE 1: loads and a sum only (no q, no softmax, no partials): the structure's own streaming rate.
+Every output of MODE 0 is compared with decode_attention's plan; timed as attn_bench times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+import triton
+import triton.language as tl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.attn_bench import COLD_L2_FACTOR, copy_bandwidth, time_graph
+from kernel_space import decode_attention as da
+from kernel_space._gemm import pdl_enter
+from qwen3.config import PRESETS
+
+
+@triton.jit
+def flat_kernel(q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, sink_ptr, qk_scale, L, SPLITS,
+                stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
+                H: tl.constexpr, G: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr, BLOCK_N: tl.constexpr,
+                EARLY: tl.constexpr, MODE: tl.constexpr, PDL: tl.constexpr):
+    unit = tl.program_id(0)
+    seq = tl.program_id(1)
+    split = tl.program_id(2)
+    if PDL:
+        pdl_enter()
+    d = tl.arange(0, HD)
+    n = split * BLOCK_N + tl.arange(0, BLOCK_N)
+    row = seq.to(tl.int64)
+    k_ptrs = kc_ptr + row * stride_kb + unit * stride_kh + n[:, None] * stride_kl + d[None, :]
+    v_ptrs = vc_ptr + row * stride_vb + unit * stride_vh + n[:, None] * stride_vl + d[None, :]
+    if EARLY:
+        k = tl.load(k_ptrs, mask=(n < L)[:, None], other=0.0)
+        v = tl.load(v_ptrs, mask=(n < L)[:, None], other=0.0)
+        length = tl.minimum(tl.maximum(tl.load(pos_ptr + seq) + 1, 1), L)
+    else:
+        length = tl.minimum(tl.maximum(tl.load(pos_ptr + seq) + 1, 1), L)
+        k = tl.load(k_ptrs, mask=(n < length)[:, None], other=0.0)
+        v = tl.load(v_ptrs, mask=(n < length)[:, None], other=0.0)
+    if MODE == 1:
+        tl.store(sink_ptr + (seq * tl.num_programs(0) + unit) * SPLITS + split,
+                 tl.sum(tl.sum(k.to(tl.float32) + v.to(tl.float32), axis=1), axis=0))
+    elif split * BLOCK_N < length:
+        r = tl.arange(0, HP)
+        heads = unit * G + r
+        live_h = r < G
+        q = tl.load(q_ptr + row * (H * HD) + heads[:, None] * HD + d[None, :], mask=live_h[:, None], other=0.0)
+        s = tl.dot(q, tl.trans(k))
+        s = tl.where((n < length)[None, :], s * qk_scale, float("-inf"))
+        m = tl.max(s, axis=1)
+        p = tl.exp2(s - m[:, None])
+        acc = tl.dot(p.to(v.dtype), v)
+        if length <= BLOCK_N:  # one split: o itself (the combine kernel skips such a sequence)
+            out = o_ptr + row * (H * HD) + heads[:, None] * HD + d[None, :]
+            tl.store(out, (acc / tl.sum(p, axis=1)[:, None]).to(o_ptr.dtype.element_ty), mask=live_h[:, None])
+        part = (row * H + heads) * SPLITS + split
+        tl.store(part_ptr + part[:, None] * HD + d[None, :], acc, mask=live_h[:, None])
+        tl.store(ml_ptr + part * 2, m, mask=live_h)
+        tl.store(ml_ptr + part * 2 + 1, tl.sum(p, axis=1), mask=live_h)
+
+
+def flat_attention(q, k_cache, v_cache, positions, scale, block_n, warps, early, mode, pdl, sink):
+    b, _, h, hd = q.shape
+    L, kv = k_cache.shape[1], k_cache.shape[2]
+    g = h // kv
+    splits = triton.cdiv(L, block_n)
+    part = torch.empty((b, h, splits, hd), dtype=torch.float32, device=q.device)
+    ml = torch.empty((b, h, splits, 2), dtype=torch.float32, device=q.device)
+    o = torch.empty((b, 1, h * hd), dtype=q.dtype, device=q.device)
+    extra = {"launch_pdl": True} if pdl else {}
+    flat_kernel[(kv, b, splits)](q, k_cache, v_cache, positions.reshape(-1), o, part, ml, sink, scale * da.LOG2E, L,
+                                 splits, *k_cache.stride()[:3], *v_cache.stride()[:3], H=h, G=g,
+                                 HP=max(16, triton.next_power_of_2(g)), HD=hd, BLOCK_N=block_n, EARLY=early,
+                                 MODE=mode, PDL=pdl, num_warps=warps, num_stages=1, **extra)
+    if mode == 0:
+        hc = triton.next_power_of_2(g)
+        da.decode_attention_combine_kernel[(kv, b)](
+            part, ml, o, positions.reshape(-1), splits, L, H=h, HPU=g, HD=hd, HC=hc,
+            CS=da.combine_splits(hc, hd, 32 * da.COMBINE_WARPS, splits), BLOCK_N=block_n,
+            num_warps=da.COMBINE_WARPS, PDL=pdl, **extra)
+    return o
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", type=Path)
+    p.add_argument("--cells", default="qwen3-0.6b:1:8192,qwen3-8b:1:8192,qwen3-0.6b:1:32768")
+    args = p.parse_args(argv)
+    bandwidth = copy_bandwidth()
+    l2 = torch.cuda.get_device_properties(0).L2_cache_size
+    sink = torch.zeros(1 << 20, device="cuda")
+    rows = []
+    for cell in args.cells.split(","):
+        model, batch, context = cell.split(":")
+        c = PRESETS[model]
+        problem = da.AttentionProblem(int(batch), c.num_attention_heads, c.num_key_value_heads, c.head_dim,
+                                      int(context), "bfloat16")
+        floor = problem.kv_bytes() / bandwidth * 1e6
+        copies = max(2, math.ceil(COLD_L2_FACTOR * l2 / problem.kv_bytes()))
+        gen = torch.Generator(device="cuda").manual_seed(0)
+        inputs = [da.make_inputs(problem, "cuda", gen) for _ in range(copies)]
+        want = da.decode_attention(**inputs[0]).float()
+        us = time_graph(da.decode_attention, inputs)[0]
+        rows.append({"cell": cell, "arm": "plan", "median_us": us, "of_floor": floor / us})
+        print(f"{cell} plan {us:6.2f} us ({floor / us:4.0%})", flush=True)
+        for block_n, warps, early, mode in itertools.product((32, 64, 128), (4, 8), (False, True), (0, 1)):
+            def fn(q, k_cache, v_cache, positions, scale, _a=(block_n, warps, early, mode)):
+                return flat_attention(q, k_cache, v_cache, positions, scale, *_a, True, sink)
+            try:
+                diff = (fn(**inputs[0]).float() - want).abs().max().item() if mode == 0 else 0.0
+                us = time_graph(fn, inputs)[0]
+            except Exception as exc:  # one that fails to compile (registers): say so, go on
+                print(f"{cell} BN{block_n} w{warps}: {type(exc).__name__}: {str(exc)[:90]}", flush=True)
+                continue
+            rows.append({"cell": cell, "arm": "flat", "BLOCK_N": block_n, "warps": warps, "early": early,
+                         "mode": mode, "median_us": us, "of_floor": floor / us, "max_abs_diff_vs_plan": diff})
+            print(f"{cell} flat BN{block_n:<3d} w{warps} early={early:d} mode={mode} {us:6.2f} us "
+                  f"({floor / us:4.0%}) diff {diff:.2g}", flush=True)
+        del inputs
+        torch.cuda.empty_cache()
+    args.out.write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(),
+                                    "bandwidth": bandwidth, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
