@@ -9,6 +9,9 @@ Variants (compile-time switches of one kernel):
   not the sequence's length (what a program reads past the length is masked out of the softmax, but
   still read: only a cache filled to its capacity, as here, reads nothing extra). Off: the position
   first, then the loads of the live slots, as decode_attention does.
+- combine: "kernel" is decode_attention's combine kernel. In the results of 2026-11-27 (session 11,
+  attn_flat.json) that was the kernel of the time, a program per (KV head, sequence); "wide" is the
+  design that then replaced it (a program per head, sequence and 32 head_dim values).
 - MODE 1: loads and a sum only (no q, no softmax, no partials): the structure's own streaming rate.
 Every output of MODE 0 is compared with decode_attention's plan; timed as attn_bench times.
 """
@@ -129,11 +132,9 @@ def flat_attention(q, k_cache, v_cache, positions, scale, block_n, warps, early,
         wide_combine_kernel[(h, b, hd // dc)](part, ml, o, splits, H=h, HD=hd, SP=triton.next_power_of_2(splits),
                                               DC=dc, PDL=pdl, num_warps=4, **extra)
     elif mode == 0 and combine == "kernel":
-        hc = triton.next_power_of_2(g)
-        da.decode_attention_combine_kernel[(kv, b)](
-            part, ml, o, positions.reshape(-1), splits, L, H=h, HPU=g, HD=hd, HC=hc,
-            CS=da.combine_splits(hc, hd, 32 * da.COMBINE_WARPS, splits), BLOCK_N=block_n,
-            num_warps=da.COMBINE_WARPS, PDL=pdl, **extra)
+        da.decode_attention_combine_kernel[(h, b, hd // 32)](
+            part, ml, o, positions.reshape(-1), splits, L, H=h, HD=hd, SP=triton.next_power_of_2(splits), DC=32,
+            BLOCK_N=block_n, num_warps=da.COMBINE_WARPS, PDL=pdl, **extra)
     return o
 
 

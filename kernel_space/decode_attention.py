@@ -353,16 +353,31 @@ def decode_attention_prep_kernel(
 
 @triton.jit
 def decode_attention_combine_kernel(part_ptr, ml_ptr, o_ptr, pos_ptr, SPLITS, L,
-                                    H: tl.constexpr, HPU: tl.constexpr, HD: tl.constexpr, HC: tl.constexpr,
-                                    CS: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr = False):
-    """Program (unit, sequence): combines the unit's partials where the sequence used several splits."""
-    unit = tl.program_id(0)
+                                    H: tl.constexpr, HD: tl.constexpr, SP: tl.constexpr, DC: tl.constexpr,
+                                    BLOCK_N: tl.constexpr, PDL: tl.constexpr = False):
+    """Program (head, sequence, DC-wide slice of head_dim): o = sum_s 2^(m_s - m) acc_s / sum_s 2^(m_s - m)
+    l_s over the sequence's active splits (SPLITS <= SP), all read at once, where the sequence used
+    several. Many small programs, one round trip to L2 each: the combine ends every split launch, and
+    a program per (KV head, sequence) that walked every split of its group was 8 programs at batch 1,
+    each reading up to 64 KB (the H100's batch 1 x 8k: 16.6 us against 17.4 with the last program
+    combining, 18.8 at 8B; benchmarks/README.md, eleventh session)."""
+    head = tl.program_id(0)
     seq = tl.program_id(1)
     if PDL:
         pdl_enter()
     _, _, n_active = _split_bounds(_length(tl.load(pos_ptr + seq), L), 0, SPLITS, BLOCK_N)
     if n_active > 1:
-        _combine(part_ptr, ml_ptr, o_ptr, seq, unit, n_active, SPLITS, H, HPU, HD, HC, CS)
+        s = tl.arange(0, SP)
+        live = s < n_active  # every active split holds a slot: its m is finite
+        idx = (seq.to(tl.int64) * H + head) * SPLITS + s
+        d = tl.program_id(2) * DC + tl.arange(0, DC)
+        # .cg: from L2, never from this SM's L1, where another program's partial cannot be.
+        m_s = tl.load(ml_ptr + idx * 2, mask=live, other=float("-inf"), cache_modifier=".cg")
+        l_s = tl.load(ml_ptr + idx * 2 + 1, mask=live, other=0.0, cache_modifier=".cg")
+        a_s = tl.load(part_ptr + idx[:, None] * HD + d[None, :], mask=live[:, None], other=0.0, cache_modifier=".cg")
+        w = tl.exp2(m_s - tl.max(m_s, axis=0))  # 0 where the split is not active
+        out = tl.sum(a_s * w[:, None], axis=0) / tl.sum(l_s * w, axis=0)
+        tl.store(o_ptr + seq.to(tl.int64) * (H * HD) + head * HD + d, out.to(o_ptr.dtype.element_ty))
 
 
 KERNEL_SOURCES = (decode_attention_kernel, decode_attention_combine_kernel, decode_attention_prep_kernel, _attend,
@@ -494,20 +509,23 @@ def _launch_args(config: dict, problem: AttentionProblem, like: torch.Tensor) ->
 
 def _launch_combine(grid: tuple, buffers: tuple, positions: torch.Tensor, problem: AttentionProblem, config: dict,
                     meta: dict) -> None:
-    """The combine kernel, where the config splits and combine=kernel."""
+    """The combine kernel, where the config splits and combine=kernel: a program per (head, sequence,
+    COMBINE_DC-wide slice of head_dim)."""
     if config["SPLITS"] == 1 or meta["LAST_COMBINES"]:
         return
     o, part, ml = buffers
     pdl = {key: meta[key] for key in ("PDL", "launch_pdl") if key in meta}
-    hc, hd = meta["HC"], problem.head_dim
-    _gemm._launcher(decode_attention_combine_kernel, grid[:2])(
+    hd = problem.head_dim
+    dc = min(COMBINE_DC, hd)
+    _gemm._launcher(decode_attention_combine_kernel, (problem.heads, grid[1], hd // dc))(
         part, ml, o, positions, config["SPLITS"], problem.context,
-        H=problem.heads, HPU=meta["HPU"], HD=hd, HC=hc, CS=combine_splits(hc, hd, 32 * COMBINE_WARPS, config["SPLITS"]),
-        BLOCK_N=config["BLOCK_N"], num_warps=COMBINE_WARPS, **pdl,
+        H=problem.heads, HD=hd, SP=next_pow2(config["SPLITS"]), DC=dc, BLOCK_N=config["BLOCK_N"],
+        num_warps=COMBINE_WARPS, **pdl,
     )
 
 
-COMBINE_WARPS = 4  # one program per (unit, sequence) reads [heads, CS, head_dim] fp32 partials at once
+COMBINE_WARPS = 4  # a combine program reads [SPLITS, COMBINE_DC] fp32 partials: at most 64 x 32, 16 a thread
+COMBINE_DC = 32  # head_dim values a combine program writes (32 and 64 tied on the H100; 32 makes more programs)
 COMBINE_VALUES = 32  # fp32 partial values a thread holds per combine step: CS = threads * this / (heads * hd)
 
 
@@ -855,6 +873,10 @@ PLAN_BLOCK_N, PLAN_WARPS, PLAN_STAGES = 64, 4, 2
 MIN_CHUNK = 64  # at 256 slots, batch 1, 64-slot chunks ran in 3.6 us against 4.8 with 128
 LONG_CONTEXT = 1024  # past this a program walks >= 512 KB of K/V (hd 128, bf16): wave quantisation shows
 WAVE_EFFICIENCY = 0.85  # the fewest splits whose waves are this close to the best (FlashAttention's rule)
+# From this many splits the plan combines by the kernel: at batch 1 x 8k (32 splits) the last program
+# of a KV head's group combined 32 partials alone after everyone else had finished, 0.7 us (0.6B) and
+# 2.1 us (8B) slower than the combine kernel; at batch 8 x 8k (4 splits) it was 0.6 us faster (H100).
+KERNEL_COMBINE_SPLITS = 16
 PLAN_PROGRAMS_PER_SM = 2  # a wave of the plan, per SM (attention_plan's docstring: the sweep's best splits)
 _DTYPE_OF_BYTES = {2: "bfloat16", 4: "float32"}
 
@@ -899,9 +921,11 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
         candidates = [s for s in SPLITS_VALUES if splits <= s <= most and pairs * s <= max(2 * wave, pairs * splits)]
         best = max(efficiency(s) for s in candidates)
         splits = min(s for s in candidates if efficiency(s) >= WAVE_EFFICIENCY * best)
-    # Split, the last program to arrive combines (one launch fewer): in the H100's 0.6B decode step it
-    # tied or beat the combine kernel at every batch and context the ninth session probed.
-    return {**cfg, "SPLITS": splits, "combine": "last_program" if splits > 1 else "kernel"}
+    # Split a few ways, the last program to arrive combines (one launch fewer): in the H100's 0.6B decode
+    # step it tied or beat the combine kernel of the time at every batch and context the ninth session
+    # probed. Split many ways, the combine kernel's many small programs do (eleventh session).
+    combine = "kernel" if splits == 1 or splits >= KERNEL_COMBINE_SPLITS else "last_program"
+    return {**cfg, "SPLITS": splits, "combine": combine}
 
 
 def make_inputs(problem: AttentionProblem, device, gen: torch.Generator, lengths=None) -> dict:

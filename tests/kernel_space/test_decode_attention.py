@@ -112,6 +112,18 @@ def test_combine_in_several_steps(combine, heads, kv_heads, pack, monkeypatch):
         assert rel_error(out[i], ref[i]) <= TOLERANCE[torch.float32], lengths[i]
 
 
+@pytest.mark.parametrize("head_dim", [16, 64, 128])
+def test_combine_kernel_at_the_most_splits(head_dim):
+    """The combine kernel reads every split of a (head, sequence) at once, in slices of head_dim
+    (COMBINE_DC wide, the whole head at 16): 64 splits of BLOCK_N 16 over 1,024 slots, a sequence
+    using all of them, some, two or one (no combine: its program writes o)."""
+    lengths = [1024, 1000, 513, 17, 16]
+    problem = AttentionProblem(len(lengths), 6, 2, head_dim, 1024, "float32")
+    out, ref = run(problem, lengths, config(splits=64, block_n=16), seed=7)
+    for i in range(len(lengths)):
+        assert rel_error(out[i], ref[i]) <= TOLERANCE[torch.float32], lengths[i]
+
+
 def test_combine_steps_and_prefetch_sizes():
     assert combine_splits(2, 128, 128, 64) == 16  # 32 fp32 values a thread: 4,096 over 2 x 128
     assert combine_splits(16, 128, 32, 64) == 1  # a padded group of 16 still reads one split a step
@@ -293,8 +305,9 @@ def test_the_plan_takes_the_splits_the_h100_sweep_found_fastest():
     for (batch, context), splits in fastest.items():
         plan = attention_plan(batch, 16, 8, 128, context, 132)
         assert plan["SPLITS"] == splits, (batch, context)
-        # Split, the last program combines (ninth session's step probe); one split has nothing to combine.
-        assert plan["combine"] == ("last_program" if splits > 1 else "kernel"), (batch, context)
+        # Split a few ways, the last program combines (ninth session's step probe), many ways the combine
+        # kernel (eleventh session); one split has nothing to combine.
+        assert plan["combine"] == ("last_program" if 1 < splits < 16 else "kernel"), (batch, context)
         assert check_config(plan, AttentionProblem(batch, 16, 8, 128, context)) is None
         assert redundant_reason(plan, AttentionProblem(batch, 16, 8, 128, context)) is None
     assert attention_plan(1, 16, 8, 128, 17, 132)["BLOCK_N"] == 32
