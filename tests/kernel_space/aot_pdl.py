@@ -63,7 +63,7 @@ def main() -> None:
         "decode_attention_prep": compile_ptx(decode_attention.decode_attention_prep_kernel, attn_prep, num_warps=4,
                                              num_stages=2),
         "combine": compile_ptx(decode_attention.decode_attention_combine_kernel,
-                               dict(H=16, HPU=2, HD=128, HC=2, CS=16, BLOCK_N=64, PDL=pdl), num_warps=4),
+                               dict(H=16, HD=128, SP=32, DC=32, BLOCK_N=64, PDL=pdl), num_warps=4),
     }
     print(json.dumps({name: {"wait": "griddepcontrol.wait" in p, "launch": "griddepcontrol.launch_dependents" in p,
                              "prefetch": p.count("prefetch.global.L2"), "mul_s64": p.count("mul.lo.s64")}
