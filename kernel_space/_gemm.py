@@ -28,8 +28,7 @@ PDL (programmatic dependent launch, Hopper on): every kernel here is launched so
 while the kernel before it in the stream is still running. A program first reads its weight slice
 early (weights are never written: safe to read before the wait): into registers where the slice is
 one K block (ONE_BLOCK, most decode configs; the kernel then has no K loop, in the interpreter too),
-else into L2 by prefetch where the grid is small and its weights fit half of L2 (PREFETCH,
-weight_prefetch). Then it waits (griddepcontrol.wait:
+else into L2 by prefetch where the grid is small (PREFETCH). Then it waits (griddepcontrol.wait:
 the previous kernel has finished and its writes are visible) before it reads an activation or
 writes anything, and only then lets the next kernel launch. So one kernel's weight stream overlaps
 the previous kernel's tail, and every kernel still completes after its predecessor (a kernel cannot
@@ -393,33 +392,16 @@ def pdl_enabled(device: torch.device) -> bool:
     return device_info(device)[0] >= 9
 
 
-def pdl_launch_args(device: torch.device, programs: int | None = None, prefetch_bytes: int = 0) -> dict:
-    """Launch keywords for PDL (none off it, so the interpreter never sees them). With `programs` (a
-    GEMM's grid), PREFETCH where weight_prefetch says so."""
+def pdl_launch_args(device: torch.device, programs: int | None = None) -> dict:
+    """Launch keywords for PDL (none off it, so the interpreter never sees them). PREFETCH when the
+    grid is at most two programs per SM: all of them start early, so their prefetch runs ahead; in a
+    larger grid most programs start after the wait anyway and would only prefetch what they load next."""
     if not pdl_enabled(device):
         return {}
     args = {"PDL": True, "launch_pdl": True}
     if programs is not None:
-        args["PREFETCH"] = weight_prefetch(device, programs, prefetch_bytes)
+        args["PREFETCH"] = programs <= 2 * device_info(device)[1]
     return args
-
-
-# Of L2, the share that one launch's early weight prefetch may fill (with decode attention's K/V
-# prefetch, PREFETCH_L2_SHARE there).
-W_PREFETCH_L2_SHARE = 0.5
-
-
-def weight_prefetch(device: torch.device, programs: int, prefetch_bytes: int) -> bool:
-    """Whether a GEMM's programs prefetch their weight slices into L2 before PDL's wait: where the grid
-    is at most two programs per SM (all of them start early, so their prefetch runs ahead; in a larger
-    grid most programs start after the wait anyway and would only prefetch what they load next), and
-    the prefetch_bytes all of them fetch fit W_PREFETCH_L2_SHARE of L2: more are evicted by the later
-    ones before their loop reads them, and read twice. KERNEL_SEARCH_W_PREFETCH=all drops the second
-    rule (as before the eleventh session), =0 prefetches nothing (to measure without)."""
-    policy = os.environ.get("KERNEL_SEARCH_W_PREFETCH", "fit")
-    if policy == "0" or programs > 2 * device_info(device)[1]:
-        return False
-    return policy == "all" or prefetch_bytes <= W_PREFETCH_L2_SHARE * l2_bytes(device)
 
 
 _COMPILE_ONLY = False
@@ -557,7 +539,7 @@ def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.
         USE_DOT=cfg["path"] == "dot", DOT_PRECISION="ieee" if a.dtype == torch.float32 else "tf32",
         LAST_REDUCES=plan.last_reduces, INDEX_64=plan.index_64, ONE_BLOCK=launch.k_per_split == launch.block_k,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
-        **pdl_launch_args(a.device, launch.tiles * launch.split, w.numel() * w.element_size()),
+        **pdl_launch_args(a.device, launch.tiles * launch.split),
     )
 
 
