@@ -1,0 +1,89 @@
+"""Which launches make PDL slow a decode step? PDL kept on for every launch but the named ones,
+rounds alternating, on one machine (decode tok/s of the table arm, qwen3.bench.bench_cell).
+
+    python3 benchmarks/pdl_probe.py OUT.json --model qwen3-8b --table T.json --cells 32x256
+
+At Qwen3-8B batch 32 x 256 the step ran 4.2% faster with PDL off (KERNEL_SEARCH_PDL=0; env_ab.py,
+eleventh session) while 0.6B ran 13-26% faster with it. A variant turns PDL off for some launch
+sites only, by wrapping pdl_launch_args where each module holds it and asking who called it:
+- gemm: the fused GEMM (kernel_space._gemm._launch_gemm); gemm>W: only where its grid is more than W
+  programs;
+- gemm_aux: the split-K reduction and the norm prepass;
+- attn: decode attention and its combine, and qk_norm_rope_cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kernel_space import _gemm, decode_attention, qk_norm_rope_cache
+from qwen3.bench import bench_cell, first_cell
+from qwen3.config import PRESETS
+from qwen3.dispatch import Dispatcher
+from qwen3.loader import random_weights
+
+REAL = _gemm.pdl_launch_args
+SITES = {"gemm": {"_launch_gemm"}, "gemm_aux": {"_launch_reduce", "_launch_prepass"},
+         "attn": {"_launch_args", "_launch_combine", "qk_norm_rope_cache"}}
+VARIANTS = ("all_on", "all_off", "gemm", "gemm>132", "gemm>264", "gemm_aux", "attn")
+
+
+def patched(variant: str):
+    if variant == "all_on":
+        return REAL
+    site, _, wide = variant.partition(">")
+
+    def pdl_launch_args(device, programs=None):
+        caller = sys._getframe(1).f_code.co_name
+        off = variant == "all_off" or caller in SITES[site]
+        if off and wide and programs is not None and programs <= int(wide):
+            off = False
+        return {} if off else REAL(device, programs)
+    return pdl_launch_args
+
+
+def use(variant: str) -> None:
+    fn = patched(variant)
+    for module in (_gemm, decode_attention, qk_norm_rope_cache):
+        module.pdl_launch_args = fn
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", type=Path)
+    p.add_argument("--model", default="qwen3-8b", choices=sorted(PRESETS))
+    p.add_argument("--table", type=Path, required=True)
+    p.add_argument("--cells", default="32x256")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--rounds", type=int, default=2)
+    args = p.parse_args(argv)
+    model = random_weights(PRESETS[args.model], torch.bfloat16, "cuda", 0)
+    first_cell(model)
+    model.set_dispatcher(Dispatcher(args.table))
+    rows = []
+    for rnd in range(args.rounds):
+        for spec in args.cells.split(","):
+            batch, context = (int(x) for x in spec.lower().split("x"))
+            for variant in args.variants.split(","):
+                use(variant)
+                row = bench_cell(model, "table", batch, context, 64, 3)
+                rows.append({"round": rnd, "batch": batch, "context": context, "pdl_off": variant,
+                             "decode_ms": row.decode_ms, "tok_s": row.tokens_per_s})
+                print(f"{args.model} round {rnd} batch {batch} x {context} PDL off for {variant:9s}: "
+                      f"{row.tokens_per_s:9,.0f} tok/s ({row.decode_ms * 1000:.0f} us a step)", flush=True)
+    use("all_on")
+    args.out.write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(),
+                                    "model": args.model, "table": str(args.table), "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
