@@ -33,7 +33,8 @@ the previous kernel has finished and its writes are visible) before it reads an 
 writes anything, and only then lets the next kernel launch. So one kernel's weight stream overlaps
 the previous kernel's tail, and every kernel still completes after its predecessor (a kernel cannot
 finish before its wait returns), which keeps longer dependencies (a residual written two kernels
-back) ordered too. Kernels of other libraries in between launch normally and wait as usual.
+back) ordered too. Kernels of other libraries in between launch normally and wait as usual. A GEMM
+grid of more than two programs an SM launches without PDL (PDL_MAX_PROGRAMS_PER_SM: measured faster).
 
 Paths: `dot` uses tl.dot (tensor cores; pads M to 16); `fma` multiplies and reduces with tl.sum,
 which wastes nothing at M = 1 and allows BLOCK_N = 8.
@@ -392,15 +393,28 @@ def pdl_enabled(device: torch.device) -> bool:
     return device_info(device)[0] >= 9
 
 
+# A GEMM grid of more programs than this per SM launches without PDL. In Qwen3-8B's batch-32 decode
+# step on an H100 the step ran 4.9% faster (batch 32 x 256: 4,597 against 4,384 tok/s) and 3.7% at
+# batch 32 x 2k with PDL off for the GEMM launches of more than 264 programs, and as fast as with PDL
+# off for every GEMM (benchmarks/README.md, eleventh session; the cause is not known). 0.6B's short
+# kernels gain 13-26% from PDL.
+PDL_MAX_PROGRAMS_PER_SM = 2
+
+
 def pdl_launch_args(device: torch.device, programs: int | None = None) -> dict:
-    """Launch keywords for PDL (none off it, so the interpreter never sees them). PREFETCH when the
-    grid is at most two programs per SM: all of them start early, so their prefetch runs ahead; in a
-    larger grid most programs start after the wait anyway and would only prefetch what they load next."""
+    """Launch keywords for PDL (none off it, so the interpreter never sees them). With `programs` (a
+    GEMM's grid): none past PDL_MAX_PROGRAMS_PER_SM programs an SM (KERNEL_SEARCH_PDL=all keeps PDL
+    there too, to measure), and PREFETCH, since the grid is then at most two programs per SM: all of
+    them start early, so their prefetch runs ahead (in a larger grid most programs would start after
+    the wait anyway and only prefetch what they load next)."""
     if not pdl_enabled(device):
         return {}
     args = {"PDL": True, "launch_pdl": True}
     if programs is not None:
-        args["PREFETCH"] = programs <= 2 * device_info(device)[1]
+        wave = device_info(device)[1]
+        if programs > PDL_MAX_PROGRAMS_PER_SM * wave and os.environ.get("KERNEL_SEARCH_PDL") != "all":
+            return {}
+        args["PREFETCH"] = programs <= 2 * wave
     return args
 
 

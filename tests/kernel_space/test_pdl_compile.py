@@ -53,3 +53,26 @@ def test_index_64_moves_the_gemm_offsets_to_64_bit_and_only_then(report):
         for name in ("fused_linear", "splitk_epilogue", "prepass"):
             assert found[name]["mul_s64"] == 0, name
             assert found[f"{name}_64"]["mul_s64"] > 0, name
+
+
+def test_a_gemm_grid_past_two_programs_an_sm_launches_without_pdl(monkeypatch):
+    """pdl_launch_args on a (pretended) Hopper of 132 SMs: a GEMM grid of up to 264 programs launches
+    with PDL and prefetches its weights, a larger one without PDL (measured faster at 8B batch 32),
+    unless KERNEL_SEARCH_PDL=all; launches that give no grid (attention, the prepass) keep PDL;
+    KERNEL_SEARCH_PDL=0 turns it off everywhere."""
+    import torch
+
+    from kernel_space import _gemm
+
+    monkeypatch.setattr(_gemm, "device_info", lambda device: (9, 132, 50 << 20))
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.delenv("KERNEL_SEARCH_PDL", raising=False)
+    gpu = torch.device("cuda", 0)
+    assert _gemm.pdl_launch_args(gpu, 264) == {"PDL": True, "launch_pdl": True, "PREFETCH": True}
+    assert _gemm.pdl_launch_args(gpu, 265) == {}
+    assert _gemm.pdl_launch_args(gpu) == {"PDL": True, "launch_pdl": True}
+    monkeypatch.setenv("KERNEL_SEARCH_PDL", "all")
+    assert _gemm.pdl_launch_args(gpu, 265) == {"PDL": True, "launch_pdl": True, "PREFETCH": False}
+    monkeypatch.setenv("KERNEL_SEARCH_PDL", "0")
+    assert _gemm.pdl_launch_args(gpu, 8) == {} and _gemm.pdl_launch_args(gpu) == {}
+    assert _gemm.pdl_launch_args(torch.device("cpu"), 8) == {}
