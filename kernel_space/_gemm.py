@@ -34,7 +34,8 @@ writes anything, and only then lets the next kernel launch. So one kernel's weig
 the previous kernel's tail, and every kernel still completes after its predecessor (a kernel cannot
 finish before its wait returns), which keeps longer dependencies (a residual written two kernels
 back) ordered too. Kernels of other libraries in between launch normally and wait as usual. A GEMM
-grid of more than two programs an SM launches without PDL (PDL_MAX_PROGRAMS_PER_SM: measured faster).
+grid of more than two programs an SM over weights of more than half of L2 launches without PDL
+(PDL_MAX_PROGRAMS_PER_SM: measured faster).
 
 Paths: `dot` uses tl.dot (tensor cores; pads M to 16); `fma` multiplies and reduces with tl.sum,
 which wastes nothing at M = 1 and allows BLOCK_N = 8.
@@ -393,26 +394,31 @@ def pdl_enabled(device: torch.device) -> bool:
     return device_info(device)[0] >= 9
 
 
-# A GEMM grid of more programs than this per SM launches without PDL. In Qwen3-8B's batch-32 decode
-# step on an H100 the step ran 4.9% faster (batch 32 x 256: 4,597 against 4,384 tok/s) and 3.7% at
-# batch 32 x 2k with PDL off for the GEMM launches of more than 264 programs, and as fast as with PDL
-# off for every GEMM (benchmarks/README.md, eleventh session; the cause is not known). 0.6B's short
-# kernels gain 13-26% from PDL.
+# A GEMM launch of more than PDL_MAX_PROGRAMS_PER_SM programs an SM whose weights are more than
+# PDL_BIG_WEIGHTS_L2_SHARE of L2 runs without PDL. Measured on an H100 (benchmarks/README.md, eleventh
+# session; the cause is not known): with PDL off for the GEMM launches of more than 264 programs,
+# Qwen3-8B's decode step ran 5.4% faster at batch 32 x 256 (4,600 against 4,365 tok/s), 3.7-4.1% at
+# 32 x 2k and 1.7% at 8 x 256, but Qwen3-0.6B's 12-16% slower at batch 8 and 32, whose weight
+# matrices (4-13 MB) are a fraction of the 8B's (34-201 MB) and of L2 (50 MB).
 PDL_MAX_PROGRAMS_PER_SM = 2
+PDL_BIG_WEIGHTS_L2_SHARE = 0.5
 
 
-def pdl_launch_args(device: torch.device, programs: int | None = None) -> dict:
+def pdl_launch_args(device: torch.device, programs: int | None = None, weight_bytes: int = 0) -> dict:
     """Launch keywords for PDL (none off it, so the interpreter never sees them). With `programs` (a
-    GEMM's grid): none past PDL_MAX_PROGRAMS_PER_SM programs an SM (KERNEL_SEARCH_PDL=all keeps PDL
-    there too, to measure), and PREFETCH, since the grid is then at most two programs per SM: all of
-    them start early, so their prefetch runs ahead (in a larger grid most programs would start after
-    the wait anyway and only prefetch what they load next)."""
+    GEMM's grid) and its weight_bytes: none for a large grid over large weights (see
+    PDL_MAX_PROGRAMS_PER_SM; KERNEL_SEARCH_PDL=all keeps PDL there too, to measure), and PREFETCH
+    where the grid is at most two programs per SM: all of them start early, so their prefetch runs
+    ahead (in a larger grid most programs would start after the wait anyway and only prefetch what
+    they load next)."""
     if not pdl_enabled(device):
         return {}
     args = {"PDL": True, "launch_pdl": True}
     if programs is not None:
         wave = device_info(device)[1]
-        if programs > PDL_MAX_PROGRAMS_PER_SM * wave and os.environ.get("KERNEL_SEARCH_PDL") != "all":
+        large = (programs > PDL_MAX_PROGRAMS_PER_SM * wave
+                 and weight_bytes > PDL_BIG_WEIGHTS_L2_SHARE * device_info(device)[2])
+        if large and os.environ.get("KERNEL_SEARCH_PDL") != "all":
             return {}
         args["PREFETCH"] = programs <= 2 * wave
     return args
@@ -553,7 +559,7 @@ def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.
         USE_DOT=cfg["path"] == "dot", DOT_PRECISION="ieee" if a.dtype == torch.float32 else "tf32",
         LAST_REDUCES=plan.last_reduces, INDEX_64=plan.index_64, ONE_BLOCK=launch.k_per_split == launch.block_k,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
-        **pdl_launch_args(a.device, launch.tiles * launch.split),
+        **pdl_launch_args(a.device, launch.tiles * launch.split, w.numel() * w.element_size()),
     )
 
 

@@ -55,10 +55,11 @@ def test_index_64_moves_the_gemm_offsets_to_64_bit_and_only_then(report):
             assert found[f"{name}_64"]["mul_s64"] > 0, name
 
 
-def test_a_gemm_grid_past_two_programs_an_sm_launches_without_pdl(monkeypatch):
-    """pdl_launch_args on a (pretended) Hopper of 132 SMs: a GEMM grid of up to 264 programs launches
-    with PDL and prefetches its weights, a larger one without PDL (measured faster at 8B batch 32),
-    unless KERNEL_SEARCH_PDL=all; launches that give no grid (attention, the prepass) keep PDL;
+def test_a_large_gemm_grid_over_large_weights_launches_without_pdl(monkeypatch):
+    """pdl_launch_args on a (pretended) Hopper of 132 SMs and 50 MB of L2: a GEMM grid of up to 264
+    programs launches with PDL and prefetches its weights; a larger one too over weights of at most
+    half of L2 (Qwen3-0.6B's), without PDL over more (8B's; both measured faster), unless
+    KERNEL_SEARCH_PDL=all; launches that give no grid (attention, the prepass) keep PDL;
     KERNEL_SEARCH_PDL=0 turns it off everywhere."""
     import torch
 
@@ -67,12 +68,14 @@ def test_a_gemm_grid_past_two_programs_an_sm_launches_without_pdl(monkeypatch):
     monkeypatch.setattr(_gemm, "device_info", lambda device: (9, 132, 50 << 20))
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.delenv("KERNEL_SEARCH_PDL", raising=False)
-    gpu = torch.device("cuda", 0)
-    assert _gemm.pdl_launch_args(gpu, 264) == {"PDL": True, "launch_pdl": True, "PREFETCH": True}
-    assert _gemm.pdl_launch_args(gpu, 265) == {}
-    assert _gemm.pdl_launch_args(gpu) == {"PDL": True, "launch_pdl": True}
+    gpu, big, small = torch.device("cuda", 0), 100 << 20, 25 << 20
+    pdl = {"PDL": True, "launch_pdl": True}
+    assert _gemm.pdl_launch_args(gpu, 264, big) == {**pdl, "PREFETCH": True}
+    assert _gemm.pdl_launch_args(gpu, 265, big) == {}
+    assert _gemm.pdl_launch_args(gpu, 265, small) == {**pdl, "PREFETCH": False}
+    assert _gemm.pdl_launch_args(gpu) == pdl
     monkeypatch.setenv("KERNEL_SEARCH_PDL", "all")
-    assert _gemm.pdl_launch_args(gpu, 265) == {"PDL": True, "launch_pdl": True, "PREFETCH": False}
+    assert _gemm.pdl_launch_args(gpu, 265, big) == {**pdl, "PREFETCH": False}
     monkeypatch.setenv("KERNEL_SEARCH_PDL", "0")
-    assert _gemm.pdl_launch_args(gpu, 8) == {} and _gemm.pdl_launch_args(gpu) == {}
+    assert _gemm.pdl_launch_args(gpu, 8, small) == {} and _gemm.pdl_launch_args(gpu) == {}
     assert _gemm.pdl_launch_args(torch.device("cpu"), 8) == {}
