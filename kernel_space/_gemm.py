@@ -417,7 +417,7 @@ def pdl_launch_args(device: torch.device, programs: int | None = None, weight_by
     if programs is not None:
         wave = device_info(device)[1]
         large = (programs > PDL_MAX_PROGRAMS_PER_SM * wave
-                 and weight_bytes > PDL_BIG_WEIGHTS_L2_SHARE * device_info(device)[2])
+                 and weight_bytes > PDL_BIG_WEIGHTS_L2_SHARE * l2_bytes(device))
         if large and os.environ.get("KERNEL_SEARCH_PDL") != "all":
             return {}
         args["PREFETCH"] = programs <= 2 * wave

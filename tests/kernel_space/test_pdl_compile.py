@@ -65,7 +65,7 @@ def test_a_large_gemm_grid_over_large_weights_launches_without_pdl(monkeypatch):
 
     from kernel_space import _gemm
 
-    monkeypatch.setattr(_gemm, "device_info", lambda device: (9, 132, 50 << 20))
+    monkeypatch.setattr(_gemm, "_properties", lambda device: (9, 132, 50 << 20))
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.delenv("KERNEL_SEARCH_PDL", raising=False)
     gpu, big, small = torch.device("cuda", 0), 100 << 20, 25 << 20
