@@ -19,9 +19,6 @@ Every output of MODE 0 is compared with decode_attention's plan; timed as attn_b
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import math
 import sys
 from functools import partial
 from pathlib import Path
@@ -32,10 +29,10 @@ import triton.language as tl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.attn_bench import COLD_L2_FACTOR, copy_bandwidth, time_graph
+from benchmarks._probe import cold_inputs, parse_cell, write_result
+from benchmarks.attn_bench import copy_bandwidth, time_graph
 from kernel_space import decode_attention as da
 from kernel_space._gemm import pdl_enter
-from qwen3.config import PRESETS
 
 
 @triton.jit
@@ -162,18 +159,12 @@ def main(argv=None) -> int:
     p.add_argument("--cells", default="qwen3-0.6b:1:8192,qwen3-8b:1:8192,qwen3-0.6b:1:32768,qwen3-0.6b:8:8192")
     args = p.parse_args(argv)
     bandwidth = copy_bandwidth()
-    l2 = torch.cuda.get_device_properties(0).L2_cache_size
     sink = torch.zeros(1 << 20, device="cuda")
     rows = []
     for cell in args.cells.split(","):
-        model, batch, context = cell.split(":")
-        c = PRESETS[model]
-        problem = da.AttentionProblem(int(batch), c.num_attention_heads, c.num_key_value_heads, c.head_dim,
-                                      int(context), "bfloat16")
+        problem = parse_cell(cell)
         floor = problem.kv_bytes() / bandwidth * 1e6
-        copies = max(2, math.ceil(COLD_L2_FACTOR * l2 / problem.kv_bytes()))
-        gen = torch.Generator(device="cuda").manual_seed(0)
-        inputs = [da.make_inputs(problem, "cuda", gen) for _ in range(copies)]
+        inputs = cold_inputs(problem)
         want = da.decode_attention(**inputs[0]).float()
         us = time_graph(da.decode_attention, inputs)[0]
         rows.append({"cell": cell, "arm": "plan", "median_us": us, "of_floor": floor / us})
@@ -207,8 +198,7 @@ def main(argv=None) -> int:
                   f"({floor / us:4.0%}) diff {diff:.2g}", flush=True)
         del inputs
         torch.cuda.empty_cache()
-    args.out.write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(),
-                                    "bandwidth": bandwidth, "rows": rows}, indent=1))
+    write_result(args.out, bandwidth=bandwidth, rows=rows)
     return 0
 
 

@@ -13,10 +13,7 @@ every config's time, then the --top fastest of each cell.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
-import json
-import math
 import sys
 from functools import partial
 from pathlib import Path
@@ -25,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.attn_bench import COLD_L2_FACTOR, copy_bandwidth, time_graph
+from benchmarks._probe import cold_inputs, parse_cell, write_result
+from benchmarks.attn_bench import copy_bandwidth, time_graph
 from kernel_space import decode_attention as da
-from qwen3.config import PRESETS
 
 WIDE_SPLITS = (32, 48, 64, 96, 128, 192, 256)
 
@@ -40,19 +37,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     da.SPACE.values["SPLITS"] = tuple(sorted(set(da.SPLITS_VALUES) | set(WIDE_SPLITS)))
     bandwidth = copy_bandwidth()
-    props = torch.cuda.get_device_properties(0)
-    l2, sms = props.L2_cache_size, props.multi_processor_count
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
     rows = []
     for cell in args.cells.split(","):
-        model, batch, context = cell.split(":")
-        c = PRESETS[model]
-        problem = da.AttentionProblem(int(batch), c.num_attention_heads, c.num_key_value_heads, c.head_dim,
-                                      int(context), "bfloat16")
-        kv_bytes = problem.kv_bytes()
-        floor = kv_bytes / bandwidth * 1e6
-        copies = max(2, math.ceil(COLD_L2_FACTOR * l2 / kv_bytes))
-        gen = torch.Generator(device="cuda").manual_seed(0)
-        inputs = [da.make_inputs(problem, "cuda", gen) for _ in range(copies)]
+        problem = parse_cell(cell)
+        floor = problem.kv_bytes() / bandwidth * 1e6
+        inputs = cold_inputs(problem)
         plan = da.attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
                                  sms)
         want = da.decode_attention(**inputs[0], config=plan).float()
@@ -86,8 +76,7 @@ def main(argv=None) -> int:
         rows += cell_rows
         del inputs
         torch.cuda.empty_cache()
-    args.out.write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(),
-                                    "bandwidth": bandwidth, "sms": sms, "rows": rows}, indent=1))
+    write_result(args.out, bandwidth=bandwidth, sms=sms, rows=rows)
     return 0
 
 

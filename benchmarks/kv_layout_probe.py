@@ -14,9 +14,6 @@ times (KV cold in L2, one CUDA graph, median), at Qwen3-0.6B and 8B head shapes.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import math
 import sys
 from pathlib import Path
 
@@ -24,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.attn_bench import COLD_L2_FACTOR, copy_bandwidth, time_graph
-from kernel_space.decode_attention import AttentionProblem, decode_attention, make_inputs
-from qwen3.config import PRESETS
+from benchmarks._probe import attention_cell, cold_inputs, write_result
+from benchmarks.attn_bench import copy_bandwidth, time_graph
+from kernel_space.decode_attention import decode_attention
 
 LAYOUTS = ("slot_major", "head_major")
 
@@ -46,18 +43,13 @@ def main(argv=None) -> int:
     p.add_argument("--contexts", default="8192,32768")
     args = p.parse_args(argv)
     bandwidth = copy_bandwidth()
-    l2 = torch.cuda.get_device_properties(0).L2_cache_size
     rows = []
     for model in args.models.split(","):
-        c = PRESETS[model]
         for context in (int(x) for x in args.contexts.split(",")):
             for batch in (int(x) for x in args.batches.split(",")):
-                problem = AttentionProblem(batch, c.num_attention_heads, c.num_key_value_heads, c.head_dim, context,
-                                           "bfloat16")
-                kv_bytes = 2 * batch * context * c.num_key_value_heads * c.head_dim * 2
-                copies = max(2, math.ceil(COLD_L2_FACTOR * l2 / kv_bytes))
-                gen = torch.Generator(device="cuda").manual_seed(0)
-                base = [make_inputs(problem, "cuda", gen) for _ in range(copies)]
+                problem = attention_cell(model, batch, context)
+                kv_bytes = problem.kv_bytes()
+                base = cold_inputs(problem)
                 outs = {}
                 for layout in LAYOUTS:
                     rotation = [{**i, "k_cache": as_layout(i["k_cache"], layout),
@@ -77,9 +69,7 @@ def main(argv=None) -> int:
                     print(f"  outputs differ by {diff:.3g}", flush=True)
                 del base, outs
                 torch.cuda.empty_cache()
-    args.out.write_text(json.dumps({"gpu": torch.cuda.get_device_name(0),
-                                    "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
-                                    "copy_bandwidth": bandwidth, "rows": rows}, indent=1))
+    write_result(args.out, copy_bandwidth=bandwidth, rows=rows)
     return 0
 
 

@@ -10,25 +10,23 @@ sites only, by wrapping pdl_launch_args where each module holds it and asking wh
   programs;
 - gemm_aux: the split-K reduction and the norm prepass;
 - attn: decode attention and its combine, and qk_norm_rope_cache.
+`all_on` is the launchers as they are: since the eleventh session they launch large GEMM grids over
+large weights without PDL themselves (kernel_space._gemm.PDL_MAX_PROGRAMS_PER_SM); run with
+KERNEL_SEARCH_PDL=all for PDL on every launch, as the session's run (pdl_probe_8b.json) had it.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import sys
+from functools import partial
 from pathlib import Path
-
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._probe import ab_rounds, table_model, write_result
 from kernel_space import _gemm, decode_attention, qk_norm_rope_cache
-from qwen3.bench import bench_cell, first_cell
 from qwen3.config import PRESETS
-from qwen3.dispatch import Dispatcher
-from qwen3.loader import random_weights
 
 REAL = _gemm.pdl_launch_args
 SITES = {"gemm": {"_launch_gemm"}, "gemm_aux": {"_launch_reduce", "_launch_prepass"},
@@ -41,12 +39,12 @@ def patched(variant: str):
         return REAL
     site, _, wide = variant.partition(">")
 
-    def pdl_launch_args(device, programs=None):
+    def pdl_launch_args(device, programs=None, weight_bytes=0):
         caller = sys._getframe(1).f_code.co_name
         off = variant == "all_off" or caller in SITES[site]
         if off and wide and programs is not None and programs <= int(wide):
             off = False
-        return {} if off else REAL(device, programs)
+        return {} if off else REAL(device, programs, weight_bytes)
     return pdl_launch_args
 
 
@@ -65,23 +63,13 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args(argv)
-    model = random_weights(PRESETS[args.model], torch.bfloat16, "cuda", 0)
-    first_cell(model)
-    model.set_dispatcher(Dispatcher(args.table))
-    rows = []
-    for rnd in range(args.rounds):
-        for spec in args.cells.split(","):
-            batch, context = (int(x) for x in spec.lower().split("x"))
-            for variant in args.variants.split(","):
-                use(variant)
-                row = bench_cell(model, "table", batch, context, 64, 3)
-                rows.append({"round": rnd, "batch": batch, "context": context, "pdl_off": variant,
-                             "decode_ms": row.decode_ms, "tok_s": row.tokens_per_s})
-                print(f"{args.model} round {rnd} batch {batch} x {context} PDL off for {variant:9s}: "
-                      f"{row.tokens_per_s:9,.0f} tok/s ({row.decode_ms * 1000:.0f} us a step)", flush=True)
-    use("all_on")
-    args.out.write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(),
-                                    "model": args.model, "table": str(args.table), "rows": rows}, indent=1))
+    model = table_model(args.model, args.table)
+    arms = [(variant, partial(use, variant)) for variant in args.variants.split(",")]
+    try:
+        rows = ab_rounds(model, args.model, args.cells, args.rounds, arms, "pdl_off")
+    finally:
+        use("all_on")
+    write_result(args.out, model=args.model, table=str(args.table), rows=rows)
     return 0
 
 

@@ -13,8 +13,6 @@ PDL's overlap, which makes the graph step shorter).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
 import sys
 from pathlib import Path
@@ -23,10 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qwen3.bench import bench_cell, first_cell, release_kv_cache
+from benchmarks._probe import cells, table_model, write_result
+from qwen3.bench import bench_cell, release_kv_cache
 from qwen3.config import PRESETS
-from qwen3.dispatch import Dispatcher
-from qwen3.loader import random_weights
 
 
 @torch.inference_mode()
@@ -67,13 +64,9 @@ def main(argv=None) -> int:
     p.add_argument("--cells", default="1x256")
     p.add_argument("--top", type=int, default=16)
     args = p.parse_args(argv)
-    model = random_weights(PRESETS[args.model], torch.bfloat16, "cuda", 0)
-    first_cell(model)
-    model.set_dispatcher(Dispatcher(args.table))
-    result = {"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(), "model": args.model,
-              "table": str(args.table), "cells": []}
-    for spec in args.cells.split(","):
-        batch, context = (int(x) for x in spec.lower().split("x"))
+    model = table_model(args.model, args.table)
+    result = []
+    for batch, context in cells(args.cells):
         row = bench_cell(model, "table", batch, context, 32, 3)
         os.environ["KERNEL_SEARCH_PDL"] = "0"
         try:
@@ -84,8 +77,8 @@ def main(argv=None) -> int:
         total = sum(k["us"] for k in kernels)
         cell = {"batch": batch, "context": context, "graph_step_ms": row.decode_ms,
                 "graph_step_ms_pdl_off": off.decode_ms, "kernels_sum_us": total, "kernels": kernels}
-        result["cells"].append(cell)
-        args.out.write_text(json.dumps(result, indent=1))
+        result.append(cell)
+        write_result(args.out, model=args.model, table=str(args.table), cells=result)
         print(f"{args.model} batch {batch} x {context}: graph step {row.decode_ms * 1000:.0f} us "
               f"({off.decode_ms * 1000:.0f} PDL off), "
               f"kernels {total:.0f} us in {sum(k['calls'] for k in kernels)} launches", flush=True)

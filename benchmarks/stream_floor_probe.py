@@ -22,10 +22,7 @@ median of 15 replays (attn_bench.time_graph).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
-import json
-import math
 import sys
 from functools import partial
 from pathlib import Path
@@ -36,9 +33,10 @@ import triton.language as tl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.attn_bench import COLD_L2_FACTOR, copy_bandwidth, time_graph
+from benchmarks._probe import attention_cell, cold_inputs, write_result
+from benchmarks.attn_bench import copy_bandwidth, time_graph
 from kernel_space._gemm import pdl_enter
-from kernel_space.decode_attention import AttentionProblem, attention_plan, decode_attention, make_inputs
+from kernel_space.decode_attention import attention_plan, decode_attention
 
 
 @triton.jit
@@ -86,9 +84,7 @@ def main(argv=None) -> int:
     p.add_argument("--contexts", default="2048,4096,8192,16384,32768")
     args = p.parse_args(argv)
     bandwidth = copy_bandwidth()
-    props = torch.cuda.get_device_properties(0)
-    l2, sms = props.L2_cache_size, props.multi_processor_count
-    heads, kv_heads, hd = 16, 8, 128
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
     rows = []
 
     def record(context, arm, detail, us, moved):
@@ -102,12 +98,10 @@ def main(argv=None) -> int:
         us = time_graph(empty_fn(pdl), [{"out": out}])[0]
         record(0, "empty", {"pdl": pdl}, us, 0)
     for context in (int(x) for x in args.contexts.split(",")):
-        problem = AttentionProblem(1, heads, kv_heads, hd, context, "bfloat16")
+        problem = attention_cell("qwen3-0.6b", 1, context)
         kv_bytes = problem.kv_bytes()
-        copies = max(2, math.ceil(COLD_L2_FACTOR * l2 / kv_bytes))
-        gen = torch.Generator(device="cuda").manual_seed(0)
-        inputs = [make_inputs(problem, "cuda", gen) for _ in range(copies)]
-        plan = attention_plan(1, heads, kv_heads, hd, context, sms)
+        inputs = cold_inputs(problem)
+        plan = attention_plan(1, problem.heads, problem.kv_heads, problem.head_dim, context, sms)
         us = time_graph(partial(decode_attention, config=plan), inputs)[0]
         record(context, "plan", {k: plan[k] for k in ("SPLITS", "BLOCK_N", "num_warps", "num_stages")}, us, kv_bytes)
         flat = [{"k": i["k_cache"].reshape(-1), "v": i["v_cache"].reshape(-1), "out": out} for i in inputs]
@@ -125,8 +119,7 @@ def main(argv=None) -> int:
         record(context, "copy", {"bytes": 2 * pairs[0]["src"].numel() * 2}, us, 2 * pairs[0]["src"].numel() * 2)
         del inputs, flat, pairs
         torch.cuda.empty_cache()
-    args.out.write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(),
-                                    "bandwidth": bandwidth, "sms": sms, "rows": rows}, indent=1))
+    write_result(args.out, bandwidth=bandwidth, sms=sms, rows=rows)
     return 0
 
 
