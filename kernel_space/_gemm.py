@@ -396,10 +396,11 @@ def pdl_enabled(device: torch.device) -> bool:
 
 # A GEMM launch of more than PDL_MAX_PROGRAMS_PER_SM programs an SM whose weights are more than
 # PDL_BIG_WEIGHTS_L2_SHARE of L2 runs without PDL. Measured on an H100 (benchmarks/README.md, eleventh
-# session; the cause is not known): with PDL off for the GEMM launches of more than 264 programs,
-# Qwen3-8B's decode step ran 5.4% faster at batch 32 x 256 (4,600 against 4,365 tok/s), 3.7-4.1% at
-# 32 x 2k and 1.7% at 8 x 256, but Qwen3-0.6B's 12-16% slower at batch 8 and 32, whose weight
-# matrices (4-13 MB) are a fraction of the 8B's (34-201 MB) and of L2 (50 MB).
+# session; the cause is not known), against PDL on every launch: Qwen3-8B's decode step ran 5.3%
+# faster at batch 32 x 256 (4,600 against 4,368 tok/s), 3.7% at 32 x 2k, 2.7% at 8 x 256 and 1.0% at
+# batch 1; 0.6B within noise. Without the weight bound (every grid of more than 264 programs) 0.6B ran
+# 12-16% slower at batch 8 and 32: its weight matrices (4-13 MB) are a fraction of the 8B's (34-201
+# MB) and of L2 (50 MB).
 PDL_MAX_PROGRAMS_PER_SM = 2
 PDL_BIG_WEIGHTS_L2_SHARE = 0.5
 
