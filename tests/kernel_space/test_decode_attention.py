@@ -311,3 +311,7 @@ def test_the_plan_takes_the_splits_the_h100_sweep_found_fastest():
         assert check_config(plan, AttentionProblem(batch, 16, 8, 128, context)) is None
         assert redundant_reason(plan, AttentionProblem(batch, 16, 8, 128, context)) is None
     assert attention_plan(1, 16, 8, 128, 17, 132)["BLOCK_N"] == 32
+    # Qwen3-8B's heads (32 over 8 KV heads) split as 0.6B's do: the combine follows the split count.
+    for (batch, context), combine in {(1, 8192): "kernel", (1, 2048): "kernel", (8, 8192): "last_program",
+                                      (32, 256): "kernel"}.items():
+        assert attention_plan(batch, 32, 8, 128, context, 132)["combine"] == combine, (batch, context)
