@@ -6,14 +6,17 @@
 A whole decode tune of the model's five GEMM sites (30 studies at the default buckets) runs through
 tuner.distributed.plan and work, one worker, with a benchmarking child that answers at once (a
 config's "time" a function of its tile) and, without CUDA, no compiles: what is left is what every
-trial costs the host between GPU measurements, where the GPU waits. Prints the wall time and the
-milliseconds per config measured; --profile writes cProfile's stats (sort them with pstats). Default
-database: a fresh SQLite file in a temporary folder. No GPU needed.
+trial costs the host between GPU measurements, where the GPU waits. Prints the wall time, the
+milliseconds per config measured, and with --statements the SQL statements per config (Optuna's and
+ours; counting them slows the run, so its milliseconds are not the ones to quote); --profile writes
+cProfile's stats (sort them with pstats). Default database: a fresh SQLite file in a temporary
+folder. No GPU needed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import os
 import sys
@@ -22,6 +25,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from kernel_space.spec import config_key
 from qwen3.config import resolve_model
@@ -66,6 +72,31 @@ class InstantWorker:
         return {"ok": True, "result": {"pairs": pairs, "unfused_us": 10.0, "cublas_us": 8.0, "floor_us": 2.0}}
 
 
+class StatementCount:
+    """SQL statements every SQLAlchemy engine of this process runs, split into Optuna's and the rest."""
+
+    def __init__(self):
+        self.optuna = self.ours = 0
+
+    def __enter__(self):
+        event.listen(Engine, "before_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(Engine, "before_cursor_execute", self._count)
+        return False
+
+    def _count(self, conn, cursor, statement, parameters, context, executemany):
+        frame, optuna = sys._getframe(1), False
+        while frame is not None and not optuna:
+            optuna = "/optuna/" in frame.f_code.co_filename
+            frame = frame.f_back
+        if optuna:
+            self.optuna += 1
+        else:
+            self.ours += 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--db", help="database URL (default: a fresh SQLite file)")
@@ -74,6 +105,7 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=16)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--profile", type=Path, help="write cProfile stats here")
+    p.add_argument("--statements", action="store_true", help="also count SQL statements (slower)")
     args = p.parse_args(argv)
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # no compiles: the host's own work only
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,18 +114,23 @@ def main(argv=None) -> int:
             ids = plan(store, [FP], resolve_model(args.model), OPS, [int(b) for b in args.buckets.split(",")],
                        "bfloat16", args.trials)
             profiler = cProfile.Profile() if args.profile else None
-            start = time.perf_counter()
-            if profiler:
-                profiler.enable()
-            report = work(store, FP, TuneOptions(trials=args.trials, batch=args.batch), make_worker=InstantWorker,
-                          only=ids)
-            if profiler:
-                profiler.disable()
-                profiler.dump_stats(str(args.profile))
-            wall = time.perf_counter() - start
+            statements = StatementCount()
+            with statements if args.statements else contextlib.nullcontext():
+                start = time.perf_counter()
+                if profiler:
+                    profiler.enable()
+                report = work(store, FP, TuneOptions(trials=args.trials, batch=args.batch),
+                              make_worker=InstantWorker, only=ids)
+                if profiler:
+                    profiler.disable()
+                    profiler.dump_stats(str(args.profile))
+                wall = time.perf_counter() - start
             rows, distinct = queue.configs_measured(store, ids)
+    per = max(rows, 1)
+    counted = (f", {(statements.optuna + statements.ours) / per:.0f} SQL statements (Optuna's "
+               f"{statements.optuna / per:.0f}, ours {statements.ours / per:.0f})") if args.statements else ""
     print(f"{len(report.outcomes)} studies, {rows} configs measured ({rows - distinct} twice) in {wall:.1f} s: "
-          f"{1000 * wall / max(rows, 1):.1f} ms of host time a config ({url.split(':')[0]})")
+          f"{1000 * wall / per:.1f} ms of host time a config{counted} ({url.split(':')[0]})")
     return 0
 
 
