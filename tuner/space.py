@@ -62,10 +62,15 @@ def _space(op: str, m: int, n: int, k: int, elem_bytes: int, smem_limit: int) ->
 
 def _linear_candidates(spec, m: int, n: int, k: int):
     """The configs of a GEMM op's grid that the search heuristics keep at this shape, less those that
-    block_range or max_split already rule out (both are check_config's own rules; check still decides
-    every one that is yielded). Walking the whole grid (345,600 fused configs) through check took 1.1 to
-    1.5 s a study on a laptop core, in every worker that opened the study; this walks a few thousand."""
+    block_range, max_split and the split_reduce and prologue rules already rule out (all check's own
+    rules; check still decides every one that is yielded). Walking the whole grid (345,600 fused
+    configs) through check took 1.1 to 1.5 s a study on a laptop core, in every worker that opened
+    the study; this walks a few thousand to a few tens of thousands."""
     values, cols = spec.space.values, spec.n_out(n)
+    # Also check's own rules, stated there: split_reduce only with SPLIT_K > 1, the prepass prologue
+    # only for an op with a norm (each the other way is one config, not two).
+    reduces = values["split_reduce"]
+    prologues = values["prologue"] if spec.norm else tuple(p for p in values["prologue"] if p != "prepass")
     for path in values["path"]:
         if path == "fma" and m > FMA_MAX_M:
             continue
@@ -77,12 +82,12 @@ def _linear_candidates(spec, m: int, n: int, k: int):
             splits = [s for s in values["SPLIT_K"] if s == 1 or s <= max_split(k, bk)]
             # One row block: grouped ordering changes nothing, so GROUP_M stays 1 (one config, not two).
             groups = values["GROUP_M"] if math.ceil(m / bm) > 1 else (1,)
-            for split, reduce, group, warps, stages, prologue in itertools.product(
-                    splits, values["split_reduce"], groups, values["num_warps"], values["num_stages"],
-                    values["prologue"]):
-                yield {"impl": "fused", "path": path, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": split,
-                       "split_reduce": reduce, "num_warps": warps, "num_stages": stages, "GROUP_M": group,
-                       "prologue": prologue}
+            for split, group, warps, stages, prologue in itertools.product(
+                    splits, groups, values["num_warps"], values["num_stages"], prologues):
+                for reduce in reduces if split > 1 else ("kernel",):
+                    yield {"impl": "fused", "path": path, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk,
+                           "SPLIT_K": split, "split_reduce": reduce, "num_warps": warps, "num_stages": stages,
+                           "GROUP_M": group, "prologue": prologue}
 
 
 def _name(param: str, allowed: list, full: list) -> str:
