@@ -6,6 +6,7 @@ as JSON and come back without any code running.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -265,12 +266,20 @@ def _check_path(cfg: dict, gated: bool = False) -> str | None:
 
 
 def _check_blocks(cfg: dict, m: int, n: int, k: int) -> str | None:
+    return _blocks_reason(cfg["path"], cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"], m, n, k)
+
+
+# The tuner's space walks tens of thousands of configs a shape that share a few hundred tile shapes:
+# the tile rules and the launch's are computed once per distinct argument set.
+@functools.lru_cache(maxsize=1 << 16)
+def _blocks_reason(path: str, block_m: int, block_n: int, block_k: int, m: int, n: int, k: int) -> str | None:
+    blocks = {"BLOCK_M": block_m, "BLOCK_N": block_n, "BLOCK_K": block_k}
     for param, size, dim in (("BLOCK_M", m, "M"), ("BLOCK_N", n, "N"), ("BLOCK_K", k, "K")):
-        low, high = block_range(param, cfg["path"], m, n, k)
-        if cfg[param] < low:
-            return f"path={cfg['path']} needs {param} >= {low} (tl.dot's minimum), got {cfg[param]}"
-        if cfg[param] > high:
-            return f"{param}={cfg[param]} exceeds the padded {dim} ({high}) for {dim}={size}"
+        low, high = block_range(param, path, m, n, k)
+        if blocks[param] < low:
+            return f"path={path} needs {param} >= {low} (tl.dot's minimum), got {blocks[param]}"
+        if blocks[param] > high:
+            return f"{param}={blocks[param]} exceeds the padded {dim} ({high}) for {dim}={size}"
     return None
 
 
@@ -296,7 +305,13 @@ def check_launch(cfg: dict, m: int, n: int, k: int, *, gated: bool,
     """Why the launch of cfg at (m, n, k) cannot run: a grid beyond CUDA's limits, or split-K scratch
     over 1/SCRATCH_SHARE of the device memory. (Offsets past 2^31 are not refused: the launch
     indexes in 64 bits there.) n: output columns."""
-    launch = LinearLaunch.of(cfg, m, n, k, gated)
+    return _launch_reason(cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"], cfg["SPLIT_K"], m, n, k, gated, memory_bytes)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _launch_reason(block_m: int, block_n: int, block_k: int, split: int, m: int, n: int, k: int, gated: bool,
+                   memory_bytes: int) -> str | None:
+    launch = LinearLaunch(m, n, k, block_m, block_n, block_k, split, gated)
     why = launch.grid_problem()
     if why:
         return why
