@@ -67,10 +67,6 @@ def _linear_candidates(spec, m: int, n: int, k: int):
     configs) through check took 1.1 to 1.5 s a study on a laptop core, in every worker that opened
     the study; this walks a few thousand to a few tens of thousands."""
     values, cols = spec.space.values, spec.n_out(n)
-    # Also check's own rules, stated there: split_reduce only with SPLIT_K > 1, the prepass prologue
-    # only for an op with a norm (each the other way is one config, not two).
-    reduces = values["split_reduce"]
-    prologues = values["prologue"] if spec.norm else tuple(p for p in values["prologue"] if p != "prepass")
     for path in values["path"]:
         if path == "fma" and m > FMA_MAX_M:
             continue
@@ -79,15 +75,24 @@ def _linear_candidates(spec, m: int, n: int, k: int):
         for bm, bn, bk in itertools.product(sizes["BLOCK_M"], sizes["BLOCK_N"], sizes["BLOCK_K"]):
             if path == "fma" and bm > FMA_MAX_BLOCK_M:
                 continue
-            splits = [s for s in values["SPLIT_K"] if s == 1 or s <= max_split(k, bk)]
-            # One row block: grouped ordering changes nothing, so GROUP_M stays 1 (one config, not two).
-            groups = values["GROUP_M"] if math.ceil(m / bm) > 1 else (1,)
-            for split, group, warps, stages, prologue in itertools.product(
-                    splits, groups, values["num_warps"], values["num_stages"], prologues):
-                for reduce in reduces if split > 1 else ("kernel",):
-                    yield {"impl": "fused", "path": path, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk,
-                           "SPLIT_K": split, "split_reduce": reduce, "num_warps": warps, "num_stages": stages,
-                           "GROUP_M": group, "prologue": prologue}
+            tile = {"impl": "fused", "path": path, "BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}
+            yield from _tile_candidates(spec, tile, m, k)
+
+
+def _tile_candidates(spec, tile: dict, m: int, k: int):
+    """_linear_candidates' configs of one tile (path and block sizes)."""
+    values = spec.space.values
+    splits = [s for s in values["SPLIT_K"] if s == 1 or s <= max_split(k, tile["BLOCK_K"])]
+    # One row block: grouped ordering changes nothing, so GROUP_M stays 1 (one config, not two).
+    groups = values["GROUP_M"] if math.ceil(m / tile["BLOCK_M"]) > 1 else (1,)
+    # Also check's own rules, stated there: split_reduce only with SPLIT_K > 1, the prepass prologue
+    # only for an op with a norm (each the other way is one config, not two).
+    prologues = values["prologue"] if spec.norm else tuple(p for p in values["prologue"] if p != "prepass")
+    for split, group, warps, stages, prologue in itertools.product(
+            splits, groups, values["num_warps"], values["num_stages"], prologues):
+        for reduce in values["split_reduce"] if split > 1 else ("kernel",):
+            yield {**tile, "SPLIT_K": split, "split_reduce": reduce, "num_warps": warps, "num_stages": stages,
+                   "GROUP_M": group, "prologue": prologue}
 
 
 def _name(param: str, allowed: list, full: list) -> str:
