@@ -9,9 +9,10 @@ Variants (compile-time switches of one kernel):
   not the sequence's length (what a program reads past the length is masked out of the softmax, but
   still read: only a cache filled to its capacity, as here, reads nothing extra). Off: the position
   first, then the loads of the live slots, as decode_attention does.
-- combine: "kernel" is decode_attention's combine kernel. In the results of 2026-11-27 (session 11,
-  attn_flat.json) that was the kernel of the time, a program per (KV head, sequence); "wide" is the
-  design that then replaced it (a program per head, sequence and 32 head_dim values).
+- combine: decode_attention's combine kernel (a program per head, sequence and DC head_dim values,
+  DC 32 or 64), or none (the main kernel alone). The session-11 results (attn_flat.json) also have a
+  "kernel" arm: the combine kernel before it became this one, a program per (KV head, sequence);
+  their "wide" arms ran this design, then a copy here.
 - MODE 1: loads and a sum only (no q, no softmax, no partials): the structure's own streaming rate.
 Every output of MODE 0 is compared with decode_attention's plan; timed as attn_bench times.
 """
@@ -39,7 +40,7 @@ from kernel_space._gemm import pdl_enter
 def flat_kernel(q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, sink_ptr, qk_scale, L, SPLITS,
                 stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh,
                 H: tl.constexpr, G: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr, BLOCK_N: tl.constexpr,
-                EARLY: tl.constexpr, MODE: tl.constexpr, PDL: tl.constexpr, WIDE: tl.constexpr = False):
+                EARLY: tl.constexpr, MODE: tl.constexpr, PDL: tl.constexpr):
     unit = tl.program_id(0)
     seq = tl.program_id(1)
     split = tl.program_id(2)
@@ -61,13 +62,7 @@ def flat_kernel(q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, sink_pt
     if MODE == 1:
         tl.store(sink_ptr + (seq * tl.num_programs(0) + unit) * SPLITS + split,
                  tl.sum(tl.sum(k.to(tl.float32) + v.to(tl.float32), axis=1), axis=0))
-    elif split * BLOCK_N >= length:
-        if WIDE:  # the wide combine reads every split: an empty one weighs nothing
-            r = tl.arange(0, HP)
-            part = (row * H + unit * G + r) * SPLITS + split
-            tl.store(ml_ptr + part * 2, tl.full([HP], float("-inf"), tl.float32), mask=r < G)
-            tl.store(ml_ptr + part * 2 + 1, tl.zeros([HP], tl.float32), mask=r < G)
-    else:
+    elif split * BLOCK_N < length:
         r = tl.arange(0, HP)
         heads = unit * G + r
         live_h = r < G
@@ -77,7 +72,7 @@ def flat_kernel(q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, sink_pt
         m = tl.max(s, axis=1)
         p = tl.exp2(s - m[:, None])
         acc = tl.dot(p.to(v.dtype), v)
-        if length <= BLOCK_N and not WIDE:  # one split: o itself (the combine kernel skips such a sequence)
+        if length <= BLOCK_N:  # one split: o itself (the combine kernel skips such a sequence)
             out = o_ptr + row * (H * HD) + heads[:, None] * HD + d[None, :]
             tl.store(out, (acc / tl.sum(p, axis=1)[:, None]).to(o_ptr.dtype.element_ty), mask=live_h[:, None])
         part = (row * H + heads) * SPLITS + split
@@ -86,33 +81,10 @@ def flat_kernel(q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, sink_pt
         tl.store(ml_ptr + part * 2 + 1, tl.sum(p, axis=1), mask=live_h)
 
 
-@triton.jit
-def wide_combine_kernel(part_ptr, ml_ptr, o_ptr, SPLITS, H: tl.constexpr, HD: tl.constexpr, SP: tl.constexpr,
-                        DC: tl.constexpr, PDL: tl.constexpr = False):
-    """Program (head, sequence, head_dim chunk): o = sum_s 2^(m_s - m) acc_s / sum_s 2^(m_s - m) l_s over
-    the splits, every split's partial read at once (a split with no slot holds m = -inf, l = 0)."""
-    head = tl.program_id(0)
-    seq = tl.program_id(1)
-    chunk = tl.program_id(2)
-    if PDL:
-        pdl_enter()
-    s = tl.arange(0, SP)
-    live = s < SPLITS
-    base = (seq.to(tl.int64) * H + head) * SPLITS + s
-    d = chunk * DC + tl.arange(0, DC)
-    m_s = tl.load(ml_ptr + base * 2, mask=live, other=float("-inf"), cache_modifier=".cg")
-    l_s = tl.load(ml_ptr + base * 2 + 1, mask=live, other=0.0, cache_modifier=".cg")
-    a_s = tl.load(part_ptr + base[:, None] * HD + d[None, :], mask=live[:, None], other=0.0, cache_modifier=".cg")
-    m = tl.max(m_s, axis=0)
-    w = tl.exp2(m_s - m)
-    out = tl.sum(a_s * w[:, None], axis=0) / tl.sum(l_s * w, axis=0)
-    tl.store(o_ptr + seq.to(tl.int64) * (H * HD) + head * HD + d, out.to(o_ptr.dtype.element_ty))
-
-
 def flat_attention(q, k_cache, v_cache, positions, scale, block_n, warps, early, mode, pdl, sink, combine="kernel",
                    dc=32):
-    """combine: "kernel" (decode_attention's combine kernel), "wide" (wide_combine_kernel, head_dim in
-    chunks of dc), or "none" (the main kernel alone: o is not written)."""
+    """combine: "kernel" (decode_attention's combine kernel, head_dim in slices of dc), or "none" (the
+    main kernel alone: o is not written)."""
     b, _, h, hd = q.shape
     L, kv = k_cache.shape[1], k_cache.shape[2]
     g = h // kv
@@ -124,32 +96,25 @@ def flat_attention(q, k_cache, v_cache, positions, scale, block_n, warps, early,
     flat_kernel[(kv, b, splits)](q, k_cache, v_cache, positions.reshape(-1), o, part, ml, sink, scale * da.LOG2E, L,
                                  splits, *k_cache.stride()[:3], *v_cache.stride()[:3], H=h, G=g,
                                  HP=max(16, triton.next_power_of_2(g)), HD=hd, BLOCK_N=block_n, EARLY=early,
-                                 MODE=mode, PDL=pdl, WIDE=combine == "wide", num_warps=warps, num_stages=1, **extra)
-    if mode == 0 and combine == "wide":
-        wide_combine_kernel[(h, b, hd // dc)](part, ml, o, splits, H=h, HD=hd, SP=triton.next_power_of_2(splits),
-                                              DC=dc, PDL=pdl, num_warps=4, **extra)
-    elif mode == 0 and combine == "kernel":
-        da.decode_attention_combine_kernel[(h, b, hd // 32)](
-            part, ml, o, positions.reshape(-1), splits, L, H=h, HD=hd, SP=triton.next_power_of_2(splits), DC=32,
+                                 MODE=mode, PDL=pdl, num_warps=warps, num_stages=1, **extra)
+    if mode == 0 and combine == "kernel":
+        da.decode_attention_combine_kernel[(h, b, hd // dc)](
+            part, ml, o, positions.reshape(-1), splits, L, H=h, HD=hd, SP=triton.next_power_of_2(splits), DC=dc,
             BLOCK_N=block_n, num_warps=da.COMBINE_WARPS, PDL=pdl, **extra)
     return o
 
 
-def plan_main_only(q, k_cache, v_cache, positions, scale, wide_dc=0):
-    """decode_attention's plan with combine=kernel, its main kernel only (o not combined), or with
-    wide_dc, combined by wide_combine_kernel (every split active: every sequence at the full cache)."""
+def plan_main_only(q, k_cache, v_cache, positions, scale, combine=False):
+    """decode_attention's plan with combine=kernel: its main kernel only (o not combined), or with
+    combine, also its combine kernel (decode_attention itself with that config)."""
     problem = da._check_inputs(q, k_cache, v_cache, positions, scale, 0)
     config = {**da._resolve(None, problem, q.device), "combine": "kernel"}
     grid, (o, part, ml, counts), pf_slots, meta = da._launch_args(config, problem, q)
     da._gemm._launcher(da.decode_attention_kernel, grid)(
         q, k_cache, v_cache, positions.reshape(-1), o, part, ml, counts, 0, scale * da.LOG2E, config["SPLITS"],
         problem.context, pf_slots, *k_cache.stride()[:3], *v_cache.stride()[:3], **meta)
-    if wide_dc:
-        b, _, h, hd = q.shape
-        extra = {key: meta[key] for key in ("PDL", "launch_pdl") if key in meta}
-        wide_combine_kernel[(h, b, hd // wide_dc)](part, ml, o, config["SPLITS"], H=h, HD=hd,
-                                                   SP=triton.next_power_of_2(config["SPLITS"]), DC=wide_dc,
-                                                   num_warps=4, **extra)
+    if combine:
+        da._launch_combine(grid, (o, part, ml), positions.reshape(-1), problem, config, meta)
     return o
 
 
@@ -172,16 +137,15 @@ def main(argv=None) -> int:
         us = time_graph(plan_main_only, inputs)[0]
         rows.append({"cell": cell, "arm": "plan_main_only", "median_us": us, "of_floor": floor / us})
         print(f"{cell} plan, main kernel only {us:6.2f} us ({floor / us:4.0%})", flush=True)
-        for dc in (32, 64):
-            fn = partial(plan_main_only, wide_dc=dc)
-            diff = (fn(**inputs[0]).float() - want).abs().max().item()
-            us = time_graph(fn, inputs)[0]
-            rows.append({"cell": cell, "arm": "plan_wide", "dc": dc, "median_us": us, "of_floor": floor / us,
-                         "max_abs_diff_vs_plan": diff})
-            print(f"{cell} plan, wide combine /{dc} {us:6.2f} us ({floor / us:4.0%}) diff {diff:.2g}", flush=True)
+        fn = partial(plan_main_only, combine=True)
+        diff = (fn(**inputs[0]).float() - want).abs().max().item()
+        us = time_graph(fn, inputs)[0]
+        rows.append({"cell": cell, "arm": "plan_kernel_combine", "median_us": us, "of_floor": floor / us,
+                     "max_abs_diff_vs_plan": diff})
+        print(f"{cell} plan, combine kernel {us:6.2f} us ({floor / us:4.0%}) diff {diff:.2g}", flush=True)
         arms = [(64, 4, True, 1, "none", 32)]
         arms += [(bn, 4, early, 0, combine, dc) for bn in (64, 128) for early in (False, True)
-                 for combine, dc in (("none", 32), ("kernel", 32), ("wide", 32), ("wide", 64))]
+                 for combine, dc in (("none", 32), ("kernel", 32), ("kernel", 64))]
         for block_n, warps, early, mode, combine, dc in arms:
             def fn(q, k_cache, v_cache, positions, scale, _a=(block_n, warps, early, mode), _c=(combine, dc)):
                 return flat_attention(q, k_cache, v_cache, positions, scale, *_a, True, sink, *_c)
