@@ -36,6 +36,15 @@ def cold_inputs(problem: AttentionProblem, seed: int = 0) -> list[dict]:
     return [make_inputs(problem, "cuda", gen) for _ in range(copies)]
 
 
+def table_args(parser, model: str, cells: str) -> None:
+    """The arguments of a probe that runs a preset's decode step with a table: OUT.json, --model,
+    --table, --cells (defaults `model` and `cells`)."""
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--model", default=model, choices=sorted(PRESETS))
+    parser.add_argument("--table", type=Path, required=True)
+    parser.add_argument("--cells", default=cells, help="BATCHxCONTEXT, comma separated")
+
+
 def table_model(model: str, table: Path):
     """A preset on random bf16 weights, serving `table`, after qwen3.bench.first_cell's throwaway cell."""
     from qwen3.bench import first_cell

@@ -20,16 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._probe import ab_rounds, table_model, write_result
-from qwen3.config import PRESETS
+from benchmarks._probe import ab_rounds, table_args, table_model, write_result
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", type=Path)
-    p.add_argument("--model", default="qwen3-0.6b", choices=sorted(PRESETS))
-    p.add_argument("--table", type=Path, required=True)
-    p.add_argument("--cells", default="1x256", help="BATCHxCONTEXT, comma separated")
+    table_args(p, "qwen3-0.6b", "1x256")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--output-len", type=int, default=64)
     p.add_argument("--env", required=True, help="the variable")

@@ -24,9 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._probe import ab_rounds, table_model, write_result
+from benchmarks._probe import ab_rounds, table_args, table_model, write_result
 from kernel_space import _gemm, decode_attention, qk_norm_rope_cache
-from qwen3.config import PRESETS
 
 REAL = _gemm.pdl_launch_args
 SITES = {"gemm": {"_launch_gemm"}, "gemm_aux": {"_launch_reduce", "_launch_prepass"},
@@ -56,10 +55,7 @@ def use(variant: str) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", type=Path)
-    p.add_argument("--model", default="qwen3-8b", choices=sorted(PRESETS))
-    p.add_argument("--table", type=Path, required=True)
-    p.add_argument("--cells", default="32x256")
+    table_args(p, "qwen3-8b", "32x256")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args(argv)

@@ -21,9 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._probe import cells, table_model, write_result
+from benchmarks._probe import cells, table_args, table_model, write_result
 from qwen3.bench import bench_cell, release_kv_cache
-from qwen3.config import PRESETS
 
 
 @torch.inference_mode()
@@ -58,10 +57,7 @@ def step_kernels(model, batch: int, context: int, steps: int = 3) -> list[dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", type=Path)
-    p.add_argument("--model", default="qwen3-0.6b", choices=sorted(PRESETS))
-    p.add_argument("--table", type=Path, required=True)
-    p.add_argument("--cells", default="1x256")
+    table_args(p, "qwen3-0.6b", "1x256")
     p.add_argument("--top", type=int, default=16)
     args = p.parse_args(argv)
     model = table_model(args.model, args.table)
