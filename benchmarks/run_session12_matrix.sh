@@ -20,11 +20,16 @@ if [ "$PART" = 1 ]; then
   gpu1() { m 1 qwen3-0.6b 1 2048,8192; m 1 qwen3-0.6b 8 32768; }
   gpu2() { m 2 qwen3-8b 8 2048,8192; }
   gpu3() { m 3 qwen3-8b 1 2048; m 3 qwen3-8b 32 8192; }
-else
+elif [ "$PART" = 2 ]; then
   gpu0() { m 0 qwen3-8b 1 32768; }
   gpu1() { m 1 qwen3-8b 8 32768; }
   gpu2() { m 2 qwen3-8b 32 256; }
   gpu3() { m 3 qwen3-0.6b 32 8192; }
+else  # the cells the ninth and tenth sessions measured, again on this code
+  gpu0() { m 0 qwen3-0.6b 1,8 256; }
+  gpu1() { m 1 qwen3-0.6b 32 256; m 1 qwen3-0.6b 8 2048; }
+  gpu2() { m 2 qwen3-0.6b 32 2048; m 2 qwen3-0.6b 8 8192; }
+  gpu3() { m 3 qwen3-8b 1,8 256; }
 fi
 for g in 0 1 2 3; do
   (export CUDA_VISIBLE_DEVICES=$g PART; export -f m gpu$g; export T06 T8
