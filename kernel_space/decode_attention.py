@@ -890,7 +890,8 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
                    elem_bytes: int = 2) -> dict:
     """The default config: pack=group (each K/V tile read once), BLOCK_N 64, 4 warps, 2 stages, prep
     separate (qk_norm_rope_cache, as before prep was a choice, until a GPU run says otherwise), SPLITS
-    so that one to two waves of programs run, and combine=last_program where it splits. A wave is
+    so that one to two waves of programs run, and where it splits a few ways (fewer than
+    KERNEL_COMBINE_SPLITS) combine=last_program, else the combine kernel. A wave is
     sm_count x PLAN_PROGRAMS_PER_SM (264 on an H100). The first rule split only while (sequence, KV
     head) pairs were fewer than the SMs, so at 8k x batch 8 (64 pairs) 128 programs each walked 4k
     slots; the second counted a wave as the

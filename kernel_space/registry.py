@@ -7,9 +7,12 @@ table may hold and what the GPU fingerprint hashes."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
+import io
 import sys
+import tokenize
 
 from kernel_space import decode_attention, down_residual, lm_head, o_proj_residual, rmsnorm_gate_up_silu, rmsnorm_qkv
 from kernel_space.spec import ModelDims, OpSpec
@@ -36,14 +39,45 @@ def op_shapes(dims: ModelDims) -> dict[str, tuple[int, int]]:
 
 
 def kernel_hash(name: str) -> str:
-    """sha256 over the source of the Triton code an op runs, and over what the op computes around
-    it (its launcher's variant): a table tuned on other code is stale."""
+    """sha256 over the code of the Triton kernels an op runs, and over what the op computes around
+    them (its launcher's variant, its default plan): a table tuned on other code is stale. The code
+    is the source without its comments and docstrings (code_text), so a change of wording alone
+    keeps every table current."""
     spec = get_op(name)
     digest = hashlib.sha256()
     # The op's own module: its launcher decides which variant of the shared kernel runs.
-    digest.update(inspect.getsource(sys.modules[spec.make_inputs.__module__]).encode())
+    digest.update(code_text(inspect.getsource(sys.modules[spec.make_inputs.__module__])).encode())
     for fn in spec.kernel_sources:
         src = getattr(fn, "src", None) or inspect.getsource(getattr(fn, "fn", fn))
-        digest.update(src.encode())
+        digest.update(code_text(src).encode())
     digest.update(name.encode())
     return digest.hexdigest()[:16]
+
+
+def code_text(source: str) -> str:
+    """Python source without its comments, docstrings, trailing blanks and empty lines: what kernel_hash
+    hashes. Comments are found by tokenize and docstrings by ast (a string statement first in a module,
+    class or function body, on lines of its own), both of which see the same positions on every Python
+    version this runs on; a docstring that shares a line with code stays."""
+    lines = source.splitlines()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            row, col = token.start
+            lines[row - 1] = lines[row - 1][:col]
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or not body:
+            continue
+        first = body[0]
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)):
+            continue
+        start, end = first.lineno - 1, first.end_lineno - 1
+        before = lines[start].encode()[:first.col_offset].decode()
+        after = lines[end].encode()[first.end_col_offset:].decode()
+        if before.strip() or after.strip():
+            continue
+        for row in range(start, end + 1):
+            lines[row] = ""
+    return "\n".join(line.rstrip() for line in lines if line.strip())

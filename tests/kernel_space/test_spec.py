@@ -120,6 +120,57 @@ def test_kernel_hash_follows_the_kernel_source_and_the_op(monkeypatch):
     assert ks.kernel_hash("o_proj_residual") != before
 
 
+def test_code_text_drops_comments_and_docstrings_only():
+    from kernel_space.registry import code_text
+
+    source = (
+        '"""Module docstring,\n\nover lines."""\n'
+        "import math  # a comment\n"
+        "\n"
+        "# a comment line\n"
+        "def f(x):\n"
+        "    '''Function docstring.'''\n"
+        "    s = '# not a comment'  # but this is\n"
+        "    return x + 1\n"
+        "\n"
+        "class C:\n"
+        '    """Class docstring."""\n'
+        '    def g(self): "kept: it shares its line"\n'
+    )
+    assert code_text(source) == (
+        "import math\n"
+        "def f(x):\n"
+        "    s = '# not a comment'\n"
+        "    return x + 1\n"
+        "class C:\n"
+        '    def g(self): "kept: it shares its line"'
+    )
+    reworded = source.replace("Function docstring.", "Another wording,\n    over two lines.").replace(
+        "# a comment line", "# another comment")
+    assert code_text(reworded) == code_text(source)
+    assert code_text(source.replace("x + 1", "x + 2")) != code_text(source)
+
+
+def test_kernel_hash_ignores_wording(monkeypatch):
+    """A docstring or comment edit in an op's module keeps its tables current; a code edit does not."""
+    import inspect
+    import sys
+
+    from kernel_space import registry
+
+    module = sys.modules[registry.OPS["o_proj_residual"].make_inputs.__module__]
+    source, before = inspect.getsource(module), ks.kernel_hash("o_proj_residual")
+    getsource = inspect.getsource
+
+    def patched(text):
+        return lambda obj: text if obj is module else getsource(obj)
+
+    monkeypatch.setattr(registry.inspect, "getsource", patched(source + "\n# a new comment\n"))
+    assert ks.kernel_hash("o_proj_residual") == before
+    monkeypatch.setattr(registry.inspect, "getsource", patched(source + "\nEXTRA = 1\n"))
+    assert ks.kernel_hash("o_proj_residual") != before
+
+
 def test_model_dims_validation():
     with pytest.raises(ValueError, match="multiple of kv_heads"):
         ks.ModelDims(hidden=64, intermediate=128, heads=6, kv_heads=4, head_dim=16, vocab=100)
