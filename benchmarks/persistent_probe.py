@@ -1,0 +1,423 @@
+"""Issue 10, item 4, measured before it is built: does one launch for a whole decode step's GEMVs beat
+one launch per GEMM?
+
+    python3 benchmarks/persistent_probe.py OUT.json [--model qwen3-0.6b] [--table FILE] [--programs 132,264]
+
+Qwen3-0.6B's batch-1 step runs about 170 kernels (six a layer) and sits at 44% of its bandwidth floor:
+each kernel pays a fixed cost of a few microseconds (launch, ramp, tail, PDL's wait) next to a weight
+stream of 1.4-4.3 us. A persistent kernel (Mirage's and Hazy's megakernels) keeps one program a SM for
+the whole step and separates the dependent stages by grid barriers, prefetching the next stage's
+weights into L2 while the current one runs. Before building that into the runtime (attention, the
+norms, the dispatcher), this probe times its core: a layer's four GEMVs at batch 1 with the model's
+shapes and data dependencies, over every layer, as
+
+- `persistent`: chain_kernel, one cooperative launch (every program resident), a grid barrier
+  between stages, the next stage's weight rows prefetched into L2 at the start of each stage;
+- `launches`: the same four GEMVs a layer as today's fused ops, one launch each (the table's M = 1
+  configs, PDL as the runtime launches them): rmsnorm_qkv, o_proj_residual, rmsnorm_gate_up_silu,
+  down_residual;
+- `floor`: the weight bytes over the measured copy bandwidth.
+
+The layer's attention is left out of both arms (o_proj reads the q part of the qkv row in its place),
+so both do the same GEMV work: the difference is what one launch per step saves over four a layer.
+Correct first: both arms' final residual rows against an fp32 torch reference. Timed as a CUDA graph
+of the whole chain, median of replays; every layer has its own weights, so they stream from memory.
+
+chain_kernel also runs one stage a launch (STAGE >= 0, no barrier): Triton's interpreter runs a grid's
+programs one after another, so a barrier would never open there; the CPU tests check that mode's
+arithmetic and compile the persistent one for sm_90 ahead of time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import triton
+import triton.language as tl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kernel_space._gemm import _prefetch_l2
+
+STAGES = 4  # qkv, o_proj, gate_up, down
+
+
+@triton.jit
+def _grid_sync(count_ptr, gen_ptr, P):
+    """Every program of the grid arrives before any leaves (sense by generation: the last to arrive
+    zeroes the count and advances the generation the others spin on). Needs every program resident
+    (a cooperative launch). The block barriers put all of a program's stores before its arrival and
+    all of its later loads after the release."""
+    tl.debug_barrier()
+    gen = tl.atomic_add(gen_ptr, 0, sem="relaxed", scope="gpu")
+    arrived = tl.atomic_add(count_ptr, 1, sem="acq_rel", scope="gpu")
+    if arrived == P - 1:
+        tl.atomic_xchg(count_ptr, 0, sem="relaxed", scope="gpu")
+        tl.atomic_add(gen_ptr, 1, sem="release", scope="gpu")
+    else:
+        cur = tl.atomic_add(gen_ptr, 0, sem="acquire", scope="gpu")
+        while cur == gen:
+            cur = tl.atomic_add(gen_ptr, 0, sem="acquire", scope="gpu")
+    tl.debug_barrier()
+
+
+@triton.jit
+def _rstd(h_ptr, D, eps, BLOCK_D: tl.constexpr):
+    """rsqrt(mean(h^2) + eps) of the residual row (every program computes it: D values from L2)."""
+    offs = tl.arange(0, BLOCK_D)
+    h = tl.load(h_ptr + offs, mask=offs < D, other=0.0, cache_modifier=".cg").to(tl.float32)
+    return tl.rsqrt(tl.sum(h * h, axis=0) / D + eps)
+
+
+@triton.jit
+def _prefetch_rows(w_ptr, pid, P, N, K, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, LINES: tl.constexpr):
+    """This program's rows of a stage's weight (ROWS = N rows, or 2N when gated) into L2, one pointer per
+    128-byte line of each row, BLOCK_N rows a step."""
+    LINE: tl.constexpr = 1024 // w_ptr.dtype.element_ty.primitive_bitwidth
+    lines = tl.minimum(tl.arange(0, LINES) * LINE, K - 1)
+    for t in range(pid, tl.cdiv(N, BLOCK_N), P):
+        rows = tl.minimum(t * BLOCK_N + tl.arange(0, BLOCK_N), N - 1)
+        _prefetch_l2(w_ptr + rows[:, None] * K + lines[None, :])
+        if ROWS == 2:
+            _prefetch_l2(w_ptr + (rows[:, None] + N) * K + lines[None, :])
+
+
+@triton.jit
+def _gemv_stage(x_ptr, w_ptr, out_ptr, res_ptr, g_ptr, pid, P, N, K, rstd,
+                NORM: tl.constexpr, GATED: tl.constexpr, RES: tl.constexpr,
+                BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """out[n] = (x * rstd * g if NORM else x) . W[n] (silu(.W[n]) * .W[N + n] if GATED) (+ res[n] if RES)
+    for this program's tiles of BLOCK_N outputs (tile t of program t % P), fp32 sums."""
+    for t in range(pid, tl.cdiv(N, BLOCK_N), P):
+        offs_n = t * BLOCK_N + tl.arange(0, BLOCK_N)
+        n_mask = offs_n < N
+        acc = tl.zeros((BLOCK_N,), tl.float32)
+        acc2 = tl.zeros((BLOCK_N,), tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            offs_k = k0 + tl.arange(0, BLOCK_K)
+            k_mask = offs_k < K
+            x = tl.load(x_ptr + offs_k, mask=k_mask, other=0.0, cache_modifier=".cg").to(tl.float32)
+            if NORM:
+                # rmsnorm rounds to the row's dtype before the gain, as the model's norm does.
+                x = (x * rstd).to(x_ptr.dtype.element_ty).to(tl.float32)
+                x = (x * tl.load(g_ptr + offs_k, mask=k_mask, other=0.0).to(tl.float32)).to(
+                    x_ptr.dtype.element_ty).to(tl.float32)
+            mask = n_mask[:, None] & k_mask[None, :]
+            w = tl.load(w_ptr + offs_n[:, None] * K + offs_k[None, :], mask=mask, other=0.0)
+            acc += tl.sum(w.to(tl.float32) * x[None, :], axis=1)
+            if GATED:
+                w2 = tl.load(w_ptr + (offs_n[:, None] + N) * K + offs_k[None, :], mask=mask, other=0.0)
+                acc2 += tl.sum(w2.to(tl.float32) * x[None, :], axis=1)
+        if GATED:
+            g = acc.to(out_ptr.dtype.element_ty).to(tl.float32)
+            u = acc2.to(out_ptr.dtype.element_ty).to(tl.float32)
+            acc = g * tl.sigmoid(g) * u
+        if RES:
+            acc = acc.to(out_ptr.dtype.element_ty).to(tl.float32)
+            acc += tl.load(res_ptr + offs_n, mask=n_mask, other=0.0, cache_modifier=".cg").to(tl.float32)
+        tl.store(out_ptr + offs_n, acc.to(out_ptr.dtype.element_ty), mask=n_mask)
+
+
+@triton.jit
+def chain_kernel(h_ptr, h2_ptr, qkv_ptr, a_ptr, wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr, g1_ptr, g2_ptr,
+                 count_ptr, gen_ptr, LAYERS, LAYER, D, NQKV, HHD, INTER, eps,
+                 STAGE: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr,
+                 BN0: tl.constexpr, BN1: tl.constexpr, BN2: tl.constexpr, BN3: tl.constexpr,
+                 LQ: tl.constexpr, LO: tl.constexpr, LG: tl.constexpr, LD: tl.constexpr,
+                 PF: tl.constexpr):
+    """A layer's four GEMVs at batch 1 (see the module docstring), h updated in place:
+        qkv = rmsnorm(h) g1 . Wqkv;  h2 = h + qkv[:HHD] . Wo;  a = silu(rmsnorm(h2) g2 . Wg) * (. Wu);
+        h = h2 + a . Wd.
+    STAGE < 0: every stage of layers 0..LAYERS-1 in this launch, a grid barrier after each stage, and
+    with PF each stage first prefetches its program's rows of the next stage's weight (Lx: 128-byte
+    lines a row, a power of two). STAGE >= 0: that stage of layer LAYER only, no barrier."""
+    pid = tl.program_id(0)
+    P = tl.num_programs(0)
+    if STAGE < 0:
+        if PF:
+            _prefetch_rows(wqkv_ptr, pid, P, NQKV, D, 1, BN0, LQ)
+        for layer in range(LAYERS):
+            wide = tl.cast(layer, tl.int64)  # a layer's offset in a stacked weight can pass 2^31 (8B gate_up)
+            wq = wqkv_ptr + wide * NQKV * D
+            wo = wo_ptr + wide * D * HHD
+            wg = wgu_ptr + wide * 2 * INTER * D
+            wd = wd_ptr + wide * D * INTER
+            if PF:
+                _prefetch_rows(wo, pid, P, D, HHD, 1, BN1, LO)
+            _gemv_stage(h_ptr, wq, qkv_ptr, h_ptr, g1_ptr + layer * D, pid, P, NQKV, D,
+                        _rstd(h_ptr, D, eps, BLOCK_D), True, False, False, BN0, BLOCK_K)
+            _grid_sync(count_ptr, gen_ptr, P)
+            if PF:
+                _prefetch_rows(wg, pid, P, INTER, D, 2, BN2, LG)
+            _gemv_stage(qkv_ptr, wo, h2_ptr, h_ptr, g1_ptr, pid, P, D, HHD, 1.0, False, False, True, BN1, BLOCK_K)
+            _grid_sync(count_ptr, gen_ptr, P)
+            if PF:
+                _prefetch_rows(wd, pid, P, D, INTER, 1, BN3, LD)
+            _gemv_stage(h2_ptr, wg, a_ptr, h_ptr, g2_ptr + layer * D, pid, P, INTER, D,
+                        _rstd(h2_ptr, D, eps, BLOCK_D), True, True, False, BN2, BLOCK_K)
+            _grid_sync(count_ptr, gen_ptr, P)
+            if PF:
+                if layer + 1 < LAYERS:
+                    _prefetch_rows(wq + NQKV * D, pid, P, NQKV, D, 1, BN0, LQ)
+            _gemv_stage(a_ptr, wd, h_ptr, h2_ptr, g1_ptr, pid, P, D, INTER, 1.0, False, False, True, BN3, BLOCK_K)
+            _grid_sync(count_ptr, gen_ptr, P)
+    else:
+        layer = tl.cast(LAYER, tl.int64)
+        if STAGE == 0:
+            _gemv_stage(h_ptr, wqkv_ptr + layer * NQKV * D, qkv_ptr, h_ptr, g1_ptr + layer * D, pid, P, NQKV, D,
+                        _rstd(h_ptr, D, eps, BLOCK_D), True, False, False, BN0, BLOCK_K)
+        elif STAGE == 1:
+            _gemv_stage(qkv_ptr, wo_ptr + layer * D * HHD, h2_ptr, h_ptr, g1_ptr, pid, P, D, HHD, 1.0,
+                        False, False, True, BN1, BLOCK_K)
+        elif STAGE == 2:
+            _gemv_stage(h2_ptr, wgu_ptr + layer * 2 * INTER * D, a_ptr, h_ptr, g2_ptr + layer * D, pid, P, INTER, D,
+                        _rstd(h2_ptr, D, eps, BLOCK_D), True, True, False, BN2, BLOCK_K)
+        else:
+            _gemv_stage(a_ptr, wd_ptr + layer * D * INTER, h_ptr, h2_ptr, g1_ptr, pid, P, D, INTER, 1.0,
+                        False, False, True, BN3, BLOCK_K)
+
+
+def block_n(n: int, programs: int, most: int = 64) -> int:
+    """The power-of-two tile of outputs that gives the busiest program the fewest rows (ties: the
+    larger tile): cdiv(n / tile, programs) rounds of `tile` rows each."""
+    best = None
+    tile = 1
+    while tile <= most:
+        rows = math.ceil(math.ceil(n / tile) / programs) * tile
+        if best is None or rows <= best[0]:
+            best = (rows, tile)
+        tile *= 2
+    return best[1]
+
+
+def lines(k: int, elem_bytes: int) -> int:
+    """128-byte lines of a row of k elements, rounded up to a power of two (the prefetch tile's width)."""
+    return triton.next_power_of_2(math.ceil(k * elem_bytes / 128))
+
+
+def make_weights(d: int, heads_dim: int, nqkv: int, inter: int, layers: int, dtype, device, seed: int = 0) -> dict:
+    """Random weights of `layers` layers, stacked, drawn on `device` (8B's are 14 GB), each layer's slice
+    at a time in fp32: scaled so every row's activations stay near 1."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+
+    def rand(*shape, scale=1.0, shift=0.0):
+        out = torch.empty(shape, dtype=dtype, device=device)
+        for layer in range(shape[0]):
+            out[layer] = torch.randn(shape[1:], generator=gen, device=device) * scale + shift
+        return out
+
+    return {
+        "wqkv": rand(layers, nqkv, d, scale=d**-0.5), "wo": rand(layers, d, heads_dim, scale=heads_dim**-0.5),
+        "wgu": rand(layers, 2 * inter, d, scale=d**-0.5), "wd": rand(layers, d, inter, scale=inter**-0.5),
+        "g1": rand(layers, d, scale=0.1, shift=1.0), "g2": rand(layers, d, scale=0.1, shift=1.0),
+    }
+
+
+def reference(h: torch.Tensor, w: dict, heads_dim: int, eps: float) -> torch.Tensor:
+    """The chain in fp32 with the kernel's roundings to the weights' dtype: h [D] after every layer."""
+    dt = w["wqkv"].dtype
+    h = h.float()
+
+    def norm(x, g):
+        x = (x * torch.rsqrt(x.pow(2).mean() + eps)).to(dt).float()
+        return (x * g.float()).to(dt).float()
+
+    for layer in range(w["wqkv"].shape[0]):
+        qkv = (w["wqkv"][layer].float() @ norm(h, w["g1"][layer])).to(dt).float()
+        h2 = (h + (w["wo"][layer].float() @ qkv[:heads_dim]).to(dt).float()).to(dt).float()
+        gu = (w["wgu"][layer].float() @ norm(h2, w["g2"][layer])).to(dt).float()
+        inter = gu.shape[0] // 2
+        a = (torch.nn.functional.silu(gu[:inter]) * gu[inter:]).to(dt).float()
+        h = (h2 + (w["wd"][layer].float() @ a).to(dt).float()).to(dt).float()
+    return h
+
+
+class Chain:
+    """chain_kernel's buffers and launch settings for one set of weights."""
+
+    def __init__(self, w: dict, heads_dim: int, programs: int, eps: float = 1e-6, num_warps: int = 4,
+                 block_k: int = 512, prefetch: bool = True):
+        self.w, self.heads_dim, self.programs, self.eps = w, heads_dim, programs, eps
+        self.layers, self.nqkv, self.d = w["wqkv"].shape
+        self.inter = w["wd"].shape[2]
+        like = w["wqkv"]
+        self.h = torch.zeros(self.d, dtype=like.dtype, device=like.device)
+        self.h2 = torch.empty_like(self.h)
+        self.qkv = torch.empty(self.nqkv, dtype=like.dtype, device=like.device)
+        self.a = torch.empty(self.inter, dtype=like.dtype, device=like.device)
+        self.sync = torch.zeros(2, dtype=torch.int32, device=like.device)  # count, generation
+        eb = like.element_size()
+        p = programs
+        self.meta = dict(BLOCK_D=triton.next_power_of_2(self.d), BLOCK_K=block_k,
+                         BN0=block_n(self.nqkv, p), BN1=block_n(self.d, p), BN2=block_n(self.inter, p),
+                         BN3=block_n(self.d, p), LQ=lines(self.d, eb), LO=lines(heads_dim, eb),
+                         LG=lines(self.d, eb), LD=lines(self.inter, eb), PF=prefetch, num_warps=num_warps)
+
+    def _args(self, layer: int = 0) -> tuple:
+        w = self.w
+        return (self.h, self.h2, self.qkv, self.a, w["wqkv"], w["wo"], w["wgu"], w["wd"], w["g1"], w["g2"],
+                self.sync, self.sync[1:], self.layers, layer, self.d, self.nqkv, self.heads_dim, self.inter,
+                self.eps)
+
+    def run_persistent(self) -> None:
+        """Every layer in one cooperative launch (CUDA only)."""
+        chain_kernel[(self.programs,)](*self._args(), STAGE=-1, launch_cooperative_grid=True, **self.meta)
+
+    def run_stages(self) -> None:
+        """One launch a stage (no barrier): what the interpreter can run."""
+        for layer in range(self.layers):
+            for stage in range(STAGES):
+                chain_kernel[(self.programs,)](*self._args(layer), STAGE=stage, **self.meta)
+
+
+def launches_arm(w: dict, heads_dim: int, table: dict, eps: float = 1e-6):
+    """The same chain as today's fused ops, one launch each (the table's M = 1 configs): a function of
+    h [1, D] returning the last h."""
+    from kernel_space.o_proj_residual import o_proj_residual
+    from kernel_space.rmsnorm_gate_up_silu import rmsnorm_gate_up_silu
+    from kernel_space.rmsnorm_qkv import rmsnorm_qkv
+
+    def run(h):
+        for layer in range(w["wqkv"].shape[0]):
+            qkv = rmsnorm_qkv(h, w["g1"][layer], w["wqkv"][layer], table["rmsnorm_qkv"], eps)
+            h2 = o_proj_residual(qkv[:, :heads_dim], h, w["wo"][layer], table["o_proj_residual"])
+            a = rmsnorm_gate_up_silu(h2, w["g2"][layer], w["wgu"][layer], table["rmsnorm_gate_up_silu"], eps)
+            h = o_proj_residual(a, h2, w["wd"][layer], table["down_residual"])
+        return h
+
+    return run
+
+
+def _eager_ms(fn, runs: int = 20) -> list[float]:
+    """ms of each of `runs` eager calls of fn (after three)."""
+    times = []
+    for _ in range(runs + 3):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return times[3:]
+
+
+def _graph_ms(fn, replays: int = 20) -> list[float]:
+    """ms of each replay of a CUDA graph of fn (captured after two eager runs)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fn()
+        fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    times = []
+    for _ in range(replays + 3):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return times[3:]
+
+
+def _table_configs(path: str | None, ops: tuple[str, ...]) -> dict:
+    """The table's M = 1 config of each op (a plain fma config where the table runs unfused there)."""
+    plain = {"impl": "fused", "path": "fma", "BLOCK_M": 1, "BLOCK_N": 16, "BLOCK_K": 512, "SPLIT_K": 1,
+             "split_reduce": "kernel", "num_warps": 4, "num_stages": 3, "GROUP_M": 1, "prologue": "inline"}
+    configs = {op: dict(plain) for op in ops}
+    if path:
+        from storage.table import load_table
+
+        for op, entry in load_table(path).ops.items():
+            for bucket in entry.buckets:
+                if op in configs and bucket.m == 1 and bucket.arm == "fused":
+                    configs[op] = dict(bucket.config)
+    return configs
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out", type=Path)
+    p.add_argument("--model", default="qwen3-0.6b")
+    p.add_argument("--table", help="dispatch table whose M = 1 configs the launches arm runs")
+    p.add_argument("--programs", default="", help="comma list of grid sizes (default: SMs, 2 x SMs)")
+    p.add_argument("--warps", default="4,8")
+    p.add_argument("--block-k", default="256,512")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("error: the probe needs a CUDA GPU")
+    from benchmarks.attn_bench import copy_bandwidth
+    from qwen3.config import resolve_model
+
+    cfg = resolve_model(args.model)
+    heads_dim = cfg.num_attention_heads * cfg.head_dim
+    nqkv = (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim
+    w = make_weights(cfg.hidden_size, heads_dim, nqkv, cfg.intermediate_size, cfg.num_hidden_layers,
+                     torch.bfloat16, "cuda")
+    h0 = torch.randn(cfg.hidden_size, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16).cuda()
+    want = reference(h0, w, heads_dim, 1e-6)
+    weight_bytes = sum(w[k].numel() * w[k].element_size() for k in ("wqkv", "wo", "wgu", "wd"))
+    bandwidth = copy_bandwidth()
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    rows = [{"arm": "floor", "ms": weight_bytes / bandwidth * 1e3}]
+
+    def check(got, arm):
+        err = ((got.float() - want).abs().max() / want.abs().max()).item()
+        if err > 0.05:
+            raise SystemExit(f"error: {arm} is wrong: max error {err:.3g} of the largest value")
+        return err
+
+    table = _table_configs(args.table, ("rmsnorm_qkv", "o_proj_residual", "rmsnorm_gate_up_silu", "down_residual"))
+    run = launches_arm(w, heads_dim, table)
+    h_in = h0[None].clone()
+    err = check(run(h_in)[0], "launches")
+    # Both arms start each replay with the same copy of h0 into their input (the persistent one updates
+    # its row in place, and 28 layers a replay would drift it without bound).
+    times = _graph_ms(lambda: (h_in.copy_(h0[None]), run(h_in)))
+    rows.append({"arm": "launches", "ms": statistics.median(times), "max_rel_error": err, "configs": table})
+    print(f"launches: {rows[-1]['ms']:.3f} ms (floor {rows[0]['ms']:.3f})", flush=True)
+    programs = [int(x) for x in args.programs.split(",") if x] or [sms, 2 * sms]
+    for grid in programs:
+        for warps in (int(x) for x in args.warps.split(",")):
+            for bk in (int(x) for x in args.block_k.split(",")):
+                for pf in (True, False):
+                    chain = Chain(w, heads_dim, grid, num_warps=warps, block_k=bk, prefetch=pf)
+                    detail = {"programs": grid, "num_warps": warps, "BLOCK_K": bk, "prefetch": pf}
+                    def step(chain=chain):
+                        chain.h.copy_(h0)
+                        chain.run_persistent()
+
+                    try:
+                        step()
+                        torch.cuda.synchronize()
+                        err = check(chain.h, f"persistent {detail}")
+                    except (RuntimeError, triton.CompilationError) as exc:  # e.g. not every program resident
+                        rows.append({"arm": "persistent", **detail, "error": str(exc).splitlines()[0][:200]})
+                        print(f"persistent {detail}: {rows[-1]['error']}", flush=True)
+                        continue
+                    try:
+                        times, timing = _graph_ms(step), "graph"
+                    except RuntimeError as exc:  # a cooperative launch the graph capture refuses
+                        torch.cuda.synchronize()
+                        times, timing = _eager_ms(step), f"eager ({str(exc).splitlines()[0][:120]})"
+                    rows.append({"arm": "persistent", **detail, "ms": statistics.median(times), "timing": timing,
+                                 "max_rel_error": err})
+                    print(f"persistent {detail}: {rows[-1]['ms']:.3f} ms ({timing})", flush=True)
+    result = {"gpu": torch.cuda.get_device_name(), "date": dt.date.today().isoformat(), "model": args.model,
+              "layers": cfg.num_hidden_layers, "weight_bytes": weight_bytes, "bandwidth": bandwidth, "rows": rows}
+    args.out.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
