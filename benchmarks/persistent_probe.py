@@ -126,6 +126,42 @@ def _gemv_stage(x_ptr, w_ptr, out_ptr, res_ptr, g_ptr, pid, P, N, K, rstd,
 
 
 @triton.jit
+def _stage(S: tl.constexpr, layer, h_ptr, h2_ptr, qkv_ptr, a_ptr, wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr, g1_ptr, g2_ptr,
+           pid, P, D, NQKV, HHD, INTER, eps, BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr, BN0: tl.constexpr,
+           BN1: tl.constexpr, BN2: tl.constexpr, BN3: tl.constexpr):
+    """Stage S of layer `layer` (a layer's offset in a stacked weight can pass 2^31: 8B's gate_up)."""
+    wide = tl.cast(layer, tl.int64)
+    if S == 0:
+        _gemv_stage(h_ptr, wqkv_ptr + wide * NQKV * D, qkv_ptr, h_ptr, g1_ptr + wide * D, pid, P, NQKV, D,
+                    _rstd(h_ptr, D, eps, BLOCK_D), True, False, False, BN0, BLOCK_K)
+    elif S == 1:
+        _gemv_stage(qkv_ptr, wo_ptr + wide * D * HHD, h2_ptr, h_ptr, g1_ptr, pid, P, D, HHD, 1.0,
+                    False, False, True, BN1, BLOCK_K)
+    elif S == 2:
+        _gemv_stage(h2_ptr, wgu_ptr + wide * 2 * INTER * D, a_ptr, h_ptr, g2_ptr + wide * D, pid, P, INTER, D,
+                    _rstd(h2_ptr, D, eps, BLOCK_D), True, True, False, BN2, BLOCK_K)
+    else:
+        _gemv_stage(a_ptr, wd_ptr + wide * D * INTER, h_ptr, h2_ptr, g1_ptr, pid, P, D, INTER, 1.0,
+                    False, False, True, BN3, BLOCK_K)
+
+
+@triton.jit
+def _prefetch_stage(S: tl.constexpr, layer, wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr, pid, P, D, NQKV, HHD, INTER,
+                    BN0: tl.constexpr, BN1: tl.constexpr, BN2: tl.constexpr, BN3: tl.constexpr,
+                    LQ: tl.constexpr, LO: tl.constexpr, LG: tl.constexpr, LD: tl.constexpr):
+    """This program's rows of stage S's weight of layer `layer` into L2."""
+    wide = tl.cast(layer, tl.int64)
+    if S == 0:
+        _prefetch_rows(wqkv_ptr + wide * NQKV * D, pid, P, NQKV, D, 1, BN0, LQ)
+    elif S == 1:
+        _prefetch_rows(wo_ptr + wide * D * HHD, pid, P, D, HHD, 1, BN1, LO)
+    elif S == 2:
+        _prefetch_rows(wgu_ptr + wide * 2 * INTER * D, pid, P, INTER, D, 2, BN2, LG)
+    else:
+        _prefetch_rows(wd_ptr + wide * D * INTER, pid, P, D, INTER, 1, BN3, LD)
+
+
+@triton.jit
 def chain_kernel(h_ptr, h2_ptr, qkv_ptr, a_ptr, wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr, g1_ptr, g2_ptr,
                  count_ptr, gen_ptr, LAYERS, LAYER, D, NQKV, HHD, INTER, eps,
                  STAGE: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -140,48 +176,24 @@ def chain_kernel(h_ptr, h2_ptr, qkv_ptr, a_ptr, wqkv_ptr, wo_ptr, wgu_ptr, wd_pt
     lines a row, a power of two). STAGE >= 0: that stage of layer LAYER only, no barrier."""
     pid = tl.program_id(0)
     P = tl.num_programs(0)
+    buffers = (h_ptr, h2_ptr, qkv_ptr, a_ptr, wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr, g1_ptr, g2_ptr)
+    weights = (wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr)
     if STAGE < 0:
         if PF:
-            _prefetch_rows(wqkv_ptr, pid, P, NQKV, D, 1, BN0, LQ)
+            _prefetch_stage(0, 0, *weights, pid, P, D, NQKV, HHD, INTER, BN0, BN1, BN2, BN3, LQ, LO, LG, LD)
         for layer in range(LAYERS):
-            wide = tl.cast(layer, tl.int64)  # a layer's offset in a stacked weight can pass 2^31 (8B gate_up)
-            wq = wqkv_ptr + wide * NQKV * D
-            wo = wo_ptr + wide * D * HHD
-            wg = wgu_ptr + wide * 2 * INTER * D
-            wd = wd_ptr + wide * D * INTER
-            if PF:
-                _prefetch_rows(wo, pid, P, D, HHD, 1, BN1, LO)
-            _gemv_stage(h_ptr, wq, qkv_ptr, h_ptr, g1_ptr + layer * D, pid, P, NQKV, D,
-                        _rstd(h_ptr, D, eps, BLOCK_D), True, False, False, BN0, BLOCK_K)
-            _grid_sync(count_ptr, gen_ptr, P)
-            if PF:
-                _prefetch_rows(wg, pid, P, INTER, D, 2, BN2, LG)
-            _gemv_stage(qkv_ptr, wo, h2_ptr, h_ptr, g1_ptr, pid, P, D, HHD, 1.0, False, False, True, BN1, BLOCK_K)
-            _grid_sync(count_ptr, gen_ptr, P)
-            if PF:
-                _prefetch_rows(wd, pid, P, D, INTER, 1, BN3, LD)
-            _gemv_stage(h2_ptr, wg, a_ptr, h_ptr, g2_ptr + layer * D, pid, P, INTER, D,
-                        _rstd(h2_ptr, D, eps, BLOCK_D), True, True, False, BN2, BLOCK_K)
-            _grid_sync(count_ptr, gen_ptr, P)
-            if PF:
-                if layer + 1 < LAYERS:
-                    _prefetch_rows(wq + NQKV * D, pid, P, NQKV, D, 1, BN0, LQ)
-            _gemv_stage(a_ptr, wd, h_ptr, h2_ptr, g1_ptr, pid, P, D, INTER, 1.0, False, False, True, BN3, BLOCK_K)
-            _grid_sync(count_ptr, gen_ptr, P)
+            for s in tl.static_range(4):
+                if PF:
+                    if s < 3:
+                        _prefetch_stage(s + 1, layer, *weights, pid, P, D, NQKV, HHD, INTER, BN0, BN1, BN2, BN3,
+                                        LQ, LO, LG, LD)
+                    elif layer + 1 < LAYERS:
+                        _prefetch_stage(0, layer + 1, *weights, pid, P, D, NQKV, HHD, INTER, BN0, BN1, BN2, BN3,
+                                        LQ, LO, LG, LD)
+                _stage(s, layer, *buffers, pid, P, D, NQKV, HHD, INTER, eps, BLOCK_D, BLOCK_K, BN0, BN1, BN2, BN3)
+                _grid_sync(count_ptr, gen_ptr, P)
     else:
-        layer = tl.cast(LAYER, tl.int64)
-        if STAGE == 0:
-            _gemv_stage(h_ptr, wqkv_ptr + layer * NQKV * D, qkv_ptr, h_ptr, g1_ptr + layer * D, pid, P, NQKV, D,
-                        _rstd(h_ptr, D, eps, BLOCK_D), True, False, False, BN0, BLOCK_K)
-        elif STAGE == 1:
-            _gemv_stage(qkv_ptr, wo_ptr + layer * D * HHD, h2_ptr, h_ptr, g1_ptr, pid, P, D, HHD, 1.0,
-                        False, False, True, BN1, BLOCK_K)
-        elif STAGE == 2:
-            _gemv_stage(h2_ptr, wgu_ptr + layer * 2 * INTER * D, a_ptr, h_ptr, g2_ptr + layer * D, pid, P, INTER, D,
-                        _rstd(h2_ptr, D, eps, BLOCK_D), True, True, False, BN2, BLOCK_K)
-        else:
-            _gemv_stage(a_ptr, wd_ptr + layer * D * INTER, h_ptr, h2_ptr, g1_ptr, pid, P, D, INTER, 1.0,
-                        False, False, True, BN3, BLOCK_K)
+        _stage(STAGE, LAYER, *buffers, pid, P, D, NQKV, HHD, INTER, eps, BLOCK_D, BLOCK_K, BN0, BN1, BN2, BN3)
 
 
 def block_n(n: int, programs: int, most: int = 64) -> int:
