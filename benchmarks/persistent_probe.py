@@ -357,6 +357,24 @@ def _table_configs(path: str | None, ops: tuple[str, ...]) -> dict:
     return configs
 
 
+def smoke() -> int:
+    """Two layers of small shapes in one persistent launch at every grid size the sweep uses, checked."""
+    w = make_weights(256, 128, 384, 320, 2, torch.bfloat16, "cuda")
+    h0 = torch.randn(256, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16).cuda()
+    want = reference(h0, w, 128, 1e-6)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    for grid in (sms, 2 * sms):
+        chain = Chain(w, 128, grid)
+        chain.h.copy_(h0)
+        chain.run_persistent()
+        torch.cuda.synchronize()
+        err = ((chain.h.float() - want).abs().max() / want.abs().max()).item()
+        print(f"smoke: {grid} programs, max error {err:.3g} of the largest value", flush=True)
+        if err > 0.05:
+            return 1
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path)
@@ -365,9 +383,14 @@ def main(argv=None) -> int:
     p.add_argument("--programs", default="", help="comma list of grid sizes (default: SMs, 2 x SMs)")
     p.add_argument("--warps", default="4,8")
     p.add_argument("--block-k", default="256,512")
+    p.add_argument("--smoke", action="store_true",
+                   help="one persistent launch over 2 layers, checked, then exit (run it under a short timeout "
+                        "first: a barrier that never opens hangs the GPU)")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("error: the probe needs a CUDA GPU")
+    if args.smoke:
+        return smoke()
     from benchmarks.attn_bench import copy_bandwidth
     from qwen3.config import resolve_model
 
