@@ -5,9 +5,10 @@
 # timeout: a grid barrier that never opened would otherwise hold the GPU until the call's limit.
 #   OUT=dir bash benchmarks/run_persistent_probe.sh
 . benchmarks/_session.sh
-if ! timeout 90 python3 benchmarks/persistent_probe.py /dev/null --smoke 2>&1 | quiet | tail -4; then
-  echo "smoke run failed or hung: no sweep"; exit 1
-fi
+timeout 90 python3 benchmarks/persistent_probe.py /dev/null --smoke > "$OUT/smoke.log" 2>&1
+rc=$?
+quiet < "$OUT/smoke.log" | tail -4
+if [ $rc -ne 0 ]; then echo "smoke run failed or hung (rc=$rc): no sweep"; exit 1; fi
 for m in 0.6b 8b; do
   timeout 240 python3 benchmarks/persistent_probe.py "$OUT/persistent_probe_qwen3-${m}.json" --model qwen3-$m \
     --table $R/dispatch_qwen3-${m}_H100.json --warps 4,8 --block-k 256,512 2>&1 | quiet | tail -18 | cut -c1-170
