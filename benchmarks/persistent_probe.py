@@ -2,6 +2,7 @@
 one launch per GEMM?
 
     python3 benchmarks/persistent_probe.py OUT.json [--model qwen3-0.6b] [--table FILE] [--programs 132,264]
+        [--layer --context 256]
 
 Qwen3-0.6B's batch-1 step runs about 170 kernels (six a layer) and sits at 44% of its bandwidth floor:
 each kernel pays a fixed cost of a few microseconds (launch, ramp, tail, PDL's wait) next to a weight
@@ -20,6 +21,11 @@ shapes and data dependencies, over every layer, as
 
 The layer's attention is left out of both arms (o_proj reads the q part of the qkv row in its place),
 so both do the same GEMV work: the difference is what one launch per step saves over four a layer.
+
+With --layer the layers are whole: layer_kernel adds a stage of decode attention (its q/k norm, RoPE
+and cache write inside, decode attention's own jit helpers, KV heads x splits items, the last split of
+a head combining) between qkv and o_proj, five barriers a layer; the launches arm runs today's kernels
+for it (decode_attention_prep with the default plan), and the floor counts the K/V cache too.
 Correct first: both arms' final residual rows against an fp32 torch reference. Timed as a CUDA graph
 of the whole chain, median of replays; every layer has its own weights, so they stream from memory.
 
@@ -45,8 +51,21 @@ import triton.language as tl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kernel_space._gemm import _prefetch_l2
+from kernel_space.decode_attention import (
+    _add_slot,
+    _attend,
+    _finish,
+    _length,
+    _prep_k,
+    _prep_q,
+    _rope_row,
+    _split_bounds,
+    _unit_heads,
+    _write_slot,
+)
 
 STAGES = 4  # qkv, o_proj, gate_up, down
+LOG2E = 1.4426950408889634  # decode attention's softmax runs in base 2
 
 
 @triton.jit
@@ -196,6 +215,105 @@ def chain_kernel(h_ptr, h2_ptr, qkv_ptr, a_ptr, wqkv_ptr, wo_ptr, wgu_ptr, wd_pt
         _stage(STAGE, LAYER, *buffers, pid, P, D, NQKV, HHD, INTER, eps, BLOCK_D, BLOCK_K, BN0, BN1, BN2, BN3)
 
 
+@triton.jit
+def _attention_item(unit, split, qkv_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr, o_ptr, part_ptr, ml_ptr,
+                    count_ptr, pos, L, qk_scale, eps, SPLITS, stride_cos, stride_kl, stride_kh,
+                    H: tl.constexpr, KV: tl.constexpr, G: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
+                    BLOCK_N: tl.constexpr, HC: tl.constexpr, CS: tl.constexpr):
+    """Decode attention's prep=fused program (decode_attention_prep_kernel's body, one sequence, pack=group,
+    the last program of a KV head combining): KV head `unit`'s query group normed and rotated from the
+    qkv row, online softmax over split `split` of slots 0..pos, the new key and value from registers
+    (and written into the cache by the split that ends at pos)."""
+    lo, hi, n_active = _split_bounds(_length(pos, L), split, SPLITS, BLOCK_N)
+    if split < n_active:
+        DT: tl.constexpr = o_ptr.dtype.element_ty
+        heads, live_h = _unit_heads(unit, G, HP)
+        fresh = (split == n_active - 1) & (pos >= 0) & (pos < L)
+        p = tl.minimum(tl.maximum(pos, 0), L - 1).to(tl.int64)
+        cos, sin = _rope_row(cos_ptr, sin_ptr, p, stride_cos, HD, DT)
+        q = _prep_q(qkv_ptr, qw_ptr, heads, live_h, cos, sin, eps, HP, HD, DT)
+        k_base = kc_ptr + unit * stride_kh
+        v_base = vc_ptr + unit * stride_kh
+        acc, m_i, l_i = _attend(q, k_base, v_base, lo, hi - fresh.to(hi.dtype), stride_kl, stride_kl, qk_scale,
+                                HP, HD, BLOCK_N, True, "ieee" if DT == tl.float32 else "tf32")
+        if fresh:
+            k1, k2 = _prep_k(qkv_ptr, kw_ptr, H + unit, cos, sin, eps, HD, DT)
+            v = tl.load(qkv_ptr + (H + KV + unit) * HD + tl.arange(0, HD))
+            acc, m_i, l_i = _add_slot(q, k1, k2, v, acc, m_i, l_i, qk_scale, HD, True)
+            _write_slot(k_base + p * stride_kl, v_base + p * stride_kl, k1, k2, v, HD)
+        seq = tl.cast(unit, tl.int32) * 0  # one sequence (a tensor: the interpreter's loop index is an int)
+        _finish(acc, m_i, l_i, o_ptr, part_ptr, ml_ptr, count_ptr, seq, unit, split, heads, live_h, n_active, SPLITS,
+                H, G, HD, HC, CS, True)
+
+
+@triton.jit
+def layer_kernel(h_ptr, h2_ptr, qkv_ptr, o_ptr, a_ptr, part_ptr, ml_ptr, attn_count_ptr,
+                 wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr, g1_ptr, g2_ptr, qn_ptr, kn_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr,
+                 count_ptr, gen_ptr, pos_ptr, LAYERS, LAYER, D, NQKV, HHD, INTER, L, SPLITS, eps, qk_scale,
+                 stride_cos, STAGE: tl.constexpr, H: tl.constexpr, KV: tl.constexpr, HD: tl.constexpr,
+                 HP: tl.constexpr, HC: tl.constexpr, CS: tl.constexpr, BLOCK_ATT: tl.constexpr,
+                 BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr, BN0: tl.constexpr, BN2: tl.constexpr,
+                 BN3: tl.constexpr, BN4: tl.constexpr, LQ: tl.constexpr, LO: tl.constexpr, LG: tl.constexpr,
+                 LD: tl.constexpr, PF: tl.constexpr):
+    """A whole decoder layer at batch 1, every layer (STAGE < 0: one launch, a grid barrier after each
+    of the five stages) or one stage of layer LAYER (STAGE >= 0). Stages: 0 qkv = rmsnorm(h) g1 . Wqkv;
+    1 attention (KV heads x SPLITS items, the q/k norm, RoPE and the cache write inside, the last split
+    of a head combining); 2 h2 = h + o . Wo; 3 a = silu(rmsnorm(h2) g2 . Wg) * (. Wu); 4 h = h2 + a . Wd.
+    Every layer has its own qkv, o, partial and counter rows (a layer's loads never meet what an SM's
+    L1 kept of the layer before), the caches [layers, L, KV, HD]."""
+    pid = tl.program_id(0)
+    P = tl.num_programs(0)
+    pos = tl.load(pos_ptr)
+    if STAGE < 0:
+        first = 0
+        last = LAYERS
+    else:
+        first = LAYER
+        last = LAYER + 1
+    for layer in range(first, last):
+        wide = tl.cast(layer, tl.int64)
+        qkv = qkv_ptr + wide * NQKV
+        o = o_ptr + wide * HHD
+        if STAGE <= 0:
+            _gemv_stage(h_ptr, wqkv_ptr + wide * NQKV * D, qkv, h_ptr, g1_ptr + wide * D, pid, P, NQKV, D,
+                        _rstd(h_ptr, D, eps, BLOCK_D), True, False, False, BN0, BLOCK_K)
+            if STAGE < 0:
+                if PF:
+                    _prefetch_rows(wo_ptr + wide * D * HHD, pid, P, D, HHD, 1, BN2, LO)
+                _grid_sync(count_ptr, gen_ptr, P)
+        if STAGE < 0 or STAGE == 1:
+            for item in range(pid, KV * SPLITS, P):
+                _attention_item(item % KV, item // KV, qkv, qn_ptr + wide * HD, kn_ptr + wide * HD, cos_ptr, sin_ptr,
+                                kc_ptr + wide * L * KV * HD, vc_ptr + wide * L * KV * HD, o,
+                                part_ptr + wide * H * SPLITS * HD, ml_ptr + wide * H * SPLITS * 2,
+                                attn_count_ptr + wide * KV, pos, L, qk_scale, eps, SPLITS, stride_cos, KV * HD, HD,
+                                H, KV, H // KV, HP, HD, BLOCK_ATT, HC, CS)
+            if STAGE < 0:
+                if PF:
+                    _prefetch_rows(wgu_ptr + wide * 2 * INTER * D, pid, P, INTER, D, 2, BN3, LG)
+                _grid_sync(count_ptr, gen_ptr, P)
+        if STAGE < 0 or STAGE == 2:
+            _gemv_stage(o, wo_ptr + wide * D * HHD, h2_ptr, h_ptr, g1_ptr, pid, P, D, HHD, 1.0,
+                        False, False, True, BN2, BLOCK_K)
+            if STAGE < 0:
+                if PF:
+                    _prefetch_rows(wd_ptr + wide * D * INTER, pid, P, D, INTER, 1, BN4, LD)
+                _grid_sync(count_ptr, gen_ptr, P)
+        if STAGE < 0 or STAGE == 3:
+            _gemv_stage(h2_ptr, wgu_ptr + wide * 2 * INTER * D, a_ptr, h_ptr, g2_ptr + wide * D, pid, P, INTER, D,
+                        _rstd(h2_ptr, D, eps, BLOCK_D), True, True, False, BN3, BLOCK_K)
+            if STAGE < 0:
+                if PF:
+                    if layer + 1 < LAYERS:
+                        _prefetch_rows(wqkv_ptr + (wide + 1) * NQKV * D, pid, P, NQKV, D, 1, BN0, LQ)
+                _grid_sync(count_ptr, gen_ptr, P)
+        if STAGE < 0 or STAGE == 4:
+            _gemv_stage(a_ptr, wd_ptr + wide * D * INTER, h_ptr, h2_ptr, g1_ptr, pid, P, D, INTER, 1.0,
+                        False, False, True, BN4, BLOCK_K)
+            if STAGE < 0:
+                _grid_sync(count_ptr, gen_ptr, P)
+
+
 def block_n(n: int, programs: int, most: int = 64) -> int:
     """The power-of-two tile of outputs that gives the busiest program the fewest rows (ties: the
     larger tile): cdiv(n / tile, programs) rounds of `tile` rows each."""
@@ -289,6 +407,132 @@ class Chain:
                 chain_kernel[(self.programs,)](*self._args(layer), STAGE=stage, **self.meta)
 
 
+def make_layer_inputs(d: int, heads: int, kv_heads: int, head_dim: int, inter: int, layers: int, context: int,
+                      dtype, device, seed: int = 0) -> dict:
+    """make_weights' weights, q/k norm gains [layers, head_dim], K/V caches [layers, context, KV, head_dim]
+    and the RoPE tables of `context` positions."""
+    from kernel_space.decode_attention import rope_tables
+
+    nqkv = (heads + 2 * kv_heads) * head_dim
+    w = make_weights(d, heads * head_dim, nqkv, inter, layers, dtype, device, seed)
+    gen = torch.Generator(device=device).manual_seed(seed + 1)
+    cache = (layers, context, kv_heads, head_dim)
+    cos, sin = rope_tables(head_dim, context, 1_000_000.0)
+    return {**w, "qn": (1 + 0.1 * torch.randn(layers, head_dim, generator=gen, device=device)).to(dtype),
+            "kn": (1 + 0.1 * torch.randn(layers, head_dim, generator=gen, device=device)).to(dtype),
+            "kc": torch.randn(cache, generator=gen, device=device).to(dtype),
+            "vc": torch.randn(cache, generator=gen, device=device).to(dtype),
+            "cos": cos.to(device), "sin": sin.to(device), "heads": heads, "kv_heads": kv_heads, "head_dim": head_dim}
+
+
+def layer_reference(h: torch.Tensor, w: dict, pos: int, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                        torch.Tensor]:
+    """The decoder layers at batch 1 in fp32 / fp64 (attention: decode_attention_reference) with the
+    kernels' roundings, over copies of the caches: (h after every layer, the caches with the new slot)."""
+    from kernel_space.decode_attention import decode_attention_reference, prep_reference
+
+    dt, kv, hd = w["wqkv"].dtype, w["kv_heads"], w["head_dim"]
+    kc, vc = w["kc"].clone(), w["vc"].clone()
+    positions = torch.tensor([pos], device=h.device)
+    h = h.float()
+
+    def norm(x, g):
+        x = (x * torch.rsqrt(x.pow(2).mean() + eps)).to(dt).float()
+        return (x * g.float()).to(dt).float()
+
+    for layer in range(w["wqkv"].shape[0]):
+        qkv = (w["wqkv"][layer].float() @ norm(h, w["g1"][layer])).to(dt)
+        q, k, v = prep_reference(qkv[None], w["qn"][layer], w["kn"][layer], w["cos"], w["sin"], eps, positions, kv,
+                                 kc.shape[1])
+        kc[layer, pos], vc[layer, pos] = k[0], v[0]
+        o = decode_attention_reference(q, kc[layer][None], vc[layer][None], positions, hd**-0.5)[0, 0].to(dt)
+        h2 = (h + (w["wo"][layer].float() @ o.float()).to(dt).float()).to(dt).float()
+        gu = (w["wgu"][layer].float() @ norm(h2, w["g2"][layer])).to(dt).float()
+        half = gu.shape[0] // 2
+        a = (torch.nn.functional.silu(gu[:half]) * gu[half:]).to(dt).float()
+        h = (h2 + (w["wd"][layer].float() @ a).to(dt).float()).to(dt).float()
+    return h, kc, vc
+
+
+class Layer:
+    """layer_kernel's buffers and launch settings: one sequence whose new token sits at `pos`, over the
+    caches of w (make_layer_inputs), updated in place."""
+
+    def __init__(self, w: dict, programs: int, pos: int, eps: float = 1e-6, num_warps: int = 4,
+                 block_k: int = 512, prefetch: bool = True, splits: int | None = None):
+        from kernel_space.decode_attention import SPLITS_VALUES, _rows, combine_splits
+
+        self.w, self.programs, self.eps = w, programs, eps
+        layers, nqkv, d = w["wqkv"].shape
+        heads, kv, hd = w["heads"], w["kv_heads"], w["head_dim"]
+        context, inter = w["kc"].shape[1], w["wd"].shape[2]
+        like, dev = w["wqkv"], w["wqkv"].device
+        block_att = min(64, max(16, triton.next_power_of_2(pos + 1)))
+        blocks = math.ceil((pos + 1) / block_att)
+        if splits is None:  # as many KV-head x split items as programs, each split at least one block
+            splits = max(x for x in SPLITS_VALUES if x == 1 or (kv * x <= programs and x <= blocks))
+        self.dims = (layers, d, nqkv, heads * hd, inter, context, splits)
+        self.h = torch.zeros(d, dtype=like.dtype, device=dev)
+        self.h2 = torch.empty_like(self.h)
+        self.qkv = torch.empty(layers, nqkv, dtype=like.dtype, device=dev)
+        self.o = torch.empty(layers, heads * hd, dtype=like.dtype, device=dev)
+        self.a = torch.empty(inter, dtype=like.dtype, device=dev)
+        self.part = torch.empty(layers, heads, splits, hd, dtype=torch.float32, device=dev)
+        self.ml = torch.empty(layers, heads, splits, 2, dtype=torch.float32, device=dev)
+        self.attn_count = torch.zeros(layers, kv, dtype=torch.int32, device=dev)
+        self.sync = torch.zeros(2, dtype=torch.int32, device=dev)
+        self.pos = torch.tensor([pos], dtype=torch.int64, device=dev)
+        eb, group, p = like.element_size(), heads // kv, programs
+        hc = triton.next_power_of_2(group)
+        self.meta = dict(H=heads, KV=kv, HD=hd, HP=_rows(group, "group"), HC=hc,
+                         CS=combine_splits(hc, hd, 32 * num_warps, splits), BLOCK_ATT=block_att,
+                         BLOCK_D=triton.next_power_of_2(d), BLOCK_K=block_k, BN0=block_n(nqkv, p), BN2=block_n(d, p),
+                         BN3=block_n(inter, p), BN4=block_n(d, p), LQ=lines(d, eb), LO=lines(heads * hd, eb),
+                         LG=lines(d, eb), LD=lines(inter, eb), PF=prefetch, num_warps=num_warps)
+
+    def _args(self, layer: int = 0) -> tuple:
+        w = self.w
+        layers, d, nqkv, hhd, inter, context, splits = self.dims
+        return (self.h, self.h2, self.qkv, self.o, self.a, self.part, self.ml, self.attn_count,
+                w["wqkv"], w["wo"], w["wgu"], w["wd"], w["g1"], w["g2"], w["qn"], w["kn"], w["cos"], w["sin"],
+                w["kc"], w["vc"], self.sync, self.sync[1:], self.pos, layers, layer, d, nqkv, hhd, inter, context,
+                splits, self.eps, w["head_dim"] ** -0.5 * LOG2E, w["cos"].stride(0))
+
+    def run_persistent(self) -> None:
+        """Every layer in one cooperative launch (CUDA only)."""
+        layer_kernel[(self.programs,)](*self._args(), STAGE=-1, launch_cooperative_grid=True, **self.meta)
+
+    def run_stages(self) -> None:
+        """One launch a stage (no barrier): what the interpreter can run."""
+        for layer in range(self.dims[0]):
+            for stage in range(5):
+                layer_kernel[(self.programs,)](*self._args(layer), STAGE=stage, **self.meta)
+
+
+def layer_launches_arm(w: dict, pos: int, table: dict, attention: dict | None = None, eps: float = 1e-6):
+    """The same layers as today's kernels, one launch each (the table's M = 1 configs; decode attention
+    with its q/k prep by `attention`, or the default plan): a function of h [1, D] returning the last h."""
+    from kernel_space.decode_attention import decode_attention_prep
+    from kernel_space.o_proj_residual import o_proj_residual
+    from kernel_space.rmsnorm_gate_up_silu import rmsnorm_gate_up_silu
+    from kernel_space.rmsnorm_qkv import rmsnorm_qkv
+
+    positions = torch.tensor([[pos]], device=w["wqkv"].device)
+    scale = w["head_dim"] ** -0.5
+
+    def run(h):
+        for layer in range(w["wqkv"].shape[0]):
+            qkv = rmsnorm_qkv(h, w["g1"][layer], w["wqkv"][layer], table["rmsnorm_qkv"], eps)
+            o = decode_attention_prep(qkv, w["qn"][layer], w["kn"][layer], w["cos"], w["sin"], eps,
+                                      w["kc"][layer][None], w["vc"][layer][None], positions, scale, 0, attention)
+            h2 = o_proj_residual(o.view(1, -1), h, w["wo"][layer], table["o_proj_residual"])
+            a = rmsnorm_gate_up_silu(h2, w["g2"][layer], w["wgu"][layer], table["rmsnorm_gate_up_silu"], eps)
+            h = o_proj_residual(a, h2, w["wd"][layer], table["down_residual"])
+        return h
+
+    return run
+
+
 def launches_arm(w: dict, heads_dim: int, table: dict, eps: float = 1e-6):
     """The same chain as today's fused ops, one launch each (the table's M = 1 configs): a function of
     h [1, D] returning the last h."""
@@ -375,11 +619,58 @@ def smoke() -> int:
     return 0
 
 
+GEMV_OPS = ("rmsnorm_qkv", "o_proj_residual", "rmsnorm_gate_up_silu", "down_residual")
+
+
+def _setup(args, cfg, device="cuda", dtype=torch.bfloat16) -> tuple:
+    """(inputs, h0, reference h, K/V bytes a step reads, the launches' configs, the launches arm (a
+    function of h [1, D]), the persistent arm's factory of a sweep point) for --layer or the GEMV chain."""
+    heads_dim = cfg.num_attention_heads * cfg.head_dim
+    h0 = torch.randn(cfg.hidden_size, generator=torch.Generator().manual_seed(1)).to(dtype).to(device)
+    table = _table_configs(args.table, GEMV_OPS)
+    if args.layer:
+        w = make_layer_inputs(cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim,
+                              cfg.intermediate_size, cfg.num_hidden_layers, args.context, dtype, device)
+        pos = args.context - 1
+        want = layer_reference(h0, w, pos)[0]
+        kv_bytes = 2 * w["kc"].numel() * w["kc"].element_size()
+        return (w, h0, want, kv_bytes, table, layer_launches_arm(w, pos, table),
+                lambda grid, warps, bk, pf: Layer(w, grid, pos, num_warps=warps, block_k=bk, prefetch=pf))
+    nqkv = (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim
+    w = make_weights(cfg.hidden_size, heads_dim, nqkv, cfg.intermediate_size, cfg.num_hidden_layers, dtype, device)
+    return (w, h0, reference(h0, w, heads_dim, 1e-6), 0, table, launches_arm(w, heads_dim, table),
+            lambda grid, warps, bk, pf: Chain(w, heads_dim, grid, num_warps=warps, block_k=bk, prefetch=pf))
+
+
+def _time_persistent(runner, h0, check, detail: dict) -> dict:
+    """One sweep point: run and check once, then time (a CUDA graph, eager launches where the capture
+    refuses a cooperative launch); the error where it cannot run at all."""
+    def step():
+        runner.h.copy_(h0)
+        runner.run_persistent()
+
+    try:
+        step()
+        torch.cuda.synchronize()
+        err = check(runner.h, f"persistent {detail}")
+    except (RuntimeError, triton.CompilationError) as exc:  # e.g. not every program resident
+        return {"arm": "persistent", **detail, "error": str(exc).splitlines()[0][:200]}
+    try:
+        times, timing = _graph_ms(step), "graph"
+    except RuntimeError as exc:
+        torch.cuda.synchronize()
+        times, timing = _eager_ms(step), f"eager ({str(exc).splitlines()[0][:120]})"
+    return {"arm": "persistent", **detail, "ms": statistics.median(times), "timing": timing, "max_rel_error": err}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path)
     p.add_argument("--model", default="qwen3-0.6b")
     p.add_argument("--table", help="dispatch table whose M = 1 configs the launches arm runs")
+    p.add_argument("--layer", action="store_true",
+                   help="whole decoder layers (attention included: layer_kernel) instead of the GEMV chain")
+    p.add_argument("--context", type=int, default=256, help="with --layer: cache slots, the new token in the last")
     p.add_argument("--programs", default="", help="comma list of grid sizes (default: SMs, 2 x SMs)")
     p.add_argument("--warps", default="4,8")
     p.add_argument("--block-k", default="256,512")
@@ -389,22 +680,19 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("error: the probe needs a CUDA GPU")
+    if args.context < 1:
+        raise SystemExit(f"error: --context must be at least 1, got {args.context}")
     if args.smoke:
         return smoke()
     from benchmarks.attn_bench import copy_bandwidth
     from qwen3.config import resolve_model
 
     cfg = resolve_model(args.model)
-    heads_dim = cfg.num_attention_heads * cfg.head_dim
-    nqkv = (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim
-    w = make_weights(cfg.hidden_size, heads_dim, nqkv, cfg.intermediate_size, cfg.num_hidden_layers,
-                     torch.bfloat16, "cuda")
-    h0 = torch.randn(cfg.hidden_size, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16).cuda()
-    want = reference(h0, w, heads_dim, 1e-6)
+    w, h0, want, kv_bytes, table, run, factory = _setup(args, cfg)
     weight_bytes = sum(w[k].numel() * w[k].element_size() for k in ("wqkv", "wo", "wgu", "wd"))
     bandwidth = copy_bandwidth()
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    rows = [{"arm": "floor", "ms": weight_bytes / bandwidth * 1e3}]
+    rows = [{"arm": "floor", "ms": (weight_bytes + kv_bytes) / bandwidth * 1e3}]
 
     def check(got, arm):
         err = ((got.float() - want).abs().max() / want.abs().max()).item()
@@ -412,45 +700,31 @@ def main(argv=None) -> int:
             raise SystemExit(f"error: {arm} is wrong: max error {err:.3g} of the largest value")
         return err
 
-    table = _table_configs(args.table, ("rmsnorm_qkv", "o_proj_residual", "rmsnorm_gate_up_silu", "down_residual"))
-    run = launches_arm(w, heads_dim, table)
+    result = {"gpu": torch.cuda.get_device_name(), "date": dt.date.today().isoformat(), "model": args.model,
+              "mode": "layer" if args.layer else "gemv chain", "context": args.context if args.layer else None,
+              "layers": cfg.num_hidden_layers, "weight_bytes": weight_bytes, "kv_bytes": kv_bytes,
+              "bandwidth": bandwidth, "rows": rows}
+
+    def save():  # after every row: a run cut by a time limit keeps what it measured
+        args.out.write_text(json.dumps(result, indent=1))
+
     h_in = h0[None].clone()
     err = check(run(h_in)[0], "launches")
     # Both arms start each replay with the same copy of h0 into their input (the persistent one updates
-    # its row in place, and 28 layers a replay would drift it without bound).
+    # its row in place, and every layer of a replay would drift it without bound).
     times = _graph_ms(lambda: (h_in.copy_(h0[None]), run(h_in)))
     rows.append({"arm": "launches", "ms": statistics.median(times), "max_rel_error": err, "configs": table})
     print(f"launches: {rows[-1]['ms']:.3f} ms (floor {rows[0]['ms']:.3f})", flush=True)
-    programs = [int(x) for x in args.programs.split(",") if x] or [sms, 2 * sms]
-    for grid in programs:
+    save()
+    for grid in [int(x) for x in args.programs.split(",") if x] or [sms, 2 * sms]:
         for warps in (int(x) for x in args.warps.split(",")):
             for bk in (int(x) for x in args.block_k.split(",")):
                 for pf in (True, False):
-                    chain = Chain(w, heads_dim, grid, num_warps=warps, block_k=bk, prefetch=pf)
                     detail = {"programs": grid, "num_warps": warps, "BLOCK_K": bk, "prefetch": pf}
-                    def step(chain=chain):
-                        chain.h.copy_(h0)
-                        chain.run_persistent()
-
-                    try:
-                        step()
-                        torch.cuda.synchronize()
-                        err = check(chain.h, f"persistent {detail}")
-                    except (RuntimeError, triton.CompilationError) as exc:  # e.g. not every program resident
-                        rows.append({"arm": "persistent", **detail, "error": str(exc).splitlines()[0][:200]})
-                        print(f"persistent {detail}: {rows[-1]['error']}", flush=True)
-                        continue
-                    try:
-                        times, timing = _graph_ms(step), "graph"
-                    except RuntimeError as exc:  # a cooperative launch the graph capture refuses
-                        torch.cuda.synchronize()
-                        times, timing = _eager_ms(step), f"eager ({str(exc).splitlines()[0][:120]})"
-                    rows.append({"arm": "persistent", **detail, "ms": statistics.median(times), "timing": timing,
-                                 "max_rel_error": err})
-                    print(f"persistent {detail}: {rows[-1]['ms']:.3f} ms ({timing})", flush=True)
-    result = {"gpu": torch.cuda.get_device_name(), "date": dt.date.today().isoformat(), "model": args.model,
-              "layers": cfg.num_hidden_layers, "weight_bytes": weight_bytes, "bandwidth": bandwidth, "rows": rows}
-    args.out.write_text(json.dumps(result, indent=1))
+                    rows.append(_time_persistent(factory(grid, warps, bk, pf), h0, check, detail))
+                    print(f"persistent {detail}: " + (f"{rows[-1]['ms']:.3f} ms ({rows[-1]['timing']})"
+                                                      if "ms" in rows[-1] else rows[-1]["error"]), flush=True)
+                    save()
     return 0
 
 

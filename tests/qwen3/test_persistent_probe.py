@@ -80,3 +80,87 @@ def test_persistent_mode_compiles_for_sm90_with_its_barrier():
     assert out.returncode == 0, out.stderr[-3000:]
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["atom"] >= 4 and found["prefetch"] >= 4 and found["bar"] >= 2, found
+
+
+def _layer_inputs(layers=2, context=40, dtype=torch.float32):
+    return pp.make_layer_inputs(d=48, heads=4, kv_heads=2, head_dim=16, inter=40, layers=layers, context=context,
+                                dtype=dtype, device=DEVICE, seed=5)
+
+
+@pytest.mark.parametrize("programs, pos", [(1, 0), (3, 17), (8, 39)])
+def test_layer_stages_match_the_reference(programs, pos):
+    w = _layer_inputs()
+    h0 = torch.randn(48, generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    want, kc, vc = pp.layer_reference(h0, w, pos)
+    layer = pp.Layer(w, programs, pos, block_k=16)
+    layer.h.copy_(h0)
+    layer.run_stages()
+    torch.testing.assert_close(layer.h.float().cpu(), want.cpu(), rtol=1e-4, atol=1e-4)
+    # The new token's key and value went into every layer's cache, and nothing else moved.
+    torch.testing.assert_close(w["kc"].cpu(), kc.cpu(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(w["vc"].cpu(), vc.cpu(), rtol=1e-5, atol=1e-5)
+
+
+def test_layer_splits_fill_the_grid_and_combine():
+    w = _layer_inputs(layers=1, context=200)
+    layer = pp.Layer(w, programs=8, pos=199, block_k=32)
+    assert layer.dims[-1] == 4  # 2 KV heads x 4 splits = 8 items, the last split of each combining
+    h0 = torch.randn(48, generator=torch.Generator().manual_seed(4)).to(DEVICE)
+    want, _, _ = pp.layer_reference(h0, w, 199)
+    layer.h.copy_(h0)
+    layer.run_stages()
+    torch.testing.assert_close(layer.h.float().cpu(), want.cpu(), rtol=1e-4, atol=1e-4)
+
+
+def test_layer_launches_arm_matches_the_reference():
+    w = _layer_inputs()
+    h0 = torch.randn(48, generator=torch.Generator().manual_seed(2)).to(DEVICE)
+    want, _, _ = pp.layer_reference(h0, w, 21)
+    configs = pp._table_configs(None, ("rmsnorm_qkv", "o_proj_residual", "rmsnorm_gate_up_silu", "down_residual"))
+    got = pp.layer_launches_arm(w, 21, configs)(h0[None].clone())[0]
+    torch.testing.assert_close(got.float().cpu(), want.cpu(), rtol=1e-4, atol=1e-4)
+
+
+def test_persistent_layer_compiles_for_sm90_with_its_barriers():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    code = (
+        "import json, triton\n"
+        "from triton.backends.compiler import GPUTarget\n"
+        "from triton.compiler import ASTSource\n"
+        "from benchmarks import persistent_probe as pp\n"
+        "fn = pp.layer_kernel\n"
+        "meta = dict(STAGE=-1, H=16, KV=8, HD=128, HP=16, HC=2, CS=16, BLOCK_ATT=64, BLOCK_D=1024, BLOCK_K=512,"
+        " BN0=32, BN2=8, BN3=8, BN4=8, LQ=16, LO=32, LG=16, LD=64, PF=True)\n"
+        "kinds = {'part_ptr': '*fp32', 'ml_ptr': '*fp32', 'cos_ptr': '*fp32', 'sin_ptr': '*fp32',"
+        " 'attn_count_ptr': '*i32', 'count_ptr': '*i32', 'gen_ptr': '*i32', 'pos_ptr': '*i64'}\n"
+        "sig = {n: ('constexpr' if n in meta else kinds.get(n, '*bf16') if n.endswith('_ptr') else 'fp32'"
+        " if n in ('eps', 'qk_scale') else 'i32') for n in fn.arg_names}\n"
+        "src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in meta.items()})\n"
+        "ptx = triton.compile(src, target=GPUTarget('cuda', 90, 32), options=dict(num_warps=4)).asm['ptx']\n"
+        "print(json.dumps({'release': ptx.count('release.add'), 'prefetch': ptx.count('prefetch.global.L2'),"
+        " 'mma': ptx.count('mma')}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    # Five stage barriers a layer (each releases once), the four weight prefetches, attention's tl.dot.
+    assert found["release"] >= 5 and found["prefetch"] >= 4 and found["mma"] >= 1, found
+
+
+@pytest.mark.parametrize("layer", [False, True])
+def test_setup_gives_matching_arms_for_a_preset(layer):
+    """What main() builds, on the tiny preset: the launches arm and the persistent arm's runner (a stage
+    a launch here) both land on the reference."""
+    from types import SimpleNamespace
+
+    from qwen3.config import resolve_model
+
+    args = SimpleNamespace(table=None, layer=layer, context=33)
+    w, h0, want, kv_bytes, table, run, factory = pp._setup(args, resolve_model("qwen3-tiny"), DEVICE, torch.float32)
+    assert (kv_bytes > 0) == layer and set(table) == set(pp.GEMV_OPS)
+    torch.testing.assert_close(run(h0[None].clone())[0].float().cpu(), want.cpu(), rtol=1e-4, atol=1e-4)
+    runner = factory(4, 4, 32, True)
+    runner.h.copy_(h0)
+    runner.run_stages()
+    torch.testing.assert_close(runner.h.float().cpu(), want.cpu(), rtol=1e-4, atol=1e-4)
