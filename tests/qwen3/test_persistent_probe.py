@@ -58,28 +58,37 @@ def test_block_n_balances_the_busiest_program():
     assert pp.block_n(5, 8) == 1
 
 
-def test_persistent_mode_compiles_for_sm90_with_its_barrier():
+def _ptx_counts(kernel: str, meta: dict, kinds: dict, counts: tuple[str, ...]) -> dict:
+    """Compile persistent_probe.<kernel> for sm_90 ahead of time (Triton's ptxas, no GPU; a process without
+    the interpreter) and count substrings of its PTX. kinds: pointer types other than *bf16."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
     code = (
-        "import json, triton\n"
+        "import json, sys, triton\n"
         "from triton.backends.compiler import GPUTarget\n"
         "from triton.compiler import ASTSource\n"
         "from benchmarks import persistent_probe as pp\n"
-        "fn = pp.chain_kernel\n"
-        "meta = dict(STAGE=-1, BLOCK_D=1024, BLOCK_K=512, BN0=32, BN1=8, BN2=8, BN3=8, LQ=16, LO=32, LG=16,"
-        " LD=64, PF=True)\n"
-        "sig = {n: ('constexpr' if n in meta else '*i32' if n in ('count_ptr', 'gen_ptr') else '*bf16'"
-        " if n.endswith('_ptr') else 'fp32' if n == 'eps' else 'i32') for n in fn.arg_names}\n"
+        "kernel, meta, kinds, counts = json.loads(sys.argv[1])\n"
+        "fn = getattr(pp, kernel)\n"
+        "sig = {n: ('constexpr' if n in meta else kinds.get(n, '*bf16') if n.endswith('_ptr') else 'fp32'"
+        " if n in ('eps', 'qk_scale') else 'i32') for n in fn.arg_names}\n"
         "src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in meta.items()})\n"
         "ptx = triton.compile(src, target=GPUTarget('cuda', 90, 32), options=dict(num_warps=4)).asm['ptx']\n"
-        "print(json.dumps({'atom': ptx.count('atom.'), 'prefetch': ptx.count('prefetch.global.L2'),"
-        " 'bar': ptx.count('bar.sync')}))\n"
+        "print(json.dumps({c: ptx.count(c) for c in counts}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-c", code, json.dumps([kernel, meta, kinds, counts])], env=env,
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    found = json.loads(out.stdout.strip().splitlines()[-1])
-    assert found["atom"] >= 4 and found["prefetch"] >= 4 and found["bar"] >= 2, found
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_persistent_mode_compiles_for_sm90_with_its_barrier():
+    meta = dict(STAGE=-1, BLOCK_D=1024, BLOCK_K=512, BN0=32, BN1=8, BN2=8, BN3=8, LQ=16, LO=32, LG=16, LD=64, PF=True)
+    found = _ptx_counts("chain_kernel", meta, {"count_ptr": "*i32", "gen_ptr": "*i32"},
+                        ("release.add", "ld.global.gpu.acquire", "prefetch.global.L2"))
+    # A barrier a stage: its release, its spin on the generation; and the next stage's prefetch.
+    assert found["release.add"] >= 4 and found["ld.global.gpu.acquire"] >= 4, found
+    assert found["prefetch.global.L2"] >= 4, found
 
 
 def _layer_inputs(layers=2, context=40, dtype=torch.float32):
@@ -122,30 +131,13 @@ def test_layer_launches_arm_matches_the_reference():
 
 
 def test_persistent_layer_compiles_for_sm90_with_its_barriers():
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    code = (
-        "import json, triton\n"
-        "from triton.backends.compiler import GPUTarget\n"
-        "from triton.compiler import ASTSource\n"
-        "from benchmarks import persistent_probe as pp\n"
-        "fn = pp.layer_kernel\n"
-        "meta = dict(STAGE=-1, H=16, KV=8, HD=128, HP=16, HC=2, CS=16, BLOCK_ATT=64, BLOCK_D=1024, BLOCK_K=512,"
-        " BN0=32, BN2=8, BN3=8, BN4=8, LQ=16, LO=32, LG=16, LD=64, PF=True)\n"
-        "kinds = {'part_ptr': '*fp32', 'ml_ptr': '*fp32', 'cos_ptr': '*fp32', 'sin_ptr': '*fp32',"
-        " 'attn_count_ptr': '*i32', 'count_ptr': '*i32', 'gen_ptr': '*i32', 'pos_ptr': '*i64'}\n"
-        "sig = {n: ('constexpr' if n in meta else kinds.get(n, '*bf16') if n.endswith('_ptr') else 'fp32'"
-        " if n in ('eps', 'qk_scale') else 'i32') for n in fn.arg_names}\n"
-        "src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in meta.items()})\n"
-        "ptx = triton.compile(src, target=GPUTarget('cuda', 90, 32), options=dict(num_warps=4)).asm['ptx']\n"
-        "print(json.dumps({'release': ptx.count('release.add'), 'prefetch': ptx.count('prefetch.global.L2'),"
-        " 'mma': ptx.count('mma')}))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    meta = dict(STAGE=-1, H=16, KV=8, HD=128, HP=16, HC=2, CS=16, BLOCK_ATT=64, BLOCK_D=1024, BLOCK_K=512,
+                BN0=32, BN2=8, BN3=8, BN4=8, LQ=16, LO=32, LG=16, LD=64, PF=True)
+    kinds = {"part_ptr": "*fp32", "ml_ptr": "*fp32", "cos_ptr": "*fp32", "sin_ptr": "*fp32",
+             "attn_count_ptr": "*i32", "count_ptr": "*i32", "gen_ptr": "*i32", "pos_ptr": "*i64"}
+    found = _ptx_counts("layer_kernel", meta, kinds, ("release.add", "prefetch.global.L2", "mma"))
     # Five stage barriers a layer (each releases once), the four weight prefetches, attention's tl.dot.
-    assert found["release"] >= 5 and found["prefetch"] >= 4 and found["mma"] >= 1, found
+    assert found["release.add"] >= 5 and found["prefetch.global.L2"] >= 4 and found["mma"] >= 1, found
 
 
 @pytest.mark.parametrize("layer", [False, True])
