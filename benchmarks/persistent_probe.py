@@ -655,12 +655,20 @@ def _time_persistent(runner, h0, check, detail: dict) -> dict:
         err = check(runner.h, f"persistent {detail}")
     except (RuntimeError, triton.CompilationError) as exc:  # e.g. not every program resident
         return {"arm": "persistent", **detail, "error": str(exc).splitlines()[0][:200]}
-    try:
-        times, timing = _graph_ms(step), "graph"
-    except RuntimeError as exc:
-        torch.cuda.synchronize()
-        times, timing = _eager_ms(step), f"eager ({str(exc).splitlines()[0][:120]})"
+    global _GRAPH_REFUSED
+    times = None
+    if _GRAPH_REFUSED is None:
+        try:
+            times, timing = _graph_ms(step), "graph"
+        except RuntimeError as exc:  # tried once a process: a refused capture is not retried
+            _GRAPH_REFUSED = str(exc).splitlines()[0][:120]
+            torch.cuda.synchronize()
+    if times is None:
+        times, timing = _eager_ms(step), f"eager (the graph capture refused it: {_GRAPH_REFUSED})"
     return {"arm": "persistent", **detail, "ms": statistics.median(times), "timing": timing, "max_rel_error": err}
+
+
+_GRAPH_REFUSED: str | None = None  # why a CUDA graph could not capture a cooperative launch, once it could not
 
 
 def main(argv=None) -> int:
