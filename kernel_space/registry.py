@@ -59,7 +59,7 @@ def code_text(source: str) -> str:
     hashes. Comments are found by tokenize and docstrings by ast (a string statement first in a module,
     class or function body, on lines of its own), both of which see the same positions on every Python
     version this runs on; a docstring that shares a line with code stays."""
-    lines = source.splitlines()
+    lines = source.split("\n")  # as tokenize numbers rows (splitlines also breaks at form feeds and the like)
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type == tokenize.COMMENT:
             row, col = token.start
