@@ -312,7 +312,9 @@ def render(files: list[dict]) -> str:
         models = list(dict.fromkeys(k[0] for k in rows))
         for model, batch, context in sorted({k[:3] for k in rows}, key=lambda k: (models.index(k[0]), k[2], k[1])):
             arm = {a: rows.get((model, batch, context, a)) for a in ARMS}
-            floor = _floor(model, batch, context, first.get("copy_bandwidth"))
+            # A combined file (several processes, each measuring its own) keeps each row's bandwidth.
+            table_row = arm["table"] or {}
+            floor = _floor(model, batch, context, table_row.get("copy_bandwidth") or first.get("copy_bandwidth"))
             share = f"{arm['table']['decode_tok_s'] / floor:.0%}" if floor and arm["table"] else "-"
             out.append(f"| {model} | {context:,} | {batch} | " + " | ".join(_cells(arm)) + " | "
                        + (f"{floor:,.0f} | {share} |" if floor else "- | - |"))
