@@ -50,6 +50,7 @@ import triton.language as tl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.e2e_matrix import int_list
 from kernel_space._gemm import _prefetch_l2
 from kernel_space.decode_attention import (
     _add_slot,
@@ -679,17 +680,20 @@ def main(argv=None) -> int:
     p.add_argument("--layer", action="store_true",
                    help="whole decoder layers (attention included: layer_kernel) instead of the GEMV chain")
     p.add_argument("--context", type=int, default=256, help="with --layer: cache slots, the new token in the last")
-    p.add_argument("--programs", default="", help="comma list of grid sizes (default: SMs, 2 x SMs)")
-    p.add_argument("--warps", default="4,8")
-    p.add_argument("--block-k", default="256,512")
+    p.add_argument("--programs", type=int_list, default=None, help="comma list of grid sizes (default: SMs, 2 x SMs)")
+    p.add_argument("--warps", type=int_list, default=[4, 8], help="comma list of num_warps")
+    p.add_argument("--block-k", type=int_list, default=[256, 512], help="comma list of BLOCK_K (powers of two)")
     p.add_argument("--smoke", action="store_true",
                    help="one persistent launch over 2 layers, checked, then exit (run it under a short timeout "
                         "first: a barrier that never opens hangs the GPU)")
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        raise SystemExit("error: the probe needs a CUDA GPU")
+    bad = [x for x in args.block_k if x & (x - 1)] + [x for x in args.warps if x not in (1, 2, 4, 8, 16)]
+    if bad:
+        raise SystemExit(f"error: BLOCK_K must be powers of two and num_warps one of 1, 2, 4, 8, 16; got {bad}")
     if args.context < 1:
         raise SystemExit(f"error: --context must be at least 1, got {args.context}")
+    if not torch.cuda.is_available():
+        raise SystemExit("error: the probe needs a CUDA GPU")
     if args.smoke:
         return smoke()
     from benchmarks.attn_bench import copy_bandwidth
@@ -724,9 +728,9 @@ def main(argv=None) -> int:
     rows.append({"arm": "launches", "ms": statistics.median(times), "max_rel_error": err, "configs": table})
     print(f"launches: {rows[-1]['ms']:.3f} ms (floor {rows[0]['ms']:.3f})", flush=True)
     save()
-    for grid in [int(x) for x in args.programs.split(",") if x] or [sms, 2 * sms]:
-        for warps in (int(x) for x in args.warps.split(",")):
-            for bk in (int(x) for x in args.block_k.split(",")):
+    for grid in args.programs or [sms, 2 * sms]:
+        for warps in args.warps:
+            for bk in args.block_k:
                 for pf in (True, False):
                     detail = {"programs": grid, "num_warps": warps, "BLOCK_K": bk, "prefetch": pf}
                     rows.append(_time_persistent(factory(grid, warps, bk, pf), h0, check, detail))
