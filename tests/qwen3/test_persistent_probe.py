@@ -156,3 +156,19 @@ def test_setup_gives_matching_arms_for_a_preset(layer):
     runner.h.copy_(h0)
     runner.run_stages()
     torch.testing.assert_close(runner.h.float().cpu(), want.cpu(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--block-k", "300"], "BLOCK_K must be powers of two"),
+    (["--warps", "3"], "num_warps one of 1, 2, 4, 8, 16"),
+    (["--layer", "--context", "0"], "--context must be at least 1"),
+])
+def test_bad_options_are_refused_in_one_line(tmp_path, argv, message):
+    with pytest.raises(SystemExit, match=message):
+        pp.main([str(tmp_path / "out.json"), *argv])
+
+
+def test_a_list_that_is_not_ints_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        pp.main([str(tmp_path / "out.json"), "--programs", "abc"])
+    assert "not a comma list of ints: 'abc'" in capsys.readouterr().err
