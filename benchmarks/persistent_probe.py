@@ -26,8 +26,9 @@ With --layer the layers are whole: layer_kernel adds a stage of decode attention
 and cache write inside, decode attention's own jit helpers, KV heads x splits items, the last split of
 a head combining) between qkv and o_proj, five barriers a layer; the launches arm runs today's kernels
 for it (decode_attention_prep with the default plan), and the floor counts the K/V cache too.
-Correct first: both arms' final residual rows against an fp32 torch reference. Timed as a CUDA graph
-of the whole chain, median of replays; every layer has its own weights, so they stream from memory.
+Correct first: both arms' final residual rows against an fp32 torch reference. Timed as the tuner times
+an op (tuner.measure.time_graph: a CUDA graph of 32 steps, median of replays); every layer has its
+own weights, so they stream from memory.
 
 chain_kernel also runs one stage a launch (STAGE >= 0, no barrier): Triton's interpreter runs a grid's
 programs one after another, so a barrier would never open there; the CPU tests check that mode's
@@ -64,6 +65,7 @@ from kernel_space.decode_attention import (
     _unit_heads,
     _write_slot,
 )
+from tuner import measure
 
 STAGES = 4  # qkv, o_proj, gate_up, down
 LOG2E = 1.4426950408889634  # decode attention's softmax runs in base 2
@@ -146,16 +148,18 @@ def _gemv_stage(x_ptr, w_ptr, out_ptr, res_ptr, g_ptr, pid, P, N, K, rstd,
 
 
 @triton.jit
-def _stage(S: tl.constexpr, layer, h_ptr, h2_ptr, qkv_ptr, a_ptr, wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr, g1_ptr, g2_ptr,
-           pid, P, D, NQKV, HHD, INTER, eps, BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr, BN0: tl.constexpr,
+def _stage(S: tl.constexpr, layer, h_ptr, h2_ptr, qkv_ptr, o_ptr, a_ptr, wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr, g1_ptr,
+           g2_ptr, pid, P, D, NQKV, HHD, INTER, eps, BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr, BN0: tl.constexpr,
            BN1: tl.constexpr, BN2: tl.constexpr, BN3: tl.constexpr):
-    """Stage S of layer `layer` (a layer's offset in a stacked weight can pass 2^31: 8B's gate_up)."""
+    """GEMV stage S of layer `layer`: 0 writes qkv, 1 reads o (attention's output; in the GEMV chain the
+    q part of qkv), 2 and 3 as the names say. A layer's offset in a stacked weight can pass 2^31 (8B's
+    gate_up)."""
     wide = tl.cast(layer, tl.int64)
     if S == 0:
         _gemv_stage(h_ptr, wqkv_ptr + wide * NQKV * D, qkv_ptr, h_ptr, g1_ptr + wide * D, pid, P, NQKV, D,
                     _rstd(h_ptr, D, eps, BLOCK_D), True, False, False, BN0, BLOCK_K)
     elif S == 1:
-        _gemv_stage(qkv_ptr, wo_ptr + wide * D * HHD, h2_ptr, h_ptr, g1_ptr, pid, P, D, HHD, 1.0,
+        _gemv_stage(o_ptr, wo_ptr + wide * D * HHD, h2_ptr, h_ptr, g1_ptr, pid, P, D, HHD, 1.0,
                     False, False, True, BN1, BLOCK_K)
     elif S == 2:
         _gemv_stage(h2_ptr, wgu_ptr + wide * 2 * INTER * D, a_ptr, h_ptr, g2_ptr + wide * D, pid, P, INTER, D,
@@ -196,7 +200,7 @@ def chain_kernel(h_ptr, h2_ptr, qkv_ptr, a_ptr, wqkv_ptr, wo_ptr, wgu_ptr, wd_pt
     lines a row, a power of two). STAGE >= 0: that stage of layer LAYER only, no barrier."""
     pid = tl.program_id(0)
     P = tl.num_programs(0)
-    buffers = (h_ptr, h2_ptr, qkv_ptr, a_ptr, wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr, g1_ptr, g2_ptr)
+    buffers = (h_ptr, h2_ptr, qkv_ptr, qkv_ptr, a_ptr, wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr, g1_ptr, g2_ptr)
     weights = (wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr)
     if STAGE < 0:
         if PF:
@@ -253,18 +257,20 @@ def layer_kernel(h_ptr, h2_ptr, qkv_ptr, o_ptr, a_ptr, part_ptr, ml_ptr, attn_co
                  count_ptr, gen_ptr, pos_ptr, LAYERS, LAYER, D, NQKV, HHD, INTER, L, SPLITS, eps, qk_scale,
                  stride_cos, STAGE: tl.constexpr, H: tl.constexpr, KV: tl.constexpr, HD: tl.constexpr,
                  HP: tl.constexpr, HC: tl.constexpr, CS: tl.constexpr, BLOCK_ATT: tl.constexpr,
-                 BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr, BN0: tl.constexpr, BN2: tl.constexpr,
-                 BN3: tl.constexpr, BN4: tl.constexpr, LQ: tl.constexpr, LO: tl.constexpr, LG: tl.constexpr,
+                 BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr, BN0: tl.constexpr, BN1: tl.constexpr,
+                 BN2: tl.constexpr, BN3: tl.constexpr, LQ: tl.constexpr, LO: tl.constexpr, LG: tl.constexpr,
                  LD: tl.constexpr, PF: tl.constexpr):
     """A whole decoder layer at batch 1, every layer (STAGE < 0: one launch, a grid barrier after each
-    of the five stages) or one stage of layer LAYER (STAGE >= 0). Stages: 0 qkv = rmsnorm(h) g1 . Wqkv;
-    1 attention (KV heads x SPLITS items, the q/k norm, RoPE and the cache write inside, the last split
-    of a head combining); 2 h2 = h + o . Wo; 3 a = silu(rmsnorm(h2) g2 . Wg) * (. Wu); 4 h = h2 + a . Wd.
-    Every layer has its own qkv, o, partial and counter rows (a layer's loads never meet what an SM's
-    L1 kept of the layer before), the caches [layers, L, KV, HD]."""
+    of the five stages, and with PF each stage's program then prefetching its rows of the next GEMV's
+    weight) or one stage of layer LAYER (STAGE >= 0). Stages: 0 qkv = rmsnorm(h) g1 . Wqkv; 1 attention
+    (KV heads x SPLITS items, the q/k norm, RoPE and the cache write inside, the last split of a head
+    combining); 2 h2 = h + o . Wo; 3 a = silu(rmsnorm(h2) g2 . Wg) * (. Wu); 4 h = h2 + a . Wd (the
+    GEMVs are _stage's 0-3). Every layer has its own qkv, o, partial and counter rows (a layer's loads
+    never meet what an SM's L1 kept of the layer before), the caches [layers, L, KV, HD]."""
     pid = tl.program_id(0)
     P = tl.num_programs(0)
     pos = tl.load(pos_ptr)
+    weights = (wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr)
     if STAGE < 0:
         first = 0
         last = LAYERS
@@ -275,44 +281,28 @@ def layer_kernel(h_ptr, h2_ptr, qkv_ptr, o_ptr, a_ptr, part_ptr, ml_ptr, attn_co
         wide = tl.cast(layer, tl.int64)
         qkv = qkv_ptr + wide * NQKV
         o = o_ptr + wide * HHD
-        if STAGE <= 0:
-            _gemv_stage(h_ptr, wqkv_ptr + wide * NQKV * D, qkv, h_ptr, g1_ptr + wide * D, pid, P, NQKV, D,
-                        _rstd(h_ptr, D, eps, BLOCK_D), True, False, False, BN0, BLOCK_K)
-            if STAGE < 0:
-                if PF:
-                    _prefetch_rows(wo_ptr + wide * D * HHD, pid, P, D, HHD, 1, BN2, LO)
-                _grid_sync(count_ptr, gen_ptr, P)
-        if STAGE < 0 or STAGE == 1:
-            for item in range(pid, KV * SPLITS, P):
-                _attention_item(item % KV, item // KV, qkv, qn_ptr + wide * HD, kn_ptr + wide * HD, cos_ptr, sin_ptr,
-                                kc_ptr + wide * L * KV * HD, vc_ptr + wide * L * KV * HD, o,
-                                part_ptr + wide * H * SPLITS * HD, ml_ptr + wide * H * SPLITS * 2,
-                                attn_count_ptr + wide * KV, pos, L, qk_scale, eps, SPLITS, stride_cos, KV * HD, HD,
-                                H, KV, H // KV, HP, HD, BLOCK_ATT, HC, CS)
-            if STAGE < 0:
-                if PF:
-                    _prefetch_rows(wgu_ptr + wide * 2 * INTER * D, pid, P, INTER, D, 2, BN3, LG)
-                _grid_sync(count_ptr, gen_ptr, P)
-        if STAGE < 0 or STAGE == 2:
-            _gemv_stage(o, wo_ptr + wide * D * HHD, h2_ptr, h_ptr, g1_ptr, pid, P, D, HHD, 1.0,
-                        False, False, True, BN2, BLOCK_K)
-            if STAGE < 0:
-                if PF:
-                    _prefetch_rows(wd_ptr + wide * D * INTER, pid, P, D, INTER, 1, BN4, LD)
-                _grid_sync(count_ptr, gen_ptr, P)
-        if STAGE < 0 or STAGE == 3:
-            _gemv_stage(h2_ptr, wgu_ptr + wide * 2 * INTER * D, a_ptr, h_ptr, g2_ptr + wide * D, pid, P, INTER, D,
-                        _rstd(h2_ptr, D, eps, BLOCK_D), True, True, False, BN3, BLOCK_K)
-            if STAGE < 0:
-                if PF:
-                    if layer + 1 < LAYERS:
-                        _prefetch_rows(wqkv_ptr + (wide + 1) * NQKV * D, pid, P, NQKV, D, 1, BN0, LQ)
-                _grid_sync(count_ptr, gen_ptr, P)
-        if STAGE < 0 or STAGE == 4:
-            _gemv_stage(a_ptr, wd_ptr + wide * D * INTER, h_ptr, h2_ptr, g1_ptr, pid, P, D, INTER, 1.0,
-                        False, False, True, BN4, BLOCK_K)
-            if STAGE < 0:
-                _grid_sync(count_ptr, gen_ptr, P)
+        buffers = (h_ptr, h2_ptr, qkv, o, a_ptr, wqkv_ptr, wo_ptr, wgu_ptr, wd_ptr, g1_ptr, g2_ptr)
+        for s in tl.static_range(5):
+            if STAGE < 0 or STAGE == s:
+                if s == 1:
+                    for item in range(pid, KV * SPLITS, P):
+                        _attention_item(item % KV, item // KV, qkv, qn_ptr + wide * HD, kn_ptr + wide * HD, cos_ptr,
+                                        sin_ptr, kc_ptr + wide * L * KV * HD, vc_ptr + wide * L * KV * HD, o,
+                                        part_ptr + wide * H * SPLITS * HD, ml_ptr + wide * H * SPLITS * 2,
+                                        attn_count_ptr + wide * KV, pos, L, qk_scale, eps, SPLITS, stride_cos,
+                                        KV * HD, HD, H, KV, H // KV, HP, HD, BLOCK_ATT, HC, CS)
+                else:
+                    _stage(s - (s > 1), layer, *buffers, pid, P, D, NQKV, HHD, INTER, eps, BLOCK_D, BLOCK_K,
+                           BN0, BN1, BN2, BN3)
+                if STAGE < 0:
+                    if PF:
+                        if s < 3:  # after stage s the GEMV two stages on: o_proj's after qkv, and so on
+                            _prefetch_stage(s + 1, layer, *weights, pid, P, D, NQKV, HHD, INTER, BN0, BN1,
+                                            BN2, BN3, LQ, LO, LG, LD)
+                        elif s == 3 and layer + 1 < LAYERS:
+                            _prefetch_stage(0, layer + 1, *weights, pid, P, D, NQKV, HHD, INTER, BN0, BN1, BN2,
+                                            BN3, LQ, LO, LG, LD)
+                    _grid_sync(count_ptr, gen_ptr, P)
 
 
 def block_n(n: int, programs: int, most: int = 64) -> int:
@@ -487,8 +477,8 @@ class Layer:
         hc = triton.next_power_of_2(group)
         self.meta = dict(H=heads, KV=kv, HD=hd, HP=_rows(group, "group"), HC=hc,
                          CS=combine_splits(hc, hd, 32 * num_warps, splits), BLOCK_ATT=block_att,
-                         BLOCK_D=triton.next_power_of_2(d), BLOCK_K=block_k, BN0=block_n(nqkv, p), BN2=block_n(d, p),
-                         BN3=block_n(inter, p), BN4=block_n(d, p), LQ=lines(d, eb), LO=lines(heads * hd, eb),
+                         BLOCK_D=triton.next_power_of_2(d), BLOCK_K=block_k, BN0=block_n(nqkv, p), BN1=block_n(d, p),
+                         BN2=block_n(inter, p), BN3=block_n(d, p), LQ=lines(d, eb), LO=lines(heads * hd, eb),
                          LG=lines(d, eb), LD=lines(inter, eb), PF=prefetch, num_warps=num_warps)
 
     def _args(self, layer: int = 0) -> tuple:
@@ -565,26 +555,10 @@ def _eager_ms(fn, runs: int = 20) -> list[float]:
     return times[3:]
 
 
-def _graph_ms(fn, replays: int = 20) -> list[float]:
-    """ms of each replay of a CUDA graph of fn (captured after two eager runs)."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        fn()
-        fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    times = []
-    for _ in range(replays + 3):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return times[3:]
+def _graph_ms(fn) -> float:
+    """Median ms of one call of fn in a CUDA graph of several (tuner.measure.time_graph: as the tuner
+    times an op)."""
+    return measure.time_graph(lambda _: fn(), [{}]).median_us / 1e3
 
 
 def _table_configs(path: str | None, ops: tuple[str, ...]) -> dict:
@@ -657,16 +631,16 @@ def _time_persistent(runner, h0, check, detail: dict) -> dict:
     except (RuntimeError, triton.CompilationError) as exc:  # e.g. not every program resident
         return {"arm": "persistent", **detail, "error": str(exc).splitlines()[0][:200]}
     global _GRAPH_REFUSED
-    times = None
+    ms = None
     if _GRAPH_REFUSED is None:
         try:
-            times, timing = _graph_ms(step), "graph"
+            ms, timing = _graph_ms(step), "graph"
         except RuntimeError as exc:  # tried once a process: a refused capture is not retried
             _GRAPH_REFUSED = str(exc).splitlines()[0][:120]
             torch.cuda.synchronize()
-    if times is None:
-        times, timing = _eager_ms(step), f"eager (the graph capture refused it: {_GRAPH_REFUSED})"
-    return {"arm": "persistent", **detail, "ms": statistics.median(times), "timing": timing, "max_rel_error": err}
+    if ms is None:
+        ms, timing = statistics.median(_eager_ms(step)), f"eager (the graph capture refused it: {_GRAPH_REFUSED})"
+    return {"arm": "persistent", **detail, "ms": ms, "timing": timing, "max_rel_error": err}
 
 
 _GRAPH_REFUSED: str | None = None  # why a CUDA graph could not capture a cooperative launch, once it could not
@@ -724,8 +698,8 @@ def main(argv=None) -> int:
     err = check(run(h_in)[0], "launches")
     # Both arms start each replay with the same copy of h0 into their input (the persistent one updates
     # its row in place, and every layer of a replay would drift it without bound).
-    times = _graph_ms(lambda: (h_in.copy_(h0[None]), run(h_in)))
-    rows.append({"arm": "launches", "ms": statistics.median(times), "max_rel_error": err, "configs": table})
+    ms = _graph_ms(lambda: (h_in.copy_(h0[None]), run(h_in)))
+    rows.append({"arm": "launches", "ms": ms, "max_rel_error": err, "configs": table})
     print(f"launches: {rows[-1]['ms']:.3f} ms (floor {rows[0]['ms']:.3f})", flush=True)
     save()
     for grid in args.programs or [sms, 2 * sms]:

@@ -132,7 +132,7 @@ def test_layer_launches_arm_matches_the_reference():
 
 def test_persistent_layer_compiles_for_sm90_with_its_barriers():
     meta = dict(STAGE=-1, H=16, KV=8, HD=128, HP=16, HC=2, CS=16, BLOCK_ATT=64, BLOCK_D=1024, BLOCK_K=512,
-                BN0=32, BN2=8, BN3=8, BN4=8, LQ=16, LO=32, LG=16, LD=64, PF=True)
+                BN0=32, BN1=8, BN2=8, BN3=8, LQ=16, LO=32, LG=16, LD=64, PF=True)
     kinds = {"part_ptr": "*fp32", "ml_ptr": "*fp32", "cos_ptr": "*fp32", "sin_ptr": "*fp32",
              "attn_count_ptr": "*i32", "count_ptr": "*i32", "gen_ptr": "*i32", "pos_ptr": "*i64"}
     found = _ptx_counts("layer_kernel", meta, kinds, ("release.add", "prefetch.global.L2", "mma"))
