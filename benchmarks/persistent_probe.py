@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import math
 import statistics
@@ -88,6 +89,21 @@ def _grid_sync(count_ptr, gen_ptr, P):
         while cur == gen:
             cur = tl.atomic_add(gen_ptr, 0, sem="acquire", scope="gpu")
     tl.debug_barrier()
+
+
+@triton.jit
+def barrier_kernel(count_ptr, gen_ptr, N):
+    """N grid barriers and nothing else: what the persistent arms pay for their stage boundaries."""
+    P = tl.num_programs(0)
+    for _ in range(N):
+        _grid_sync(count_ptr, gen_ptr, P)
+
+
+def time_barriers(n: int, programs: int, num_warps: int) -> float:
+    """Milliseconds of one cooperative launch of n grid barriers (timed as the arms are)."""
+    sync = torch.zeros(2, dtype=torch.int32, device="cuda")
+    return _graph_ms(lambda: barrier_kernel[(programs,)](sync, sync[1:], n, num_warps=num_warps,
+                                                         launch_cooperative_grid=True))
 
 
 @triton.jit
@@ -364,7 +380,7 @@ class Chain:
     """chain_kernel's buffers and launch settings for one set of weights."""
 
     def __init__(self, w: dict, heads_dim: int, programs: int, eps: float = 1e-6, num_warps: int = 4,
-                 block_k: int = 512, prefetch: bool = True):
+                 block_k: int = 512, prefetch: bool = True, rows: int = 64):
         self.w, self.heads_dim, self.programs, self.eps = w, heads_dim, programs, eps
         self.layers, self.nqkv, self.d = w["wqkv"].shape
         self.inter = w["wd"].shape[2]
@@ -377,8 +393,9 @@ class Chain:
         eb = like.element_size()
         p = programs
         self.meta = dict(BLOCK_D=triton.next_power_of_2(self.d), BLOCK_K=block_k,
-                         BN0=block_n(self.nqkv, p), BN1=block_n(self.d, p), BN2=block_n(self.inter, p),
-                         BN3=block_n(self.d, p), LQ=lines(self.d, eb), LO=lines(heads_dim, eb),
+                         BN0=block_n(self.nqkv, p, rows), BN1=block_n(self.d, p, rows),
+                         BN2=block_n(self.inter, p, rows), BN3=block_n(self.d, p, rows),
+                         LQ=lines(self.d, eb), LO=lines(heads_dim, eb),
                          LG=lines(self.d, eb), LD=lines(self.inter, eb), PF=prefetch, num_warps=num_warps)
 
     def _args(self, layer: int = 0) -> tuple:
@@ -450,7 +467,7 @@ class Layer:
     caches of w (make_layer_inputs), updated in place."""
 
     def __init__(self, w: dict, programs: int, pos: int, eps: float = 1e-6, num_warps: int = 4,
-                 block_k: int = 512, prefetch: bool = True, splits: int | None = None):
+                 block_k: int = 512, prefetch: bool = True, splits: int | None = None, rows: int = 64):
         from kernel_space.decode_attention import SPLITS_VALUES, _rows, combine_splits
 
         self.w, self.programs, self.eps = w, programs, eps
@@ -477,8 +494,9 @@ class Layer:
         hc = triton.next_power_of_2(group)
         self.meta = dict(H=heads, KV=kv, HD=hd, HP=_rows(group, "group"), HC=hc,
                          CS=combine_splits(hc, hd, 32 * num_warps, splits), BLOCK_ATT=block_att,
-                         BLOCK_D=triton.next_power_of_2(d), BLOCK_K=block_k, BN0=block_n(nqkv, p), BN1=block_n(d, p),
-                         BN2=block_n(inter, p), BN3=block_n(d, p), LQ=lines(d, eb), LO=lines(heads * hd, eb),
+                         BLOCK_D=triton.next_power_of_2(d), BLOCK_K=block_k, BN0=block_n(nqkv, p, rows),
+                         BN1=block_n(d, p, rows), BN2=block_n(inter, p, rows), BN3=block_n(d, p, rows),
+                         LQ=lines(d, eb), LO=lines(heads * hd, eb),
                          LG=lines(d, eb), LD=lines(inter, eb), PF=prefetch, num_warps=num_warps)
 
     def _args(self, layer: int = 0) -> tuple:
@@ -610,11 +628,13 @@ def _setup(args, cfg, device="cuda", dtype=torch.bfloat16) -> tuple:
         want = layer_reference(h0, w, pos)[0]
         kv_bytes = 2 * w["kc"].numel() * w["kc"].element_size()
         return (w, h0, want, kv_bytes, table, layer_launches_arm(w, pos, table),
-                lambda grid, warps, bk, pf: Layer(w, grid, pos, num_warps=warps, block_k=bk, prefetch=pf))
+                lambda grid, warps, bk, pf, rows: Layer(w, grid, pos, num_warps=warps, block_k=bk, prefetch=pf,
+                                                         rows=rows))
     nqkv = (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim
     w = make_weights(cfg.hidden_size, heads_dim, nqkv, cfg.intermediate_size, cfg.num_hidden_layers, dtype, device)
     return (w, h0, reference(h0, w, heads_dim, 1e-6), 0, table, launches_arm(w, heads_dim, table),
-            lambda grid, warps, bk, pf: Chain(w, heads_dim, grid, num_warps=warps, block_k=bk, prefetch=pf))
+            lambda grid, warps, bk, pf, rows: Chain(w, heads_dim, grid, num_warps=warps, block_k=bk, prefetch=pf,
+                                                     rows=rows))
 
 
 def _time_persistent(runner, h0, check, detail: dict) -> dict:
@@ -657,13 +677,18 @@ def main(argv=None) -> int:
     p.add_argument("--programs", type=int_list, default=None, help="comma list of grid sizes (default: SMs, 2 x SMs)")
     p.add_argument("--warps", type=int_list, default=[4, 8], help="comma list of num_warps")
     p.add_argument("--block-k", type=int_list, default=[256, 512], help="comma list of BLOCK_K (powers of two)")
+    p.add_argument("--block-n", type=int_list, default=[16],
+                   help="comma list of the most output rows a GEMV tile holds (powers of two; the tuned M = 1 "
+                        "configs hold 16)")
     p.add_argument("--smoke", action="store_true",
                    help="one persistent launch over 2 layers, checked, then exit (run it under a short timeout "
                         "first: a barrier that never opens hangs the GPU)")
     args = p.parse_args(argv)
-    bad = [x for x in args.block_k if x & (x - 1)] + [x for x in args.warps if x not in (1, 2, 4, 8, 16)]
+    bad = [x for x in args.block_k + args.block_n if x & (x - 1)]
+    bad += [x for x in args.warps if x not in (1, 2, 4, 8, 16)]
     if bad:
-        raise SystemExit(f"error: BLOCK_K must be powers of two and num_warps one of 1, 2, 4, 8, 16; got {bad}")
+        raise SystemExit("error: BLOCK_K and BLOCK_N must be powers of two and num_warps one of 1, 2, 4, 8, 16; "
+                         f"got {bad}")
     if args.context < 1:
         raise SystemExit(f"error: --context must be at least 1, got {args.context}")
     if not torch.cuda.is_available():
@@ -702,15 +727,24 @@ def main(argv=None) -> int:
     rows.append({"arm": "launches", "ms": ms, "max_rel_error": err, "configs": table})
     print(f"launches: {rows[-1]['ms']:.3f} ms (floor {rows[0]['ms']:.3f})", flush=True)
     save()
-    for grid in args.programs or [sms, 2 * sms]:
-        for warps in args.warps:
-            for bk in args.block_k:
-                for pf in (True, False):
-                    detail = {"programs": grid, "num_warps": warps, "BLOCK_K": bk, "prefetch": pf}
-                    rows.append(_time_persistent(factory(grid, warps, bk, pf), h0, check, detail))
-                    print(f"persistent {detail}: " + (f"{rows[-1]['ms']:.3f} ms ({rows[-1]['timing']})"
-                                                      if "ms" in rows[-1] else rows[-1]["error"]), flush=True)
-                    save()
+    grids = args.programs or [sms, 2 * sms]
+    barriers = cfg.num_hidden_layers * (5 if args.layer else STAGES)
+    for grid in grids:  # what the persistent arm's boundaries cost alone
+        try:
+            ms = time_barriers(barriers, grid, 4)
+        except RuntimeError as exc:
+            rows.append({"arm": "barriers", "programs": grid, "error": str(exc).splitlines()[0][:200]})
+        else:
+            rows.append({"arm": "barriers", "programs": grid, "barriers": barriers, "ms": ms,
+                         "us_per_barrier": ms * 1e3 / barriers})
+            print(f"{barriers} barriers alone, {grid} programs: {ms:.3f} ms", flush=True)
+        save()
+    for grid, warps, bk, bn, pf in itertools.product(grids, args.warps, args.block_k, args.block_n, (True, False)):
+        detail = {"programs": grid, "num_warps": warps, "BLOCK_K": bk, "BLOCK_N_most": bn, "prefetch": pf}
+        rows.append(_time_persistent(factory(grid, warps, bk, pf, bn), h0, check, detail))
+        print(f"persistent {detail}: " + (f"{rows[-1]['ms']:.3f} ms ({rows[-1]['timing']})"
+                                          if "ms" in rows[-1] else rows[-1]["error"]), flush=True)
+        save()
     return 0
 
 

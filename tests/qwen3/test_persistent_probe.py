@@ -56,6 +56,7 @@ def test_block_n_balances_the_busiest_program():
     assert pp.block_n(3072, 132) == 8  # 384 tiles of 8 (24 rows at most) beat 192 of 16 (32 rows)
     assert pp.block_n(4096, 132) == 32
     assert pp.block_n(5, 8) == 1
+    assert pp.block_n(4096, 132, 16) == 16  # the most rows a tile holds, as the sweep's --block-n caps it
 
 
 def _ptx_counts(kernel: str, meta: dict, kinds: dict, counts: tuple[str, ...]) -> dict:
@@ -152,14 +153,15 @@ def test_setup_gives_matching_arms_for_a_preset(layer):
     w, h0, want, kv_bytes, table, run, factory = pp._setup(args, resolve_model("qwen3-tiny"), DEVICE, torch.float32)
     assert (kv_bytes > 0) == layer and set(table) == set(pp.GEMV_OPS)
     torch.testing.assert_close(run(h0[None].clone())[0].float().cpu(), want.cpu(), rtol=1e-4, atol=1e-4)
-    runner = factory(4, 4, 32, True)
+    runner = factory(4, 4, 32, True, 4)  # tiles of at most 4 rows: several a program
     runner.h.copy_(h0)
     runner.run_stages()
     torch.testing.assert_close(runner.h.float().cpu(), want.cpu(), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--block-k", "300"], "BLOCK_K must be powers of two"),
+    (["--block-k", "300"], "BLOCK_K and BLOCK_N must be powers of two"),
+    (["--block-n", "12"], "BLOCK_K and BLOCK_N must be powers of two"),
     (["--warps", "3"], "num_warps one of 1, 2, 4, 8, 16"),
     (["--layer", "--context", "0"], "--context must be at least 1"),
 ])
