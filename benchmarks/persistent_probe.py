@@ -52,7 +52,7 @@ import triton.language as tl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.e2e_matrix import int_list
+from benchmarks.e2e_matrix import int_list, name_list
 from kernel_space._gemm import _prefetch_l2
 from kernel_space.decode_attention import (
     _add_slot,
@@ -680,6 +680,8 @@ def main(argv=None) -> int:
     p.add_argument("--block-n", type=int_list, default=[16],
                    help="comma list of the most output rows a GEMV tile holds (powers of two; the tuned M = 1 "
                         "configs hold 16)")
+    p.add_argument("--prefetch", type=name_list(("on", "off")), default=["on", "off"],
+                   help="comma list: on (each stage prefetches its rows of the next GEMV's weight into L2), off")
     p.add_argument("--smoke", action="store_true",
                    help="one persistent launch over 2 layers, checked, then exit (run it under a short timeout "
                         "first: a barrier that never opens hangs the GPU)")
@@ -739,7 +741,8 @@ def main(argv=None) -> int:
                          "us_per_barrier": ms * 1e3 / barriers})
             print(f"{barriers} barriers alone, {grid} programs: {ms:.3f} ms", flush=True)
         save()
-    for grid, warps, bk, bn, pf in itertools.product(grids, args.warps, args.block_k, args.block_n, (True, False)):
+    for grid, warps, bk, bn, pf in itertools.product(grids, args.warps, args.block_k, args.block_n,
+                                                        [x == "on" for x in args.prefetch]):
         detail = {"programs": grid, "num_warps": warps, "BLOCK_K": bk, "BLOCK_N_most": bn, "prefetch": pf}
         rows.append(_time_persistent(factory(grid, warps, bk, pf, bn), h0, check, detail))
         print(f"persistent {detail}: " + (f"{rows[-1]['ms']:.3f} ms ({rows[-1]['timing']})"

@@ -170,6 +170,12 @@ def test_bad_options_are_refused_in_one_line(tmp_path, argv, message):
         pp.main([str(tmp_path / "out.json"), *argv])
 
 
+def test_a_prefetch_choice_that_is_not_on_or_off_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        pp.main([str(tmp_path / "out.json"), "--prefetch", "on,maybe"])
+    assert "maybe in 'on,maybe': choose from on, off" in capsys.readouterr().err
+
+
 def test_a_list_that_is_not_ints_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         pp.main([str(tmp_path / "out.json"), "--programs", "abc"])
