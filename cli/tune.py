@@ -40,9 +40,10 @@ def tune(
     trials: Annotated[int, typer.Option(min=1, help="Distinct configs tried per (op, bucket) study, the enqueued "
                                         "baseline and defaults included (a repeated proposal is free). A re-run "
                                         "tops studies up to this number.")] = 40,
-    seconds: Annotated[float | None, typer.Option(min=1, help="Stop starting new batches after this many "
+    seconds: Annotated[float | None, typer.Option(min=1, help="Stop asking for new configs after this many "
                                                   "seconds; unreached studies are listed.")] = None,
-    batch: Annotated[int, typer.Option(min=1, help="Configs asked and compiled together.")] = 8,
+    batch: Annotated[int, typer.Option(min=1, help="Configs in flight at once: asked, compiling or waiting "
+                                                   "to be timed.")] = 8,
     seed: Annotated[int, typer.Option(min=0, max=2**31 - 1, help="Sampler seed.")] = 0,
     allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="Tune a non-tiny model without a GPU, through "
                                             "Triton's interpreter (very slow; the times mean nothing).")] = False,

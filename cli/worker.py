@@ -15,9 +15,10 @@ from cli.common import DbOption, interpreter_needed, open_store, user_errors
 @user_errors
 def worker(
     db: DbOption = None,
-    batch: Annotated[int, typer.Option(min=1, help="Configs asked and compiled together.")] = 8,
+    batch: Annotated[int, typer.Option(min=1, help="Configs in flight at once: asked, compiling or waiting "
+                                                   "to be timed.")] = 8,
     seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
-    seconds: Annotated[float | None, typer.Option(min=1, help="Stop starting new batches after this many "
+    seconds: Annotated[float | None, typer.Option(min=1, help="Stop asking for new configs after this many "
                                                   "seconds (the studies stay queued for others).")] = None,
     share: Annotated[bool, typer.Option(help="When no study is free, help measure one another worker holds.")] = True,
     wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for studies when the queue is empty at the "

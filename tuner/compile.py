@@ -101,14 +101,47 @@ def compile_as_completed(jobs: list[tuple], workers: int | None = None):
     """Submit every (kernel_space.Problem, cfg) job to the pool now; returns an iterator of (index,
     seconds, error or None) in the order the compiles finish, so that the caller times each config
     while the others still compile. Without CUDA nothing compiles: all zeros, in order."""
-    import torch
+    stream = CompileStream(workers)
+    for i, job in enumerate(jobs):
+        stream.submit(i, job)
+    return (stream.next_done() for _ in range(len(jobs)))
 
-    if not jobs or not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
-        return iter([(i, 0.0, None) for i in range(len(jobs))])
-    pool = _pool(pool_size(workers))
-    with sigint_ignored():
-        futures = {pool.submit(_compile_one, *job): i for i, job in enumerate(jobs)}  # Ctrl-C is the parent's
-    return ((futures[fut], *_outcome(fut)) for fut in cf.as_completed(futures))
+
+class CompileStream:
+    """Compiles submitted one at a time and taken back as they finish: a tune keeps the pool full,
+    submitting a new config each time one is measured, instead of waiting for a whole batch's slowest
+    compile before it asks for the next batch. Without CUDA (or under the interpreter) nothing
+    compiles: each job is done at once, with zero seconds, in the order submitted."""
+
+    def __init__(self, workers: int | None = None):
+        import torch
+
+        self.workers = workers
+        self.cuda = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
+        self._futures: dict = {}  # future -> token
+        self._done: list = []  # (token, 0.0, None) without CUDA, oldest first
+
+    def __len__(self) -> int:
+        return len(self._futures) + len(self._done)
+
+    def submit(self, token, job: tuple) -> None:
+        """Start compiling job, a (kernel_space.Problem, cfg) pair; token comes back with its outcome."""
+        if not self.cuda:
+            self._done.append((token, 0.0, None))
+            return
+        pool = _pool(pool_size(self.workers))
+        with sigint_ignored():  # Ctrl-C is the parent's
+            self._futures[pool.submit(_compile_one, *job)] = token
+
+    def next_done(self) -> tuple:
+        """(token, seconds, error or None) of a finished compile, waiting for one if none is."""
+        if self._done:
+            return self._done.pop(0)
+        if not self._futures:
+            raise ValueError("no compile in flight")
+        finished, _ = cf.wait(self._futures, return_when=cf.FIRST_COMPLETED)
+        fut = next(iter(finished))
+        return (self._futures.pop(fut), *_outcome(fut))
 
 
 def _outcome(fut) -> tuple[float, str | None]:

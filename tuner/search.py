@@ -1,8 +1,9 @@
-"""One Optuna study per (GPU fingerprint, op, N, K, dtype, M bucket), driven by ask/tell in batches.
+"""One Optuna study per (GPU fingerprint, op, N, K, dtype, M bucket), driven by ask/tell.
 
-Per batch: ask B configs; refuse the invalid ones before compiling (a failed trial with its reason);
-compile the rest in a process pool; measure them one at a time in the worker child; store every
-trial the moment it is measured, then tell Optuna. Enqueued first: the unfused baseline, the sane
+Up to B configs are in flight at once: asked, the invalid ones refused before compiling (a failed
+trial with its reason), the rest compiled in a process pool and measured one at a time in the worker
+child as their compiles finish; every trial is stored the moment it is measured, then told to Optuna,
+and each measurement makes room for the next ask. Enqueued first: the unfused baseline, the sane
 defaults and the neighbouring bucket's winner. A config measured before in the study is told its
 stored value again rather than re-measured. After the budget, the top few fused configs are re-timed
 against the unfused path A B A B; a fused winner needs a paired speedup >= the noise band.
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
-import itertools
 import math
 import os
 import random
@@ -31,7 +31,7 @@ from kernel_space.spec import UNFUSED_CONFIG, Problem, config_key
 from storage import Store, StudyRef, queue
 from storage.models import Trial
 from tuner.candidates import default_configs
-from tuner.compile import compile_as_completed
+from tuner.compile import CompileStream
 from tuner.space import config_to_params, suggest, unseen_config
 from tuner.trial import TrialResult
 from tuner.worker import Worker
@@ -51,7 +51,7 @@ class TuneOptions:
     smem_limit: int = 232_448
     sm_count: int = 132
     compile_workers: int | None = None  # compile processes; None: `batch` (no more compile at once)
-    deadline: float | None = None  # time.monotonic() after which no new batch starts
+    deadline: float | None = None  # time.monotonic() after which no new config is asked
     # Optuna's heartbeat for trials in flight: one that misses it for grace_s is failed by whichever
     # worker asks next (a dead worker on another host), and its config claim is released.
     heartbeat_s: int = 30
@@ -135,7 +135,8 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
                on_trial: Callable[[int, int, float | None], None] | None = None,
                shared: bool = False, heartbeat: Callable[[], bool] | None = None) -> StudyOutcome:
     """Run (or resume) the study of one problem (op, M bucket) to `opts.trials` configs and confirm its
-    winner: open, seed, then ask / triage / measure in batches until the budget is spent.
+    winner: open, seed, then ask / triage / measure, up to opts.batch configs in flight, until the
+    budget is spent.
 
     Several workers may run one study at once (shared=True for all but its holder): the budget counts
     the distinct configs stored by all of them, a config claim keeps any config from being measured
@@ -147,20 +148,28 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
         # replace is measured first, so a new winner has to beat it in the same confirmation.
         current = run.store.winner(run.ref.id)
         _seed(run.study, problem, opts, warm_start, current.config if current is not None else None)
-    while run.refresh() and run.budget_left() and (heartbeat is None or heartbeat()):
-        with _quiet_heartbeat():
-            optuna.storages.fail_stale_trials(run.study)
-        room = _room(run)
-        if room <= 0:  # the rest of the budget is claimed and being measured by other workers
-            if shared:
-                break  # a helper leaves; the holder waits for their results before it confirms
-            time.sleep(IN_FLIGHT_POLL_S)
-            continue
-        pending, repeats = _triage(run, _ask_batch(run, room))
-        _measure(run, pending, on_trial, heartbeat)
-        run.refresh()
-        for trial, key in repeats:  # another worker's, or asked twice in this batch: told its value
-            _tell_stored(run, trial, key)
+    flight = _Flight(run, on_trial, heartbeat)
+    while True:
+        asking = run.alive and run.refresh() and run.budget_left()
+        if asking and len(flight) < opts.batch:
+            with _quiet_heartbeat():
+                optuna.storages.fail_stale_trials(run.study)
+            room = _room(run)
+            if room > 0:
+                pending, repeats = _triage(run, _ask_batch(run, min(room, opts.batch - len(flight))), flight.keys())
+                flight.add(pending)
+                for trial, key in repeats:  # another worker's, or one of ours in flight: told what is stored
+                    _tell_stored(run, trial, key)
+            elif not flight:  # the rest of the budget is claimed and being measured by other workers
+                if shared:
+                    break  # a helper leaves; the holder waits for their results before it confirms
+                time.sleep(IN_FLIGHT_POLL_S)
+                continue
+        if not flight:
+            if asking:
+                continue  # every config asked was a repeat or refused: ask again (the ask cap ends it)
+            break
+        flight.measure_next()
     if shared or (heartbeat is not None and not heartbeat()):
         return _outcome(problem, run.store.trials(run.ref.id), run.new, note="helped measure")
     outcome = _confirm(run)
@@ -189,6 +198,7 @@ class _Run:
     asks: int
     new: int = 0
     last_beat: float = 0.0  # time.monotonic() of the last heartbeat (see _beat)
+    alive: bool = True  # the holder's lease was renewed when last tried (see _beat)
 
     def refresh(self) -> bool:
         """Re-read the study's stored configs: other workers sharing it add theirs."""
@@ -292,10 +302,11 @@ def _ask_batch(run: _Run, room: int) -> list:
     return batch
 
 
-def _triage(run: _Run, batch: list) -> tuple[list[tuple], list[tuple]]:
+def _triage(run: _Run, batch: list, in_flight: set[str] = frozenset()) -> tuple[list[tuple], list[tuple]]:
     """Tell repeats their stored value, store refused configs as failed. Returns what must be measured,
-    (trial, config), and the repeats of a config asked earlier in this same batch, (trial, key)."""
-    p, pending, repeats, in_batch = run.problem, [], [], set()
+    (trial, config), and the repeats of a config in flight or asked earlier in this same batch, (trial,
+    key)."""
+    p, pending, repeats, in_batch = run.problem, [], [], set(in_flight)
     for trial in batch:
         with _trials_read_once(run.study):
             cfg = suggest(trial, p.op, p.m, p.n, p.k, p.elem_bytes, run.opts.smem_limit)
@@ -365,21 +376,45 @@ def _tell_stored(run: _Run, trial, key: str) -> None:
     _tell(run.study, trial, row.median_us if ok else None, TrialState.COMPLETE if ok else TrialState.FAIL)
 
 
-def _measure(run: _Run, pending: list[tuple], on_trial, heartbeat) -> None:
-    """Compile the fused configs in parallel and time each config in the worker, one at a time, as soon
-    as it is compiled: the unfused arm first (nothing to compile), then the fused ones in the order
-    their compiles finish, while the rest still compile. Waiting for the whole batch to compile left the
-    GPU idle for its slowest compile every batch."""
-    plain = [(t, c) for t, c in pending if c["impl"] != "fused"]
-    fused = [(t, c) for t, c in pending if c["impl"] == "fused"]
-    _beat(run, pending, heartbeat, new=True)
-    compiled = compile_as_completed([(run.problem, c) for _, c in fused], run.opts.pool_workers)
-    ready = [(t, c, 0.0, None) for t, c in plain]
-    ready = itertools.chain(ready, ((*fused[i], seconds, err) for i, seconds, err in compiled))
-    left = {t.number for t, _ in pending}
-    for trial, cfg, compile_s, error in ready:
-        _beat(run, [p for p in pending if p[0].number in left], heartbeat)
-        left.discard(trial.number)
+class _Flight:
+    """The configs this worker has asked for and not yet measured, at most a batch of them: their
+    compiles run in the pool while the worker times one config at a time, the unfused arm first
+    (nothing to compile), then the fused ones in the order their compiles finish. Each measurement
+    makes room for a new ask, so the pool stays full: asking a whole batch only once the last one was
+    measured left the pool idle while the batch waited for its slowest compile (up to 10 s at 8B;
+    replayed from the stored compile seconds of the twelfth session's five 8B GEMM studies, their search
+    took 40 s that way against 24)."""
+
+    def __init__(self, run: _Run, on_trial, heartbeat):
+        self.run, self.on_trial, self.heartbeat = run, on_trial, heartbeat
+        self.trials: dict[int, tuple] = {}  # trial number -> (trial, config)
+        self.plain: list[int] = []  # unfused arms, asked order
+        self.stream = CompileStream(run.opts.pool_workers)
+        run.last_beat = time.monotonic()  # the claim or the caller's lease is fresh; new trials beat on add
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def keys(self) -> set[str]:
+        return {config_key(cfg) for _, cfg in self.trials.values()}
+
+    def add(self, pending: list[tuple]) -> None:
+        """Start (trial, config) pairs: their heartbeats now (a trial without one is never failed as
+        stale), their compiles in the pool."""
+        for trial, cfg in pending:
+            self.run.study._storage.record_heartbeat(trial._trial_id)
+            self.trials[trial.number] = (trial, cfg)
+            if cfg["impl"] == "fused":
+                self.stream.submit(trial.number, (self.run.problem, cfg))
+            else:
+                self.plain.append(trial.number)
+
+    def measure_next(self) -> None:
+        """Time the next config ready (waiting for a compile if none is) and store it."""
+        run = self.run
+        number, compile_s, error = (self.plain.pop(0), 0.0, None) if self.plain else self.stream.next_done()
+        trial, cfg = self.trials.pop(number)
+        _beat(run, list(self.trials.values()) + [(trial, cfg)], self.heartbeat)
         if error:
             result = TrialResult(cfg["impl"], cfg, "failed", reason=f"compile: {error}")
         else:
@@ -390,8 +425,8 @@ def _measure(run: _Run, pending: list[tuple], on_trial, heartbeat) -> None:
         result.compile_s = compile_s + (result.compile_s or 0.0) if cfg["impl"] == "fused" else result.compile_s
         _record(run, trial, result)
         run.new += 1
-        if on_trial:
-            on_trial(min(len(run.measured), run.opts.trials), run.opts.trials, _best(run.study))
+        if self.on_trial:
+            self.on_trial(min(len(run.measured), run.opts.trials), run.opts.trials, _best(run.study))
 
 
 def asks_made(study) -> int:
@@ -405,19 +440,20 @@ def _best(study: optuna.Study) -> float | None:
     return min((t.value for t in done), default=None)
 
 
-def _beat(run: _Run, in_flight: list[tuple], heartbeat, new: bool = False) -> None:
-    """Optuna's heartbeat for the trials still to measure, and the holder's lease: for a new batch's
-    trials at once (a trial without a heartbeat is never failed as stale), then again only once half
-    the heartbeat interval has passed. Each beat is a write transaction; beating every trial in flight
-    after every measurement was ~45 writes a batch of 8, and workers sharing a SQLite file queue on it."""
+def _beat(run: _Run, in_flight: list[tuple], heartbeat) -> None:
+    """Optuna's heartbeat for the trials in flight, and the holder's lease (run.alive: False once the
+    study was taken over), at most once every half heartbeat interval. Each beat is a write
+    transaction; beating every trial in flight after every measurement was ~45 writes a batch of 8,
+    and workers sharing a SQLite file queue on it. A new trial is beaten once when asked
+    (_Flight.add)."""
     now = time.monotonic()
-    if not new and now - run.last_beat < run.opts.heartbeat_s / 2:
+    if now - run.last_beat < run.opts.heartbeat_s / 2:
         return
     run.last_beat = now
     for trial, _ in in_flight:
         run.study._storage.record_heartbeat(trial._trial_id)
     if heartbeat is not None:
-        heartbeat()
+        run.alive = bool(heartbeat())
 
 
 def _record(run: _Run, trial, result: TrialResult) -> None:

@@ -223,24 +223,42 @@ def test_a_walk_reads_the_trials_once_and_suggests_what_it_would_without(store):
     assert once == plain and plain_reads > 3 and once_reads == 1
 
 
-def test_configs_are_timed_as_their_compiles_finish_the_unfused_arm_first(store, monkeypatch):
+def test_configs_are_timed_as_their_compiles_finish_and_the_pool_is_kept_full(store, monkeypatch):
     """The worker times the unfused arm while the pool compiles, then each fused config as soon as its
-    compile is done (here: last submitted, first done); a compile error is stored without a timing,
-    and each row keeps its compile seconds."""
-    batches = []
+    compile is done (here: last submitted, first done); each measurement makes room for a new ask, so
+    the pool holds a whole batch while the budget lasts (a batch at a time held 2, then 1, then 3 ...).
+    A compile error is stored without a timing, and each row keeps its compile seconds."""
+    submitted, done, in_flight = [], [], []
 
-    def finished_backwards(jobs, workers=None):
-        batches.append([config_key(cfg) for _, cfg in jobs])
-        return iter([(i, 1.5 + i, "ptxas died" if i == 0 else None) for i in reversed(range(len(jobs)))])
+    class LastDoneFirst:
+        def __init__(self, workers=None):
+            self.jobs = []
 
-    monkeypatch.setattr(search, "compile_as_completed", finished_backwards)
+        def __len__(self):
+            return len(self.jobs)
+
+        def submit(self, token, job):
+            seconds, error = 1.5 + len(submitted), "ptxas died" if not submitted else None
+            submitted.append(config_key(job[1]))
+            self.jobs.append((token, submitted[-1], seconds, error))
+
+        def next_done(self):
+            in_flight.append(len(self.jobs))
+            token, key, seconds, error = self.jobs.pop()
+            done.append(key)
+            return token, seconds, error
+
+    monkeypatch.setattr(search, "CompileStream", LastDoneFirst)
     worker = FakeWorker()
-    tune_study(store, worker, FP, "m", PROBLEM, TuneOptions(trials=6, batch=6))
-    assert worker.trials == ["unfused"] + [key for keys in batches for key in keys[1:][::-1]]
+    tune_study(store, worker, FP, "m", PROBLEM, TuneOptions(trials=9, batch=3))
+    assert worker.trials[0] == "unfused" and worker.trials[1:] == done[:done.index(submitted[0])] + [
+        key for key in done[done.index(submitted[0]) + 1:]]  # the failed compile is never timed
+    assert sorted(done) == sorted(submitted) and len(submitted) == 8
+    # A batch at a time drains the pool to one compile before each new batch: [2, 1, 3, 2, 1, 3, 2, 1].
+    assert in_flight.count(3) >= 3 and max(in_flight) == 3 and 1 not in in_flight[:-1], in_flight
     rows = {t.config_key: t for t in store.trials(out_ref(store).id)}
-    for keys in batches:
-        assert rows[keys[0]].status == "failed" and rows[keys[0]].reason == "compile: ptxas died"
-        assert [rows[key].compile_s for key in keys] == [1.5 + i for i in range(len(keys))]
+    assert rows[submitted[0]].status == "failed" and rows[submitted[0]].reason == "compile: ptxas died"
+    assert [rows[key].compile_s for key in submitted] == [1.5 + i for i in range(len(submitted))]
 
 
 class _StuckSampler(optuna.samplers.BaseSampler):
