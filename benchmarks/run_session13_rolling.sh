@@ -18,8 +18,10 @@ for r in d['rows']:
     print(sys.argv[2], r['gpus'], r['storage'], 'wall', r['wall_s'], 's, configs', r['configs_measured'],
           'twice', r['measured_twice'], 'rc', r.get('rc'))" "$@"; }
 (cd .whl/baseline && PYTHONPATH=$site timeout 230 python3 benchmarks/distributed_bench.py "${common[@]}" \
-  --runs 1:sqlite --out "$OUT/rolling_before.json" --export-dir "$OUT" 2>&1 | quiet | tail -3)
+  --runs 1:sqlite --out "$OUT/rolling_before.json" --export-dir "$OUT/before" 2>&1 | quiet | tail -3)
 summary "$OUT/rolling_before.json" before
 timeout 300 python3 benchmarks/distributed_bench.py "${common[@]}" --runs 1:sqlite,2:sqlite \
-  --out "$OUT/rolling_after.json" 2>&1 | quiet | tail -3
+  --out "$OUT/rolling_after.json" --export-dir "$OUT/after" 2>&1 | quiet | tail -3
 summary "$OUT/rolling_after.json" after
+# The workers' timestamped logs in one archive ($OUT brings back 8 files).
+(cd "$OUT" && tar czf worker_logs.tgz worker_logs_* && rm -rf worker_logs_rolling_*)
