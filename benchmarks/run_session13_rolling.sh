@@ -7,6 +7,7 @@
 # a fresh Triton cache per run: before on 1 GPU, after on 1 GPU, after on 2 GPUs.
 #   OUT=dir bash benchmarks/run_session13_rolling.sh
 . benchmarks/_session.sh
+OUT=$(realpath "$OUT")  # the baseline run works from .whl/baseline
 python3 -c "import torch, triton, optuna, sqlalchemy, kernel_space, tuner.search, cli.app"
 common=(--model qwen3-0.6b --buckets 1,8,32,128 --trials 16
         --ops rmsnorm_qkv,o_proj_residual,rmsnorm_gate_up_silu,down_residual)
