@@ -82,3 +82,43 @@ def test_a_compile_only_launch_loads_what_it_compiled(monkeypatch):
     monkeypatch.setattr(Compiled, "_init_handles", refuse)
     with _gemm.compile_only(), pytest.raises(RuntimeError, match="shared memory"):
         _gemm._launcher(Kernel(), (1,))()
+
+
+def test_a_compile_stream_gives_back_each_compile_as_it_finishes(monkeypatch):
+    """The tune's rolling ask submits one config at a time and takes back whichever compile ends first;
+    a compile that raises comes back as its error."""
+    import concurrent.futures as cf
+
+    import torch
+
+    def compile_one(problem, cfg):
+        time.sleep(cfg["sleep"])
+        if cfg.get("boom"):
+            raise RuntimeError("ptxas died")
+        return cfg["sleep"], None
+
+    threads = cf.ThreadPoolExecutor(max_workers=3)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(pool_module, "_pool", lambda workers: threads)
+    monkeypatch.setattr(pool_module, "_compile_one", compile_one)
+    stream = pool_module.CompileStream(3)
+    for token, sleep in (("slow", 0.6), ("fast", 0.05), ("middle", 0.3)):
+        stream.submit(token, (None, {"sleep": sleep, "boom": token == "middle"}))
+    assert len(stream) == 3
+    got = [stream.next_done() for _ in range(3)]
+    assert [g[0] for g in got] == ["fast", "middle", "slow"] and len(stream) == 0
+    assert got[0][1:] == (0.05, None) and got[1][1:] == (0.0, "compile failed: RuntimeError: ptxas died")
+    with pytest.raises(ValueError, match="no compile in flight"):
+        stream.next_done()
+    threads.shutdown()
+
+
+def test_without_cuda_a_compile_stream_is_done_at_once_in_order(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    stream = pool_module.CompileStream()
+    for token in ("a", "b"):
+        stream.submit(token, (None, {}))
+    assert [stream.next_done() for _ in range(2)] == [("a", 0.0, None), ("b", 0.0, None)]
