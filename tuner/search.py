@@ -152,8 +152,10 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
     while True:
         asking = run.alive and run.refresh() and run.budget_left()
         if asking and len(flight) < opts.batch:
-            with _quiet_heartbeat():
-                optuna.storages.fail_stale_trials(run.study)
+            if time.monotonic() - run.last_stale >= opts.heartbeat_s / 2:  # a query; grace_s is minutes
+                run.last_stale = time.monotonic()
+                with _quiet_heartbeat():
+                    optuna.storages.fail_stale_trials(run.study)
             room = _room(run)
             if room > 0:
                 pending, repeats = _triage(run, _ask_batch(run, min(room, opts.batch - len(flight))), flight.keys())
@@ -199,6 +201,7 @@ class _Run:
     new: int = 0
     last_beat: float = 0.0  # time.monotonic() of the last heartbeat (see _beat)
     alive: bool = True  # the holder's lease was renewed when last tried (see _beat)
+    last_stale: float = -math.inf  # time.monotonic() when this worker last failed the stale trials
 
     def refresh(self) -> bool:
         """Re-read the study's stored configs: other workers sharing it add theirs."""
