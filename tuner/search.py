@@ -140,8 +140,9 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
 
     Several workers may run one study at once (shared=True for all but its holder): the budget counts
     the distinct configs stored by all of them, a config claim keeps any config from being measured
-    twice, and only the holder confirms the winner. heartbeat() renews the holder's lease; when it
-    returns False (the study was taken over) this worker stops at once."""
+    twice, and only the holder confirms the winner. heartbeat() renews the holder's lease (every half
+    heartbeat interval); once it returns False (the study was taken over) this worker asks for nothing
+    more, and leaves when what it has in flight is measured."""
     run = _open(store, worker, fp, model, problem, opts)
     if not run.study.trials:
         # A study with a winner but no trials holds an imported table's bucket: the config it would
@@ -165,6 +166,7 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
             elif not flight:  # the rest of the budget is claimed and being measured by other workers
                 if shared:
                     break  # a helper leaves; the holder waits for their results before it confirms
+                _beat(run, [], heartbeat)  # the holder's lease, while it waits
                 time.sleep(IN_FLIGHT_POLL_S)
                 continue
         if not flight:

@@ -5,6 +5,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
@@ -192,6 +193,23 @@ def test_a_helper_asks_nothing_when_the_rest_of_the_budget_is_in_flight_elsewher
     out = tune_study(store, helper, FP, "m", PROBLEM, opts, shared=True)
     assert helper.trials == [] and out.new_trials == 0
     assert queue.claimed_configs(store, ref.id) == 4
+
+
+def test_a_holder_waiting_for_the_others_renews_its_lease_and_leaves_once_it_is_lost(store):
+    """A holder whose remaining budget is being measured elsewhere waits for those results; it keeps
+    renewing its lease meanwhile (every half heartbeat interval), and once a renewal fails (the study
+    was taken over) it leaves without confirming."""
+    from storage import queue
+
+    tune_study(store, FakeWorker(), FP, "m", PROBLEM, TuneOptions(trials=2, batch=2))  # 2 configs stored
+    ref = out_ref(store)
+    for i in range(2):  # the rest of a budget of 4, claimed by a live worker elsewhere
+        assert queue.claim_config(store, ref.id, f"in-flight-{i}", None, "other-host:1")
+    renewals = []
+    holder = FakeWorker()
+    opts = TuneOptions(trials=4, batch=4, heartbeat_s=1, deadline=time.monotonic() + 20)  # no hang if broken
+    out = tune_study(store, holder, FP, "m", PROBLEM, opts, heartbeat=lambda: renewals.append(1) or len(renewals) < 3)
+    assert holder.trials == [] and len(renewals) >= 3 and out.note == "helped measure"
 
 
 def test_a_walk_reads_the_trials_once_and_suggests_what_it_would_without(store):
