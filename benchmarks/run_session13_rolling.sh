@@ -5,6 +5,9 @@
 # it: cli, tuner, kernel_space, storage, qwen3, dashboards and distributed_bench.py). A subset of the
 # 0.6B decode table: 4 GEMM ops x M = 1, 8, 32, 128 (16 studies, 16 configs each), a fresh database and
 # a fresh Triton cache per run: before on 1 GPU, after on 1 GPU, after on 2 GPUs.
+# A second call on the same machine ran the two one-GPU runs in reverse order, by hand with the same
+# options (no --export-dir): after into rolling_after_first.json, then before into
+# rolling_before_second.json.
 #   OUT=dir bash benchmarks/run_session13_rolling.sh
 . benchmarks/_session.sh
 OUT=$(realpath "$OUT")  # the baseline run works from .whl/baseline
