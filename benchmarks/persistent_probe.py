@@ -2,7 +2,9 @@
 one launch per GEMM?
 
     python3 benchmarks/persistent_probe.py OUT.json [--model qwen3-0.6b] [--table FILE] [--programs 132,264]
-        [--layer --context 256]
+        [--warps 4,8] [--block-k 256,512] [--block-n 16] [--prefetch on,off] [--layer --context 256]
+
+Measured on an H100 (thirteenth session, benchmarks/README.md): it lost everywhere, so it stays a probe.
 
 Qwen3-0.6B's batch-1 step runs about 170 kernels (six a layer) and sits at 44% of its bandwidth floor:
 each kernel pays a fixed cost of a few microseconds (launch, ramp, tail, PDL's wait) next to a weight
