@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Fourteenth session (2026-11-27), nvidia-h100-x4: the whole Qwen3-0.6B decode table (36 studies: 4 GEMM
+# ops x 9 buckets) at tune's default of 40 configs a study, with the rolling ask of the thirteenth
+# session, on $RUNS (GPUS:STORAGE; each a fresh database and a fresh Triton cache), each run's table
+# exported beside its row for an end-to-end bench. The earlier rows of distributed_H100_2026-11-26.json
+# ran 16 configs a study: there the ~15 s before a worker's first result was a large share of a
+# 4-GPU run.
+#   OUT=dir RUNS=4:sqlite,1:sqlite NAME=a [LIMIT=seconds] bash benchmarks/run_session14_scaling.sh
+set -u
+OUT=${OUT:-benchmarks/results/new}
+OUT=$OUT RUNS=${RUNS:-4:sqlite,1:sqlite} NAME=${NAME:-a} TRIALS=40 LIMIT=${LIMIT:-580} \
+  bash benchmarks/run_distributed_x4.sh | python3 -c "
+import json, sys
+for line in sys.stdin:
+    try:
+        r = json.loads(line)
+    except ValueError:
+        print(line.rstrip()[:300]); continue
+    ph = r.get('worker_phases', [])
+    print(r['gpus'], r['storage'], 'wall', r['wall_s'], 'configs', r['configs_measured'], 'twice',
+          r['measured_twice'], 'winners', r['winners'], 'fused', r['fused'], 'rc', r['rc'])
+    print('   ready', [p.get('ready_s') for p in ph], 'first', [p.get('first_result_s') for p in ph],
+          'done', [p.get('done_s') for p in ph], 'last result', r.get('last_result_s'))
+"
