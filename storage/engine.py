@@ -16,6 +16,7 @@ cannot write.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import os
 import sqlite3
@@ -34,6 +35,9 @@ ENV_VAR = "KERNEL_SEARCH_DB"
 BUSY_TIMEOUT_S = 30
 # Execution option read by the SQLite "begin" hook: which BEGIN a transaction starts with.
 SQLITE_BEGIN = "ks_sqlite_begin"
+# Set while a read-only call runs on an engine whose transactions begin IMMEDIATE (Optuna's, see
+# storage.store.serialize_sqlite): its transactions then begin DEFERRED, and take no write lock.
+_READING = contextvars.ContextVar("ks_sqlite_reading", default=False)
 _PG_LOCK_ID = 0x6B735F696E6974  # "ks_init": the advisory lock serializing schema creation
 # Without it an unreachable host hangs for the kernel's TCP retries (about two minutes) before failing.
 PG_CONNECT_TIMEOUT_S = 10
@@ -171,6 +175,12 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
     _switch_to_wal(cursor)
+    # In WAL mode NORMAL syncs the file at checkpoints, not at every commit: a commit survives the
+    # process being killed (kill -9 loses nothing committed), and only a power loss or a crash of the
+    # host's kernel may roll back the last commits, never corrupt the file. FULL (the default) put an
+    # fsync inside every write transaction, under the write lock that all tuners of one file share:
+    # about 30 of them a config.
+    cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
 
@@ -195,10 +205,22 @@ def _sqlite_begin(connection) -> None:
     # A write transaction that starts DEFERRED reads first and must then upgrade its lock; in WAL
     # mode that upgrade fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) when another process
     # wrote in between. IMMEDIATE takes the write lock up front, where the busy timeout applies.
-    mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+    mode = "DEFERRED" if _READING.get() else connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
     if mode not in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE"):
         raise ValueError(f"{SQLITE_BEGIN} must be DEFERRED, IMMEDIATE or EXCLUSIVE, got {mode!r}")
     connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[None]:
+    """Transactions begun inside this block on SQLite start DEFERRED whatever their engine's option:
+    for calls that only read, which then never wait for the write lock nor hold it (in WAL mode a
+    reader sees a snapshot and blocks no writer)."""
+    token = _READING.set(True)
+    try:
+        yield
+    finally:
+        _READING.reset(token)
 
 
 @contextlib.contextmanager

@@ -223,6 +223,7 @@ class Store:
                         grace_period=grace_period, heartbeat_stale_trial_callback=stale_trial_callback)
                 if self.engine.dialect.name == "sqlite":
                     _serialize_sqlite(self._optuna.engine)
+                    _reads_deferred(self._optuna)
             return self._optuna
 
 
@@ -239,6 +240,33 @@ def _serialize_sqlite(engine) -> None:
     event.listen(engine, "begin", _sqlite_begin)
     engine.update_execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
     engine.dispose()  # connections opened before the listeners existed are dropped
+
+
+# RDBStorage's methods that only read. Each is one transaction of its own.
+_OPTUNA_READS = ("get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
+                 "get_study_system_attrs", "get_all_studies", "get_trial", "get_all_trials", "_get_trials",
+                 "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id", "get_trial_param",
+                 "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs", "get_best_trial",
+                 "get_n_trials", "_get_stale_trial_ids")
+
+
+def _reads_deferred(storage) -> None:
+    """Optuna's reads begin DEFERRED on SQLite (storage.engine.reading), its writes IMMEDIATE
+    (_serialize_sqlite). A read holding the write lock kept every other tuner of the file from
+    writing while it loaded a study's trials (milliseconds each, several a config); with four GPUs
+    on one file the tuners spent as long waiting for the lock as measuring."""
+    from storage.engine import reading
+
+    def deferred(method):
+        def read(*args, **kwargs):
+            with reading():
+                return method(*args, **kwargs)
+        return read
+
+    for name in _OPTUNA_READS:
+        method = getattr(storage, name, None)
+        if method is not None:
+            setattr(storage, name, deferred(method))  # this storage object only
 
 
 # ---- get-or-create of each natural key, inside a caller's session ---------------------------

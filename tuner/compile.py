@@ -11,6 +11,8 @@ import time
 from tuner.worker import sigint_ignored
 
 _INPUTS: dict = {}
+# How often CompileStream.next_done looks at the compiles it may give up on.
+GIVE_UP_POLL_S = 0.25
 
 
 def _compile_one(problem, cfg: dict) -> tuple[float, str | None]:
@@ -119,6 +121,7 @@ class CompileStream:
         self.workers = workers
         self.cuda = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
         self._futures: dict = {}  # future -> token
+        self._running_since: dict = {}  # future -> time.monotonic() when first seen running
         self._done: list = []  # (token, 0.0, None) without CUDA, oldest first
 
     def __len__(self) -> int:
@@ -133,15 +136,30 @@ class CompileStream:
         with sigint_ignored():  # Ctrl-C is the parent's
             self._futures[pool.submit(_compile_one, *job)] = token
 
-    def next_done(self) -> tuple:
-        """(token, seconds, error or None) of a finished compile, waiting for one if none is."""
+    def next_done(self, give_up_after: float | None = None) -> tuple:
+        """(token, seconds, error or None) of a finished compile, waiting for one if none is.
+        give_up_after: a compile seen running for longer than this many seconds is given up instead
+        (its error says so; it goes on in its pool process, and nothing waits for it)."""
         if self._done:
             return self._done.pop(0)
         if not self._futures:
             raise ValueError("no compile in flight")
-        finished, _ = cf.wait(self._futures, return_when=cf.FIRST_COMPLETED)
-        fut = next(iter(finished))
-        return (self._futures.pop(fut), *_outcome(fut))
+        while True:
+            timeout = None if give_up_after is None else GIVE_UP_POLL_S
+            finished, _ = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+            if finished:
+                fut = next(iter(finished))
+                self._running_since.pop(fut, None)
+                return (self._futures.pop(fut), *_outcome(fut))
+            now = time.monotonic()
+            for fut in self._futures:
+                if fut.running():
+                    self._running_since.setdefault(fut, now)
+            overdue = [(now - t, fut) for fut, t in self._running_since.items() if now - t > give_up_after]
+            if overdue:
+                age, fut = max(overdue, key=lambda pair: pair[0])
+                del self._running_since[fut]
+                return self._futures.pop(fut), age, f"gave up: still compiling after {age:.0f} s"
 
 
 def _outcome(fut) -> tuple[float, str | None]:

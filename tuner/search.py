@@ -18,6 +18,7 @@ import math
 import os
 import random
 import socket
+import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -39,6 +40,10 @@ from tuner.worker import Worker
 NOISE_BAND = 1.02  # a fused config must beat the unfused path by more than this in the paired A/B
 ASKS_PER_TRIAL = 4  # asks allowed per budgeted trial, repeats of measured configs included
 IN_FLIGHT_POLL_S = 0.5  # a holder whose budget is all claimed looks this often for the others' results
+# Once a study's budget is spent and only compiles are left in flight, one that has run for longer than
+# this many seconds (or this factor times the study's median compile, if that is longer) is given up.
+GIVE_UP_COMPILE_S = 10.0
+GIVE_UP_COMPILE_FACTOR = 4.0
 
 
 @dataclass
@@ -152,12 +157,14 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
     flight = _Flight(run, on_trial, heartbeat)
     while True:
         asking = run.alive and run.refresh() and run.budget_left()
+        draining = not asking  # nothing new will be asked: what is in flight is all that is left
         if asking and len(flight) < opts.batch:
             if time.monotonic() - run.last_stale >= opts.heartbeat_s / 2:  # a query; grace_s is minutes
                 run.last_stale = time.monotonic()
                 with _quiet_heartbeat():
                     optuna.storages.fail_stale_trials(run.study)
             room = _room(run)
+            draining = room <= 0  # the whole budget is claimed
             if room > 0:
                 pending, repeats = _triage(run, _ask_batch(run, min(room, opts.batch - len(flight))), flight.keys())
                 flight.add(pending)
@@ -173,7 +180,7 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
             if asking:
                 continue  # every config asked was a repeat or refused: ask again (the ask cap ends it)
             break
-        flight.measure_next()
+        flight.measure_next(draining=draining)
     if shared or (heartbeat is not None and not heartbeat()):
         return _outcome(problem, run.store.trials(run.ref.id), run.new, note="helped measure")
     outcome = _confirm(run)
@@ -313,7 +320,7 @@ def _triage(run: _Run, batch: list, in_flight: set[str] = frozenset()) -> tuple[
     key)."""
     p, pending, repeats, in_batch = run.problem, [], [], set(in_flight)
     for trial in batch:
-        with _trials_read_once(run.study):
+        with _trials_read_once(run.study), _params_written_once(run.study):
             cfg = suggest(trial, p.op, p.m, p.n, p.k, p.elem_bytes, run.opts.smem_limit)
         key = config_key(cfg)
         if key in run.measured:  # measured before in this study: same value, no second measurement
@@ -370,6 +377,32 @@ def _trials_read_once(study: optuna.Study):
         del storage.get_all_trials
 
 
+@contextlib.contextmanager
+def _params_written_once(study: optuna.Study):
+    """While one trial's parameters are suggested, they are stored in one transaction at the end
+    instead of one each (about 8 a config, each a write on the database that every worker shares;
+    on SQLite a write waits for the one lock of the file). The trial keeps its own copy of what it
+    was given, so the walk reads nothing back; another worker may see the trial without its
+    parameters for those milliseconds, as it does before its first suggest. Without Optuna's
+    RDBStorage underneath (an in-memory study), each parameter is stored as it comes."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    if not (hasattr(backend, "_set_trial_param_without_commit") and hasattr(backend, "scoped_session")):
+        yield
+        return
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    pending = []
+    backend._set_trial_param = lambda *args: pending.append(args)  # this storage object only
+    try:
+        yield
+    finally:
+        del backend._set_trial_param
+    if pending:
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            for args in pending:
+                backend._set_trial_param_without_commit(session, *args)
+
+
 def _tell_stored(run: _Run, trial, key: str) -> None:
     """Tell a trial the value stored for its config; PRUNED while another worker is still measuring it
     (TPE then neither learns a value nor counts a failure for it)."""
@@ -395,6 +428,7 @@ class _Flight:
         self.trials: dict[int, tuple] = {}  # trial number -> (trial, config)
         self.plain: list[int] = []  # unfused arms, asked order
         self.stream = CompileStream(run.opts.pool_workers)
+        self.compile_s: list[float] = []  # of the compiles that finished, for the give-up limit
         run.last_beat = time.monotonic()  # the claim or the caller's lease is fresh; new trials beat on add
 
     def __len__(self) -> int:
@@ -414,10 +448,21 @@ class _Flight:
             else:
                 self.plain.append(trial.number)
 
-    def measure_next(self) -> None:
-        """Time the next config ready (waiting for a compile if none is) and store it."""
+    def measure_next(self, draining: bool = False) -> None:
+        """Time the next config ready (waiting for a compile if none is) and store it. draining: the
+        budget is spent, so nothing but what is in flight is left to the study; a compile that runs
+        far longer than the others is then given up (stored as failed) rather than waited for. The
+        H100's 0.6B decode tune had a few configs (64-row tiles, SPLIT_K 16, 4-5 stages) compiling
+        14-18 s against a median of about 1 s, each the last of its study, and 86-213 us against
+        winners of 10-13 us; on four GPUs the last of them held the whole tune for 22 s."""
         run = self.run
-        number, compile_s, error = (self.plain.pop(0), 0.0, None) if self.plain else self.stream.next_done()
+        if self.plain:
+            number, compile_s, error = self.plain.pop(0), 0.0, None
+        else:
+            limit = max(GIVE_UP_COMPILE_S, GIVE_UP_COMPILE_FACTOR * statistics.median(self.compile_s or [0.0]))
+            number, compile_s, error = self.stream.next_done(give_up_after=limit if draining else None)
+            if error is None:
+                self.compile_s.append(compile_s)
         trial, cfg = self.trials.pop(number)
         _beat(run, list(self.trials.values()) + [(trial, cfg)], self.heartbeat)
         if error:

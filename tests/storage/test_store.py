@@ -4,6 +4,9 @@ PostgreSQL alike (tests/storage/conftest.py) except where a test names its kind.
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
+import threading
+import time
 
 import optuna
 import pytest
@@ -47,6 +50,40 @@ def test_sqlite_wal_busy_timeout_and_foreign_keys(store):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 30_000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL: no fsync a commit
+    with store.optuna_storage().engine.connect() as conn:  # Optuna's engine gets the same settings
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
+
+
+@sqlite_only
+def test_optunas_reads_do_not_wait_for_the_write_lock_and_its_writes_do(store, tmp_path):
+    """Another process holding the file's write lock (a tuner mid-write) delays Optuna's writes on
+    this store, never its reads: reads begin DEFERRED, writes IMMEDIATE."""
+    storage = store.optuna_storage()
+    study = optuna.create_study(storage=storage)
+    study.tell(study.ask(), 1.0)
+    study_id = study._study_id
+    other = sqlite3.connect(store.engine.url.database, isolation_level=None, timeout=0.1, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        t0 = time.monotonic()
+        assert len(storage.get_all_trials(study_id)) == 1
+        assert storage.get_study_id_from_name(study.study_name) == study_id
+        assert time.monotonic() - t0 < 5  # a read under the write lock would wait up to the busy timeout
+        other.execute("COMMIT")
+        other.execute("BEGIN IMMEDIATE")  # the lock again, released by a thread in 0.5 s
+        timer = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+        timer.start()
+        t0 = time.monotonic()
+        storage.create_new_trial(study_id)  # waits for the lock, then writes
+        assert time.monotonic() - t0 >= 0.4
+        timer.join()
+    finally:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()
+    assert len(storage.get_all_trials(study_id)) == 2
 
 
 def test_migrations_applied_at_head(store):

@@ -2,6 +2,7 @@
 processes at once instead of waiting for each to close its CUDA context."""
 
 import os
+import threading
 import time
 
 import pytest
@@ -111,6 +112,36 @@ def test_a_compile_stream_gives_back_each_compile_as_it_finishes(monkeypatch):
     assert got[0][1:] == (0.05, None) and got[1][1:] == (0.0, "compile failed: RuntimeError: ptxas died")
     with pytest.raises(ValueError, match="no compile in flight"):
         stream.next_done()
+    threads.shutdown()
+
+
+def test_a_compile_stream_gives_up_a_compile_running_past_the_limit(monkeypatch):
+    import concurrent.futures as cf
+
+    import torch
+
+    release = threading.Event()
+
+    def compile_one(problem, cfg):
+        if cfg["stuck"]:
+            release.wait(10)
+        return 0.1, None
+
+    threads = cf.ThreadPoolExecutor(max_workers=2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(pool_module, "_pool", lambda workers: threads)
+    monkeypatch.setattr(pool_module, "_compile_one", compile_one)
+    monkeypatch.setattr(pool_module, "GIVE_UP_POLL_S", 0.02)
+    stream = pool_module.CompileStream(2)
+    stream.submit("stuck", (None, {"stuck": True}))
+    stream.submit("quick", (None, {"stuck": False}))
+    assert stream.next_done(give_up_after=0.3) == ("quick", 0.1, None)  # a finished one comes first
+    t0 = time.monotonic()
+    token, seconds, error = stream.next_done(give_up_after=0.3)
+    assert token == "stuck" and 0.3 <= seconds < 2 and error == f"gave up: still compiling after {seconds:.0f} s"
+    assert time.monotonic() - t0 < 2 and len(stream) == 0
+    release.set()
     threads.shutdown()
 
 

@@ -241,6 +241,41 @@ def test_a_walk_reads_the_trials_once_and_suggests_what_it_would_without(store):
     assert once == plain and plain_reads > 3 and once_reads == 1
 
 
+def test_a_walks_parameters_are_stored_in_one_transaction(store):
+    """Every parameter of a suggest walk is stored at its end, in one write transaction (one each was
+    ~8 writes a config on the file or server that every worker shares); the stored trial holds them
+    all, and a walk on an in-memory study stores each as it comes."""
+    import sqlalchemy
+
+    from storage import engine
+    from tuner.space import suggest
+
+    p = PROBLEM
+    study = optuna.create_study(storage=store.optuna_storage(), sampler=optuna.samplers.TPESampler(seed=3))
+    writes = []
+    sqlalchemy.event.listen(study._storage._backend.engine, "begin",  # a write: not under storage.engine.reading
+                            lambda conn: None if engine._READING.get() else writes.append(1))
+    for _ in range(20):  # until the sampler walks a fused config (the unfused arm has one parameter)
+        trial = study.ask()
+        writes.clear()
+        with search._params_written_once(study):
+            cfg = suggest(trial, p.op, p.m, p.n, p.k)
+            assert writes == []  # the trial has its parameters; the database not yet
+        assert len(writes) == 1
+        assert study._storage._backend.get_trial(trial._trial_id).params == trial.params
+        study.tell(trial, FakeWorker.time_of(cfg))
+        if len(trial.params) >= 5:
+            break
+    assert len(trial.params) >= 5
+    assert "_set_trial_param" not in vars(study._storage._backend)  # the storage is itself again
+
+    memory = optuna.create_study()
+    trial = memory.ask()
+    with search._params_written_once(memory):
+        suggest(trial, p.op, p.m, p.n, p.k)
+    assert memory.trials[0].params == trial.params
+
+
 def test_configs_are_timed_as_their_compiles_finish_and_the_pool_is_kept_full(store, monkeypatch):
     """The worker times the unfused arm while the pool compiles, then each fused config as soon as its
     compile is done (here: last submitted, first done); each measurement makes room for a new ask, so
@@ -260,7 +295,7 @@ def test_configs_are_timed_as_their_compiles_finish_and_the_pool_is_kept_full(st
             submitted.append(config_key(job[1]))
             self.jobs.append((token, submitted[-1], seconds, error))
 
-        def next_done(self):
+        def next_done(self, give_up_after=None):
             in_flight.append(len(self.jobs))
             token, key, seconds, error = self.jobs.pop()
             done.append(key)
@@ -277,6 +312,39 @@ def test_configs_are_timed_as_their_compiles_finish_and_the_pool_is_kept_full(st
     rows = {t.config_key: t for t in store.trials(out_ref(store).id)}
     assert rows[submitted[0]].status == "failed" and rows[submitted[0]].reason == "compile: ptxas died"
     assert [rows[key].compile_s for key in submitted] == [1.5 + i for i in range(len(submitted))]
+
+
+def test_once_the_budget_is_spent_a_compile_far_slower_than_the_others_is_given_up(store, monkeypatch):
+    """While the budget lasts every compile is waited for; once it is spent (only what is in flight
+    is left) the stream may give up a compile that runs past max(10 s, 4 x the median compile): the
+    study stores it as failed and ends without waiting for it."""
+    asked_limits = []
+
+    class Stream:
+        def __init__(self, workers=None):
+            self.jobs = []
+
+        def __len__(self):
+            return len(self.jobs)
+
+        def submit(self, token, job):
+            self.jobs.append((token, config_key(job[1])))
+
+        def next_done(self, give_up_after=None):
+            asked_limits.append(give_up_after)
+            token, key = self.jobs.pop(0)
+            if give_up_after is not None and not self.jobs:  # the last compile of the study: stuck
+                return token, give_up_after + 0.1, f"gave up: still compiling after {give_up_after:.0f} s"
+            return token, 2.0 + len(asked_limits) % 3, None
+
+    monkeypatch.setattr(search, "CompileStream", Stream)
+    tune_study(store, FakeWorker(), FP, "m", PROBLEM, TuneOptions(trials=10, batch=4))
+    limits = [x for x in asked_limits if x is not None]
+    assert asked_limits[0] is None and limits and asked_limits[-len(limits):] == limits  # at the end only
+    assert all(x == search.GIVE_UP_COMPILE_FACTOR * 3.0 for x in limits)  # 4 x the median compile (2-4 s)
+    rows = store.trials(out_ref(store).id)
+    gave_up = [t for t in rows if (t.reason or "").startswith("compile: gave up")]
+    assert len(rows) == 10 and len(gave_up) == 1 and gave_up[0].status == "failed"
 
 
 class _StuckSampler(optuna.samplers.BaseSampler):
