@@ -6,6 +6,11 @@
 # ran 16 configs a study: there the ~15 s before a worker's first result was a large share of a
 # 4-GPU run.
 #   OUT=dir RUNS=4:sqlite,1:sqlite NAME=a [LIMIT=seconds] bash benchmarks/run_session14_scaling.sh
+# Calls (results in benchmarks/results/session14_H100_2026-11-27/scaling_NAME/):
+#   a: code 4aa4bb4 (before), RUNS=4:sqlite,1:sqlite;
+#   b: code 3981a53 (Optuna's reads DEFERRED, synchronous=NORMAL, a walk's parameters in one
+#      transaction, a study's last slow compile given up), RUNS=4:sqlite,2:sqlite;
+#   c: the same code as b, RUNS=1:sqlite,4:postgres.
 set -u
 OUT=${OUT:-benchmarks/results/new}
 OUT=$OUT RUNS=${RUNS:-4:sqlite,1:sqlite} NAME=${NAME:-a} TRIALS=40 LIMIT=${LIMIT:-580} \
