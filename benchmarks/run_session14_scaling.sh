@@ -10,7 +10,7 @@
 #   a: code 4aa4bb4 (before), RUNS=4:sqlite,1:sqlite;
 #   b: code 3981a53 (Optuna's reads DEFERRED, synchronous=NORMAL, a walk's parameters in one
 #      transaction, a study's last slow compile given up), RUNS=4:sqlite,2:sqlite;
-#   c: the same code as b, RUNS=1:sqlite,4:postgres.
+#   c: the same code as b, RUNS=4:postgres,1:sqlite (run_session14_c.sh, which then benches the tables).
 set -u
 OUT=${OUT:-benchmarks/results/new}
 OUT=$OUT RUNS=${RUNS:-4:sqlite,1:sqlite} NAME=${NAME:-a} TRIALS=40 LIMIT=${LIMIT:-580} \
