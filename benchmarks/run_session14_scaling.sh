@@ -10,7 +10,10 @@
 #   a: code 4aa4bb4 (before), RUNS=4:sqlite,1:sqlite;
 #   b: code 3981a53 (Optuna's reads DEFERRED, synchronous=NORMAL, a walk's parameters in one
 #      transaction, a study's last slow compile given up), RUNS=4:sqlite,2:sqlite;
-#   c: the same code as b, RUNS=4:postgres,1:sqlite (run_session14_c.sh, which then benches the tables).
+#   c: the same code as b, RUNS=4:postgres,1:sqlite (run_session14_c.sh, which then benches the tables);
+#      its LIMIT of 400 s cut the 1:sqlite run;
+#   d: the same code, RUNS=1:sqlite NAME=d LIMIT=305 (the session's last device seconds): cut at 34 of 36
+#      studies; only its worker logs came back (scaling_d_worker_logs.tgz).
 set -u
 OUT=${OUT:-benchmarks/results/new}
 OUT=$OUT RUNS=${RUNS:-4:sqlite,1:sqlite} NAME=${NAME:-a} TRIALS=40 LIMIT=${LIMIT:-580} \
