@@ -73,7 +73,11 @@ def worker(
 
     def trial(op, m, done, total, best):
         if not measured:
-            say(f"first config measured ({op} {describe(op, m)})")
+            # Where the first result's wait went: the benchmarking child's start-up, or its first task.
+            timing = child.first_request
+            how = (f": sent to the benchmarking child {timing[0]:.1f} s after it started, answered in "
+                   f"{timing[1]:.1f} s" if timing else "")
+            say(f"first config measured ({op} {describe(op, m)}){how}")
         measured.append(1)
 
     def done(o):

@@ -133,6 +133,11 @@ class Worker:
         self._proc = None
         self._conn = None
         self.restarts = 0
+        self.started_at: float | None = None  # time.monotonic() when the current child was started
+        # The first request of this object: (seconds from its child's start to the request, seconds
+        # the request took), which the worker's log shows; a child still importing torch or opening
+        # its CUDA context answers late.
+        self.first_request: tuple[float, float] | None = None
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
@@ -140,6 +145,7 @@ class Worker:
         self._proc = ctx.Process(target=_child_main, args=(child,), daemon=True, name="kernel-search-worker")
         with sigint_ignored():
             self._proc.start()
+        self.started_at = time.monotonic()
         child.close()
         self._conn = parent
 
@@ -178,6 +184,8 @@ class Worker:
                 code = self._proc.exitcode
             self._kill()
             return {"ok": False, "error": f"worker died (exit code {code}) after {time.monotonic() - t0:.1f} s"}
+        if self.first_request is None:
+            self.first_request = (t0 - self.started_at, time.monotonic() - t0)
         if reply.get("restart"):
             self._kill()
         return reply

@@ -68,8 +68,11 @@ TASK = {"kind": "trial", "problem": PROBLEM, "arm": "fused", "config": CFG, "see
 
 def test_worker_measures_then_survives_a_killed_child():
     with Worker() as worker:
+        assert worker.first_request is None
         reply = worker.request(dict(TASK))
         assert reply["ok"] and reply["result"].status == "ok"
+        sent, took = worker.first_request  # the child's start to the first request, and its answer
+        assert 0 <= sent < 5 and took > 0
         pid = worker._proc.pid
         # Kill the child in the middle of a request, as a segfault or an OOM kill would.
         threading.Timer(0.3, lambda: os.kill(pid, 9)).start()
