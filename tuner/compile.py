@@ -136,6 +136,10 @@ class CompileStream:
         with sigint_ignored():  # Ctrl-C is the parent's
             self._futures[pool.submit(_compile_one, *job)] = token
 
+    def ready(self) -> bool:
+        """Whether next_done() would answer without waiting for a compile."""
+        return bool(self._done) or any(fut.done() for fut in self._futures)
+
     def next_done(self, give_up_after: float | None = None) -> tuple:
         """(token, seconds, error or None) of a finished compile, waiting for one if none is.
         give_up_after: a compile seen running for longer than this many seconds is given up instead

@@ -429,6 +429,7 @@ class _Flight:
         self.plain: list[int] = []  # unfused arms, asked order
         self.stream = CompileStream(run.opts.pool_workers)
         self.compile_s: list[float] = []  # of the compiles that finished, for the give-up limit
+        self.sent: tuple[int, float] | None = None  # (trial number, compile s) the child is timing
         run.last_beat = time.monotonic()  # the claim or the caller's lease is fresh; new trials beat on add
 
     def __len__(self) -> int:
@@ -454,8 +455,20 @@ class _Flight:
         far longer than the others is then given up (stored as failed) rather than waited for. The
         H100's 0.6B decode tune had a few configs (64-row tiles, SPLIT_K 16, 4-5 stages) compiling
         14-18 s against a median of about 1 s, each the last of its study, and 86-213 us against
-        winners of 10-13 us; on four GPUs the last of them held the whole tune for 22 s."""
+        winners of 10-13 us; on four GPUs the last of them held the whole tune for 22 s.
+
+        The benchmarking child times one config while this process stores the one before and asks
+        for the next: a ready config is sent before the last one's result is stored (storing and
+        asking cost ~55 ms a config on a laptop core, beside a measurement of ~100 ms). When no
+        config is ready, the one the child holds is collected and stored first, rather than held
+        while compiles run."""
         run = self.run
+        if self.sent is not None and not self.plain and not self.stream.ready():
+            self._store_sent()
+            return
+        if not self.plain and not len(self.stream):  # only the config the child is timing is left
+            self._store_sent()
+            return
         if self.plain:
             number, compile_s, error = self.plain.pop(0), 0.0, None
         else:
@@ -463,20 +476,38 @@ class _Flight:
             number, compile_s, error = self.stream.next_done(give_up_after=limit if draining else None)
             if error is None:
                 self.compile_s.append(compile_s)
-        trial, cfg = self.trials.pop(number)
-        _beat(run, list(self.trials.values()) + [(trial, cfg)], self.heartbeat)
+        trial, cfg = self.trials[number]
+        _beat(run, list(self.trials.values()), self.heartbeat)
         if error:
-            result = TrialResult(cfg["impl"], cfg, "failed", reason=f"compile: {error}")
-        else:
-            reply = run.worker.request({"kind": "trial", "problem": run.problem, "arm": cfg["impl"], "config": cfg,
-                                        "seed": run.opts.seed + trial.number, "smem_limit": run.opts.smem_limit})
-            result = reply["result"] if reply["ok"] else TrialResult(cfg["impl"], cfg, "failed", reason=reply["error"])
+            self._store(number, compile_s, TrialResult(cfg["impl"], cfg, "failed", reason=f"compile: {error}"))
+            return
+        reply = run.worker.collect() if self.sent is not None else None
+        sent, self.sent = self.sent, None
+        run.worker.submit({"kind": "trial", "problem": run.problem, "arm": cfg["impl"], "config": cfg,
+                           "seed": run.opts.seed + trial.number, "smem_limit": run.opts.smem_limit})
+        self.sent = (number, compile_s)
+        if sent is not None:
+            self._store(*sent, self._result(sent[0], reply))
+
+    def _store_sent(self) -> None:
+        """Wait for the config the child is timing, and store it."""
+        (number, compile_s), self.sent = self.sent, None
+        self._store(number, compile_s, self._result(number, self.run.worker.collect()))
+
+    def _result(self, number: int, reply: dict) -> TrialResult:
+        cfg = self.trials[number][1]
+        return reply["result"] if reply["ok"] else TrialResult(cfg["impl"], cfg, "failed", reason=reply["error"])
+
+    def _store(self, number: int, compile_s: float, result: TrialResult) -> None:
+        """Store a config's result, tell Optuna, and take it out of the flight."""
+        run = self.run
+        trial, cfg = self.trials.pop(number)
         # The pool's compile and the first launch in the worker (a load from Triton's cache) together.
         result.compile_s = compile_s + (result.compile_s or 0.0) if cfg["impl"] == "fused" else result.compile_s
         _record(run, trial, result)
         run.new += 1
         if self.on_trial:
-            self.on_trial(min(len(run.measured), run.opts.trials), run.opts.trials, _best(run.study))
+            self.on_trial(min(len(run.measured), run.opts.trials), run.opts.trials, _best(run.measured))
 
 
 def asks_made(study) -> int:
@@ -485,9 +516,12 @@ def asks_made(study) -> int:
     return sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
 
 
-def _best(study: optuna.Study) -> float | None:
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return min((t.value for t in done), default=None)
+def _best(measured: dict) -> float | None:
+    """The fastest median of the study's configs measured correct (this worker's and, as last
+    refreshed, the others'): the progress line's "best". Read from the rows the run keeps, not from
+    Optuna's trials, which is a query on the shared database after every measurement."""
+    return min((row.median_us for row in measured.values() if row.status == "ok" and row.median_us is not None),
+               default=None)
 
 
 def _beat(run: _Run, in_flight: list[tuple], heartbeat) -> None:

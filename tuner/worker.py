@@ -133,6 +133,7 @@ class Worker:
         self._proc = None
         self._conn = None
         self.restarts = 0
+        self._sent: tuple | None = None  # (time.monotonic() of the send, its error or None) until collected
         self.started_at: float | None = None  # time.monotonic() when the current child was started
         # The first request of this object: (seconds from its child's start to the request, seconds
         # the request took), which the worker's log shows; a child still importing torch or opening
@@ -157,6 +158,7 @@ class Worker:
         if self._conn is not None:
             self._conn.close()
         self._proc = self._conn = None
+        self._sent = None  # a task in flight died with the child
         self.restarts += 1
 
     def start(self) -> None:
@@ -168,12 +170,34 @@ class Worker:
     def request(self, task: dict, timeout_s: float | None = None) -> dict:
         """Send one task; returns {"ok": True, "result": ...} or {"ok": False, "error": reason}.
         Never raises for what happens in the child: a hang or a crash is an error reply."""
+        self.submit(task)
+        return self.collect(timeout_s)
+
+    def submit(self, task: dict) -> None:
+        """Send one task and return at once: the child works on it while the caller does other work
+        (the tuner stores the last result and asks for the next config). collect() takes the answer;
+        one task at a time."""
+        if self._sent is not None:
+            raise RuntimeError("the child's answer to the last task was not collected")
         self.start()
-        timeout = timeout_s or self.timeout_s
         t0 = time.monotonic()
         try:
             self._conn.send(task)
-            if not self._conn.poll(timeout):
+            self._sent = (t0, None)
+        except (BrokenPipeError, ConnectionResetError, OSError) as exc:
+            self._sent = (t0, exc)  # collect() reports the child as dead
+
+    def collect(self, timeout_s: float | None = None) -> dict:
+        """The answer to the task submit() sent, waiting for it: request()'s reply. The timeout counts
+        from the send."""
+        if self._sent is None:
+            raise RuntimeError("no task was submitted")
+        (t0, send_error), self._sent = self._sent, None
+        timeout = timeout_s or self.timeout_s
+        try:
+            if send_error is not None:
+                raise send_error
+            if not self._conn.poll(max(0.0, timeout - (time.monotonic() - t0))):
                 self._kill()
                 return {"ok": False, "error": f"hang: no answer in {timeout:.0f} s; worker killed and restarted"}
             reply = self._conn.recv()
@@ -205,6 +229,7 @@ class Worker:
         if self._proc is not None and self._proc.is_alive():
             self._proc.kill()
         self._proc = self._conn = None
+        self._sent = None
 
     def __enter__(self) -> Worker:
         return self

@@ -5,6 +5,7 @@ import os
 import threading
 import time
 
+import pytest
 import torch
 
 import kernel_space as ks
@@ -81,6 +82,16 @@ def test_worker_measures_then_survives_a_killed_child():
         assert not died["ok"] and died["error"].startswith("worker died (exit code -9)")
         again = worker.request(dict(TASK))  # a fresh child takes the next task
         assert again["ok"] and worker._proc.pid != pid and worker.restarts == 1
+
+
+def test_a_worker_takes_one_task_at_a_time_and_answers_it_on_collect():
+    with Worker() as worker:
+        worker.submit(dict(TASK))
+        with pytest.raises(RuntimeError, match="not collected"):
+            worker.submit(dict(TASK))
+        assert worker.collect()["result"].status == "ok"
+        with pytest.raises(RuntimeError, match="no task"):
+            worker.collect()
 
 
 def test_worker_hang_is_a_failed_trial_and_a_restart():

@@ -58,6 +58,13 @@ class FakeWorker:
     def time_of(cfg):
         return 10.0 if cfg["impl"] == "unfused" else 4.0 + cfg["BLOCK_N"] / 64 + cfg["SPLIT_K"] / 8
 
+    def submit(self, task):  # as tuner.worker.Worker: the answer waits for collect()
+        self.sent = self.request(task)
+
+    def collect(self):
+        reply, self.sent = self.sent, None
+        return reply
+
     def request(self, task):
         if task["kind"] == "trial":
             self.trials.append(config_key(task["config"]))
@@ -279,7 +286,8 @@ def test_a_walks_parameters_are_stored_in_one_transaction(store):
 def test_configs_are_timed_as_their_compiles_finish_and_the_pool_is_kept_full(store, monkeypatch):
     """The worker times the unfused arm while the pool compiles, then each fused config as soon as its
     compile is done (here: last submitted, first done); each measurement makes room for a new ask, so
-    the pool holds a whole batch while the budget lasts (a batch at a time held 2, then 1, then 3 ...).
+    the pool holds the batch less the config the child is timing while the budget lasts (a batch at a
+    time held 2, then 1, then 3 ...).
     A compile error is stored without a timing, and each row keeps its compile seconds."""
     submitted, done, in_flight = [], [], []
 
@@ -295,6 +303,9 @@ def test_configs_are_timed_as_their_compiles_finish_and_the_pool_is_kept_full(st
             submitted.append(config_key(job[1]))
             self.jobs.append((token, submitted[-1], seconds, error))
 
+        def ready(self):
+            return bool(self.jobs)
+
         def next_done(self, give_up_after=None):
             in_flight.append(len(self.jobs))
             token, key, seconds, error = self.jobs.pop()
@@ -307,11 +318,36 @@ def test_configs_are_timed_as_their_compiles_finish_and_the_pool_is_kept_full(st
     assert worker.trials[0] == "unfused" and worker.trials[1:] == done[:done.index(submitted[0])] + [
         key for key in done[done.index(submitted[0]) + 1:]]  # the failed compile is never timed
     assert sorted(done) == sorted(submitted) and len(submitted) == 8
-    # A batch at a time drains the pool to one compile before each new batch: [2, 1, 3, 2, 1, 3, 2, 1].
-    assert in_flight.count(3) >= 3 and max(in_flight) == 3 and 1 not in in_flight[:-1], in_flight
+    # The child holds one config while the next is picked: the pool compiles the rest of the batch, 2.
+    # A batch at a time drained the pool to one compile before each new batch: [2, 1, 3, 2, 1, 3, 2, 1].
+    assert in_flight.count(2) >= 5 and max(in_flight) == 2, in_flight
     rows = {t.config_key: t for t in store.trials(out_ref(store).id)}
     assert rows[submitted[0]].status == "failed" and rows[submitted[0]].reason == "compile: ptxas died"
     assert [rows[key].compile_s for key in submitted] == [1.5 + i for i in range(len(submitted))]
+
+
+def test_the_child_times_the_next_config_while_the_last_one_is_stored(store, monkeypatch):
+    """A ready config goes to the child before the result of the one it timed last is stored (this
+    process stores and asks meanwhile); every config sent is stored once, and the last one too."""
+    events = []
+
+    class Logged(FakeWorker):
+        def submit(self, task):
+            if task["kind"] == "trial":
+                events.append(("sent", config_key(task["config"])))
+            super().submit(task)
+
+    record = search._record
+    monkeypatch.setattr(search, "_record", lambda run, trial, result: events.append(
+        ("stored", config_key(result.config))) or record(run, trial, result))
+    tune_study(store, Logged(), FP, "m", PROBLEM, TuneOptions(trials=10, batch=4))
+    sent = [key for kind, key in events if kind == "sent"]
+    stored = [key for kind, key in events if kind == "stored"]
+    assert len(sent) == len(set(sent)) and set(sent) <= set(stored) and len(stored) == len(set(stored)) == 10
+    ahead = [i for i in range(1, len(events)) if events[i - 1][0] == "sent" and events[i][0] == "stored"
+             and events[i][1] != events[i - 1][1]]  # sent j, then stored the i before it
+    assert len(ahead) >= len(sent) - 2, events
+    assert events[-1] == ("stored", sent[-1])  # the last one is collected before the study ends
 
 
 def test_once_the_budget_is_spent_a_compile_far_slower_than_the_others_is_given_up(store, monkeypatch):
@@ -329,6 +365,9 @@ def test_once_the_budget_is_spent_a_compile_far_slower_than_the_others_is_given_
 
         def submit(self, token, job):
             self.jobs.append((token, config_key(job[1])))
+
+        def ready(self):
+            return bool(self.jobs)
 
         def next_done(self, give_up_after=None):
             asked_limits.append(give_up_after)
