@@ -459,10 +459,9 @@ class _Flight:
 
         The benchmarking child times one config while this process stores the one before and asks
         for the next: a ready config is sent before the last one's result is stored (storing and
-        asking cost ~55 ms a config on one core of the development machine, where the H100 took 0.10-0.13 s from one result
-        to the next with the compiles cached). When no
-        config is ready, the one the child holds is collected and stored first, rather than held
-        while compiles run."""
+        asking cost ~55 ms a config on one core of the development machine, where the H100 took
+        0.10-0.13 s from one result to the next with the compiles cached). When no config is ready,
+        the one the child holds is collected and stored first, rather than held while compiles run."""
         run = self.run
         if self.sent is not None and not self.plain and not self.stream.ready():
             self._store_sent()
