@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,10 @@ PHASES = {"start": "worker starting", "ready": "worker on ", "first_study": "cla
           "first_result": "first config measured", "done": "worker done"}
 
 
+CHILD_TIMING = re.compile(r"first config measured .*: sent to the benchmarking child ([\d.]+) s after it started, "
+                          r"answered in ([\d.]+) s")
+
+
 def _phases(logs: Path, started: dt.datetime) -> list[dict]:
     """Per worker log: seconds from the run's start to each phase's first line, and the log's last
     lines (an error shows there)."""
@@ -129,6 +134,11 @@ def _phases(logs: Path, started: dt.datetime) -> list[dict]:
                     except ValueError:
                         continue
                     break
+        for line in lines:  # where the first result's wait went (cli/worker.py, since the fourteenth session)
+            first = CHILD_TIMING.search(line)
+            if first:
+                row["child_sent_after_start_s"], row["child_first_answer_s"] = map(float, first.groups())
+                break
         row["tail"] = lines[-2:]
         out.append(row)
     return out

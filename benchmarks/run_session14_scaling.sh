@@ -28,5 +28,7 @@ for line in sys.stdin:
     print(r['gpus'], r['storage'], 'wall', r['wall_s'], 'configs', r['configs_measured'], 'twice',
           r['measured_twice'], 'winners', r['winners'], 'fused', r['fused'], 'rc', r['rc'])
     print('   ready', [p.get('ready_s') for p in ph], 'first', [p.get('first_result_s') for p in ph],
-          'done', [p.get('done_s') for p in ph], 'last result', r.get('last_result_s'))
+          'done', [p.get('done_s') for p in ph], 'last result', r.get('last_result_s'),
+          'child (sent after its start, answered in)',
+          [(p.get('child_sent_after_start_s'), p.get('child_first_answer_s')) for p in ph])
 "
