@@ -17,18 +17,4 @@
 set -u
 OUT=${OUT:-benchmarks/results/new}
 OUT=$OUT RUNS=${RUNS:-4:sqlite,1:sqlite} NAME=${NAME:-a} TRIALS=40 LIMIT=${LIMIT:-580} \
-  bash benchmarks/run_distributed_x4.sh | python3 -c "
-import json, sys
-for line in sys.stdin:
-    try:
-        r = json.loads(line)
-    except ValueError:
-        print(line.rstrip()[:300]); continue
-    ph = r.get('worker_phases', [])
-    print(r['gpus'], r['storage'], 'wall', r['wall_s'], 'configs', r['configs_measured'], 'twice',
-          r['measured_twice'], 'winners', r['winners'], 'fused', r['fused'], 'rc', r['rc'])
-    print('   ready', [p.get('ready_s') for p in ph], 'first', [p.get('first_result_s') for p in ph],
-          'done', [p.get('done_s') for p in ph], 'last result', r.get('last_result_s'),
-          'child (sent after its start, answered in)',
-          [(p.get('child_sent_after_start_s'), p.get('child_first_answer_s')) for p in ph])
-"
+  bash benchmarks/run_distributed_x4.sh | python3 benchmarks/distributed_rows.py

@@ -8,17 +8,4 @@
 set -u
 OUT=${OUT:-benchmarks/results/new}
 OUT=$OUT RUNS=1:sqlite,4:postgres,2:postgres NAME=x4s8 LIMIT=${LIMIT:-575} bash benchmarks/run_distributed_x4.sh \
-  | python3 -c "
-import json, sys
-for line in sys.stdin:
-    try:
-        r = json.loads(line)
-    except ValueError:
-        print(line.rstrip()[:300]); continue
-    ph = r.get('worker_phases', [])
-    print(r['gpus'], r['storage'], 'wall', r['wall_s'], 'configs', r['configs_measured'], 'twice', r['measured_twice'],
-          'ready', [p.get('ready_s') for p in ph], 'first', [p.get('first_result_s') for p in ph],
-          'done', [p.get('done_s') for p in ph], 'last result', r.get('last_result_s'))
-    for s in r.get('study_times', [])[:5]:
-        print('   ', s['op'], s['m'], s['first_trial_s'], s['winner_s'])
-"
+  | python3 benchmarks/distributed_rows.py --studies 5

@@ -463,10 +463,7 @@ class _Flight:
         0.10-0.13 s from one result to the next with the compiles cached). When no config is ready,
         the one the child holds is collected and stored first, rather than held while compiles run."""
         run = self.run
-        if self.sent is not None and not self.plain and not self.stream.ready():
-            self._store_sent()
-            return
-        if not self.plain and not len(self.stream):  # only the config the child is timing is left
+        if self.sent is not None and not self.plain and not self.stream.ready():  # or the child's is all
             self._store_sent()
             return
         if self.plain:

@@ -283,6 +283,20 @@ def test_a_walks_parameters_are_stored_in_one_transaction(store):
     assert memory.trials[0].params == trial.params
 
 
+class FakeStream:
+    """Stands in for tuner.compile.CompileStream: every compile submitted is done at once (a test's
+    subclass says in which order, and with what seconds or error)."""
+
+    def __init__(self, workers=None):
+        self.jobs = []
+
+    def __len__(self):
+        return len(self.jobs)
+
+    def ready(self):
+        return bool(self.jobs)
+
+
 def test_configs_are_timed_as_their_compiles_finish_and_the_pool_is_kept_full(store, monkeypatch):
     """The worker times the unfused arm while the pool compiles, then each fused config as soon as its
     compile is done (here: last submitted, first done); each measurement makes room for a new ask, so
@@ -291,20 +305,11 @@ def test_configs_are_timed_as_their_compiles_finish_and_the_pool_is_kept_full(st
     A compile error is stored without a timing, and each row keeps its compile seconds."""
     submitted, done, in_flight = [], [], []
 
-    class LastDoneFirst:
-        def __init__(self, workers=None):
-            self.jobs = []
-
-        def __len__(self):
-            return len(self.jobs)
-
+    class LastDoneFirst(FakeStream):
         def submit(self, token, job):
             seconds, error = 1.5 + len(submitted), "ptxas died" if not submitted else None
             submitted.append(config_key(job[1]))
             self.jobs.append((token, submitted[-1], seconds, error))
-
-        def ready(self):
-            return bool(self.jobs)
 
         def next_done(self, give_up_after=None):
             in_flight.append(len(self.jobs))
@@ -356,18 +361,9 @@ def test_once_the_budget_is_spent_a_compile_far_slower_than_the_others_is_given_
     study stores it as failed and ends without waiting for it."""
     asked_limits = []
 
-    class Stream:
-        def __init__(self, workers=None):
-            self.jobs = []
-
-        def __len__(self):
-            return len(self.jobs)
-
+    class Stream(FakeStream):
         def submit(self, token, job):
             self.jobs.append((token, config_key(job[1])))
-
-        def ready(self):
-            return bool(self.jobs)
 
         def next_done(self, give_up_after=None):
             asked_limits.append(give_up_after)

@@ -1,0 +1,38 @@
+"""Summarize distributed_bench.py's output for a device call's short output tail: each JSON row (one
+run) as two lines (wall time, configs, winners; each worker's start-up phases), other lines passed
+through, cut to 300 characters.
+
+    python3 benchmarks/distributed_bench.py ... | python3 benchmarks/distributed_rows.py [--studies N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--studies", type=int, default=0, help="also the first N studies' first trial and winner times")
+    args = p.parse_args()
+    for line in sys.stdin:
+        try:
+            r = json.loads(line)
+        except ValueError:
+            print(line.rstrip()[:300])
+            continue
+        ph = r.get("worker_phases", [])
+        print(r["gpus"], r["storage"], "wall", r["wall_s"], "configs", r["configs_measured"], "twice",
+              r["measured_twice"], "winners", r.get("winners"), "fused", r.get("fused"), "rc", r.get("rc"))
+        print("   ready", [p.get("ready_s") for p in ph], "first", [p.get("first_result_s") for p in ph],
+              "done", [p.get("done_s") for p in ph], "last result", r.get("last_result_s"),
+              "child (sent after its start, answered in)",
+              [(p.get("child_sent_after_start_s"), p.get("child_first_answer_s")) for p in ph])
+        for s in r.get("study_times", [])[:args.studies]:
+            print("   ", s["op"], s["m"], s["first_trial_s"], s["winner_s"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
