@@ -74,6 +74,7 @@ def main() -> int:
                    "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
                    "fused": fused, "rc": done.returncode, **timeline, "worker_phases": _phases(logs, started)}
             trials = _trials(url)
+            row["statuses"] = {str(k): int(v) for k, v in trials[trials.arm == "fused"].status.value_counts().items()}
             row["slowest_compiles"] = _slowest_compiles(trials)
             row["slowest_studies"] = _slowest_studies(trials, row["study_times"], started)
             if args.export_dir:
@@ -116,6 +117,11 @@ PHASES = {"start": "worker starting", "ready": "worker on ", "first_study": "cla
 
 CHILD_TIMING = re.compile(r"first config measured .*: sent to the benchmarking child ([\d.]+) s after it started, "
                           r"answered in ([\d.]+) s")
+# Since the fifteenth session: the steps of a worker's own start-up, when its benchmarking child was
+# ready, and how long its compile processes took to warm.
+START_UP = re.compile(r"\(start-up ([\d.]+) s: (.*)\)$")
+CHILD_READY = re.compile(r"the child was ready ([\d.]+) s after its start")
+POOL_WARM = re.compile(r"compile processes (\d+) of (\d+) ready(?: in ([\d.]+)-([\d.]+) s)?")
 
 
 def _phases(logs: Path, started: dt.datetime) -> list[dict]:
@@ -138,10 +144,28 @@ def _phases(logs: Path, started: dt.datetime) -> list[dict]:
             first = CHILD_TIMING.search(line)
             if first:
                 row["child_sent_after_start_s"], row["child_first_answer_s"] = map(float, first.groups())
+                _first_result_detail(line, row)
+                break
+        for line in lines:
+            start_up = START_UP.search(line)
+            if start_up:
+                row["start_up_s"] = float(start_up.group(1))
+                row["start_up_steps"] = {name: float(sec) for name, _, sec in
+                                         (step.rpartition(" ") for step in start_up.group(2).split(", "))}
                 break
         row["tail"] = lines[-2:]
         out.append(row)
     return out
+
+
+def _first_result_detail(line: str, row: dict) -> None:
+    ready, pool = CHILD_READY.search(line), POOL_WARM.search(line)
+    if ready:
+        row["child_ready_s"] = float(ready.group(1))
+    if pool:
+        row["pool_ready"] = f"{pool.group(1)}/{pool.group(2)}"
+        if pool.group(3):
+            row["pool_warm_s"] = [float(pool.group(3)), float(pool.group(4))]
 
 
 def _trials(store_url: str):

@@ -29,6 +29,10 @@ def main() -> int:
               "done", [p.get("done_s") for p in ph], "last result", r.get("last_result_s"),
               "child (sent after its start, answered in)",
               [(p.get("child_sent_after_start_s"), p.get("child_first_answer_s")) for p in ph])
+        print("   start-up", [p.get("start_up_s") for p in ph], "child ready", [p.get("child_ready_s") for p in ph],
+              "compile processes warm", [p.get("pool_warm_s") for p in ph], "statuses", r.get("statuses"))
+        if ph and ph[0].get("start_up_steps"):
+            print("   worker 0's start-up steps", ph[0]["start_up_steps"])
         for s in r.get("study_times", [])[:args.studies]:
             print("   ", s["op"], s["m"], s["first_trial_s"], s["winner_s"])
     return 0

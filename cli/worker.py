@@ -34,12 +34,14 @@ def worker(
     import time
 
     say(f"worker starting (pid {os.getpid()})")
-    from tuner.compile import shutdown, warm
+    phases = _Phases()
+    from tuner.compile import shutdown, warm, warm_report
     from tuner.launch import visible_gpu_count
     from tuner.worker import Worker
 
     _wait_for_database(db, wait)
     store = open_store(db)  # a bad URL fails here, before any process is started
+    phases.mark("database")
     # The benchmarking child and one batch of compile processes import torch and open their CUDA
     # contexts while this process imports torch and the rest (about 5 s on the H100 machines): start-up
     # is the fixed cost that caps a tune's speedup on many GPUs. Without a GPU the child must see
@@ -49,7 +51,9 @@ def worker(
     if gpu:
         child.start()
         warm(batch, workers=batch, cuda=True)  # the pool of TuneOptions.pool_workers
+    phases.mark("processes started")
     on_cpu = interpreter_needed()  # before the kernels are imported
+    phases.mark("torch")
     if on_cpu and gpu:  # NVML saw a GPU that CUDA cannot use: start again, in the interpreter
         child.close(wait=False)
         shutdown(kill=True)
@@ -59,13 +63,16 @@ def worker(
     from tuner.search import TuneOptions
     from tuner.tune import device_limits
 
+    phases.mark("kernels and tuner")
     opts = TuneOptions(batch=batch, seed=seed)
     if seconds is not None:
         opts.deadline = time.monotonic() + seconds
     device_limits(opts)
+    phases.mark("GPU limits")
     fp = current_fingerprint()
+    phases.mark("fingerprint")
     where = "the CPU (Triton's interpreter)" if on_cpu else fp["device_name"]
-    say(f"worker on {where}: working the queue of {store!r}")
+    say(f"worker on {where}: working the queue of {store!r} ({phases})")
     measured = []
 
     def study(op, m, budget, shared):
@@ -74,9 +81,11 @@ def worker(
     def trial(op, m, done, total, best):
         if not measured:
             # Where the first result's wait went: the benchmarking child's start-up, or its first task.
-            timing = child.first_request
+            timing, ready, pool = child.first_request, child.ready_s, warm_report()
             how = (f": sent to the benchmarking child {timing[0]:.1f} s after it started, answered in "
                    f"{timing[1]:.1f} s" if timing else "")
+            how += f"; the child was ready {ready:.1f} s after its start" if ready is not None else ""
+            how += f"; compile processes {pool}" if pool else ""
             say(f"first config measured ({op} {describe(op, m)}){how}")
         measured.append(1)
 
@@ -105,6 +114,27 @@ def worker(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+class _Phases:
+    """Seconds each step of a worker's start-up took, for its log: 'start-up 9.1 s: database 0.3,
+    torch 3.2, ...'."""
+
+    def __init__(self):
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._last = self._clock()
+        self._steps: list[tuple[str, float]] = []
+
+    def mark(self, name: str) -> None:
+        now = self._clock()
+        self._steps.append((name, now - self._last))
+        self._last = now
+
+    def __str__(self) -> str:
+        steps = ", ".join(f"{name} {seconds:.1f}" for name, seconds in self._steps)
+        return f"start-up {self._last - self._start:.1f} s: {steps}"
 
 
 def _wait_for_database(db: str | None, wait: float) -> None:

@@ -200,6 +200,26 @@ def _store_partials(part_ptr, ss_ptr, acc, acc2, ss, split, pid_n, offs_m, offs_
         tl.store(ss_ptr + (split * tl.cdiv(N, BLOCK_N) + pid_n) * M + offs_m, ss, mask=offs_m < M)
 
 
+# The most partial values _reduce_tile loads unrolled (BLOCK_M x BLOCK_N, twice when gated, times the
+# splits): every config a committed table ships is below it, and builds as before.
+REDUCE_UNROLL_ELEMS: tl.constexpr = tl.constexpr(32768)
+
+
+@triton.jit
+def _add_split(acc, acc2, ss, part_ptr, ss_ptr, s, pid_n, num_pid_n, offs_m, offs_n, mask, M, N, width,
+               NORM: tl.constexpr, GATED: tl.constexpr, INDEX_64: tl.constexpr):
+    """Add split s's partials (and sums of squares) of a tile."""
+    p_off = _wide(s * M, INDEX_64) * width + offs_m[:, None] * width + offs_n[None, :]
+    # .cg: read from L2, never from this SM's L1, where another program's partial cannot be.
+    acc += tl.load(part_ptr + p_off, mask=mask, other=0.0, cache_modifier=".cg")
+    if GATED:
+        acc2 += tl.load(part_ptr + p_off + N, mask=mask, other=0.0, cache_modifier=".cg")
+    if NORM:
+        ss += tl.load(ss_ptr + (s * num_pid_n + pid_n) * M + offs_m, mask=offs_m < M, other=0.0,
+                      cache_modifier=".cg")
+    return acc, acc2, ss
+
+
 @triton.jit
 def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, stride_rom, stride_om, eps,
                  NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
@@ -214,15 +234,21 @@ def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
-    for s in tl.static_range(SPLIT_K):
-        p_off = _wide(s * M, INDEX_64) * width + offs_m[:, None] * width + offs_n[None, :]
-        # .cg: read from L2, never from this SM's L1, where another program's partial cannot be.
-        acc += tl.load(part_ptr + p_off, mask=mask, other=0.0, cache_modifier=".cg")
-        if GATED:
-            acc2 += tl.load(part_ptr + p_off + N, mask=mask, other=0.0, cache_modifier=".cg")
-        if NORM:
-            ss += tl.load(ss_ptr + (s * num_pid_n + pid_n) * M + offs_m, mask=offs_m < M, other=0.0,
-                          cache_modifier=".cg")
+    # Unrolled, all SPLIT_K partials load at once. A large tile unrolled over many splits took Triton
+    # 10-17 s to compile (64 x 128 gated, 16 splits: most of a study's end on the H100) for a kernel
+    # that spills: past REDUCE_UNROLL_ELEMS loaded values it unrolls CHUNK splits at a time.
+    TILE: tl.constexpr = BLOCK_M * BLOCK_N * (2 if GATED else 1)
+    if TILE * SPLIT_K <= REDUCE_UNROLL_ELEMS:
+        for s in tl.static_range(SPLIT_K):
+            acc, acc2, ss = _add_split(acc, acc2, ss, part_ptr, ss_ptr, s, pid_n, num_pid_n, offs_m, offs_n, mask,
+                                       M, N, width, NORM, GATED, INDEX_64)
+    else:
+        CHUNK: tl.constexpr = max(1, REDUCE_UNROLL_ELEMS // TILE)
+        for s0 in range(0, SPLIT_K, CHUNK):
+            for s1 in tl.static_range(CHUNK):
+                if s0 + s1 < SPLIT_K:  # the space's SPLIT_K are powers of two, as CHUNK is: a guard for others
+                    acc, acc2, ss = _add_split(acc, acc2, ss, part_ptr, ss_ptr, s0 + s1, pid_n, num_pid_n, offs_m,
+                                               offs_n, mask, M, N, width, NORM, GATED, INDEX_64)
     _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
               NORM, GATED, RES_OUT)
 
@@ -579,5 +605,5 @@ def _launch_reduce(plan: _Plan, scratch: _Scratch, res_out: torch.Tensor | None,
 
 
 KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _wide, _tile_of,
-                  _prefetch_weights, _w_tile, _k_step, _k_loop, _mac, _epilogue, _store_partials, _reduce_tile,
-                  _prefetch_l2, pdl_enter)
+                  _prefetch_weights, _w_tile, _k_step, _k_loop, _mac, _epilogue, _store_partials, _add_split,
+                  _reduce_tile, _prefetch_l2, pdl_enter)

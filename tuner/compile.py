@@ -86,8 +86,21 @@ def warm(processes: int, workers: int | None = None, cuda: bool | None = None) -
     pool, wanted = _pool(size), min(processes, size)
     with sigint_ignored():
         for _ in range(wanted - _WARMED.get(size, 0)):
-            pool.submit(_warm_one)
+            started = time.monotonic()
+            pool.submit(_warm_one).add_done_callback(lambda _, t=started: _WARM_DONE.append(time.monotonic() - t))
+            _WARM_ASKED.append(started)
     _WARMED[size] = max(_WARMED.get(size, 0), wanted)
+
+
+def warm_report() -> str:
+    """How the compile processes warm() started are doing, for a worker's log: how many are ready and
+    how many seconds after warm() asked (their imports and first compile), e.g. '8 of 8 ready in
+    4.1-6.3 s'. Empty when none was started."""
+    if not _WARM_ASKED:
+        return ""
+    done = sorted(_WARM_DONE)
+    spread = f" in {done[0]:.1f}-{done[-1]:.1f} s" if done else ""
+    return f"{len(done)} of {len(_WARM_ASKED)} ready{spread}"
 
 
 def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[float, str | None]]:
@@ -179,6 +192,8 @@ def _outcome(fut) -> tuple[float, str | None]:
 # One pool for the whole run: starting 15 processes that import torch costs seconds per batch.
 _POOL: dict = {}
 _WARMED: dict = {}  # pool size -> processes warm() started in that pool: a second call adds only what is missing
+_WARM_ASKED: list = []  # time.monotonic() of each warm() submission
+_WARM_DONE: list = []  # seconds from each submission to its warm-up's end (the pool's thread appends)
 
 
 def _pool(workers: int) -> cf.ProcessPoolExecutor:
@@ -200,3 +215,5 @@ def shutdown(kill: bool = False) -> None:
             process.kill()
     _POOL.clear()
     _WARMED.clear()
+    _WARM_ASKED.clear()
+    _WARM_DONE.clear()

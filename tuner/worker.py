@@ -56,6 +56,9 @@ def _child_main(conn) -> None:
         from tuner.compile import triton_driver_ready
 
         triton_driver_ready()  # before the first trial asks for it
+        torch.empty(1, device=device)  # the CUDA context too
+    # When the child could take its first task: the worker's log says where its start-up went.
+    conn.send({"ready_at": time.monotonic()})
     state = {"key": None, "rotation": None, "ceilings": None}
 
     def rotation_for(problem, seed):
@@ -139,6 +142,8 @@ class Worker:
         # the request took), which the worker's log shows; a child still importing torch or opening
         # its CUDA context answers late.
         self.first_request: tuple[float, float] | None = None
+        # Seconds from the first child's start until it had imported torch and opened its CUDA context.
+        self.ready_s: float | None = None
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
@@ -197,10 +202,15 @@ class Worker:
         try:
             if send_error is not None:
                 raise send_error
-            if not self._conn.poll(max(0.0, timeout - (time.monotonic() - t0))):
-                self._kill()
-                return {"ok": False, "error": f"hang: no answer in {timeout:.0f} s; worker killed and restarted"}
-            reply = self._conn.recv()
+            while True:
+                if not self._conn.poll(max(0.0, timeout - (time.monotonic() - t0))):
+                    self._kill()
+                    return {"ok": False, "error": f"hang: no answer in {timeout:.0f} s; worker killed and restarted"}
+                reply = self._conn.recv()
+                if "ready_at" not in reply:
+                    break
+                if self.ready_s is None:  # the child's start-up note, sent before any answer
+                    self.ready_s = reply["ready_at"] - self.started_at
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
             code = self._proc.exitcode if self._proc is not None else None
             if self._proc is not None:

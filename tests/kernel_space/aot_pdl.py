@@ -39,6 +39,7 @@ def main() -> None:
     # pack=group with the combine kernel, and pack=head combined by the last program.
     # The first two prefetch their K/V chunk before the wait (as the launcher does where the grid is
     # small); the prep kernel's variant does not.
+    wide_reduce = {**epilogue, "GATED": True, "RES_OUT": False, "SPLIT_K": 2, "BLOCK_M": 64, "BLOCK_N": 128}
     attn = dict(H=16, G=2, HPU=2, HP=16, HD=128, BLOCK_N=64, USE_DOT=True, LAST_COMBINES=False, PRECISION="tf32",
                 HC=2, CS=16, KV_LINES=2, PDL=pdl, PREFETCH=pdl)
     attn_head = {**attn, "HPU": 1, "HP": 1, "HC": 1, "USE_DOT": False, "LAST_COMBINES": True}
@@ -55,6 +56,9 @@ def main() -> None:
                                        num_stages=3, launch_pdl=pdl),
         "splitk_epilogue_64": compile_ptx(_gemm.splitk_epilogue_kernel, {**epilogue, "INDEX_64": True}),
         "prepass_64": compile_ptx(_gemm.rmsnorm_prepass_kernel, dict(BLOCK_K=1024, INDEX_64=True, PDL=pdl)),
+        # The split-K reducer of a 64 x 128 gated tile: 2 splits unrolled, 16 in a loop of 2-split chunks.
+        "reduce_wide_2": compile_ptx(_gemm.splitk_epilogue_kernel, wide_reduce),
+        "reduce_wide_16": compile_ptx(_gemm.splitk_epilogue_kernel, {**wide_reduce, "SPLIT_K": 16}),
         "qk_norm_rope_cache": compile_ptx(qk_norm_rope_cache._qk_norm_rope_cache_kernel,
                                           dict(H=16, KV=8, HD=128, PDL=pdl)),
         "decode_attention": compile_ptx(decode_attention.decode_attention_kernel, attn, num_warps=4, num_stages=2),
@@ -66,7 +70,8 @@ def main() -> None:
                                dict(H=16, HD=128, SP=32, DC=32, BLOCK_N=64, PDL=pdl), num_warps=4),
     }
     print(json.dumps({name: {"wait": "griddepcontrol.wait" in p, "launch": "griddepcontrol.launch_dependents" in p,
-                             "prefetch": p.count("prefetch.global.L2"), "mul_s64": p.count("mul.lo.s64")}
+                             "prefetch": p.count("prefetch.global.L2"), "mul_s64": p.count("mul.lo.s64"),
+                             "cg_loads": p.count("ld.global.cg")}
                       for name, p in ptx.items()}))
 
 

@@ -207,3 +207,25 @@ def test_a_64_row_tile_between_16_and_64_rows_matches_reference(op, m):
         outs = spec.fused(inputs, WGMMA_TILE)
     for out, ref in zip(outs, spec.reference(inputs), strict=True):
         assert rel_error(out, ref) <= TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize("split_reduce", ["last_program", "kernel"])
+@pytest.mark.parametrize("op", list(ks.OPS))
+def test_a_split_reduce_too_large_to_unroll_loads_its_splits_in_chunks(op, split_reduce):
+    """Past _gemm.REDUCE_UNROLL_ELEMS partial values the split-K reducer loops over chunks of splits
+    rather than unrolling all of them (a 64 x 128 gated tile over 16 splits took Triton 17 s to
+    compile): the chunks cover every split."""
+    from kernel_space import _gemm
+
+    spec = ks.get_op(op)
+    cfg = dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=256, BLOCK_K=32, SPLIT_K=16, GROUP_M=1, num_warps=4,
+               num_stages=1, split_reduce=split_reduce, prologue="inline")
+    n, k = (2 * 300 if spec.gated else 300), 16 * 32 - 5  # the last split's block partly masked
+    tile = cfg["BLOCK_M"] * cfg["BLOCK_N"] * (2 if spec.gated else 1)
+    assert tile * cfg["SPLIT_K"] > _gemm.REDUCE_UNROLL_ELEMS.value  # the chunked loop, not the unrolled one
+    assert spec.check(cfg, 3, n, k, 4) is None
+    inputs = spec.make_inputs(3, n, k, torch.float32, DEVICE, torch.Generator(device=DEVICE).manual_seed(9))
+    with poisoned_outputs():
+        outs = spec.fused(inputs, cfg)
+    for out, ref in zip(outs, spec.reference(inputs), strict=True):
+        assert rel_error(out, ref) <= TOLERANCE[torch.float32]

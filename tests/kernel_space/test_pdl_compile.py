@@ -55,6 +55,15 @@ def test_index_64_moves_the_gemm_offsets_to_64_bit_and_only_then(report):
             assert found[f"{name}_64"]["mul_s64"] > 0, name
 
 
+def test_a_wide_split_reduce_compiles_as_a_loop_of_chunks(report):
+    """A 64 x 128 gated tile over 16 splits compiles for sm_90 with no more partial loads in its code than
+    the 2-split reducer has unrolled (one chunk of 2 splits in a loop), not 16 splits unrolled (17 s of
+    compile on the H100 machine's host, for a kernel that spilled)."""
+    for found in report:
+        assert found["reduce_wide_2"]["cg_loads"] > 0
+        assert 0 < found["reduce_wide_16"]["cg_loads"] <= found["reduce_wide_2"]["cg_loads"]
+
+
 def test_a_large_gemm_grid_over_large_weights_launches_without_pdl(monkeypatch):
     """pdl_launch_args on a (pretended) Hopper of 132 SMs and 50 MB of L2: a GEMM grid of up to 264
     programs launches with PDL and prefetches its weights; a larger one too over weights of at most

@@ -1,7 +1,9 @@
 """The compile pool's lifecycle: warm() is idempotent, and a worker done with its queue ends the pool's
 processes at once instead of waiting for each to close its CUDA context."""
 
+import concurrent.futures as cf
 import os
+import re
 import threading
 import time
 
@@ -29,7 +31,8 @@ def test_warm_again_starts_only_what_is_missing(monkeypatch):
 
     class Pool:
         def submit(self, fn, *args):
-            submitted.append(fn)
+            submitted.append(cf.Future())
+            return submitted[-1]
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(os, "cpu_count", lambda: 64)  # a GPU host: the pool is not cut to the cores
@@ -41,7 +44,13 @@ def test_warm_again_starts_only_what_is_missing(monkeypatch):
     assert len(submitted) == 3
     pool_module.warm(5, workers=8)
     assert len(submitted) == 5
-    pool_module._WARMED.clear()
+    # The worker's log says how many are warm and how long they took.
+    assert pool_module.warm_report() == "0 of 5 ready"
+    for future in submitted[:2]:
+        future.set_result(1.0)
+    assert re.fullmatch(r"2 of 5 ready in \d+\.\d-\d+\.\d s", pool_module.warm_report())
+    pool_module.shutdown()
+    assert pool_module.warm_report() == ""
 
 
 def test_the_pool_is_one_batch_of_processes(monkeypatch):

@@ -74,6 +74,8 @@ def test_worker_measures_then_survives_a_killed_child():
         assert reply["ok"] and reply["result"].status == "ok"
         sent, took = worker.first_request  # the child's start to the first request, and its answer
         assert 0 <= sent < 5 and took > 0
+        # The child's note that its start-up was done came before the answer, and is not the answer.
+        assert 0 < worker.ready_s < sent + took
         pid = worker._proc.pid
         # Kill the child in the middle of a request, as a segfault or an OOM kill would.
         threading.Timer(0.3, lambda: os.kill(pid, 9)).start()
