@@ -35,42 +35,51 @@ def worker(
 
     say(f"worker starting (pid {os.getpid()})")
     phases = _Phases()
-    from tuner.compile import shutdown, warm, warm_report
+    from storage.engine import parse_url, resolve_url
+    from tuner.compile import shutdown, start_in_background, warm_report
     from tuner.launch import visible_gpu_count
     from tuner.worker import Worker
 
-    _wait_for_database(db, wait)
-    store = open_store(db)  # a bad URL fails here, before any process is started
-    phases.mark("database")
-    # The benchmarking child and one batch of compile processes import torch and open their CUDA
-    # contexts while this process imports torch and the rest (about 5 s on the H100 machines): start-up
-    # is the fixed cost that caps a tune's speedup on many GPUs. Without a GPU the child must see
+    parse_url(resolve_url(db))  # a malformed URL fails here, before any process is started
+    # Start-up is the fixed cost that caps a tune's speedup on many GPUs. The benchmarking child and one
+    # batch of compile processes (forked from a server that imports torch and the kernels once) open
+    # their CUDA contexts while this process imports torch and the rest and then waits for the
+    # database (a tune creates it while its workers start). Without a GPU the child must see
     # TRITON_INTERPRET, which interpreter_needed sets: it starts after that.
     child = Worker()
     gpu = visible_gpu_count() > 0  # NVML's answer: torch is not imported yet
-    if gpu:
-        child.start()
-        warm(batch, workers=batch, cuda=True)  # the pool of TuneOptions.pool_workers
+    starting = start_in_background(child, batch, batch, cuda=True) if gpu else None  # TuneOptions.pool_workers
     phases.mark("processes started")
-    on_cpu = interpreter_needed()  # before the kernels are imported
-    phases.mark("torch")
-    if on_cpu and gpu:  # NVML saw a GPU that CUDA cannot use: start again, in the interpreter
+    try:
+        on_cpu = interpreter_needed()  # before the kernels are imported
+        phases.mark("torch")
+        if on_cpu and gpu:  # NVML saw a GPU that CUDA cannot use: start again, in the interpreter
+            starting.join()
+            child.close(wait=False)
+            shutdown(kill=True)
+        from kernel_space.attention_shape import describe
+        from kernel_space.fingerprint import current_fingerprint
+        from tuner.distributed import Callbacks, work
+        from tuner.search import TuneOptions
+        from tuner.tune import device_limits
+
+        phases.mark("kernels and tuner")
+        opts = TuneOptions(batch=batch, seed=seed)
+        if seconds is not None:
+            opts.deadline = time.monotonic() + seconds
+        device_limits(opts)
+        phases.mark("GPU limits")
+        fp = current_fingerprint()
+        phases.mark("fingerprint")
+        _wait_for_database(db, wait)
+        store = open_store(db)  # a database that cannot be opened fails here: its processes are ended
+        phases.mark("database")
+    except BaseException:
+        if starting is not None:
+            starting.join()  # then nothing starts after the processes are ended
         child.close(wait=False)
         shutdown(kill=True)
-    from kernel_space.attention_shape import describe
-    from kernel_space.fingerprint import current_fingerprint
-    from tuner.distributed import Callbacks, work
-    from tuner.search import TuneOptions
-    from tuner.tune import device_limits
-
-    phases.mark("kernels and tuner")
-    opts = TuneOptions(batch=batch, seed=seed)
-    if seconds is not None:
-        opts.deadline = time.monotonic() + seconds
-    device_limits(opts)
-    phases.mark("GPU limits")
-    fp = current_fingerprint()
-    phases.mark("fingerprint")
+        raise
     where = "the CPU (Triton's interpreter)" if on_cpu else fp["device_name"]
     say(f"worker on {where}: working the queue of {store!r} ({phases})")
     measured = []

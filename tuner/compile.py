@@ -4,11 +4,11 @@ times them only loads binaries. Triton's compile runs mostly in LLVM and ptxas, 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing as mp
 import os
+import threading
 import time
 
-from tuner.worker import sigint_ignored
+from tuner.worker import Worker, adopt_environment, process_context, sigint_ignored, start_fork_server
 
 _INPUTS: dict = {}
 # How often CompileStream.next_done looks at the compiles it may give up on.
@@ -71,9 +71,10 @@ def pool_size(workers: int | None = None) -> int:
 
 
 def warm(processes: int, workers: int | None = None, cuda: bool | None = None) -> None:
-    """Start `processes` of the compile pool now, without waiting: each imports torch and Triton and
-    opens its CUDA context while the caller does other start-up work (a tune's first batch found them
-    ready instead of paying for the imports then). Calling it again starts only what is missing.
+    """Start `processes` of the compile pool now, without waiting: each (forked with torch, Triton and
+    the kernels imported: tuner.worker.process_context) opens its CUDA context and loads the compiler
+    while the caller does other start-up work (a tune's first batch found them ready instead of paying
+    for that then). Calling it again starts only what is missing.
     Nothing happens without CUDA. cuda: whether there is a GPU, if the caller knows (then torch is not
     imported here: the processes start before this one's own imports)."""
     if cuda is None:
@@ -83,13 +84,13 @@ def warm(processes: int, workers: int | None = None, cuda: bool | None = None) -
     if not cuda or os.environ.get("TRITON_INTERPRET") == "1":
         return
     size = pool_size(workers)
-    pool, wanted = _pool(size), min(processes, size)
-    with sigint_ignored():
+    with _LOCK, sigint_ignored():  # from start_in_background's thread too
+        pool, wanted = _pool(size), min(processes, size)
         for _ in range(wanted - _WARMED.get(size, 0)):
             started = time.monotonic()
             pool.submit(_warm_one).add_done_callback(lambda _, t=started: _WARM_DONE.append(time.monotonic() - t))
             _WARM_ASKED.append(started)
-    _WARMED[size] = max(_WARMED.get(size, 0), wanted)
+        _WARMED[size] = max(_WARMED.get(size, 0), wanted)
 
 
 def warm_report() -> str:
@@ -101,6 +102,24 @@ def warm_report() -> str:
     done = sorted(_WARM_DONE)
     spread = f" in {done[0]:.1f}-{done[-1]:.1f} s" if done else ""
     return f"{len(done)} of {len(_WARM_ASKED)} ready{spread}"
+
+
+def start_in_background(child, processes: int, workers: int | None = None,
+                        cuda: bool | None = None) -> threading.Thread:
+    """Start the fork server (start_fork_server), then from a thread the benchmarking child (a
+    tuner.worker.Worker) and warm(processes, workers, cuda): asking the server for a process waits
+    until it has imported torch and the kernels, which the caller need not do. Returns the thread."""
+    if cuda or isinstance(child, Worker):  # a fake child (the tests) and no GPU start no process
+        start_fork_server()
+    thread = threading.Thread(target=_start_all, args=(child, processes, workers, cuda), daemon=True,
+                              name="kernel-search-start")
+    thread.start()
+    return thread
+
+
+def _start_all(child, processes: int, workers: int | None, cuda: bool | None) -> None:
+    child.start()
+    warm(processes, workers, cuda)
 
 
 def precompile(jobs: list[tuple], workers: int | None = None) -> list[tuple[float, str | None]]:
@@ -192,28 +211,33 @@ def _outcome(fut) -> tuple[float, str | None]:
 # One pool for the whole run: starting 15 processes that import torch costs seconds per batch.
 _POOL: dict = {}
 _WARMED: dict = {}  # pool size -> processes warm() started in that pool: a second call adds only what is missing
+_LOCK = threading.RLock()  # the pools and warm()'s counts, changed from start_in_background's thread too
 _WARM_ASKED: list = []  # time.monotonic() of each warm() submission
 _WARM_DONE: list = []  # seconds from each submission to its warm-up's end (the pool's thread appends)
 
 
 def _pool(workers: int) -> cf.ProcessPoolExecutor:
-    pool = _POOL.get(workers)
-    if pool is None:
-        shutdown()
-        pool = _POOL[workers] = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
-    return pool
+    with _LOCK:
+        pool = _POOL.get(workers)
+        if pool is None:
+            shutdown()
+            pool = _POOL[workers] = cf.ProcessPoolExecutor(max_workers=workers, mp_context=process_context(),
+                                                           initializer=adopt_environment,
+                                                           initargs=(dict(os.environ),))
+        return pool
 
 
 def shutdown(kill: bool = False) -> None:
     """Stop the compile pool (the tuner calls this when it is done). kill: end its processes at once
     rather than let each close its CUDA context, which the interpreter's exit waits for (a worker done
     with its queue: nothing of theirs is needed, and Triton writes its cache by atomic renames)."""
-    for pool in _POOL.values():
-        processes = list((getattr(pool, "_processes", None) or {}).values()) if kill else []
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.kill()
-    _POOL.clear()
-    _WARMED.clear()
-    _WARM_ASKED.clear()
-    _WARM_DONE.clear()
+    with _LOCK:
+        for pool in _POOL.values():
+            processes = list((getattr(pool, "_processes", None) or {}).values()) if kill else []
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.kill()
+        _POOL.clear()
+        _WARMED.clear()
+        _WARM_ASKED.clear()
+        _WARM_DONE.clear()

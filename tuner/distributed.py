@@ -24,7 +24,7 @@ from kernel_space.spec import DEFAULT_DEVICE_MEMORY, DTYPE_BYTES, Problem
 from qwen3.config import Qwen3Config
 from storage import Store, queue
 from storage.store import fingerprint_key
-from tuner.compile import warm as compile_pool_warm
+from tuner.compile import start_in_background
 from tuner.search import OWNER, StudyOutcome, TuneOptions, owner_is_gone, tune_study
 from tuner.worker import Worker
 
@@ -107,9 +107,9 @@ def work(store: Store, fp: dict, opts: TuneOptions, callbacks: Callbacks | None 
     patient_until = time.monotonic() + wait_s
     with make_worker() as worker:
         # Both start in the background while the first claim and study open: the benchmarking child
-        # and one batch's worth of compile processes import torch and open their CUDA contexts.
-        worker.start()
-        compile_pool_warm(opts.batch, opts.pool_workers)
+        # and one batch's worth of compile processes, forked with torch imported, open their CUDA
+        # contexts (a no-op where the worker CLI started them already).
+        start_in_background(worker, opts.batch, opts.pool_workers)
         while not _past(opts.deadline):
             _reap_dead_holders(store, fp_key, owner)
             claim = queue.claim(store, fp_key, owner, lease_s, share=share, exclude=no_help, only=only)

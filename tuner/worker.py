@@ -44,7 +44,56 @@ def sigint_ignored():
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
-def _child_main(conn) -> None:
+# What the fork server imports once, before it forks the benchmarking child and the compile processes:
+# each then starts with torch, Triton and the kernels imported, instead of importing them itself. On
+# the H100 x4 machine a worker's ten processes each took 5-15 s to import torch while the other
+# workers' did the same (fifteenth session); the fork server imports it once a worker.
+PRELOAD = ["torch", "triton", "kernel_space", "tuner.measure", "tuner.trial", "tuner.compile"]
+
+
+_SERVER_MODE: list = []  # TRITON_INTERPRET when the fork server was first asked for
+
+
+def process_context():
+    """The multiprocessing context of the benchmarking child and the compile pool: Linux's fork server,
+    preloaded with PRELOAD (started on first use, from a process that has not opened CUDA: the forked
+    processes open their own contexts). The processes adopt this process's environment as it is when
+    they start (adopt_environment), as spawned ones would; but the kernels were imported in the
+    server, for Triton's interpreter or not as TRITON_INTERPRET said then: once that has changed (a
+    worker that found no usable GPU after all) processes are spawned. Spawn where there is no fork
+    server."""
+    mode = os.environ.get("TRITON_INTERPRET")
+    if not _SERVER_MODE:
+        _SERVER_MODE.append(mode)
+    if "forkserver" not in mp.get_all_start_methods() or _SERVER_MODE[0] != mode:
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def start_fork_server() -> None:
+    """Start the fork server now, from the main thread with Ctrl-C ignored (the processes it forks keep
+    that), without waiting for it: it imports PRELOAD while this process goes on. A process it is asked
+    for meanwhile waits for those imports."""
+    if process_context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        with sigint_ignored():
+            forkserver.ensure_running()
+
+
+def adopt_environment(env: dict) -> None:
+    """Make a forked process's environment the one its parent has now, not the fork server's (a test's
+    or a caller's setting made after the server started)."""
+    if env != os.environ:
+        os.environ.clear()
+        os.environ.update(env)
+
+
+def _child_main(conn, env: dict | None = None) -> None:
+    if env is not None:
+        adopt_environment(env)
     import torch
 
     from kernel_space import get_op
@@ -136,6 +185,7 @@ class Worker:
         self._proc = None
         self._conn = None
         self.restarts = 0
+        self._starting = threading.Lock()
         self._sent: tuple | None = None  # (time.monotonic() of the send, its error or None) until collected
         self.started_at: float | None = None  # time.monotonic() when the current child was started
         # The first request of this object: (seconds from its child's start to the request, seconds
@@ -146,9 +196,10 @@ class Worker:
         self.ready_s: float | None = None
 
     def _start(self) -> None:
-        ctx = mp.get_context("spawn")
+        ctx = process_context()
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_child_main, args=(child,), daemon=True, name="kernel-search-worker")
+        self._proc = ctx.Process(target=_child_main, args=(child, dict(os.environ)), daemon=True,
+                                 name="kernel-search-worker")
         with sigint_ignored():
             self._proc.start()
         self.started_at = time.monotonic()
@@ -168,9 +219,11 @@ class Worker:
 
     def start(self) -> None:
         """Start the child now (it imports torch and opens its CUDA context in the background) rather
-        than on the first request: a tune does its other start-up work meanwhile."""
-        if self._proc is None or not self._proc.is_alive():
-            self._start()
+        than on the first request: a tune does its other start-up work meanwhile. Safe from a second
+        thread (start_in_background): a request waits for a start under way."""
+        with self._starting:
+            if self._proc is None or not self._proc.is_alive():
+                self._start()
 
     def request(self, task: dict, timeout_s: float | None = None) -> dict:
         """Send one task; returns {"ok": True, "result": ...} or {"ok": False, "error": reason}.
@@ -226,7 +279,12 @@ class Worker:
 
     def close(self, wait: bool = True) -> None:
         """End the child: asked to exit, or (wait=False, its results all stored) killed at once, which
-        spares the tune the seconds a CUDA context takes to tear down."""
+        spares the tune the seconds a CUDA context takes to tear down. A start under way (from
+        start_in_background's thread) is waited for first."""
+        with self._starting:
+            self._close(wait)
+
+    def _close(self, wait: bool) -> None:
         if not wait and self._proc is not None:
             self._proc.kill()
             self._proc.join(timeout=10)

@@ -32,3 +32,24 @@ def test_check_tune_and_worker_run_without_triton_interpret_in_the_environment(t
     # tune --gpus starts its workers so: their log is whole, and the exit status says they finished
     worker = _run("worker", "--db", db, "--exit-at-once", cwd=tmp_path)
     assert worker.returncode == 0 and "worker done" in worker.stderr, worker.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter is only for machines without a GPU")
+def test_a_worker_that_sees_a_gpu_cuda_cannot_use_goes_on_in_the_interpreter(tmp_path):
+    """NVML counts a GPU, CUDA cannot open it: the worker has started its benchmarking child and compile
+    processes from the fork server (kernels imported for the GPU), ends them, and goes on in Triton's
+    interpreter with processes of that mode, as it says."""
+    db = f"sqlite:///{tmp_path / 'ks.db'}"
+    tune = _run("tune", "--model", "qwen3-tiny", "--op", "o_proj_residual", "--buckets", "1", "--trials", "2",
+                "--db", db, cwd=tmp_path)
+    assert tune.returncode == 0, tune.stdout + tune.stderr
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import tuner.launch\ntuner.launch.visible_gpu_count = lambda: 1\n")
+    env_path = f"{site}{os.pathsep}{ROOT}"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = env_path
+    worker = subprocess.run([sys.executable, "-m", "cli.app", "worker", "--db", db], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=600)
+    assert worker.returncode == 0, worker.stderr
+    assert "worker on the CPU (Triton's interpreter)" in worker.stderr and "worker done" in worker.stderr

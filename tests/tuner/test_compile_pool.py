@@ -162,3 +162,41 @@ def test_without_cuda_a_compile_stream_is_done_at_once_in_order(monkeypatch):
     for token in ("a", "b"):
         stream.submit(token, (None, {}))
     assert [stream.next_done() for _ in range(2)] == [("a", 0.0, None), ("b", 0.0, None)]
+
+
+def test_pool_processes_fork_from_a_server_and_see_the_environment_of_now(monkeypatch):
+    """The pool's processes come from the fork server (torch imported there once), yet each sees this
+    process's environment as it is when the pool starts, as a spawned process would."""
+    from tuner.worker import process_context
+
+    if "forkserver" not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("no fork server on this platform")
+    pool_module.shutdown()
+    assert process_context().get_start_method() == "forkserver"
+    monkeypatch.setenv("KERNEL_SEARCH_PROBE", "set after the server started")
+    pool = pool_module._pool(2)
+    try:
+        assert pool.submit(_env, "KERNEL_SEARCH_PROBE").result(timeout=120) == "set after the server started"
+        assert pool.submit(_torch_was_preloaded).result(timeout=120)
+    finally:
+        pool_module.shutdown(kill=True)
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+def _torch_was_preloaded() -> bool:
+    import sys
+
+    return "torch" in sys.modules and "kernel_space" in sys.modules
+
+
+def test_a_changed_interpreter_setting_spawns_instead(monkeypatch):
+    """The kernels in the fork server were imported for the interpreter or not: once TRITON_INTERPRET
+    differs from then, processes are spawned (they import the kernels as the setting says now)."""
+    from tuner.worker import process_context
+
+    process_context()  # the server's mode is fixed by the first call
+    monkeypatch.setenv("TRITON_INTERPRET", "0" if os.environ.get("TRITON_INTERPRET") == "1" else "1")
+    assert process_context().get_start_method() == "spawn"
