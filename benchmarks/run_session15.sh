@@ -4,11 +4,15 @@
 # split-K reducer of a large tile no longer unrolled over every split; the benchmarking child timing
 # the next config while the tuner stores the last; start-up steps in the worker logs).
 #   OUT=dir RUNS=4:sqlite,2:sqlite NAME=a [LIMIT=seconds] [PROFILE=1] bash benchmarks/run_session15.sh
+# Calls: a (code f43bc03: the reducer change and the new log lines), RUNS=4:sqlite,2:sqlite PROFILE=1;
+# b (the fork server and start-up order), RUNS=1:sqlite,4:sqlite; c (the same code), RUNS=2:sqlite,4:postgres.
 # PROFILE=1 then samples every process of a short 4-GPU tune (8 studies) with py-spy, for where the
 # start-up and each config's time go (py-spy's wheel travels in .whl).
 set -u
 OUT=${OUT:-benchmarks/results/new}
 mkdir -p "$OUT"
+# Preflight (a few seconds): a process forked from the preloaded fork server opens CUDA.
+python3 benchmarks/forkserver_probe.py || exit 1
 OUT=$OUT RUNS=${RUNS:-4:sqlite,2:sqlite} NAME=${NAME:-a} TRIALS=40 LIMIT=${LIMIT:-450} \
   bash benchmarks/run_distributed_x4.sh | python3 benchmarks/distributed_rows.py
 if [ "${PROFILE:-0}" = 1 ]; then
