@@ -5,7 +5,8 @@
 # the next config while the tuner stores the last; start-up steps in the worker logs).
 #   OUT=dir RUNS=4:sqlite,2:sqlite NAME=a [LIMIT=seconds] [PROFILE=1] bash benchmarks/run_session15.sh
 # Calls: a (code f43bc03: the reducer change and the new log lines), RUNS=4:sqlite,2:sqlite PROFILE=1;
-# b (the fork server and start-up order), RUNS=1:sqlite,4:sqlite; c (the same code), RUNS=2:sqlite,4:postgres.
+# b (code 01defdd: the fork server and start-up order), RUNS=1:sqlite,4:sqlite; c (the fork server also
+# builds Triton's CUDA helper once), RUNS=4:sqlite,2:sqlite,1:sqlite LIMIT=540.
 # PROFILE=1 then samples every process of a short 4-GPU tune (8 studies) with py-spy, for where the
 # start-up and each config's time go (py-spy's wheel travels in .whl).
 set -u

@@ -61,14 +61,17 @@ def process_context():
     they start (adopt_environment), as spawned ones would; but the kernels were imported in the
     server, for Triton's interpreter or not as TRITON_INTERPRET said then: once that has changed (a
     worker that found no usable GPU after all) processes are spawned. Spawn where there is no fork
-    server."""
+    server, or where KERNEL_SEARCH_START_METHOD=spawn says so (as before the fifteenth session)."""
     mode = os.environ.get("TRITON_INTERPRET")
     if not _SERVER_MODE:
         _SERVER_MODE.append(mode)
-    if "forkserver" not in mp.get_all_start_methods() or _SERVER_MODE[0] != mode:
+    wanted = os.environ.get("KERNEL_SEARCH_START_METHOD", "forkserver")
+    if wanted not in ("forkserver", "spawn"):
+        raise ValueError(f"KERNEL_SEARCH_START_METHOD must be forkserver or spawn, not {wanted!r}")
+    if wanted == "spawn" or "forkserver" not in mp.get_all_start_methods() or _SERVER_MODE[0] != mode:
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
+    ctx.set_forkserver_preload(PRELOAD + ([] if mode == "1" else ["tuner._gpu_preload"]))
     return ctx
 
 

@@ -200,3 +200,13 @@ def test_a_changed_interpreter_setting_spawns_instead(monkeypatch):
     process_context()  # the server's mode is fixed by the first call
     monkeypatch.setenv("TRITON_INTERPRET", "0" if os.environ.get("TRITON_INTERPRET") == "1" else "1")
     assert process_context().get_start_method() == "spawn"
+
+
+def test_the_start_method_can_be_spawn_and_nothing_else(monkeypatch):
+    from tuner.worker import process_context
+
+    monkeypatch.setenv("KERNEL_SEARCH_START_METHOD", "spawn")
+    assert process_context().get_start_method() == "spawn"
+    monkeypatch.setenv("KERNEL_SEARCH_START_METHOD", "fork")
+    with pytest.raises(ValueError, match="forkserver or spawn"):
+        process_context()
