@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Fifteenth session (2026-11-27), call e: on one H100 x4 host, the same 4-GPU tune twice, its processes
-# forked from the preloaded fork server (the default) and spawned (KERNEL_SEARCH_START_METHOD=spawn),
-# in the order fork, spawn, fork: does the fork server change start-up or the cost of a config with
-# four workers? 16 studies (the four GEMM ops at M = 1, 2, 4, 8), 40 configs a study, a fresh database
-# and Triton cache a run.
+# Fifteenth session (2026-11-27), call 4 (results: session15_H100_2026-11-27/call4_start_ab): on one
+# H100 x4 host, the same 4-GPU tune three times, its processes forked from the preloaded fork server
+# (the default) or spawned (KERNEL_SEARCH_START_METHOD=spawn), in the order fork, spawn, fork: does
+# the fork server change start-up or the cost of a config with four workers? 16 studies (the four
+# GEMM ops at M = 1, 2, 4, 8), 40 configs a study, a fresh database and Triton cache a run.
 #   OUT=dir bash benchmarks/run_session15_start_ab.sh
 set -u
 OUT=${OUT:-benchmarks/results/new}

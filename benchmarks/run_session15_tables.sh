@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fifteenth session (2026-11-27), call d: the tables of calls a-c (benchmarks/results/session15_H100_2026-11-27/
+# Fifteenth session (2026-11-27), NOT RUN (its one try found no machine, and the device time then went to
+# run_session15_start_ab.sh): the tables of calls 1-3 (benchmarks/results/session15_H100_2026-11-27/
 # call1..3) benched side by side in one process (benchmarks/tables_ab.py), the one-GPU table of call c
 # twice as two arms: the spread of one table against itself is the noise the others are read against.
 #   OUT=dir bash benchmarks/run_session15_tables.sh
