@@ -45,9 +45,10 @@ def sigint_ignored():
 
 
 # What the fork server imports once, before it forks the benchmarking child and the compile processes:
-# each then starts with torch, Triton and the kernels imported, instead of importing them itself. On
-# the H100 x4 machine a worker's ten processes each took 5-15 s to import torch while the other
-# workers' did the same (fifteenth session); the fork server imports it once a worker.
+# each then starts with torch, Triton and the kernels imported, instead of importing them itself (on an
+# H100 x4 host, four workers' forty processes took 5-15 s each to import torch at once). Measured in
+# the fifteenth session: a child ready 7-10 s after its fork against 13-16 s after its spawn, yet four
+# workers' first result no sooner and their tune no faster (benchmarks/README.md).
 PRELOAD = ["torch", "triton", "kernel_space", "tuner.measure", "tuner.trial", "tuner.compile"]
 
 
