@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-H100 = {"sm": 90, "sm_count": 132, "l2": 50 << 20}
+H100 = {"sm_count": 132, "l2": 50 << 20}
 _TYPES = {"torch.bfloat16": "*bf16", "torch.float16": "*fp16", "torch.float32": "*fp32", "torch.int32": "*i32"}
 _DEBUG_LABEL = re.compile(r"\$L__tmp\d+:")
 _LAUNCH_ONLY = ("num_warps", "num_stages", "launch_pdl", "num_ctas")
@@ -36,7 +36,7 @@ _LAUNCH_ONLY = ("num_warps", "num_stages", "launch_pdl", "num_ctas")
 
 def record_launches(op: str, m: int, n: int, k: int, cfg: dict, dtype: str = "bfloat16") -> list[tuple]:
     """The (kernel, positional args, keyword args) of every launch the op's fused launcher makes for cfg,
-    recorded on CPU tensors with the H100's PDL arguments."""
+    recorded on CPU tensors with the PDL arguments the launcher gives on an H100."""
     import torch
 
     from kernel_space import _gemm, get_op
@@ -46,22 +46,14 @@ def record_launches(op: str, m: int, n: int, k: int, cfg: dict, dtype: str = "bf
     def launcher(kernel, grid):
         return lambda *a, **kw: calls.append((kernel, a, kw))
 
-    def pdl_args(device, programs=None, weight_bytes=0):
-        args = {"PDL": True, "launch_pdl": True}
-        if programs is not None:
-            wave = H100["sm_count"]
-            large = (programs > _gemm.PDL_MAX_PROGRAMS_PER_SM * wave
-                     and weight_bytes > _gemm.PDL_BIG_WEIGHTS_L2_SHARE * H100["l2"])
-            if large:
-                return {}
-            args["PREFETCH"] = programs <= 2 * wave
-        return args
-
     spec = get_op(op)
     gen = torch.Generator().manual_seed(0)
     inputs = spec.compile_inputs(m, n, k, getattr(torch, dtype), "cpu", gen)
-    with _patched(_gemm, _launcher=launcher, pdl_launch_args=pdl_args, _counters=lambda device, tiles: torch.zeros(
-            tiles, dtype=torch.int32)):
+    # The launcher's own PDL rule (pdl_launch_args), answered as on an H100: compute capability 9.0,
+    # 132 SMs, 50 MB of L2.
+    with _patched(_gemm, _launcher=launcher, pdl_enabled=lambda device: True,
+                  device_info=lambda device: (9, H100["sm_count"]), l2_bytes=lambda device: H100["l2"],
+                  _counters=lambda device, tiles: torch.zeros(tiles, dtype=torch.int32)):
         spec.fused(inputs, cfg)
     return calls
 

@@ -95,9 +95,8 @@ def adopt_environment(env: dict) -> None:
         os.environ.update(env)
 
 
-def _child_main(conn, env: dict | None = None) -> None:
-    if env is not None:
-        adopt_environment(env)
+def _child_main(conn, env: dict) -> None:
+    adopt_environment(env)
     import torch
 
     from kernel_space import get_op
