@@ -4,7 +4,7 @@ Each run tunes into a fresh database with `kernel-search tune --gpus LIST` (one 
 GPU, so one GPU runs the same code path as many), then counts from the database the configs measured
 and those measured twice within a study. Writes (and rewrites after every run)
 
-    {"gpu": ..., "model": ..., "studies": N, "trials": T, "rows": [{"gpus", "storage", "wall_s",
+    {"gpu": ..., "model": ..., "studies": N, "trials": T, "rows": [{"gpus", "storage", "pinned", "wall_s",
      "configs_measured", "measured_twice", "winners", "fused"}]}
 
     python3 benchmarks/distributed_bench.py --model qwen3-0.6b --buckets decode --trials 16 \\
@@ -42,7 +42,8 @@ def main() -> int:
            "buckets": args.buckets, "ops": args.ops or "all", "trials": args.trials, "rows": rows}
     try:
         for spec in args.runs.split(","):
-            gpus, storage = spec.split(":")
+            gpus, storage, *flags = spec.split(":")
+            pinned = "pin" in flags
             if storage == "postgres" and server is None:
                 from tests.postgres import start
 
@@ -58,7 +59,8 @@ def main() -> int:
             logs = Path(args.out).parent / f"worker_logs_{Path(args.out).stem}_{len(rows)}"
             cmd += ["--worker-logs", str(logs)]
             # A fresh Triton cache per run: a run must not load the kernels an earlier run compiled.
-            env = {**os.environ, "TRITON_CACHE_DIR": tempfile.mkdtemp(prefix="ks-triton-")}
+            env = {**os.environ, "TRITON_CACHE_DIR": tempfile.mkdtemp(prefix="ks-triton-"),
+                   "KERNEL_SEARCH_PIN_CPUS": "1" if pinned else "0"}
             done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
             wall = time.perf_counter() - t0
             with Store(url) as store:
@@ -70,7 +72,8 @@ def main() -> int:
                     fused = s.scalar(select(func.count()).select_from(Winner).where(Winner.arm == "fused"))
                 rows_n, distinct = queue.configs_measured(store, ids)
                 timeline = _timeline(store, ids, started)
-            row = {"gpus": int(gpus), "storage": storage, "wall_s": round(wall, 1), "studies": len(ids),
+            row = {"gpus": int(gpus), "storage": storage, "pinned": pinned, "wall_s": round(wall, 1),
+                   "studies": len(ids),
                    "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
                    "fused": fused, "rc": done.returncode, **timeline, "worker_phases": _phases(logs, started)}
             trials = _trials(url)
@@ -78,7 +81,7 @@ def main() -> int:
             row["slowest_compiles"] = _slowest_compiles(trials)
             row["slowest_studies"] = _slowest_studies(trials, row["study_times"], started)
             if args.export_dir:
-                row["table"] = _export(url, args, f"{gpus}gpu_{storage}")
+                row["table"] = _export(url, args, f"{gpus}gpu_{storage}" + ("_pinned" if pinned else ""))
             rows.append(row)
             out["studies"] = len(ids)
             Path(args.out).write_text(json.dumps(out, indent=1))
@@ -229,7 +232,8 @@ def _args():
     p.add_argument("--trials", type=int, default=16)
     p.add_argument("--ops", default="", help="comma list of ops (default: all)")
     p.add_argument("--runs", default="1:sqlite,2:sqlite,4:sqlite,4:postgres",
-                   help="comma list of GPUS:STORAGE, run in order")
+                   help="comma list of GPUS:STORAGE[:pin], run in order; pin: each worker on its own share of "
+                        "this host's cores (KERNEL_SEARCH_PIN_CPUS=1, tuner.launch.cpu_shares)")
     p.add_argument("--out", required=True)
     p.add_argument("--keep-db", action="store_true")
     p.add_argument("--export-dir", default="", help="write each run's dispatch table here (for an end-to-end bench)")

@@ -81,7 +81,8 @@ def worker(
         shutdown(kill=True)
         raise
     where = "the CPU (Triton's interpreter)" if on_cpu else fp["device_name"]
-    say(f"worker on {where}: working the queue of {store!r} ({phases})")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    say(f"worker on {where}, {cpus} CPUs: working the queue of {store!r} ({phases})")
     measured = []
 
     def study(op, m, budget, shared):

@@ -9,6 +9,7 @@ Triton or the kernels: it counts the GPUs through NVML (or CUDA_VISIBLE_DEVICES)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -79,7 +80,37 @@ def spawn_workers(url: str, gpus: list[int], batch: int, seed: int, seconds: flo
             cmd += ["--wait", str(wait_s)]
         log = open(os.path.join(log_dir, f"worker-gpu{gpu}.log"), "w")
         procs.append((gpu, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    shares = cpu_shares(len(gpus)) if os.environ.get("KERNEL_SEARCH_PIN_CPUS") == "1" else None
+    for (_, proc, _), cpus in zip(procs, shares or [], strict=False):
+        # Before the worker forks its fork server, benchmarking child and compile pool: they inherit it.
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(proc.pid, cpus)
     return procs
+
+
+def cpu_shares(n: int, cpus: set[int] | None = None, core_of=None) -> list[set[int]] | None:
+    """This process's CPUs cut into n shares of whole physical cores (hyper-threads of a core stay in
+    one share), cores in (socket, core) order so that a share keeps to one socket where it can; None
+    when there are fewer cores than shares. core_of(cpu) -> (socket, core) defaults to Linux's sysfs."""
+    cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
+    core_of = core_of or _core_of
+    cores: dict[tuple[int, int], list[int]] = {}
+    for cpu in cpus:
+        cores.setdefault(core_of(cpu), []).append(cpu)
+    if len(cores) < n or n < 1:
+        return None
+    ordered = [cores[key] for key in sorted(cores)]
+    return [{cpu for core in ordered[i * len(ordered) // n:(i + 1) * len(ordered) // n] for cpu in core}
+            for i in range(n)]
+
+
+def _core_of(cpu: int) -> tuple[int, int]:
+    base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+    try:
+        with open(f"{base}/physical_package_id") as f1, open(f"{base}/core_id") as f2:
+            return int(f1.read()), int(f2.read())
+    except (OSError, ValueError):
+        return 0, cpu
 
 
 def stop(procs: list) -> None:
