@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sixteenth session (2026-11-27), one nvidia-h100-x1 call:
+# Sixteenth session (2026-11-27), one nvidia-h100-x1 call. Step 1 runs on branch session16-l2-prefetch
+# only (commit 6c20910: the prefetch kernel and its probe, taken out of main after this run, where they lost):
 # 1. l2_prefetch_probe.py: the decode step with each layer's o_proj/gate_up/down weights asked into L2
 #    while attention runs, at several caps, 0.6B and 8B on the committed tables;
 # 2. run_session15_tables.sh: the fifteenth session's tables of 1, 2 and 4 GPUs benched side by side.

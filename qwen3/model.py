@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from kernel_space.decode_attention import AttentionProblem, check_config, unsupported_reason
-from kernel_space.l2_prefetch import prefetch_l2
 from qwen3.config import Qwen3Config
 from qwen3.dispatch import Choice, Dispatcher
 from qwen3.layers import Attention, Embedding, Linear, QKNormRopeCache, RMSNorm, RotaryEmbedding, use_triton
@@ -45,9 +44,6 @@ class Qwen3Attention(nn.Module):
         self.rotary_emb = rotary
         self.prep = QKNormRopeCache(self.num_heads, self.num_kv_heads, self.head_dim, config.rms_norm_eps)
         self.attn = Attention(self.num_heads, self.num_kv_heads, self.head_dim)
-        # Weights asked into L2 while decode attention runs (Qwen3ForCausalLM.set_weight_prefetch).
-        self.prefetch_modules: tuple[nn.Module, ...] = ()
-        self.prefetch_bytes = 0
 
     def forward(self, x: torch.Tensor, norm: RMSNorm, positions: torch.Tensor, first_row: int,
                 from_start: bool = False) -> torch.Tensor:
@@ -55,18 +51,11 @@ class Qwen3Attention(nn.Module):
         b, t = positions.shape
         qkv = self.ops.rmsnorm_qkv(x, norm.weight, self.qkv_proj.weight, self.eps)
         if self.attn.fuses_prep(positions, qkv):  # decode attention norms, rotates and writes K/V itself
-            self._prefetch(t)
             o = self.attn(qkv, positions, first_row, prep=(self.q_norm, self.k_norm, self.rotary_emb, self.eps))
         else:
             q = self.prep(qkv, self.q_norm, self.k_norm, self.rotary_emb, positions, self.attn, first_row)
-            self._prefetch(t)
             o = self.attn(q, positions, first_row, from_start)
         return self.ops.o_proj_residual(o.view(b * t, self.q_size), x, self.o_proj.weight)
-
-
-    def _prefetch(self, t: int) -> None:
-        if self.prefetch_bytes and t == 1:
-            prefetch_l2([m.weight for m in self.prefetch_modules], self.prefetch_bytes)
 
 
 class Qwen3MLP(nn.Module):
@@ -198,16 +187,6 @@ class Qwen3ForCausalLM(nn.Module):
         for module in self.modules():
             if isinstance(module, Attention):
                 module.config = config
-
-    def set_weight_prefetch(self, max_bytes: int) -> None:
-        """At decode, ask L2 for up to max_bytes of each layer's o_proj, gate_up and down weights (in that
-        order) while its attention runs (kernel_space.l2_prefetch); 0 turns it off. CUDA graphs captured
-        before keep the old setting."""
-        if max_bytes < 0:
-            raise ValueError(f"weight prefetch bytes must be >= 0, got {max_bytes}")
-        for layer in self.model.layers:
-            layer.self_attn.prefetch_modules = (layer.self_attn.o_proj, layer.mlp.gate_up_proj, layer.mlp.down_proj)
-            layer.self_attn.prefetch_bytes = max_bytes
 
     def allocate_kv_cache(self, batch: int, max_len: int) -> None:
         """K and V caches [layers, batch, max_len, kv_heads, head_dim] in the model's dtype and device."""
