@@ -38,3 +38,47 @@ def test_a_waiting_worker_waits_for_its_database(tmp_path):
     t0 = time.monotonic()
     _wait_for_database(f"sqlite:///{tmp_path / 'never.db'}", 0)  # no --wait: no waiting
     assert time.monotonic() - t0 < 1
+
+
+def _two_sockets(cpu: int) -> tuple[int, int]:
+    """A host of 2 sockets x 8 cores x 2 threads, Linux's numbering: cpu c and c + 16 share a core."""
+    core = cpu % 16
+    return core // 8, core
+
+
+def test_cpu_shares_keep_hyperthreads_together_and_sockets_apart():
+    shares = launch.cpu_shares(4, set(range(32)), _two_sockets)
+    assert [sorted(s) for s in shares] == [[0, 1, 2, 3, 16, 17, 18, 19], [4, 5, 6, 7, 20, 21, 22, 23],
+                                           [8, 9, 10, 11, 24, 25, 26, 27], [12, 13, 14, 15, 28, 29, 30, 31]]
+    three = launch.cpu_shares(3, set(range(32)), _two_sockets)
+    assert sorted(len(s) for s in three) == [10, 10, 12] and set().union(*three) == set(range(32))
+    assert not set.intersection(*three[:2])
+
+
+def test_cpu_shares_give_up_with_fewer_cores_than_workers():
+    assert launch.cpu_shares(4, {0, 1, 2}, lambda cpu: (0, cpu)) is None
+    assert launch.cpu_shares(2, {0, 16}, _two_sockets) is None  # one core, two threads
+    assert launch.cpu_shares(0, {0, 1}) is None
+
+
+def test_workers_are_pinned_only_when_asked(monkeypatch, tmp_path):
+    pinned = {}
+
+    class Proc:
+        def __init__(self, *args, **kwargs):
+            self.pid = 1000 + len(pinned_calls)
+            pinned_calls.append(self.pid)
+
+    pinned_calls: list = []
+    monkeypatch.setattr(launch.subprocess, "Popen", Proc)
+    monkeypatch.setattr(launch.os, "sched_setaffinity", lambda pid, cpus: pinned.__setitem__(pid, set(cpus)),
+                        raising=False)
+    monkeypatch.setattr(launch, "cpu_shares", lambda n: [{0, 1}, {2, 3}][:n])
+    monkeypatch.delenv("KERNEL_SEARCH_PIN_CPUS", raising=False)
+    procs = launch.spawn_workers("sqlite:///x.db", [0, 1], 8, 0, None, str(tmp_path))
+    assert len(procs) == 2 and pinned == {}
+    monkeypatch.setenv("KERNEL_SEARCH_PIN_CPUS", "1")
+    procs += launch.spawn_workers("sqlite:///x.db", [0, 1], 8, 0, None, str(tmp_path))
+    assert pinned == {1002: {0, 1}, 1003: {2, 3}}
+    for _, _, log in procs:
+        log.close()
