@@ -80,7 +80,8 @@ def spawn_workers(url: str, gpus: list[int], batch: int, seed: int, seconds: flo
             cmd += ["--wait", str(wait_s)]
         log = open(os.path.join(log_dir, f"worker-gpu{gpu}.log"), "w")
         procs.append((gpu, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
-    shares = cpu_shares(len(gpus)) if os.environ.get("KERNEL_SEARCH_PIN_CPUS") == "1" else None
+    pin = os.environ.get("KERNEL_SEARCH_PIN_CPUS") == "1" and hasattr(os, "sched_setaffinity")  # Linux only
+    shares = cpu_shares(len(gpus)) if pin else None
     for (_, proc, _), cpus in zip(procs, shares or [], strict=False):
         # Before the worker forks its fork server, benchmarking child and compile pool: they inherit it.
         with contextlib.suppress(OSError):
