@@ -87,13 +87,30 @@ def op_sweep(model: str, table, ms: list[int], transposed: bool) -> tuple[list[d
                         if ratio > best.get(m, {}).get("speedup", 0):
                             best[m] = {"config": cfg, "w_down_t": t, "speedup": ratio}
                 except Exception as e:  # a config that cannot compile or run is a row
-                    row.update(status="error", error=f"{type(e).__name__}: {str(e)[:200]}")
+                    row.update(status="error", error=f"{type(e).__name__}: {str(e)[-600:]}")
                 rows.append(row)
                 print(f"{model} M={m} {cfg['path']} BI={cfg['BLOCK_I']} BK={cfg['BLOCK_K']} BH={cfg['BLOCK_H']} "
                       f"w={cfg['num_warps']} T={int(t)}: {row['status']} err {row.get('err', float('nan')):.1e} "
                       f"(two {err_two:.1e}) fused {row.get('fused_us', float('nan')):.2f} us, two "
                       f"{row.get('two_us', float('nan')):.2f} us, {row.get('speedup', float('nan')):.3f}x", flush=True)
     return rows, best
+
+
+def diagnose(model: str, m: int, cfg: dict, repeats: int = 4) -> list[dict]:
+    """One config's error against the fp64 reference, launched `repeats` times on the same inputs (an
+    error that changes between launches is a race, one that does not is arithmetic)."""
+    c = PRESETS[model]
+    i = weights(c.hidden_size, c.intermediate_size, m, 1)[0]
+    ref = fused_mlp_reference(i["h"], i["norm_w"], i["w_gu"], i["w_d"], EPS)
+    errs = []
+    for _ in range(repeats):
+        out = fused_mlp(i["h"], i["norm_w"], i["w_gu"], i["w_d"], cfg, EPS)
+        torch.cuda.synchronize()
+        errs.append(rel_error(out, ref))
+    rows = (out.float() - ref.float()).abs().amax(dim=1).tolist()
+    print(f"diagnose {model} M={m} {cfg}: errors {[f'{e:.2e}' for e in errs]}, worst per row "
+          f"{[f'{r:.2e}' for r in rows]}", flush=True)
+    return [{"model": model, "m": m, "config": cfg, "errors": errs, "row_max_abs": rows}]
 
 
 def patch(best: dict[int, dict]):
@@ -125,8 +142,21 @@ def main() -> None:
     parser.add_argument("--ms", default="1,8,32")
     parser.add_argument("--transposed", action="store_true", help="also time Wd read from a transposed copy")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--diagnose", action="store_true", help="first, repeated launches of a few configs")
     args = parser.parse_args()
     ms = [int(x) for x in args.ms.split(",")]
+    diag = []
+    if args.diagnose:
+        hidden = PRESETS[args.model].hidden_size
+        for m, path, bm, bi, bk, bh in ((8, "dot", 16, 32, 256, 256), (16, "dot", 16, 32, 256, 256),
+                                        (8, "fma", 8, 32, 256, 64), (1, "fma", 1, 32, 256, 256),
+                                        (8, "dot", 16, 32, 256, 32)):
+            cfg = {"path": path, "BLOCK_M": bm, "BLOCK_I": bi, "BLOCK_K": min(bk, hidden), "BLOCK_H": bh,
+                   "num_warps": 4, "num_stages": 3}
+            try:
+                diag += diagnose(args.model, m, cfg)
+            except Exception as e:  # a config that cannot compile or run is a row
+                print(f"diagnose M={m} {cfg}: {type(e).__name__}: {str(e)[-600:]}", flush=True)
     rows, best = op_sweep(args.model, args.table, ms, args.transposed)
     print({m: (b["config"], b["w_down_t"], round(b["speedup"], 3)) for m, b in best.items()}, flush=True)
     steps = []
@@ -139,7 +169,8 @@ def main() -> None:
         steps = ab_rounds(model, args.model, args.cells, args.rounds, [("table", table_arm), ("fused_mlp", fused_arm)],
                           "arm")
         table_arm()
-    write_result(args.out, model=args.model, table=str(args.table), ops=rows, best={str(m): b for m, b in best.items()},
+    write_result(args.out, model=args.model, table=str(args.table), diagnose=diag, ops=rows,
+                 best={str(m): b for m, b in best.items()},
                  steps=steps)
 
 

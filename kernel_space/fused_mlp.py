@@ -32,13 +32,13 @@ from kernel_space._gemm import _k_loop, _k_step, _mac, _prefetch_l2, _prefetch_w
 
 
 @triton.jit
-def _prefetch_down(wd_ptr, offs_i, H, stride_dh, stride_di, BLOCK_H: tl.constexpr):
-    """The program's Wd column slice into L2: one pointer a row where a row's slice is one line
-    (stored [hidden, I]), else every line of each of its BLOCK_I rows of the transposed copy."""
+def _prefetch_down(wd_ptr, offs_i, i0, H, stride_dh, stride_di, BLOCK_H: tl.constexpr):
+    """The program's Wd column slice (columns i0 ...) into L2: one pointer a row where a row's slice is
+    one line (Wd as stored, [hidden, I]), else every line of each of its BLOCK_I rows (a transposed copy)."""
     if stride_di == 1:
         for h0 in range(0, H, BLOCK_H):
             offs_h = tl.minimum(h0 + tl.arange(0, BLOCK_H), H - 1)
-            _prefetch_l2(wd_ptr + offs_h * stride_dh + offs_i[0])
+            _prefetch_l2(wd_ptr + offs_h * stride_dh + i0)
     else:
         LINE: tl.constexpr = 1024 // wd_ptr.dtype.element_ty.primitive_bitwidth
         for h0 in range(0, H, 8 * LINE):
@@ -69,7 +69,7 @@ def fused_mlp_kernel(
         w, w2 = _w_tile(wgu_ptr, offs_i, offs_k, INTER, H, stride_gu, True)
         if PDL:
             if PREFETCH:
-                _prefetch_down(wd_ptr, offs_i, H, stride_dh, stride_di, BLOCK_H)
+                _prefetch_down(wd_ptr, offs_i, pid_i * BLOCK_I, H, stride_dh, stride_di, BLOCK_H)
             pdl_enter()
         acc, acc2, ss = _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, H, stride_xm, True, True,
                                 USE_DOT, DOT_PRECISION)
@@ -77,7 +77,7 @@ def fused_mlp_kernel(
         if PDL:
             if PREFETCH:
                 _prefetch_weights(wgu_ptr, offs_i, 0, INTER, H, H, stride_gu, True)
-                _prefetch_down(wd_ptr, offs_i, H, stride_dh, stride_di, BLOCK_H)
+                _prefetch_down(wd_ptr, offs_i, pid_i * BLOCK_I, H, stride_dh, stride_di, BLOCK_H)
             pdl_enter()
         acc, acc2, ss = _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, wgu_ptr, offs_m, offs_i, 0, M, INTER, H, H, stride_xm,
                                 stride_gu, True, True, BLOCK_K, USE_DOT, DOT_PRECISION)
