@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Seventeenth session (2026-11-27), one nvidia-h100-x1 call: the MLP as one launch (kernel_space.fused_mlp)
-# against the committed tables' two, per op and in the decode step (benchmarks/mlp_probe.py).
+# Seventeenth session (2026-11-27), one nvidia-h100-x1 call, run on branch session17-fused-mlp only (the
+# kernel kernel_space/fused_mlp.py and benchmarks/mlp_probe.py, taken out of main after this run, where
+# they lost): the MLP as one launch against the committed tables' two, per op and in the decode step.
 #   OUT=dir bash benchmarks/run_session17_mlp.sh
 source benchmarks/_session.sh
 timeout 330 python3 benchmarks/mlp_probe.py "$OUT/mlp_probe_0.6b.json" --model qwen3-0.6b \
