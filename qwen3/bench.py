@@ -179,7 +179,7 @@ def _decode_run(gen: Generator, prompts: torch.Tensor, output_len: int) -> tuple
     tokens = _prefill(gen, prompts).argmax(-1)
     mid.record()
     for step in range(output_len - 1):
-        tokens = gen.decode_step(tokens, positions + step).argmax(-1)
+        tokens = gen.decode_greedy(tokens, positions + step)
     end.record()
     end.synchronize()
     return start.elapsed_time(mid), mid.elapsed_time(end)

@@ -1,7 +1,10 @@
 """Generation: prefill, then one token per sequence per step, greedy or sampled, streamed.
 
 On CUDA every decode step replays a CUDA graph captured per batch bucket (kernel_space.buckets'
-DECODE_BUCKETS, the sizes the dispatch table is tuned at); a batch is padded up to its bucket.
+DECODE_BUCKETS, the sizes the dispatch table is tuned at); a batch is padded up to its bucket. The
+graph ends with the greedy token of every row (the logits' argmax), so greedy decoding
+(decode_greedy) copies out B token ids a step instead of B x vocab logits and arg-maxes nothing
+outside the graph, as a torch.compile'd decode loop does.
 Before capture the dispatcher's plan for the bucket is resolved and kept (Generator.plans, and
 decode attention's choice for the bucket over the allocated cache in Generator.attention), so a
 graph runs exactly the kernels the plan reports. On the CPU steps run eagerly.
@@ -114,6 +117,7 @@ class Generator:
         self.attention: dict[int, Choice] = {}  # bucket -> what decode attention's graph runs
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self._logits: dict[int, torch.Tensor] = {}
+        self._greedy: dict[int, torch.Tensor] = {}  # bucket -> the graph's argmax of its logits [bucket]
         self._prefill_graphs: dict[tuple[int, int, int], _PrefillGraph] = {}
         self._prefill_pool = None
         if self.use_graphs:
@@ -134,6 +138,7 @@ class Generator:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool):
                 self._logits[b] = self._step(self._ids[:b], self._pos[:b])
+                self._greedy[b] = self._logits[b].argmax(-1)
             pool = graph.pool() if pool is None else pool
             self._graphs[b] = graph
         torch.cuda.synchronize(self.device)
@@ -148,6 +153,23 @@ class Generator:
         b = tokens.shape[0]
         if not self.use_graphs:
             return self._step(tokens[:, None], positions[:, None])
+        bucket = self._replay(tokens, positions)
+        return self._logits[bucket][:b].clone()
+
+    @torch.inference_mode()
+    def decode_greedy(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """decode_step's step, greedy: the argmax of each row's logits, [B] token ids (int64), a tensor
+        of its own. The argmax runs inside the graph (first index of the largest logit, as
+        sample(logits, SamplingParams()) picks)."""
+        b = tokens.shape[0]
+        if not self.use_graphs:
+            return self._step(tokens[:, None], positions[:, None]).argmax(-1)
+        bucket = self._replay(tokens, positions)
+        return self._greedy[bucket][:b].clone()
+
+    def _replay(self, tokens: torch.Tensor, positions: torch.Tensor) -> int:
+        """Write the step's inputs (padded rows zeroed) and replay its bucket's graph; the bucket."""
+        b = tokens.shape[0]
         bucket = bucket_for(b, self.buckets)
         self._ids[:b, 0] = tokens
         self._pos[:b, 0] = positions
@@ -155,7 +177,7 @@ class Generator:
             self._ids[b:bucket].zero_()
             self._pos[b:bucket].zero_()
         self._graphs[bucket].replay()
-        return self._logits[bucket][:b].clone()
+        return bucket
 
     @torch.inference_mode()
     def prefill_rows(self, ids: torch.Tensor, first_row: int = 0, graph: bool = True) -> torch.Tensor:
@@ -237,9 +259,9 @@ class Generator:
         out: list[list[int]] = [[] for _ in prompts]
         done = [False] * len(prompts)
         positions = torch.tensor(lengths, dtype=torch.long, device=self.device)
-        logits = self.prefill(prompts)
+        greedy = sampling.temperature == 0
+        tokens = sample(self.prefill(prompts), sampling, gen)
         for step in range(max_tokens):
-            tokens = sample(logits, sampling, gen)
             for i, token in enumerate(tokens.tolist()):
                 if done[i]:
                     continue
@@ -251,5 +273,8 @@ class Generator:
                     on_token(i, token)
             if all(done) or step == max_tokens - 1:
                 break
-            logits = self.decode_step(tokens, positions + step)
+            if greedy:
+                tokens = self.decode_greedy(tokens, positions + step)
+            else:
+                tokens = sample(self.decode_step(tokens, positions + step), sampling, gen)
         return out

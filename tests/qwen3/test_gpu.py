@@ -108,6 +108,23 @@ def test_cuda_graph_decode_equals_eager(batch):
     assert out[True] == out[False]
 
 
+def test_greedy_graph_argmax_equals_the_logits_argmax():
+    """decode_greedy's argmax, run inside the decode graph, at a padded bucket (3 of 4 rows) and a full
+    one, against the argmax of the same step's logits."""
+    config = dataclasses.replace(PRESETS["qwen3-0.6b"], num_hidden_layers=4)
+    model = random_weights(config, torch.bfloat16, "cuda", seed=2)
+    gen = Generator(model, max_batch=4, max_len=40)
+    for batch in (3, 4):
+        prompts = torch.randint(0, config.vocab_size, (batch, 16), generator=torch.Generator().manual_seed(batch))
+        tokens = gen.prefill(prompts.tolist()).argmax(-1)
+        for step in range(4):
+            positions = torch.full((batch,), 16 + step, device="cuda")
+            logits = gen.decode_step(tokens, positions)
+            greedy = gen.decode_greedy(tokens, positions)
+            assert greedy.shape == (batch,) and torch.equal(greedy, logits.argmax(-1))
+            tokens = greedy
+
+
 def test_fused_table_matches_the_baseline_in_graphs():
     config = dataclasses.replace(PRESETS["qwen3-0.6b"], num_hidden_layers=4)
     model = random_weights(config, torch.bfloat16, "cuda", seed=2)

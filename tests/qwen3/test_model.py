@@ -73,6 +73,28 @@ def test_prompts_of_different_lengths(saved):
         close(step[row], hf_logits(hf, torch.tensor([prompt + [tokens[row].item()]]))[0, -1])
 
 
+def test_greedy_decoding_picks_the_argmax_of_the_decode_step(saved):
+    """decode_greedy is decode_step's argmax, and generate's greedy tokens are the ones a loop over
+    decode_step and sample() picks (generate runs decode_greedy when temperature is 0)."""
+    from qwen3.generate import SamplingParams, sample
+
+    _, folder = saved
+    model = load_model(folder, dtype=torch.float32, device="cpu")
+    prompts = [[5, 9, 1, 33], [7, 2, 8, 1]]
+    gen = Generator(model, max_batch=2, max_len=12)
+    tokens = sample(gen.prefill(prompts), SamplingParams())
+    want = []
+    for step in range(4):
+        positions = torch.full((2,), 4 + step)
+        logits = gen.decode_step(tokens, positions)
+        assert torch.equal(gen.decode_greedy(tokens, positions), logits.argmax(-1))
+        tokens = sample(logits, SamplingParams())
+        want.append(tokens)
+    assert gen.decode_greedy(tokens, positions).dtype == torch.long
+    assert gen.generate(prompts, 5) == torch.stack([sample(gen.prefill(prompts), SamplingParams())] + want,
+                                                   1).tolist()
+
+
 def test_fused_kernels_give_the_baseline_logits(saved, monkeypatch):
     """A table with fused configs (fma at M = 1, dot above) through Triton's interpreter."""
     hf, folder = saved
