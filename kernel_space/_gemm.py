@@ -166,28 +166,6 @@ def _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M,
 
 
 @triton.jit
-def _k_loop_ss_tile(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K, K_PER_SPLIT,
-                    stride_xm, stride_wn, GATED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
-                    USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    """_k_loop with NORM, the sum of squares kept as a [BLOCK_M, BLOCK_K] tile of elementwise sums and
-    reduced to one value a row after the loop: a row sum in every step is a cross-thread reduction
-    (shuffles, shared memory, barriers) inside the software-pipelined tl.dot loop."""
-    ss_tile = tl.zeros((BLOCK_M, BLOCK_K), dtype=tl.float32)
-    for kk in range(0, K_PER_SPLIT, BLOCK_K):
-        offs_k = k_start + kk + tl.arange(0, BLOCK_K)
-        w, w2 = _w_tile(w_ptr, offs_n, offs_k, N, K, stride_wn, GATED)
-        k_mask = offs_k < K
-        a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :],
-                    mask=(offs_m < M)[:, None] & k_mask[None, :], other=0.0).to(tl.float32)
-        ss_tile += a * a
-        a = a * tl.load(norm_w_ptr + offs_k, mask=k_mask, other=0.0).to(tl.float32)[None, :]
-        acc = _mac(acc, a, w, USE_DOT, DOT_PRECISION)
-        if GATED:
-            acc2 = _mac(acc2, a, w2, USE_DOT, DOT_PRECISION)
-    return acc, acc2, ss + tl.sum(ss_tile, axis=1)
-
-
-@triton.jit
 def _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
               NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr):
     if NORM:
@@ -286,7 +264,7 @@ def fused_linear_kernel(
     SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr,
     USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, LAST_REDUCES: tl.constexpr,
     INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
-    ONE_BLOCK: tl.constexpr = False, SS_TILE: tl.constexpr = False,
+    ONE_BLOCK: tl.constexpr = False,
 ):
     pid_m, pid_n = _tile_of(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     pid_m = _wide(pid_m, INDEX_64)
@@ -315,13 +293,8 @@ def fused_linear_kernel(
             if PREFETCH:
                 _prefetch_weights(w_ptr, offs_n, k_start, N, K, K_PER_SPLIT, stride_wn, GATED)
             pdl_enter()
-        if SS_TILE:
-            acc, acc2, ss = _k_loop_ss_tile(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K,
-                                            K_PER_SPLIT, stride_xm, stride_wn, GATED, BLOCK_M, BLOCK_K, USE_DOT,
-                                            DOT_PRECISION)
-        else:
-            acc, acc2, ss = _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K,
-                                    K_PER_SPLIT, stride_xm, stride_wn, NORM, GATED, BLOCK_K, USE_DOT, DOT_PRECISION)
+        acc, acc2, ss = _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K,
+                                K_PER_SPLIT, stride_xm, stride_wn, NORM, GATED, BLOCK_K, USE_DOT, DOT_PRECISION)
     if SPLIT_K == 1:
         _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
                   NORM, GATED, RES_OUT)
@@ -507,10 +480,6 @@ def _load(compiled) -> None:
         compiled._init_handles()
 
 
-# The inline norm on the tl.dot path with a K loop keeps its sum of squares as a tile, reduced after the
-# loop (_k_loop_ss_tile). A switch for A/B runs of the same configs (benchmarks/ss_tile_probe.py).
-SS_TILE = True
-
 _FORCE_INDEX_64 = False
 
 
@@ -616,7 +585,6 @@ def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.
         SPLIT_K=launch.split, GROUP_M=cfg["GROUP_M"],
         USE_DOT=cfg["path"] == "dot", DOT_PRECISION="ieee" if a.dtype == torch.float32 else "tf32",
         LAST_REDUCES=plan.last_reduces, INDEX_64=plan.index_64, ONE_BLOCK=launch.k_per_split == launch.block_k,
-        SS_TILE=SS_TILE and plan.norm and cfg["path"] == "dot" and launch.k_per_split != launch.block_k,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
         **pdl_launch_args(a.device, launch.tiles * launch.split, w.numel() * w.element_size()),
     )
@@ -637,5 +605,5 @@ def _launch_reduce(plan: _Plan, scratch: _Scratch, res_out: torch.Tensor | None,
 
 
 KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _wide, _tile_of,
-                  _prefetch_weights, _w_tile, _k_step, _k_loop, _k_loop_ss_tile, _mac, _epilogue, _store_partials,
-                  _add_split, _reduce_tile, _prefetch_l2, pdl_enter)
+                  _prefetch_weights, _w_tile, _k_step, _k_loop, _mac, _epilogue, _store_partials, _add_split,
+                  _reduce_tile, _prefetch_l2, pdl_enter)

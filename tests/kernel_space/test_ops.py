@@ -83,29 +83,6 @@ def test_fused_matches_reference(op, cfg, m, dtype):
         assert err <= TOLERANCE[dtype], f"{op}.{name}: rel error {err:.2e} > {TOLERANCE[dtype]:.0e}"
 
 
-@pytest.mark.parametrize("ss_tile", [True, False], ids=["ss-tile", "ss-row"])
-@pytest.mark.parametrize("op", [op for op in ks.OPS if ks.get_op(op).norm])
-def test_inline_norm_in_a_dot_k_loop_both_ways(op, ss_tile, monkeypatch):
-    """The inline norm on the tl.dot path with a K loop, its sum of squares kept as a tile and reduced
-    after the loop (_gemm.SS_TILE, the default) or reduced a row every step: both compute the op, with
-    split-K (K = 100 in blocks of 32: 2 and 2 blocks a split) and without (4 blocks, the last masked)."""
-    from kernel_space import _gemm
-
-    monkeypatch.setattr(_gemm, "SS_TILE", ss_tile)
-    spec = ks.get_op(op)
-    n, k = SHAPES[op]
-    for split in (1, 2):
-        cfg = dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, SPLIT_K=split, GROUP_M=1,
-                   num_warps=4, num_stages=2, split_reduce="last_program" if split > 1 else "kernel",
-                   prologue="inline")
-        for m in (1, 17):
-            inputs = spec.make_inputs(m, n, k, torch.float16, DEVICE, torch.Generator(device=DEVICE).manual_seed(m))
-            with poisoned_outputs():
-                out = spec.fused(inputs, cfg)[0]
-            err = rel_error(out, spec.reference(inputs)[0])
-            assert err <= TOLERANCE[torch.float16], f"split {split}, M={m}: rel error {err:.2e}"
-
-
 @pytest.mark.parametrize("op", list(ks.OPS))
 def test_unfused_baseline_matches_reference(op):
     spec = ks.get_op(op)
