@@ -69,8 +69,10 @@ def spawn_workers(url: str, gpus: list[int], batch: int, seed: int, seconds: flo
                   wait_s: float = 0.0) -> list:
     """One `kernel-search worker` process per GPU (CUDA_VISIBLE_DEVICES), its output in log_dir; each
     waits up to wait_s for the database and its studies. Returns (gpu, Popen, log file) triples."""
+    pin = os.environ.get("KERNEL_SEARCH_PIN_CPUS") == "1" and hasattr(os, "sched_setaffinity")  # Linux only
+    shares = (cpu_shares(len(gpus)) if pin else None) or [None] * len(gpus)
     procs = []
-    for gpu in gpus:
+    for gpu, cpus in zip(gpus, shares, strict=True):
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(gpu)}
         cmd = [sys.executable, "-m", "cli.app", "worker", "--db", url, "--batch", str(batch), "--seed", str(seed),
                "--exit-at-once"]
@@ -79,13 +81,13 @@ def spawn_workers(url: str, gpus: list[int], batch: int, seed: int, seconds: flo
         if wait_s:
             cmd += ["--wait", str(wait_s)]
         log = open(os.path.join(log_dir, f"worker-gpu{gpu}.log"), "w")
-        procs.append((gpu, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
-    pin = os.environ.get("KERNEL_SEARCH_PIN_CPUS") == "1" and hasattr(os, "sched_setaffinity")  # Linux only
-    shares = cpu_shares(len(gpus)) if pin else None
-    for (_, proc, _), cpus in zip(procs, shares or [], strict=False):
-        # Before the worker forks its fork server, benchmarking child and compile pool: they inherit it.
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(proc.pid, cpus)
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if cpus is not None:
+            # At once, before the worker forks its fork server, benchmarking child and compile pool:
+            # they inherit it.
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(proc.pid, cpus)
+        procs.append((gpu, proc, log))
     return procs
 
 
