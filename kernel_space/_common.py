@@ -46,9 +46,11 @@ def _same_place(name: str, t: torch.Tensor, like: torch.Tensor) -> None:
 
 
 def check_norm_op(h, norm_w, w, eps) -> None:
-    """The inputs of a norm op: h [M, K], norm_w [K], w [N, K], eps > 0."""
+    """The inputs of a norm op: h [M, K], norm_w [K] or None (the gain already folded into w, see
+    fold_gain), w [N, K], eps > 0."""
     check_matrix("h", h)
-    check_vector("norm_w", norm_w, size=h.shape[1], like=h)
+    if norm_w is not None:
+        check_vector("norm_w", norm_w, size=h.shape[1], like=h)
     check_matrix("w", w, cols=h.shape[1], like=h)
     check_eps(eps)
 
@@ -71,18 +73,27 @@ def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     return num / denom if denom > 0 else num
 
 
-def rmsnorm_ref(h: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm in fp64: the reference every fused norm is compared with."""
+def rmsnorm_ref(h: torch.Tensor, g: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """RMSNorm in fp64: the reference every fused norm is compared with (g None: no gain)."""
     h = h.to(torch.float64)
-    return h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps) * g.to(torch.float64)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return h if g is None else h * g.to(torch.float64)
 
 
-def rmsnorm_eager(h: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm as nano-vllm and transformers run it: fp32 statistics, cast back, then the weight."""
+def rmsnorm_eager(h: torch.Tensor, g: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """RMSNorm as nano-vllm and transformers run it: fp32 statistics, cast back, then the weight
+    (g None: the gain is folded into the next GEMM's weight)."""
     dtype = h.dtype
     h32 = h.float()
     h32 = h32 * torch.rsqrt(h32.pow(2).mean(-1, keepdim=True) + eps)
-    return h32.to(dtype) * g
+    return h32.to(dtype) if g is None else h32.to(dtype) * g
+
+
+def fold_gain(w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """w [N, K] with column k multiplied by the RMSNorm gain g[k] (in fp32, rounded once to w's
+    dtype): rmsnorm(x) * g @ w^T = rmsnorm(x) @ fold_gain(w, g)^T, so a norm op given the folded weight
+    and no gain has no gain to load or multiply in its K loop."""
+    return (w.float() * g.float()[None, :]).to(w.dtype)
 
 
 def randn(shape, dtype, device, gen, scale: float = 1.0) -> torch.Tensor:

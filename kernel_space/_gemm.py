@@ -135,16 +135,23 @@ def _w_tile(w_ptr, offs_n, offs_k, N, K, stride_wn, GATED: tl.constexpr):
 
 @triton.jit
 def _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, stride_xm,
-            NORM: tl.constexpr, GATED: tl.constexpr, USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    """One K block: x's tile at offs_k (with NORM: its sum of squares added to ss, then scaled by the
-    gain) times the weight tiles w (and w2 when gated), into acc (and acc2)."""
+            NORM: tl.constexpr, GATED: tl.constexpr, USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+            GAIN: tl.constexpr = True, SKIP_SS: tl.constexpr = False):
+    """One K block: x's tile at offs_k (with NORM: its sum of squares added to ss unless SKIP_SS,
+    then scaled by the gain unless GAIN is off) times the weight tiles w (and w2 when gated), into
+    acc (and acc2). Without GAIN (the gain folded into w) x goes into the product as it was loaded."""
     k_mask = offs_k < K
     a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :], mask=(offs_m < M)[:, None] & k_mask[None, :],
                 other=0.0)
     if NORM:
-        a = a.to(tl.float32)
-        ss += tl.sum(a * a, axis=1)
-        a = a * tl.load(norm_w_ptr + offs_k, mask=k_mask, other=0.0).to(tl.float32)[None, :]
+        if GAIN:
+            a = a.to(tl.float32)
+            if not SKIP_SS:
+                ss += tl.sum(a * a, axis=1)
+            a = a * tl.load(norm_w_ptr + offs_k, mask=k_mask, other=0.0).to(tl.float32)[None, :]
+        elif not SKIP_SS:
+            a32 = a.to(tl.float32)
+            ss += tl.sum(a32 * a32, axis=1)
     acc = _mac(acc, a, w, USE_DOT, DOT_PRECISION)
     if GATED:
         acc2 = _mac(acc2, a, w2, USE_DOT, DOT_PRECISION)
@@ -152,16 +159,32 @@ def _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, strid
 
 
 @triton.jit
+def _ss_pass(ss, x_ptr, offs_m, k_start, M, K, K_PER_SPLIT, stride_xm, BLOCK_K: tl.constexpr):
+    """ss plus the sum of squares of x's rows over this program's K slice, read again after the K loop
+    (the activation is tiny and the loop just brought it into cache): the loop then feeds x to the
+    product as loaded, with nothing else reading it."""
+    for kk in range(0, K_PER_SPLIT, BLOCK_K):
+        offs_k = k_start + kk + tl.arange(0, BLOCK_K)
+        a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :],
+                    mask=(offs_m < M)[:, None] & (offs_k < K)[None, :], other=0.0).to(tl.float32)
+        ss += tl.sum(a * a, axis=1)
+    return ss
+
+
+@triton.jit
 def _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K, K_PER_SPLIT, stride_xm,
             stride_wn, NORM: tl.constexpr, GATED: tl.constexpr, BLOCK_K: tl.constexpr, USE_DOT: tl.constexpr,
-            DOT_PRECISION: tl.constexpr):
+            DOT_PRECISION: tl.constexpr, GAIN: tl.constexpr = True, SS_PASS: tl.constexpr = False):
     """(acc, acc2, ss) advanced over this program's K slice: x @ W^T for the N tile (and its up half
-    when gated) and, with NORM, x's sum of squares from the tiles loaded anyway."""
+    when gated) and, with NORM, x's sum of squares from the tiles loaded anyway (or, with SS_PASS, from
+    a second read of the slice after the loop)."""
     for kk in range(0, K_PER_SPLIT, BLOCK_K):
         offs_k = k_start + kk + tl.arange(0, BLOCK_K)
         w, w2 = _w_tile(w_ptr, offs_n, offs_k, N, K, stride_wn, GATED)
         acc, acc2, ss = _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, stride_xm, NORM, GATED,
-                                USE_DOT, DOT_PRECISION)
+                                USE_DOT, DOT_PRECISION, GAIN, SS_PASS)
+    if NORM and SS_PASS:
+        ss = _ss_pass(ss, x_ptr, offs_m, k_start, M, K, K_PER_SPLIT, stride_xm, BLOCK_K)
     return acc, acc2, ss
 
 
@@ -264,7 +287,7 @@ def fused_linear_kernel(
     SPLIT_K: tl.constexpr, GROUP_M: tl.constexpr,
     USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, LAST_REDUCES: tl.constexpr,
     INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
-    ONE_BLOCK: tl.constexpr = False,
+    ONE_BLOCK: tl.constexpr = False, GAIN: tl.constexpr = True, SS_PASS: tl.constexpr = False,
 ):
     pid_m, pid_n = _tile_of(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     pid_m = _wide(pid_m, INDEX_64)
@@ -284,7 +307,7 @@ def fused_linear_kernel(
         if PDL:
             pdl_enter()
         acc, acc2, ss = _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, stride_xm, NORM,
-                                GATED, USE_DOT, DOT_PRECISION)
+                                GATED, USE_DOT, DOT_PRECISION, GAIN)
     else:
         # Several blocks: the slice is prefetched into L2 before the wait and the loop is software
         # pipelined as it stands (a first block taken out of it started the pipeline a round trip late:
@@ -294,7 +317,8 @@ def fused_linear_kernel(
                 _prefetch_weights(w_ptr, offs_n, k_start, N, K, K_PER_SPLIT, stride_wn, GATED)
             pdl_enter()
         acc, acc2, ss = _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K,
-                                K_PER_SPLIT, stride_xm, stride_wn, NORM, GATED, BLOCK_K, USE_DOT, DOT_PRECISION)
+                                K_PER_SPLIT, stride_xm, stride_wn, NORM, GATED, BLOCK_K, USE_DOT, DOT_PRECISION,
+                                GAIN, SS_PASS)
     if SPLIT_K == 1:
         _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
                   NORM, GATED, RES_OUT)
@@ -335,9 +359,10 @@ def splitk_epilogue_kernel(
 def rmsnorm_prepass_kernel(
     x_ptr, g_ptr, a_ptr,
     K, stride_xm, stride_am, eps,
-    BLOCK_K: tl.constexpr, INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False,
+    BLOCK_K: tl.constexpr, INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False, GAIN: tl.constexpr = True,
 ):
-    """One row per program: a = rmsnorm(x) * g in x's dtype. The GEMM then reads `a` straight into
+    """One row per program: a = rmsnorm(x) * g in x's dtype (without GAIN, the gain folded into the
+    weight: a = rmsnorm(x)). The GEMM then reads `a` straight into
     tl.dot, with no per-tile prologue in its K loop."""
     row = _wide(tl.program_id(0), INDEX_64)
     if PDL:
@@ -351,9 +376,10 @@ def rmsnorm_prepass_kernel(
     for k0 in range(0, K, BLOCK_K):
         offs = k0 + tl.arange(0, BLOCK_K)
         mask = offs < K
-        h = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
-        g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-        tl.store(a_ptr + row * stride_am + offs, (h * r * g).to(a_ptr.dtype.element_ty), mask=mask)
+        h = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32) * r
+        if GAIN:
+            h = h * tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        tl.store(a_ptr + row * stride_am + offs, h.to(a_ptr.dtype.element_ty), mask=mask)
 
 
 # The pre-pass holds a whole row per program when it can: a K loop of small blocks there is a chain
@@ -482,6 +508,10 @@ def _load(compiled) -> None:
 
 _FORCE_INDEX_64 = False
 
+# With the gain folded into the weight, an inline norm's K loop takes its sum of squares from a second
+# read of the activation after the loop instead of from the tiles it feeds to the product.
+FOLDED_SS_PASS = False
+
 
 @contextlib.contextmanager
 def force_index_64():
@@ -503,6 +533,7 @@ class _Plan:
     cfg: dict
     prepass: bool  # the norm runs in the pre-pass kernel, so the GEMM's K loop has none
     norm: bool  # the GEMM's K loop applies the norm (inline)
+    gain: bool  # the norm multiplies by its gain (off: the gain is folded into the weight)
     last_reduces: bool  # split-K reduced by the last program of each tile, not by a second kernel
     index_64: bool  # some offset can pass 2^31: the kernels index in 64 bits
 
@@ -520,27 +551,35 @@ def launch_fused_linear(
     cfg: dict,
     *,
     norm_w: torch.Tensor | None = None,
+    norm: bool | None = None,
     res_out: torch.Tensor | None = None,
     gated: bool = False,
     eps: float = 1e-6,
 ) -> torch.Tensor:
     """out = epilogue(prologue(x) @ w^T), [M, N] with N = w's rows (halved when gated): check the
     launch, allocate its output and scratch, launch its kernels. The op launchers validate the tensors;
-    a launch beyond CUDA's grid limits raises ValueError here."""
-    plan = _plan(x, w, cfg, norm=norm_w is not None, gated=gated)
+    a launch beyond CUDA's grid limits raises ValueError here.
+
+    norm: the prologue is an RMSNorm (None: when norm_w is given). norm=True without norm_w is the norm
+    with its gain folded into w (w's column k already multiplied by g[k]): rmsnorm(x) @ w^T."""
+    if norm is None:
+        norm = norm_w is not None
+    elif norm_w is not None and not norm:
+        raise ValueError("norm_w given with norm=False")
+    plan = _plan(x, w, cfg, norm=norm, gated=gated, gain=norm_w is not None)
     out = torch.empty((plan.launch.m, plan.launch.n), device=x.device, dtype=x.dtype)
     if plan.launch.m == 0:
         return out
     scratch = _allocate(x, out, plan)
     if plan.prepass:
-        _launch_prepass(x, norm_w, scratch.a, eps, plan.index_64)
+        _launch_prepass(x, norm_w, scratch.a, eps, plan.index_64)  # norm_w None: the gain is folded
     _launch_gemm(plan, scratch, w, norm_w if plan.norm else None, res_out, out, eps)
     if plan.launch.split > 1 and not plan.last_reduces:
         _launch_reduce(plan, scratch, res_out, out, eps)
     return out
 
 
-def _plan(x: torch.Tensor, w: torch.Tensor, cfg: dict, *, norm: bool, gated: bool) -> _Plan:
+def _plan(x: torch.Tensor, w: torch.Tensor, cfg: dict, *, norm: bool, gated: bool, gain: bool = True) -> _Plan:
     m, k = x.shape
     launch = LinearLaunch.of(cfg, m, w.shape[0] // 2 if gated else w.shape[0], k, gated)
     why = launch.grid_problem()
@@ -548,7 +587,8 @@ def _plan(x: torch.Tensor, w: torch.Tensor, cfg: dict, *, norm: bool, gated: boo
         raise ValueError(f"cannot launch the fused linear at M={m}, N={launch.n}, K={k}: {why}")
     prepass = norm and cfg.get("prologue", "inline") == "prepass"
     last_reduces = launch.split > 1 and cfg.get("split_reduce", "kernel") == "last_program"
-    return _Plan(launch, cfg, prepass, norm and not prepass, last_reduces, _FORCE_INDEX_64 or launch.needs_int64)
+    return _Plan(launch, cfg, prepass, norm and not prepass, norm and gain, last_reduces,
+                 _FORCE_INDEX_64 or launch.needs_int64)
 
 
 def _allocate(x: torch.Tensor, out: torch.Tensor, plan: _Plan) -> _Scratch:
@@ -563,17 +603,22 @@ def _allocate(x: torch.Tensor, out: torch.Tensor, plan: _Plan) -> _Scratch:
     return _Scratch(a, part, ss, counts)
 
 
-def _launch_prepass(x: torch.Tensor, norm_w: torch.Tensor, a: torch.Tensor, eps: float, index_64: bool) -> None:
+def _launch_prepass(x: torch.Tensor, norm_w: torch.Tensor | None, a: torch.Tensor, eps: float,
+                    index_64: bool) -> None:
     m, k = x.shape
+    gain = {} if norm_w is not None else {"GAIN": False}  # as before where there is a gain: the same binary
     _launcher(rmsnorm_prepass_kernel, (m,))(
-        x, norm_w, a, k, x.stride(0), a.stride(0), eps,
-        BLOCK_K=prepass_block(k), INDEX_64=index_64, num_warps=PREPASS_WARPS, **pdl_launch_args(x.device),
+        x, norm_w if norm_w is not None else x, a, k, x.stride(0), a.stride(0), eps,
+        BLOCK_K=prepass_block(k), INDEX_64=index_64, num_warps=PREPASS_WARPS, **gain, **pdl_launch_args(x.device),
     )
 
 
 def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.Tensor | None,
                  res_out: torch.Tensor | None, out: torch.Tensor, eps: float) -> None:
     launch, cfg, a = plan.launch, plan.cfg, scratch.a
+    folded = {}
+    if plan.norm and not plan.gain:
+        folded = {"GAIN": False, "SS_PASS": FOLDED_SS_PASS and launch.k_per_split > launch.block_k}
     _launcher(fused_linear_kernel, launch.grid)(
         a, norm_w if norm_w is not None else a, w, res_out if res_out is not None else a, out,
         scratch.part, scratch.ss, scratch.counts,
@@ -585,7 +630,7 @@ def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.
         SPLIT_K=launch.split, GROUP_M=cfg["GROUP_M"],
         USE_DOT=cfg["path"] == "dot", DOT_PRECISION="ieee" if a.dtype == torch.float32 else "tf32",
         LAST_REDUCES=plan.last_reduces, INDEX_64=plan.index_64, ONE_BLOCK=launch.k_per_split == launch.block_k,
-        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **folded,
         **pdl_launch_args(a.device, launch.tiles * launch.split, w.numel() * w.element_size()),
     )
 
@@ -605,5 +650,5 @@ def _launch_reduce(plan: _Plan, scratch: _Scratch, res_out: torch.Tensor | None,
 
 
 KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _wide, _tile_of,
-                  _prefetch_weights, _w_tile, _k_step, _k_loop, _mac, _epilogue, _store_partials, _add_split,
+                  _prefetch_weights, _w_tile, _k_step, _ss_pass, _k_loop, _mac, _epilogue, _store_partials, _add_split,
                   _reduce_tile, _prefetch_l2, pdl_enter)

@@ -18,7 +18,7 @@ from kernel_space.spec import DEFAULT_SPACE, ModelDims, OpSpec
 def lm_head(h, norm_w, w, cfg: dict, eps: float = 1e-6):
     """Fused launcher. h [M, K], norm_w [K], w [vocab, K] -> logits [M, vocab]."""
     check_norm_op(h, norm_w, w, eps)
-    return _gemm.launch_fused_linear(h, w, cfg, norm_w=norm_w, eps=eps)
+    return _gemm.launch_fused_linear(h, w, cfg, norm_w=norm_w, norm=True, eps=eps)
 
 
 def lm_head_unfused(h, norm_w, w, eps: float = 1e-6):

@@ -18,7 +18,7 @@ from kernel_space.spec import DEFAULT_SPACE, ModelDims, OpSpec
 def rmsnorm_gate_up_silu(h, norm_w, w, cfg: dict, eps: float = 1e-6):
     """Fused launcher. h [M, H], w [2I, H] -> act [M, I]."""
     _check(h, norm_w, w, eps)
-    return _gemm.launch_fused_linear(h, w, cfg, norm_w=norm_w, gated=True, eps=eps)
+    return _gemm.launch_fused_linear(h, w, cfg, norm_w=norm_w, norm=True, gated=True, eps=eps)
 
 
 def rmsnorm_gate_up_silu_unfused(h, norm_w, w, eps: float = 1e-6):

@@ -19,7 +19,7 @@ from kernel_space.spec import DEFAULT_SPACE, ModelDims, OpSpec
 def rmsnorm_qkv(h, norm_w, w, cfg: dict, eps: float = 1e-6):
     """Fused launcher. h [M, K], norm_w [K], w [N, K] -> qkv [M, N]."""
     check_norm_op(h, norm_w, w, eps)
-    return _gemm.launch_fused_linear(h, w, cfg, norm_w=norm_w, eps=eps)
+    return _gemm.launch_fused_linear(h, w, cfg, norm_w=norm_w, norm=True, eps=eps)
 
 
 def rmsnorm_qkv_unfused(h, norm_w, w, eps: float = 1e-6):
