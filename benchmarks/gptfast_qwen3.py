@@ -155,7 +155,9 @@ class Peer(nn.Module):
 
     @classmethod
     def from_qwen3(cls, model, decode_attention: str = "math") -> Peer:
-        """A peer sharing the weights of a qwen3.model.Qwen3ForCausalLM (no copy)."""
+        """A peer sharing the weights of a qwen3.model.Qwen3ForCausalLM (no copy). Where the model has
+        folded its layers' norm gains into qkv_proj and gate_up_proj (it does when loaded), the peer's
+        norms get unit gains: the same products, and the same work as gpt-fast's (the multiply stays)."""
         if decode_attention not in DECODE_ATTENTION:
             raise ValueError(f"decode_attention must be one of {DECODE_ATTENTION}, got {decode_attention!r}")
         c, eps = model.config, model.config.rms_norm_eps
@@ -164,9 +166,11 @@ class Peer(nn.Module):
             a, m = layer.self_attn, layer.mlp
             attention = Attention(c, a.qkv_proj.weight, a.o_proj.weight, a.q_norm.weight, a.k_norm.weight,
                                   decode_attention)
+            gains = [norm.weight for norm in (layer.input_layernorm, layer.post_attention_layernorm)]
+            if layer.gains_folded:
+                gains = [torch.ones_like(g) for g in gains]
             blocks.append(Block(attention, MLP(m.gate_up_proj.weight, m.down_proj.weight),
-                                RMSNorm(layer.input_layernorm.weight, eps),
-                                RMSNorm(layer.post_attention_layernorm.weight, eps)))
+                                RMSNorm(gains[0], eps), RMSNorm(gains[1], eps)))
         return cls(c, model.model.embed_tokens.weight, blocks, RMSNorm(model.model.norm.weight, eps),
                    model.lm_head.weight)
 

@@ -15,9 +15,17 @@ or the last program to arrive at the tile does it, counted with an atomic (split
 Decode at M <= 16 is weight streaming, and at N = 1024 or 4096 there are too few N tiles to keep
 132 SMs busy without it.
 
-Prologue placement (norm ops): `inline` does the norm inside the K loop of every tile; `prepass`
-runs a one-row-per-program kernel first that writes rmsnorm(x) * g, so the GEMM's loop is a plain
-load -> tl.dot pipeline (one more launch, M x K more bytes, both tiny at decode).
+Prologue placement (norm ops): `inline` does the norm inside the K loop of every tile; `rescan` too,
+but takes the sum of squares from a second read of the program's activation slice after the loop,
+so that nothing in the loop but the product reads the activation tile (a config with a K loop only);
+`prepass` runs a one-row-per-program kernel first that writes rmsnorm(x) * g, so the GEMM's loop is
+a plain load -> tl.dot pipeline (one more launch, M x K more bytes, both tiny at decode).
+
+Folded gain (GAIN off): the model multiplies each norm's gain into the weight it feeds when it loads
+(Qwen3ForCausalLM.fold_norm_gains), and the op gets norm_w None. The K loop then loads no gain and
+feeds x to the product as it was loaded; the pre-pass writes rmsnorm(x). Measured on an H100
+(benchmarks/README.md, eighteenth session): the gain alone 1.0-1.13x, with `rescan` up to 1.9x on
+configs whose loop held the sum of squares.
 
 Offsets: every kernel takes INDEX_64. Off, offsets are int32, which decode needs and is fastest; on
 (the launcher turns it on when geometry.LinearLaunch's bound on any offset passes 2^31 - 1, e.g. a
@@ -508,10 +516,6 @@ def _load(compiled) -> None:
 
 _FORCE_INDEX_64 = False
 
-# With the gain folded into the weight, an inline norm's K loop takes its sum of squares from a second
-# read of the activation after the loop instead of from the tiles it feeds to the product.
-FOLDED_SS_PASS = False
-
 
 @contextlib.contextmanager
 def force_index_64():
@@ -616,9 +620,12 @@ def _launch_prepass(x: torch.Tensor, norm_w: torch.Tensor | None, a: torch.Tenso
 def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.Tensor | None,
                  res_out: torch.Tensor | None, out: torch.Tensor, eps: float) -> None:
     launch, cfg, a = plan.launch, plan.cfg, scratch.a
-    folded = {}
+    # Passed only where they differ from the defaults: every other launch builds the binary it always did.
+    norm = {}
     if plan.norm and not plan.gain:
-        folded = {"GAIN": False, "SS_PASS": FOLDED_SS_PASS and launch.k_per_split > launch.block_k}
+        norm["GAIN"] = False
+    if plan.norm and cfg.get("prologue") == "rescan":
+        norm["SS_PASS"] = True
     _launcher(fused_linear_kernel, launch.grid)(
         a, norm_w if norm_w is not None else a, w, res_out if res_out is not None else a, out,
         scratch.part, scratch.ss, scratch.counts,
@@ -630,7 +637,7 @@ def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.
         SPLIT_K=launch.split, GROUP_M=cfg["GROUP_M"],
         USE_DOT=cfg["path"] == "dot", DOT_PRECISION="ieee" if a.dtype == torch.float32 else "tf32",
         LAST_REDUCES=plan.last_reduces, INDEX_64=plan.index_64, ONE_BLOCK=launch.k_per_split == launch.block_k,
-        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **folded,
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **norm,
         **pdl_launch_args(a.device, launch.tiles * launch.split, w.numel() * w.element_size()),
     )
 

@@ -35,15 +35,16 @@ PREFILL_ROWS = 128  # tokens (rows) from which a site's unfused arm is this modu
 
 
 @triton.jit
-def _rmsnorm_kernel(x_ptr, g_ptr, y_ptr, K, stride_x, stride_y, eps, BLOCK: tl.constexpr):
+def _rmsnorm_kernel(x_ptr, g_ptr, y_ptr, K, stride_x, stride_y, eps, BLOCK: tl.constexpr, GAIN: tl.constexpr = True):
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     mask = offs < K
     x = tl.load(x_ptr + row * stride_x + offs, mask=mask, other=0.0).to(tl.float32)
     r = 1.0 / tl.sqrt(tl.sum(x * x, axis=0) / K + eps)
     dt = y_ptr.dtype.element_ty
-    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    y = ((x * r).to(dt).to(tl.float32) * g).to(dt)
+    y = (x * r).to(dt)
+    if GAIN:
+        y = (y.to(tl.float32) * tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)).to(dt)
     tl.store(y_ptr + row * stride_y + offs, y, mask=mask)
 
 
@@ -72,15 +73,17 @@ def serves(m: int, t: torch.Tensor) -> bool:
     return m >= PREFILL_ROWS and runs_triton(t)
 
 
-def rmsnorm(h: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm of every row of h [M, K] with gain g [K], in h's dtype (rmsnorm_eager's rounding)."""
+def rmsnorm(h: torch.Tensor, g: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """RMSNorm of every row of h [M, K] with gain g [K] (None: none, it is folded into the next
+    weight), in h's dtype (rmsnorm_eager's rounding)."""
     m, k = h.shape
     if h.stride(1) != 1:
         h = h.contiguous()
     y = torch.empty_like(h, memory_format=torch.contiguous_format)
     block = triton.next_power_of_2(k)
-    _rmsnorm_kernel[(m,)](h, g, y, k, h.stride(0), y.stride(0), float(eps), BLOCK=block,
-                          num_warps=max(1, min(8, block // 512)))
+    gain = {} if g is not None else {"GAIN": False}
+    _rmsnorm_kernel[(m,)](h, g if g is not None else h, y, k, h.stride(0), y.stride(0), float(eps), BLOCK=block,
+                          num_warps=max(1, min(8, block // 512)), **gain)
     return y
 
 

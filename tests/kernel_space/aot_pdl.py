@@ -34,7 +34,7 @@ def main() -> None:
     pdl = sys.argv[1] == "on"
     gemm = dict(NORM=True, GATED=True, RES_OUT=False, BLOCK_M=1, BLOCK_N=32, BLOCK_K=128, SPLIT_K=2,
                 GROUP_M=1, USE_DOT=False, DOT_PRECISION="tf32", LAST_REDUCES=True, INDEX_64=False, PDL=pdl,
-                PREFETCH=pdl)
+                PREFETCH=pdl, ONE_BLOCK=False, GAIN=True, SS_PASS=False)
     epilogue = dict(NORM=True, GATED=False, RES_OUT=True, SPLIT_K=4, BLOCK_M=1, BLOCK_N=64, INDEX_64=False, PDL=pdl)
     # pack=group with the combine kernel, and pack=head combined by the last program.
     # The first two prefetch their K/V chunk before the wait (as the launcher does where the grid is
@@ -49,13 +49,18 @@ def main() -> None:
         # A slice of one K block: its weights loaded before the wait, nothing prefetched.
         "fused_linear_one_block": compile_ptx(_gemm.fused_linear_kernel, {**gemm, "ONE_BLOCK": True}, num_warps=4,
                                               num_stages=3, launch_pdl=pdl),
+        # The norm's gain folded into the weight, its sum of squares from a second read after the loop.
+        "fused_linear_folded_rescan": compile_ptx(_gemm.fused_linear_kernel, {**gemm, "GAIN": False, "SS_PASS": True},
+                                                  num_warps=4, num_stages=3, launch_pdl=pdl),
         "splitk_epilogue": compile_ptx(_gemm.splitk_epilogue_kernel, epilogue),
-        "prepass": compile_ptx(_gemm.rmsnorm_prepass_kernel, dict(BLOCK_K=1024, INDEX_64=False, PDL=pdl)),
+        "prepass": compile_ptx(_gemm.rmsnorm_prepass_kernel, dict(BLOCK_K=1024, INDEX_64=False, PDL=pdl, GAIN=True)),
+        "prepass_folded": compile_ptx(_gemm.rmsnorm_prepass_kernel, dict(BLOCK_K=1024, INDEX_64=False, PDL=pdl,
+                                                                         GAIN=False)),
         # The 64-bit offset variants (prefill sizes) compile too.
         "fused_linear_64": compile_ptx(_gemm.fused_linear_kernel, {**gemm, "INDEX_64": True}, num_warps=4,
                                        num_stages=3, launch_pdl=pdl),
         "splitk_epilogue_64": compile_ptx(_gemm.splitk_epilogue_kernel, {**epilogue, "INDEX_64": True}),
-        "prepass_64": compile_ptx(_gemm.rmsnorm_prepass_kernel, dict(BLOCK_K=1024, INDEX_64=True, PDL=pdl)),
+        "prepass_64": compile_ptx(_gemm.rmsnorm_prepass_kernel, dict(BLOCK_K=1024, INDEX_64=True, PDL=pdl, GAIN=True)),
         # The split-K reducer of a 64 x 128 gated tile: 2 splits unrolled, 16 in a loop of 2-split chunks.
         "reduce_wide_2": compile_ptx(_gemm.splitk_epilogue_kernel, wide_reduce),
         "reduce_wide_16": compile_ptx(_gemm.splitk_epilogue_kernel, {**wide_reduce, "SPLIT_K": 16}),

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 import kernel_space as ks
-from kernel_space._common import TOLERANCE, poisoned_outputs, rel_error
+from kernel_space._common import TOLERANCE, fold_gain, linear_weight, norm_weight, poisoned_outputs, randn, rel_error
+from kernel_space.rmsnorm_gate_up_silu import rmsnorm_gate_up_silu
+from kernel_space.rmsnorm_qkv import rmsnorm_qkv
 from tests.conftest import DEVICE
 
 # Odd sizes: N and K are multiples of no block size; gated N is 2 * 37.
@@ -44,6 +46,12 @@ CONFIGS = [
          split_reduce="last_program", prologue="inline"),
     dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=16, BLOCK_K=128, SPLIT_K=1, GROUP_M=1, num_warps=4, num_stages=2,
          split_reduce="kernel", prologue="inline"),
+    # norm ops: the sum of squares from a second read after the K loop (two blocks a split here; at K = 100
+    # the second split's last block is partly masked), split and unsplit
+    dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, SPLIT_K=2, GROUP_M=1, num_warps=4, num_stages=2,
+         split_reduce="last_program", prologue="rescan"),
+    dict(impl="fused", path="fma", BLOCK_M=2, BLOCK_N=16, BLOCK_K=32, SPLIT_K=1, GROUP_M=1, num_warps=4, num_stages=3,
+         split_reduce="kernel", prologue="rescan"),
 ]
 
 
@@ -53,15 +61,42 @@ def _cfg_id(c):
     return f"{c['path']}-bm{c['BLOCK_M']}-bk{c['BLOCK_K']}-split{c['SPLIT_K']}-{c['split_reduce']}-{c['prologue']}"
 
 
-# The pre-pass places a norm prologue: the ops without one refuse it (test_prepass_needs_a_norm_op).
-CASES = [(op, cfg) for op in ks.OPS for cfg in CONFIGS if ks.get_op(op).norm or cfg["prologue"] != "prepass"]
+# The pre-pass and the rescan place a norm prologue: the ops without one refuse them
+# (test_prepass_and_rescan_need_a_norm_op). rmsnorm_qkv and rmsnorm_gate_up_silu run with their gain
+# folded into the weight, as the model runs them (their make_inputs); lm_head with its gain.
+CASES = [(op, cfg) for op in ks.OPS for cfg in CONFIGS if ks.get_op(op).norm or cfg["prologue"] == "inline"]
 
 
-def test_prepass_needs_a_norm_op():
-    prepass = next(c for c in CONFIGS if c["prologue"] == "prepass")
+@pytest.mark.parametrize("prologue", ["prepass", "rescan"])
+def test_prepass_and_rescan_need_a_norm_op(prologue):
+    cfg = next(c for c in CONFIGS if c["prologue"] == prologue)
     for op in ks.OPS:
-        why = ks.get_op(op).check(prepass, 3, *SHAPES[op], 2)
+        why = ks.get_op(op).check(cfg, 3, *SHAPES[op], 2)
         assert (why is None) if ks.get_op(op).norm else ("no norm prologue" in why)
+
+
+NORM_SITES = ("rmsnorm_qkv", "rmsnorm_gate_up_silu")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+@pytest.mark.parametrize("cfg", [c for c in CONFIGS if c["SPLIT_K"] > 1 or c["prologue"] != "inline"], ids=_cfg_id)
+@pytest.mark.parametrize("op", NORM_SITES)
+def test_a_folded_gain_computes_what_the_gain_in_the_loop_computes(op, cfg, dtype):
+    """The same config with the gain in the kernel and with it folded into the weight (fold_gain, as the
+    model loads it), both against the fp64 reference on the unfolded weight and gain."""
+    spec = ks.get_op(op)
+    n, k = SHAPES[op]
+    gen = torch.Generator(device=DEVICE).manual_seed(5)
+    h = randn((3, k), dtype, DEVICE, gen)
+    g = norm_weight(k, dtype, DEVICE, gen)
+    w = linear_weight(n, k, dtype, DEVICE, gen)
+    launch = {"rmsnorm_qkv": rmsnorm_qkv, "rmsnorm_gate_up_silu": rmsnorm_gate_up_silu}[op]
+    ref = spec.reference({"h": h, "norm_w": g, "w": w})[0]
+    for norm_w, weight in ((g, w), (None, fold_gain(w, g))):
+        with poisoned_outputs():
+            out = launch(h, norm_w, weight, cfg)
+        err = rel_error(out, ref)
+        assert err <= TOLERANCE[dtype], f"gain {'in the kernel' if norm_w is not None else 'folded'}: {err:.2e}"
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)

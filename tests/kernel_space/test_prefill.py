@@ -30,6 +30,17 @@ def test_rmsnorm_rounds_as_the_eager_norm(dtype, k):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_rmsnorm_without_a_gain_is_the_eager_norm_without_one(dtype):
+    """The gain folded into the next weight: the norm alone, rounded once to the dtype."""
+    gen = torch.Generator(device=DEVICE).manual_seed(3)
+    h = torch.randn((4, 300), generator=gen, device=DEVICE).to(dtype) * 3
+    out = prefill.rmsnorm(h, None, 1e-6)
+    eager = rmsnorm_eager(h, None, 1e-6)
+    ulp = torch.finfo(dtype).eps
+    assert (out.float() - eager.float()).abs().max() <= 2 * ulp * eager.float().abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("inter", [1, 37, 1500])  # 1500: two column blocks of SILU_BLOCK, the last partial
 def test_silu_mul_is_silu_of_gate_times_up(dtype, inter):
     gen = torch.Generator(device=DEVICE).manual_seed(inter)

@@ -45,10 +45,22 @@ def test_invalid_configs_are_rejected_with_a_reason(change, reason):
     assert why is not None and reason in why, why
 
 
-def test_prepass_only_for_norm_ops():
-    cfg = {**GOOD, "prologue": "prepass"}
+@pytest.mark.parametrize("prologue", ["prepass", "rescan"])
+def test_prepass_and_rescan_only_for_norm_ops(prologue):
+    cfg = {**GOOD, "prologue": prologue}
     assert ks.get_op("rmsnorm_qkv").check(cfg, 16, 4096, 4096, 2) is None
     assert "no norm prologue" in ks.get_op("down_residual").check(cfg, 16, 4096, 4096, 2)
+
+
+@pytest.mark.parametrize(("block_k", "split", "k", "loop"), [
+    (128, 1, 4096, True), (128, 16, 4096, True), (256, 16, 4096, False), (1024, 1, 1024, False),
+    (1024, 1, 1000, False), (512, 1, 1000, True), (256, 2, 1000, True), (128, 8, 1000, False)])
+def test_rescan_only_where_a_split_has_a_k_loop(block_k, split, k, loop):
+    """Without a loop (one BLOCK_K block a split) rescan is the inline norm again: one config, not two."""
+    cfg = {**GOOD, "prologue": "rescan", "BLOCK_K": block_k, "SPLIT_K": split, "BLOCK_N": 16, "num_stages": 2,
+           "split_reduce": "last_program" if split > 1 else "kernel"}
+    why = ks.get_op("rmsnorm_gate_up_silu").check(cfg, 1, 8192, k, 2)
+    assert (why is None) if loop else ("no K loop" in why), why
 
 
 def test_missing_key_is_a_reason_not_a_crash():

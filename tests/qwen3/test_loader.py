@@ -31,9 +31,9 @@ def test_sharded_checkpoint_loads_like_a_single_file(hf, tmp_path):
     one = load_model(tmp_path / "one", dtype=torch.float32, device="cpu")
     assert torch.equal(logits(one, ids), logits(load_model(tmp_path / "shards", dtype=torch.float32, device="cpu"),
                                                    ids))
-    # q/k/v stacked by rows, gate rows before up rows.
+    # q/k/v stacked by rows, gate rows before up rows (the layout before the gains are folded in).
     sd = hf.state_dict()
-    layer = one.model.layers[1]
+    layer = load_model(tmp_path / "one", dtype=torch.float32, device="cpu", fold_gains=False).model.layers[1]
     assert torch.equal(layer.self_attn.qkv_proj.weight, torch.cat([sd[f"model.layers.1.self_attn.{p}_proj.weight"]
                                                                    for p in "qkv"]))
     gate = layer.mlp.gate_up_proj.weight[:TINY.intermediate_size]

@@ -139,3 +139,27 @@ def test_generation_stops_at_a_stop_id(saved):
     full = gen.generate([[1, 2, 3]], max_tokens=5)[0]
     cut = gen.generate([[1, 2, 3]], max_tokens=5, stop_ids=[full[2]])[0]
     assert cut == full[:full.index(full[2])]
+
+
+def test_the_loaders_fold_the_norm_gains_once_and_the_logits_stay(saved):
+    """load_model folds each layer's two norm gains into qkv_proj and gate_up_proj (the norm sites then
+    run without a gain); the logits are the unfolded model's, and a second fold changes nothing."""
+    hf, folder = saved
+    folded = load_model(folder, dtype=torch.float32, device="cpu")
+    plain = load_model(folder, dtype=torch.float32, device="cpu", fold_gains=False)
+    assert folded.gains_folded and not plain.gains_folded
+    layer, ref = folded.model.layers[1], plain.model.layers[1]
+    g = ref.input_layernorm.weight
+    assert not torch.equal(g, torch.ones_like(g))  # the test's gains are not all 1
+    assert torch.allclose(layer.self_attn.qkv_proj.weight, ref.self_attn.qkv_proj.weight * g)
+    assert torch.allclose(layer.mlp.gate_up_proj.weight,
+                          ref.mlp.gate_up_proj.weight * ref.post_attention_layernorm.weight)
+    before = layer.self_attn.qkv_proj.weight.clone()
+    folded.fold_norm_gains()
+    assert torch.equal(layer.self_attn.qkv_proj.weight, before)
+    prompt = torch.randint(0, TINY.vocab_size, (2, 5), generator=torch.Generator().manual_seed(4))
+    out, tokens = run_sequence(folded, prompt, steps=3)
+    ref_out, ref_tokens = run_sequence(plain, prompt, steps=3)
+    assert torch.equal(tokens, ref_tokens)
+    for a, b in zip(out, ref_out, strict=True):
+        close(a, b)

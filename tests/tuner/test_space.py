@@ -128,3 +128,18 @@ def test_attention_splits_stop_at_the_context():
         cfg = suggest(study.ask(), ATTENTION, encode_m(2, 64), N, K)
         if cfg["impl"] == "fused":
             assert cfg["SPLITS"] <= 64 // cfg["BLOCK_N"] and cfg["BLOCK_N"] <= 64
+
+
+def test_rescan_is_offered_to_norm_ops_with_a_k_loop_only():
+    from kernel_space.spec import has_k_loop
+    from tuner import space
+
+    keys = (*space.ORDER, "GROUP_M", "prologue")
+    for op, m, n, k in CASES:
+        rows = [dict(zip(keys, row, strict=True)) for row in space._space(op, m, n, k, 2, 232_448)]
+        rescans = [r for r in rows if r["prologue"] == "rescan"]
+        if ks.get_op(op).norm:
+            assert rescans and all(has_k_loop(r, k) for r in rescans)
+            assert any(r["prologue"] == "inline" and not has_k_loop(r, k) for r in rows)
+        else:
+            assert not rescans
