@@ -189,12 +189,12 @@ def paired_speedup(fn_a, fn_b, rotation: list[dict], pairs: int = 15) -> tuple[f
 
 def io_bytes(spec: OpSpec, m, n, k, dtype, device) -> int:
     """Bytes that must move: every input read once and every output written once.
-    Counted from one row's worth of real tensors: activations (x, residual and the outputs) scale
-    with M, the weights and norm gains do not."""
+    Counted from one row's worth of real tensors: activations (h, x, residual and the outputs) scale
+    with M, the weights and norm gains do not (a norm folded into the weight has no gain: None)."""
     gen = torch.Generator(device=device).manual_seed(0)
     one_row = spec.make_inputs(1, n, k, dtype, device, gen)
-    total = sum(t.numel() * t.element_size() * (m if name in ("x", "residual") else 1)
-                for name, t in one_row.items())
+    total = sum(t.numel() * t.element_size() * (m if name in ("h", "x", "residual") else 1)
+                for name, t in one_row.items() if t is not None)
     return total + m * sum(o.numel() * dtype.itemsize for o in spec.unfused(one_row))
 
 

@@ -126,3 +126,17 @@ def test_a_ctrl_c_inside_a_childs_start_is_delivered_after_it_not_lost():
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's
     assert out.stdout.split("\n")[:2] == ["delivered after the window", "True"], out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("op", ["rmsnorm_qkv", "rmsnorm_gate_up_silu", "o_proj_residual", "lm_head"])
+def test_io_bytes_counts_the_weight_once_and_the_activations_per_row(op):
+    """The floor's bytes: a norm site's gain is folded into its weight (no gain tensor), lm_head keeps one."""
+    from tuner.measure import io_bytes
+
+    spec = ks.get_op(op)
+    n, k, m = 24, 40, 5
+    out_cols = spec.n_out(n)
+    gain = 2 * k if op == "lm_head" else 0
+    residual = 2 * m * out_cols if op == "o_proj_residual" else 0
+    expected = 2 * (n * k + m * k + m * out_cols) + gain + residual
+    assert io_bytes(spec, m, n, k, torch.float16, "cpu") == expected
