@@ -384,9 +384,12 @@ def rmsnorm_prepass_kernel(
     for k0 in range(0, K, BLOCK_K):
         offs = k0 + tl.arange(0, BLOCK_K)
         mask = offs < K
-        h = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32) * r
+        h = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
         if GAIN:
-            h = h * tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            h = h * r * g
+        else:
+            h = h * r
         tl.store(a_ptr + row * stride_am + offs, h.to(a_ptr.dtype.element_ty), mask=mask)
 
 
