@@ -2,8 +2,9 @@
 # Eighteenth session (2026-11-27), nvidia-h100-x1: the matrix cells of issues 10 and 13 with the tables
 # re-tuned on the folded norm kernels, beside torch.compile (whose model shares the folded weights and
 # runs unit norm gains: the same products and work).
-# PART=1: Qwen3-0.6B at batch 1 and 32 x 256 and 2k, and Qwen3-1.7B at batch 1 x 256 (unfused too);
-# PART=2: Qwen3-8B at batch 1 and 32 x 256.
+# PART=1: Qwen3-0.6B at batch 1 and 32 x 256 and 2k (the 2k cells were cut by the timeout: each
+# torch.compile cell took ~150 s), and Qwen3-1.7B at batch 1 x 256 (unfused too);
+# PART=2: Qwen3-8B at batch 1 and 32 x 256; PART=3: Qwen3-0.6B at batch 32 x 2k.
 #   OUT=dir PART=1 bash benchmarks/run_session18_matrix.sh
 . benchmarks/_session.sh
 matrix() {  # MODEL BATCHES CONTEXTS ARMS SECONDS NAME
@@ -14,6 +15,8 @@ matrix() {  # MODEL BATCHES CONTEXTS ARMS SECONDS NAME
 if [ "${PART:-1}" = 1 ]; then
   matrix qwen3-0.6b 1,32 256,2048 table,torch_compile 330 0.6b
   matrix qwen3-1.7b 1 256 unfused,table,torch_compile 180 1.7b
+elif [ "$PART" = 2 ]; then
+  matrix qwen3-8b 1,32 256 table,torch_compile 480 8b
 else
-  matrix qwen3-8b 1,32 256 table,torch_compile 400 8b
+  matrix qwen3-0.6b 32 2048 table,torch_compile 300 0.6b_2k
 fi
