@@ -46,6 +46,15 @@ def run_sequence(model, prompt: torch.Tensor, steps: int):
     return logits, torch.stack(tokens, dim=1)
 
 
+def same_run(model, ref, prompt: torch.Tensor, steps: int) -> None:
+    """model and ref pick the same greedy tokens over prompt and `steps` decode steps, with logits close."""
+    out, tokens = run_sequence(model, prompt, steps)
+    ref_out, ref_tokens = run_sequence(ref, prompt, steps)
+    assert torch.equal(tokens, ref_tokens)
+    for a, b in zip(out, ref_out, strict=True):
+        close(a, b)
+
+
 def test_prefill_and_decode_match_transformers(saved):
     hf, folder = saved
     model = load_model(folder, dtype=torch.float32, device="cpu")
@@ -109,11 +118,7 @@ def test_fused_kernels_give_the_baseline_logits(saved, monkeypatch):
     real = dispatch.rmsnorm_gate_up_silu
     monkeypatch.setattr(dispatch, "rmsnorm_gate_up_silu", lambda *a, **kw: calls.append(a[3]) or real(*a, **kw))
     prompt = torch.randint(0, TINY.vocab_size, (1, 5), generator=torch.Generator().manual_seed(2))
-    out, tokens = run_sequence(fused, prompt, steps=2)
-    ref, ref_tokens = run_sequence(base, prompt, steps=2)
-    assert torch.equal(tokens, ref_tokens)
-    for a, b in zip(out, ref, strict=True):
-        close(a, b)
+    same_run(fused, base, prompt, steps=2)
     # Prefill (M = 5) ran the dot config, each decode step (M = 1) the fma one, in every layer.
     layers = TINY.num_hidden_layers
     assert [c["path"] for c in calls] == ["dot"] * layers + ["fma"] * 2 * layers
@@ -158,8 +163,4 @@ def test_the_loaders_fold_the_norm_gains_once_and_the_logits_stay(saved):
     folded.fold_norm_gains()
     assert torch.equal(layer.self_attn.qkv_proj.weight, before)
     prompt = torch.randint(0, TINY.vocab_size, (2, 5), generator=torch.Generator().manual_seed(4))
-    out, tokens = run_sequence(folded, prompt, steps=3)
-    ref_out, ref_tokens = run_sequence(plain, prompt, steps=3)
-    assert torch.equal(tokens, ref_tokens)
-    for a, b in zip(out, ref_out, strict=True):
-        close(a, b)
+    same_run(folded, plain, prompt, steps=3)
