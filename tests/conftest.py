@@ -16,6 +16,10 @@ if not torch.cuda.is_available():
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+# A test that runs Triton kernels on CPU tensors: only under the interpreter (set above without a GPU;
+# on a GPU machine tests/qwen3/test_gpu.py runs the same paths on the GPU).
+requires_interpreter = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1",
+                                          reason="runs Triton kernels on CPU tensors: needs TRITON_INTERPRET=1")
 
 # The database kinds a storage test runs on; the postgres one carries the marker (-m "not postgres"
 # leaves it out).

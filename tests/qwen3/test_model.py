@@ -8,6 +8,7 @@ import torch
 from qwen3.dispatch import Dispatcher
 from qwen3.generate import Generator
 from qwen3.loader import load_model
+from tests.conftest import requires_interpreter
 from tests.qwen3.helpers import DOT, FMA_M1, TINY, hf_model, table_dict
 
 # fp32 throughout: the largest logit difference over the largest logit.
@@ -104,6 +105,7 @@ def test_greedy_decoding_picks_the_argmax_of_the_decode_step(saved):
                                                    1).tolist()
 
 
+@requires_interpreter
 def test_fused_kernels_give_the_baseline_logits(saved, monkeypatch):
     """A table with fused configs (fma at M = 1, dot above) through Triton's interpreter."""
     hf, folder = saved
