@@ -198,7 +198,8 @@ def _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M,
 
 @triton.jit
 def _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
-              NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr):
+              NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr, pid_n=0, ARGMAX: tl.constexpr = False,
+              BLOCK_N: tl.constexpr = 1):
     if NORM:
         r = tl.rsqrt(ss / K + eps)
         acc = acc * r[:, None]
@@ -210,8 +211,18 @@ def _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_r
     if RES_OUT:
         res = tl.load(res_out_ptr + offs_m[:, None] * stride_rom + offs_n[None, :], mask=mask, other=0.0)
         acc = acc + res.to(tl.float32)
-    tl.store(out_ptr + offs_m[:, None] * stride_om + offs_n[None, :], acc.to(out_ptr.dtype.element_ty),
-             mask=mask)
+    if ARGMAX:
+        # Greedy decoding: each row's largest value in this tile, as the logits would hold it (rounded to
+        # out's dtype, the logits' dtype), and its first column, into column pid_n of out and of
+        # res_out_ptr (an int32 [M, tiles] buffer: ARGMAX has no residual). The logits are never written.
+        v = tl.where(mask, acc.to(out_ptr.dtype.element_ty).to(tl.float32), float("-inf"))
+        best, arg = tl.max(v, axis=1, return_indices=True, return_indices_tie_break_left=True)
+        rows = offs_m < M
+        tl.store(out_ptr + offs_m * stride_om + pid_n, best.to(out_ptr.dtype.element_ty), mask=rows)
+        tl.store(res_out_ptr + offs_m * stride_rom + pid_n, (pid_n * BLOCK_N + arg).to(tl.int32), mask=rows)
+    else:
+        tl.store(out_ptr + offs_m[:, None] * stride_om + offs_n[None, :], acc.to(out_ptr.dtype.element_ty),
+                 mask=mask)
 
 
 @triton.jit
@@ -254,7 +265,8 @@ def _add_split(acc, acc2, ss, part_ptr, ss_ptr, s, pid_n, num_pid_n, offs_m, off
 @triton.jit
 def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, stride_rom, stride_om, eps,
                  NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
-                 SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, INDEX_64: tl.constexpr):
+                 SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, INDEX_64: tl.constexpr,
+                 ARGMAX: tl.constexpr = False):
     """Sum a tile's SPLIT_K partials (and sums of squares), then run the epilogue. pid_m and pid_n
     arrive already widened when the launch indexes in 64 bits."""
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -281,7 +293,7 @@ def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, 
                     acc, acc2, ss = _add_split(acc, acc2, ss, part_ptr, ss_ptr, s0 + s1, pid_n, num_pid_n, offs_m,
                                                offs_n, mask, M, N, width, NORM, GATED, INDEX_64)
     _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
-              NORM, GATED, RES_OUT)
+              NORM, GATED, RES_OUT, pid_n, ARGMAX, BLOCK_N)
 
 
 @triton.jit
@@ -296,6 +308,7 @@ def fused_linear_kernel(
     USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, LAST_REDUCES: tl.constexpr,
     INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
     ONE_BLOCK: tl.constexpr = False, GAIN: tl.constexpr = True, SS_PASS: tl.constexpr = False,
+    ARGMAX: tl.constexpr = False,
 ):
     pid_m, pid_n = _tile_of(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     pid_m = _wide(pid_m, INDEX_64)
@@ -329,7 +342,7 @@ def fused_linear_kernel(
                                 GAIN, SS_PASS)
     if SPLIT_K == 1:
         _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
-                  NORM, GATED, RES_OUT)
+                  NORM, GATED, RES_OUT, pid_n, ARGMAX, BLOCK_N)
     else:
         _store_partials(part_ptr, ss_ptr, acc, acc2, ss, pid_k, pid_n, offs_m, offs_n, M, N, NORM, GATED, BLOCK_N,
                         INDEX_64)
@@ -343,7 +356,7 @@ def fused_linear_kernel(
             if arrived == SPLIT_K - 1:
                 tl.store(count_ptr + tile, 0)  # reset for the next launch (the graph replays it)
                 _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, stride_rom,
-                             stride_om, eps, NORM, GATED, RES_OUT, SPLIT_K, BLOCK_M, BLOCK_N, INDEX_64)
+                             stride_om, eps, NORM, GATED, RES_OUT, SPLIT_K, BLOCK_M, BLOCK_N, INDEX_64, ARGMAX)
 
 
 @triton.jit
@@ -354,13 +367,13 @@ def splitk_epilogue_kernel(
     eps,
     NORM: tl.constexpr, GATED: tl.constexpr, RES_OUT: tl.constexpr,
     SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False,
+    INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False, ARGMAX: tl.constexpr = False,
 ):
     if PDL:
         pdl_enter()
     _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, _wide(tl.program_id(0), INDEX_64),
                  _wide(tl.program_id(1), INDEX_64), M, N, K, stride_rom, stride_om, eps, NORM, GATED, RES_OUT,
-                 SPLIT_K, BLOCK_M, BLOCK_N, INDEX_64)
+                 SPLIT_K, BLOCK_M, BLOCK_N, INDEX_64, ARGMAX)
 
 
 @triton.jit
@@ -562,27 +575,41 @@ def launch_fused_linear(
     res_out: torch.Tensor | None = None,
     gated: bool = False,
     eps: float = 1e-6,
+    argmax: bool = False,
 ) -> torch.Tensor:
     """out = epilogue(prologue(x) @ w^T), [M, N] with N = w's rows (halved when gated): check the
     launch, allocate its output and scratch, launch its kernels. The op launchers validate the tensors;
     a launch beyond CUDA's grid limits raises ValueError here.
 
     norm: the prologue is an RMSNorm (None: when norm_w is given). norm=True without norm_w is the norm
-    with its gain folded into w (w's column k already multiplied by g[k]): rmsnorm(x) @ w^T."""
+    with its gain folded into w (w's column k already multiplied by g[k]): rmsnorm(x) @ w^T.
+
+    argmax: return each row's argmax over the N columns instead of the [M, N] output ([M] int64, the
+    first column of the largest value as rounded to x's dtype, as torch.argmax of the output would give),
+    without writing the output: each tile writes its rows' best value and column, and torch picks among
+    the tiles (no residual, not gated)."""
     if norm is None:
         norm = norm_w is not None
     elif norm_w is not None and not norm:
         raise ValueError("norm_w given with norm=False")
+    if argmax and (gated or res_out is not None):
+        raise ValueError("argmax takes neither a residual nor a gated weight")
     plan = _plan(x, w, cfg, norm=norm, gated=gated, gain=norm_w is not None)
-    out = torch.empty((plan.launch.m, plan.launch.n), device=x.device, dtype=x.dtype)
-    if plan.launch.m == 0:
-        return out
+    launch = plan.launch
+    out = torch.empty((launch.m, launch.tiles_n if argmax else launch.n), device=x.device, dtype=x.dtype)
+    # With argmax, the tiles' best columns ride in the residual's place (ARGMAX has no residual).
+    best = torch.empty((launch.m, launch.tiles_n), device=x.device, dtype=torch.int32) if argmax else None
+    if launch.m == 0:
+        return torch.empty((0,), device=x.device, dtype=torch.long) if argmax else out
     scratch = _allocate(x, out, plan)
     if plan.prepass:
         _launch_prepass(x, norm_w, scratch.a, eps, plan.index_64)  # norm_w None: the gain is folded
-    _launch_gemm(plan, scratch, w, norm_w if plan.norm else None, res_out, out, eps)
-    if plan.launch.split > 1 and not plan.last_reduces:
-        _launch_reduce(plan, scratch, res_out, out, eps)
+    side = best if argmax else res_out
+    _launch_gemm(plan, scratch, w, norm_w if plan.norm else None, side, out, eps, argmax)
+    if launch.split > 1 and not plan.last_reduces:
+        _launch_reduce(plan, scratch, side, out, eps, argmax)
+    if argmax:
+        return best.gather(1, out.argmax(1, keepdim=True)).squeeze(1).long()
     return out
 
 
@@ -621,7 +648,7 @@ def _launch_prepass(x: torch.Tensor, norm_w: torch.Tensor | None, a: torch.Tenso
 
 
 def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.Tensor | None,
-                 res_out: torch.Tensor | None, out: torch.Tensor, eps: float) -> None:
+                 res_out: torch.Tensor | None, out: torch.Tensor, eps: float, argmax: bool = False) -> None:
     launch, cfg, a = plan.launch, plan.cfg, scratch.a
     # Passed only where they differ from the defaults: every other launch builds the binary it always did.
     norm = {}
@@ -629,13 +656,15 @@ def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.
         norm["GAIN"] = False
     if plan.norm and cfg.get("prologue") == "rescan":
         norm["SS_PASS"] = True
+    if argmax:
+        norm["ARGMAX"] = True
     _launcher(fused_linear_kernel, launch.grid)(
         a, norm_w if norm_w is not None else a, w, res_out if res_out is not None else a, out,
         scratch.part, scratch.ss, scratch.counts,
         launch.m, launch.n, launch.k, launch.k_per_split,
         a.stride(0), w.stride(0), res_out.stride(0) if res_out is not None else 0, out.stride(0),
         eps,
-        NORM=plan.norm, GATED=launch.gated, RES_OUT=res_out is not None,
+        NORM=plan.norm, GATED=launch.gated, RES_OUT=res_out is not None and not argmax,
         BLOCK_M=launch.block_m, BLOCK_N=launch.block_n, BLOCK_K=launch.block_k,
         SPLIT_K=launch.split, GROUP_M=cfg["GROUP_M"],
         USE_DOT=cfg["path"] == "dot", DOT_PRECISION="ieee" if a.dtype == torch.float32 else "tf32",
@@ -646,16 +675,17 @@ def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.
 
 
 def _launch_reduce(plan: _Plan, scratch: _Scratch, res_out: torch.Tensor | None, out: torch.Tensor,
-                   eps: float) -> None:
+                   eps: float, argmax: bool = False) -> None:
     launch = plan.launch
+    extra = {"ARGMAX": True} if argmax else {}
     _launcher(splitk_epilogue_kernel, launch.reduce_grid)(
         scratch.part, scratch.ss, res_out if res_out is not None else out, out,
         launch.m, launch.n, launch.k,
         res_out.stride(0) if res_out is not None else 0, out.stride(0),
         eps,
-        NORM=plan.norm, GATED=launch.gated, RES_OUT=res_out is not None,
+        NORM=plan.norm, GATED=launch.gated, RES_OUT=res_out is not None and not argmax,
         SPLIT_K=launch.split, BLOCK_M=launch.block_m, BLOCK_N=launch.block_n, INDEX_64=plan.index_64,
-        num_warps=plan.cfg["num_warps"], **pdl_launch_args(out.device),
+        num_warps=plan.cfg["num_warps"], **extra, **pdl_launch_args(out.device),
     )
 
 

@@ -21,6 +21,14 @@ def lm_head(h, norm_w, w, cfg: dict, eps: float = 1e-6):
     return _gemm.launch_fused_linear(h, w, cfg, norm_w=norm_w, norm=True, eps=eps)
 
 
+def lm_head_argmax(h, norm_w, w, cfg: dict, eps: float = 1e-6):
+    """Greedy decoding's LM head: the argmax of lm_head(h, norm_w, w, cfg) per row, [M] int64, without
+    writing the logits (each tile keeps its rows' best value and column; the first column of the largest
+    value, as torch.argmax of the logits picks). Logits with NaN are not handled as torch.argmax does."""
+    check_norm_op(h, norm_w, w, eps)
+    return _gemm.launch_fused_linear(h, w, cfg, norm_w=norm_w, norm=True, eps=eps, argmax=True)
+
+
 def lm_head_unfused(h, norm_w, w, eps: float = 1e-6):
     check_norm_op(h, norm_w, w, eps)
     return F.linear(rmsnorm_eager(h, norm_w, eps), w)

@@ -37,7 +37,7 @@ from kernel_space.attention_shape import ATTENTION_OP, describe, encode_heads
 from kernel_space.decode_attention import AttentionProblem
 from kernel_space.down_residual import down_residual, down_residual_unfused
 from kernel_space.fingerprint import current_fingerprint, same_hardware
-from kernel_space.lm_head import lm_head, lm_head_unfused
+from kernel_space.lm_head import lm_head, lm_head_argmax, lm_head_unfused
 from kernel_space.o_proj_residual import o_proj_residual, o_proj_residual_unfused
 from kernel_space.rmsnorm_gate_up_silu import rmsnorm_gate_up_silu, rmsnorm_gate_up_silu_unfused
 from kernel_space.rmsnorm_qkv import rmsnorm_qkv, rmsnorm_qkv_unfused
@@ -78,6 +78,8 @@ class Dispatcher:
         self._warned: set[str] = set()
         self._blocked: dict[str, str] = {}  # op -> why the whole op runs the baseline
         self._bad_buckets: dict[tuple[str, int], str] = {}  # (op, bucket m) -> why its config is refused
+        # Greedy decoding's argmax in lm_head's epilogue (lm_head_greedy); KERNEL_SEARCH_FUSED_ARGMAX=0 off.
+        self.fuse_argmax = os.environ.get("KERNEL_SEARCH_FUSED_ARGMAX", "1") != "0"
         if table is not None:
             self._check_table(table)
 
@@ -292,6 +294,19 @@ class Dispatcher:
         if prefill.serves(h.shape[0], h):
             return prefill.rmsnorm_linear(h, norm_w, w, eps)
         return lm_head_unfused(h, norm_w, w, eps)
+
+    def fuses_argmax(self, m: int, n: int, k: int, dtype, device_type: str) -> bool:
+        """Whether lm_head_greedy at M rows runs the fused argmax (fuse_argmax on, lm_head fused there)."""
+        return self.fuse_argmax and self.choose("lm_head", m, n, k, dtype, device_type).arm == "fused"
+
+    def lm_head_greedy(self, h, norm_w, w, eps: float):
+        """Each row's greedy token, [M] int64: lm_head's fused config with the argmax in its epilogue
+        where the table fuses lm_head at this M and fuse_argmax is on (KERNEL_SEARCH_FUSED_ARGMAX, default
+        on), else the argmax of lm_head's logits."""
+        choice = self._run("lm_head", h, w)
+        if choice.arm == "fused" and self.fuse_argmax:
+            return lm_head_argmax(h, norm_w, w, choice.config, eps)
+        return self.lm_head(h, norm_w, w, eps).argmax(-1)
 
     def __repr__(self) -> str:
         if self.table is None:

@@ -4,7 +4,9 @@ On CUDA every decode step replays a CUDA graph captured per batch bucket (kernel
 DECODE_BUCKETS, the sizes the dispatch table is tuned at); a batch is padded up to its bucket. The
 graph ends with the greedy token of every row (the logits' argmax), so greedy decoding
 (decode_greedy) copies out B token ids a step instead of B x vocab logits and arg-maxes nothing
-outside the graph, as a torch.compile'd decode loop does.
+outside the graph, as a torch.compile'd decode loop does. Where the table fuses lm_head at a bucket,
+greedy decoding replays a second graph of the same step whose LM head keeps each tile's best logit
+and column in its epilogue (Dispatcher.lm_head_greedy): the logits are never written.
 Before capture the dispatcher's plan for the bucket is resolved and kept (Generator.plans, and
 decode attention's choice for the bucket over the allocated cache in Generator.attention), so a
 graph runs exactly the kernels the plan reports. On the CPU steps run eagerly.
@@ -118,6 +120,9 @@ class Generator:
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self._logits: dict[int, torch.Tensor] = {}
         self._greedy: dict[int, torch.Tensor] = {}  # bucket -> the graph's argmax of its logits [bucket]
+        # bucket -> a graph of the step that ends in lm_head's fused argmax (no logits written), where
+        # the model fuses it at that bucket (Qwen3ForCausalLM.fuses_argmax); _greedy then holds its ids.
+        self._greedy_graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self._prefill_graphs: dict[tuple[int, int, int], _PrefillGraph] = {}
         self._prefill_pool = None
         if self.use_graphs:
@@ -141,10 +146,20 @@ class Generator:
                 self._greedy[b] = self._logits[b].argmax(-1)
             pool = graph.pool() if pool is None else pool
             self._graphs[b] = graph
+            if self.model.fuses_argmax(b):
+                self._step_greedy(self._ids[:b], self._pos[:b])  # compiles outside capture
+                torch.cuda.synchronize(self.device)
+                greedy = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(greedy, pool):
+                    self._greedy[b] = self._step_greedy(self._ids[:b], self._pos[:b])
+                self._greedy_graphs[b] = greedy
         torch.cuda.synchronize(self.device)
 
     def _step(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self.model.compute_logits(self.model(ids, positions))
+
+    def _step_greedy(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.model.compute_greedy(self.model(ids, positions))
 
     @torch.inference_mode()
     def decode_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -163,12 +178,13 @@ class Generator:
         sample(logits, SamplingParams()) picks)."""
         b = tokens.shape[0]
         if not self.use_graphs:
-            return self._step(tokens[:, None], positions[:, None]).argmax(-1)
-        bucket = self._replay(tokens, positions)
+            return self._step_greedy(tokens[:, None], positions[:, None])
+        bucket = self._replay(tokens, positions, greedy=True)
         return self._greedy[bucket][:b].clone()
 
-    def _replay(self, tokens: torch.Tensor, positions: torch.Tensor) -> int:
-        """Write the step's inputs (padded rows zeroed) and replay its bucket's graph; the bucket."""
+    def _replay(self, tokens: torch.Tensor, positions: torch.Tensor, greedy: bool = False) -> int:
+        """Write the step's inputs (padded rows zeroed) and replay its bucket's graph (greedy: the graph
+        that ends in the fused argmax, where the bucket has one); the bucket."""
         b = tokens.shape[0]
         bucket = bucket_for(b, self.buckets)
         self._ids[:b, 0] = tokens
@@ -176,7 +192,8 @@ class Generator:
         if b < bucket:
             self._ids[b:bucket].zero_()
             self._pos[b:bucket].zero_()
-        self._graphs[bucket].replay()
+        graph = self._greedy_graphs.get(bucket) if greedy else None
+        (graph or self._graphs[bucket]).replay()
         return bucket
 
     @torch.inference_mode()

@@ -248,6 +248,17 @@ class Qwen3ForCausalLM(nn.Module):
         norm = self.model.norm
         return self.ops.lm_head(hidden, norm.weight, self.lm_head.weight, norm.eps)
 
+    def compute_greedy(self, hidden: torch.Tensor) -> torch.Tensor:
+        """compute_logits' argmax per row, [N] int64: with the argmax in lm_head's epilogue where the
+        dispatcher fuses it (Dispatcher.lm_head_greedy), so the logits are never written."""
+        norm = self.model.norm
+        return self.ops.lm_head_greedy(hidden, norm.weight, self.lm_head.weight, norm.eps)
+
+    def fuses_argmax(self, m: int) -> bool:
+        """Whether compute_greedy at M rows runs the fused argmax (a greedy graph of its own is then worth it)."""
+        n, k = self.lm_head.weight.shape
+        return self.ops.fuses_argmax(m, n, k, self.dtype, self.device.type)
+
     def op_shapes(self) -> dict[str, tuple[int, int]]:
         """(N, K) of every fusion site's weight, for Dispatcher.plan."""
         attn, mlp = self.model.layers[0].self_attn, self.model.layers[0].mlp

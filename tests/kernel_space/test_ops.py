@@ -264,3 +264,37 @@ def test_a_split_reduce_too_large_to_unroll_loads_its_splits_in_chunks(op, split
         outs = spec.fused(inputs, cfg)
     for out, ref in zip(outs, spec.reference(inputs), strict=True):
         assert rel_error(out, ref) <= TOLERANCE[torch.float32]
+
+
+# fma and dot, split-K by a second kernel and by the last program, and the pre-pass
+ARGMAX_CONFIGS = [c for c in CONFIGS if c["prologue"] == "inline"][:6] + [CONFIGS[4]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+@pytest.mark.parametrize("cfg", ARGMAX_CONFIGS, ids=_cfg_id)
+def test_lm_head_argmax_is_the_argmax_of_the_logits(cfg, dtype):
+    """The argmax in lm_head's epilogue picks what torch.argmax of the fused logits picks, ties included
+    (the first column), over several N tiles, split or not, at M = 1 and 17."""
+    from kernel_space.lm_head import lm_head, lm_head_argmax
+
+    n, k = SHAPES["lm_head"]
+    gen = torch.Generator(device=DEVICE).manual_seed(8)
+    for m in (1, 17):
+        h = randn((m, k), dtype, DEVICE, gen)
+        g = norm_weight(k, dtype, DEVICE, gen)
+        w = linear_weight(n, k, dtype, DEVICE, gen)
+        w[n - 1] = w[3] = w[n // 2]  # equal logits in three tiles: the first column must win where they lead
+        h[0] = w[n // 2] * 4  # row 0's largest logit is that tie
+        with poisoned_outputs():
+            ids = lm_head_argmax(h, g, w, cfg)
+        assert ids.dtype == torch.long and ids.shape == (m,)
+        assert torch.equal(ids, lm_head(h, g, w, cfg).argmax(-1))
+        assert ids[0] == 3
+
+
+def test_argmax_takes_no_residual_and_no_gated_weight():
+    from kernel_space import _gemm
+
+    x = torch.zeros((1, 32))
+    with pytest.raises(ValueError, match="argmax takes neither"):
+        _gemm.launch_fused_linear(x, torch.zeros((16, 32)), CONFIGS[0], gated=True, argmax=True)

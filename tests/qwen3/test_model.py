@@ -166,3 +166,27 @@ def test_the_loaders_fold_the_norm_gains_once_and_the_logits_stay(saved):
     assert torch.equal(layer.self_attn.qkv_proj.weight, before)
     prompt = torch.randint(0, TINY.vocab_size, (2, 5), generator=torch.Generator().manual_seed(4))
     same_run(folded, plain, prompt, steps=3)
+
+
+@requires_interpreter
+def test_greedy_runs_the_fused_argmax_where_lm_head_is_fused(saved, monkeypatch):
+    """compute_greedy takes lm_head's fused config with the argmax in its epilogue (the logits never
+    written) where the table fuses lm_head, and the argmax of the logits where it does not or
+    KERNEL_SEARCH_FUSED_ARGMAX=0: the same tokens every way."""
+    import qwen3.dispatch as dispatch
+
+    hf, folder = saved
+    base = load_model(folder, dtype=torch.float32, device="cpu")
+    table = table_dict(base.op_shapes(), [(1, "fused", FMA_M1), (16, "fused", DOT)])
+    fused = load_model(folder, dtype=torch.float32, device="cpu", ops=Dispatcher(table))
+    calls = []
+    real = dispatch.lm_head_argmax
+    monkeypatch.setattr(dispatch, "lm_head_argmax", lambda *a, **kw: calls.append(a[3]) or real(*a, **kw))
+    hidden = torch.randn((5, TINY.hidden_size), generator=torch.Generator().manual_seed(3))
+    want = base.compute_logits(hidden).argmax(-1)
+    assert fused.fuses_argmax(5) and not base.fuses_argmax(5)
+    assert torch.equal(fused.compute_greedy(hidden), want) and [c["path"] for c in calls] == ["dot"]
+    assert torch.equal(base.compute_greedy(hidden), want) and len(calls) == 1
+    monkeypatch.setenv("KERNEL_SEARCH_FUSED_ARGMAX", "0")
+    off = load_model(folder, dtype=torch.float32, device="cpu", ops=Dispatcher(table))
+    assert not off.fuses_argmax(5) and torch.equal(off.compute_greedy(hidden), want) and len(calls) == 1
