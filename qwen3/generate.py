@@ -4,9 +4,10 @@ On CUDA every decode step replays a CUDA graph captured per batch bucket (kernel
 DECODE_BUCKETS, the sizes the dispatch table is tuned at); a batch is padded up to its bucket. The
 graph ends with the greedy token of every row (the logits' argmax), so greedy decoding
 (decode_greedy) copies out B token ids a step instead of B x vocab logits and arg-maxes nothing
-outside the graph, as a torch.compile'd decode loop does. Where the table fuses lm_head at a bucket,
-greedy decoding replays a second graph of the same step whose LM head keeps each tile's best logit
-and column in its epilogue (Dispatcher.lm_head_greedy): the logits are never written.
+outside the graph, as a torch.compile'd decode loop does. With KERNEL_SEARCH_FUSED_ARGMAX=1, where the
+table fuses lm_head at a bucket, greedy decoding replays a second graph of the same step whose LM head
+keeps each tile's best logit and column in its epilogue (Dispatcher.lm_head_greedy): the logits are
+never written (within noise of the argmax of the logits on an H100, so off by default).
 Before capture the dispatcher's plan for the bucket is resolved and kept (Generator.plans, and
 decode attention's choice for the bucket over the allocated cache in Generator.attention), so a
 graph runs exactly the kernels the plan reports. On the CPU steps run eagerly.

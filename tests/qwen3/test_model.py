@@ -170,14 +170,16 @@ def test_the_loaders_fold_the_norm_gains_once_and_the_logits_stay(saved):
 
 @requires_interpreter
 def test_greedy_runs_the_fused_argmax_where_lm_head_is_fused(saved, monkeypatch):
-    """compute_greedy takes lm_head's fused config with the argmax in its epilogue (the logits never
-    written) where the table fuses lm_head, and the argmax of the logits where it does not or
-    KERNEL_SEARCH_FUSED_ARGMAX=0: the same tokens every way."""
+    """With KERNEL_SEARCH_FUSED_ARGMAX=1 compute_greedy takes lm_head's fused config with the argmax in
+    its epilogue (the logits never written) where the table fuses lm_head, and the argmax of the logits
+    where it does not or the variable is 0: the same tokens every way."""
     import qwen3.dispatch as dispatch
 
     hf, folder = saved
     base = load_model(folder, dtype=torch.float32, device="cpu")
     table = table_dict(base.op_shapes(), [(1, "fused", FMA_M1), (16, "fused", DOT)])
+    assert not Dispatcher(table).fuse_argmax  # off by default
+    monkeypatch.setenv("KERNEL_SEARCH_FUSED_ARGMAX", "1")
     fused = load_model(folder, dtype=torch.float32, device="cpu", ops=Dispatcher(table))
     calls = []
     real = dispatch.lm_head_argmax
