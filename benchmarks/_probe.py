@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import statistics
 from pathlib import Path
 
 import torch
@@ -66,20 +67,34 @@ def ab_rounds(model, name: str, spec: str, rounds: int, arms: list[tuple[str, ob
               output_len: int = 64) -> list[dict]:
     """Decode tok/s of the table arm (qwen3.bench.bench_cell: CUDA graph, median of 3) per round, cell
     and arm, arms alternating inside each cell (AB AB). An arm is (label, setup): setup() runs before
-    its cell is captured; rows keep the label under `key`."""
+    its cell is captured and may return the model to run (else `model`); rows keep the label under `key`."""
     from qwen3.bench import bench_cell
 
     rows = []
     for rnd in range(rounds):
         for batch, context in cells(spec):
             for label, setup in arms:
-                setup()
-                row = bench_cell(model, "table", batch, context, output_len, 3)
+                row = bench_cell(setup() or model, "table", batch, context, output_len, 3)
                 rows.append({"round": rnd, "batch": batch, "context": context, key: label,
                              "decode_ms": row.decode_ms, "tok_s": row.tokens_per_s})
                 print(f"{name} round {rnd} batch {batch} x {context} {key}={label}: "
                       f"{row.tokens_per_s:9,.0f} tok/s ({row.decode_ms * 1000:.0f} us a step)", flush=True)
     return rows
+
+
+def ab_summary(name: str, rows: list[dict], spec: str, key: str, base: str, new: str) -> list[dict]:
+    """Per cell of `spec`, the median tok/s of arms `base` and `new` over ab_rounds' rows and their
+    ratio, printed a line a cell."""
+    summary = []
+    for batch, context in cells(spec):
+        med = {arm: statistics.median(r["tok_s"] for r in rows
+                                      if (r["batch"], r["context"], r[key]) == (batch, context, arm))
+               for arm in (base, new)}
+        summary.append({"batch": batch, "context": context, f"{base}_tok_s": med[base], f"{new}_tok_s": med[new],
+                        f"{new}_vs_{base}": med[new] / med[base]})
+        print(f"{name} batch {batch} x {context}: {base} {med[base]:,.0f}, {new} {med[new]:,.0f} tok/s "
+              f"({med[new] / med[base]:.3f}x)", flush=True)
+    return summary
 
 
 def write_result(out: Path, **fields) -> None:

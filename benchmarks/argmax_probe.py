@@ -9,9 +9,8 @@ qwen3.bench.bench_cell (greedy, CUDA graph, median of 3), --rounds rounds.
 from __future__ import annotations
 
 import argparse
-import statistics
 
-from benchmarks._probe import ab_rounds, cells, table_args, table_model, write_result
+from benchmarks._probe import ab_rounds, ab_summary, table_args, table_model, write_result
 
 
 def main() -> None:
@@ -26,14 +25,7 @@ def main() -> None:
 
     rows = ab_rounds(model, args.model, args.cells, args.rounds, [("logits", arm(False)), ("fused", arm(True))],
                      "argmax")
-    summary = []
-    for batch, context in cells(args.cells):
-        med = {a: statistics.median(r["tok_s"] for r in rows if (r["batch"], r["context"], r["argmax"])
-                                    == (batch, context, a)) for a in ("logits", "fused")}
-        summary.append({"batch": batch, "context": context, "logits_tok_s": med["logits"],
-                        "fused_tok_s": med["fused"], "fused_vs_logits": med["fused"] / med["logits"]})
-        print(f"{args.model} batch {batch} x {context}: argmax of the logits {med['logits']:,.0f}, in lm_head "
-              f"{med['fused']:,.0f} tok/s ({med['fused'] / med['logits']:.3f}x)", flush=True)
+    summary = ab_summary(args.model, rows, args.cells, "argmax", "logits", "fused")
     write_result(args.out, model=args.model, table=str(args.table), rows=rows, summary=summary)
 
 

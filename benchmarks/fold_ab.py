@@ -12,12 +12,11 @@ the table re-tuned on the folded kernels. Arms alternate inside each cell, each 
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
 import torch
 
-from benchmarks._probe import cells, write_result
+from benchmarks._probe import ab_rounds, ab_summary, write_result
 from qwen3.config import PRESETS
 
 
@@ -31,7 +30,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from qwen3.bench import bench_cell, first_cell
+    from qwen3.bench import first_cell
     from qwen3.dispatch import Dispatcher
     from qwen3.loader import random_weights
 
@@ -40,24 +39,9 @@ def main() -> None:
         model = random_weights(PRESETS[args.model], torch.bfloat16, "cuda", 0, fold_gains=fold)
         first_cell(model)
         model.set_dispatcher(Dispatcher(table))
-        arms.append((label, model))
-    rows = []
-    for rnd in range(args.rounds):
-        for batch, context in cells(args.cells):
-            for label, model in arms:
-                row = bench_cell(model, "table", batch, context, 64, 3)
-                rows.append({"round": rnd, "batch": batch, "context": context, "arm": label,
-                             "decode_ms": row.decode_ms, "tok_s": row.tokens_per_s})
-                print(f"{args.model} round {rnd} batch {batch} x {context} {label}: {row.tokens_per_s:9,.0f} tok/s "
-                      f"({row.decode_ms * 1000:.0f} us a step)", flush=True)
-    summary = []
-    for batch, context in cells(args.cells):
-        med = {label: statistics.median(r["tok_s"] for r in rows if (r["batch"], r["context"], r["arm"])
-                                        == (batch, context, label)) for label, _ in arms}
-        summary.append({"batch": batch, "context": context, **{f"{k}_tok_s": v for k, v in med.items()},
-                        "folded_vs_unfolded": med["folded"] / med["unfolded"]})
-        print(f"{args.model} batch {batch} x {context}: unfolded {med['unfolded']:,.0f}, folded {med['folded']:,.0f} "
-              f"tok/s ({med['folded'] / med['unfolded']:.3f}x)", flush=True)
+        arms.append((label, lambda m=model: m))
+    rows = ab_rounds(None, args.model, args.cells, args.rounds, arms, "arm")
+    summary = ab_summary(args.model, rows, args.cells, "arm", "unfolded", "folded")
     write_result(args.out, model=args.model, unfolded_table=str(args.unfolded_table),
                  folded_table=str(args.folded_table), rows=rows, summary=summary)
 

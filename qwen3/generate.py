@@ -142,12 +142,14 @@ class Generator:
             self._step(self._ids[:b], self._pos[:b])
             torch.cuda.synchronize(self.device)
             graph = torch.cuda.CUDAGraph()
+            fused_argmax = self.model.fuses_argmax(b)
             with torch.cuda.graph(graph, pool):
                 self._logits[b] = self._step(self._ids[:b], self._pos[:b])
-                self._greedy[b] = self._logits[b].argmax(-1)
+                if not fused_argmax:  # else the greedy graph below gives the tokens: no argmax here
+                    self._greedy[b] = self._logits[b].argmax(-1)
             pool = graph.pool() if pool is None else pool
             self._graphs[b] = graph
-            if self.model.fuses_argmax(b):
+            if fused_argmax:
                 self._step_greedy(self._ids[:b], self._pos[:b])  # compiles outside capture
                 torch.cuda.synchronize(self.device)
                 greedy = torch.cuda.CUDAGraph()
