@@ -4,11 +4,11 @@ Each run tunes into a fresh database with `kernel-search tune --gpus LIST` (one 
 GPU, so one GPU runs the same code path as many), then counts from the database the configs measured
 and those measured twice within a study. Writes (and rewrites after every run)
 
-    {"gpu": ..., "model": ..., "studies": N, "trials": T, "rows": [{"gpus", "storage", "pinned", "wall_s",
+    {"gpu": ..., "model": ..., "studies": N, "trials": T, "rows": [{"gpus", "storage", "pinned", "pool", "wall_s",
      "configs_measured", "measured_twice", "winners", "fused"}]}
 
     python3 benchmarks/distributed_bench.py --model qwen3-0.6b --buckets decode --trials 16 \\
-        --runs 1:sqlite,2:sqlite,4:sqlite,4:postgres --out benchmarks/results/distributed_H100_<date>.json
+        --runs 1:sqlite,2:sqlite,4:sqlite,4:postgres,4:sqlite:ctx --out benchmarks/results/distributed_H100_<date>.json
 
 PostgreSQL runs start a throwaway server (tests/postgres.py) for the whole script.
 """
@@ -44,6 +44,9 @@ def main() -> int:
         for spec in args.runs.split(","):
             gpus, storage, *flags = spec.split(":")
             pinned = "pin" in flags
+            # ctx: the compile pool's processes compile on the GPU, each with a CUDA context, as before the
+            # nineteenth session (KERNEL_SEARCH_POOL_CONTEXT=1); else they compile ahead of time.
+            pool = "context" if "ctx" in flags else "ahead"
             if storage == "postgres" and server is None:
                 from tests.postgres import start
 
@@ -60,7 +63,8 @@ def main() -> int:
             cmd += ["--worker-logs", str(logs)]
             # A fresh Triton cache per run: a run must not load the kernels an earlier run compiled.
             env = {**os.environ, "TRITON_CACHE_DIR": tempfile.mkdtemp(prefix="ks-triton-"),
-                   "KERNEL_SEARCH_PIN_CPUS": "1" if pinned else "0"}
+                   "KERNEL_SEARCH_PIN_CPUS": "1" if pinned else "0",
+                   "KERNEL_SEARCH_POOL_CONTEXT": "1" if pool == "context" else "0"}
             done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
             wall = time.perf_counter() - t0
             with Store(url) as store:
@@ -72,7 +76,7 @@ def main() -> int:
                     fused = s.scalar(select(func.count()).select_from(Winner).where(Winner.arm == "fused"))
                 rows_n, distinct = queue.configs_measured(store, ids)
                 timeline = _timeline(store, ids, started)
-            row = {"gpus": int(gpus), "storage": storage, "pinned": pinned, "wall_s": round(wall, 1),
+            row = {"gpus": int(gpus), "storage": storage, "pinned": pinned, "pool": pool, "wall_s": round(wall, 1),
                    "studies": len(ids),
                    "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
                    "fused": fused, "rc": done.returncode, **timeline, "worker_phases": _phases(logs, started)}
@@ -81,7 +85,8 @@ def main() -> int:
             row["slowest_compiles"] = _slowest_compiles(trials)
             row["slowest_studies"] = _slowest_studies(trials, row["study_times"], started)
             if args.export_dir:
-                row["table"] = _export(url, args, f"{gpus}gpu_{storage}" + ("_pinned" if pinned else ""))
+                row["table"] = _export(url, args, f"{gpus}gpu_{storage}" + ("_pinned" if pinned else "")
+                                       + ("_ctx" if pool == "context" else ""))
             rows.append(row)
             out["studies"] = len(ids)
             Path(args.out).write_text(json.dumps(out, indent=1))

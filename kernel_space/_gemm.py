@@ -442,6 +442,37 @@ def _counters(device: torch.device, tiles: int) -> torch.Tensor:
 _DEVICES: dict = {}
 
 
+class Target(NamedTuple):
+    """A CUDA GPU as a process that opens no CUDA context on it compiles for it (ahead_of_time)."""
+    capability: tuple[int, int]
+    sm_count: int
+    l2_bytes: int
+    smem_bytes: int  # the most shared memory a program may ask for
+
+
+_AHEAD: Target | None = None
+
+
+@contextlib.contextmanager
+def ahead_of_time(target: Target):
+    """Inside, launches on tensors of the meta device plan, specialize and compile as they would on a
+    CUDA GPU like target, and (under compile_only) run nothing: the compile pool builds a config this
+    way without a CUDA context (tuner.compile, which also points Triton's driver at the same target).
+    Meta tensors have no memory; their data_ptr() is 0, which Triton specializes as 16-byte aligned,
+    as every buffer the tuner allocates on a GPU is."""
+    global _AHEAD
+    previous, _AHEAD = _AHEAD, target
+    try:
+        yield
+    finally:
+        _AHEAD = previous
+
+
+def on_gpu(device: torch.device) -> bool:
+    """Whether launches on device run (or, ahead_of_time, compile) for a CUDA GPU."""
+    return device.type == "cuda" or (_AHEAD is not None and device.type == "meta")
+
+
 def device_info(device: torch.device) -> tuple[int, int]:
     """(compute capability major, SM count) of a CUDA device, looked up once per device."""
     return _properties(device)[:2]
@@ -453,6 +484,8 @@ def l2_bytes(device: torch.device) -> int:
 
 
 def _properties(device: torch.device) -> tuple[int, int, int]:
+    if _AHEAD is not None and device.type == "meta":
+        return _AHEAD.capability[0], _AHEAD.sm_count, _AHEAD.l2_bytes
     index = device.index if device.index is not None else torch.cuda.current_device()
     if index not in _DEVICES:
         props = torch.cuda.get_device_properties(index)
@@ -463,7 +496,7 @@ def _properties(device: torch.device) -> tuple[int, int, int]:
 def pdl_enabled(device: torch.device) -> bool:
     """Launch with PDL on this device: a CUDA GPU of compute capability >= 9 (Hopper), not Triton's
     interpreter, and KERNEL_SEARCH_PDL not 0 (set it to 0 to measure without)."""
-    if device.type != "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
+    if not on_gpu(device) or os.environ.get("TRITON_INTERPRET") == "1":
         return False
     if os.environ.get("KERNEL_SEARCH_PDL", "1") == "0":
         return False
@@ -526,8 +559,22 @@ def _load(compiled) -> None:
     (about a second) once per argument signature and keeps in its cache. Built here, in the compile
     pool, the process that times the kernel finds it cached instead of compiling it between trials
     with the GPU idle; and a kernel that needs more shared memory than the GPU has is refused here."""
-    if compiled is not None and hasattr(compiled, "_init_handles"):
+    if compiled is None or not hasattr(compiled, "_init_handles"):
+        return
+    if _AHEAD is None:
         compiled._init_handles()
+        return
+    # Ahead of time there is no context to load the binary into: refuse what the GPU could not load
+    # for its shared memory, and build the launcher, as _init_handles would.
+    if compiled.metadata.shared > _AHEAD.smem_bytes:
+        from triton.runtime.errors import OutOfResources
+
+        raise OutOfResources(compiled.metadata.shared, _AHEAD.smem_bytes, "shared memory")
+    from triton.runtime import driver
+
+    launcher = getattr(driver.active, "launcher_cls", None)
+    if launcher is not None:
+        launcher(compiled.src, compiled.metadata)
 
 
 _FORCE_INDEX_64 = False

@@ -568,7 +568,7 @@ def _rows(group: int, pack: str) -> int:
 
 
 def _sm_count(device: torch.device) -> int:
-    return _gemm.device_info(device)[1] if device.type == "cuda" else 132  # the interpreter: plan as for an H100
+    return _gemm.device_info(device)[1] if _gemm.on_gpu(device) else 132  # the interpreter: plan as for an H100
 
 
 def _check_tensor(name: str, t, ndim: int) -> None:

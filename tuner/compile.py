@@ -1,9 +1,19 @@
 """Compile many configs in parallel: a process pool fills Triton's on-disk cache, so the process that
-times them only loads binaries. Triton's compile runs mostly in LLVM and ptxas, one core each."""
+times them only loads binaries. Triton's compile runs mostly in LLVM and ptxas, one core each.
+
+The pool compiles ahead of time (since the nineteenth session): a job carries its worker's GPU as a
+kernel_space._gemm.Target, the launcher runs on meta tensors under _gemm.ahead_of_time, and Triton's
+driver in the pool process answers for that GPU (_AheadDriver), so no pool process opens a CUDA
+context. On a 4-GPU host the 32 contexts of four workers' pools had been opened at once with the
+benchmarking children's, which then took twice as long to be ready. The binaries are the same ones
+the GPU process's own launch would build (same target, specialization and options, so the same
+cache key: benchmarks/pool_ahead_check.py counts what the GPU process compiles again).
+KERNEL_SEARCH_POOL_CONTEXT=1 compiles on the GPU as before, each pool process with its own context."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import os
 import threading
 import time
@@ -15,42 +25,132 @@ _INPUTS: dict = {}
 GIVE_UP_POLL_S = 0.25
 
 
-def _compile_one(problem, cfg: dict) -> tuple[float, str | None]:
+def _compile_one(problem, cfg: dict, target=None) -> tuple[float, str | None]:
+    """Compile one config into Triton's cache. target (a kernel_space._gemm.Target): ahead of time, on
+    tensors of the meta device, with Triton's driver answering for that GPU, so this process opens no
+    CUDA context; None: on the GPU's own inputs (KERNEL_SEARCH_POOL_CONTEXT=1)."""
     import torch
 
     from kernel_space import _gemm, get_op
     from tuner.trial import short_reason
 
     spec = get_op(problem.op)
-    if problem not in _INPUTS:
+    key = (problem, target)
+    if key not in _INPUTS:
         _INPUTS.clear()
-        gen = torch.Generator(device="cuda").manual_seed(0)
-        _INPUTS[problem] = spec.compile_inputs(problem.m, problem.n, problem.k, getattr(torch, problem.dtype),
-                                               "cuda", gen)
+        if target is None:
+            gen = torch.Generator(device="cuda").manual_seed(0)
+            device = "cuda"
+        else:
+            use_target(target)
+            gen, device = None, "meta"
+        _INPUTS[key] = spec.compile_inputs(problem.m, problem.n, problem.k, getattr(torch, problem.dtype), device, gen)
     t0 = time.perf_counter()
     try:
-        with _gemm.compile_only():
-            spec.fused(_INPUTS[problem], cfg)
+        with _gemm.compile_only(), (_gemm.ahead_of_time(target) if target is not None else contextlib.nullcontext()):
+            spec.fused(_INPUTS[key], cfg)
     except Exception as exc:
         return time.perf_counter() - t0, short_reason(exc)
     return time.perf_counter() - t0, None
 
 
-def _warm_one() -> float:
-    """Import what a compile needs and open the CUDA context: the seconds a pool process's first job
-    would otherwise spend before it compiles anything."""
+class _AheadDriver:
+    """Triton's driver as a compile process without a CUDA context sees it: the GPU it compiles for
+    (its target), device 0 and the null stream; the launcher is Triton's own CUDA launcher, built into
+    Triton's cache where the CUDA library is there to link against (a GPU host)."""
+
+    def __init__(self, target):
+        from triton.backends.compiler import GPUTarget
+
+        self.target = GPUTarget("cuda", target.capability[0] * 10 + target.capability[1], 32)
+        self.launcher_cls = _cuda_launcher()
+
+    def get_current_target(self):
+        return self.target
+
+    def get_current_device(self) -> int:
+        return 0
+
+    def get_current_stream(self, device=None) -> int:
+        return 0
+
+    @staticmethod
+    def is_active() -> bool:
+        return True
+
+
+def _cuda_launcher():
+    """Triton's CUDA launcher class, or None where the CUDA driver library is missing (a CPU host)."""
+    try:
+        from triton.backends.nvidia.driver import CudaLauncher, libcuda_dirs
+
+        libcuda_dirs()
+    except Exception:
+        return None
+    return CudaLauncher
+
+
+def use_target(target) -> None:
+    """Point this process's Triton driver at target (a kernel_space._gemm.Target): its JIT then compiles
+    for that GPU without touching CUDA. For the compile pool's processes only: nothing they compile
+    can be launched from them."""
+    from triton.runtime import driver
+
+    active, arch = getattr(driver, "_active", None), target.capability[0] * 10 + target.capability[1]
+    if not (isinstance(active, _AheadDriver) and active.target.arch == arch):
+        driver.set_active(_AheadDriver(target))
+
+
+def pool_is_ahead() -> bool:
+    """Whether the compile pool compiles ahead of time, without CUDA contexts (the default)."""
+    return os.environ.get("KERNEL_SEARCH_POOL_CONTEXT") != "1"
+
+
+def current_target():
+    """The kernel_space._gemm.Target of this process's GPU (device 0), read without opening a CUDA
+    context; None without CUDA, or where KERNEL_SEARCH_POOL_CONTEXT=1 asks the compile pool to compile on
+    the GPU as before (each of its processes then opens a CUDA context)."""
+    import torch
+
+    if not pool_is_ahead() or not torch.cuda.is_available():
+        return None
+    if not _TARGET:
+        from kernel_space._gemm import Target
+
+        props = torch.cuda.get_device_properties(0)
+        _TARGET.append(Target((props.major, props.minor), props.multi_processor_count,
+                              int(getattr(props, "L2_cache_size", 50 << 20)), props.shared_memory_per_block_optin))
+    return _TARGET[0]
+
+
+_TARGET: list = []
+
+
+# What a compile process warms up for before its worker knows its GPU: any target loads the compiler.
+_WARM_TARGET = (9, 0)
+
+
+def _warm_one(ahead: bool = True) -> float:
+    """Import what a compile needs and load the compiler (the NVIDIA backend, LLVM, ptxas) with a first
+    compile: the seconds a pool process's first job would otherwise spend before it compiles anything.
+    ahead: ahead of time, opening no CUDA context (for an sm_90 target: the jobs then name their own);
+    else the CUDA context is opened too (KERNEL_SEARCH_POOL_CONTEXT=1)."""
     import importlib
 
     t0 = time.perf_counter()
     for module in ("torch", "kernel_space", "tuner.trial"):  # the ops and the Triton kernels they launch
         importlib.import_module(module)
     torch = importlib.import_module("torch")
-    torch.cuda.init()
-    triton_driver_ready()
     from kernel_space import _gemm
 
-    # A first compile loads the compiler itself (the NVIDIA backend, LLVM, ptxas): paid here, not by a
-    # config of the first batch.
+    if ahead:
+        target = _gemm.Target(_WARM_TARGET, 132, 50 << 20, 232_448)
+        use_target(target)
+        with _gemm.ahead_of_time(target):
+            _gemm._load(_gemm.warmup_kernel.warmup(torch.zeros(1, device="meta"), grid=(1,)))
+        return time.perf_counter() - t0
+    torch.cuda.init()
+    triton_driver_ready()
     _gemm._load(_gemm.warmup_kernel.warmup(torch.zeros(1, device="cuda"), grid=(1,)))
     return time.perf_counter() - t0
 
@@ -72,8 +172,8 @@ def pool_size(workers: int | None = None) -> int:
 
 def warm(processes: int, workers: int | None = None, cuda: bool | None = None) -> None:
     """Start `processes` of the compile pool now, without waiting: each (forked with torch, Triton and
-    the kernels imported: tuner.worker.process_context) opens its CUDA context and loads the compiler
-    while the caller does other start-up work (a tune's first batch found them ready instead of paying
+    the kernels imported: tuner.worker.process_context) loads the compiler (and, only with
+    KERNEL_SEARCH_POOL_CONTEXT=1, opens a CUDA context) while the caller does other start-up work (a tune's first batch found them ready instead of paying
     for that then). Calling it again starts only what is missing.
     Nothing happens without CUDA. cuda: whether there is a GPU, if the caller knows (then torch is not
     imported here: the processes start before this one's own imports)."""
@@ -88,7 +188,8 @@ def warm(processes: int, workers: int | None = None, cuda: bool | None = None) -
         pool, wanted = _pool(size), min(processes, size)
         for _ in range(wanted - _WARMED.get(size, 0)):
             started = time.monotonic()
-            pool.submit(_warm_one).add_done_callback(lambda _, t=started: _WARM_DONE.append(time.monotonic() - t))
+            done = pool.submit(_warm_one, pool_is_ahead())
+            done.add_done_callback(lambda _, t=started: _WARM_DONE.append(time.monotonic() - t))
             _WARM_ASKED.append(started)
         _WARMED[size] = max(_WARMED.get(size, 0), wanted)
 
@@ -152,6 +253,7 @@ class CompileStream:
 
         self.workers = workers
         self.cuda = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
+        self.target = current_target() if self.cuda else None  # the pool compiles for it, ahead of time
         self._futures: dict = {}  # future -> token
         self._running_since: dict = {}  # future -> time.monotonic() when first seen running
         self._done: list = []  # (token, 0.0, None) without CUDA, oldest first
@@ -166,7 +268,7 @@ class CompileStream:
             return
         pool = _pool(pool_size(self.workers))
         with sigint_ignored():  # Ctrl-C is the parent's
-            self._futures[pool.submit(_compile_one, *job)] = token
+            self._futures[pool.submit(_compile_one, *job, self.target)] = token
 
     def ready(self) -> bool:
         """Whether next_done() would answer without waiting for a compile."""

@@ -101,7 +101,7 @@ def test_a_compile_stream_gives_back_each_compile_as_it_finishes(monkeypatch):
 
     import torch
 
-    def compile_one(problem, cfg):
+    def compile_one(problem, cfg, target):
         time.sleep(cfg["sleep"])
         if cfg.get("boom"):
             raise RuntimeError("ptxas died")
@@ -112,6 +112,7 @@ def test_a_compile_stream_gives_back_each_compile_as_it_finishes(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.setattr(pool_module, "_pool", lambda workers: threads)
     monkeypatch.setattr(pool_module, "_compile_one", compile_one)
+    monkeypatch.setattr(pool_module, "current_target", lambda: None)
     stream = pool_module.CompileStream(3)
     for token, sleep in (("slow", 0.6), ("fast", 0.05), ("middle", 0.3)):
         stream.submit(token, (None, {"sleep": sleep, "boom": token == "middle"}))
@@ -131,7 +132,7 @@ def test_a_compile_stream_gives_up_a_compile_running_past_the_limit(monkeypatch)
 
     release = threading.Event()
 
-    def compile_one(problem, cfg):
+    def compile_one(problem, cfg, target):
         if cfg["stuck"]:
             release.wait(10)
         return 0.1, None
@@ -142,6 +143,7 @@ def test_a_compile_stream_gives_up_a_compile_running_past_the_limit(monkeypatch)
     monkeypatch.setattr(pool_module, "_pool", lambda workers: threads)
     monkeypatch.setattr(pool_module, "_compile_one", compile_one)
     monkeypatch.setattr(pool_module, "GIVE_UP_POLL_S", 0.02)
+    monkeypatch.setattr(pool_module, "current_target", lambda: None)
     stream = pool_module.CompileStream(2)
     stream.submit("stuck", (None, {"stuck": True}))
     stream.submit("quick", (None, {"stuck": False}))
@@ -210,3 +212,89 @@ def test_the_start_method_can_be_spawn_and_nothing_else(monkeypatch):
     monkeypatch.setenv("KERNEL_SEARCH_START_METHOD", "fork")
     with pytest.raises(ValueError, match="forkserver or spawn"):
         process_context()
+
+
+def test_ahead_of_time_a_pool_process_compiles_for_the_gpu_without_cuda(tmp_path):
+    """The pool compiles on meta tensors for a target GPU (an H100 here, on a host without one): every
+    kernel of a config lands in Triton's cache for sm_90 with PDL, as the launchers plan it on the GPU;
+    a config that asks for more shared memory than the target has fails its job; CUDA is never
+    initialized."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.update(PYTHONPATH=f"{root}{os.pathsep}{env.get('PYTHONPATH', '')}", TRITON_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, str(root / "tests/tuner/aot_pool.py")], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    errors = report["errors"]
+    assert errors["gemv"] is None and errors["split"] is None and errors["attention"] is None
+    assert "shared memory" in errors["too_big"] and "232448" in errors["too_big"]
+    names = sorted(k["name"] for k in report["kernels"])
+    assert names.count("fused_linear_kernel") == 3  # the GEMV, the split GEMM, and the one too big to load
+    assert {"splitk_epilogue_kernel", "decode_attention_kernel", "decode_attention_combine_kernel"} <= set(names)
+    assert all(k["arch"] == 90 and k["launch_pdl"] for k in report["kernels"])
+    assert not report["cuda_initialized"]
+
+
+def test_ahead_of_time_the_launchers_see_the_target_gpu(monkeypatch):
+    """Inside ahead_of_time a meta tensor stands for the target GPU (its capability, SMs and L2 decide PDL
+    and grids); outside it is no GPU, and a CUDA tensor's own properties are never replaced."""
+    import torch
+
+    from kernel_space import _gemm, decode_attention
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.delenv("KERNEL_SEARCH_PDL", raising=False)
+    meta = torch.device("meta")
+    target = _gemm.Target((9, 0), 100, 40 << 20, 200_000)
+    assert not _gemm.on_gpu(meta) and not _gemm.pdl_enabled(meta)
+    with _gemm.ahead_of_time(target):
+        assert _gemm.on_gpu(meta) and _gemm.pdl_enabled(meta)
+        assert _gemm.device_info(meta) == (9, 100) and _gemm.l2_bytes(meta) == 40 << 20
+        assert decode_attention._sm_count(meta) == 100
+        assert not _gemm.on_gpu(torch.device("cpu"))
+    with _gemm.ahead_of_time(target._replace(capability=(8, 0))):
+        assert _gemm.on_gpu(meta) and not _gemm.pdl_enabled(meta)  # Ampere: no PDL
+    assert not _gemm.on_gpu(meta) and decode_attention._sm_count(meta) == 132
+
+
+def test_the_pool_compiles_ahead_of_time_unless_told_not_to(monkeypatch):
+    """A worker's compile stream hands its GPU (read once, no CUDA context) to every job; with
+    KERNEL_SEARCH_POOL_CONTEXT=1 the jobs carry none and compile on the GPU, each process with a context."""
+    import torch
+
+    from kernel_space import _gemm
+
+    class Props:
+        major, minor, multi_processor_count, L2_cache_size, shared_memory_per_block_optin = 9, 0, 132, 50 << 20, 232_448
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: Props())
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(pool_module, "_TARGET", [])
+    monkeypatch.delenv("KERNEL_SEARCH_POOL_CONTEXT", raising=False)
+    assert pool_module.pool_is_ahead()
+    assert pool_module.CompileStream(2).target == _gemm.Target((9, 0), 132, 50 << 20, 232_448)
+    monkeypatch.setenv("KERNEL_SEARCH_POOL_CONTEXT", "1")
+    assert not pool_module.pool_is_ahead() and pool_module.CompileStream(2).target is None
+
+
+def test_use_target_points_the_triton_driver_at_the_gpu_compiled_for(monkeypatch):
+    from triton.runtime import driver
+
+    from kernel_space import _gemm
+
+    monkeypatch.setattr(driver, "_active", None)
+    pool_module.use_target(_gemm.Target((9, 0), 132, 50 << 20, 232_448))
+    first = driver.active
+    assert first.get_current_target().arch == 90 and first.get_current_device() == 0
+    assert first.get_current_stream(0) == 0
+    pool_module.use_target(_gemm.Target((9, 0), 132, 50 << 20, 232_448))
+    assert driver.active is first  # the same GPU: the JIT keeps its binders
+    pool_module.use_target(_gemm.Target((10, 0), 148, 126 << 20, 232_448))
+    assert driver.active.get_current_target().arch == 100
