@@ -158,7 +158,7 @@ def main() -> int:
         print("recompiled:", r["op"], r["m"], r["config"], r["new_binaries"])
     for r in [r for r in launched if r["gpu_error"]][:10]:
         print("gpu error:", r["op"], r["m"], r["gpu_error"])
-    return 0
+    return 3 if recompiled else 0  # exit 3: the pool's binaries were not the GPU process's
 
 
 if __name__ == "__main__":

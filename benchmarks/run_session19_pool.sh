@@ -13,8 +13,10 @@ mkdir -p "$OUT"
 nvidia-smi -L
 python3 benchmarks/forkserver_probe.py || exit 1
 if [ "${PART:-1}" = 1 ]; then
-  timeout 150 python3 benchmarks/pool_ahead_check.py "$OUT/pool_ahead_check.json" --configs 4 2>&1 \
-    | grep -v "Warning\|warnings.warn" | tail -15
+  timeout 150 python3 benchmarks/pool_ahead_check.py "$OUT/pool_ahead_check.json" --configs 4 > "$OUT/check.log" 2>&1
+  rc=$?
+  grep -v "Warning\|warnings.warn" "$OUT/check.log" | tail -15
+  [ $rc = 0 ] || { echo "pool_ahead_check rc=$rc: no A/B"; exit 1; }
   RUNS=4:sqlite,4:sqlite:ctx,1:sqlite NAME=a LIMIT=430
 else
   RUNS=4:sqlite:ctx,4:sqlite,4:postgres,2:sqlite NAME=b LIMIT=520
