@@ -298,3 +298,20 @@ def test_use_target_points_the_triton_driver_at_the_gpu_compiled_for(monkeypatch
     assert driver.active is first  # the same GPU: the JIT keeps its binders
     pool_module.use_target(_gemm.Target((10, 0), 148, 126 << 20, 232_448))
     assert driver.active.get_current_target().arch == 100
+
+
+def test_ahead_of_time_attention_compiles_over_the_whole_cache():
+    """On a GPU the pool compiles attention over a shortened cache (memory); ahead of time, on the meta
+    device, over the whole context, whose length decides the prefetch plan the GPU process compiles."""
+    import torch
+
+    from kernel_space import get_op
+    from kernel_space.attention_shape import encode_heads, encode_m
+    from kernel_space.decode_attention import COMPILE_CONTEXT
+
+    spec, (n, k) = get_op("decode_attention"), encode_heads(16, 8, 128)
+    m = encode_m(1, 4 * COMPILE_CONTEXT)
+    meta = spec.compile_inputs(m, n, k, torch.bfloat16, "meta", None)
+    assert meta["k_cache"].shape[1] >= 4 * COMPILE_CONTEXT and meta["k_cache"].device.type == "meta"
+    cpu = spec.compile_inputs(m, n, k, torch.float32, "cpu", torch.Generator().manual_seed(0))
+    assert cpu["k_cache"].shape[1] <= COMPILE_CONTEXT + 1
