@@ -44,8 +44,9 @@ def worker(
     # Start-up is the fixed cost that caps a tune's speedup on many GPUs. The benchmarking child opens
     # its CUDA context and one batch of compile processes (forked from a server that imports torch and
     # the kernels once; they compile ahead of time, with no context) load the compiler while this
-    # process imports torch and the rest and then waits for the database (a tune creates it while its workers start). Without a GPU the child must see
-    # TRITON_INTERPRET, which interpreter_needed sets: it starts after that.
+    # process imports torch and the rest and then waits for the database (a tune creates it while its
+    # workers start). Without a GPU the child must see TRITON_INTERPRET, which interpreter_needed sets:
+    # it starts after that.
     child = Worker()
     gpu = visible_gpu_count() > 0  # NVML's answer: torch is not imported yet
     starting = start_in_background(child, batch, batch, cuda=True) if gpu else None  # TuneOptions.pool_workers

@@ -173,8 +173,8 @@ def pool_size(workers: int | None = None) -> int:
 def warm(processes: int, workers: int | None = None, cuda: bool | None = None) -> None:
     """Start `processes` of the compile pool now, without waiting: each (forked with torch, Triton and
     the kernels imported: tuner.worker.process_context) loads the compiler (and, only with
-    KERNEL_SEARCH_POOL_CONTEXT=1, opens a CUDA context) while the caller does other start-up work (a tune's first batch found them ready instead of paying
-    for that then). Calling it again starts only what is missing.
+    KERNEL_SEARCH_POOL_CONTEXT=1, opens a CUDA context) while the caller does other start-up work (a
+    tune's first batch found them ready instead of paying for that then). Calling it again starts only what is missing.
     Nothing happens without CUDA. cuda: whether there is a GPU, if the caller knows (then torch is not
     imported here: the processes start before this one's own imports)."""
     if cuda is None:
