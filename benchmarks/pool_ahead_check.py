@@ -139,7 +139,9 @@ def main() -> int:
             except Exception as exc:  # the same failure the pool would have reported, or a new one
                 row["gpu_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             row["first_launch_s"] = round(time.perf_counter() - t, 4)
-            row["new_binaries"] = sorted(cubins(cache) - before)
+            # The q/k prep kernel of prep=separate is never the pool's (compile_only skips it: the same in
+            # every config of a study, it compiles once, in the GPU process's first trial).
+            row["new_binaries"] = sorted(b for b in cubins(cache) - before if "_qk_norm_rope_cache" not in b)
             del inputs
         rows.append(row)
     launched = [r for r in rows if r["pool_error"] is None]
