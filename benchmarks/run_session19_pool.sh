@@ -3,10 +3,12 @@
 # Triton's driver answering for the GPU, no CUDA context in any pool process) against the pool as
 # before (KERNEL_SEARCH_POOL_CONTEXT=1, flag ctx), on the 36-study Qwen3-0.6B decode table at 40
 # configs a study, a fresh database and Triton cache a run.
-#   OUT=dir PART=1|2 bash benchmarks/run_session19_pool.sh
-# PART 1: pool_ahead_check.py (does the GPU process find the pool's binaries?), then 4 GPUs ahead, 4
-# GPUs as before, 1 GPU ahead. PART 2: the two 4-GPU runs in the other order, 4 GPUs on PostgreSQL, 2
-# GPUs.
+#   OUT=dir PART=1|2|3 bash benchmarks/run_session19_pool.sh
+# PART 1 (call a): pool_ahead_check.py (does the GPU process find the pool's binaries?), then 4 GPUs
+# ahead, 4 GPUs as before, 1 GPU ahead. PART 2 (call b, the same machine): the two 4-GPU runs in the
+# other order, then 2 GPUs. PART 3 (call c, another machine): 1 GPU, 4 GPUs on PostgreSQL with pinned
+# workers, 2 GPUs likewise (cut by the limit). Calls b and c ran run_distributed_x4.sh with these RUNS
+# directly, without the preflight.
 set -u
 OUT=${OUT:-benchmarks/results/new}
 mkdir -p "$OUT"
@@ -18,8 +20,10 @@ if [ "${PART:-1}" = 1 ]; then
   grep -v "Warning\|warnings.warn" "$OUT/check.log" | tail -15
   [ $rc = 0 ] || { echo "pool_ahead_check rc=$rc: no A/B"; exit 1; }
   RUNS=4:sqlite,4:sqlite:ctx,1:sqlite NAME=a LIMIT=430
+elif [ "$PART" = 2 ]; then
+  RUNS=4:sqlite:ctx,4:sqlite,2:sqlite NAME=b LIMIT=400
 else
-  RUNS=4:sqlite:ctx,4:sqlite,4:postgres,2:sqlite NAME=b LIMIT=520
+  RUNS=1:sqlite,4:postgres:pin,2:postgres:pin NAME=c LIMIT=430
 fi
 OUT=$OUT RUNS=$RUNS NAME=$NAME TRIALS=40 LIMIT=$LIMIT bash benchmarks/run_distributed_x4.sh \
   | python3 benchmarks/distributed_rows.py
