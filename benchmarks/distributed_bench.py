@@ -161,9 +161,32 @@ def _phases(logs: Path, started: dt.datetime) -> list[dict]:
                 row["start_up_steps"] = {name: float(sec) for name, _, sec in
                                          (step.rpartition(" ") for step in start_up.group(2).split(", "))}
                 break
+        spent = study_spent(lines)
+        if spent:
+            row["study_spent_s"] = spent
         row["tail"] = lines[-2:]
         out.append(row)
     return out
+
+
+# A study's line in a worker's log (cli/worker.py, since the nineteenth session) ends in its seconds by
+# part: "(40 trials; s: open 0.21, ask 0.93, ...)".
+STUDY_SPENT = re.compile(r"\(\d+ trials; s: ([^)]*)\)$")
+
+
+def study_spent(lines: list[str]) -> dict:
+    """The seconds a worker's studies spent by part (tuner.search.SPENT_PARTS), summed over its log's
+    study lines, with their count as "studies"; empty for a log without them."""
+    total: dict = {}
+    for line in lines:
+        found = STUDY_SPENT.search(line)
+        if not found:
+            continue
+        total["studies"] = total.get("studies", 0) + 1
+        for item in found.group(1).split(", "):
+            part, _, seconds = item.rpartition(" ")
+            total[part] = round(total.get(part, 0.0) + float(seconds), 2)
+    return total
 
 
 def _first_result_detail(line: str, row: dict) -> None:

@@ -33,6 +33,9 @@ def main() -> int:
               [(p.get("child_sent_after_start_s"), p.get("child_first_answer_s")) for p in ph])
         print("   start-up", [p.get("start_up_s") for p in ph], "child ready", [p.get("child_ready_s") for p in ph],
               "compile processes warm", [p.get("pool_warm_s") for p in ph], "statuses", r.get("statuses"))
+        spent = [p["study_spent_s"] for p in ph if p.get("study_spent_s")]
+        if spent:  # each worker's study seconds by part, summed over its studies
+            print("   study seconds by part", spent)
         if ph and ph[0].get("start_up_steps"):
             print("   worker 0's start-up steps", ph[0]["start_up_steps"])
         for s in r.get("study_times", [])[:args.studies]:

@@ -102,7 +102,7 @@ def worker(
 
     def done(o):
         arm = f"{o.winner_arm} {o.median_us:.1f} us x{o.speedup:.2f}" if o.winner_arm else f"no winner: {o.note}"
-        say(f"{o.op:21s} {describe(o.op, o.m):7s} {arm} ({o.trials} trials)")
+        say(f"{o.op:21s} {describe(o.op, o.m):7s} {arm} ({o.trials} trials{spent_text(o.spent)})")
 
     finished = False
     try:
@@ -146,6 +146,12 @@ class _Phases:
     def __str__(self) -> str:
         steps = ", ".join(f"{name} {seconds:.1f}" for name, seconds in self._steps)
         return f"start-up {self._last - self._start:.1f} s: {steps}"
+
+
+def spent_text(spent: dict) -> str:
+    """A study's seconds by part for its log line (tuner.search.SPENT_PARTS), e.g. '; s: open 0.21,
+    ask 0.93, compile wait 1.80, child wait 1.52, store 0.61, confirm 0.40'; empty when none."""
+    return "; s: " + ", ".join(f"{part} {seconds:.2f}" for part, seconds in spent.items()) if spent else ""
 
 
 def _wait_for_database(db: str | None, wait: float) -> None:

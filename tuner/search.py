@@ -83,6 +83,26 @@ class StudyOutcome:
     speedup: float | None = None
     note: str = ""
     failures: dict = field(default_factory=dict)
+    # Seconds of this worker's study by what it was doing (SPENT_PARTS): where a study's time goes, for
+    # the worker's log. Set where the study ran here (not on a resumed winner's re-read).
+    spent: dict = field(default_factory=dict)
+
+
+# What a worker's study time is split into (StudyOutcome.spent): opening and seeding the study; asking
+# the sampler for configs and starting them (their heartbeats, their compiles submitted); re-reading
+# the stored configs and failing stale trials (database reads); waiting for a compile to finish;
+# waiting for the benchmarking child's result; storing a result and telling Optuna; confirming the
+# winner (the child's A/B and the winner's row). What is left of the wall time is the loop itself.
+SPENT_PARTS = ("open", "ask", "refresh", "compile wait", "child wait", "store", "confirm")
+
+
+@contextlib.contextmanager
+def _spending(spent: dict, part: str):
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        spent[part] = spent.get(part, 0.0) + time.perf_counter() - t0
 
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
@@ -148,28 +168,35 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
     twice, and only the holder confirms the winner. heartbeat() renews the holder's lease (every half
     heartbeat interval); once it returns False (the study was taken over) this worker asks for nothing
     more, and leaves when what it has in flight is measured."""
-    run = _open(store, worker, fp, model, problem, opts)
-    if not run.study.trials:
-        # A study with a winner but no trials holds an imported table's bucket: the config it would
-        # replace is measured first, so a new winner has to beat it in the same confirmation.
-        current = run.store.winner(run.ref.id)
-        _seed(run.study, problem, opts, warm_start, current.config if current is not None else None)
-    flight = _Flight(run, on_trial, heartbeat)
+    spent: dict = {}
+    with _spending(spent, "open"):
+        run = _open(store, worker, fp, model, problem, opts)
+        run.spent = spent
+        if not run.study.trials:
+            # A study with a winner but no trials holds an imported table's bucket: the config it would
+            # replace is measured first, so a new winner has to beat it in the same confirmation.
+            current = run.store.winner(run.ref.id)
+            _seed(run.study, problem, opts, warm_start, current.config if current is not None else None)
+        flight = _Flight(run, on_trial, heartbeat)
     while True:
-        asking = run.alive and run.refresh() and run.budget_left()
+        with _spending(spent, "refresh"):
+            asking = run.alive and run.refresh() and run.budget_left()
         draining = not asking  # nothing new will be asked: what is in flight is all that is left
         if asking and len(flight) < opts.batch:
             if time.monotonic() - run.last_stale >= opts.heartbeat_s / 2:  # a query; grace_s is minutes
                 run.last_stale = time.monotonic()
-                with _quiet_heartbeat():
+                with _quiet_heartbeat(), _spending(spent, "refresh"):
                     optuna.storages.fail_stale_trials(run.study)
-            room = _room(run)
+            with _spending(spent, "ask"):
+                room = _room(run)
             draining = room <= 0  # the whole budget is claimed
             if room > 0:
-                pending, repeats = _triage(run, _ask_batch(run, min(room, opts.batch - len(flight))), flight.keys())
-                flight.add(pending)
-                for trial, key in repeats:  # another worker's, or one of ours in flight: told what is stored
-                    _tell_stored(run, trial, key)
+                with _spending(spent, "ask"):
+                    pending, repeats = _triage(run, _ask_batch(run, min(room, opts.batch - len(flight))),
+                                               flight.keys())
+                    flight.add(pending)
+                    for trial, key in repeats:  # another worker's, or one of ours in flight: told what is stored
+                        _tell_stored(run, trial, key)
             elif not flight:  # the rest of the budget is claimed and being measured by other workers
                 if shared:
                     break  # a helper leaves; the holder waits for their results before it confirms
@@ -182,9 +209,12 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
             break
         flight.measure_next(draining=draining)
     if shared or (heartbeat is not None and not heartbeat()):
-        return _outcome(problem, run.store.trials(run.ref.id), run.new, note="helped measure")
-    outcome = _confirm(run)
-    outcome.new_trials = run.new
+        outcome = _outcome(problem, run.store.trials(run.ref.id), run.new, note="helped measure")
+    else:
+        with _spending(spent, "confirm"):
+            outcome = _confirm(run)
+        outcome.new_trials = run.new
+    outcome.spent = {part: round(spent[part], 3) for part in SPENT_PARTS if part in spent}
     return outcome
 
 
@@ -211,6 +241,7 @@ class _Run:
     last_beat: float = 0.0  # time.monotonic() of the last heartbeat (see _beat)
     alive: bool = True  # the holder's lease was renewed when last tried (see _beat)
     last_stale: float = -math.inf  # time.monotonic() when this worker last failed the stale trials
+    spent: dict = field(default_factory=dict)  # seconds by part (SPENT_PARTS), tune_study's
 
     def refresh(self) -> bool:
         """Re-read the study's stored configs: other workers sharing it add theirs."""
@@ -470,7 +501,8 @@ class _Flight:
             number, compile_s, error = self.plain.pop(0), 0.0, None
         else:
             limit = max(GIVE_UP_COMPILE_S, GIVE_UP_COMPILE_FACTOR * statistics.median(self.compile_s or [0.0]))
-            number, compile_s, error = self.stream.next_done(give_up_after=limit if draining else None)
+            with _spending(run.spent, "compile wait"):
+                number, compile_s, error = self.stream.next_done(give_up_after=limit if draining else None)
             if error is None:
                 self.compile_s.append(compile_s)
         trial, cfg = self.trials[number]
@@ -478,7 +510,8 @@ class _Flight:
         if error:
             self._store(number, compile_s, TrialResult(cfg["impl"], cfg, "failed", reason=f"compile: {error}"))
             return
-        reply = run.worker.collect() if self.sent is not None else None
+        with _spending(run.spent, "child wait"):
+            reply = run.worker.collect() if self.sent is not None else None
         sent, self.sent = self.sent, None
         run.worker.submit({"kind": "trial", "problem": run.problem, "arm": cfg["impl"], "config": cfg,
                            "seed": run.opts.seed + trial.number, "smem_limit": run.opts.smem_limit})
@@ -489,7 +522,9 @@ class _Flight:
     def _store_sent(self) -> None:
         """Wait for the config the child is timing, and store it."""
         (number, compile_s), self.sent = self.sent, None
-        self._store(number, compile_s, self._result(number, self.run.worker.collect()))
+        with _spending(self.run.spent, "child wait"):
+            reply = self.run.worker.collect()
+        self._store(number, compile_s, self._result(number, reply))
 
     def _result(self, number: int, reply: dict) -> TrialResult:
         cfg = self.trials[number][1]
@@ -501,7 +536,8 @@ class _Flight:
         trial, cfg = self.trials.pop(number)
         # The pool's compile and the first launch in the worker (a load from Triton's cache) together.
         result.compile_s = compile_s + (result.compile_s or 0.0) if cfg["impl"] == "fused" else result.compile_s
-        _record(run, trial, result)
+        with _spending(run.spent, "store"):
+            _record(run, trial, result)
         run.new += 1
         if self.on_trial:
             self.on_trial(min(len(run.measured), run.opts.trials), run.opts.trials, _best(run.measured))

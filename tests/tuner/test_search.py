@@ -426,3 +426,27 @@ def search_params():
     from tuner.space import _params
 
     return _params("o_proj_residual")
+
+
+def test_a_study_says_where_its_time_went_and_the_log_line_carries_it(store):
+    """The outcome splits the study's time by part (SPENT_PARTS); the worker's log line carries the split
+    and the distributed benchmark reads it back, summed over a worker's studies."""
+    import time as _time
+
+    from benchmarks.distributed_bench import study_spent
+    from cli.worker import spent_text
+    from tuner.search import SPENT_PARTS
+
+    t0 = _time.perf_counter()
+    out = tune_study(store, FakeWorker(), FP, "m", PROBLEM, TuneOptions(trials=8, batch=4))
+    wall = _time.perf_counter() - t0
+    assert set(out.spent) <= set(SPENT_PARTS)
+    assert {"open", "ask", "child wait", "store", "confirm"} <= set(out.spent)
+    assert all(s >= 0 for s in out.spent.values()) and sum(out.spent.values()) <= wall + 0.01
+    assert list(out.spent) == [p for p in SPENT_PARTS if p in out.spent]  # in SPENT_PARTS' order
+    line = f"2026-11-28T00:00:00.000Z rmsnorm_qkv M=1 fused 5.0 us x2.00 (8 trials{spent_text(out.spent)})"
+    twice = study_spent([line, line, "2026-11-28T00:00:01.000Z worker done: 2 studies finished"])
+    assert twice["studies"] == 2
+    for part, seconds in out.spent.items():
+        assert twice[part] == pytest.approx(2 * round(seconds, 2), abs=0.011)
+    assert spent_text({}) == "" and study_spent(["... (8 trials)"]) == {}
