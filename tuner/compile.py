@@ -56,8 +56,10 @@ def _compile_one(problem, cfg: dict, target=None) -> tuple[float, str | None]:
 
 class _AheadDriver:
     """Triton's driver as a compile process without a CUDA context sees it: the GPU it compiles for
-    (its target), device 0 and the null stream; the launcher is Triton's own CUDA launcher, built into
-    Triton's cache where the CUDA library is there to link against (a GPU host)."""
+    (its target) and the null stream; the launcher is Triton's own CUDA launcher, built into Triton's
+    cache where the CUDA library is there to link against (a GPU host). Its "device" is the target's
+    arch number: Triton's JIT keeps a kernel's binder, and with it the target, per device, so a
+    process that compiled for one GPU and then another keeps the two apart."""
 
     def __init__(self, target):
         from triton.backends.compiler import GPUTarget
@@ -69,7 +71,7 @@ class _AheadDriver:
         return self.target
 
     def get_current_device(self) -> int:
-        return 0
+        return self.target.arch
 
     def get_current_stream(self, device=None) -> int:
         return 0
@@ -107,9 +109,10 @@ def pool_is_ahead() -> bool:
 
 
 def current_target():
-    """The kernel_space._gemm.Target of this process's GPU (device 0), read without opening a CUDA
-    context; None without CUDA, or where KERNEL_SEARCH_POOL_CONTEXT=1 asks the compile pool to compile on
-    the GPU as before (each of its processes then opens a CUDA context)."""
+    """The kernel_space._gemm.Target of this process's GPU (device 0, from torch's device properties,
+    read once, as tuner.tune.device_limits reads them); None without CUDA, or where
+    KERNEL_SEARCH_POOL_CONTEXT=1 asks the compile pool to compile on the GPU as before (each of its
+    processes then opens a CUDA context)."""
     import torch
 
     if not pool_is_ahead() or not torch.cuda.is_available():

@@ -292,12 +292,13 @@ def test_use_target_points_the_triton_driver_at_the_gpu_compiled_for(monkeypatch
     monkeypatch.setattr(driver, "_active", None)
     pool_module.use_target(_gemm.Target((9, 0), 132, 50 << 20, 232_448))
     first = driver.active
-    assert first.get_current_target().arch == 90 and first.get_current_device() == 0
-    assert first.get_current_stream(0) == 0
+    assert first.get_current_target().arch == 90 and first.get_current_stream(0) == 0
     pool_module.use_target(_gemm.Target((9, 0), 132, 50 << 20, 232_448))
     assert driver.active is first  # the same GPU: the JIT keeps its binders
     pool_module.use_target(_gemm.Target((10, 0), 148, 126 << 20, 232_448))
     assert driver.active.get_current_target().arch == 100
+    # Triton's JIT keeps a binder (and its target) per device: two targets are two devices.
+    assert driver.active.get_current_device() != first.get_current_device()
 
 
 def test_ahead_of_time_attention_compiles_over_the_whole_cache():
