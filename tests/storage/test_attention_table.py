@@ -213,3 +213,26 @@ def test_tables_tuned_with_attention_on_a_gpu_load_and_validate(path):
     assert loaded.ops["decode_attention"].buckets
     assert dump_table(loaded) == path.read_text()
     check_runnable(loaded)
+
+
+def test_the_committed_tables_run_on_this_code():
+    """Every op of a committed table carries this code's kernel hash: a change to an op's kernels or its
+    launcher module (kernel_space.registry.kernel_hash) must come with a re-tune, or a restamp after a
+    PTX check (benchmarks/compile_survey.py, attention_ptx_identity.py), or the dispatcher would run
+    the baseline for that op with a warning. The hashes are a GPU process's: Triton's interpreter,
+    which this test session runs under, sees other kernel sources."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = f"{root}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    code = "import json; from kernel_space.registry import ALL_OPS, kernel_hash; " \
+           "print(json.dumps({op: kernel_hash(op) for op in ALL_OPS}))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    here = json.loads(out.stdout.strip().splitlines()[-1])
+    for model in ("0.6b", "1.7b", "8b"):
+        ops = json.loads((root / f"benchmarks/results/dispatch_qwen3-{model}_H100.json").read_text())["ops"]
+        assert {op: entry["kernel_hash"] for op, entry in ops.items()} == {op: here[op] for op in ops}, model
