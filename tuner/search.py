@@ -189,15 +189,14 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
                     optuna.storages.fail_stale_trials(run.study)
             with _spending(spent, "ask"):
                 room = _room(run)
-            draining = room <= 0  # the whole budget is claimed
-            if room > 0:
-                with _spending(spent, "ask"):
+                if room > 0:
                     pending, repeats = _triage(run, _ask_batch(run, min(room, opts.batch - len(flight))),
                                                flight.keys())
                     flight.add(pending)
                     for trial, key in repeats:  # another worker's, or one of ours in flight: told what is stored
                         _tell_stored(run, trial, key)
-            elif not flight:  # the rest of the budget is claimed and being measured by other workers
+            draining = room <= 0  # the whole budget is claimed
+            if draining and not flight:  # the rest of the budget is claimed and being measured by other workers
                 if shared:
                     break  # a helper leaves; the holder waits for their results before it confirms
                 _beat(run, [], heartbeat)  # the holder's lease, while it waits
