@@ -190,11 +190,7 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
             with _spending(spent, "ask"):
                 room = _room(run)
                 if room > 0:
-                    pending, repeats = _triage(run, _ask_batch(run, min(room, opts.batch - len(flight))),
-                                               flight.keys())
-                    flight.add(pending)
-                    for trial, key in repeats:  # another worker's, or one of ours in flight: told what is stored
-                        _tell_stored(run, trial, key)
+                    _ask_into(run, flight, room)
             draining = room <= 0  # the whole budget is claimed
             if draining and not flight:  # the rest of the budget is claimed and being measured by other workers
                 if shared:
@@ -215,6 +211,15 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
         outcome.new_trials = run.new
     outcome.spent = {part: round(spent[part], 3) for part in SPENT_PARTS if part in spent}
     return outcome
+
+
+def _ask_into(run: _Run, flight: _Flight, room: int) -> None:
+    """Ask the sampler for up to `room` configs (no more than the flight has space for), start the new
+    ones and tell the repeats (another worker's, or one of ours in flight) what is stored for them."""
+    pending, repeats = _triage(run, _ask_batch(run, min(room, run.opts.batch - len(flight))), flight.keys())
+    flight.add(pending)
+    for trial, key in repeats:
+        _tell_stored(run, trial, key)
 
 
 @dataclass
