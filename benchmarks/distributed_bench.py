@@ -47,6 +47,8 @@ def main() -> int:
             # ctx: the compile pool's processes compile on the GPU, each with a CUDA context, as before the
             # nineteenth session (KERNEL_SEARCH_POOL_CONTEXT=1); else they compile ahead of time.
             pool = "context" if "ctx" in flags else "ahead"
+            # bN: N configs in flight per worker (tune --batch, which also sizes its compile pool); else the default.
+            batch = next((int(f[1:]) for f in flags if re.fullmatch(r"b\d+", f)), None)
             if storage == "postgres" and server is None:
                 from tests.postgres import start
 
@@ -57,7 +59,7 @@ def main() -> int:
             # whatever the count, and benchmarks of the tables come after (--export-dir).
             cmd = [sys.executable, "-m", "cli.app", "tune", "--model", args.model, "--buckets", args.buckets,
                    "--trials", str(args.trials), "--gpus", ",".join(str(i) for i in range(int(gpus))), "--db", url,
-                   "--no-bench"]
+                   "--no-bench"] + (["--batch", str(batch)] if batch else [])
             cmd += [flag for op in args.ops.split(",") if op for flag in ("--op", op)]
             logs = Path(args.out).parent / f"worker_logs_{Path(args.out).stem}_{len(rows)}"
             cmd += ["--worker-logs", str(logs)]
@@ -76,7 +78,8 @@ def main() -> int:
                     fused = s.scalar(select(func.count()).select_from(Winner).where(Winner.arm == "fused"))
                 rows_n, distinct = queue.configs_measured(store, ids)
                 timeline = _timeline(store, ids, started)
-            row = {"gpus": int(gpus), "storage": storage, "pinned": pinned, "pool": pool, "wall_s": round(wall, 1),
+            row = {"gpus": int(gpus), "storage": storage, "pinned": pinned, "pool": pool, "batch": batch or 8,
+                   "wall_s": round(wall, 1),
                    "studies": len(ids),
                    "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
                    "fused": fused, "rc": done.returncode, **timeline, "worker_phases": _phases(logs, started)}
@@ -86,7 +89,7 @@ def main() -> int:
             row["slowest_studies"] = _slowest_studies(trials, row["study_times"], started)
             if args.export_dir:
                 row["table"] = _export(url, args, f"{gpus}gpu_{storage}" + ("_pinned" if pinned else "")
-                                       + ("_ctx" if pool == "context" else ""))
+                                       + ("_ctx" if pool == "context" else "") + (f"_b{batch}" if batch else ""))
             rows.append(row)
             out["studies"] = len(ids)
             Path(args.out).write_text(json.dumps(out, indent=1))
@@ -260,8 +263,9 @@ def _args():
     p.add_argument("--trials", type=int, default=16)
     p.add_argument("--ops", default="", help="comma list of ops (default: all)")
     p.add_argument("--runs", default="1:sqlite,2:sqlite,4:sqlite,4:postgres",
-                   help="comma list of GPUS:STORAGE[:pin], run in order; pin: each worker on its own share of "
-                        "this host's cores (KERNEL_SEARCH_PIN_CPUS=1, tuner.launch.cpu_shares)")
+                   help="comma list of GPUS:STORAGE[:pin][:ctx][:bN], run in order; pin: each worker on its own "
+                        "share of this host's cores (KERNEL_SEARCH_PIN_CPUS=1, tuner.launch.cpu_shares); ctx: "
+                        "compile pool with CUDA contexts; bN: N configs in flight per worker (tune --batch)")
     p.add_argument("--out", required=True)
     p.add_argument("--keep-db", action="store_true")
     p.add_argument("--export-dir", default="", help="write each run's dispatch table here (for an end-to-end bench)")

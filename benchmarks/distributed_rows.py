@@ -23,7 +23,8 @@ def main() -> int:
             print(line.rstrip()[:300])
             continue
         ph = r.get("worker_phases", [])
-        print(r["gpus"], r["storage"], "pinned" if r.get("pinned") else "", r.get("pool", ""), "wall", r["wall_s"],
+        print(r["gpus"], r["storage"], "pinned" if r.get("pinned") else "", r.get("pool", ""),
+              "batch", r.get("batch", 8), "wall", r["wall_s"],
               "configs",
               r["configs_measured"], "twice",
               r["measured_twice"], "winners", r.get("winners"), "fused", r.get("fused"), "rc", r.get("rc"))
