@@ -147,11 +147,31 @@ def _settle_interrupted(store: Store, study_id: int, study: optuna.Study, stored
 
 
 def _tell(study: optuna.Study, trial, value, state=TrialState.COMPLETE) -> None:
-    """Tell, tolerating a trial that another tuner process has already settled."""
+    """Tell, tolerating a trial that another tuner process has already settled (failed as stale, or
+    told by the worker that took the study over).
+
+    A trial this process asked for (an optuna.Trial) is told the lean way: what Optuna's study.tell
+    does less its two reads of the trial (one before, to see that it is running, one after, to return
+    it: ~12 statements on the shared database for every config, a third of a study's queries). The
+    write itself checks that the trial is still updatable and raises UpdateFinishedTrialError if not.
+    A trial known by its number (a resumed run's) goes through study.tell."""
+    if state == TrialState.COMPLETE and (value is None or not math.isfinite(value)):
+        value, state = None, TrialState.FAIL  # as study.tell would store a value it cannot take
+    values = [float(value)] if state == TrialState.COMPLETE else None
+    frozen = getattr(trial, "_cached_frozen_trial", None)
     try:
-        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
-    except RuntimeError as exc:  # "Cannot tell a FAIL trial." and the like: someone else finished it
-        if "Cannot tell" not in str(exc):
+        if frozen is None:
+            study.tell(trial, values[0] if values else None, state=state)
+            return
+        study._thread_local.cached_all_trials = None  # as study.tell: the sampler's per-trial cache ends
+        try:
+            study.sampler.after_trial(study, frozen, state, values)
+        finally:
+            study._storage.set_trial_state_values(trial._trial_id, state, values)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return  # settled by another worker between its read and this write
+    except ValueError as exc:  # study.tell's "Cannot tell a FAIL trial.": settled before its read
+        if "Cannot tell a" not in str(exc):
             raise
 
 
@@ -176,7 +196,7 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
             # A study with a winner but no trials holds an imported table's bucket: the config it would
             # replace is measured first, so a new winner has to beat it in the same confirmation.
             current = run.store.winner(run.ref.id)
-            _seed(run.study, problem, opts, warm_start, current.config if current is not None else None)
+            _seed(run, warm_start, current.config if current is not None else None)
         flight = _Flight(run, on_trial, heartbeat)
     while True:
         with _spending(spent, "refresh"):
@@ -246,6 +266,8 @@ class _Run:
     alive: bool = True  # the holder's lease was renewed when last tried (see _beat)
     last_stale: float = -math.inf  # time.monotonic() when this worker last failed the stale trials
     spent: dict = field(default_factory=dict)  # seconds by part (SPENT_PARTS), tune_study's
+    waiting: list | None = None  # the study's WAITING trials as this worker knows them (see _waiting_known)
+    distributions: dict = field(default_factory=dict)  # parameter name -> distribution (_params_written_once)
 
     def refresh(self) -> bool:
         """Re-read the study's stored configs: other workers sharing it add theirs."""
@@ -297,20 +319,20 @@ def _release_stale(store: Store):
     return callback
 
 
-def _seed(study: optuna.Study, problem: Problem, opts: TuneOptions, warm_start: dict | None,
-          current: dict | None = None) -> None:
-    """Enqueue the unfused baseline, the study's current winner (an imported table's), the warm start
-    (a neighbouring bucket's winner) and the defaults."""
-    p = problem
-    study.enqueue_trial({"impl": "unfused"}, skip_if_exists=True)
+def _seed(run: _Run, warm_start: dict | None, current: dict | None = None) -> None:
+    """Enqueue, into a study with no trials yet, the unfused baseline, the study's current winner (an
+    imported table's), the warm start (a neighbouring bucket's winner) and the defaults, each once."""
+    p, opts = run.problem, run.opts
     seeds = default_configs(p.op, p.m, p.n, p.k, p.elem_bytes, opts.sm_count, opts.smem_limit)
     for cfg in (*grouped_variants(warm_start, p.m), current):
         if cfg is not None and cfg.get("impl") == "fused":
             seeds.insert(0, cfg)
-    for cfg in seeds:
+    run.waiting, enqueued = [], []  # the study had no trials: these are all it waits with
+    for cfg in [UNFUSED_CONFIG, *seeds]:
         params = config_to_params(cfg, p.op, p.m, p.n, p.k, p.elem_bytes, opts.smem_limit)
-        if params is not None:
-            study.enqueue_trial(params, skip_if_exists=True)
+        if params is not None and params not in enqueued:
+            enqueued.append(params)
+            _enqueue(run, params)
 
 
 def grouped_variants(cfg: dict | None, m: int) -> list[dict]:
@@ -339,14 +361,45 @@ def _ask_batch(run: _Run, room: int) -> list:
     batch = []
     for _ in range(min(run.opts.batch, room)):
         run.asks += 1
-        with _quiet_heartbeat():
+        with _quiet_heartbeat(), _waiting_known(run):
             trial = run.study.ask()
-        try:
-            trial.set_user_attr("owner", OWNER)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another tuner settled it in the instant after the ask: not ours to measure
-        batch.append(trial)
+        _popped(run, trial._trial_id)
+        batch.append(trial)  # its owner is stored with its parameters (_params_written_once)
     return batch
+
+
+@contextlib.contextmanager
+def _waiting_known(run: _Run):
+    """While Optuna asks, its look for an enqueued trial to pop reads the study's WAITING trials from
+    the database only when this worker does not know them (run.waiting is None: the study was just
+    opened, or this worker enqueued since). Every ask read them before, ~6 statements on the shared
+    database for a list that is empty on most asks once the seeds are popped.
+
+    A trial another worker enqueues in a shared study (its repeat's replacement) is that worker's to
+    pop at its next ask; popping stays Optuna's: the WAITING -> RUNNING write is atomic, and one
+    another worker took first is passed over. After the ask, the known list keeps what came after the
+    popped trial (those before it were taken by others), or nothing if a new trial was made."""
+    storage = run.study._storage
+    read = storage.get_all_trials
+
+    def get_all_trials(study_id, deepcopy=True, states=None):
+        if states is None or tuple(states) != (TrialState.WAITING,):
+            return read(study_id, deepcopy=deepcopy, states=states)
+        if run.waiting is None:
+            run.waiting = read(study_id, deepcopy=False, states=states)
+        return list(run.waiting)
+
+    storage.get_all_trials = get_all_trials  # this storage object only, for this ask only
+    try:
+        yield
+    finally:
+        del storage.get_all_trials
+
+
+def _popped(run: _Run, trial_id: int) -> None:
+    """The ask made or popped trial_id: what is left of the WAITING trials this worker knows."""
+    ids = [t._trial_id for t in run.waiting or []]
+    run.waiting = run.waiting[ids.index(trial_id) + 1:] if trial_id in ids else []
 
 
 def _triage(run: _Run, batch: list, in_flight: set[str] = frozenset()) -> tuple[list[tuple], list[tuple]]:
@@ -355,8 +408,11 @@ def _triage(run: _Run, batch: list, in_flight: set[str] = frozenset()) -> tuple[
     key)."""
     p, pending, repeats, in_batch = run.problem, [], [], set(in_flight)
     for trial in batch:
-        with _trials_read_once(run.study), _params_written_once(run.study):
-            cfg = suggest(trial, p.op, p.m, p.n, p.k, p.elem_bytes, run.opts.smem_limit)
+        try:
+            with _trials_read_once(run.study), _params_written_once(run.study, run.distributions, OWNER):
+                cfg = suggest(trial, p.op, p.m, p.n, p.k, p.elem_bytes, run.opts.smem_limit)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another tuner settled it in the instant after the ask: not ours to measure
         key = config_key(cfg)
         if key in run.measured:  # measured before in this study: same value, no second measurement
             _tell_stored(run, trial, key)
@@ -387,7 +443,20 @@ def _explore(run: _Run, in_batch: set[str]) -> None:
     cfg = unseen_config(p.op, p.m, p.n, p.k, p.elem_bytes, run.opts.smem_limit, run.measured.keys() | in_batch, rng)
     params = None if cfg is None else config_to_params(cfg, p.op, p.m, p.n, p.k, p.elem_bytes, run.opts.smem_limit)
     if params is not None:
-        run.study.enqueue_trial(params, skip_if_exists=True)
+        _enqueue(run, params)
+        in_batch.add(config_key(cfg))
+
+
+def _enqueue(run: _Run, params: dict) -> None:
+    """Optuna's study.enqueue_trial(params), and the new WAITING trial added to those this worker knows
+    (run.waiting), so that the next ask pops it without reading the study's WAITING trials again. Not
+    skip_if_exists (a read of every trial): _explore's config is none the study measured or asked for
+    in this batch."""
+    template = optuna.trial.create_trial(state=TrialState.WAITING, system_attrs={"fixed_params": params})
+    trial_id = run.study._storage.create_new_trial(run.study._study_id, template_trial=template)
+    if run.waiting is not None:
+        template._trial_id = trial_id  # all that Optuna's pop reads of it
+        run.waiting.append(template)
 
 
 @contextlib.contextmanager
@@ -413,17 +482,27 @@ def _trials_read_once(study: optuna.Study):
 
 
 @contextlib.contextmanager
-def _params_written_once(study: optuna.Study):
+def _params_written_once(study: optuna.Study, known: dict | None = None, owner: str | None = None):
     """While one trial's parameters are suggested, they are stored in one transaction at the end
     instead of one each (about 8 a config, each a write on the database that every worker shares;
     on SQLite a write waits for the one lock of the file). The trial keeps its own copy of what it
     was given, so the walk reads nothing back; another worker may see the trial without its
     parameters for those milliseconds, as it does before its first suggest. Without Optuna's
-    RDBStorage underneath (an in-memory study), each parameter is stored as it comes."""
+    RDBStorage underneath (an in-memory study: one process, no owner needed), each parameter is stored
+    as it comes.
+
+    `known` (a study's, kept across its walks) maps a parameter name to the distribution this worker
+    stored or checked it with: Optuna then checks the new one against it instead of querying the
+    study's first row of that name for every parameter of every trial.
+
+    `owner` (OWNER, for the trial being walked) is stored as its "owner" user attribute in the same
+    transaction: a write of its own for every ask before. A trial settled by another worker since the
+    ask raises UpdateFinishedTrialError here, as its first write did before."""
     backend = getattr(study._storage, "_backend", study._storage)
     if not (hasattr(backend, "_set_trial_param_without_commit") and hasattr(backend, "scoped_session")):
         yield
         return
+    from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
     pending = []
@@ -432,10 +511,35 @@ def _params_written_once(study: optuna.Study):
         yield
     finally:
         del backend._set_trial_param
+    known = {} if known is None else known
     if pending:
         with _create_scoped_session(backend.scoped_session, True) as session:
-            for args in pending:
-                backend._set_trial_param_without_commit(session, *args)
+            _write_params(backend, session, pending, known)
+            if owner is not None:
+                backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, pending[0][0],
+                                                       "owner", owner)
+        known.update((name, distribution) for _, name, _, distribution, _ in pending)
+
+
+def _write_params(backend, session, pending: list[tuple], known: dict) -> None:
+    """Optuna's RDBStorage._set_trial_param_without_commit for a walk's parameters, with the trial
+    read and checked once rather than once a parameter (each read also flushed the one before: ~1 ms a
+    parameter on the development machine). A name this worker has no distribution for yet goes through
+    Optuna's own path, which reads the study's first row of that name to check against."""
+    from optuna import distributions
+    from optuna.storages._rdb import models
+
+    trial_id = pending[0][0]
+    trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+    backend.check_trial_is_updatable(trial_id, trial.state)
+    for tid, name, value, distribution, previous in pending:
+        previous = previous or known.get(name)
+        if tid != trial_id or previous is None:
+            backend._set_trial_param_without_commit(session, tid, name, value, distribution, previous)
+            continue
+        distributions.check_distribution_compatibility(previous, distribution)
+        session.add(models.TrialParamModel(trial_id=tid, param_name=name, param_value=value,
+                                           distribution_json=distributions.distribution_to_json(distribution)))
 
 
 def _tell_stored(run: _Run, trial, key: str) -> None:
