@@ -64,10 +64,17 @@ def main() -> int:
             logs = Path(args.out).parent / f"worker_logs_{Path(args.out).stem}_{len(rows)}"
             cmd += ["--worker-logs", str(logs)]
             # A fresh Triton cache per run: a run must not load the kernels an earlier run compiled.
+            # before: the tune runs in _ab/ at the repository's root, an earlier commit's tree (an A/B of a
+            # change on one machine; `python -m` puts its working directory first on the path); the row
+            # says which code ran.
+            code = "before" if "before" in flags else "this"
+            tree = ROOT / "_ab" if code == "before" else ROOT
+            if not (tree / "cli" / "app.py").is_file():
+                raise SystemExit(f"run flag 'before' needs an earlier commit's tree in {tree}")
             env = {**os.environ, "TRITON_CACHE_DIR": tempfile.mkdtemp(prefix="ks-triton-"),
                    "KERNEL_SEARCH_PIN_CPUS": "1" if pinned else "0",
                    "KERNEL_SEARCH_POOL_CONTEXT": "1" if pool == "context" else "0"}
-            done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+            done = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, env=env)
             wall = time.perf_counter() - t0
             with Store(url) as store:
                 from sqlalchemy import func, select
@@ -79,7 +86,7 @@ def main() -> int:
                 rows_n, distinct = queue.configs_measured(store, ids)
                 timeline = _timeline(store, ids, started)
             row = {"gpus": int(gpus), "storage": storage, "pinned": pinned, "pool": pool, "batch": batch or 8,
-                   "wall_s": round(wall, 1),
+                   "code": code, "wall_s": round(wall, 1),
                    "studies": len(ids),
                    "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
                    "fused": fused, "rc": done.returncode, **timeline, "worker_phases": _phases(logs, started)}
@@ -88,8 +95,9 @@ def main() -> int:
             row["slowest_compiles"] = _slowest_compiles(trials)
             row["slowest_studies"] = _slowest_studies(trials, row["study_times"], started)
             if args.export_dir:
-                row["table"] = _export(url, args, f"{gpus}gpu_{storage}" + ("_pinned" if pinned else "")
-                                       + ("_ctx" if pool == "context" else "") + (f"_b{batch}" if batch else ""))
+                flags_text = ("_pinned" if pinned else "") + ("_ctx" if pool == "context" else "") \
+                    + (f"_b{batch}" if batch else "") + ("_before" if code == "before" else "")
+                row["table"] = _export(url, args, f"{gpus}gpu_{storage}{flags_text}")
             rows.append(row)
             out["studies"] = len(ids)
             Path(args.out).write_text(json.dumps(out, indent=1))
@@ -263,9 +271,10 @@ def _args():
     p.add_argument("--trials", type=int, default=16)
     p.add_argument("--ops", default="", help="comma list of ops (default: all)")
     p.add_argument("--runs", default="1:sqlite,2:sqlite,4:sqlite,4:postgres",
-                   help="comma list of GPUS:STORAGE[:pin][:ctx][:bN], run in order; pin: each worker on its own "
-                        "share of this host's cores (KERNEL_SEARCH_PIN_CPUS=1, tuner.launch.cpu_shares); ctx: "
-                        "compile pool with CUDA contexts; bN: N configs in flight per worker (tune --batch)")
+                   help="comma list of GPUS:STORAGE[:pin][:ctx][:bN][:before], run in order; pin: each worker on "
+                        "its own share of this host's cores (KERNEL_SEARCH_PIN_CPUS=1, tuner.launch.cpu_shares); ctx: "
+                        "compile pool with CUDA contexts; bN: N configs in flight per worker (tune --batch); before: "
+                        "the tuner package in _ab/tuner (an earlier commit's)")
     p.add_argument("--out", required=True)
     p.add_argument("--keep-db", action="store_true")
     p.add_argument("--export-dir", default="", help="write each run's dispatch table here (for an end-to-end bench)")
