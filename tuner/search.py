@@ -268,6 +268,7 @@ class _Run:
     spent: dict = field(default_factory=dict)  # seconds by part (SPENT_PARTS), tune_study's
     waiting: list | None = None  # the study's WAITING trials as this worker knows them (see _waiting_known)
     distributions: dict = field(default_factory=dict)  # parameter name -> distribution (_params_written_once)
+    beaten: set = field(default_factory=set)  # trial ids whose first heartbeat went with their parameters
 
     def refresh(self) -> bool:
         """Re-read the study's stored configs: other workers sharing it add theirs."""
@@ -409,7 +410,7 @@ def _triage(run: _Run, batch: list, in_flight: set[str] = frozenset()) -> tuple[
     p, pending, repeats, in_batch = run.problem, [], [], set(in_flight)
     for trial in batch:
         try:
-            with _trials_read_once(run.study), _params_written_once(run.study, run.distributions, OWNER):
+            with _trials_read_once(run.study), _params_written_once(run.study, run.distributions, OWNER, run.beaten):
                 cfg = suggest(trial, p.op, p.m, p.n, p.k, p.elem_bytes, run.opts.smem_limit)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another tuner settled it in the instant after the ask: not ours to measure
@@ -482,7 +483,8 @@ def _trials_read_once(study: optuna.Study):
 
 
 @contextlib.contextmanager
-def _params_written_once(study: optuna.Study, known: dict | None = None, owner: str | None = None):
+def _params_written_once(study: optuna.Study, known: dict | None = None, owner: str | None = None,
+                         beaten: set | None = None):
     """While one trial's parameters are suggested, they are stored in one transaction at the end
     instead of one each (about 8 a config, each a write on the database that every worker shares;
     on SQLite a write waits for the one lock of the file). The trial keeps its own copy of what it
@@ -496,7 +498,8 @@ def _params_written_once(study: optuna.Study, known: dict | None = None, owner: 
     study's first row of that name for every parameter of every trial.
 
     `owner` (OWNER, for the trial being walked) is stored as its "owner" user attribute in the same
-    transaction: a write of its own for every ask before. A trial settled by another worker since the
+    transaction, and its first heartbeat with it (its id then goes into `beaten`, for _Flight.add):
+    each was a write of its own for every config before. A trial settled by another worker since the
     ask raises UpdateFinishedTrialError here, as its first write did before."""
     backend = getattr(study._storage, "_backend", study._storage)
     if not (hasattr(backend, "_set_trial_param_without_commit") and hasattr(backend, "scoped_session")):
@@ -516,8 +519,13 @@ def _params_written_once(study: optuna.Study, known: dict | None = None, owner: 
         with _create_scoped_session(backend.scoped_session, True) as session:
             _write_params(backend, session, pending, known)
             if owner is not None:
-                backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, pending[0][0],
+                trial_id = pending[0][0]
+                backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id,
                                                        "owner", owner)
+                if models.TrialHeartbeatModel.where_trial_id(trial_id, session) is None:  # as record_heartbeat
+                    session.add(models.TrialHeartbeatModel(trial_id=trial_id))
+                if beaten is not None:
+                    beaten.add(trial_id)
         known.update((name, distribution) for _, name, _, distribution, _ in pending)
 
 
@@ -526,20 +534,24 @@ def _write_params(backend, session, pending: list[tuple], known: dict) -> None:
     read and checked once rather than once a parameter (each read also flushed the one before: ~1 ms a
     parameter on the development machine). A name this worker has no distribution for yet goes through
     Optuna's own path, which reads the study's first row of that name to check against."""
+    import sqlalchemy
     from optuna import distributions
     from optuna.storages._rdb import models
 
     trial_id = pending[0][0]
     trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
     backend.check_trial_is_updatable(trial_id, trial.state)
+    rows = []
     for tid, name, value, distribution, previous in pending:
         previous = previous or known.get(name)
         if tid != trial_id or previous is None:
             backend._set_trial_param_without_commit(session, tid, name, value, distribution, previous)
             continue
         distributions.check_distribution_compatibility(previous, distribution)
-        session.add(models.TrialParamModel(trial_id=tid, param_name=name, param_value=value,
-                                           distribution_json=distributions.distribution_to_json(distribution)))
+        rows.append({"trial_id": tid, "param_name": name, "param_value": value,
+                     "distribution_json": distributions.distribution_to_json(distribution)})
+    if rows:  # one INSERT of many rows: the ORM flushed each row as an object of its own
+        session.execute(sqlalchemy.insert(models.TrialParamModel), rows)
 
 
 def _tell_stored(run: _Run, trial, key: str) -> None:
@@ -578,10 +590,13 @@ class _Flight:
         return {config_key(cfg) for _, cfg in self.trials.values()}
 
     def add(self, pending: list[tuple]) -> None:
-        """Start (trial, config) pairs: their heartbeats now (a trial without one is never failed as
-        stale), their compiles in the pool."""
+        """Start (trial, config) pairs: their heartbeats now, unless stored with their parameters (a
+        trial without one is never failed as stale), their compiles in the pool."""
         for trial, cfg in pending:
-            self.run.study._storage.record_heartbeat(trial._trial_id)
+            if trial._trial_id in self.run.beaten:
+                self.run.beaten.discard(trial._trial_id)
+            else:
+                self.run.study._storage.record_heartbeat(trial._trial_id)
             self.trials[trial.number] = (trial, cfg)
             if cfg["impl"] == "fused":
                 self.stream.submit(trial.number, (self.run.problem, cfg))
