@@ -198,7 +198,6 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
             current = run.store.winner(run.ref.id)
             _seed(run, warm_start, current.config if current is not None else None)
         flight = _Flight(run, on_trial, heartbeat)
-        flight.ask_ahead = lambda: _ask_ahead(run, flight)
     while True:
         with _spending(spent, "refresh"):
             asking = run.alive and run.refresh() and run.budget_left()
@@ -211,7 +210,7 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
             with _spending(spent, "ask"):
                 room = _room(run)
                 if room > 0:
-                    _ask_into(run, flight, min(room, opts.batch - len(flight)))
+                    _ask_into(run, flight, room)
             draining = room <= 0  # the whole budget is claimed
             if draining and not flight:  # the rest of the budget is claimed and being measured by other workers
                 if shared:
@@ -234,10 +233,10 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
     return outcome
 
 
-def _ask_into(run: _Run, flight: _Flight, count: int) -> None:
-    """Ask the sampler for `count` configs, start the new ones and tell the repeats (another worker's,
-    or one of ours in flight) what is stored for them."""
-    pending, repeats = _triage(run, _ask_batch(run, count), flight.keys())
+def _ask_into(run: _Run, flight: _Flight, room: int) -> None:
+    """Ask the sampler for up to `room` configs (no more than the flight has space for), start the new
+    ones and tell the repeats (another worker's, or one of ours in flight) what is stored for them."""
+    pending, repeats = _triage(run, _ask_batch(run, min(room, run.opts.batch - len(flight))), flight.keys())
     flight.add(pending)
     for trial, key in repeats:
         _tell_stored(run, trial, key)
@@ -359,24 +358,9 @@ def _room(run: _Run) -> int:
     return run.opts.trials - max(len(run.measured), claimed)
 
 
-def _ask_ahead(run: _Run, flight: _Flight) -> None:
-    """Ask for one config beyond the batch while the worker would wait idle (_Flight.measure_next: no
-    compile finished and the child busy or idle), so that the ask is not paid after the measurement.
-    With four workers on one host a study spent a third of its time asking (Optuna's work on the
-    shared database), between one measurement and the next, while the compile processes and the
-    child waited for the next config. Asked here, the config's compile starts at once (the pool
-    queues it if all its processes are busy), and after the measurement the flight is full again
-    without an ask. Where nothing is ever waited for, nothing is asked ahead."""
-    if len(flight) > run.opts.batch or not (run.alive and run.budget_left()):
-        return
-    with _spending(run.spent, "ask"):
-        if _room(run) > 0:
-            _ask_into(run, flight, 1)
-
-
 def _ask_batch(run: _Run, room: int) -> list:
     batch = []
-    for _ in range(room):
+    for _ in range(min(run.opts.batch, room)):
         run.asks += 1
         with _quiet_heartbeat(), _waiting_known(run):
             trial = run.study.ask()
@@ -597,7 +581,6 @@ class _Flight:
         self.stream = CompileStream(run.opts.pool_workers)
         self.compile_s: list[float] = []  # of the compiles that finished, for the give-up limit
         self.sent: tuple[int, float] | None = None  # (trial number, compile s) the child is timing
-        self.ask_ahead: Callable[[], None] | None = None  # asks one config beyond the batch (_ask_ahead)
         run.last_beat = time.monotonic()  # the claim or the caller's lease is fresh; new trials beat on add
 
     def __len__(self) -> int:
@@ -635,14 +618,11 @@ class _Flight:
         the one the child holds is collected and stored first, rather than held while compiles run."""
         run = self.run
         if self.sent is not None and not self.plain and not self.stream.ready():  # or the child's is all
-            self._ask_ahead(draining)
             self._store_sent()
             return
         if self.plain:
             number, compile_s, error = self.plain.pop(0), 0.0, None
         else:
-            if not self.stream.ready():
-                self._ask_ahead(draining)
             limit = max(GIVE_UP_COMPILE_S, GIVE_UP_COMPILE_FACTOR * statistics.median(self.compile_s or [0.0]))
             with _spending(run.spent, "compile wait"):
                 number, compile_s, error = self.stream.next_done(give_up_after=limit if draining else None)
@@ -661,11 +641,6 @@ class _Flight:
         self.sent = (number, compile_s)
         if sent is not None:
             self._store(*sent, self._result(sent[0], reply))
-
-    def _ask_ahead(self, draining: bool) -> None:
-        """About to wait with nothing ready to time: ask the next config now (see _ask_ahead)."""
-        if not draining and self.ask_ahead is not None:
-            self.ask_ahead()
 
     def _store_sent(self) -> None:
         """Wait for the config the child is timing, and store it."""

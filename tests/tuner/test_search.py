@@ -544,38 +544,3 @@ def test_an_ask_reads_the_waiting_trials_only_when_it_does_not_know_them(store, 
     assert taken.number == 0 and fixed == seeds[1:3] and run.study._storage not in reads
     assert [t._trial_id for t in run.waiting] == [t._trial_id for t in run.study.get_trials(
         deepcopy=False, states=(TrialState.WAITING,))]
-
-
-def test_a_worker_about_to_wait_asks_one_config_ahead_within_the_budget(store, monkeypatch, tmp_path):
-    """With no compile finished, the worker asks for the next config before it waits (its compile
-    starts at once) instead of after the measurement: at most one beyond the batch is in flight, the
-    budget still counts every distinct config, and none is measured twice. Where a compile is always
-    ready, nothing is asked ahead."""
-    in_flight = []
-
-    class SlowCompiles(FakeStream):
-        def submit(self, token, job):
-            self.jobs.append(token)
-
-        def ready(self):  # nothing finishes until the worker waits for it
-            return False
-
-        def next_done(self, give_up_after=None):
-            in_flight.append(len(self.jobs))
-            return self.jobs.pop(0), 1.0, None
-
-    monkeypatch.setattr(search, "CompileStream", SlowCompiles)
-    worker = FakeWorker()
-    out = tune_study(store, worker, FP, "m", PROBLEM, TuneOptions(trials=16, batch=3))
-    assert out.trials == 16 and len(worker.trials) == len(set(worker.trials)) <= 16
-    assert max(in_flight) == 4 and in_flight.count(4) >= 5, in_flight  # the batch, and one asked ahead
-
-    class Ready(SlowCompiles):
-        def ready(self):
-            return bool(self.jobs)
-
-    in_flight.clear()
-    monkeypatch.setattr(search, "CompileStream", Ready)
-    with Store(f"sqlite:///{tmp_path / 'ready.db'}") as other:
-        tune_study(other, FakeWorker(), FP, "m", PROBLEM, TuneOptions(trials=16, batch=3))
-    assert in_flight and max(in_flight) <= 3, in_flight
