@@ -269,6 +269,7 @@ class _Run:
     waiting: list | None = None  # the study's WAITING trials as this worker knows them (see _waiting_known)
     distributions: dict = field(default_factory=dict)  # parameter name -> distribution (_params_written_once)
     beaten: set = field(default_factory=set)  # trial ids whose first heartbeat went with their parameters
+    # (a repeat's or a refused config's stays: told at once, it never reaches _Flight.add)
 
     def refresh(self) -> bool:
         """Re-read the study's stored configs: other workers sharing it add theirs."""
@@ -399,7 +400,9 @@ def _waiting_known(run: _Run):
 
 def _popped(run: _Run, trial_id: int) -> None:
     """The ask made or popped trial_id: what is left of the WAITING trials this worker knows."""
-    ids = [t._trial_id for t in run.waiting or []]
+    if run.waiting is None:  # the ask did not look (not Optuna's way today): still unknown
+        return
+    ids = [t._trial_id for t in run.waiting]
     run.waiting = run.waiting[ids.index(trial_id) + 1:] if trial_id in ids else []
 
 
