@@ -268,8 +268,6 @@ class _Run:
     spent: dict = field(default_factory=dict)  # seconds by part (SPENT_PARTS), tune_study's
     waiting: list | None = None  # the study's WAITING trials as this worker knows them (see _waiting_known)
     distributions: dict = field(default_factory=dict)  # parameter name -> distribution (_params_written_once)
-    beaten: set = field(default_factory=set)  # trial ids whose first heartbeat went with their parameters
-    # (a repeat's or a refused config's stays: told at once, it never reaches _Flight.add)
 
     def refresh(self) -> bool:
         """Re-read the study's stored configs: other workers sharing it add theirs."""
@@ -413,7 +411,7 @@ def _triage(run: _Run, batch: list, in_flight: set[str] = frozenset()) -> tuple[
     p, pending, repeats, in_batch = run.problem, [], [], set(in_flight)
     for trial in batch:
         try:
-            with _trials_read_once(run.study), _params_written_once(run.study, run.distributions, OWNER, run.beaten):
+            with _trials_read_once(run.study), _params_written_once(run.study, run.distributions, OWNER):
                 cfg = suggest(trial, p.op, p.m, p.n, p.k, p.elem_bytes, run.opts.smem_limit)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another tuner settled it in the instant after the ask: not ours to measure
@@ -486,8 +484,7 @@ def _trials_read_once(study: optuna.Study):
 
 
 @contextlib.contextmanager
-def _params_written_once(study: optuna.Study, known: dict | None = None, owner: str | None = None,
-                         beaten: set | None = None):
+def _params_written_once(study: optuna.Study, known: dict | None = None, owner: str | None = None):
     """While one trial's parameters are suggested, they are stored in one transaction at the end
     instead of one each (about 8 a config, each a write on the database that every worker shares;
     on SQLite a write waits for the one lock of the file). The trial keeps its own copy of what it
@@ -501,11 +498,11 @@ def _params_written_once(study: optuna.Study, known: dict | None = None, owner: 
     study's first row of that name for every parameter of every trial.
 
     `owner` (OWNER, for the trial being walked) is stored as its "owner" user attribute in the same
-    transaction, and its first heartbeat with it (its id then goes into `beaten`, for _Flight.add):
-    each was a write of its own for every config before. A trial settled by another worker since the
+    transaction, and its first heartbeat with it (_Flight.add then writes none): each was a write of
+    its own for every config before. A trial settled by another worker since the
     ask raises UpdateFinishedTrialError here, as its first write did before."""
-    backend = getattr(study._storage, "_backend", study._storage)
-    if not (hasattr(backend, "_set_trial_param_without_commit") and hasattr(backend, "scoped_session")):
+    backend = _rdb_backend(study)
+    if backend is None:
         yield
         return
     from optuna.storages._rdb import models
@@ -527,9 +524,14 @@ def _params_written_once(study: optuna.Study, known: dict | None = None, owner: 
                                                        "owner", owner)
                 if models.TrialHeartbeatModel.where_trial_id(trial_id, session) is None:  # as record_heartbeat
                     session.add(models.TrialHeartbeatModel(trial_id=trial_id))
-                if beaten is not None:
-                    beaten.add(trial_id)
         known.update((name, distribution) for _, name, _, distribution, _ in pending)
+
+
+def _rdb_backend(study: optuna.Study):
+    """The Optuna RDBStorage under the study's storage (behind its cache), or None (an in-memory study)."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    ok = hasattr(backend, "_set_trial_param_without_commit") and hasattr(backend, "scoped_session")
+    return backend if ok else None
 
 
 def _write_params(backend, session, pending: list[tuple], known: dict) -> None:
@@ -547,7 +549,7 @@ def _write_params(backend, session, pending: list[tuple], known: dict) -> None:
     rows = []
     for tid, name, value, distribution, previous in pending:
         previous = previous or known.get(name)
-        if tid != trial_id or previous is None:
+        if previous is None:
             backend._set_trial_param_without_commit(session, tid, name, value, distribution, previous)
             continue
         distributions.check_distribution_compatibility(previous, distribution)
@@ -593,12 +595,12 @@ class _Flight:
         return {config_key(cfg) for _, cfg in self.trials.values()}
 
     def add(self, pending: list[tuple]) -> None:
-        """Start (trial, config) pairs: their heartbeats now, unless stored with their parameters (a
-        trial without one is never failed as stale), their compiles in the pool."""
+        """Start (trial, config) pairs: their heartbeats (a trial without one is never failed as stale),
+        stored with their parameters on an RDB storage (_params_written_once), else now; their
+        compiles in the pool."""
+        beaten = _rdb_backend(self.run.study) is not None
         for trial, cfg in pending:
-            if trial._trial_id in self.run.beaten:
-                self.run.beaten.discard(trial._trial_id)
-            else:
+            if not beaten:
                 self.run.study._storage.record_heartbeat(trial._trial_id)
             self.trials[trial.number] = (trial, cfg)
             if cfg["impl"] == "fused":
