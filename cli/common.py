@@ -8,9 +8,12 @@ Set KERNEL_SEARCH_DEBUG=1 to get the traceback anyway.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import sys
+import threading
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -61,6 +64,35 @@ def one_line(exc: BaseException) -> str:
 def fail(message: str, code: int = 1):
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def ctrl_c_kept():
+    """Ctrl-C as a KeyboardInterrupt that is not lost. Python raises it wherever the main thread is
+    when SIGINT's handler runs; inside a weakref callback or a __del__ (garbage collection, e.g.
+    SQLAlchemy's event registry) it is printed as "Exception ignored" and dropped, and the command ran
+    on to its end (seen in CI: a tune interrupted after its first study finished all six). Yields
+    check(), which raises KeyboardInterrupt if a Ctrl-C came since: the command calls it at its safe
+    points (after each trial and study). Outside the main thread (no handler can be set) check() is a
+    no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    hit = []
+
+    def on_sigint(signum, frame):
+        hit.append(signum)
+        raise KeyboardInterrupt
+
+    def check():
+        if hit:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def user_errors(fn):

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from cli import step_check
-from cli.common import DbOption, fail, interpreter_needed, open_store, user_errors
+from cli.common import DbOption, ctrl_c_kept, fail, interpreter_needed, open_store, user_errors
 
 # The largest M bucket a tune accepts: DESIGN.md's buckets end at prefill 4096 "and up"; 100,000,000
 # tried to allocate the whole input and failed only after the study had started.
@@ -139,8 +139,10 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
 
         def on_trial(op_name, m, done, total, best):
             progress.update(current["task"], completed=done, best=f"best {best:.1f} us" if best else "")
+            check()
 
         def on_done(o):
+            check()
             progress.advance(overall)
             where = f"{o.op:21s} {describe(o.op, o.m):7s}"
             if o.winner_arm:
@@ -151,8 +153,9 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
                 progress.console.print(f"{where} no winner: {o.note}")
 
         try:
-            report = tune_model(store, config, ops, list(bucket_list), dtype, opts, seconds,
-                                on_study=on_study, on_trial=on_trial, on_done=on_done, contexts=context_list)
+            with ctrl_c_kept() as check:
+                report = tune_model(store, config, ops, list(bucket_list), dtype, opts, seconds,
+                                    on_study=on_study, on_trial=on_trial, on_done=on_done, contexts=context_list)
         except KeyboardInterrupt:
             report = None
     if report is None:

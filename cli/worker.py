@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, interpreter_needed, open_store, user_errors
+from cli.common import DbOption, ctrl_c_kept, interpreter_needed, open_store, user_errors
 
 
 @user_errors
@@ -90,6 +90,7 @@ def worker(
         say(f"{'helping with' if shared else 'claimed'} {op} {describe(op, m)} ({budget} configs)")
 
     def trial(op, m, done, total, best):
+        check()
         if not measured:
             # Where the first result's wait went: the benchmarking child's start-up, or its first task.
             timing, ready, pool = child.first_request, child.ready_s, warm_report()
@@ -101,13 +102,15 @@ def worker(
         measured.append(1)
 
     def done(o):
+        check()
         arm = f"{o.winner_arm} {o.median_us:.1f} us x{o.speedup:.2f}" if o.winner_arm else f"no winner: {o.note}"
         say(f"{o.op:21s} {describe(o.op, o.m):7s} {arm} ({o.trials} trials{spent_text(o.spent)})")
 
     finished = False
     try:
-        report = work(store, fp, opts, Callbacks(on_study=study, on_trial=trial, on_done=done), share=share,
-                      wait_s=wait, make_worker=lambda: contextlib.nullcontext(child))
+        with ctrl_c_kept() as check:
+            report = work(store, fp, opts, Callbacks(on_study=study, on_trial=trial, on_done=done), share=share,
+                          wait_s=wait, make_worker=lambda: contextlib.nullcontext(child))
         finished = True
     except KeyboardInterrupt:
         # Its study went back to the queue; every trial it finished is stored.

@@ -258,3 +258,36 @@ def test_beats_cublas_says_which_winners_it_could_not_judge(tmp_path):
     result = run("query", "--beats-cublas", "-f", "csv", "--db", url)
     assert result.exit_code == 0 and len(result.stdout.splitlines()) > 1
     assert re.fullmatch(r"1 of \d+ fused winners have no cuBLAS time .*not in this answer\n", result.stderr)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one, on purpose
+def test_a_ctrl_c_swallowed_by_a_garbage_collection_callback_is_not_lost():
+    """A KeyboardInterrupt raised inside a weakref callback is printed as "Exception ignored" and
+    dropped (CI saw a tune run on to its end that way); under ctrl_c_kept the command's next safe point
+    raises it again."""
+    import gc
+    import signal
+    import weakref
+
+    from cli.common import ctrl_c_kept
+
+    class Thing:
+        pass
+
+    def interrupted_inside(ref):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100_000):  # the handler runs here, inside the callback
+            pass
+
+    def swallow_one():
+        thing = Thing()
+        keep = weakref.ref(thing, interrupted_inside)
+        del thing
+        gc.collect()
+        return keep
+
+    with ctrl_c_kept() as check:
+        swallow_one()  # raises nothing: the interrupt is lost in the callback
+        with pytest.raises(KeyboardInterrupt):
+            check()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
