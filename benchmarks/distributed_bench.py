@@ -74,6 +74,8 @@ def main() -> int:
             env = {**os.environ, "TRITON_CACHE_DIR": tempfile.mkdtemp(prefix="ks-triton-"),
                    "KERNEL_SEARCH_PIN_CPUS": "1" if pinned else "0",
                    "KERNEL_SEARCH_POOL_CONTEXT": "1" if pool == "context" else "0"}
+            if "trace" in flags:  # every process's timeline (tuner.trace), packed with the worker logs
+                env["KERNEL_SEARCH_TRACE"] = str(logs / "trace")
             done = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, env=env)
             wall = time.perf_counter() - t0
             with Store(url) as store:

@@ -15,6 +15,10 @@ python3 -c "import torch, triton, optuna, sqlalchemy, kernel_space, tuner.search
 timeout "${LIMIT:-100000}" python3 benchmarks/distributed_bench.py --model qwen3-0.6b --buckets decode --trials "${TRIALS:-16}" \
   --ops "${OPS:-rmsnorm_qkv,o_proj_residual,rmsnorm_gate_up_silu,down_residual}" --runs "$RUNS" \
   --out "$OUT/distributed_${NAME:-a}.json" --export-dir "$OUT"
+# A traced run's timeline (run flag `trace`), summed up beside the archive.
+for d in "$OUT"/worker_logs_*/trace; do
+  [ -d "$d" ] && python3 benchmarks/trace_summary.py "$d" > "$OUT/trace_$(basename "$(dirname "$d")").txt"
+done
 # Each run's worker logs (timestamped phases: cli/worker.py) in one archive: $OUT brings back 8 files.
 tar czf "$OUT/worker_logs_${NAME:-a}.tgz" -C "$OUT" $(cd "$OUT" && ls -d worker_logs_* 2>/dev/null | grep -v '\.tgz$') \
   && rm -rf "$OUT"/worker_logs_distributed_*

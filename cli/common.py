@@ -18,10 +18,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import sqlalchemy
 import typer
 
-from storage.engine import ENV_VAR
+from storage.url import ENV_VAR
 
 DbOption = Annotated[
     str | None,
@@ -44,8 +43,13 @@ MMaxOption = Annotated[int | None, typer.Option("--m-max", min=1, help="Only M b
 WideOption = Annotated[bool, typer.Option("--wide", help="Every column (GPU, fingerprint, models, shape, dtype, "
                                                          "config) in one table, however wide.")]
 
-# ValueError covers StorageError and TableError; SQLAlchemyError a database that fails mid-command.
-USER_ERRORS = (ValueError, OSError, sqlalchemy.exc.SQLAlchemyError)
+
+def user_error_types() -> tuple:
+    """What a command turns into a one-line error: ValueError covers StorageError and TableError,
+    SQLAlchemyError a database that fails mid-command (only where SQLAlchemy was imported: nothing else
+    raises it, and the CLI does not import it before it must)."""
+    sqlalchemy = sys.modules.get("sqlalchemy")
+    return (ValueError, OSError) + ((sqlalchemy.exc.SQLAlchemyError,) if sqlalchemy is not None else ())
 
 
 class Format(str, Enum):
@@ -96,14 +100,14 @@ def ctrl_c_kept():
 
 
 def user_errors(fn):
-    """Turn USER_ERRORS raised by a command into `error: <one line>` on stderr and exit status 1."""
+    """Turn user_error_types() raised by a command into `error: <one line>` on stderr and exit status 1."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            if os.environ.get("KERNEL_SEARCH_DEBUG"):
+        except Exception as exc:
+            if not isinstance(exc, user_error_types()) or os.environ.get("KERNEL_SEARCH_DEBUG"):
                 raise
             fail(one_line(exc))
 

@@ -73,6 +73,9 @@ def tune(
     plan; where the plan is faster at either, `export` writes the plan there."""
     if worker_logs is not None and gpus is None:
         fail("--worker-logs goes with --gpus (a tune without it runs in this process: its output is here)")
+    from tuner import trace
+
+    trace.event("tune starting")
     # With --gpus the workers start first of all: their imports (seconds each) overlap this process's.
     workers = _Workers(db, gpus, batch, seed, seconds, worker_logs) if gpus is not None else None
     try:
@@ -262,7 +265,7 @@ class _Workers:
                  worker_logs: str | None):
         import tempfile
 
-        from storage.engine import resolve_url
+        from storage.url import resolve_url
         from tuner.launch import parse_gpus, spawn_workers, visible_gpu_count
 
         self.t0 = time.monotonic()

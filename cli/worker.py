@@ -34,13 +34,14 @@ def worker(
     import time
 
     say(f"worker starting (pid {os.getpid()})")
+    from tuner import trace
+
+    trace.event("worker starting")
     phases = _Phases()
-    from storage.engine import parse_url, resolve_url
     from tuner.compile import shutdown, start_in_background, warm_report
     from tuner.launch import visible_gpu_count
     from tuner.worker import Worker
 
-    parse_url(resolve_url(db))  # a malformed URL fails here, before any process is started
     # Start-up is the fixed cost that caps a tune's speedup on many GPUs. The benchmarking child opens
     # its CUDA context and one batch of compile processes (forked from a server that imports torch and
     # the kernels once; they compile ahead of time, with no context) load the compiler while this
@@ -52,6 +53,10 @@ def worker(
     starting = start_in_background(child, batch, batch, cuda=True) if gpu else None  # TuneOptions.pool_workers
     phases.mark("processes started")
     try:
+        from storage.engine import parse_url, resolve_url
+
+        parse_url(resolve_url(db))  # a malformed URL fails here: the processes just started are ended
+        phases.mark("URL")
         on_cpu = interpreter_needed()  # before the kernels are imported
         phases.mark("torch")
         if on_cpu and gpu:  # NVML saw a GPU that CUDA cannot use: start again, in the interpreter
@@ -142,6 +147,9 @@ class _Phases:
         self._steps: list[tuple[str, float]] = []
 
     def mark(self, name: str) -> None:
+        from tuner import trace
+
+        trace.event(f"start-up: {name}")
         now = self._clock()
         self._steps.append((name, now - self._last))
         self._last = now

@@ -1,25 +1,32 @@
 """The kernel-search database: schema, the Store that writes it, queries, and dispatch tables.
 
-The query frames (storage.queries) need pandas; they are re-exported here lazily, so that importing
-storage (every CLI command, every tuner process) does not pay for pandas until a frame is asked for.
+Every name is re-exported lazily: importing storage (every CLI command, every tuner process) pays for
+a module (SQLAlchemy, Alembic, pandas for the query frames) only when one of its names is asked for.
 """
 
-from storage import queue
-from storage.engine import DEFAULT_URL, ENV_VAR, StorageError, resolve_url
-from storage.export import ImportSummary, build_table, import_table
-from storage.models import Base, Fingerprint, ModelShape, Shape, Study, Trial, Winner
-from storage.store import Store, StudyRef, study_name
-from storage.table import DispatchTable, TableError, dump_table, load_table, parse_table
+import importlib
 
-_QUERIES = ("failures_frame", "importances_frame", "known_gpus", "known_models", "known_ops", "studies_frame",
-            "steps_frame", "trials_frame", "winners_frame")
+# Each name and the module it lives in: imported on first use (PEP 562), so that `import storage.url`
+# (the CLI before it starts `tune --gpus` workers) does not pay for SQLAlchemy, Alembic and the rest.
+_WHERE = {
+    "DEFAULT_URL": "url", "ENV_VAR": "url", "resolve_url": "url", "StorageError": "engine",
+    "ImportSummary": "export", "build_table": "export", "import_table": "export",
+    "Base": "models", "Fingerprint": "models", "ModelShape": "models", "Shape": "models", "Study": "models",
+    "Trial": "models", "Winner": "models",
+    "Store": "store", "StudyRef": "store", "study_name": "store",
+    "DispatchTable": "table", "TableError": "table", "dump_table": "table", "load_table": "table",
+    "parse_table": "table",
+    "failures_frame": "queries", "importances_frame": "queries", "known_gpus": "queries", "known_models": "queries",
+    "known_ops": "queries", "studies_frame": "queries", "steps_frame": "queries", "trials_frame": "queries",
+    "winners_frame": "queries",
+}
 
 
 def __getattr__(name: str):
-    if name in _QUERIES:
-        from storage import queries
-
-        return getattr(queries, name)
+    if name == "queue":
+        return importlib.import_module("storage.queue")
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"storage.{_WHERE[name]}"), name)
     raise AttributeError(f"module 'storage' has no attribute {name!r}")
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib.util
-import os
 import sqlite3
 import time
 import urllib.parse
@@ -29,8 +28,8 @@ import sqlalchemy
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Engine, make_url
 
-DEFAULT_URL = "sqlite:///kernel_search.db"
-ENV_VAR = "KERNEL_SEARCH_DB"
+from storage.url import DEFAULT_URL, ENV_VAR, resolve_url  # noqa: F401 (this module's names before storage.url)
+
 # A trial write takes milliseconds; 30 s covers a migration or an Optuna batch in another process.
 BUSY_TIMEOUT_S = 30
 # Execution option read by the SQLite "begin" hook: which BEGIN a transaction starts with.
@@ -47,11 +46,6 @@ POSTGRES_HINT = 'pip install -e ".[postgres]"'
 class StorageError(ValueError):
     """A database the store cannot use (bad URL, unreachable server, foreign schema), or a request
     that has no answer in it. The message is one line meant for the user."""
-
-
-def resolve_url(url: str | None = None) -> str:
-    """The URL to use: the argument, else $KERNEL_SEARCH_DB, else sqlite:///kernel_search.db."""
-    return url or os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
 def parse_url(url: str) -> URL:

@@ -4,6 +4,9 @@ with the host's C compiler into Triton's cache, once for every process the serve
 ~40 processes of four workers on one host, started at once on a fresh cache, each built it. Nothing
 here initializes CUDA, which a forked process could not use then."""
 
+from tuner import trace
+
+trace.event("fork server imported")
 try:
     from triton.backends.nvidia.driver import CudaUtils
 

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 
+from tuner import trace
 from tuner.worker import Worker, adopt_environment, process_context, sigint_ignored, start_fork_server
 
 _INPUTS: dict = {}
@@ -34,6 +35,7 @@ def _compile_one(problem, cfg: dict, target=None) -> tuple[float, str | None]:
     from kernel_space import _gemm, get_op
     from tuner.trial import short_reason
 
+    trace.event("compile start", op=problem.op, m=problem.m)
     spec = get_op(problem.op)
     key = (problem, target)
     if key not in _INPUTS:
@@ -50,7 +52,9 @@ def _compile_one(problem, cfg: dict, target=None) -> tuple[float, str | None]:
         with _gemm.compile_only(), (_gemm.ahead_of_time(target) if target is not None else contextlib.nullcontext()):
             spec.fused(_INPUTS[key], cfg)
     except Exception as exc:
+        trace.event("compile done", s=round(time.perf_counter() - t0, 3), error=True)
         return time.perf_counter() - t0, short_reason(exc)
+    trace.event("compile done", s=round(time.perf_counter() - t0, 3))
     return time.perf_counter() - t0, None
 
 
@@ -141,6 +145,7 @@ def _warm_one(ahead: bool = True) -> float:
     import importlib
 
     t0 = time.perf_counter()
+    trace.event("warm start")
     for module in ("torch", "kernel_space", "tuner.trial"):  # the ops and the Triton kernels they launch
         importlib.import_module(module)
     torch = importlib.import_module("torch")
@@ -151,6 +156,7 @@ def _warm_one(ahead: bool = True) -> float:
         use_target(target)
         with _gemm.ahead_of_time(target):
             _gemm._load(_gemm.warmup_kernel.warmup(torch.zeros(1, device="meta"), grid=(1,)))
+        trace.event("warm done")
         return time.perf_counter() - t0
     torch.cuda.init()
     triton_driver_ready()
@@ -272,6 +278,7 @@ class CompileStream:
         pool = _pool(pool_size(self.workers))
         with sigint_ignored():  # Ctrl-C is the parent's
             self._futures[pool.submit(_compile_one, *job, self.target)] = token
+        trace.event("compile submitted", token=token)
 
     def ready(self) -> bool:
         """Whether next_done() would answer without waiting for a compile."""
@@ -291,6 +298,7 @@ class CompileStream:
             if finished:
                 fut = next(iter(finished))
                 self._running_since.pop(fut, None)
+                trace.event("compile taken", token=self._futures[fut])
                 return (self._futures.pop(fut), *_outcome(fut))
             now = time.monotonic()
             for fut in self._futures:

@@ -24,6 +24,7 @@ from kernel_space.spec import DEFAULT_DEVICE_MEMORY, DTYPE_BYTES, Problem
 from qwen3.config import Qwen3Config
 from storage import Store, queue
 from storage.store import fingerprint_key
+from tuner import trace
 from tuner.compile import start_in_background
 from tuner.search import OWNER, StudyOutcome, TuneOptions, owner_is_gone, tune_study
 from tuner.worker import Worker
@@ -140,6 +141,7 @@ def _reap_dead_holders(store: Store, fp_key: str, me: str) -> None:
 def _run_claim(store, worker, fp, fp_key, claim: queue.Claim, opts: TuneOptions, cb: Callbacks,
                owner: str, lease_s: float) -> StudyOutcome:
     problem = Problem(claim.op, claim.m, claim.n, claim.k, claim.dtype)
+    trace.event("study claimed", op=claim.op, m=claim.m, shared=claim.shared)
     if cb.on_study:
         cb.on_study(claim.op, claim.m, claim.trials, claim.shared)
     warm = queue.warm_start_config(store, fp_key, claim.op, claim.n, claim.k, claim.dtype, claim.m)
@@ -152,6 +154,7 @@ def _run_claim(store, worker, fp, fp_key, claim: queue.Claim, opts: TuneOptions,
         if not claim.shared:
             _release_quietly(store, claim.queue_id, owner)
         raise
+    trace.event("study done", op=claim.op, m=claim.m)
     if not claim.shared:  # done even without a winner (its note says why): a re-run queues it again
         queue.finish(store, claim.queue_id, owner)
     if cb.on_done and not claim.shared:

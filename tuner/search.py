@@ -31,6 +31,7 @@ from kernel_space import get_op
 from kernel_space.spec import UNFUSED_CONFIG, Problem, config_key
 from storage import Store, StudyRef, queue
 from storage.models import Trial
+from tuner import trace
 from tuner.candidates import default_configs
 from tuner.compile import CompileStream
 from tuner.space import config_to_params, suggest, unseen_config
@@ -643,6 +644,7 @@ class _Flight:
         sent, self.sent = self.sent, None
         run.worker.submit({"kind": "trial", "problem": run.problem, "arm": cfg["impl"], "config": cfg,
                            "seed": run.opts.seed + trial.number, "smem_limit": run.opts.smem_limit})
+        trace.event("sent to child", token=number, arm=cfg["impl"])
         self.sent = (number, compile_s)
         if sent is not None:
             self._store(*sent, self._result(sent[0], reply))

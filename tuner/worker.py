@@ -100,7 +100,7 @@ def _child_main(conn, env: dict) -> None:
     import torch
 
     from kernel_space import get_op
-    from tuner import measure
+    from tuner import measure, trace
     from tuner.trial import ContextLost, run_trial
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -111,6 +111,7 @@ def _child_main(conn, env: dict) -> None:
         torch.empty(1, device=device)  # the CUDA context too
     # When the child could take its first task: the worker's log says where its start-up went.
     conn.send({"ready_at": time.monotonic()})
+    trace.event("child ready")
     state = {"key": None, "rotation": None, "ceilings": None}
 
     def rotation_for(problem, seed):
@@ -136,6 +137,7 @@ def _child_main(conn, env: dict) -> None:
         if task is None:
             return
         kind = task.pop("kind")
+        trace.event("child task", kind=kind, arm=task.get("arm"))
         try:
             if kind == "trial":
                 rot = rotation_for(task["problem"], task["seed"])
@@ -206,6 +208,9 @@ class Worker:
         with sigint_ignored():
             self._proc.start()
         self.started_at = time.monotonic()
+        from tuner import trace
+
+        trace.event("child started", child_pid=self._proc.pid)
         child.close()
         self._conn = parent
 
