@@ -121,6 +121,9 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
     opts = TuneOptions(trials=trials, batch=batch, seed=seed)
     skip = step_check.skip_reason(no_bench, on_cpu, checked)
     if gpus is not None:  # before anything else opens CUDA here: the workers' start-up overlaps the plan
+        from tuner import trace
+
+        trace.event("tune: store open")
         _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, workers, checked, skip, context_list)
         return
     if on_cpu:
@@ -310,17 +313,20 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, workers: _Workers, chec
     """Queue the studies for every GPU kind named (the workers, started already, wait for them), show
     one progress bar over all of them, and summarize from the database. Then the end-to-end check of
     `checked` batches (unless there is a reason to skip it), once, on the first GPU named."""
-    from tuner import distributed
+    from tuner import distributed, trace
     from tuner.step_bench import previous_table
 
     gpus, say = workers.gpus, workers.say
     try:
         fps = distributed.gpu_fingerprints(gpus)
+        trace.event("tune: fingerprints")
         previous = None if skip else previous_table(store, config.name, fps[gpus[0]], dtype)
         ids = distributed.plan(store, list(fps.values()), config, ops, buckets, dtype, opts.trials, contexts)
+        trace.event("tune: studies queued")
         say(f"{len(ids)} studies queued")
         _watch(store, ids, workers.procs, f"{config.name} ({dtype}) on {len(gpus)} GPUs")
         say("workers done")
+        trace.event("tune: workers done")
     except KeyboardInterrupt:
         typer.echo("interrupted: run the same command again to resume", err=True)
         raise typer.Exit(130) from None
@@ -342,6 +348,7 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, workers: _Workers, chec
 
     for line in _next_hints(store, config.name, dtype, workers.db, [fingerprint_key(fps[gpu]) for gpu in gpus]):
         typer.echo(line)
+    trace.event("tune: done")
 
 
 def _stamped(path: str):

@@ -88,6 +88,7 @@ def worker(
         raise
     where = "the CPU (Triton's interpreter)" if on_cpu else fp["device_name"]
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    trace.event("worker: queue open")
     say(f"worker on {where}, {cpus} CPUs: working the queue of {store!r} ({phases})")
     measured = []
 
@@ -126,6 +127,7 @@ def worker(
         # at once rather than each closing its CUDA context (seconds at the end of every tune).
         child.close(wait=not finished)
         shutdown(kill=finished)
+    trace.event("worker: done")
     say(f"worker done: {len(report.outcomes)} studies finished, {report.helped} shared")
     if exit_at_once:
         # Everything is stored and the child and compile processes are gone: what is left is seconds

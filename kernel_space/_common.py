@@ -97,12 +97,19 @@ def fold_gain(w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 
 def randn(shape, dtype, device, gen, scale: float = 1.0) -> torch.Tensor:
-    """Normal random values drawn in fp32 (bf16 generators differ by device), then cast."""
+    """Normal random values drawn in fp32 (bf16 generators differ by device), then cast. On the meta
+    device (the compile pool's inputs) an empty tensor: meta holds no values, and torch.randn there
+    goes through torch._refs, whose first call imports torch._dynamo (1.2 s here, 4-5 s in each of
+    sixteen compile processes at once on an H200 host, before its first compile)."""
+    if torch.device(device).type == "meta":
+        return torch.empty(shape, dtype=dtype, device="meta")
     return (torch.randn(shape, generator=gen, device=device, dtype=torch.float32) * scale).to(dtype)
 
 
 def norm_weight(k, dtype, device, gen) -> torch.Tensor:
-    """An RMSNorm gain near 1, as trained checkpoints have it, but not constant."""
+    """An RMSNorm gain near 1, as trained checkpoints have it, but not constant (empty on meta, as randn)."""
+    if torch.device(device).type == "meta":
+        return torch.empty((k,), dtype=dtype, device="meta")
     return (1 + 0.1 * torch.randn((k,), generator=gen, device=device, dtype=torch.float32)).to(dtype)
 
 

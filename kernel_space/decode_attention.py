@@ -942,7 +942,8 @@ def make_inputs(problem: AttentionProblem, device, gen: torch.Generator, lengths
         "q": randn((b, 1, problem.heads, hd), dtype, device, gen),
         "k_cache": randn(cache, dtype, device, gen),
         "v_cache": randn(cache, dtype, device, gen),
-        "positions": torch.tensor(lengths, device=device)[:, None] - 1,
+        # Not tensor - 1: arithmetic on a meta tensor imports torch._dynamo (seconds in a compile process).
+        "positions": torch.tensor([n - 1 for n in lengths], device=device)[:, None],
         "scale": hd**-0.5,
     }
 

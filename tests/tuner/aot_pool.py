@@ -5,6 +5,7 @@ process without TRITON_INTERPRET and with its own TRITON_CACHE_DIR; prints what 
 import json
 import os
 import pathlib
+import sys
 
 import torch
 
@@ -36,7 +37,8 @@ def main() -> None:
         if "target" in data and "name" in data:
             kernels.append({"name": data["name"], "arch": data["target"]["arch"],
                             "launch_pdl": data.get("launch_pdl"), "shared": data.get("shared")})
-    print(json.dumps({"errors": errors, "kernels": kernels, "cuda_initialized": torch.cuda.is_initialized()}))
+    print(json.dumps({"errors": errors, "kernels": kernels, "cuda_initialized": torch.cuda.is_initialized(),
+                      "dynamo_imported": "torch._dynamo" in sys.modules}))
 
 
 if __name__ == "__main__":

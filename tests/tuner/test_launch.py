@@ -92,8 +92,9 @@ def test_the_cli_starts_workers_before_its_heavy_imports():
     import subprocess
     import sys
 
+    heavy = ("torch", "sqlalchemy", "alembic", "optuna", "pandas", "triton")
     code = ("import sys, cli.app, storage.url, tuner.launch, tuner.compile, tuner.trace; "
-            "print(sorted(m for m in ('torch', 'sqlalchemy', 'alembic', 'optuna', 'pandas', 'triton') if m in sys.modules))")
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
