@@ -16,4 +16,5 @@ n=0
 for db in $(grep -o 'sqlite:///[^ ]*' "$OUT/gateup.log" | sed 's#sqlite:///##'); do
   cp "$db" "$OUT/gateup_run$n.db"; n=$((n + 1))
 done
+tar czf "$OUT/worker_logs_gateup.tgz" -C "$OUT" $(cd "$OUT" && ls -d worker_logs_gateup_*) && rm -rf "$OUT"/worker_logs_gateup_*
 ls -la "$OUT"
