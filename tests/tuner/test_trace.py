@@ -33,3 +33,31 @@ def test_nothing_is_written_unless_asked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     trace.event("ignored")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_trace_summary_prints_each_process_and_a_workers_first_fused_config(tmp_path, capsys, monkeypatch):
+    import sys
+
+    from benchmarks import trace_summary
+
+    def write(pid, rows):
+        with open(tmp_path / f"trace-{pid}.jsonl", "w") as out:
+            for t, event, fields in rows:
+                out.write(json.dumps({"t": 100.0 + t, "pid": pid, "event": event, **fields}) + "\n")
+
+    write(1, [(0.0, "tune starting", {}), (6.0, "tune: studies queued", {})])
+    write(2, [(0.2, "worker starting", {}), (6.1, "study claimed", {"op": "rmsnorm_qkv", "m": 1, "shared": False}),
+              (6.9, "compile submitted", {"token": 1}), (6.95, "sent to child", {"token": 0, "arm": "unfused"}),
+              (7.5, "compile taken", {"token": 1}), (7.5, "sent to child", {"token": 1, "arm": "fused"}),
+              (7.6, "compile submitted", {"token": 2})])
+    write(3, [(4.4, "warm start", {}), (5.1, "warm done", {}), (6.9, "compile start", {"op": "rmsnorm_qkv", "m": 1}),
+              (7.4, "compile done", {"s": 0.5})])
+    write(4, [(4.5, "child ready", {}), (6.95, "child task", {"kind": "trial", "arm": "unfused"})])
+    monkeypatch.setattr(sys, "argv", ["trace_summary.py", str(tmp_path)])
+    assert trace_summary.main() == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines[:4]] == ["tune", "worker", "compile", "child"]
+    assert "compile submitted x2" in lines[1] and "  7.40 compile done (s=0.5)" in lines[2]
+    assert lines[-1] == ("worker 2: first study claimed at 6.10 s, first compile taken at 7.50 s, first fused "
+                         "config sent to the child at 7.50 s")
