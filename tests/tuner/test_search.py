@@ -550,7 +550,9 @@ def test_a_study_asks_the_same_configs_whatever_studies_ran_before_it(tmp_path):
     """A study's search is its own: seeded by its bucket, it asks the same configs in the same order
     alone and after other studies in the same process and database (measured times being equal). On
     the GPU, two tunes of the 0.6B table found different gate_up winners depending on the studies a
-    worker ran first; this pins that the difference came from the measured times, not the search."""
+    worker ran first; this pins that no state of the search carries from study to study (what does
+    differ there: the times measured, or the order in which compiles finish, which TPE's constant liar
+    sees)."""
 
     def time_of(cfg):  # a fixed function of the config, spread enough that TPE's split is decided
         if cfg["impl"] == "unfused":
