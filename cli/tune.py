@@ -13,6 +13,7 @@ import typer
 
 from cli import step_check
 from cli.common import DbOption, ctrl_c_kept, fail, interpreter_needed, open_store, user_errors
+from tuner import trace
 
 # The largest M bucket a tune accepts: DESIGN.md's buckets end at prefill 4096 "and up"; 100,000,000
 # tried to allocate the whole input and failed only after the study had started.
@@ -73,8 +74,6 @@ def tune(
     plan; where the plan is faster at either, `export` writes the plan there."""
     if worker_logs is not None and gpus is None:
         fail("--worker-logs goes with --gpus (a tune without it runs in this process: its output is here)")
-    from tuner import trace
-
     trace.event("tune starting")
     # With --gpus the workers start first of all: their imports (seconds each) overlap this process's.
     workers = _Workers(db, gpus, batch, seed, seconds, worker_logs) if gpus is not None else None
@@ -121,9 +120,6 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
     opts = TuneOptions(trials=trials, batch=batch, seed=seed)
     skip = step_check.skip_reason(no_bench, on_cpu, checked)
     if gpus is not None:  # before anything else opens CUDA here: the workers' start-up overlaps the plan
-        from tuner import trace
-
-        trace.event("tune: store open")
         _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, workers, checked, skip, context_list)
         return
     if on_cpu:
@@ -313,9 +309,10 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, workers: _Workers, chec
     """Queue the studies for every GPU kind named (the workers, started already, wait for them), show
     one progress bar over all of them, and summarize from the database. Then the end-to-end check of
     `checked` batches (unless there is a reason to skip it), once, on the first GPU named."""
-    from tuner import distributed, trace
+    from tuner import distributed
     from tuner.step_bench import previous_table
 
+    trace.event("tune: store open")
     gpus, say = workers.gpus, workers.say
     try:
         fps = distributed.gpu_fingerprints(gpus)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from cli.common import DbOption, ctrl_c_kept, interpreter_needed, open_store, user_errors
+from tuner import trace
 
 
 @user_errors
@@ -34,8 +35,6 @@ def worker(
     import time
 
     say(f"worker starting (pid {os.getpid()})")
-    from tuner import trace
-
     trace.event("worker starting")
     phases = _Phases()
     from tuner.compile import shutdown, start_in_background, warm_report
@@ -149,8 +148,6 @@ class _Phases:
         self._steps: list[tuple[str, float]] = []
 
     def mark(self, name: str) -> None:
-        from tuner import trace
-
         trace.event(f"start-up: {name}")
         now = self._clock()
         self._steps.append((name, now - self._last))

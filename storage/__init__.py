@@ -30,37 +30,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'storage' has no attribute {name!r}")
 
 
-__all__ = [
-    "DEFAULT_URL",
-    "ENV_VAR",
-    "Base",
-    "DispatchTable",
-    "Fingerprint",
-    "ImportSummary",
-    "ModelShape",
-    "Shape",
-    "Store",
-    "StorageError",
-    "Study",
-    "StudyRef",
-    "TableError",
-    "Trial",
-    "Winner",
-    "build_table",
-    "dump_table",
-    "failures_frame",
-    "importances_frame",
-    "import_table",
-    "known_gpus",
-    "known_models",
-    "known_ops",
-    "load_table",
-    "parse_table",
-    "queue",
-    "resolve_url",
-    "steps_frame",
-    "studies_frame",
-    "study_name",
-    "trials_frame",
-    "winners_frame",
-]
+__all__ = sorted([*_WHERE, "queue"])

@@ -52,10 +52,12 @@ def _compile_one(problem, cfg: dict, target=None) -> tuple[float, str | None]:
         with _gemm.compile_only(), (_gemm.ahead_of_time(target) if target is not None else contextlib.nullcontext()):
             spec.fused(_INPUTS[key], cfg)
     except Exception as exc:
-        trace.event("compile done", s=round(time.perf_counter() - t0, 3), error=True)
-        return time.perf_counter() - t0, short_reason(exc)
-    trace.event("compile done", s=round(time.perf_counter() - t0, 3))
-    return time.perf_counter() - t0, None
+        error = short_reason(exc)
+    else:
+        error = None
+    seconds = time.perf_counter() - t0
+    trace.event("compile done", s=round(seconds, 3), error=error is not None)
+    return seconds, error
 
 
 class _AheadDriver:
