@@ -78,11 +78,23 @@ def warmup_kernel(x_ptr):
     tl.store(x_ptr, tl.load(x_ptr) + 1.0)
 
 
+# The PDL constexpr a launch passes (pdl_launch_args): True lets the next kernel launch after this one's
+# wait; PDL_EARLY before it (KERNEL_SEARCH_PDL_TRIGGER=early).
+PDL_EARLY: tl.constexpr = tl.constexpr(2)
+
+
 @triton.jit
-def pdl_enter():
-    """Wait for the previous kernel (its writes visible), then let the next one launch."""
-    gdc_wait()
-    gdc_launch_dependents()
+def pdl_enter(MODE: tl.constexpr = True):
+    """Wait for the previous kernel (its writes visible) and let the next one launch: after the wait,
+    or with MODE PDL_EARLY before it. Early, the next kernel's programs may start (and read their
+    weights) while this one still waits; each still waits for the kernel before it, which completes
+    only after its own wait returned, so completions stay in stream order."""
+    if MODE == PDL_EARLY:
+        gdc_launch_dependents()
+        gdc_wait()
+    else:
+        gdc_wait()
+        gdc_launch_dependents()
 
 
 @triton.jit
@@ -326,7 +338,7 @@ def fused_linear_kernel(
         offs_k = k_start + tl.arange(0, BLOCK_K)
         w, w2 = _w_tile(w_ptr, offs_n, offs_k, N, K, stride_wn, GATED)
         if PDL:
-            pdl_enter()
+            pdl_enter(PDL)
         acc, acc2, ss = _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, stride_xm, NORM,
                                 GATED, USE_DOT, DOT_PRECISION, GAIN)
     else:
@@ -336,7 +348,7 @@ def fused_linear_kernel(
         if PDL:
             if PREFETCH:
                 _prefetch_weights(w_ptr, offs_n, k_start, N, K, K_PER_SPLIT, stride_wn, GATED)
-            pdl_enter()
+            pdl_enter(PDL)
         acc, acc2, ss = _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K,
                                 K_PER_SPLIT, stride_xm, stride_wn, NORM, GATED, BLOCK_K, USE_DOT, DOT_PRECISION,
                                 GAIN, SS_PASS)
@@ -370,7 +382,7 @@ def splitk_epilogue_kernel(
     INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False, ARGMAX: tl.constexpr = False,
 ):
     if PDL:
-        pdl_enter()
+        pdl_enter(PDL)
     _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, _wide(tl.program_id(0), INDEX_64),
                  _wide(tl.program_id(1), INDEX_64), M, N, K, stride_rom, stride_om, eps, NORM, GATED, RES_OUT,
                  SPLIT_K, BLOCK_M, BLOCK_N, INDEX_64, ARGMAX)
@@ -387,7 +399,7 @@ def rmsnorm_prepass_kernel(
     tl.dot, with no per-tile prologue in its K loop."""
     row = _wide(tl.program_id(0), INDEX_64)
     if PDL:
-        pdl_enter()
+        pdl_enter(PDL)
     ss = tl.zeros((BLOCK_K,), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         offs = k0 + tl.arange(0, BLOCK_K)
@@ -503,6 +515,15 @@ def pdl_enabled(device: torch.device) -> bool:
     return device_info(device)[0] >= 9
 
 
+def pdl_mode():
+    """The PDL constexpr of a launch with PDL: True (the next kernel launches after this one's wait), or
+    PDL_EARLY with KERNEL_SEARCH_PDL_TRIGGER=early (before it: see pdl_enter)."""
+    trigger = os.environ.get("KERNEL_SEARCH_PDL_TRIGGER", "wait")
+    if trigger not in ("wait", "early"):
+        raise ValueError(f"KERNEL_SEARCH_PDL_TRIGGER must be wait or early, got {trigger!r}")
+    return PDL_EARLY.value if trigger == "early" else True
+
+
 # A GEMM launch of more than PDL_MAX_PROGRAMS_PER_SM programs an SM whose weights are more than
 # PDL_BIG_WEIGHTS_L2_SHARE of L2 runs without PDL. Measured on an H100 (benchmarks/README.md, eleventh
 # session; the cause is not known), against PDL on every launch: Qwen3-8B's decode step ran 5.3%
@@ -523,7 +544,7 @@ def pdl_launch_args(device: torch.device, programs: int | None = None, weight_by
     they load next)."""
     if not pdl_enabled(device):
         return {}
-    args = {"PDL": True, "launch_pdl": True}
+    args = {"PDL": pdl_mode(), "launch_pdl": True}
     if programs is not None:
         wave = device_info(device)[1]
         large = (programs > PDL_MAX_PROGRAMS_PER_SM * wave

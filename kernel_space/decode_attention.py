@@ -202,7 +202,7 @@ def _enter(kc_ptr, vc_ptr, pos_ptr, first_row, seq, unit, split, SPLITS, L, pf_s
                 row = (first_row + seq).to(tl.int64)
                 _prefetch_kv(kc_ptr + row * stride_kb + kvh * stride_kh, vc_ptr + row * stride_vb + kvh * stride_vh,
                              lo, tl.minimum(hi, lo + pf_slots), stride_kl, stride_vl, BLOCK_N, KV_LINES)
-        pdl_enter()
+        pdl_enter(PDL)
 
 
 @triton.jit
@@ -364,7 +364,7 @@ def decode_attention_combine_kernel(part_ptr, ml_ptr, o_ptr, pos_ptr, SPLITS, L,
     head = tl.program_id(0)
     seq = tl.program_id(1)
     if PDL:
-        pdl_enter()
+        pdl_enter(PDL)
     _, _, n_active = _split_bounds(_length(tl.load(pos_ptr + seq), L), 0, SPLITS, BLOCK_N)
     if n_active > 1:
         s = tl.arange(0, SP)

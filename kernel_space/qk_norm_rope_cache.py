@@ -74,7 +74,7 @@ def _qk_norm_rope_cache_rows_kernel(
     HALF: tl.constexpr = HD // 2
     DT: tl.constexpr = q_ptr.dtype.element_ty
     if PDL:
-        pdl_enter()
+        pdl_enter(PDL)
     tok = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
     live = tok < N
     offs = tl.arange(0, HALF)
@@ -122,7 +122,7 @@ def _qk_norm_rope_cache_kernel(
     HALF: tl.constexpr = HD // 2
     DT: tl.constexpr = q_ptr.dtype.element_ty
     if PDL:
-        pdl_enter()
+        pdl_enter(PDL)
     offs = tl.arange(0, HALF)
     # A position outside the cache (a caller's bug the launcher cannot see without a sync) must not
     # make the kernel touch memory it does not own: its RoPE row is clamped and its K/V not written.

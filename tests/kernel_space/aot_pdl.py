@@ -31,7 +31,7 @@ def compile_ptx(fn, constexprs: dict, **options) -> str:
 
 
 def main() -> None:
-    pdl = sys.argv[1] == "on"
+    pdl = {"on": True, "off": False, "early": _gemm.PDL_EARLY.value}[sys.argv[1]]
     gemm = dict(NORM=True, GATED=True, RES_OUT=False, BLOCK_M=1, BLOCK_N=32, BLOCK_K=128, SPLIT_K=2,
                 GROUP_M=1, USE_DOT=False, DOT_PRECISION="tf32", LAST_REDUCES=True, INDEX_64=False, PDL=pdl,
                 PREFETCH=pdl, ONE_BLOCK=False, GAIN=True, SS_PASS=False)
@@ -75,7 +75,10 @@ def main() -> None:
                                dict(H=16, HD=128, SP=32, DC=32, BLOCK_N=64, PDL=pdl), num_warps=4),
     }
     print(json.dumps({name: {"wait": "griddepcontrol.wait" in p, "launch": "griddepcontrol.launch_dependents" in p,
-                             "prefetch": p.count("prefetch.global.L2"), "mul_s64": p.count("mul.lo.s64"),
+                             "prefetch": p.count("prefetch.global.L2"),
+                             "launch_first": -1 < p.find("griddepcontrol.launch_dependents")
+                             < p.find("griddepcontrol.wait"),
+                             "mul_s64": p.count("mul.lo.s64"),
                              "cg_loads": p.count("ld.global.cg")}
                       for name, p in ptx.items()}))
 

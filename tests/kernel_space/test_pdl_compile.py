@@ -23,13 +23,13 @@ def report():
         assert out.returncode == 0, out.stderr[-3000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    return run("on"), run("off")
+    return run("on"), run("off"), run("early")
 
 
 def test_every_kernel_waits_then_releases_the_next_with_pdl(report):
-    on, _ = report
+    on = report[0]
     for name, found in on.items():
-        assert found["wait"] and found["launch"], name
+        assert found["wait"] and found["launch"] and not found["launch_first"], name
     # The GEMM prefetches its weights (gated: both halves), the attention kernels their K and V chunk
     # where the launcher asks (PREFETCH); nothing else prefetches.
     assert on["fused_linear"]["prefetch"] >= 2 and on["fused_linear_64"]["prefetch"] >= 2
@@ -41,9 +41,36 @@ def test_every_kernel_waits_then_releases_the_next_with_pdl(report):
 
 
 def test_without_pdl_no_kernel_has_grid_dependency_instructions(report):
-    _, off = report
+    off = report[1]
     for name, found in off.items():
         assert not found["wait"] and not found["launch"] and found["prefetch"] == 0, name
+
+
+def test_the_early_trigger_releases_the_next_kernel_before_the_wait(report):
+    """KERNEL_SEARCH_PDL_TRIGGER=early (PDL=PDL_EARLY): every kernel lets the next one launch before its
+    own wait, and still waits; the default releases it after."""
+    early = report[2]
+    assert early.keys() == report[0].keys()
+    for name, found in early.items():
+        assert found["wait"] and found["launch"] and found["launch_first"], name
+
+
+def test_the_trigger_setting_picks_the_pdl_constexpr(monkeypatch):
+    import torch
+
+    from kernel_space import _gemm
+
+    monkeypatch.setattr(_gemm, "_properties", lambda device: (9, 132, 50 << 20))
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.delenv("KERNEL_SEARCH_PDL", raising=False)
+    gpu = torch.device("cuda", 0)
+    monkeypatch.delenv("KERNEL_SEARCH_PDL_TRIGGER", raising=False)
+    assert _gemm.pdl_launch_args(gpu)["PDL"] is True
+    monkeypatch.setenv("KERNEL_SEARCH_PDL_TRIGGER", "early")
+    assert _gemm.pdl_launch_args(gpu, 8, 1 << 20)["PDL"] == _gemm.PDL_EARLY.value == 2
+    monkeypatch.setenv("KERNEL_SEARCH_PDL_TRIGGER", "soon")
+    with pytest.raises(ValueError, match="KERNEL_SEARCH_PDL_TRIGGER must be wait or early"):
+        _gemm.pdl_launch_args(gpu)
 
 
 def test_index_64_moves_the_gemm_offsets_to_64_bit_and_only_then(report):
