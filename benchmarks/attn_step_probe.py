@@ -39,6 +39,7 @@ from kernel_space.decode_attention import (
     attention_plan,
     check_config,
     decode_attention_prep,
+    kv_of,
     make_inputs,
     make_prep_inputs,
     prep_of,
@@ -159,7 +160,8 @@ def main(argv=None) -> int:
             alone = f"{row['alone_us']:7.1f}" if "alone_us" in row else "      -"
             print(f"batch {batch:2d} ctx {args.context} {'plan ' if cfg is None else 'cfg  '}"
                   f"S{shown['SPLITS']:>2} N{shown['BLOCK_N']:>3} {shown['pack']:5s} {shown['combine']:12s} "
-                  f"w{shown['num_warps']} s{shown['num_stages']} prep {prep_of(shown):8s}: alone {alone} us, "
+                  f"w{shown['num_warps']} s{shown['num_stages']} prep {prep_of(shown):8s} kv {kv_of(shown):5s}: "
+                  f"alone {alone} us, "
                   f"from qkv {row['alone_prep_us']:7.1f} us, step {row['step_ms']:.3f} ms ({row['tok_s']:,.0f} tok/s)",
                   flush=True)
         model.set_attention_config(None)

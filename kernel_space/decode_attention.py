@@ -121,22 +121,29 @@ def _attend(q, k_base, v_base, lo, hi, stride_kl, stride_vl, qk_scale,
         live = n < hi  # every block holds at least one live slot: m_new is finite
         k = tl.load(k_base + n[:, None] * stride_kl + d[None, :], mask=live[:, None], other=0.0)
         v = tl.load(v_base + n[:, None] * stride_vl + d[None, :], mask=live[:, None], other=0.0)
-        if USE_DOT:
-            s = tl.dot(q, tl.trans(k), input_precision=PRECISION)
-        else:
-            s = tl.sum(q.to(tl.float32)[:, None, :] * k.to(tl.float32)[None, :, :], axis=2)
-        s = tl.where(live[None, :], s * qk_scale, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, axis=1))
-        alpha = tl.exp2(m_i - m_new)
-        p = tl.exp2(s - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(p, axis=1)
-        if USE_DOT:
-            pv = tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
-        else:
-            pv = tl.sum(p[:, :, None] * v.to(tl.float32)[None, :, :], axis=1)
-        acc = acc * alpha[:, None] + pv
-        m_i = m_new
+        acc, m_i, l_i = _attend_tile(q, k, v, live, acc, m_i, l_i, qk_scale, USE_DOT, PRECISION)
     return acc, m_i, l_i
+
+
+@triton.jit
+def _attend_tile(q, k, v, live, acc, m_i, l_i, qk_scale, USE_DOT: tl.constexpr, PRECISION: tl.constexpr):
+    """One step of the online softmax: q [HP, HD] against the K and V tiles [BLOCK_N, HD] of the slots
+    marked live (at least one), into (acc, max, sum)."""
+    if USE_DOT:
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+    else:
+        s = tl.sum(q.to(tl.float32)[:, None, :] * k.to(tl.float32)[None, :, :], axis=2)
+    s = tl.where(live[None, :], s * qk_scale, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, axis=1))
+    alpha = tl.exp2(m_i - m_new)
+    p = tl.exp2(s - m_new[:, None])
+    l_i = l_i * alpha + tl.sum(p, axis=1)
+    if USE_DOT:
+        pv = tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+    else:
+        pv = tl.sum(p[:, :, None] * v.to(tl.float32)[None, :, :], axis=1)
+    acc = acc * alpha[:, None] + pv
+    return acc, m_new, l_i
 
 
 @triton.jit
@@ -213,27 +220,74 @@ def decode_attention_kernel(
     H: tl.constexpr, G: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
     BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
     HC: tl.constexpr, CS: tl.constexpr, KV_LINES: tl.constexpr = 1, PDL: tl.constexpr = False,
-    PREFETCH: tl.constexpr = False,
+    PREFETCH: tl.constexpr = False, EARLY_KV: tl.constexpr = False,
 ):
     """Program (unit, sequence, split); see the module docstring. Units vary fastest, so with pack=head
-    the heads that read one KV tile run side by side and share it in L2."""
+    the heads that read one KV tile run side by side and share it in L2. EARLY_KV: _attend_early."""
     unit = tl.program_id(0)
     seq = tl.program_id(1)
     split = tl.program_id(2)
-    _enter(kc_ptr, vc_ptr, pos_ptr, first_row, seq, unit, split, SPLITS, L, pf_slots, stride_kb, stride_kl, stride_kh,
-           stride_vb, stride_vl, stride_vh, G, HPU, BLOCK_N, KV_LINES, PDL, PREFETCH)
-    lo, hi, n_active = _split_bounds(_length(tl.load(pos_ptr + seq), L), split, SPLITS, BLOCK_N)
+    if EARLY_KV:
+        _attend_early(q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, count_ptr, first_row, qk_scale,
+                      SPLITS, L, stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh, unit, seq, split,
+                      H, G, HPU, HP, HD, BLOCK_N, USE_DOT, LAST_COMBINES, PRECISION, HC, CS, PDL)
+    else:
+        _enter(kc_ptr, vc_ptr, pos_ptr, first_row, seq, unit, split, SPLITS, L, pf_slots, stride_kb, stride_kl,
+               stride_kh, stride_vb, stride_vl, stride_vh, G, HPU, BLOCK_N, KV_LINES, PDL, PREFETCH)
+        lo, hi, n_active = _split_bounds(_length(tl.load(pos_ptr + seq), L), split, SPLITS, BLOCK_N)
+        if split < n_active:
+            heads, live_h = _unit_heads(unit, HPU, HP)
+            kvh = (unit * HPU) // G  # the unit's one KV head
+            d = tl.arange(0, HD)
+            q = tl.load(q_ptr + seq.to(tl.int64) * (H * HD) + heads[:, None] * HD + d[None, :],
+                        mask=live_h[:, None], other=0.0)
+            row = (first_row + seq).to(tl.int64)
+            k_base = kc_ptr + row * stride_kb + kvh * stride_kh
+            v_base = vc_ptr + row * stride_vb + kvh * stride_vh
+            acc, m_i, l_i = _attend(q, k_base, v_base, lo, hi, stride_kl, stride_vl, qk_scale,
+                                    HP, HD, BLOCK_N, USE_DOT, PRECISION)
+            _finish(acc, m_i, l_i, o_ptr, part_ptr, ml_ptr, count_ptr, seq, unit, split, heads, live_h, n_active,
+                    SPLITS, H, HPU, HD, HC, CS, LAST_COMBINES)
+
+
+@triton.jit
+def _attend_early(q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, count_ptr, first_row, qk_scale, SPLITS, L,
+                  stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh, unit, seq, split,
+                  H: tl.constexpr, G: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
+                  BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
+                  HC: tl.constexpr, CS: tl.constexpr, PDL: tl.constexpr):
+    """A program of kv=early: its chunk is one block (check_config: the cache holds at most SPLITS x
+    BLOCK_N slots), loaded into registers before PDL's wait, as the GEMMs load their weights, so that
+    after the wait only q and the new token's slot are still to come. Every slot but the new one was
+    written by an earlier step (a kernel that completed before this graph, or this eager step, began:
+    the positions too), so it may be read while the kernels ahead of this one still run; the new slot,
+    which qk_norm_rope_cache writes just before, is read after the wait. A position outside the cache
+    reads its clamped slot after the wait too (nothing writes it: the same values)."""
+    pos = tl.load(pos_ptr + seq)
+    lo, hi, n_active = _split_bounds(_length(pos, L), split, SPLITS, BLOCK_N)
+    fresh = tl.minimum(tl.maximum(pos, 0), L - 1)  # the slot the prep kernel writes (or would)
+    kvh = (unit * HPU) // G
+    row = (first_row + seq).to(tl.int64)
+    k_base = kc_ptr + row * stride_kb + kvh * stride_kh
+    v_base = vc_ptr + row * stride_vb + kvh * stride_vh
+    d = tl.arange(0, HD)
+    n = lo + tl.arange(0, BLOCK_N)
+    live = (n < hi) & (split < n_active)
+    old = (live & (n != fresh))[:, None]
+    k = tl.load(k_base + n[:, None] * stride_kl + d[None, :], mask=old, other=0.0)
+    v = tl.load(v_base + n[:, None] * stride_vl + d[None, :], mask=old, other=0.0)
+    if PDL:
+        pdl_enter(PDL)
     if split < n_active:
+        new = (live & (n == fresh))[:, None]
+        k = tl.where(new, tl.load(k_base + n[:, None] * stride_kl + d[None, :], mask=new, other=0.0), k)
+        v = tl.where(new, tl.load(v_base + n[:, None] * stride_vl + d[None, :], mask=new, other=0.0), v)
         heads, live_h = _unit_heads(unit, HPU, HP)
-        kvh = (unit * HPU) // G  # the unit's one KV head
-        d = tl.arange(0, HD)
         q = tl.load(q_ptr + seq.to(tl.int64) * (H * HD) + heads[:, None] * HD + d[None, :],
                     mask=live_h[:, None], other=0.0)
-        row = (first_row + seq).to(tl.int64)
-        k_base = kc_ptr + row * stride_kb + kvh * stride_kh
-        v_base = vc_ptr + row * stride_vb + kvh * stride_vh
-        acc, m_i, l_i = _attend(q, k_base, v_base, lo, hi, stride_kl, stride_vl, qk_scale,
-                                HP, HD, BLOCK_N, USE_DOT, PRECISION)
+        acc, m_i, l_i = _attend_tile(q, k, v, n < hi, tl.zeros([HP, HD], tl.float32),
+                                     tl.full([HP], float("-inf"), tl.float32), tl.zeros([HP], tl.float32), qk_scale,
+                                     USE_DOT, PRECISION)
         _finish(acc, m_i, l_i, o_ptr, part_ptr, ml_ptr, count_ptr, seq, unit, split, heads, live_h, n_active,
                 SPLITS, H, HPU, HD, HC, CS, LAST_COMBINES)
 
@@ -381,6 +435,7 @@ def decode_attention_combine_kernel(part_ptr, ml_ptr, o_ptr, pos_ptr, SPLITS, L,
 
 
 KERNEL_SOURCES = (decode_attention_kernel, decode_attention_combine_kernel, decode_attention_prep_kernel, _attend,
+                  _attend_tile, _attend_early,
                   _combine, _finish, _length, _split_bounds, _unit_heads, _rope_row, _prep_q, _prep_k, _add_slot,
                   _write_slot, _norm_rope_half, _qk_norm_rope_cache_kernel, pdl_enter, _prefetch_kv, _enter,
                   _prefetch_l2)
@@ -454,7 +509,12 @@ def _separate_prep(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, pos
 
 def prep_of(config: dict) -> str:
     """A fused config's prep: "separate" where it has none (tables written before prep was a key)."""
-    return config.get("prep", "separate")
+    return config.get("prep", DEFAULTS["prep"])
+
+
+def kv_of(config: dict) -> str:
+    """A fused config's kv: "loop" where it has none (tables written before kv was a key)."""
+    return config.get("kv", DEFAULTS["kv"])
 
 
 def _resolve(config: dict | None, problem: AttentionProblem, device: torch.device) -> dict:
@@ -493,7 +553,8 @@ def _launch_args(config: dict, problem: AttentionProblem, like: torch.Tensor) ->
         part = ml = o  # unused: one split writes o itself
     counts = _gemm._counters(like.device, b * units) if last else o
     programs = units * b * splits
-    pf_slots = prefetch_slots(problem, config, programs, like.device)
+    early = kv_of(config) == "early"
+    pf_slots = 0 if early else prefetch_slots(problem, config, programs, like.device)
     pdl = pdl_launch_args(like.device)
     if pdl:
         pdl["PREFETCH"] = pf_slots > 0
@@ -504,6 +565,8 @@ def _launch_args(config: dict, problem: AttentionProblem, like: torch.Tensor) ->
                 HC=hc, CS=combine_splits(hc, hd, 32 * config["num_warps"], splits),
                 KV_LINES=kv_lines(hd, problem.elem_bytes), num_warps=config["num_warps"],
                 num_stages=config["num_stages"], **pdl)
+    if early:  # only then: every other config builds the binary it always did
+        meta["EARLY_KV"] = True
     return (units, b, splits), (o, part, ml, counts), pf_slots, meta
 
 
@@ -739,8 +802,9 @@ class AttentionProblem:
 IMPLS = ("fused", "unfused")
 SPLITS_VALUES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 PREPS = ("separate", "fused")
-# Keys a config may leave out, with the value it then means: prep came after the first tables.
-DEFAULTS = {"prep": "separate"}
+KV_LOADS = ("loop", "early")
+# Keys a config may leave out, with the value it then means: prep and kv came after the first tables.
+DEFAULTS = {"prep": "separate", "kv": "loop"}
 SPACE = SearchSpace({
     "impl": IMPLS,
     "SPLITS": SPLITS_VALUES,  # chunks per sequence (each ceil(len / SPLITS) slots, BLOCK_N-rounded)
@@ -752,6 +816,9 @@ SPACE = SearchSpace({
     # Who norms and rotates q/k and writes the new K/V: qk_norm_rope_cache before the attention kernel
     # (separate), or the attention kernel itself from the qkv row (fused: one launch fewer a layer).
     "prep": PREPS,
+    # Where a program reads its K/V: in its loop after PDL's wait (loop), or, where its chunk is one
+    # block, into registers before the wait (early: _attend_early).
+    "kv": KV_LOADS,
 })
 HEAD_DIMS = (16, 32, 64, 128, 256)
 MAX_GROUP = 16  # query heads per KV head: Qwen3 has 2 (0.6B) to 8 (32B)
@@ -810,8 +877,23 @@ def _check_registers(cfg: dict, problem: AttentionProblem) -> str | None:
     else:
         regs = _rows(problem.group, "group") * (bn + hd) // threads
         what = "pack=group holds rows*(BLOCK_N+head_dim)/threads"
+    if kv_of(cfg) == "early":
+        # Its K and V tiles are held from before the wait to the product.
+        regs += 2 * bn * hd * problem.elem_bytes // (4 * threads)
+        what += " plus its K and V tiles (kv=early)"
     if regs > REGISTER_BUDGET:
         return f"{what} = {regs} fp32 registers per thread (> {REGISTER_BUDGET}: it would spill)"
+    return None
+
+
+def _check_kv(cfg: dict, problem: AttentionProblem) -> str | None:
+    if kv_of(cfg) != "early":
+        return None
+    if prep_of(cfg) == "fused":
+        return "kv=early runs in the attention kernel of prep=separate (the prep kernel reads its K/V in its loop)"
+    if problem.context > cfg["SPLITS"] * cfg["BLOCK_N"]:
+        return (f"kv=early loads a program's chunk as one block: context {problem.context} needs SPLITS * BLOCK_N >= "
+                f"{problem.context}, got {cfg['SPLITS']} * {cfg['BLOCK_N']}")
     return None
 
 
@@ -823,7 +905,7 @@ def check_config(cfg: dict, problem: AttentionProblem, smem_limit: int = DEFAULT
     if impl == "unfused":
         return None
     reason = (unsupported_reason(problem.heads, problem.kv_heads, problem.head_dim) or _check_keys(cfg)
-              or _check_registers(cfg, problem))
+              or _check_kv(cfg, problem) or _check_registers(cfg, problem))
     if reason:
         return reason
     smem = smem_bytes(cfg, problem)
@@ -841,6 +923,8 @@ def redundant_reason(cfg: dict, problem: AttentionProblem) -> str | None:
         return "combine only matters with SPLITS > 1 (use 'kernel' there: one config, not two)"
     if cfg["pack"] == "head" and cfg["num_stages"] != 1:
         return "pack=head has no tl.dot, so Triton pipelines none of its loads: num_stages > 1 is num_stages=1"
+    if kv_of(cfg) == "early" and cfg["num_stages"] != 1:
+        return "kv=early has no loop, so Triton pipelines none of its loads: num_stages > 1 is num_stages=1"
     blocks = math.ceil(problem.context / cfg["BLOCK_N"])
     if cfg["SPLITS"] > blocks:
         return f"SPLITS={cfg['SPLITS']} leaves empty splits: context {problem.context} has {blocks} blocks"
