@@ -11,7 +11,7 @@ probe() {  # CONTEXT BATCHES CONFIGS...
   for c in "$@"; do args+=(--config "$c"); done
   timeout 280 python3 benchmarks/attn_step_probe.py "$OUT/early_kv_ctx$ctx.json" --model qwen3-0.6b --batches "$batches" \
     --context "$ctx" --table "$R/dispatch_qwen3-0.6b_H100.json" --gemm-table "${args[@]}" --config '{}' 2>&1 \
-    | quiet | grep "^batch" | cut -c1-170
+    | quiet | grep -v "capture compiles\|untuned\|_check_table" | tail -25 | cut -c1-220
 }
 probe 256 1,8 "{$E, \"SPLITS\": 8, \"combine\": \"last_program\"}" "{$E, \"SPLITS\": 6, \"combine\": \"last_program\"}" \
   "{$E, \"SPLITS\": 8, \"combine\": \"kernel\"}" "{$E, \"SPLITS\": 3, \"BLOCK_N\": 128, \"num_warps\": 8, \"combine\": \"last_program\"}" \

@@ -69,6 +69,10 @@ def main() -> None:
         "decode_attention": compile_ptx(decode_attention.decode_attention_kernel, attn, num_warps=4, num_stages=2),
         "decode_attention_head_last": compile_ptx(decode_attention.decode_attention_kernel, attn_head, num_warps=4,
                                                   num_stages=2),
+        # kv=early: the chunk's one block loaded before the wait, into registers (no prefetch).
+        "decode_attention_early": compile_ptx(decode_attention.decode_attention_kernel,
+                                              {**attn, "PREFETCH": False, "EARLY_KV": True, "LAST_COMBINES": True},
+                                              num_warps=4, num_stages=1),
         "decode_attention_prep": compile_ptx(decode_attention.decode_attention_prep_kernel, attn_prep, num_warps=4,
                                              num_stages=2),
         "combine": compile_ptx(decode_attention.decode_attention_combine_kernel,
