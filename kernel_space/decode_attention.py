@@ -553,7 +553,7 @@ def _launch_args(config: dict, problem: AttentionProblem, like: torch.Tensor) ->
         part = ml = o  # unused: one split writes o itself
     counts = _gemm._counters(like.device, b * units) if last else o
     programs = units * b * splits
-    early = kv_of(config) == "early"
+    early = loads_early(config, problem.context)
     pf_slots = 0 if early else prefetch_slots(problem, config, programs, like.device)
     pdl = pdl_launch_args(like.device)
     if pdl:
@@ -886,15 +886,17 @@ def _check_registers(cfg: dict, problem: AttentionProblem) -> str | None:
     return None
 
 
-def _check_kv(cfg: dict, problem: AttentionProblem) -> str | None:
-    if kv_of(cfg) != "early":
-        return None
-    if prep_of(cfg) == "fused":
+def _check_kv(cfg: dict) -> str | None:
+    if kv_of(cfg) == "early" and prep_of(cfg) == "fused":
         return "kv=early runs in the attention kernel of prep=separate (the prep kernel reads its K/V in its loop)"
-    if problem.context > cfg["SPLITS"] * cfg["BLOCK_N"]:
-        return (f"kv=early loads a program's chunk as one block: context {problem.context} needs SPLITS * BLOCK_N >= "
-                f"{problem.context}, got {cfg['SPLITS']} * {cfg['BLOCK_N']}")
     return None
+
+
+def loads_early(cfg: dict, context: int) -> bool:
+    """Whether a launch of cfg over a cache of `context` slots loads K/V before PDL's wait: kv=early where
+    a program's chunk is one block at every length (context <= SPLITS x BLOCK_N); else it runs as
+    kv=loop (a table row serves a range of contexts: the config stays valid past its own)."""
+    return kv_of(cfg) == "early" and context <= cfg["SPLITS"] * cfg["BLOCK_N"]
 
 
 def check_config(cfg: dict, problem: AttentionProblem, smem_limit: int = DEFAULT_SMEM_LIMIT) -> str | None:
@@ -905,7 +907,7 @@ def check_config(cfg: dict, problem: AttentionProblem, smem_limit: int = DEFAULT
     if impl == "unfused":
         return None
     reason = (unsupported_reason(problem.heads, problem.kv_heads, problem.head_dim) or _check_keys(cfg)
-              or _check_kv(cfg, problem) or _check_registers(cfg, problem))
+              or _check_kv(cfg) or _check_registers(cfg, problem))
     if reason:
         return reason
     smem = smem_bytes(cfg, problem)
@@ -923,6 +925,9 @@ def redundant_reason(cfg: dict, problem: AttentionProblem) -> str | None:
         return "combine only matters with SPLITS > 1 (use 'kernel' there: one config, not two)"
     if cfg["pack"] == "head" and cfg["num_stages"] != 1:
         return "pack=head has no tl.dot, so Triton pipelines none of its loads: num_stages > 1 is num_stages=1"
+    if kv_of(cfg) == "early" and not loads_early(cfg, problem.context):
+        return (f"kv=early runs as kv=loop at context {problem.context} > SPLITS * BLOCK_N "
+                f"({cfg['SPLITS']} * {cfg['BLOCK_N']}): a program's chunk is more than one block")
     if kv_of(cfg) == "early" and cfg["num_stages"] != 1:
         return "kv=early has no loop, so Triton pipelines none of its loads: num_stages > 1 is num_stages=1"
     blocks = math.ceil(problem.context / cfg["BLOCK_N"])
