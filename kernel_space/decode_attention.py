@@ -944,7 +944,7 @@ def sample_configs(problem: AttentionProblem, count: int, seed: int = 0, sm_coun
     not redundant at this problem. prep: every config's prep (the plan's too), or None: drawn. A caller
     that hands the kernel a prepared q (decode_attention) asks for "separate"."""
     plan = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
-                          sm_count, problem.elem_bytes)
+                          sm_count, problem.elem_bytes, early=prep != "fused")  # kv=early needs prep separate
     fixed = {} if prep is None else {"prep": prep}
     configs, rng = [{**plan, **fixed}], random.Random(seed)
     for _ in range(200 * count):
@@ -976,7 +976,7 @@ def _used_splits(splits: int, blocks: int) -> int:
 
 
 def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context: int, sm_count: int,
-                   elem_bytes: int = 2) -> dict:
+                   elem_bytes: int = 2, early: bool = True) -> dict:
     """The default config: pack=group (each K/V tile read once), BLOCK_N 64, 4 warps, 2 stages, prep
     separate (qk_norm_rope_cache, as before prep was a choice, until a GPU run says otherwise), SPLITS
     so that one to two waves of programs run, and where it splits a few ways (fewer than
@@ -996,7 +996,7 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
     partly empty idles SMs for long."""
     block_n = min(PLAN_BLOCK_N, max(16, next_pow2(context)))
     cfg = {"impl": "fused", "SPLITS": 1, "BLOCK_N": block_n, "pack": "group", "combine": "kernel",
-           "num_warps": PLAN_WARPS, "num_stages": PLAN_STAGES, "prep": "separate"}
+           "num_warps": PLAN_WARPS, "num_stages": PLAN_STAGES, "prep": "separate", "kv": "loop"}
     pairs = batch * kv_heads
     wave = sm_count * PLAN_PROGRAMS_PER_SM
     blocks = math.ceil(context / block_n)
@@ -1015,7 +1015,40 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
     # step it tied or beat the combine kernel of the time at every batch and context the ninth session
     # probed. Split many ways, the combine kernel's many small programs do (eleventh session).
     combine = "kernel" if splits == 1 or splits >= KERNEL_COMBINE_SPLITS else "last_program"
-    return {**cfg, "SPLITS": splits, "combine": combine}
+    plan = {**cfg, "SPLITS": splits, "combine": combine}
+    if not early:
+        return plan
+    return _early_plan(plan, batch, heads, kv_heads, head_dim, context, wave, elem_bytes) or plan
+
+
+EARLY_BLOCK_N = 32  # the kv=early plan's block (H200, 0.6B batch 1 x 256: 32 beat 64 and 128 in the step)
+
+
+def _early_plan(plan: dict, batch: int, heads: int, kv_heads: int, head_dim: int, context: int, wave: int,
+                elem_bytes: int) -> dict | None:
+    """The plan with kv=early where a program a block of EARLY_BLOCK_N slots fits one wave (batch 1 up
+    to ~1k slots at 8 KV heads on an H100), and the config can hold its tiles; else None. In the
+    0.6B decode step on an H200 (benchmarks/README.md, twenty-second session) it ran batch 1 x 256
+    7% faster than the loop plan (0.757 against 0.810 ms); at batch 8 x 256, two waves of such
+    programs, 1.4% slower, so past a wave the loop plan stays. KERNEL_SEARCH_ATTN_EARLY=0 keeps the
+    loop plan everywhere (to measure)."""
+    if os.environ.get("KERNEL_SEARCH_ATTN_EARLY", "1") == "0":
+        return None
+    blocks = math.ceil(context / EARLY_BLOCK_N)
+    fitting = [s for s in SPLITS_VALUES if s >= blocks]
+    if not fitting or batch * kv_heads * fitting[0] > wave:
+        return None
+    splits = fitting[0]
+    early = {**plan, "SPLITS": splits, "BLOCK_N": EARLY_BLOCK_N, "num_stages": 1, "kv": "early",
+             "combine": "kernel" if splits == 1 or splits >= KERNEL_COMBINE_SPLITS else "last_program"}
+    problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, _DTYPE_OF_BYTES.get(elem_bytes, "bfloat16"))
+    # Splits past the blocks exit at once (SPLITS_VALUES has no 10 for 10 blocks): no redundant_reason here.
+    if check_config(early, problem) or not loads_early(early, context):
+        return None
+    return early
+
+
+_DTYPE_OF_BYTES = {2: "bfloat16", 4: "float32"}
 
 
 def make_inputs(problem: AttentionProblem, device, gen: torch.Generator, lengths=None) -> dict:
@@ -1106,15 +1139,16 @@ def problem_of(m: int, n: int, k: int, dtype) -> AttentionProblem:
 
 
 def default_configs(problem: AttentionProblem, sm_count: int = 132, smem_limit: int = DEFAULT_SMEM_LIMIT) -> list[dict]:
-    """The tune's starting points: the default plan, the same with prep fused (the norms, RoPE and the
-    cache write inside the attention kernel: one launch fewer), with the combine kernel (the plan's
-    splits combine in their last program), and with one query head a program (pack=head); each
-    runnable and not redundant."""
-    plan = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
-                          sm_count, problem.elem_bytes)
+    """The tune's starting points: the default plan, and where that is kv=early the plan without it
+    (the loop plan); the loop plan with prep fused (the norms, RoPE and the cache write inside the
+    attention kernel: one launch fewer), with the combine kernel (the plan's splits combine in their
+    last program), and with one query head a program (pack=head); each runnable and not redundant."""
+    args = (problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context, sm_count,
+            problem.elem_bytes)
+    plan, loop = attention_plan(*args), attention_plan(*args, early=False)
     out = []
-    for cfg in (plan, {**plan, "prep": "fused"}, {**plan, "combine": "kernel"},
-                {**plan, "pack": "head", "num_stages": 1}):
+    for cfg in (plan, loop, {**loop, "prep": "fused"}, {**loop, "combine": "kernel"},
+                {**loop, "pack": "head", "num_stages": 1}):
         if cfg not in out and not check_config(cfg, problem, smem_limit) and not redundant_reason(cfg, problem):
             out.append(cfg)
     return out

@@ -303,7 +303,7 @@ def test_the_plan_takes_the_splits_the_h100_sweep_found_fastest():
     fastest = {(1, 256): 4, (1, 8192): 32, (1, 32768): 32, (8, 2048): 4, (8, 8192): 4, (8, 32768): 4,
                (32, 256): 1, (32, 2048): 1, (32, 8192): 1}
     for (batch, context), splits in fastest.items():
-        plan = attention_plan(batch, 16, 8, 128, context, 132)
+        plan = attention_plan(batch, 16, 8, 128, context, 132, early=False)  # the sweep ran the loop kernel
         assert plan["SPLITS"] == splits, (batch, context)
         # Split a few ways, the last program combines (ninth session's step probe), many ways the combine
         # kernel (eleventh session); one split has nothing to combine.
@@ -315,3 +315,62 @@ def test_the_plan_takes_the_splits_the_h100_sweep_found_fastest():
     for (batch, context), combine in {(1, 8192): "kernel", (1, 2048): "kernel", (8, 8192): "last_program",
                                       (32, 256): "kernel"}.items():
         assert attention_plan(batch, 32, 8, 128, context, 132)["combine"] == combine, (batch, context)
+
+
+def early(splits, block_n, pack="group", combine="last_program", warps=4) -> dict:
+    return {**config(splits, block_n, pack, combine, warps, 1), "kv": "early"}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+@pytest.mark.parametrize(("heads", "kv_heads", "head_dim", "context", "cfg"), [
+    (4, 2, 64, 256, early(8, 32)),
+    (7, 1, 64, 256, early(4, 64, combine="kernel")),
+    (8, 8, 128, 256, early(4, 64, warps=8)),
+    (6, 2, 64, 256, early(2, 128, pack="head", combine="kernel", warps=8)),
+    (4, 4, 64, 32, early(1, 32, combine="kernel")),
+], ids=["g2-split8", "g7-split4-kernel", "g1-hd128", "head-split2", "unsplit"])
+def test_kv_early_matches_reference(heads, kv_heads, head_dim, context, cfg, dtype):
+    """kv=early: each program's one block loaded before PDL's wait, the new token's slot after it, at
+    lengths 1, 17, one off a block edge and the whole cache (slots past each length NaN), in cache rows
+    after a first one."""
+    problem = AttentionProblem(4, heads, kv_heads, head_dim, context, str(dtype).removeprefix("torch."))
+    assert check_config(cfg, problem) is None and redundant_reason(cfg, problem) is None
+    out, ref = run(problem, [1, 17, cfg["BLOCK_N"] + 1, context], cfg, first_row=1, rows=5)
+    assert rel_error(out, ref) <= TOLERANCE[dtype]
+
+
+def test_kv_early_past_its_blocks_runs_the_loop():
+    """A kv=early row serves a range of contexts: where a program's chunk is more than one block it runs
+    as kv=loop (the space calls it redundant there), still right; with prep fused it is refused."""
+    from kernel_space.decode_attention import loads_early
+
+    cfg = early(2, 32)
+    problem = AttentionProblem(2, 4, 2, 64, 200, "float32")
+    assert not loads_early(cfg, 200) and loads_early(cfg, 64)
+    assert "runs as kv=loop at context 200 > SPLITS * BLOCK_N (2 * 32)" in redundant_reason(cfg, problem)
+    out, ref = run(problem, [200, 33], cfg)
+    assert rel_error(out, ref) <= TOLERANCE[torch.float32]
+    assert "kv=early runs in the attention kernel of prep=separate" in check_config({**cfg, "prep": "fused"}, problem)
+    assert "kv=early has no loop" in redundant_reason({**cfg, "num_stages": 2}, AttentionProblem(2, 4, 2, 64, 64))
+    heavy = AttentionProblem(1, 16, 8, 128, 256, "float32")
+    assert "plus its K and V tiles (kv=early)" in check_config(early(2, 128), heavy)
+
+
+def test_the_plan_loads_early_where_a_program_a_block_fits_a_wave(monkeypatch):
+    """At 0.6B's heads on an H100: batch 1 x 256 takes kv=early, a 32-slot block a program (8 splits),
+    one wave of 64 programs; batch 8 x 256 (two waves of such programs) and batch 1 x 2k keep the loop
+    plan, as do early=False and KERNEL_SEARCH_ATTN_EARLY=0. Every plan runs and is in the space."""
+    plan = attention_plan(1, 16, 8, 128, 256, 132)
+    assert (plan["kv"], plan["SPLITS"], plan["BLOCK_N"], plan["num_stages"], plan["combine"]) == \
+        ("early", 8, 32, 1, "last_program")
+    assert attention_plan(1, 16, 8, 128, 320, 132)["SPLITS"] == 12  # 10 blocks: no SPLITS of 10
+    for batch, context in ((8, 256), (1, 2048), (1, 8192)):
+        assert attention_plan(batch, 16, 8, 128, context, 132)["kv"] == "loop", (batch, context)
+    assert attention_plan(1, 16, 8, 128, 256, 132, early=False)["kv"] == "loop"
+    monkeypatch.setenv("KERNEL_SEARCH_ATTN_EARLY", "0")
+    assert attention_plan(1, 16, 8, 128, 256, 132) == attention_plan(1, 16, 8, 128, 256, 132, early=False)
+    monkeypatch.delenv("KERNEL_SEARCH_ATTN_EARLY")
+    for batch in (1, 2, 4):
+        for context in (1, 17, 100, 256, 1000):
+            cfg = attention_plan(batch, 16, 8, 128, context, 132)
+            assert check_config(cfg, AttentionProblem(batch, 16, 8, 128, context)) is None, (batch, context)
