@@ -66,9 +66,10 @@ def main() -> None:
         "reduce_wide_16": compile_ptx(_gemm.splitk_epilogue_kernel, {**wide_reduce, "SPLIT_K": 16}),
         "qk_norm_rope_cache": compile_ptx(qk_norm_rope_cache._qk_norm_rope_cache_kernel,
                                           dict(H=16, KV=8, HD=128, PDL=pdl)),
-        "decode_attention": compile_ptx(decode_attention.decode_attention_kernel, attn, num_warps=4, num_stages=2),
-        "decode_attention_head_last": compile_ptx(decode_attention.decode_attention_kernel, attn_head, num_warps=4,
-                                                  num_stages=2),
+        "decode_attention": compile_ptx(decode_attention.decode_attention_kernel, {**attn, "EARLY_KV": False},
+                                        num_warps=4, num_stages=2),
+        "decode_attention_head_last": compile_ptx(decode_attention.decode_attention_kernel,
+                                                  {**attn_head, "EARLY_KV": False}, num_warps=4, num_stages=2),
         # kv=early: the chunk's one block loaded before the wait, into registers (no prefetch).
         "decode_attention_early": compile_ptx(decode_attention.decode_attention_kernel,
                                               {**attn, "PREFETCH": False, "EARLY_KV": True, "LAST_COMBINES": True},
