@@ -156,7 +156,7 @@ def test_prep_fused_in_graph_decode_equals_separate(combine):
     logits, tokens = {}, []  # separate's tokens feed both runs
     for prep in ("separate", "fused"):
         def decode_config(p, prep=prep):
-            plan = attention_plan(p.batch, p.heads, p.kv_heads, p.head_dim, p.context, sms)
+            plan = attention_plan(p.batch, p.heads, p.kv_heads, p.head_dim, p.context, sms, early=False)
             return {**plan, "SPLITS": 4, "combine": combine, "prep": prep}
 
         model.set_attention_config(decode_config)
