@@ -931,8 +931,12 @@ def redundant_reason(cfg: dict, problem: AttentionProblem) -> str | None:
     if kv_of(cfg) == "early" and cfg["num_stages"] != 1:
         return "kv=early has no loop, so Triton pipelines none of its loads: num_stages > 1 is num_stages=1"
     blocks = math.ceil(problem.context / cfg["BLOCK_N"])
-    if cfg["SPLITS"] > blocks:
-        return f"SPLITS={cfg['SPLITS']} leaves empty splits: context {problem.context} has {blocks} blocks"
+    fewer = [s for s in SPLITS_VALUES if blocks <= s < cfg["SPLITS"]]
+    if fewer:
+        # Every SPLITS >= blocks runs one block a split; the smallest of them (12 for 10 blocks: there is
+        # no 10) is the one config of those.
+        return (f"SPLITS={cfg['SPLITS']} leaves empty splits: context {problem.context} has {blocks} blocks "
+                f"(SPLITS={fewer[0]} runs the same chunks)")
     if cfg["BLOCK_N"] > max(16, next_pow2(problem.context)):
         return f"BLOCK_N={cfg['BLOCK_N']} exceeds the padded context {max(16, next_pow2(problem.context))}"
     return None

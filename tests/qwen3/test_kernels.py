@@ -204,7 +204,8 @@ def test_prep_fused_decode_equals_separate_and_launches_no_qk_norm_rope_cache(mo
     logits = {}
     for prep in ("separate", "fused"):
         def decode_config(p, prep=prep):
-            return {**attention_plan(p.batch, p.heads, p.kv_heads, p.head_dim, p.context, 132, p.elem_bytes),
+            return {**attention_plan(p.batch, p.heads, p.kv_heads, p.head_dim, p.context, 132, p.elem_bytes,
+                                     early=False),
                     "prep": prep}
 
         model.set_attention_config(decode_config)

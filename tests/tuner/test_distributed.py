@@ -194,8 +194,8 @@ def test_plan_queues_attention_per_batch_and_context_and_a_worker_tunes_them(db)
         winners = [store.winner(i) for i in attention]
     assert sorted(o.m for o in report.outcomes) == [32001, 32002, 64001, 64002]
     assert all(w is not None and w.arm == "fused" and w.cublas_us is None for w in winners)
-    assert all(set(w.config) == {"impl", "SPLITS", "BLOCK_N", "pack", "combine", "num_warps", "num_stages", "prep"}
-               for w in winners)
+    keys = {"impl", "SPLITS", "BLOCK_N", "pack", "combine", "num_warps", "num_stages", "prep", "kv"}
+    assert all(set(w.config) == keys for w in winners)
 
 
 def test_plan_leaves_out_kv_caches_past_half_the_memory(db):
