@@ -94,6 +94,7 @@ def main() -> int:
                    "fused": fused, "rc": done.returncode, **timeline, "worker_phases": _phases(logs, started)}
             trials = _trials(url)
             row["statuses"] = {str(k): int(v) for k, v in trials[trials.arm == "fused"].status.value_counts().items()}
+            row["refused"] = _refused(trials)
             row["slowest_compiles"] = _slowest_compiles(trials)
             row["slowest_studies"] = _slowest_studies(trials, row["study_times"], started)
             if args.export_dir:
@@ -219,6 +220,17 @@ def _trials(store_url: str):
 
     with Store(store_url, readonly=store_url.startswith("sqlite")) as store:
         return trials_frame(store)
+
+
+def _refused(trials) -> list[dict]:
+    """The fused configs the tune refused as incorrect (over the tolerance against the fp64 reference):
+    op, M, the relative error and the config, so that a run names them, not only counts them."""
+    import pandas as pd
+
+    frame = trials[(trials.arm == "fused") & (trials.status == "incorrect")]
+    return [{"op": r.op, "m": int(r.m), "rel_error": None if pd.isna(r.rel_error) else float(r.rel_error),
+             "reason": "" if pd.isna(r.reason) else str(r.reason)[:200], "config": r.config_key}
+            for r in frame.itertuples()]
 
 
 def _slowest_compiles(trials, count: int = 5) -> list[dict]:
