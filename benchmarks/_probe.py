@@ -3,6 +3,7 @@ weights serving a table, A/B rounds of decode steps, and the result file."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import math
@@ -44,6 +45,16 @@ def table_args(parser, model: str, cells: str) -> None:
     parser.add_argument("--model", default=model, choices=sorted(PRESETS))
     parser.add_argument("--table", type=Path, required=True)
     parser.add_argument("--cells", default=cells, help="BATCHxCONTEXT, comma separated")
+
+
+def ab_parser(doc: str, rounds: int, model: str = "qwen3-0.6b", cells: str = "1x256") -> argparse.ArgumentParser:
+    """The parser of a probe that runs ab_rounds over a table: table_args, then --rounds (default
+    `rounds`) and --output-len (decode steps a cell, default 64)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    table_args(parser, model, cells)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--output-len", type=int, default=64)
+    return parser
 
 
 def table_model(model: str, table: Path):

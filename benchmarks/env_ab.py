@@ -12,7 +12,6 @@ fit, 0 of a commit it reverted: prefetch_ab_*.json, same rows with "policy").
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from functools import partial
@@ -20,14 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._probe import ab_rounds, table_args, table_model, write_result
+from benchmarks._probe import ab_parser, ab_rounds, table_model, write_result
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    table_args(p, "qwen3-0.6b", "1x256")
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--output-len", type=int, default=64)
+    p = ab_parser(__doc__, rounds=2)
     p.add_argument("--env", required=True, help="the variable")
     p.add_argument("--values", required=True, help="comma list of its values")
     args = p.parse_args(argv)

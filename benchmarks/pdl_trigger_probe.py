@@ -11,7 +11,6 @@ kernel that read or wrote too early would show here). Then decode tok/s of both,
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from functools import partial
@@ -21,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._probe import ab_rounds, ab_summary, cells, table_args, table_model, write_result
+from benchmarks._probe import ab_parser, ab_rounds, ab_summary, cells, table_model, write_result
 
 VAR = "KERNEL_SEARCH_PDL_TRIGGER"
 STEPS = 32
@@ -52,10 +51,7 @@ def greedy_run(model, batch: int, context: int) -> tuple[list[list[int]], torch.
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    table_args(p, "qwen3-0.6b", "1x256")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--output-len", type=int, default=64)
+    p = ab_parser(__doc__, rounds=3)
     args = p.parse_args(argv)
     model = table_model(args.model, args.table)
     checks = []

@@ -12,7 +12,6 @@ Arms, rounds alternating (benchmarks._probe.ab_rounds: bench_cell, CUDA graph, m
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._probe import ab_rounds, ab_summary, table_args, table_model, write_result
+from benchmarks._probe import ab_parser, ab_rounds, ab_summary, table_model, write_result
 from qwen3.layers import QKNormRopeCache
 
 _real_forward = QKNormRopeCache.forward
@@ -35,10 +34,7 @@ def _forward(self, qkv, q_norm, k_norm, rotary, positions, attn, first_row=0):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    table_args(p, "qwen3-0.6b", "1x256")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--output-len", type=int, default=64)
+    p = ab_parser(__doc__, rounds=3)
     args = p.parse_args(argv)
     QKNormRopeCache.forward = _forward
     model = table_model(args.model, args.table)
