@@ -236,3 +236,24 @@ def test_the_committed_tables_run_on_this_code():
     for model in ("0.6b", "1.7b", "8b"):
         ops = json.loads((root / f"benchmarks/results/dispatch_qwen3-{model}_H100.json").read_text())["ops"]
         assert {op: entry["kernel_hash"] for op, entry in ops.items()} == {op: here[op] for op in ops}, model
+
+
+def test_table_variant_changes_one_bucket_and_refuses_what_the_check_refuses(tmp_path):
+    """benchmarks/table_variant.py: the committed 0.6B table with down_residual's M = 1 config at SPLIT_K
+    6 (one K block a split at K = 3072) loads and stays runnable, every other bucket as it was; a config
+    the op's check refuses (empty splits) writes nothing and says why."""
+    from benchmarks.table_variant import main
+
+    root = Path(__file__).resolve().parents[2]
+    src = root / "benchmarks/results/dispatch_qwen3-0.6b_H100.json"
+    out = tmp_path / "variant.json"
+    assert main([str(src), str(out), "--op", "down_residual", "--m", "1", "--set", "BLOCK_K=512,SPLIT_K=6"]) == 0
+    before, after = json.loads(src.read_text()), json.loads(out.read_text())
+    changed = next(b for b in after["ops"]["down_residual"]["buckets"] if b["m"] == 1)
+    assert (changed["config"]["BLOCK_K"], changed["config"]["SPLIT_K"]) == (512, 6)
+    changed["config"] = next(b for b in before["ops"]["down_residual"]["buckets"] if b["m"] == 1)["config"]
+    assert after == before
+    check_runnable(load_table(out))
+    with pytest.raises(SystemExit, match="leaves empty splits"):
+        main([str(src), str(tmp_path / "bad.json"), "--op", "down_residual", "--m", "1", "--set", "SPLIT_K=16"])
+    assert not (tmp_path / "bad.json").exists()
