@@ -236,11 +236,21 @@ def tune_study(store: Store, worker: Worker, fp: dict, model: str | None, proble
 
 def _ask_into(run: _Run, flight: _Flight, room: int) -> None:
     """Ask the sampler for up to `room` configs (no more than the flight has space for), start the new
-    ones and tell the repeats (another worker's, or one of ours in flight) what is stored for them."""
-    pending, repeats = _triage(run, _ask_batch(run, min(room, run.opts.batch - len(flight))), flight.keys())
-    flight.add(pending)
-    for trial, key in repeats:
-        _tell_stored(run, trial, key)
+    ones and tell the repeats (another worker's, or one of ours in flight) what is stored for them.
+    A repeat enqueues an unseen config for the next ask (_explore), so where an ask left the flight
+    short it asks again at once, up to `batch` rounds, while budget and ask cap last: else the pool
+    ran a compile short until the next measurement (a repeated unfused arm held it at one of two)."""
+    for _ in range(run.opts.batch):
+        want = min(room, run.opts.batch - len(flight))
+        if want <= 0:
+            return
+        pending, repeats = _triage(run, _ask_batch(run, want), flight.keys())
+        flight.add(pending)
+        for trial, key in repeats:
+            _tell_stored(run, trial, key)
+        if len(pending) == want or not run.budget_left():
+            return
+        room = _room(run)
 
 
 @dataclass
