@@ -256,13 +256,14 @@ def _attend_early(q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, count
                   H: tl.constexpr, G: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
                   BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
                   HC: tl.constexpr, CS: tl.constexpr, PDL: tl.constexpr):
-    """A program of kv=early: its chunk is one block (check_config: the cache holds at most SPLITS x
+    """A program of kv=early: its chunk is one block (loads_early: the cache holds at most SPLITS x
     BLOCK_N slots), loaded into registers before PDL's wait, as the GEMMs load their weights, so that
     after the wait only q and the new token's slot are still to come. Every slot but the new one was
-    written by an earlier step (a kernel that completed before this graph, or this eager step, began:
-    the positions too), so it may be read while the kernels ahead of this one still run; the new slot,
-    which qk_norm_rope_cache writes just before, is read after the wait. A position outside the cache
-    reads its clamped slot after the wait too (nothing writes it: the same values)."""
+    written by an earlier step, whose kernels completed before this step's first kernel (a graph
+    launch, or the embedding's plain launch) began, and so were the positions: they may be read while
+    the kernels ahead of this one still run. The new slot, which qk_norm_rope_cache writes just
+    before, is read after the wait. A position outside the cache reads its clamped slot after the wait
+    too (nothing writes it: the same values)."""
     pos = tl.load(pos_ptr + seq)
     lo, hi, n_active = _split_bounds(_length(pos, L), split, SPLITS, BLOCK_N)
     fresh = tl.minimum(tl.maximum(pos, 0), L - 1)  # the slot the prep kernel writes (or would)
