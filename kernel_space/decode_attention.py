@@ -1019,11 +1019,15 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
     # Split a few ways, the last program to arrive combines (one launch fewer): in the H100's 0.6B decode
     # step it tied or beat the combine kernel of the time at every batch and context the ninth session
     # probed. Split many ways, the combine kernel's many small programs do (eleventh session).
-    combine = "kernel" if splits == 1 or splits >= KERNEL_COMBINE_SPLITS else "last_program"
-    plan = {**cfg, "SPLITS": splits, "combine": combine}
+    plan = {**cfg, "SPLITS": splits, "combine": _plan_combine(splits)}
     if not early:
         return plan
     return _early_plan(plan, batch, heads, kv_heads, head_dim, context, wave, elem_bytes) or plan
+
+
+def _plan_combine(splits: int) -> str:
+    """The plan's combine: none for one split, the last program for a few, the combine kernel for many."""
+    return "kernel" if splits == 1 or splits >= KERNEL_COMBINE_SPLITS else "last_program"
 
 
 EARLY_BLOCK_N = 32  # the kv=early plan's block (H200, 0.6B batch 1 x 256: 32 beat 64 and 128 in the step)
@@ -1045,15 +1049,10 @@ def _early_plan(plan: dict, batch: int, heads: int, kv_heads: int, head_dim: int
         return None
     splits = fitting[0]
     early = {**plan, "SPLITS": splits, "BLOCK_N": EARLY_BLOCK_N, "num_stages": 1, "kv": "early",
-             "combine": "kernel" if splits == 1 or splits >= KERNEL_COMBINE_SPLITS else "last_program"}
+             "combine": _plan_combine(splits)}
     problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, _DTYPE_OF_BYTES.get(elem_bytes, "bfloat16"))
-    # Splits past the blocks exit at once (SPLITS_VALUES has no 10 for 10 blocks): no redundant_reason here.
-    if check_config(early, problem) or not loads_early(early, context):
-        return None
-    return early
-
-
-_DTYPE_OF_BYTES = {2: "bfloat16", 4: "float32"}
+    # SPLITS >= blocks: every program's chunk is one block (loads_early holds).
+    return None if check_config(early, problem) else early
 
 
 def make_inputs(problem: AttentionProblem, device, gen: torch.Generator, lengths=None) -> dict:
