@@ -7,8 +7,9 @@ Why: a tune of decode_attention picked a config that measured faster alone (benc
 method: KV cache cold in L2, one CUDA graph, median) while the decode step ran slower with it. Per
 batch this times every config alone, over the cell's cache shape, and as the attention of a
 CUDA-graph decode step (qwen3.bench.bench_cell, random weights), the plan (no config) included. The
-table's decode_attention configs, each also with the other combine, the plan with the other combine
-and the plan with prep fused are the default arms. A --config is laid over the batch's
+table's decode_attention configs, each also with the other combine, the plan with the other combine,
+the plan with prep fused and, where the plan is kv=early, the loop plan with and without prep fused
+are the default arms. A --config is laid over the batch's
 plan: '{"prep": "fused", "kv": "loop"}' is the loop plan with the q/k norm, RoPE and cache write inside the attention
 kernel.
 
@@ -139,9 +140,9 @@ def main(argv=None) -> int:
         plan = attention_plan(batch, heads, kv, hd, slots, sms)
         configs = [None] + (table_configs(args.table, batch) if args.table else [])
         configs += [json.loads(c) for c in args.config]
-        loop = attention_plan(batch, heads, kv, hd, slots, sms, early=False)  # prep fused reads K/V in its loop
+        loop = attention_plan(batch, heads, kv, hd, slots, sms, early=False)
         configs += [{**plan, "combine": "kernel" if plan["combine"] == "last_program" else "last_program"},
-                    *([loop] if loop != plan else []), {**loop, "prep": "fused"}]
+                    *([loop, {**plan, "prep": "fused"}] if loop != plan else []), {**loop, "prep": "fused"}]
         gen = torch.Generator(device="cuda").manual_seed(batch)
         copies = max(1, math.ceil(COLD_L2_FACTOR * l2 / problem.kv_bytes()))
         rotation = [make_inputs(problem, "cuda", gen) for _ in range(copies)]

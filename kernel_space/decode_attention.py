@@ -367,21 +367,41 @@ def decode_attention_prep_kernel(
     H: tl.constexpr, KV: tl.constexpr, G: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
     BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
     HC: tl.constexpr, CS: tl.constexpr, KV_LINES: tl.constexpr = 1, PDL: tl.constexpr = False,
-    PREFETCH: tl.constexpr = False,
+    PREFETCH: tl.constexpr = False, EARLY_KV: tl.constexpr = False,
 ):
     """decode_attention_kernel from the raw qkv row (prep=fused; see the module docstring): every
     program norms and rotates its own query heads; the program whose split ends at the new token's
     position (its sequence's last split) takes that slot's key and value from registers instead of
     the cache, and one such program per (sequence, KV head) writes them into the cache. No program
     reads that slot from memory, so the write races with no read; a position outside the cache or the
-    RoPE table writes nothing (as qk_norm_rope_cache) and its slots are all read from the cache."""
+    RoPE table writes nothing (as qk_norm_rope_cache) and its slots are all read from the cache.
+    EARLY_KV (kv=early, a chunk of one block): the block's other slots are loaded into registers
+    before PDL's wait, as _attend_early loads them; the new slot is never read (it comes from the qkv
+    row), so after the wait only the qkv row is still to come."""
     unit = tl.program_id(0)
     seq = tl.program_id(1)
     split = tl.program_id(2)
-    _enter(kc_ptr, vc_ptr, pos_ptr, first_row, seq, unit, split, SPLITS, L, pf_slots, stride_kb, stride_kl, stride_kh,
-           stride_vb, stride_vl, stride_vh, G, HPU, BLOCK_N, KV_LINES, PDL, PREFETCH)
-    pos_in = tl.load(pos_ptr + seq)
-    lo, hi, n_active = _split_bounds(_length(pos_in, L), split, SPLITS, BLOCK_N)
+    if EARLY_KV:
+        # Positions and every slot but the new one were written before this step began (_attend_early).
+        pos_in = tl.load(pos_ptr + seq)
+        lo, hi, n_active = _split_bounds(_length(pos_in, L), split, SPLITS, BLOCK_N)
+        new_here = (split == n_active - 1) & (pos_in >= 0) & (pos_in < L_ROPE)  # `fresh` below
+        e_row = (first_row + seq).to(tl.int64)
+        e_kvh = (unit * HPU) // G
+        n = lo + tl.arange(0, BLOCK_N)
+        old = (n < hi - new_here.to(hi.dtype)) & (split < n_active)
+        d = tl.arange(0, HD)
+        k_tile = tl.load(kc_ptr + e_row * stride_kb + e_kvh * stride_kh + n[:, None] * stride_kl + d[None, :],
+                         mask=old[:, None], other=0.0)
+        v_tile = tl.load(vc_ptr + e_row * stride_vb + e_kvh * stride_vh + n[:, None] * stride_vl + d[None, :],
+                         mask=old[:, None], other=0.0)
+        if PDL:
+            pdl_enter(PDL)
+    else:
+        _enter(kc_ptr, vc_ptr, pos_ptr, first_row, seq, unit, split, SPLITS, L, pf_slots, stride_kb, stride_kl,
+               stride_kh, stride_vb, stride_vl, stride_vh, G, HPU, BLOCK_N, KV_LINES, PDL, PREFETCH)
+        pos_in = tl.load(pos_ptr + seq)
+        lo, hi, n_active = _split_bounds(_length(pos_in, L), split, SPLITS, BLOCK_N)
     if split < n_active:
         DT: tl.constexpr = o_ptr.dtype.element_ty
         heads, live_h = _unit_heads(unit, HPU, HP)
@@ -394,8 +414,15 @@ def decode_attention_prep_kernel(
         b = (first_row + seq).to(tl.int64)
         k_base = kc_ptr + b * stride_kb + kvh * stride_kh
         v_base = vc_ptr + b * stride_vb + kvh * stride_vh
-        acc, m_i, l_i = _attend(q, k_base, v_base, lo, hi - fresh.to(hi.dtype), stride_kl, stride_vl, qk_scale,
-                                HP, HD, BLOCK_N, USE_DOT, PRECISION)
+        if EARLY_KV:
+            acc = tl.zeros([HP, HD], tl.float32)
+            m_i = tl.full([HP], float("-inf"), tl.float32)
+            l_i = tl.zeros([HP], tl.float32)
+            if lo < hi - fresh.to(hi.dtype):  # a block of the new slot alone leaves the tile empty
+                acc, m_i, l_i = _attend_tile(q, k_tile, v_tile, old, acc, m_i, l_i, qk_scale, USE_DOT, PRECISION)
+        else:
+            acc, m_i, l_i = _attend(q, k_base, v_base, lo, hi - fresh.to(hi.dtype), stride_kl, stride_vl, qk_scale,
+                                    HP, HD, BLOCK_N, USE_DOT, PRECISION)
         if fresh:
             k1, k2 = _prep_k(row, kw_ptr, H + kvh, cos, sin, eps, HD, DT)
             v = tl.load(row + (H + KV + kvh) * HD + tl.arange(0, HD))  # v head j sits KV heads after k head j
@@ -818,7 +845,8 @@ SPACE = SearchSpace({
     # (separate), or the attention kernel itself from the qkv row (fused: one launch fewer a layer).
     "prep": PREPS,
     # Where a program reads its K/V: in its loop after PDL's wait (loop), or, where its chunk is one
-    # block, into registers before the wait (early: _attend_early).
+    # block, into registers before the wait (early: _attend_early, or the prep kernel's EARLY_KV path
+    # with prep=fused, where the new slot comes from the qkv row).
     "kv": KV_LOADS,
 })
 HEAD_DIMS = (16, 32, 64, 128, 256)
@@ -887,12 +915,6 @@ def _check_registers(cfg: dict, problem: AttentionProblem) -> str | None:
     return None
 
 
-def _check_kv(cfg: dict) -> str | None:
-    if kv_of(cfg) == "early" and prep_of(cfg) == "fused":
-        return "kv=early runs in the attention kernel of prep=separate (the prep kernel reads its K/V in its loop)"
-    return None
-
-
 def loads_early(cfg: dict, context: int) -> bool:
     """Whether a launch of cfg over a cache of `context` slots loads K/V before PDL's wait: kv=early where
     a program's chunk is one block at every length (context <= SPLITS x BLOCK_N); else it runs as
@@ -908,7 +930,7 @@ def check_config(cfg: dict, problem: AttentionProblem, smem_limit: int = DEFAULT
     if impl == "unfused":
         return None
     reason = (unsupported_reason(problem.heads, problem.kv_heads, problem.head_dim) or _check_keys(cfg)
-              or _check_kv(cfg) or _check_registers(cfg, problem))
+              or _check_registers(cfg, problem))
     if reason:
         return reason
     smem = smem_bytes(cfg, problem)
@@ -949,7 +971,7 @@ def sample_configs(problem: AttentionProblem, count: int, seed: int = 0, sm_coun
     not redundant at this problem. prep: every config's prep (the plan's too), or None: drawn. A caller
     that hands the kernel a prepared q (decode_attention) asks for "separate"."""
     plan = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
-                          sm_count, problem.elem_bytes, early=prep != "fused")  # kv=early needs prep separate
+                          sm_count, problem.elem_bytes)
     fixed = {} if prep is None else {"prep": prep}
     configs, rng = [{**plan, **fixed}], random.Random(seed)
     for _ in range(200 * count):
@@ -1144,14 +1166,15 @@ def problem_of(m: int, n: int, k: int, dtype) -> AttentionProblem:
 
 def default_configs(problem: AttentionProblem, sm_count: int = 132, smem_limit: int = DEFAULT_SMEM_LIMIT) -> list[dict]:
     """The tune's starting points: the default plan, and where that is kv=early the plan without it
-    (the loop plan); the loop plan with prep fused (the norms, RoPE and the cache write inside the
-    attention kernel: one launch fewer), with the combine kernel (the plan's splits combine in their
-    last program), and with one query head a program (pack=head); each runnable and not redundant."""
+    (the loop plan); each with prep fused (the norms, RoPE and the cache write inside the attention
+    kernel: one launch fewer); the loop plan with the combine kernel (the plan's splits combine in
+    their last program), and with one query head a program (pack=head); each runnable and not
+    redundant."""
     args = (problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context, sm_count,
             problem.elem_bytes)
     plan, loop = attention_plan(*args), attention_plan(*args, early=False)
     out = []
-    for cfg in (plan, loop, {**loop, "prep": "fused"}, {**loop, "combine": "kernel"},
+    for cfg in (plan, loop, {**plan, "prep": "fused"}, {**loop, "prep": "fused"}, {**loop, "combine": "kernel"},
                 {**loop, "pack": "head", "num_stages": 1}):
         if cfg not in out and not check_config(cfg, problem, smem_limit) and not redundant_reason(cfg, problem):
             out.append(cfg)

@@ -43,7 +43,7 @@ def main() -> None:
     attn = dict(H=16, G=2, HPU=2, HP=16, HD=128, BLOCK_N=64, USE_DOT=True, LAST_COMBINES=False, PRECISION="tf32",
                 HC=2, CS=16, KV_LINES=2, PDL=pdl, PREFETCH=pdl)
     attn_head = {**attn, "HPU": 1, "HP": 1, "HC": 1, "USE_DOT": False, "LAST_COMBINES": True}
-    attn_prep = {**attn, "KV": 8, "PREFETCH": False}
+    attn_prep = {**attn, "KV": 8, "PREFETCH": False, "EARLY_KV": False}
     ptx = {
         "fused_linear": compile_ptx(_gemm.fused_linear_kernel, gemm, num_warps=4, num_stages=3, launch_pdl=pdl),
         # A slice of one K block: its weights loaded before the wait, nothing prefetched.
@@ -76,6 +76,10 @@ def main() -> None:
                                               num_warps=4, num_stages=1),
         "decode_attention_prep": compile_ptx(decode_attention.decode_attention_prep_kernel, attn_prep, num_warps=4,
                                              num_stages=2),
+        # kv=early with prep=fused: the block but the new slot loaded before the wait.
+        "decode_attention_prep_early": compile_ptx(decode_attention.decode_attention_prep_kernel,
+                                                   {**attn_prep, "EARLY_KV": True, "LAST_COMBINES": True},
+                                                   num_warps=4, num_stages=1),
         "combine": compile_ptx(decode_attention.decode_attention_combine_kernel,
                                dict(H=16, HD=128, SP=32, DC=32, BLOCK_N=64, PDL=pdl), num_warps=4),
     }
@@ -84,7 +88,8 @@ def main() -> None:
                              "launch_first": -1 < p.find("griddepcontrol.launch_dependents")
                              < p.find("griddepcontrol.wait"),
                              "mul_s64": p.count("mul.lo.s64"),
-                             "cg_loads": p.count("ld.global.cg")}
+                             "cg_loads": p.count("ld.global.cg"),
+                             "loads_first": p[:max(p.find("griddepcontrol.wait"), 0)].count("ld.global")}
                       for name, p in ptx.items()}))
 
 

@@ -135,15 +135,50 @@ def test_lengths_across_chunk_edges(pack, combine):
 def test_prep_fused_configs_drawn_from_the_space(seed):
     problem = AttentionProblem(2, 4, 2, 64, 90, "float16")
     configs = sample_configs(problem, 4, seed=seed, prep="fused")
-    assert len(configs) == 4 and configs[0] == {**attention_plan(2, 4, 2, 64, 90, 132, early=False), "prep": "fused"}
+    assert len(configs) == 4 and configs[0] == {**attention_plan(2, 4, 2, 64, 90, 132), "prep": "fused"}
+    assert configs[0]["kv"] == "early"  # 3 blocks of 32: a program a block, its K/V before the wait
     for cfg in configs:
         assert set(cfg) == set(SPACE.values) and cfg["prep"] == "fused"
         assert check_config(cfg, problem) is None and redundant_reason(cfg, problem) is None
         compare(problem, [90, 33], cfg, seed=seed)
 
 
+def early(splits, block_n, pack="group", combine="last_program", warps=4) -> dict:
+    """A kv=early config with prep fused: the chunk's one block before PDL's wait, the new slot from the qkv row."""
+    return {**config(splits=splits, block_n=block_n, pack=pack, combine=combine, warps=warps, stages=1), "kv": "early"}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize(("heads", "kv_heads", "head_dim", "cfg"), [
+    (4, 2, 64, early(4, 16)),
+    (7, 1, 64, early(4, 16, combine="kernel")),
+    (2, 2, 128, early(2, 32, warps=8)),
+    (4, 2, 64, early(4, 16, pack="head", combine="kernel", warps=2)),
+    (4, 2, 64, early(1, 64, combine="kernel")),
+], ids=["g2-split4", "g7-kernel", "g1-hd128", "head", "unsplit"])
+def test_kv_early_with_prep_fused(heads, kv_heads, head_dim, cfg, dtype):
+    """kv=early with prep=fused: each program's block but the new slot loaded before PDL's wait, the new
+    key and value from the qkv row. Lengths 1 (the new slot alone), 17 (alone in its split), one off a
+    block edge and the whole cache, in cache rows 1..4 of 5; o against prep=separate and every written
+    slot against qk_norm_rope_cache's."""
+    if dtype == torch.bfloat16 and DEVICE == "cpu":
+        pytest.skip("the interpreter's tl.dot has no bf16: checked on the GPU")
+    problem = AttentionProblem(4, heads, kv_heads, head_dim, 64, str(dtype).removeprefix("torch."))
+    assert check_config(cfg, problem) is None and redundant_reason(cfg, problem) is None
+    compare(problem, [1, 17, cfg["BLOCK_N"] - 1, 64], cfg, first_row=1, rows=5)
+
+
+def test_kv_early_with_prep_fused_at_every_edge():
+    """BLOCK_N 16, 4 splits over 64 slots (one block a program): the new slot first, last or alone in its
+    block, at every split; against the reference too."""
+    lengths = [1, 2, 15, 16, 17, 31, 32, 33, 48, 49, 63, 64]
+    problem = AttentionProblem(len(lengths), 4, 2, 64, 64, "float32")
+    compare(problem, lengths, early(4, 16), seed=4)
+
+
+@pytest.mark.parametrize("kv", ["loop", "early"])
 @pytest.mark.parametrize("combine", ["kernel", "last_program"])
-def test_positions_outside_the_cache_write_nothing(combine):
+def test_positions_outside_the_cache_write_nothing(combine, kv):
     """Positions -1, 40 and 45 in a cache of 40 slots, and 35 past a RoPE table of 30 rows (inside the
     cache): no K/V is written for them (as qk_norm_rope_cache), the slots they attend are read from the
     cache, and both preps agree; the one position inside (5) is written."""
@@ -151,7 +186,7 @@ def test_positions_outside_the_cache_write_nothing(combine):
     inputs = make_prep_inputs(problem, DEVICE, torch.Generator(device=DEVICE).manual_seed(6))
     inputs["positions"] = torch.tensor([[-1], [40], [45], [35], [5]], device=DEVICE)
     inputs["cos"], inputs["sin"] = inputs["cos"][:30], inputs["sin"][:30]
-    cfg = config(splits=3, block_n=16, combine=combine)
+    cfg = {**config(splits=3, block_n=16, combine=combine), "kv": kv}  # 3 x 16 >= 40 slots: early loads early
     fused, separate = launch(inputs, cfg), launch(inputs, {**cfg, "prep": "separate"})
     assert torch.isfinite(fused[0]).all() and rel_error(fused[0], separate[0]) <= TOLERANCE[torch.float32]
     written = torch.zeros((5, 40), dtype=torch.bool, device=DEVICE)
