@@ -508,7 +508,7 @@ def decode_attention_prep(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: t
     (and None: the default plan) runs qk_norm_rope_cache, then decode_attention."""
     problem = _check_prep_inputs(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, scale,
                                  first_row)
-    config = _resolve(config, problem, qkv.device)
+    config = _resolve(config, problem, qkv.device, from_qkv=True)
     if prep_of(config) == "separate":
         q = _separate_prep(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, first_row, problem)
         return decode_attention(q, k_cache, v_cache, positions, scale, first_row, config)
@@ -545,11 +545,11 @@ def kv_of(config: dict) -> str:
     return config.get("kv", DEFAULTS["kv"])
 
 
-def _resolve(config: dict | None, problem: AttentionProblem, device: torch.device) -> dict:
-    """The config a launcher runs: the plan for None; ValueError for unfused or one check_config refuses."""
+def _resolve(config: dict | None, problem: AttentionProblem, device: torch.device, from_qkv: bool = False) -> dict:
+    """The config a launcher runs: for None the plan (plan_from_qkv where the launch starts from the
+    qkv rows); ValueError for unfused or one check_config refuses."""
     if config is None:
-        config = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
-                                _sm_count(device), problem.elem_bytes)
+        config = default_plan(problem, device, from_qkv)
     if config.get("impl") == "unfused":
         raise ValueError("config impl=unfused: call decode_attention_unfused (the launcher runs the kernel)")
     reason = check_config(config, problem)
@@ -967,11 +967,12 @@ def redundant_reason(cfg: dict, problem: AttentionProblem) -> str | None:
 
 def sample_configs(problem: AttentionProblem, count: int, seed: int = 0, sm_count: int = 132,
                    smem_limit: int = DEFAULT_SMEM_LIMIT, prep: str | None = None) -> list[dict]:
-    """The default plan, then up to count - 1 distinct random configs of SPACE that can run and are
-    not redundant at this problem. prep: every config's prep (the plan's too), or None: drawn. A caller
-    that hands the kernel a prepared q (decode_attention) asks for "separate"."""
-    plan = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
-                          sm_count, problem.elem_bytes)
+    """The default plan from the qkv rows (plan_from_qkv), then up to count - 1 distinct random configs
+    of SPACE that can run and are not redundant at this problem. prep: every config's prep (the plan's
+    too), or None: drawn. A caller that hands the kernel a prepared q (decode_attention) asks for
+    "separate"."""
+    plan = plan_from_qkv(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
+                         sm_count, problem.elem_bytes)
     fixed = {} if prep is None else {"prep": prep}
     configs, rng = [{**plan, **fixed}], random.Random(seed)
     for _ in range(200 * count):
@@ -1045,6 +1046,32 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
     if not early:
         return plan
     return _early_plan(plan, batch, heads, kv_heads, head_dim, context, wave, elem_bytes) or plan
+
+
+def plan_from_qkv(batch: int, heads: int, kv_heads: int, head_dim: int, context: int, sm_count: int,
+                  elem_bytes: int = 2) -> dict:
+    """The default config where the work starts from the new tokens' qkv rows (the model's decode step,
+    the tuner's op): attention_plan, with prep=fused where it takes kv=early. There the attention
+    kernel loads the old K/V before PDL's wait and then norms, rotates and writes the new token itself,
+    one launch fewer a layer. On an H200 in the decode step (benchmarks/README.md, twenty-third
+    session) that ran 0.6B batch 1 x 256 0.759 -> 0.747 ms, batch 2 0.854 -> 0.790, 1.7B batch 1 1.394 ->
+    1.382, batch 2 1.471 -> 1.447; 0.6B batch 1 x 900 tied. Elsewhere (the loop plan) prep stays
+    separate: fused there won at 0.6B batch 4 and 8 x 256 but lost at batch 1 x 900, so it is left to a
+    tune. KERNEL_SEARCH_ATTN_PREP=separate keeps prep separate everywhere (to measure)."""
+    plan = attention_plan(batch, heads, kv_heads, head_dim, context, sm_count, elem_bytes)
+    if kv_of(plan) != "early" or os.environ.get("KERNEL_SEARCH_ATTN_PREP", "fused") == "separate":
+        return plan
+    fused = {**plan, "prep": "fused"}
+    problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, _DTYPE_OF_BYTES.get(elem_bytes, "bfloat16"))
+    return plan if check_config(fused, problem) else fused
+
+
+def default_plan(problem: AttentionProblem, device: torch.device, from_qkv: bool) -> dict:
+    """What runs where no config is given: plan_from_qkv for work from the qkv rows, else (a prepared q)
+    attention_plan, on this device's SMs."""
+    plan = plan_from_qkv if from_qkv else attention_plan
+    return plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context,
+                _sm_count(device), problem.elem_bytes)
 
 
 def _plan_combine(splits: int) -> str:
@@ -1165,16 +1192,17 @@ def problem_of(m: int, n: int, k: int, dtype) -> AttentionProblem:
 
 
 def default_configs(problem: AttentionProblem, sm_count: int = 132, smem_limit: int = DEFAULT_SMEM_LIMIT) -> list[dict]:
-    """The tune's starting points: the default plan, and where that is kv=early the plan without it
-    (the loop plan); each with prep fused (the norms, RoPE and the cache write inside the attention
-    kernel: one launch fewer); the loop plan with the combine kernel (the plan's splits combine in
-    their last program), and with one query head a program (pack=head); each runnable and not
-    redundant."""
+    """The tune's starting points: the default plan from the qkv rows (plan_from_qkv), and where that
+    is kv=early the plan without it (the loop plan); each with the other prep (fused: the norms, RoPE
+    and the cache write inside the attention kernel, one launch fewer); the loop plan with the combine
+    kernel (the plan's splits combine in their last program), and with one query head a program
+    (pack=head); each runnable and not redundant."""
     args = (problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context, sm_count,
             problem.elem_bytes)
-    plan, loop = attention_plan(*args), attention_plan(*args, early=False)
+    plan, loop = plan_from_qkv(*args), attention_plan(*args, early=False)
+    other = "separate" if prep_of(plan) == "fused" else "fused"
     out = []
-    for cfg in (plan, loop, {**plan, "prep": "fused"}, {**loop, "prep": "fused"}, {**loop, "combine": "kernel"},
+    for cfg in (plan, loop, {**plan, "prep": other}, {**loop, "prep": "fused"}, {**loop, "combine": "kernel"},
                 {**loop, "pack": "head", "num_stages": 1}):
         if cfg not in out and not check_config(cfg, problem, smem_limit) and not redundant_reason(cfg, problem):
             out.append(cfg)

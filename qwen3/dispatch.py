@@ -20,7 +20,7 @@ their AttentionProblem when they launch or are captured): the table's decode_att
 the smallest tuned context >= the cache's slots and in it the smallest tuned batch >= the batch
 (OpEntry.attention_lookup). Without such a bucket (no attention entries, past the last one, a kernel
 hash, shape or dtype that differs) it runs what runs without a table, its default plan
-(kernel_space.decode_attention.attention_plan); past the last bucket it says so once.
+(kernel_space.decode_attention.plan_from_qkv); past the last bucket it says so once.
 """
 
 from __future__ import annotations

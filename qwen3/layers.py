@@ -16,6 +16,7 @@ from kernel_space.decode_attention import (
     AttentionProblem,
     decode_attention,
     decode_attention_prep,
+    default_plan,
     prep_of,
     rope_tables,
 )
@@ -170,7 +171,9 @@ class Attention(nn.Module):
         if t != 1 or not use_triton(self.impl, like):
             return False
         config = self.decode_config(b)
-        return config is not None and config.get("impl") != "unfused" and prep_of(config) == "fused"
+        if config is None:  # the default plan from the qkv rows, as decode_attention_prep will take it
+            config = default_plan(self.problem(b), like.device, from_qkv=True)
+        return config.get("impl") != "unfused" and prep_of(config) == "fused"
 
     def forward(self, q: torch.Tensor, positions: torch.Tensor, first_row: int = 0,
                 from_start: bool = False, prep: tuple | None = None) -> torch.Tensor:

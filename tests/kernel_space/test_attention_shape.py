@@ -175,9 +175,9 @@ def test_the_spec_runs_the_kernel_its_reference_and_baseline_on_study_keys():
     whole = decode_attention_reference(q, k_cache, v_cache, i["positions"], i["scale"])
     assert torch.allclose(ref, whole, rtol=0, atol=1e-12) and ref.shape == (3, 1, 64)
     configs = spec.default_configs(m, 4002, 16, 4)
-    # The plan (kv=early at this short cache), the loop plan, then each with prep fused.
-    assert [(c["prep"], c.get("kv", "loop")) for c in configs[:4]] == [("separate", "early"), ("separate", "loop"),
-                                                                        ("fused", "early"), ("fused", "loop")]
+    # The plan (kv=early at this short cache, so prep fused), the loop plan, then each with the other prep.
+    assert [(c["prep"], c.get("kv", "loop")) for c in configs[:4]] == [("fused", "early"), ("separate", "loop"),
+                                                                        ("separate", "early"), ("fused", "loop")]
     for out in [spec.fused(inputs, cfg)[0] for cfg in configs[:4]] + [spec.unfused(inputs)[0]]:
         assert rel_error(out, ref) <= TOLERANCE[torch.float32]
     gen = torch.Generator().manual_seed(0)

@@ -356,6 +356,22 @@ def test_kv_early_past_its_blocks_runs_the_loop():
     assert "plus its K and V tiles (kv=early)" in check_config(early(2, 128), heavy)
 
 
+def test_the_plan_from_the_qkv_rows_fuses_the_prep_where_it_loads_early(monkeypatch):
+    """plan_from_qkv (the model's and the tuner's default): attention_plan with prep=fused where that
+    takes kv=early (0.6B batch 1 and 2 x 256), else attention_plan as it is (batch 8 x 256, batch 1 x
+    2k); KERNEL_SEARCH_ATTN_PREP=separate keeps prep separate everywhere."""
+    from kernel_space.decode_attention import plan_from_qkv
+
+    for batch, context in ((1, 256), (2, 256), (8, 256), (1, 2048)):
+        plan, qkv = attention_plan(batch, 16, 8, 128, context, 132), plan_from_qkv(batch, 16, 8, 128, context, 132)
+        assert plan["prep"] == "separate"
+        assert qkv == ({**plan, "prep": "fused"} if plan["kv"] == "early" else plan), (batch, context)
+        assert check_config(qkv, AttentionProblem(batch, 16, 8, 128, context)) is None
+    assert plan_from_qkv(1, 16, 8, 128, 256, 132)["kv"] == "early"
+    monkeypatch.setenv("KERNEL_SEARCH_ATTN_PREP", "separate")
+    assert plan_from_qkv(1, 16, 8, 128, 256, 132) == attention_plan(1, 16, 8, 128, 256, 132)
+
+
 def test_the_plan_loads_early_where_a_program_a_block_fits_a_wave(monkeypatch):
     """At 0.6B's heads on an H100: batch 1 x 256 takes kv=early, a 32-slot block a program (8 splits),
     one wave of 64 programs; batch 8 x 256 (two waves of such programs) and batch 1 x 2k keep the loop

@@ -149,11 +149,22 @@ def test_a_bucket_with_prep_fused_runs_the_fused_kernel_and_one_without_prep_run
 
 
 def test_a_table_without_attention_leaves_the_model_as_it_was(monkeypatch):
-    """Every layer launches the plan (config None), with no table and with a table of linear ops only."""
+    """Every layer launches the plan (config None), with no table and with a table of linear ops only. At
+    this short cache the plan from the qkv rows loads K/V early with prep fused (decode_attention_prep,
+    one launch); with KERNEL_SEARCH_ATTN_PREP=separate the prep kernel runs, then decode_attention."""
     model = random_weights(TINY, torch.float32, DEVICE, seed=0)
-    assert _decode_configs(model, monkeypatch) == [None, None]
+    seen = []
+    real = layers.decode_attention_prep
+    monkeypatch.setattr(layers, "decode_attention_prep", lambda *a: seen.append(a[-1]) or real(*a))
+    assert _decode_configs(model, monkeypatch) == [] and seen == [None, None]
     model.set_dispatcher(quiet(table_dict(model.op_shapes(), LINEAR)))
-    assert _decode_configs(model, monkeypatch) == [None, None]
+    assert _decode_configs(model, monkeypatch) == [] and seen == [None] * 4
+    monkeypatch.setenv("KERNEL_SEARCH_ATTN_PREP", "separate")
+    assert _decode_configs(model, monkeypatch) == [None, None] and seen == [None] * 4
+    # Where the plan is the loop plan (here by KERNEL_SEARCH_ATTN_EARLY=0), prep stays separate.
+    monkeypatch.delenv("KERNEL_SEARCH_ATTN_PREP")
+    monkeypatch.setenv("KERNEL_SEARCH_ATTN_EARLY", "0")
+    assert _decode_configs(model, monkeypatch) == [None, None] and seen == [None] * 4
 
 
 def test_the_model_looks_up_per_batch_and_cache_and_a_set_config_wins(monkeypatch):
@@ -167,7 +178,9 @@ def test_the_model_looks_up_per_batch_and_cache_and_a_set_config_wins(monkeypatc
     assert model.attention_choice(3).reason == "set_attention_config"
     model.set_attention_config(None)  # back to the table
     assert _decode_configs(model, monkeypatch, batch=3, max_len=64) == [GROUP, GROUP]
-    model.set_dispatcher(Dispatcher())  # another dispatcher: its (empty) table
+    model.set_dispatcher(Dispatcher())  # another dispatcher: its (empty) table, so the plan, here prep fused
+    assert _decode_configs(model, monkeypatch, batch=3, max_len=64) == []
+    monkeypatch.setenv("KERNEL_SEARCH_ATTN_PREP", "separate")
     assert _decode_configs(model, monkeypatch, batch=3, max_len=64) == [None, None]
 
 

@@ -6,7 +6,7 @@ import pytest
 
 import kernel_space as ks
 from kernel_space.attention_shape import decode_heads, decode_m, encode_m
-from kernel_space.decode_attention import attention_plan
+from kernel_space.decode_attention import plan_from_qkv
 from tuner.candidates import default_configs
 from tuner.space import config_to_params, suggest
 
@@ -94,7 +94,7 @@ def test_attention_defaults_round_trip_and_start_with_the_plan(m, n, k):
     configs = default_configs(ATTENTION, m, n, k, 2)
     batch, context = decode_m(m)
     heads, kv_heads, head_dim = decode_heads(n, k)
-    assert configs[0] == attention_plan(batch, heads, kv_heads, head_dim, context, 132, 2)
+    assert configs[0] == plan_from_qkv(batch, heads, kv_heads, head_dim, context, 132, 2)
     for cfg in configs:
         params = config_to_params(cfg, ATTENTION, m, n, k)
         assert params is not None, cfg
