@@ -1045,25 +1045,29 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
     plan = {**cfg, "SPLITS": splits, "combine": _plan_combine(splits)}
     if not early:
         return plan
-    return _early_plan(plan, batch, heads, kv_heads, head_dim, context, wave, elem_bytes) or plan
+    problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, _DTYPE_OF_BYTES.get(elem_bytes, "bfloat16"))
+    return _early_plan(plan, problem, wave, EARLY_SEPARATE) or plan
 
 
 def plan_from_qkv(batch: int, heads: int, kv_heads: int, head_dim: int, context: int, sm_count: int,
                   elem_bytes: int = 2) -> dict:
     """The default config where the work starts from the new tokens' qkv rows (the model's decode step,
-    the tuner's op): attention_plan, with prep=fused where it takes kv=early. There the attention
-    kernel loads the old K/V before PDL's wait and then norms, rotates and writes the new token itself,
-    one launch fewer a layer. On an H200 in the decode step (benchmarks/README.md, twenty-third
-    session) that ran 0.6B batch 1 x 256 0.759 -> 0.747 ms, batch 2 0.854 -> 0.790, 1.7B batch 1 1.394 ->
-    1.382, batch 2 1.471 -> 1.447; 0.6B batch 1 x 900 tied. Elsewhere (the loop plan) prep stays
-    separate: fused there won at 0.6B batch 4 and 8 x 256 but lost at batch 1 x 900, so it is left to a
-    tune. KERNEL_SEARCH_ATTN_PREP=separate keeps prep separate everywhere (to measure)."""
-    plan = attention_plan(batch, heads, kv_heads, head_dim, context, sm_count, elem_bytes)
-    if kv_of(plan) != "early" or os.environ.get("KERNEL_SEARCH_ATTN_PREP", "fused") == "separate":
-        return plan
-    fused = {**plan, "prep": "fused"}
+    the tuner's op): kv=early with prep=fused where a program a block fits EARLY_FUSED's rule, else the
+    loop plan of attention_plan (prep separate). The attention kernel then loads the old K/V before
+    PDL's wait and norms, rotates and writes the new token itself: one launch fewer a layer, and the
+    K/V loads overlap the QKV GEMM instead of the prep kernel. In the 0.6B decode step on an H200
+    (benchmarks/README.md, twenty-third session), ms a step against the plan from q (prep separate):
+    batch 1 x 256 0.759 -> 0.747, batch 2 0.854 -> 0.790, batch 4 0.899 -> 0.790 (64-slot blocks), batch 8
+    0.938 -> 0.828 (64-slot blocks, 1.45 waves); 1.7B batch 1 1.394 -> 1.382, batch 2 1.471 -> 1.447.
+    KERNEL_SEARCH_ATTN_PREP=separate gives attention_plan's config (to measure), KERNEL_SEARCH_ATTN_EARLY=0
+    the loop plan."""
+    args = (batch, heads, kv_heads, head_dim, context, sm_count, elem_bytes)
+    if os.environ.get("KERNEL_SEARCH_ATTN_PREP", "fused") == "separate":
+        return attention_plan(*args)
+    loop = attention_plan(*args, early=False)
     problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, _DTYPE_OF_BYTES.get(elem_bytes, "bfloat16"))
-    return plan if check_config(fused, problem) else fused
+    early = _early_plan({**loop, "prep": "fused"}, problem, sm_count * PLAN_PROGRAMS_PER_SM, EARLY_FUSED)
+    return early or loop
 
 
 def default_plan(problem: AttentionProblem, device: torch.device, from_qkv: bool) -> dict:
@@ -1079,29 +1083,34 @@ def _plan_combine(splits: int) -> str:
     return "kernel" if splits == 1 or splits >= KERNEL_COMBINE_SPLITS else "last_program"
 
 
-EARLY_BLOCK_N = 32  # the kv=early plan's block (H200, 0.6B batch 1 x 256: 32 beat 64 and 128 in the step)
+# The kv=early plans: (BLOCK_N, waves) in order of preference; the first whose grid of a program a block
+# fits that many waves (sm_count x PLAN_PROGRAMS_PER_SM programs each) is taken. With prep separate
+# (attention_plan, from a prepared q; H200, twenty-second session): 32-slot blocks beat 64 and 128 at 0.6B
+# batch 1 x 256, and at batch 8 x 256, two waves of them, lost 1.4% to the loop plan. With prep fused
+# (plan_from_qkv; twenty-third session): at batch 4 and 8 x 256, 64-slot blocks (192 and 384 programs)
+# beat the loop plan by 12%, and 128-slot blocks with 8 warps by 6% and 4%.
+EARLY_SEPARATE = ((32, 1.0),)
+EARLY_FUSED = ((32, 1.0), (64, 1.5))
 
 
-def _early_plan(plan: dict, batch: int, heads: int, kv_heads: int, head_dim: int, context: int, wave: int,
-                elem_bytes: int) -> dict | None:
-    """The plan with kv=early where a program a block of EARLY_BLOCK_N slots fits one wave (batch 1 up
-    to ~1k slots at 8 KV heads on an H100), and the config can hold its tiles; else None. In the
-    0.6B decode step on an H200 (benchmarks/README.md, twenty-second session) it ran batch 1 x 256
-    7% faster than the loop plan (0.757 against 0.810 ms); at batch 8 x 256, two waves of such
-    programs, 1.4% slower, so past a wave the loop plan stays. KERNEL_SEARCH_ATTN_EARLY=0 keeps the
-    loop plan everywhere (to measure)."""
+def _early_plan(plan: dict, problem: AttentionProblem, wave: int, rules: tuple) -> dict | None:
+    """The plan with kv=early by the first (BLOCK_N, waves) of `rules` whose programs, one a block, number
+    at most waves x wave, and whose config can hold its tiles; else None. KERNEL_SEARCH_ATTN_EARLY=0:
+    None always (the loop plan everywhere, to measure)."""
     if os.environ.get("KERNEL_SEARCH_ATTN_EARLY", "1") == "0":
         return None
-    blocks = math.ceil(context / EARLY_BLOCK_N)
-    fitting = [s for s in SPLITS_VALUES if s >= blocks]
-    if not fitting or batch * kv_heads * fitting[0] > wave:
-        return None
-    splits = fitting[0]
-    early = {**plan, "SPLITS": splits, "BLOCK_N": EARLY_BLOCK_N, "num_stages": 1, "kv": "early",
-             "combine": _plan_combine(splits)}
-    problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, _DTYPE_OF_BYTES.get(elem_bytes, "bfloat16"))
-    # SPLITS >= blocks: every program's chunk is one block (loads_early holds).
-    return None if check_config(early, problem) else early
+    for block_n, waves in rules:
+        blocks = math.ceil(problem.context / block_n)
+        fitting = [s for s in SPLITS_VALUES if s >= blocks]
+        if not fitting or problem.batch * problem.kv_heads * fitting[0] > waves * wave:
+            continue
+        splits = fitting[0]
+        early = {**plan, "SPLITS": splits, "BLOCK_N": block_n, "num_stages": 1, "kv": "early",
+                 "combine": _plan_combine(splits)}
+        # SPLITS >= blocks: every program's chunk is one block (loads_early holds).
+        if not check_config(early, problem):
+            return early
+    return None
 
 
 def make_inputs(problem: AttentionProblem, device, gen: torch.Generator, lengths=None) -> dict:

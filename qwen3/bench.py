@@ -27,7 +27,8 @@ from qwen3.generate import Generator
 from qwen3.loader import random_weights
 
 PARTS = ("qkv + norm", "q/k norm + rope", "attention", "o_proj + residual", "mlp", "lm_head + norm", "other")
-# "q/k norm + rope" includes writing K and V to the cache; "other": embedding and whatever is left.
+# "q/k norm + rope" includes writing K and V to the cache (0 where decode attention does that work itself,
+# prep=fused: then it counts in "attention"); "other": embedding and whatever is left.
 
 
 @dataclass

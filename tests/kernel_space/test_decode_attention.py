@@ -357,19 +357,32 @@ def test_kv_early_past_its_blocks_runs_the_loop():
 
 
 def test_the_plan_from_the_qkv_rows_fuses_the_prep_where_it_loads_early(monkeypatch):
-    """plan_from_qkv (the model's and the tuner's default): attention_plan with prep=fused where that
-    takes kv=early (0.6B batch 1 and 2 x 256), else attention_plan as it is (batch 8 x 256, batch 1 x
-    2k); KERNEL_SEARCH_ATTN_PREP=separate keeps prep separate everywhere."""
+    """plan_from_qkv (the model's and the tuner's default) at 0.6B's heads on an H100 (a wave: 264
+    programs): kv=early with prep fused in 32-slot blocks where a program a block fits one wave (batch 1,
+    2 and 4 x 256), in 64-slot blocks where that fits 1.5 waves (batch 4 and 8 x 288, batch 1 x 2k), else
+    attention_plan's loop plan, prep separate (batch 16 x 256, batch 1 x 8k). KERNEL_SEARCH_ATTN_PREP=
+    separate gives attention_plan's config, KERNEL_SEARCH_ATTN_EARLY=0 the loop plan."""
     from kernel_space.decode_attention import plan_from_qkv
 
-    for batch, context in ((1, 256), (2, 256), (8, 256), (1, 2048)):
-        plan, qkv = attention_plan(batch, 16, 8, 128, context, 132), plan_from_qkv(batch, 16, 8, 128, context, 132)
-        assert plan["prep"] == "separate"
-        assert qkv == ({**plan, "prep": "fused"} if plan["kv"] == "early" else plan), (batch, context)
-        assert check_config(qkv, AttentionProblem(batch, 16, 8, 128, context)) is None
-    assert plan_from_qkv(1, 16, 8, 128, 256, 132)["kv"] == "early"
+    expected = {(1, 256): (32, 8), (2, 256): (32, 8), (4, 256): (32, 8), (4, 288): (64, 6), (8, 288): (64, 6),
+                (1, 2048): (64, 32), (16, 256): None, (1, 8192): None, (8, 1024): None}
+    for (batch, context), early in expected.items():
+        plan = plan_from_qkv(batch, 16, 8, 128, context, 132)
+        loop = attention_plan(batch, 16, 8, 128, context, 132, early=False)
+        if early is None:
+            assert plan == loop and plan["prep"] == "separate", (batch, context)
+        else:
+            assert (plan["kv"], plan["prep"], plan["BLOCK_N"], plan["SPLITS"], plan["num_stages"]) == \
+                ("early", "fused", *early, 1), (batch, context)
+            assert plan["combine"] == ("last_program" if early[1] < 16 else "kernel")
+        problem = AttentionProblem(batch, 16, 8, 128, context)
+        assert check_config(plan, problem) is None and redundant_reason(plan, problem) is None
     monkeypatch.setenv("KERNEL_SEARCH_ATTN_PREP", "separate")
     assert plan_from_qkv(1, 16, 8, 128, 256, 132) == attention_plan(1, 16, 8, 128, 256, 132)
+    assert plan_from_qkv(8, 16, 8, 128, 288, 132) == attention_plan(8, 16, 8, 128, 288, 132, early=False)
+    monkeypatch.delenv("KERNEL_SEARCH_ATTN_PREP")
+    monkeypatch.setenv("KERNEL_SEARCH_ATTN_EARLY", "0")
+    assert plan_from_qkv(4, 16, 8, 128, 288, 132) == attention_plan(4, 16, 8, 128, 288, 132, early=False)
 
 
 def test_the_plan_loads_early_where_a_program_a_block_fits_a_wave(monkeypatch):

@@ -185,7 +185,8 @@ def test_bench_runs_both_arms_with_a_breakdown():
         parts = r.breakdown_us
         # Medians over repeats, taken per part: their sum is near the median total, not equal to it.
         assert abs(sum(parts[p] for p in PARTS) - parts["kernels"]) < 0.05 * parts["kernels"]
-        assert all(parts[p] > 0 for p in PARTS if p != "other")
+        # At these short caches the default attention plan norms, rotates and writes q/k itself (prep=fused).
+        assert all(parts[p] > 0 for p in PARTS if p not in ("other", "q/k norm + rope"))
         # The kernels of a step take no longer than the CUDA-graph step (which adds the gaps between them).
         assert parts["kernels"] < 1.1 * r.decode_ms * 1000
     assert set(rows[-1].plan.values()) == {"fused"}
