@@ -15,5 +15,5 @@ probe() {  # CONTEXT BATCHES CONFIGS...
 }
 probe 512 8 "{$E, \"SPLITS\": 6, \"BLOCK_N\": 128, \"num_warps\": 8}" "{$E, \"SPLITS\": 12, \"BLOCK_N\": 64}"
 probe 256 16 "{$E, \"SPLITS\": 3, \"BLOCK_N\": 128, \"num_warps\": 8}" "{$E, \"SPLITS\": 6, \"BLOCK_N\": 64}"
-probe 4096 1 "{$E, \"SPLITS\": 48, \"BLOCK_N\": 128, \"num_warps\": 8}" "{$E, \"SPLITS\": 64, \"BLOCK_N\": 64}"
+probe 4000 1 "{$E, \"SPLITS\": 32, \"BLOCK_N\": 128, \"num_warps\": 8}" "{$E, \"SPLITS\": 64, \"BLOCK_N\": 64}"
 probe 1024 4 "{$E, \"SPLITS\": 12, \"BLOCK_N\": 128, \"num_warps\": 8}" "{$E, \"SPLITS\": 24, \"BLOCK_N\": 64}"
