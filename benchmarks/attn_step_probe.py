@@ -7,11 +7,11 @@ Why: a tune of decode_attention picked a config that measured faster alone (benc
 method: KV cache cold in L2, one CUDA graph, median) while the decode step ran slower with it. Per
 batch this times every config alone, over the cell's cache shape, and as the attention of a
 CUDA-graph decode step (qwen3.bench.bench_cell, random weights), the plan (no config) included. The
-table's decode_attention configs, each also with the other combine, the plan with the other combine,
-the plan with prep fused and, where the plan is kv=early, the loop plan with and without prep fused
-are the default arms. A --config is laid over the batch's
-plan: '{"prep": "fused", "kv": "loop"}' is the loop plan with the q/k norm, RoPE and cache write inside the attention
-kernel.
+plan is plan_from_qkv's (what the model runs without a config). The table's decode_attention configs,
+each also with the other combine, the plan with the other combine, and where the plan is kv=early the
+loop plan and the plan with the other prep, and the loop plan with prep fused are the default arms. A
+--config is laid over the batch's plan: '{"prep": "fused", "kv": "loop"}' is the loop plan with the q/k
+norm, RoPE and cache write inside the attention kernel.
 
 Alone is timed twice: alone_us is the attention kernel from a prepared q (prep=separate configs only,
 as before prep was a key), alone_prep_us the work from the qkv rows, qk_norm_rope_cache included for
@@ -43,6 +43,7 @@ from kernel_space.decode_attention import (
     kv_of,
     make_inputs,
     make_prep_inputs,
+    plan_from_qkv,
     prep_of,
 )
 from qwen3.bench import bench_cell, first_cell
@@ -137,12 +138,13 @@ def main(argv=None) -> int:
     for batch in [int(b) for b in args.batches.split(",")]:
         slots = args.context + args.output_len  # the step's cache: context + output_len slots
         problem = AttentionProblem(batch, heads, kv, hd, slots, "bfloat16")
-        plan = attention_plan(batch, heads, kv, hd, slots, sms)
+        plan = plan_from_qkv(batch, heads, kv, hd, slots, sms)  # what the model runs for None
         configs = [None] + (table_configs(args.table, batch) if args.table else [])
         configs += [json.loads(c) for c in args.config]
         loop = attention_plan(batch, heads, kv, hd, slots, sms, early=False)
+        other = "separate" if prep_of(plan) == "fused" else "fused"
         configs += [{**plan, "combine": "kernel" if plan["combine"] == "last_program" else "last_program"},
-                    *([loop, {**plan, "prep": "fused"}] if loop != plan else []), {**loop, "prep": "fused"}]
+                    *([loop, {**plan, "prep": other}] if loop != plan else []), {**loop, "prep": "fused"}]
         gen = torch.Generator(device="cuda").manual_seed(batch)
         copies = max(1, math.ceil(COLD_L2_FACTOR * l2 / problem.kv_bytes()))
         rotation = [make_inputs(problem, "cuda", gen) for _ in range(copies)]

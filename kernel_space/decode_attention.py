@@ -1058,7 +1058,9 @@ def plan_from_qkv(batch: int, heads: int, kv_heads: int, head_dim: int, context:
     K/V loads overlap the QKV GEMM instead of the prep kernel. In the 0.6B decode step on an H200
     (benchmarks/README.md, twenty-third session), ms a step against the plan from q (prep separate):
     batch 1 x 256 0.759 -> 0.747, batch 2 0.854 -> 0.790, batch 4 0.899 -> 0.790 (64-slot blocks), batch 8
-    0.938 -> 0.828 (64-slot blocks, 1.45 waves); 1.7B batch 1 1.394 -> 1.382, batch 2 1.471 -> 1.447.
+    0.938 -> 0.828, batch 8 x 512 1.052 -> 0.917 (2.9 waves); 1.7B batch 1 1.394 -> 1.382, batch 2 1.471 ->
+    1.447. Prep fused in the loop plan won at some cells and lost at others (batch 1 x 900 and 8k,
+    batch 32 x 256): left to a tune.
     KERNEL_SEARCH_ATTN_PREP=separate gives attention_plan's config (to measure), KERNEL_SEARCH_ATTN_EARLY=0
     the loop plan."""
     args = (batch, heads, kv_heads, head_dim, context, sm_count, elem_bytes)
@@ -1087,10 +1089,12 @@ def _plan_combine(splits: int) -> str:
 # fits that many waves (sm_count x PLAN_PROGRAMS_PER_SM programs each) is taken. With prep separate
 # (attention_plan, from a prepared q; H200, twenty-second session): 32-slot blocks beat 64 and 128 at 0.6B
 # batch 1 x 256, and at batch 8 x 256, two waves of them, lost 1.4% to the loop plan. With prep fused
-# (plan_from_qkv; twenty-third session): at batch 4 and 8 x 256, 64-slot blocks (192 and 384 programs)
-# beat the loop plan by 12%, and 128-slot blocks with 8 warps by 6% and 4%.
+# (plan_from_qkv; twenty-third session, 0.6B): 64-slot blocks beat the loop plan by 12% at batch 4 and 8
+# x 256 (192 and 384 programs), 13% at 8 x 512, 10% at 4 x 1k and 5% at 16 x 256 (768 programs, 2.9
+# waves), and lost 1-15% at 1,536 programs (32 x 256, 8 x 1k, 4 x 2k); 128-slot blocks (8 warps) did no
+# better than 64 anywhere.
 EARLY_SEPARATE = ((32, 1.0),)
-EARLY_FUSED = ((32, 1.0), (64, 1.5))
+EARLY_FUSED = ((32, 1.0), (64, 3.0))
 
 
 def _early_plan(plan: dict, problem: AttentionProblem, wave: int, rules: tuple) -> dict | None:

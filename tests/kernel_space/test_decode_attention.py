@@ -359,13 +359,15 @@ def test_kv_early_past_its_blocks_runs_the_loop():
 def test_the_plan_from_the_qkv_rows_fuses_the_prep_where_it_loads_early(monkeypatch):
     """plan_from_qkv (the model's and the tuner's default) at 0.6B's heads on an H100 (a wave: 264
     programs): kv=early with prep fused in 32-slot blocks where a program a block fits one wave (batch 1,
-    2 and 4 x 256), in 64-slot blocks where that fits 1.5 waves (batch 4 and 8 x 288, batch 1 x 2k), else
-    attention_plan's loop plan, prep separate (batch 16 x 256, batch 1 x 8k). KERNEL_SEARCH_ATTN_PREP=
-    separate gives attention_plan's config, KERNEL_SEARCH_ATTN_EARLY=0 the loop plan."""
+    2 and 4 x 256), in 64-slot blocks where that fits 3 waves (batch 4 and 8 x 288, 8 x 544, 16 x 256,
+    batch 1 x 2k), else attention_plan's loop plan, prep separate (batch 32 x 256, 8 x 1k, 1 x 8k).
+    KERNEL_SEARCH_ATTN_PREP=separate gives attention_plan's config, KERNEL_SEARCH_ATTN_EARLY=0 the loop
+    plan."""
     from kernel_space.decode_attention import plan_from_qkv
 
     expected = {(1, 256): (32, 8), (2, 256): (32, 8), (4, 256): (32, 8), (4, 288): (64, 6), (8, 288): (64, 6),
-                (1, 2048): (64, 32), (16, 256): None, (1, 8192): None, (8, 1024): None}
+                (1, 2048): (64, 32), (8, 544): (64, 12), (16, 256): (64, 4), (32, 256): None, (8, 1024): None,
+                (4, 2048): None, (1, 8192): None}
     for (batch, context), early in expected.items():
         plan = plan_from_qkv(batch, 16, 8, 128, context, 132)
         loop = attention_plan(batch, 16, 8, 128, context, 132, early=False)
