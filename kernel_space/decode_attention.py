@@ -25,8 +25,10 @@ second kernel combines them (combine=kernel), or the last program of the unit to
 with an atomic, does (combine=last_program: one launch fewer).
 
 attention_plan picks the split count so that one to two waves of programs run at every batch size
-(the runtime's default); a tuned table may pass any config of SPACE instead. check_config says why a
-config cannot run, without compiling.
+(the default from a prepared q); plan_from_qkv is the runtime's default from the qkv rows (kv=early
+with prep fused where a program a block fits up to three waves, else attention_plan's loop plan). A
+tuned table may pass any config of SPACE instead. check_config says why a config cannot run, without
+compiling.
 
 SPEC (an AttentionOpSpec) is the op as the registry holds it: the tuner, the database and the dispatch
 table key it by kernel_space.attention_shape's (m, n, k) (batch and context, head geometry), time it
