@@ -91,11 +91,13 @@ def _table(rows, title: str, timed: bool, wide: bool = False):
 def brief_config(cfg: dict) -> str:
     """The keys of a config that tell configs apart at a glance: 'fma 1x8x128 k1 w4 s4' (path, BLOCK_M x
     BLOCK_N x BLOCK_K, SPLIT_K, warps, stages) or, for decode attention, 'group 16sp n64 w4 s2' (pack,
-    SPLITS, BLOCK_N, warps, stages; ' +prep' where prep is fused). --wide prints every key."""
+    SPLITS, BLOCK_N, warps, stages; ' +prep' where prep is fused, ' +early' where kv is early). --wide
+    prints every key."""
     w, s = cfg.get("num_warps", "?"), cfg.get("num_stages", "?")
     if "SPLITS" in cfg:
         prep = " +prep" if cfg.get("prep") == "fused" else ""
-        return f"{cfg.get('pack', '?')} {cfg['SPLITS']}sp n{cfg.get('BLOCK_N', '?')} w{w} s{s}{prep}"
+        early = " +early" if cfg.get("kv") == "early" else ""
+        return f"{cfg.get('pack', '?')} {cfg['SPLITS']}sp n{cfg.get('BLOCK_N', '?')} w{w} s{s}{prep}{early}"
     blocks = "x".join(str(cfg.get(key, "?")) for key in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
     return f"{cfg.get('path', '?')} {blocks} k{cfg.get('SPLIT_K', 1)} w{w} s{s}"
 

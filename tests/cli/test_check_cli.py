@@ -15,6 +15,8 @@ def test_brief_configs():
     assert brief_config(ATTN) == "group 16sp n64 w4 s2"
     assert brief_config({**ATTN, "prep": "separate"}) == "group 16sp n64 w4 s2"
     assert brief_config({**ATTN, "prep": "fused"}) == "group 16sp n64 w4 s2 +prep"
+    assert brief_config({**ATTN, "prep": "fused", "kv": "early"}) == "group 16sp n64 w4 s2 +prep +early"
+    assert brief_config({**ATTN, "kv": "loop"}) == "group 16sp n64 w4 s2"
 
 
 def test_check_fits_100_columns_and_wide_shows_every_key():
