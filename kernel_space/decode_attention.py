@@ -1006,9 +1006,9 @@ def _used_splits(splits: int, blocks: int) -> int:
 
 
 def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context: int, sm_count: int,
-                   elem_bytes: int = 2, early: bool = True) -> dict:
-    """The default config: pack=group (each K/V tile read once), BLOCK_N 64, 4 warps, 2 stages, prep
-    separate (qk_norm_rope_cache, as before prep was a choice, until a GPU run says otherwise), SPLITS
+                   elem_bytes: int = 2, early: bool = True, fused_prep: bool = False) -> dict:
+    """The default config from a prepared q: pack=group (each K/V tile read once), BLOCK_N 64, 4 warps,
+    2 stages, prep separate (qk_norm_rope_cache, as before prep was a choice), SPLITS
     so that one to two waves of programs run, and where it splits a few ways (fewer than
     KERNEL_COMBINE_SPLITS) combine=last_program, else the combine kernel. A wave is
     sm_count x PLAN_PROGRAMS_PER_SM (264 on an H100). The first rule split only while (sequence, KV
@@ -1023,7 +1023,11 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
     Short contexts (<= LONG_CONTEXT) split to fill one wave. Longer ones take the fewest splits, from
     that fill up to two waves, whose last wave is within WAVE_EFFICIENCY of the best-filled one
     (FlashAttention's num_splits rule): there every program walks long, so a last wave that is
-    partly empty idles SMs for long."""
+    partly empty idles SMs for long.
+
+    Then, unless early is False, kv=early where a program a block fits EARLY_SEPARATE's rules (see
+    _early_plan); with fused_prep (plan_from_qkv, work from the qkv rows) by EARLY_FUSED's rules and
+    with prep fused there."""
     block_n = min(PLAN_BLOCK_N, max(16, next_pow2(context)))
     cfg = {"impl": "fused", "SPLITS": 1, "BLOCK_N": block_n, "pack": "group", "combine": "kernel",
            "num_warps": PLAN_WARPS, "num_stages": PLAN_STAGES, "prep": "separate", "kv": "loop"}
@@ -1048,7 +1052,9 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
     if not early:
         return plan
     problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, _DTYPE_OF_BYTES.get(elem_bytes, "bfloat16"))
-    return _early_plan(plan, problem, wave, EARLY_SEPARATE) or plan
+    # fused_prep (plan_from_qkv): the early plan with the prep in the attention kernel, by its own rules.
+    early_plan = {**plan, "prep": "fused"} if fused_prep else plan
+    return _early_plan(early_plan, problem, wave, EARLY_FUSED if fused_prep else EARLY_SEPARATE) or plan
 
 
 def plan_from_qkv(batch: int, heads: int, kv_heads: int, head_dim: int, context: int, sm_count: int,
@@ -1065,13 +1071,8 @@ def plan_from_qkv(batch: int, heads: int, kv_heads: int, head_dim: int, context:
     batch 32 x 256): left to a tune.
     KERNEL_SEARCH_ATTN_PREP=separate gives attention_plan's config (to measure), KERNEL_SEARCH_ATTN_EARLY=0
     the loop plan."""
-    args = (batch, heads, kv_heads, head_dim, context, sm_count, elem_bytes)
-    if os.environ.get("KERNEL_SEARCH_ATTN_PREP", "fused") == "separate":
-        return attention_plan(*args)
-    loop = attention_plan(*args, early=False)
-    problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, _DTYPE_OF_BYTES.get(elem_bytes, "bfloat16"))
-    early = _early_plan({**loop, "prep": "fused"}, problem, sm_count * PLAN_PROGRAMS_PER_SM, EARLY_FUSED)
-    return early or loop
+    fused = os.environ.get("KERNEL_SEARCH_ATTN_PREP", "fused") != "separate"
+    return attention_plan(batch, heads, kv_heads, head_dim, context, sm_count, elem_bytes, fused_prep=fused)
 
 
 def default_plan(problem: AttentionProblem, device: torch.device, from_qkv: bool) -> dict:
