@@ -192,7 +192,7 @@ class Worker:
         self.restarts = 0
         self._starting = threading.Lock()
         self._sent: tuple | None = None  # (time.monotonic() of the send, its error or None) until collected
-        self.started_at: float | None = None  # time.monotonic() when the current child was started
+        self.started_at: float | None = None  # time.monotonic() when the current child was asked to start
         # The first request of this object: (seconds from its child's start to the request, seconds
         # the request took), which the worker's log shows; a child still importing torch or opening
         # its CUDA context answers late.
@@ -205,9 +205,11 @@ class Worker:
         parent, child = ctx.Pipe()
         self._proc = ctx.Process(target=_child_main, args=(child, dict(os.environ)), daemon=True,
                                  name="kernel-search-worker")
+        # Before start(): a child forked from a warm server may be ready before start() returns (its note
+        # then read as ready before it started, a negative ready_s, on a CPU CI run).
+        self.started_at = time.monotonic()
         with sigint_ignored():
             self._proc.start()
-        self.started_at = time.monotonic()
         from tuner import trace
 
         trace.event("child started", child_pid=self._proc.pid)
