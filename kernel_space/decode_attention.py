@@ -118,6 +118,15 @@ def _attend(q, k_base, v_base, lo, hi, stride_kl, stride_vl, qk_scale,
     m_i = tl.full([HP], float("-inf"), tl.float32)
     l_i = tl.zeros([HP], tl.float32)
     acc = tl.zeros([HP, HD], tl.float32)
+    return _attend_more(q, k_base, v_base, lo, hi, stride_kl, stride_vl, qk_scale, m_i, l_i, acc, d, BLOCK_N,
+                        USE_DOT, PRECISION)
+
+
+@triton.jit
+def _attend_more(q, k_base, v_base, lo, hi, stride_kl, stride_vl, qk_scale, m_i, l_i, acc, d,
+                 BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, PRECISION: tl.constexpr):
+    """(acc, max, sum) of an online softmax advanced over slots [lo, hi), BLOCK_N a step (none if lo >= hi);
+    d: tl.arange(0, head_dim)."""
     for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         live = n < hi  # every block holds at least one live slot: m_new is finite
@@ -222,17 +231,18 @@ def decode_attention_kernel(
     H: tl.constexpr, G: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
     BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
     HC: tl.constexpr, CS: tl.constexpr, KV_LINES: tl.constexpr = 1, PDL: tl.constexpr = False,
-    PREFETCH: tl.constexpr = False, EARLY_KV: tl.constexpr = False,
+    PREFETCH: tl.constexpr = False, EARLY_KV: tl.constexpr = False, EARLY_REST: tl.constexpr = False,
 ):
     """Program (unit, sequence, split); see the module docstring. Units vary fastest, so with pack=head
-    the heads that read one KV tile run side by side and share it in L2. EARLY_KV: _attend_early."""
+    the heads that read one KV tile run side by side and share it in L2. EARLY_KV (and EARLY_REST):
+    _attend_early."""
     unit = tl.program_id(0)
     seq = tl.program_id(1)
     split = tl.program_id(2)
     if EARLY_KV:
         _attend_early(q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, count_ptr, first_row, qk_scale,
                       SPLITS, L, stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh, unit, seq, split,
-                      H, G, HPU, HP, HD, BLOCK_N, USE_DOT, LAST_COMBINES, PRECISION, HC, CS, PDL)
+                      H, G, HPU, HP, HD, BLOCK_N, USE_DOT, LAST_COMBINES, PRECISION, HC, CS, PDL, EARLY_REST)
     else:
         _enter(kc_ptr, vc_ptr, pos_ptr, first_row, seq, unit, split, SPLITS, L, pf_slots, stride_kb, stride_kl,
                stride_kh, stride_vb, stride_vl, stride_vh, G, HPU, BLOCK_N, KV_LINES, PDL, PREFETCH)
@@ -257,10 +267,11 @@ def _attend_early(q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, count
                   stride_kb, stride_kl, stride_kh, stride_vb, stride_vl, stride_vh, unit, seq, split,
                   H: tl.constexpr, G: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
                   BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
-                  HC: tl.constexpr, CS: tl.constexpr, PDL: tl.constexpr):
-    """A program of kv=early: its chunk is one block (loads_early: the cache holds at most SPLITS x
-    BLOCK_N slots), loaded into registers before PDL's wait, as the GEMMs load their weights, so that
-    after the wait only q and the new token's slot are still to come. Every slot but the new one was
+                  HC: tl.constexpr, CS: tl.constexpr, PDL: tl.constexpr, EARLY_REST: tl.constexpr = False):
+    """A program of kv=early: its chunk's first block is loaded into registers before PDL's wait, as
+    the GEMMs load their weights, so that after the wait only q and the new token's slot are still to
+    come. EARLY_REST (the cache holds more than SPLITS x BLOCK_N slots): a chunk may hold more blocks,
+    and the rest are walked after the wait, as kv=loop walks them. Every slot but the new one was
     written by an earlier step, whose kernels completed before this step's first kernel (a graph
     launch, or the embedding's plain launch) began, and so were the positions: they may be read while
     the kernels ahead of this one still run. The new slot, which qk_norm_rope_cache writes just
@@ -291,6 +302,9 @@ def _attend_early(q_ptr, kc_ptr, vc_ptr, pos_ptr, o_ptr, part_ptr, ml_ptr, count
         acc, m_i, l_i = _attend_tile(q, k, v, n < hi, tl.zeros([HP, HD], tl.float32),
                                      tl.full([HP], float("-inf"), tl.float32), tl.zeros([HP], tl.float32), qk_scale,
                                      USE_DOT, PRECISION)
+        if EARLY_REST:
+            acc, m_i, l_i = _attend_more(q, k_base, v_base, lo + BLOCK_N, hi, stride_kl, stride_vl, qk_scale, m_i,
+                                         l_i, acc, d, BLOCK_N, USE_DOT, PRECISION)
         _finish(acc, m_i, l_i, o_ptr, part_ptr, ml_ptr, count_ptr, seq, unit, split, heads, live_h, n_active,
                 SPLITS, H, HPU, HD, HC, CS, LAST_COMBINES)
 
@@ -369,7 +383,7 @@ def decode_attention_prep_kernel(
     H: tl.constexpr, KV: tl.constexpr, G: tl.constexpr, HPU: tl.constexpr, HP: tl.constexpr, HD: tl.constexpr,
     BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr, LAST_COMBINES: tl.constexpr, PRECISION: tl.constexpr,
     HC: tl.constexpr, CS: tl.constexpr, KV_LINES: tl.constexpr = 1, PDL: tl.constexpr = False,
-    PREFETCH: tl.constexpr = False, EARLY_KV: tl.constexpr = False,
+    PREFETCH: tl.constexpr = False, EARLY_KV: tl.constexpr = False, EARLY_REST: tl.constexpr = False,
 ):
     """decode_attention_kernel from the raw qkv row (prep=fused; see the module docstring): every
     program norms and rotates its own query heads; the program whose split ends at the new token's
@@ -377,9 +391,9 @@ def decode_attention_prep_kernel(
     the cache, and one such program per (sequence, KV head) writes them into the cache. No program
     reads that slot from memory, so the write races with no read; a position outside the cache or the
     RoPE table writes nothing (as qk_norm_rope_cache) and its slots are all read from the cache.
-    EARLY_KV (kv=early, a chunk of one block): the block's other slots are loaded into registers
-    before PDL's wait, as _attend_early loads them; the new slot is never read (it comes from the qkv
-    row), so after the wait only the qkv row is still to come."""
+    EARLY_KV (kv=early): the chunk's first block, but the new slot, is loaded into registers before
+    PDL's wait, as _attend_early loads it; the new slot is never read (it comes from the qkv row), so
+    after the wait only the qkv row is still to come (with EARLY_REST, and the chunk's other blocks)."""
     unit = tl.program_id(0)
     seq = tl.program_id(1)
     split = tl.program_id(2)
@@ -422,6 +436,10 @@ def decode_attention_prep_kernel(
             l_i = tl.zeros([HP], tl.float32)
             if lo < hi - fresh.to(hi.dtype):  # a block of the new slot alone leaves the tile empty
                 acc, m_i, l_i = _attend_tile(q, k_tile, v_tile, old, acc, m_i, l_i, qk_scale, USE_DOT, PRECISION)
+            if EARLY_REST:  # the chunk's other blocks (none where it is one), but the new slot
+                acc, m_i, l_i = _attend_more(q, k_base, v_base, lo + BLOCK_N, hi - fresh.to(hi.dtype), stride_kl,
+                                             stride_vl, qk_scale, m_i, l_i, acc, tl.arange(0, HD), BLOCK_N, USE_DOT,
+                                             PRECISION)
         else:
             acc, m_i, l_i = _attend(q, k_base, v_base, lo, hi - fresh.to(hi.dtype), stride_kl, stride_vl, qk_scale,
                                     HP, HD, BLOCK_N, USE_DOT, PRECISION)
@@ -465,7 +483,7 @@ def decode_attention_combine_kernel(part_ptr, ml_ptr, o_ptr, pos_ptr, SPLITS, L,
 
 
 KERNEL_SOURCES = (decode_attention_kernel, decode_attention_combine_kernel, decode_attention_prep_kernel, _attend,
-                  _attend_tile, _attend_early,
+                  _attend_more, _attend_tile, _attend_early,
                   _combine, _finish, _length, _split_bounds, _unit_heads, _rope_row, _prep_q, _prep_k, _add_slot,
                   _write_slot, _norm_rope_half, _qk_norm_rope_cache_kernel, pdl_enter, _prefetch_kv, _enter,
                   _prefetch_l2)
@@ -583,7 +601,7 @@ def _launch_args(config: dict, problem: AttentionProblem, like: torch.Tensor) ->
         part = ml = o  # unused: one split writes o itself
     counts = _gemm._counters(like.device, b * units) if last else o
     programs = units * b * splits
-    early = loads_early(config, problem.context)
+    early = kv_of(config) == "early"
     pf_slots = 0 if early else prefetch_slots(problem, config, programs, like.device)
     pdl = pdl_launch_args(like.device)
     if pdl:
@@ -597,6 +615,8 @@ def _launch_args(config: dict, problem: AttentionProblem, like: torch.Tensor) ->
                 num_stages=config["num_stages"], **pdl)
     if early:  # only then: every other config builds the binary it always did
         meta["EARLY_KV"] = True
+        if not one_block(config, problem.context):
+            meta["EARLY_REST"] = True
     return (units, b, splits), (o, part, ml, counts), pf_slots, meta
 
 
@@ -846,9 +866,9 @@ SPACE = SearchSpace({
     # Who norms and rotates q/k and writes the new K/V: qk_norm_rope_cache before the attention kernel
     # (separate), or the attention kernel itself from the qkv row (fused: one launch fewer a layer).
     "prep": PREPS,
-    # Where a program reads its K/V: in its loop after PDL's wait (loop), or, where its chunk is one
-    # block, into registers before the wait (early: _attend_early, or the prep kernel's EARLY_KV path
-    # with prep=fused, where the new slot comes from the qkv row).
+    # Where a program reads its K/V: in its loop after PDL's wait (loop), or its chunk's first block into
+    # registers before the wait and any other blocks in the loop after it (early: _attend_early, or the
+    # prep kernel's EARLY_KV path with prep=fused, where the new slot comes from the qkv row).
     "kv": KV_LOADS,
 })
 HEAD_DIMS = (16, 32, 64, 128, 256)
@@ -917,11 +937,10 @@ def _check_registers(cfg: dict, problem: AttentionProblem) -> str | None:
     return None
 
 
-def loads_early(cfg: dict, context: int) -> bool:
-    """Whether a launch of cfg over a cache of `context` slots loads K/V before PDL's wait: kv=early where
-    a program's chunk is one block at every length (context <= SPLITS x BLOCK_N); else it runs as
-    kv=loop (a table row serves a range of contexts: the config stays valid past its own)."""
-    return kv_of(cfg) == "early" and context <= cfg["SPLITS"] * cfg["BLOCK_N"]
+def one_block(cfg: dict, context: int) -> bool:
+    """Whether every program's chunk is at most one block at every length of a cache of `context` slots
+    (context <= SPLITS x BLOCK_N): kv=early then loads all its K/V before PDL's wait and has no loop."""
+    return context <= cfg["SPLITS"] * cfg["BLOCK_N"]
 
 
 def check_config(cfg: dict, problem: AttentionProblem, smem_limit: int = DEFAULT_SMEM_LIMIT) -> str | None:
@@ -950,11 +969,9 @@ def redundant_reason(cfg: dict, problem: AttentionProblem) -> str | None:
         return "combine only matters with SPLITS > 1 (use 'kernel' there: one config, not two)"
     if cfg["pack"] == "head" and cfg["num_stages"] != 1:
         return "pack=head has no tl.dot, so Triton pipelines none of its loads: num_stages > 1 is num_stages=1"
-    if kv_of(cfg) == "early" and not loads_early(cfg, problem.context):
-        return (f"kv=early runs as kv=loop at context {problem.context} > SPLITS * BLOCK_N "
-                f"({cfg['SPLITS']} * {cfg['BLOCK_N']}): a program's chunk is more than one block")
-    if kv_of(cfg) == "early" and cfg["num_stages"] != 1:
-        return "kv=early has no loop, so Triton pipelines none of its loads: num_stages > 1 is num_stages=1"
+    if kv_of(cfg) == "early" and cfg["num_stages"] != 1 and one_block(cfg, problem.context):
+        return ("kv=early of one block a program has no loop, so Triton pipelines none of its loads: "
+                "num_stages > 1 is num_stages=1")
     blocks = math.ceil(problem.context / cfg["BLOCK_N"])
     fewer = [s for s in SPLITS_VALUES if blocks <= s < cfg["SPLITS"]]
     if fewer:
@@ -1114,7 +1131,7 @@ def _early_plan(plan: dict, problem: AttentionProblem, wave: int, rules: tuple) 
         splits = fitting[0]
         early = {**plan, "SPLITS": splits, "BLOCK_N": block_n, "num_stages": 1, "kv": "early",
                  "combine": _plan_combine(splits)}
-        # SPLITS >= blocks: every program's chunk is one block (loads_early holds).
+        # SPLITS >= blocks: every program's chunk is one block (one_block holds).
         if not check_config(early, problem):
             return early
     return None

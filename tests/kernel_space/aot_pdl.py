@@ -41,7 +41,7 @@ def main() -> None:
     # small); the prep kernel's variant does not.
     wide_reduce = {**epilogue, "GATED": True, "RES_OUT": False, "SPLIT_K": 2, "BLOCK_M": 64, "BLOCK_N": 128}
     attn = dict(H=16, G=2, HPU=2, HP=16, HD=128, BLOCK_N=64, USE_DOT=True, LAST_COMBINES=False, PRECISION="tf32",
-                HC=2, CS=16, KV_LINES=2, PDL=pdl, PREFETCH=pdl)
+                HC=2, CS=16, KV_LINES=2, PDL=pdl, PREFETCH=pdl, EARLY_REST=False)
     attn_head = {**attn, "HPU": 1, "HP": 1, "HC": 1, "USE_DOT": False, "LAST_COMBINES": True}
     attn_prep = {**attn, "KV": 8, "PREFETCH": False, "EARLY_KV": False}
     ptx = {
@@ -74,12 +74,19 @@ def main() -> None:
         "decode_attention_early": compile_ptx(decode_attention.decode_attention_kernel,
                                               {**attn, "PREFETCH": False, "EARLY_KV": True, "LAST_COMBINES": True},
                                               num_warps=4, num_stages=1),
+        # kv=early past one block: the first block before the wait, the chunk's other blocks after it.
+        "decode_attention_early_rest": compile_ptx(decode_attention.decode_attention_kernel,
+                                                   {**attn, "PREFETCH": False, "EARLY_KV": True, "EARLY_REST": True},
+                                                   num_warps=4, num_stages=2),
         "decode_attention_prep": compile_ptx(decode_attention.decode_attention_prep_kernel, attn_prep, num_warps=4,
                                              num_stages=2),
         # kv=early with prep=fused: the block but the new slot loaded before the wait.
         "decode_attention_prep_early": compile_ptx(decode_attention.decode_attention_prep_kernel,
                                                    {**attn_prep, "EARLY_KV": True, "LAST_COMBINES": True},
                                                    num_warps=4, num_stages=1),
+        "decode_attention_prep_early_rest": compile_ptx(decode_attention.decode_attention_prep_kernel,
+                                                        {**attn_prep, "EARLY_KV": True, "EARLY_REST": True},
+                                                        num_warps=4, num_stages=2),
         "combine": compile_ptx(decode_attention.decode_attention_combine_kernel,
                                dict(H=16, HD=128, SP=32, DC=32, BLOCK_N=64, PDL=pdl), num_warps=4),
     }

@@ -339,19 +339,22 @@ def test_kv_early_matches_reference(heads, kv_heads, head_dim, context, cfg, dty
     assert rel_error(out, ref) <= TOLERANCE[dtype]
 
 
-def test_kv_early_past_its_blocks_runs_the_loop():
-    """A kv=early row serves a range of contexts: where a program's chunk is more than one block it runs
-    as kv=loop (the space calls it redundant there), still right; with prep fused as well."""
-    from kernel_space.decode_attention import loads_early
+def test_kv_early_past_one_block_walks_the_rest_after_the_wait():
+    """Where a program's chunk is more than one block (the cache holds more than SPLITS x BLOCK_N slots),
+    kv=early loads the chunk's first block before PDL's wait and walks the rest in a loop after it:
+    right at lengths across block and chunk edges, with either combine and pack, in 1, 2 and 3 stages
+    (stages are then not redundant); a chunk of one block has no loop (its stages are)."""
+    from kernel_space.decode_attention import one_block
 
-    cfg = early(2, 32)
-    problem = AttentionProblem(2, 4, 2, 64, 200, "float32")
-    assert not loads_early(cfg, 200) and loads_early(cfg, 64)
-    assert "runs as kv=loop at context 200 > SPLITS * BLOCK_N (2 * 32)" in redundant_reason(cfg, problem)
-    out, ref = run(problem, [200, 33], cfg)
-    assert rel_error(out, ref) <= TOLERANCE[torch.float32]
-    assert check_config({**cfg, "prep": "fused"}, problem) is None
-    assert "kv=early has no loop" in redundant_reason({**cfg, "num_stages": 2}, AttentionProblem(2, 4, 2, 64, 64))
+    problem = AttentionProblem(6, 4, 2, 64, 200, "float32")
+    assert not one_block(early(2, 32), 200) and one_block(early(2, 32), 64)
+    lengths = [200, 33, 1, 64, 65, 130]  # 4 blocks a chunk at 200; a chunk of one block; the second chunk's edge
+    for cfg in (early(2, 32), early(3, 16, combine="kernel"), {**early(2, 32), "num_stages": 2},
+                {**early(2, 32), "num_stages": 3}, early(3, 16, pack="head", combine="kernel"), early(1, 32, combine="kernel")):
+        assert check_config(cfg, problem) is None and redundant_reason(cfg, problem) is None, cfg
+        out, ref = run(problem, lengths, cfg, first_row=1, rows=7)
+        assert rel_error(out, ref) <= TOLERANCE[torch.float32], cfg
+    assert "has no loop" in redundant_reason({**early(2, 32), "num_stages": 2}, AttentionProblem(2, 4, 2, 64, 64))
     heavy = AttentionProblem(1, 16, 8, 128, 256, "float32")
     assert "plus its K and V tiles (kv=early)" in check_config(early(2, 128), heavy)
 

@@ -176,6 +176,19 @@ def test_kv_early_with_prep_fused_at_every_edge():
     compare(problem, lengths, early(4, 16), seed=4)
 
 
+@pytest.mark.parametrize("cfg", [early(2, 16), early(3, 16, combine="kernel"), {**early(2, 16), "num_stages": 2},
+                                 early(3, 16, pack="head", combine="kernel", warps=2), early(1, 32, combine="kernel")],
+                         ids=["split2", "split3-kernel", "stages2", "head", "unsplit"])
+def test_kv_early_with_prep_fused_past_one_block(cfg):
+    """A cache of 100 slots, more than SPLITS x BLOCK_N: each program's first block but the new slot
+    before PDL's wait, the chunk's other blocks after it, the new slot from the qkv row wherever it falls
+    (the first block, a later one, alone in its chunk); o and every written slot against prep=separate."""
+    lengths = [1, 16, 17, 33, 49, 50, 51, 64, 65, 99, 100]
+    problem = AttentionProblem(len(lengths), 4, 2, 64, 100, "float32")
+    assert check_config(cfg, problem) is None and redundant_reason(cfg, problem) is None
+    compare(problem, lengths, cfg, seed=5, first_row=1, rows=len(lengths) + 1)
+
+
 @pytest.mark.parametrize("kv", ["loop", "early"])
 @pytest.mark.parametrize("combine", ["kernel", "last_program"])
 def test_positions_outside_the_cache_write_nothing(combine, kv):

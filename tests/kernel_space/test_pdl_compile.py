@@ -38,9 +38,11 @@ def test_every_kernel_waits_then_releases_the_next_with_pdl(report):
     assert all(found["prefetch"] == 0 for name, found in on.items() if not name.startswith(prefetching))
     assert on["decode_attention_prep"]["prefetch"] == 0
     assert on["fused_linear_one_block"]["prefetch"] == 0  # its one block is loaded, not prefetched
-    # kv=early: the K and V block is loaded into registers before the wait (the position too); the loop
-    # kernels read nothing before it but the position that aims their prefetch.
-    for name in ("decode_attention_early", "decode_attention_prep_early"):
+    # kv=early: the K and V block is loaded into registers before the wait (the position too), also where
+    # the chunk's other blocks follow after it (early_rest); the loop kernels read nothing before it but
+    # the position that aims their prefetch.
+    for name in ("decode_attention_early", "decode_attention_prep_early", "decode_attention_early_rest",
+                 "decode_attention_prep_early_rest"):
         assert on[name]["loads_first"] >= 3 and on[name]["prefetch"] == 0, name
     assert on["decode_attention_prep"]["loads_first"] == 0 and on["decode_attention"]["loads_first"] <= 1
 
