@@ -348,9 +348,10 @@ def test_kv_early_past_one_block_walks_the_rest_after_the_wait():
 
     problem = AttentionProblem(6, 4, 2, 64, 200, "float32")
     assert not one_block(early(2, 32), 200) and one_block(early(2, 32), 64)
-    lengths = [200, 33, 1, 64, 65, 130]  # 4 blocks a chunk at 200; a chunk of one block; the second chunk's edge
+    lengths = [200, 33, 1, 64, 65, 130]  # chunks of 4 blocks at 200, of one block, the second chunk's edge
     for cfg in (early(2, 32), early(3, 16, combine="kernel"), {**early(2, 32), "num_stages": 2},
-                {**early(2, 32), "num_stages": 3}, early(3, 16, pack="head", combine="kernel"), early(1, 32, combine="kernel")):
+                {**early(2, 32), "num_stages": 3}, early(3, 16, pack="head", combine="kernel"),
+                early(1, 32, combine="kernel")):
         assert check_config(cfg, problem) is None and redundant_reason(cfg, problem) is None, cfg
         out, ref = run(problem, lengths, cfg, first_row=1, rows=7)
         assert rel_error(out, ref) <= TOLERANCE[torch.float32], cfg
