@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--unroll", type=int, default=0, help="REDUCE_UNROLL_ELEMS (0: as shipped)")
     ap.add_argument("--dtypes", default="bfloat16,float16")
+    ap.add_argument("--first", type=int, default=len(CHANGES), help="only the first N changes")
     args = ap.parse_args()
     if args.unroll:
         _gemm.REDUCE_UNROLL_ELEMS = _gemm.tl.constexpr(args.unroll)
@@ -66,7 +67,7 @@ def main() -> None:
     for dtype_name in args.dtypes.split(","):
         dtype = getattr(torch, dtype_name)
         for m in [int(x) for x in args.ms.split(",")]:
-            for change in CHANGES:
+            for change in CHANGES[:args.first]:
                 cfg = {**BASE, **change}
                 row = {"dtype": dtype_name, "m": m, "n": n, "k": k, "change": change, "errors": []}
                 try:
