@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Twenty-fourth session (2026-11-28), one H200. (1) Split-K reduced by the last program against the
+# reduce kernel, bit for bit (splitk_race_probe.py): every last_program GEMM row of the committed 0.6B,
+# 1.7B and 8B tables at its M, 20 runs each, and the 128 x 128 rmsnorm_qkv grid (warps x stages x
+# SPLIT_K) at M 128 / 256; the two in parallel (compiles dominate). The PTX of the refused config and of
+# its 2-stage neighbour, as Triton builds them on the GPU. (2) kv=early past one block against the loop
+# plan with more splits, in the 0.6B decode step (attn_step_probe.py, committed GEMM table).
+#   OUT=dir bash benchmarks/run_session24_b.sh
+. benchmarks/_session.sh
+timeout 330 python3 -m benchmarks.splitk_race_probe --out "$OUT/race_tables.json" --repeats 20 \
+  --tables $R/dispatch_qwen3-0.6b_H100.json $R/dispatch_qwen3-1.7b_H100.json $R/dispatch_qwen3-8b_H100.json \
+  > "$OUT/race_tables.log" 2>&1 &
+timeout 330 python3 -m benchmarks.splitk_race_probe --out "$OUT/race_grid.json" --grid --repeats 8 \
+  > "$OUT/race_grid.log" 2>&1 &
+TRITON_CACHE_DIR=/tmp/tc_ptx timeout 120 python3 - <<'PY' 2>&1 | quiet | tail -3
+import torch, kernel_space as ks
+from benchmarks.qkv_incorrect_probe import BASE
+from qwen3.config import PRESETS
+spec = ks.get_op("rmsnorm_qkv")
+n, k = spec.shape(PRESETS["qwen3-0.6b"].dims())
+inputs = spec.make_inputs(128, n, k, torch.bfloat16, "cuda", torch.Generator(device="cuda").manual_seed(0))
+for stages in (3, 2):
+    spec.fused(inputs, {**BASE, "num_stages": stages})
+torch.cuda.synchronize()
+print("built")
+PY
+(cd /tmp/tc_ptx && find . -name "fused_linear_kernel*.ptx" -o -name "fused_linear_kernel*.json" | tar czf "$OLDPWD/$OUT/ptx_refused.tgz" -T -)
+wait
+grep -c "differ 0/" "$OUT/race_tables.log"; grep -v "differ 0/" "$OUT/race_tables.log" | quiet | cut -c1-200
+grep -v "differ 0/" "$OUT/race_grid.log" | quiet | cut -c1-200; grep -c "differ 0/" "$OUT/race_grid.log"
+probe() {  # CONTEXT BATCHES CONFIGS...
+  local ctx=$1 batches=$2; shift 2
+  local args=()
+  for c in "$@"; do args+=(--config "$c"); done
+  timeout 150 python3 benchmarks/attn_step_probe.py "$OUT/rest2_qwen3-0.6b_ctx${ctx}_b$batches.json" --model qwen3-0.6b \
+    --batches "$batches" --context "$ctx" --table "$R/dispatch_qwen3-0.6b_H100.json" --gemm-table "${args[@]}" 2>&1 \
+    | quiet | grep -v "capture compiles\|untuned\|_check_table" | grep "^batch\|Error\|error" | cut -c1-230
+}
+S64='"SPLITS": 64'
+probe 8192 1 "{$S64}" "{$S64, \"kv\": \"early\"}" "{$S64, \"kv\": \"early\", \"prep\": \"fused\"}" '{"kv": "early"}'
+probe 16384 1 "{$S64}" "{$S64, \"kv\": \"early\"}" "{$S64, \"kv\": \"early\", \"prep\": \"fused\"}" '{"kv": "early"}'
+probe 1024 8 '{"kv": "early"}' '{"kv": "early", "prep": "fused"}' '{"kv": "early", "SPLITS": 8}' '{"SPLITS": 8}'
+probe 8192 8 '{"kv": "early"}' '{"kv": "early", "SPLITS": 8}' '{"SPLITS": 8}'
+probe 256 32 '{"kv": "early"}' '{"kv": "early", "prep": "fused"}' '{"kv": "early", "SPLITS": 2, "combine": "last_program"}'
