@@ -24,7 +24,8 @@ for stages in (3, 2):
 torch.cuda.synchronize()
 print("built")
 PY
-(cd /tmp/tc_ptx && find . -name "fused_linear_kernel*.ptx" -o -name "fused_linear_kernel*.json" | tar czf "$OLDPWD/$OUT/ptx_refused.tgz" -T -)
+outabs=$(cd "$OUT" && pwd)
+(cd /tmp/tc_ptx && find . -name "fused_linear_kernel*.ptx" -o -name "fused_linear_kernel*.json" | tar czf "$outabs/ptx_refused.tgz" -T -)
 wait
 grep -c "differ 0/" "$OUT/race_tables.log"; grep -v "differ 0/" "$OUT/race_tables.log" | quiet | cut -c1-200
 grep -v "differ 0/" "$OUT/race_grid.log" | quiet | cut -c1-200; grep -c "differ 0/" "$OUT/race_grid.log"
