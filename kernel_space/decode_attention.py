@@ -1008,7 +1008,7 @@ def sample_configs(problem: AttentionProblem, count: int, seed: int = 0, sm_coun
 PLAN_BLOCK_N, PLAN_WARPS, PLAN_STAGES = 64, 4, 2
 MIN_CHUNK = 64  # at 256 slots, batch 1, 64-slot chunks ran in 3.6 us against 4.8 with 128
 LONG_CONTEXT = 1024  # past this a program walks >= 512 KB of K/V (hd 128, bf16): wave quantisation shows
-WAVE_EFFICIENCY = 0.85  # the fewest splits whose waves are this close to the best (FlashAttention's rule)
+WAVE_EFFICIENCY = 0.85  # splits whose waves are this close to the best-filled (FlashAttention's rule)
 # From this many splits the plan combines by the kernel: at batch 1 x 8k (32 splits) the last program
 # of a KV head's group combined 32 partials alone after everyone else had finished, 0.7 us (0.6B) and
 # 2.1 us (8B) slower than the combine kernel; at batch 8 x 8k (4 splits) it was 0.6 us faster (H100).
@@ -1037,10 +1037,15 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
     2k-32k it tried (batch 1, 8k: 23.2 us against 29.0; batch 8, 8k: 93.6 against 95.4; batch 32, 8k:
     347.1 against 355.3) and a probe at 4k slots, batch 1, 16.5 us with 6 splits against 23.6 with 64.
 
-    Short contexts (<= LONG_CONTEXT) split to fill one wave. Longer ones take the fewest splits, from
-    that fill up to two waves, whose last wave is within WAVE_EFFICIENCY of the best-filled one
-    (FlashAttention's num_splits rule): there every program walks long, so a last wave that is
-    partly empty idles SMs for long.
+    Short contexts (<= LONG_CONTEXT) split to fill one wave. Longer ones take the most splits that run
+    at most two waves. Until the twenty-fourth session they took the fewest of those whose last wave
+    is within WAVE_EFFICIENCY of the best-filled one (FlashAttention's num_splits rule: a last wave
+    partly empty idles SMs for long), which KERNEL_SEARCH_ATTN_SPLITS=fewest gives back (to measure).
+    With the combine kernel of the eleventh session, more programs (up to four an SM: 16 warps keeping
+    loads in flight) ran faster even where their last wave was partly empty, in the 0.6B decode step
+    on an H200 (benchmarks/README.md, 8k + 32 slots: batch 1, 64 splits (43 used, 1.3 waves) 1.063 ms a
+    step against 32 (26 used) 1.113; batch 1 x 16k 1.327 against 1.456; batch 8, 8 splits 2.672
+    against 4 splits 2.892). The H100 sweep above timed the attention alone with the older combine.
 
     Then, unless early is False, kv=early where a program a block fits EARLY_SEPARATE's rules (see
     _early_plan); with fused_prep (plan_from_qkv, work from the qkv rows) by EARLY_FUSED's rules and
@@ -1060,8 +1065,11 @@ def attention_plan(batch: int, heads: int, kv_heads: int, head_dim: int, context
             return waves / math.ceil(waves)
 
         candidates = [s for s in SPLITS_VALUES if splits <= s <= most and pairs * s <= max(2 * wave, pairs * splits)]
-        best = max(efficiency(s) for s in candidates)
-        splits = min(s for s in candidates if efficiency(s) >= WAVE_EFFICIENCY * best)
+        if os.environ.get("KERNEL_SEARCH_ATTN_SPLITS", "most") == "fewest":
+            best = max(efficiency(s) for s in candidates)
+            splits = min(s for s in candidates if efficiency(s) >= WAVE_EFFICIENCY * best)
+        else:
+            splits = max(candidates)
     # Split a few ways, the last program to arrive combines (one launch fewer): in the H100's 0.6B decode
     # step it tied or beat the combine kernel of the time at every batch and context the ninth session
     # probed. Split many ways, the combine kernel's many small programs do (eleventh session).

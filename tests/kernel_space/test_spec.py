@@ -45,6 +45,23 @@ def test_invalid_configs_are_rejected_with_a_reason(change, reason):
     assert why is not None and reason in why, why
 
 
+def test_the_last_program_does_not_reduce_a_large_dot_tile_of_eight_warps():
+    """128 x 128 (and larger) tl.dot tiles with 8 warps reduced by the last program gave wrong results on
+    the H200 (spec.LAST_PROGRAM_UNSAFE): refused, with the reduce kernel named; 4 warps, a 64-wide side,
+    the reduce kernel or the FMA path are not. The tuner's space never offers what check refuses."""
+    from tuner.space import _space
+
+    big = {**GOOD, "BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "num_warps": 8, "num_stages": 2}
+    why = check(big, m=128, n=4096, k=1024)
+    assert "wrong results on sm_90 (use split_reduce=kernel)" in why, why
+    assert "wrong results" in check({**big, "BLOCK_N": 256, "num_stages": 1}, m=128, n=4096, k=1024)
+    for change in (dict(num_warps=4), dict(BLOCK_M=64), dict(BLOCK_N=64), dict(split_reduce="kernel")):
+        assert check({**big, **change}, m=128, n=4096, k=1024) is None, change
+    rows = _space("rmsnorm_qkv", 128, 4096, 1024, 2, ks.spec.DEFAULT_SMEM_LIMIT)  # ORDER, then GROUP_M, prologue
+    assert any(row[:3] == ("dot", 128, 128) and row[5] == "last_program" for row in rows)  # 4 warps: offered
+    assert not any(row[:3] == ("dot", 128, 128) and row[5] == "last_program" and row[6] == 8 for row in rows)
+
+
 @pytest.mark.parametrize("prologue", ["prepass", "rescan"])
 def test_prepass_and_rescan_only_for_norm_ops(prologue):
     cfg = {**GOOD, "prologue": prologue}
