@@ -298,8 +298,10 @@ def test_the_plan_runs_one_to_two_waves(heads, head_dim):
                 assert cfg["SPLITS"] == 1
 
 
-def test_the_plan_takes_the_splits_the_h100_sweep_found_fastest():
-    """benchmarks/results/attn_bench_qwen3-0.6b_H100_2026-11-26.json: the fastest SPLITS per cell."""
+def test_the_plan_takes_the_splits_the_h100_sweep_found_fastest(monkeypatch):
+    """benchmarks/results/attn_bench_qwen3-0.6b_H100_2026-11-26.json: the fastest SPLITS per cell, alone,
+    with the combine of the time: KERNEL_SEARCH_ATTN_SPLITS=fewest (the rule that sweep set)."""
+    monkeypatch.setenv("KERNEL_SEARCH_ATTN_SPLITS", "fewest")
     fastest = {(1, 256): 4, (1, 8192): 32, (1, 32768): 32, (8, 2048): 4, (8, 8192): 4, (8, 32768): 4,
                (32, 256): 1, (32, 2048): 1, (32, 8192): 1}
     for (batch, context), splits in fastest.items():
@@ -310,6 +312,21 @@ def test_the_plan_takes_the_splits_the_h100_sweep_found_fastest():
         assert plan["combine"] == ("last_program" if 1 < splits < 16 else "kernel"), (batch, context)
         assert check_config(plan, AttentionProblem(batch, 16, 8, 128, context)) is None
         assert redundant_reason(plan, AttentionProblem(batch, 16, 8, 128, context)) is None
+
+
+def test_long_contexts_take_the_most_splits_of_two_waves():
+    """The rule since the twenty-fourth session (the 0.6B decode step on an H200, env_ab.py, ABAB: 5-12%
+    faster at batch 1 x 8k-32k, 2 x 8k, 4 x 4k, 8 x 8k, 16 x 4k, 32 x 2k and 8k; 8B 2-4% at batch 1 and
+    8 x 8k; batch 8 x 2k 1-2% slower): at 8k + 32 slots, batch 1 runs 64 splits (43 used: chunks of 3
+    blocks), batch 8 runs 8, batch 32 runs 2; short contexts as before."""
+    most = {(1, 8224): 64, (1, 16416): 64, (1, 32800): 64, (2, 8224): 32, (4, 4128): 16, (8, 2080): 8,
+            (8, 8224): 8, (16, 4128): 4, (32, 2080): 2, (32, 8224): 2, (1, 256): 4, (32, 256): 1, (8, 1024): 4}
+    for (batch, context), splits in most.items():
+        plan = attention_plan(batch, 16, 8, 128, context, 132, early=False)
+        assert plan["SPLITS"] == splits and batch * 8 * splits <= 2 * 264, (batch, context)
+        assert plan["combine"] == ("last_program" if 1 < splits < 16 else "kernel"), (batch, context)
+        problem = AttentionProblem(batch, 16, 8, 128, context)
+        assert check_config(plan, problem) is None and redundant_reason(plan, problem) is None
     assert attention_plan(1, 16, 8, 128, 17, 132)["BLOCK_N"] == 32
     # Qwen3-8B's heads (32 over 8 KV heads) split as 0.6B's do: the combine follows the split count.
     for (batch, context), combine in {(1, 8192): "kernel", (1, 2048): "kernel", (8, 8192): "last_program",
