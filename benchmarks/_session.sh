@@ -16,3 +16,13 @@ tables_ab() {
   timeout "$secs" python3 benchmarks/tables_ab.py --model qwen3-0.6b "${args[@]}" --batches 1,8,32 --out "$out" 2>&1 \
     | quiet | grep -v "capture compiles" | tail -20
 }
+# attn_probe NAME MODEL CONTEXT BATCHES CONFIGS...: attn_step_probe.py's cell (the committed GEMM table of
+# MODEL, each JSON config laid over the plan) into $OUT/NAME.json, its result lines printed.
+attn_probe() {
+  local name=$1 model=$2 ctx=$3 batches=$4; shift 4
+  local args=()
+  for c in "$@"; do args+=(--config "$c"); done
+  timeout 150 python3 benchmarks/attn_step_probe.py "$OUT/$name.json" --model "$model" --batches "$batches" \
+    --context "$ctx" --table "$R/dispatch_${model}_H100.json" --gemm-table "${args[@]}" 2>&1 \
+    | quiet | grep -v "capture compiles\|untuned\|_check_table" | grep "^batch\|Error\|error" | cut -c1-230
+}

@@ -14,14 +14,6 @@ timeout 150 python3 -m benchmarks.qkv_incorrect_probe --out "$OUT/qkv_incorrect.
 TRITON_CACHE_DIR=/tmp/tc_unroll timeout 60 python3 -m benchmarks.qkv_incorrect_probe --out "$OUT/qkv_incorrect_unroll.json" \
   --dtypes bfloat16 --ms 128 --first 3 --unroll 262144 2>&1 | quiet | cut -c1-200
 E='"kv": "early", "prep": "fused"'
-probe() {  # CONTEXT BATCHES CONFIGS...
-  local ctx=$1 batches=$2; shift 2
-  local args=()
-  for c in "$@"; do args+=(--config "$c"); done
-  timeout 150 python3 benchmarks/attn_step_probe.py "$OUT/rest_qwen3-0.6b_ctx$ctx.json" --model qwen3-0.6b \
-    --batches "$batches" --context "$ctx" --table "$R/dispatch_qwen3-0.6b_H100.json" --gemm-table "${args[@]}" 2>&1 \
-    | quiet | grep -v "capture compiles\|untuned\|_check_table" | grep "^batch\|Error\|error" | cut -c1-230
-}
-probe 8192 1 "{$E}" "{$E, \"SPLITS\": 64}" "{$E, \"SPLITS\": 64, \"BLOCK_N\": 128, \"num_warps\": 8, \"num_stages\": 1}" \
+attn_probe rest_qwen3-0.6b_ctx8192 qwen3-0.6b 8192 1 "{$E}" "{$E, \"SPLITS\": 64}" "{$E, \"SPLITS\": 64, \"BLOCK_N\": 128, \"num_warps\": 8, \"num_stages\": 1}" \
   "{$E, \"num_stages\": 1}" '{"kv": "early"}'
-probe 16384 1 "{$E}" "{$E, \"SPLITS\": 64}"
+attn_probe rest_qwen3-0.6b_ctx16384 qwen3-0.6b 16384 1 "{$E}" "{$E, \"SPLITS\": 64}"

@@ -29,17 +29,9 @@ outabs=$(cd "$OUT" && pwd)
 wait
 grep -c "differ 0/" "$OUT/race_tables.log"; grep -v "differ 0/" "$OUT/race_tables.log" | quiet | cut -c1-200
 grep -v "differ 0/" "$OUT/race_grid.log" | quiet | cut -c1-200; grep -c "differ 0/" "$OUT/race_grid.log"
-probe() {  # CONTEXT BATCHES CONFIGS...
-  local ctx=$1 batches=$2; shift 2
-  local args=()
-  for c in "$@"; do args+=(--config "$c"); done
-  timeout 150 python3 benchmarks/attn_step_probe.py "$OUT/rest2_qwen3-0.6b_ctx${ctx}_b$batches.json" --model qwen3-0.6b \
-    --batches "$batches" --context "$ctx" --table "$R/dispatch_qwen3-0.6b_H100.json" --gemm-table "${args[@]}" 2>&1 \
-    | quiet | grep -v "capture compiles\|untuned\|_check_table" | grep "^batch\|Error\|error" | cut -c1-230
-}
 S64='"SPLITS": 64'
-probe 8192 1 "{$S64}" "{$S64, \"kv\": \"early\"}" "{$S64, \"kv\": \"early\", \"prep\": \"fused\"}" '{"kv": "early"}'
-probe 16384 1 "{$S64}" "{$S64, \"kv\": \"early\"}" "{$S64, \"kv\": \"early\", \"prep\": \"fused\"}" '{"kv": "early"}'
-probe 1024 8 '{"kv": "early"}' '{"kv": "early", "prep": "fused"}' '{"kv": "early", "SPLITS": 8}' '{"SPLITS": 8}'
-probe 8192 8 '{"kv": "early"}' '{"kv": "early", "SPLITS": 8}' '{"SPLITS": 8}'
-probe 256 32 '{"kv": "early"}' '{"kv": "early", "prep": "fused"}' '{"kv": "early", "SPLITS": 2, "combine": "last_program"}'
+attn_probe rest2_qwen3-0.6b_ctx8192_b1 qwen3-0.6b 8192 1 "{$S64}" "{$S64, \"kv\": \"early\"}" "{$S64, \"kv\": \"early\", \"prep\": \"fused\"}" '{"kv": "early"}'
+attn_probe rest2_qwen3-0.6b_ctx16384_b1 qwen3-0.6b 16384 1 "{$S64}" "{$S64, \"kv\": \"early\"}" "{$S64, \"kv\": \"early\", \"prep\": \"fused\"}" '{"kv": "early"}'
+attn_probe rest2_qwen3-0.6b_ctx1024_b8 qwen3-0.6b 1024 8 '{"kv": "early"}' '{"kv": "early", "prep": "fused"}' '{"kv": "early", "SPLITS": 8}' '{"SPLITS": 8}'
+attn_probe rest2_qwen3-0.6b_ctx8192_b8 qwen3-0.6b 8192 8 '{"kv": "early"}' '{"kv": "early", "SPLITS": 8}' '{"SPLITS": 8}'
+attn_probe rest2_qwen3-0.6b_ctx256_b32 qwen3-0.6b 256 32 '{"kv": "early"}' '{"kv": "early", "prep": "fused"}' '{"kv": "early", "SPLITS": 2, "combine": "last_program"}'

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 import kernel_space as ks
+from benchmarks.qkv_incorrect_probe import BASE
 from kernel_space._common import rel_error
 from qwen3.config import PRESETS
 
@@ -64,8 +65,7 @@ def table_cases(path: Path):
 
 def grid_cases():
     n, k = ks.get_op("rmsnorm_qkv").shape(PRESETS["qwen3-0.6b"].dims())
-    base = {"impl": "fused", "path": "dot", "BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 1,
-            "split_reduce": "last_program", "prologue": "inline"}
+    base = {**BASE, "impl": "fused"}  # the refused config; warps, stages and SPLIT_K vary below
     for warps, stages, split in itertools.product((4, 8), (2, 3, 4), (2, 4, 8)):
         for m in (128, 256):
             yield "rmsnorm_qkv", m, n, k, {**base, "num_warps": warps, "num_stages": stages, "SPLIT_K": split}

@@ -438,8 +438,7 @@ def decode_attention_prep_kernel(
                 acc, m_i, l_i = _attend_tile(q, k_tile, v_tile, old, acc, m_i, l_i, qk_scale, USE_DOT, PRECISION)
             if EARLY_REST:  # the chunk's other blocks (none where it is one), but the new slot
                 acc, m_i, l_i = _attend_more(q, k_base, v_base, lo + BLOCK_N, hi - fresh.to(hi.dtype), stride_kl,
-                                             stride_vl, qk_scale, m_i, l_i, acc, tl.arange(0, HD), BLOCK_N, USE_DOT,
-                                             PRECISION)
+                                             stride_vl, qk_scale, m_i, l_i, acc, d, BLOCK_N, USE_DOT, PRECISION)
         else:
             acc, m_i, l_i = _attend(q, k_base, v_base, lo, hi - fresh.to(hi.dtype), stride_kl, stride_vl, qk_scale,
                                     HP, HD, BLOCK_N, USE_DOT, PRECISION)
