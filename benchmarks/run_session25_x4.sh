@@ -9,6 +9,6 @@ OUT=${OUT:-benchmarks/results/new}
 mkdir -p "$OUT"
 OUT=$OUT RUNS=${RUNS:-4:sqlite:trace,1:sqlite:trace,2:sqlite:trace,4:postgres} NAME=${NAME:-a} LIMIT=${LIMIT:-560} \
   bash benchmarks/run_session21_x2.sh > "$OUT/session_${NAME:-a}.log" 2>&1
-grep -v "^[0-9]\{10\} " "$OUT/session_${NAME:-a}.log" | grep -E "^(1|2|4) |wall|Error|error|Trace|^==|total|ask|wait" | head -80
+grep -v -E "^(compile|child|fork server|worker +pid|tune +pid)" "$OUT/session_${NAME:-a}.log" | cut -c1-400 | tail -120
 (cd "$OUT" && tar czf "tables_traces_${NAME:-a}.tgz" dispatch_*.json trace_*.txt 2>/dev/null && rm -f dispatch_*.json trace_*.txt)
 ls "$OUT"
