@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib.util
+import os
 import sqlite3
 import time
 import urllib.parse
@@ -32,6 +33,12 @@ from storage.url import DEFAULT_URL, ENV_VAR, resolve_url  # noqa: F401 (this mo
 
 # A trial write takes milliseconds; 30 s covers a migration or an Optuna batch in another process.
 BUSY_TIMEOUT_S = 30
+# A write transaction first waits for SQLite's write lock in short sleeps of our own, doubling from
+# LOCK_POLL_FIRST_S to LOCK_POLL_MAX_S, for up to LOCK_POLL_FOR_S; then in SQLite's busy wait (see
+# _begin_writing), when KERNEL_SEARCH_SQLITE_WAIT=poll; else all of the wait is SQLite's (measuring).
+LOCK_POLL_FIRST_S = 0.00005
+LOCK_POLL_MAX_S = 0.001
+LOCK_POLL_FOR_S = 1.0
 # Execution option read by the SQLite "begin" hook: which BEGIN a transaction starts with.
 SQLITE_BEGIN = "ks_sqlite_begin"
 # Set while a read-only call runs on an engine whose transactions begin IMMEDIATE (Optuna's, see
@@ -202,7 +209,35 @@ def _sqlite_begin(connection) -> None:
     mode = "DEFERRED" if _READING.get() else connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
     if mode not in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE"):
         raise ValueError(f"{SQLITE_BEGIN} must be DEFERRED, IMMEDIATE or EXCLUSIVE, got {mode!r}")
-    connection.exec_driver_sql(f"BEGIN {mode}")
+    if mode == "DEFERRED" or not _begin_writing(connection.connection.driver_connection, mode):
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _begin_writing(raw: sqlite3.Connection, mode: str) -> bool:
+    """Begin a write transaction on `raw` (a sqlite3 connection) while the write lock is free or comes
+    free within LOCK_POLL_FOR_S, trying again after sleeps of 50 us doubling to 1 ms; False if it did
+    not (the caller then waits in SQLite's busy wait, up to BUSY_TIMEOUT_S).
+
+    SQLite's own wait sleeps 1, 2, 5, 10, ... ms between its tries: a worker finding the lock held
+    for the half millisecond of another's write slept a millisecond or more, and workers sharing one
+    file write several times a config. Not the default: on the development machine's two cores
+    (benchmarks/contention_probe.py, two processes on one file) it changed nothing measurable."""
+    if os.environ.get("KERNEL_SEARCH_SQLITE_WAIT") != "poll":
+        return False
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        delay, deadline = LOCK_POLL_FIRST_S, time.monotonic() + LOCK_POLL_FOR_S
+        while True:
+            try:
+                raw.execute(f"BEGIN {mode}")
+                return True
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    return False
+            time.sleep(delay)
+            delay = min(2 * delay, LOCK_POLL_MAX_S)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
 
 
 @contextlib.contextmanager

@@ -508,6 +508,10 @@ def _params_written_once(study: optuna.Study, known: dict | None = None, owner: 
     stored or checked it with: Optuna then checks the new one against it instead of querying the
     study's first row of that name for every parameter of every trial.
 
+    The system attributes the sampler sets during the walk (TPE's constant liar shares a trial's
+    relative parameters through one, for the other workers) go into the same transaction: that was
+    another write of its own for every config asked.
+
     `owner` (OWNER, for the trial being walked) is stored as its "owner" user attribute in the same
     transaction, and its first heartbeat with it (_Flight.add then writes none): each was a write of
     its own for every config before. A trial settled by another worker since the
@@ -519,18 +523,22 @@ def _params_written_once(study: optuna.Study, known: dict | None = None, owner: 
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    pending = []
+    pending, attrs = [], []
     backend._set_trial_param = lambda *args: pending.append(args)  # this storage object only
+    backend.set_trial_system_attr = lambda trial_id, key, value: attrs.append((trial_id, key, value))
     try:
         yield
     finally:
-        del backend._set_trial_param
+        del backend._set_trial_param, backend.set_trial_system_attr
     known = {} if known is None else known
-    if pending:
+    if pending or attrs:
         with _create_scoped_session(backend.scoped_session, True) as session:
-            _write_params(backend, session, pending, known)
+            if pending:
+                _write_params(backend, session, pending, known)
+            for trial_id, key, value in attrs:
+                backend._set_trial_attr_without_commit(session, models.TrialSystemAttributeModel, trial_id, key, value)
             if owner is not None:
-                trial_id = pending[0][0]
+                trial_id = (pending or attrs)[0][0]
                 backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id,
                                                        "owner", owner)
                 if models.TrialHeartbeatModel.where_trial_id(trial_id, session) is None:  # as record_heartbeat

@@ -291,6 +291,38 @@ def test_a_walks_parameters_are_stored_in_one_transaction(store):
     assert memory.trials[0].params == trial.params
 
 
+def test_the_constant_liars_relative_params_are_stored_with_the_walks_parameters(store):
+    """TPE with constant_liar shares a trial's relative parameters with the other workers through a
+    system attribute, set during the walk: it is stored in the walk's one transaction, not in a write
+    of its own for every config asked."""
+    import sqlalchemy
+    from optuna.samplers._tpe.sampler import _RELATIVE_PARAMS_KEY
+
+    from storage import engine
+    from tuner.space import suggest
+
+    p = PROBLEM
+    study = optuna.create_study(storage=store.optuna_storage(), sampler=search.make_sampler(3))
+    writes = []
+    sqlalchemy.event.listen(study._storage._backend.engine, "begin",
+                            lambda conn: None if engine._READING.get() else writes.append(1))
+    shared = None
+    for _ in range(30):  # past TPE's startup trials, until a relative sample is shared
+        trial = study.ask()
+        writes.clear()
+        with search._params_written_once(study, {}, "me:1"):
+            cfg = suggest(trial, p.op, p.m, p.n, p.k)
+        stored = study._storage._backend.get_trial(trial._trial_id)
+        shared = [key for key in stored.system_attrs if key.startswith(_RELATIVE_PARAMS_KEY)]
+        if shared:
+            assert len(writes) == 1  # parameters, owner and the liar's attribute together
+            assert stored.params == trial.params
+            break
+        study.tell(trial, FakeWorker.time_of(cfg))
+    assert shared
+    assert "set_trial_system_attr" not in vars(study._storage._backend)  # the storage is itself again
+
+
 class FakeStream:
     """Stands in for tuner.compile.CompileStream: every compile submitted is done at once (a test's
     subclass says in which order, and with what seconds or error)."""
