@@ -1,9 +1,10 @@
 """Where a tune's per-study CPU time goes when several workers share a host and a database, without a GPU.
 
 Each process runs the study loop (tuner.search.tune_study) over its own op's decode studies with a fake
-benchmarking child (a config's time drawn at random, answered at once), so a study's seconds are all
-asking, storing and opening: the parts that grew from one worker to four on an nvidia-h200-x4 host
-(benchmarks/results/session25_H200_2026-11-28/x4_a: ask 1.27 -> 2.05 s a study, store 0.18 -> 0.44).
+benchmarking child (a config's time drawn at random, answered at once) and compiles that are done at
+once, so a study's seconds are all asking, storing and opening: the parts that grew from one worker to
+four on an nvidia-h200-x4 host (benchmarks/results/session25_H200_2026-11-28/x4_a: ask 1.27 -> 2.05 s a
+study, store 0.18 -> 0.44).
 Cases (comma list, run in order):
 
     1:shared      one process                      4:shared    four processes, one database
@@ -66,13 +67,36 @@ class FakeChild:
         return {"ok": True, "result": {"pairs": pairs, "unfused_us": 10.0, "cublas_us": 8.0, "floor_us": 2.0}}
 
 
+class InstantCompiles:
+    """Stands in for tuner.compile.CompileStream: every compile is done at once, in the order submitted
+    (the probe times the worker's own CPU work, not Triton's)."""
+
+    def __init__(self, workers=None):
+        self.jobs = []
+
+    def __len__(self):
+        return len(self.jobs)
+
+    def submit(self, token, job):
+        self.jobs.append(token)
+
+    def ready(self):
+        return bool(self.jobs)
+
+    def next_done(self, give_up_after=None):
+        return self.jobs.pop(0), 0.0, None
+
+
 def _process(i: int, url: str, ms: list[int], trials: int, out) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     from kernel_space.spec import Problem
     from storage import Store
+    from tuner import search
     from tuner.search import TuneOptions, tune_study
+
+    search.CompileStream = InstantCompiles
 
     op, n, k = OPS[i % len(OPS)]
     total: dict = {}
