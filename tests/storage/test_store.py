@@ -86,6 +86,57 @@ def test_optunas_reads_do_not_wait_for_the_write_lock_and_its_writes_do(store, t
     assert len(storage.get_all_trials(study_id)) == 2
 
 
+@sqlite_only
+@pytest.mark.parametrize("poll_for_s", [5.0, 0.05])
+def test_a_write_waits_for_the_lock_in_its_own_short_sleeps_then_in_sqlites(store, monkeypatch, poll_for_s):
+    """A write transaction begins as soon as the lock another process holds comes free: within the
+    polled wait (poll_for_s past the hold), or after it in SQLite's busy wait (poll_for_s short); the
+    connection keeps its busy timeout either way."""
+    from storage import engine
+
+    monkeypatch.setattr(engine, "LOCK_POLL_FOR_S", poll_for_s)
+    other = sqlite3.connect(store.engine.url.database, isolation_level=None, timeout=0.1, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    try:
+        timer.start()
+        t0 = time.monotonic()
+        with store.session() as s:  # a write: BEGIN IMMEDIATE
+            s.add(Fingerprint(key="waited", device_name="x", capability="9.0", sm_count=1, total_memory=1,
+                              driver="", cuda="", torch="", triton="", kernel_hashes={}))
+        assert 0.25 <= time.monotonic() - t0 < 5
+        timer.join()
+    finally:
+        timer.cancel()
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 30_000
+    with store.session(write=False) as s:
+        assert s.scalar(select(func.count()).select_from(Fingerprint).where(Fingerprint.key == "waited")) == 1
+
+
+def test_the_polled_wait_gives_way_to_sqlites_on_other_errors_and_when_asked(monkeypatch):
+    from storage import engine
+
+    class Raw:
+        def __init__(self, error):
+            self.error, self.sql = error, []
+
+        def execute(self, sql):
+            self.sql.append(sql)
+            if sql.startswith("BEGIN"):
+                raise sqlite3.OperationalError(self.error)
+
+    raw = Raw("disk I/O error")
+    assert engine._begin_writing(raw, "IMMEDIATE") is False  # not a lock: SQLite's BEGIN will say what it is
+    assert raw.sql[0] == "PRAGMA busy_timeout = 0" and raw.sql[-1].startswith("PRAGMA busy_timeout = 30")
+    monkeypatch.setenv("KERNEL_SEARCH_SQLITE_WAIT", "busy")
+    raw = Raw("database is locked")
+    assert engine._begin_writing(raw, "IMMEDIATE") is False and raw.sql == []
+
+
 def test_migrations_applied_at_head(store):
     with store.engine.connect() as conn:
         assert migrate.current(conn) == migrate.head() == "0004"
