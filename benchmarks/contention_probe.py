@@ -31,40 +31,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.tuner.fakes import FP, FakeWorker  # noqa: E402 (after the path: the stand-ins the tests use)
+
 # Qwen3-0.6B's four GEMM ops: (op, N, K).
 OPS = [("rmsnorm_gate_up_silu", 6144, 1024), ("rmsnorm_qkv", 4096, 1024), ("o_proj_residual", 1024, 2048),
        ("down_residual", 1024, 3072)]
-FP = {"device_name": "fake GPU", "capability": [9, 0], "sm_count": 132, "total_memory": 1, "driver": "",
-      "cuda": "", "torch": "", "triton": "", "kernel_hashes": {}}
 
 
-class FakeChild:
-    """The benchmarking child's answers, at once: a fused config 4-9 us at random, the unfused arm 10."""
+class FakeChild(FakeWorker):
+    """The benchmarking child's answers, at once (tests/tuner/fakes.py), a fused config taking 4-9 us at
+    random."""
 
     def __init__(self, seed: int):
-        self.rng, self.sent = random.Random(seed), None
-
-    def start(self):
-        pass
+        super().__init__()
+        self.rng = random.Random(seed)
 
     def time_of(self, cfg):
         return 10.0 if cfg["impl"] == "unfused" else 4.0 + 5.0 * self.rng.random()
-
-    def submit(self, task):
-        self.sent = self.request(task)
-
-    def collect(self):
-        reply, self.sent = self.sent, None
-        return reply
-
-    def request(self, task):
-        from tuner.trial import TrialResult
-
-        if task["kind"] == "trial":
-            return {"ok": True, "result": TrialResult(task["arm"], task["config"], "ok", rel_error=0.0,
-                                                      median_us=self.time_of(task["config"]))}
-        pairs = [{"config": c, "speedup": 10.0 / self.time_of(c), "fused_us": 5.0} for c in task["configs"]]
-        return {"ok": True, "result": {"pairs": pairs, "unfused_us": 10.0, "cublas_us": 8.0, "floor_us": 2.0}}
 
 
 class InstantCompiles:

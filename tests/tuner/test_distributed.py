@@ -18,7 +18,7 @@ from storage import Store, queue
 from storage.models import QueueEntry, Shape, Study
 from storage.store import fingerprint_key
 from tests.conftest import BACKENDS
-from tests.tuner.test_search import FP, FakeWorker
+from tests.tuner.fakes import FP, FakeWorker
 from tuner import distributed
 from tuner.distributed import plan, work
 from tuner.search import TuneOptions
