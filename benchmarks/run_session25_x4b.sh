@@ -5,7 +5,8 @@
 # KERNEL_SEARCH_SQLITE_WAIT=poll), then the 36-study 0.6B decode table on 4 and 1 GPUs (SQLite) and 4 GPUs
 # on PostgreSQL with this tree (TPE's constant-liar attribute written with the walk's parameters).
 # Its one call ran past the 600-s limit in the probe, which then used the real compile pool (it has
-# instant compiles since) and returned nothing; the rows in x4_b/ came from a second, shorter command.
+# instant compiles since), and returned nothing: a 45-s retry of one probe study printed nothing either
+# (hung or very slow; not looked into). The rows in x4_b/ came from a second, shorter command.
 #   OUT=dir bash benchmarks/run_session25_x4b.sh
 set -u
 OUT=${OUT:-benchmarks/results/new}
