@@ -22,12 +22,15 @@ _WHERE = {
 }
 
 
+_MODULES = ("queue", "optuna_rows")  # submodules used as namespaces (storage.queue.claim_config)
+
+
 def __getattr__(name: str):
-    if name == "queue":
-        return importlib.import_module("storage.queue")
+    if name in _MODULES:
+        return importlib.import_module(f"storage.{name}")
     if name in _WHERE:
         return getattr(importlib.import_module(f"storage.{_WHERE[name]}"), name)
     raise AttributeError(f"module 'storage' has no attribute {name!r}")
 
 
-__all__ = sorted([*_WHERE, "queue"])
+__all__ = sorted([*_WHERE, *_MODULES])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy
-from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from storage.models import ConfigClaim, Fingerprint, QueueEntry, Shape, Study, Trial, Winner, as_utc, utcnow
@@ -139,9 +139,10 @@ def holders(store: Store, fp_key: str) -> list[tuple[int, str]]:
 
 def claim_config(store: Store, study_id: int, config_key: str, trial_number: int | None, owner: str) -> bool:
     """Take one config of a study for measuring. False when another worker (or an earlier run) took it."""
+    row = dict(study_id=study_id, config_key=config_key, trial_number=trial_number, owner=owner, created_at=utcnow())
     try:
-        with store.session() as s:
-            s.add(ConfigClaim(study_id=study_id, config_key=config_key, trial_number=trial_number, owner=owner))
+        with store.session() as s:  # one INSERT (a write every worker of a SQLite file queues for)
+            s.execute(insert(ConfigClaim).values(**row))
         return True
     except sqlalchemy.exc.IntegrityError:
         return False

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from kernel_space import get_op
 from kernel_space.spec import UNFUSED_CONFIG, Problem, config_key
-from storage import Store, StudyRef, queue
+from storage import Store, StudyRef, optuna_rows, queue
 from storage.models import Trial
 from tuner import trace
 from tuner.candidates import default_configs
@@ -165,10 +165,14 @@ def _tell(study: optuna.Study, trial, value, state=TrialState.COMPLETE) -> None:
             study.tell(trial, values[0] if values else None, state=state)
             return
         study._thread_local.cached_all_trials = None  # as study.tell: the sampler's per-trial cache ends
+        backend = _rdb_backend(study)
         try:
             study.sampler.after_trial(study, frozen, state, values)
         finally:
-            study._storage.set_trial_state_values(trial._trial_id, state, values)
+            if backend is None:
+                study._storage.set_trial_state_values(trial._trial_id, state, values)
+            else:  # one conditional UPDATE and the value's row, not Optuna's ORM (storage.optuna_rows)
+                optuna_rows.finish(backend.engine, trial._trial_id, state, values)
     except optuna.exceptions.UpdateFinishedTrialError:
         return  # settled by another worker between its read and this write
     except ValueError as exc:  # study.tell's "Cannot tell a FAIL trial.": settled before its read
@@ -387,11 +391,15 @@ def _waiting_known(run: _Run):
     database for a list that is empty on most asks once the seeds are popped.
 
     A trial another worker enqueues in a shared study (its repeat's replacement) is that worker's to
-    pop at its next ask; popping stays Optuna's: the WAITING -> RUNNING write is atomic, and one
+    pop at its next ask; popping stays atomic (the WAITING -> RUNNING write is conditional), and one
     another worker took first is passed over. After the ask, the known list keeps what came after the
-    popped trial (those before it were taken by others), or nothing if a new trial was made."""
-    storage = run.study._storage
-    read = storage.get_all_trials
+    popped trial (those before it were taken by others), or nothing if a new trial was made.
+
+    On Optuna's RDBStorage the ask's writes are storage.optuna_rows' (a new trial, or the pop), and
+    the trial it made or popped is not read back: Optuna's own made it in an ORM transaction that held
+    SQLite's write lock ~1 ms, then read it back in six statements."""
+    storage, backend = run.study._storage, _rdb_backend(run.study)
+    read, made = storage.get_all_trials, {}
 
     def get_all_trials(study_id, deepcopy=True, states=None):
         if states is None or tuple(states) != (TrialState.WAITING,):
@@ -400,11 +408,44 @@ def _waiting_known(run: _Run):
             run.waiting = read(study_id, deepcopy=False, states=states)
         return list(run.waiting)
 
-    storage.get_all_trials = get_all_trials  # this storage object only, for this ask only
+    def create_new_trial(study_id, template_trial=None):
+        assert template_trial is None, "the ask makes a plain trial"
+        trial_id, number = optuna_rows.create(backend.engine, study_id, TrialState.RUNNING)
+        made[trial_id] = _running(trial_id, number, {})
+        return trial_id
+
+    def set_trial_state_values(trial_id, state, values=None):
+        assert state == TrialState.RUNNING and values is None, "the ask only pops"
+        if not optuna_rows.pop(backend.engine, trial_id):
+            return False
+        waiting = next((t for t in run.waiting or () if t._trial_id == trial_id), None)
+        if waiting is not None and waiting.number is not None:
+            made[trial_id] = _running(trial_id, waiting.number, waiting.system_attrs)
+        return True
+
+    def get_trial(trial_id):
+        return made[trial_id] if trial_id in made else storage.__class__.get_trial(storage, trial_id)
+
+    lean = {"get_all_trials": get_all_trials}
+    if backend is not None:
+        lean.update(create_new_trial=create_new_trial, set_trial_state_values=set_trial_state_values,
+                    get_trial=get_trial)
+    for name, method in lean.items():
+        setattr(storage, name, method)  # this storage object only, for this ask only
     try:
         yield
     finally:
-        del storage.get_all_trials
+        for name in lean:
+            delattr(storage, name)
+
+
+def _running(trial_id: int, number: int, system_attrs: dict) -> optuna.trial.FrozenTrial:
+    """The FrozenTrial of a trial this worker just made or popped (RUNNING, started now, nothing set
+    yet but its enqueued system attributes), as Optuna would read it back."""
+    return optuna.trial.FrozenTrial(number=number, state=TrialState.RUNNING, value=None,
+                                    datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
+                                    distributions={}, user_attrs={}, system_attrs=dict(system_attrs),
+                                    intermediate_values={}, trial_id=trial_id)
 
 
 def _popped(run: _Run, trial_id: int) -> None:
@@ -466,9 +507,14 @@ def _enqueue(run: _Run, params: dict) -> None:
     skip_if_exists (a read of every trial): _explore's config is none the study measured or asked for
     in this batch."""
     template = optuna.trial.create_trial(state=TrialState.WAITING, system_attrs={"fixed_params": params})
-    trial_id = run.study._storage.create_new_trial(run.study._study_id, template_trial=template)
+    backend = _rdb_backend(run.study)
+    if backend is None:
+        trial_id = run.study._storage.create_new_trial(run.study._study_id, template_trial=template)
+    else:
+        trial_id, template.number = optuna_rows.create(backend.engine, run.study._study_id, TrialState.WAITING,
+                                                       {"fixed_params": params})
     if run.waiting is not None:
-        template._trial_id = trial_id  # all that Optuna's pop reads of it
+        template._trial_id = trial_id  # what Optuna's pop reads of it (and the number, _lean_ask's)
         run.waiting.append(template)
 
 
@@ -520,62 +566,32 @@ def _params_written_once(study: optuna.Study, known: dict | None = None, owner: 
     if backend is None:
         yield
         return
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    pending, attrs = [], []
-    backend._set_trial_param = lambda *args: pending.append(args)  # this storage object only
-    backend.set_trial_system_attr = lambda trial_id, key, value: attrs.append((trial_id, key, value))
+    storage, pending, attrs = study._storage, [], {}
+    # Caught above Optuna's cache, which files a parameter under its trial's study: a trial this worker
+    # made or popped by storage.optuna_rows is not in it until the cache next reads the study.
+    storage.set_trial_param = lambda trial_id, name, value, dist: pending.append((trial_id, name, value, dist))
+    storage.set_trial_system_attr = lambda trial_id, key, value: attrs.__setitem__((trial_id, key), value)
     try:
         yield
     finally:
-        del backend._set_trial_param, backend.set_trial_system_attr
+        del storage.set_trial_param, storage.set_trial_system_attr  # this storage object's, this walk's
+    if not (pending or attrs):
+        return
     known = {} if known is None else known
-    if pending or attrs:
-        with _create_scoped_session(backend.scoped_session, True) as session:
-            if pending:
-                _write_params(backend, session, pending, known)
-            for trial_id, key, value in attrs:
-                backend._set_trial_attr_without_commit(session, models.TrialSystemAttributeModel, trial_id, key, value)
-            if owner is not None:
-                trial_id = (pending or attrs)[0][0]
-                backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id,
-                                                       "owner", owner)
-                if models.TrialHeartbeatModel.where_trial_id(trial_id, session) is None:  # as record_heartbeat
-                    session.add(models.TrialHeartbeatModel(trial_id=trial_id))
-        known.update((name, distribution) for _, name, _, distribution, _ in pending)
+    trial_id = (pending[0][0] if pending else next(iter(attrs))[0])
+    unknown = [name for _, name, *_ in pending if name not in known]  # checked against the study's first row
+    known.update(optuna_rows.stored_distributions(backend.engine, study._study_id, unknown))
+    params = optuna_rows.param_rows(trial_id, [(name, value, dist) for _, name, value, dist in pending], known)
+    system = {key: value for (_, key), value in attrs.items()}
+    optuna_rows.write_walk(backend.engine, trial_id, params, system, {"owner": owner} if owner is not None else {},
+                           heartbeat=owner is not None)
 
 
 def _rdb_backend(study: optuna.Study):
     """The Optuna RDBStorage under the study's storage (behind its cache), or None (an in-memory study)."""
     backend = getattr(study._storage, "_backend", study._storage)
-    ok = hasattr(backend, "_set_trial_param_without_commit") and hasattr(backend, "scoped_session")
+    ok = hasattr(backend, "_set_trial_param_without_commit") and hasattr(backend, "engine")
     return backend if ok else None
-
-
-def _write_params(backend, session, pending: list[tuple], known: dict) -> None:
-    """Optuna's RDBStorage._set_trial_param_without_commit for a walk's parameters, with the trial
-    read and checked once rather than once a parameter (each read also flushed the one before: ~1 ms a
-    parameter on the development machine). A name this worker has no distribution for yet goes through
-    Optuna's own path, which reads the study's first row of that name to check against."""
-    import sqlalchemy
-    from optuna import distributions
-    from optuna.storages._rdb import models
-
-    trial_id = pending[0][0]
-    trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-    backend.check_trial_is_updatable(trial_id, trial.state)
-    rows = []
-    for tid, name, value, distribution, previous in pending:
-        previous = previous or known.get(name)
-        if previous is None:
-            backend._set_trial_param_without_commit(session, tid, name, value, distribution, previous)
-            continue
-        distributions.check_distribution_compatibility(previous, distribution)
-        rows.append({"trial_id": tid, "param_name": name, "param_value": value,
-                     "distribution_json": distributions.distribution_to_json(distribution)})
-    if rows:  # one INSERT of many rows: the ORM flushed each row as an object of its own
-        session.execute(sqlalchemy.insert(models.TrialParamModel), rows)
 
 
 def _tell_stored(run: _Run, trial, key: str) -> None:
