@@ -26,3 +26,14 @@ attn_probe() {
     --context "$ctx" --table "$R/dispatch_${model}_H100.json" --gemm-table "${args[@]}" 2>&1 \
     | quiet | grep -v "capture compiles\|untuned\|_check_table" | grep "^batch\|Error\|error" | cut -c1-230
 }
+# env_ab_cells NAME MODEL TABLE CELLS SECONDS VAR VALUES: env_ab.py's decode tok/s of each VALUES (comma
+# list) of the variable VAR, two rounds ABAB in one process, into $OUT/NAME.json, its round lines printed.
+env_ab_cells() {
+  timeout "$5" python3 benchmarks/env_ab.py "$OUT/$1.json" --model "$2" --table "$3" \
+    --cells "$4" --env "$6" --values "$7" --rounds 2 2>&1 | quiet \
+    | grep -v "capture compiles\|untuned\|_check_table" | grep "round\|Error\|error" | cut -c1-160
+}
+# gemm_only_8b: the committed 8B table without its decode_attention rows (the plan runs there), in /tmp.
+gemm_only_8b() {
+  python3 -c 'import json; t = json.load(open("benchmarks/results/dispatch_qwen3-8b_H100.json")); t["ops"].pop("decode_attention", None); json.dump(t, open("/tmp/dispatch_qwen3-8b_gemm.json", "w"))'
+}

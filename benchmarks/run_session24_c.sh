@@ -5,16 +5,8 @@
 # tables; 8B's table without its decode_attention rows, so that the plan runs there too.
 #   OUT=dir bash benchmarks/run_session24_c.sh
 . benchmarks/_session.sh
-ab() {  # MODEL TABLE CELLS SECONDS
-  timeout "$4" python3 benchmarks/env_ab.py "$OUT/splits_$1.json" --model "$1" --table "$2" \
-    --cells "$3" --env KERNEL_SEARCH_ATTN_SPLITS --values fewest,most --rounds 2 2>&1 | quiet \
-    | grep -v "capture compiles\|untuned\|_check_table" | grep "round\|Error\|error" | cut -c1-160
-}
-python3 - <<'PY'
-import json
-t = json.load(open("benchmarks/results/dispatch_qwen3-8b_H100.json"))
-t["ops"].pop("decode_attention", None)
-json.dump(t, open("/tmp/dispatch_qwen3-8b_gemm.json", "w"))
-PY
-ab qwen3-0.6b "$R/dispatch_qwen3-0.6b_H100.json" 1x8192,1x16384,1x32768,2x8192,4x4096,8x2048,8x8192,16x4096,32x2048,32x8192 360
-ab qwen3-8b /tmp/dispatch_qwen3-8b_gemm.json 1x8192,8x8192 200
+V="KERNEL_SEARCH_ATTN_SPLITS fewest,most"
+gemm_only_8b
+env_ab_cells splits_qwen3-0.6b qwen3-0.6b "$R/dispatch_qwen3-0.6b_H100.json" \
+  1x8192,1x16384,1x32768,2x8192,4x4096,8x2048,8x8192,16x4096,32x2048,32x8192 360 $V
+env_ab_cells splits_qwen3-8b qwen3-8b /tmp/dispatch_qwen3-8b_gemm.json 1x8192,8x8192 200 $V

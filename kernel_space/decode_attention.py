@@ -1091,12 +1091,41 @@ def plan_from_qkv(batch: int, heads: int, kv_heads: int, head_dim: int, context:
     (benchmarks/README.md, twenty-third session), ms a step against the plan from q (prep separate):
     batch 1 x 256 0.759 -> 0.747, batch 2 0.854 -> 0.790, batch 4 0.899 -> 0.790 (64-slot blocks), batch 8
     0.938 -> 0.828, batch 8 x 512 1.052 -> 0.917 (2.9 waves); 1.7B batch 1 1.394 -> 1.382, batch 2 1.471 ->
-    1.447. Prep fused in the loop plan won at some cells and lost at others (batch 1 x 900 and 8k,
-    batch 32 x 256): left to a tune.
+    1.447. Prep fused in the loop plan lost at batch 1 x 900 and 8k, at batch 32 x 256 and at 8B's longer
+    contexts; it is the plan where a KV head serves at most two q heads, from LOOP_PREP_FUSED_MIN_BATCH
+    sequences, past LONG_CONTEXT up to LOOP_PREP_FUSED_MAX_CONTEXT slots (_loop_prep_fused).
     KERNEL_SEARCH_ATTN_PREP=separate gives attention_plan's config (to measure), KERNEL_SEARCH_ATTN_EARLY=0
-    the loop plan."""
+    the loop plan, KERNEL_SEARCH_ATTN_LOOP_PREP=separate the loop plan with its prep separate everywhere."""
     fused = os.environ.get("KERNEL_SEARCH_ATTN_PREP", "fused") != "separate"
-    return attention_plan(batch, heads, kv_heads, head_dim, context, sm_count, elem_bytes, fused_prep=fused)
+    plan = attention_plan(batch, heads, kv_heads, head_dim, context, sm_count, elem_bytes, fused_prep=fused)
+    if fused and _loop_prep_fused(plan, batch, heads, kv_heads, context):
+        dtype = _DTYPE_OF_BYTES.get(elem_bytes, "bfloat16")
+        problem = AttentionProblem(batch, heads, kv_heads, head_dim, context, dtype)
+        loop_fused = {**plan, "prep": "fused"}
+        if check_config(loop_fused, problem) is None:
+            return loop_fused
+    return plan
+
+
+# Where a KV head serves at most LOOP_PREP_FUSED_MAX_GROUP q heads, from LOOP_PREP_FUSED_MIN_BATCH sequences and
+# past LONG_CONTEXT slots up to LOOP_PREP_FUSED_MAX_CONTEXT, the loop plan runs the q/k prep inside the
+# attention kernel. Decode tok/s, prep separate -> fused, one H200 (twenty-sixth session, env_ab.py ABAB,
+# benchmarks/README.md; the mean of two rounds). Qwen3-0.6B (2 q heads a KV head): batch 4 / 8 / 16 / 32 x 2k
+# +1.2% / +6.4% / +4.6% / +1.1%, 4 / 8 / 16 x 4k +1.2% / +0.9% / +5.2%; at 8k 4 / 8 / 32 +2.2% / +0.2% / +1.3%.
+# Qwen3-8B (4 q heads a KV head): 8 / 32 x 2k -3.7% / -0.2%, 4 / 16 x 4k -1.5% / +1.0%, 8 x 8k -8.5%. At
+# batch 1 x 900 and 8k and at batch 32 x 256 (0.6B) it lost too (twenty-third session). The longest cells
+# measured held 8,256 slots.
+LOOP_PREP_FUSED_MIN_BATCH = 4
+LOOP_PREP_FUSED_MAX_CONTEXT = 9216
+LOOP_PREP_FUSED_MAX_GROUP = 2
+
+
+def _loop_prep_fused(plan: dict, batch: int, heads: int, kv_heads: int, context: int) -> bool:
+    """Whether the loop plan from the qkv rows fuses the prep (see LOOP_PREP_FUSED_MIN_BATCH)."""
+    if os.environ.get("KERNEL_SEARCH_ATTN_LOOP_PREP", "fused") == "separate":
+        return False
+    return (kv_of(plan) == "loop" and prep_of(plan) == "separate" and batch >= LOOP_PREP_FUSED_MIN_BATCH
+            and heads <= LOOP_PREP_FUSED_MAX_GROUP * kv_heads and LONG_CONTEXT < context <= LOOP_PREP_FUSED_MAX_CONTEXT)
 
 
 def default_plan(problem: AttentionProblem, device: torch.device, from_qkv: bool) -> dict:

@@ -381,19 +381,22 @@ def test_the_plan_from_the_qkv_rows_fuses_the_prep_where_it_loads_early(monkeypa
     """plan_from_qkv (the model's and the tuner's default) at 0.6B's heads on an H100 (a wave: 264
     programs): kv=early with prep fused in 32-slot blocks where a program a block fits one wave (batch 1,
     2 and 4 x 256), in 64-slot blocks where that fits 3 waves (batch 4 and 8 x 288, 8 x 544, 16 x 256,
-    batch 1 x 2k), else attention_plan's loop plan, prep separate (batch 32 x 256, 8 x 1k, 1 x 8k).
+    batch 1 x 2k), else attention_plan's loop plan, prep separate (batch 32 x 256, 8 x 1k, 1 x 8k) or, from
+    4 sequences past 1k slots, fused (4 x 2k: test_the_loop_plan_fuses_the_prep_where_its_rule_says).
     KERNEL_SEARCH_ATTN_PREP=separate gives attention_plan's config, KERNEL_SEARCH_ATTN_EARLY=0 the loop
     plan."""
     from kernel_space.decode_attention import plan_from_qkv
 
     expected = {(1, 256): (32, 8), (2, 256): (32, 8), (4, 256): (32, 8), (4, 288): (64, 6), (8, 288): (64, 6),
                 (1, 2048): (64, 32), (8, 544): (64, 12), (16, 256): (64, 4), (32, 256): None, (8, 1024): None,
-                (4, 2048): None, (1, 8192): None}
+                (4, 2048): "loop, prep fused", (1, 8192): None}
     for (batch, context), early in expected.items():
         plan = plan_from_qkv(batch, 16, 8, 128, context, 132)
         loop = attention_plan(batch, 16, 8, 128, context, 132, early=False)
         if early is None:
             assert plan == loop and plan["prep"] == "separate", (batch, context)
+        elif early == "loop, prep fused":
+            assert plan == {**loop, "prep": "fused"} and loop["prep"] == "separate", (batch, context)
         else:
             assert (plan["kv"], plan["prep"], plan["BLOCK_N"], plan["SPLITS"], plan["num_stages"]) == \
                 ("early", "fused", *early, 1), (batch, context)
@@ -406,6 +409,27 @@ def test_the_plan_from_the_qkv_rows_fuses_the_prep_where_it_loads_early(monkeypa
     monkeypatch.delenv("KERNEL_SEARCH_ATTN_PREP")
     monkeypatch.setenv("KERNEL_SEARCH_ATTN_EARLY", "0")
     assert plan_from_qkv(4, 16, 8, 128, 288, 132) == attention_plan(4, 16, 8, 128, 288, 132, early=False)
+
+
+def test_the_loop_plan_fuses_the_prep_where_its_rule_says(monkeypatch):
+    """The loop plan from the qkv rows runs the prep inside the attention kernel where a KV head serves at
+    most 2 q heads (0.6B's 16 / 8, not 8B's 32 / 8), from 4 sequences, past 1,024 slots up to 9,216
+    (LOOP_PREP_FUSED_*); elsewhere, and with KERNEL_SEARCH_ATTN_LOOP_PREP=separate, the prep kernel runs.
+    The fused plan passes the op's check."""
+    from kernel_space.decode_attention import plan_from_qkv
+
+    def prep(batch, heads, context):
+        plan = plan_from_qkv(batch, heads, 8, 128, context, 132)
+        assert plan == {**attention_plan(batch, heads, 8, 128, context, 132, early=False), "prep": plan["prep"]}
+        assert check_config(plan, AttentionProblem(batch, heads, 8, 128, context)) is None
+        return plan["prep"]
+
+    fused = [(4, 16, 2048), (8, 16, 2112), (16, 16, 4160), (32, 16, 2112), (4, 16, 8256), (32, 16, 9216)]
+    separate = [(2, 16, 8256), (32, 16, 1024), (8, 16, 9217), (4, 32, 2112), (16, 32, 4160), (8, 32, 8256)]
+    assert [prep(*cell) for cell in fused] == ["fused"] * len(fused)
+    assert [prep(*cell) for cell in separate] == ["separate"] * len(separate)
+    monkeypatch.setenv("KERNEL_SEARCH_ATTN_LOOP_PREP", "separate")
+    assert [prep(*cell) for cell in fused] == ["separate"] * len(fused)
 
 
 def test_the_plan_loads_early_where_a_program_a_block_fits_a_wave(monkeypatch):
