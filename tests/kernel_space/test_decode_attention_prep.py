@@ -208,12 +208,14 @@ def test_positions_outside_the_cache_write_nothing(combine, kv):
     assert not torch.equal(fused[1][4, 5], inputs["k_cache"][4, 5])
 
 
-def test_the_plan_stays_separate_and_the_seeds_try_fused():
+def test_the_plan_from_q_stays_separate_and_the_seeds_try_both_preps():
+    """From a prepared q the plan's prep is separate; from the qkv rows at 0.6B's heads, batch 8 x 4k,
+    the loop plan fuses it (decode_attention.LOOP_PREP_FUSED_*), and the seeds try it, then the other."""
     problem = AttentionProblem(8, 16, 8, 128, 4096)
     plan = attention_plan(8, 16, 8, 128, 4096, 132)
     assert plan["prep"] == "separate" and set(plan) == set(SPACE.values)
     seeds = default_configs(problem)
-    assert seeds[:2] == [plan, {**plan, "prep": "fused"}]
+    assert seeds[:2] == [{**plan, "prep": "fused"}, plan]
     assert get_op(ATTENTION_OP).default_configs(encode_m(8, 4096), 16008, 128, 2)[:2] == seeds[:2]
 
 
