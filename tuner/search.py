@@ -514,7 +514,7 @@ def _enqueue(run: _Run, params: dict) -> None:
         trial_id, template.number = optuna_rows.create(backend.engine, run.study._study_id, TrialState.WAITING,
                                                        {"fixed_params": params})
     if run.waiting is not None:
-        template._trial_id = trial_id  # what Optuna's pop reads of it (and the number, _lean_ask's)
+        template._trial_id = trial_id  # what Optuna's pop reads of it (and the number: _waiting_known's)
         run.waiting.append(template)
 
 
