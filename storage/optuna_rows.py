@@ -54,8 +54,13 @@ def _check_running(conn, trial_id: int) -> None:
     state = conn.scalar(sqlalchemy.select(TRIALS.c.state).where(TRIALS.c.trial_id == trial_id))
     if state is None:
         raise KeyError(f"no trial with id {trial_id}")
-    if (TrialState[state] if isinstance(state, str) else state).is_finished():
+    if state.is_finished():  # the column's Enum type gives a TrialState
         raise UpdateFinishedTrialError(f"trial {trial_id} is already finished")
+
+
+def _attr_rows(trial_id: int, attrs: dict) -> list[dict]:
+    """A trial's attribute rows (system or user), values as Optuna stores them (JSON)."""
+    return [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
 
 
 def _upsert(conn, table, rows: list[dict], keys: tuple[str, ...], update: tuple[str, ...] = ()) -> None:
@@ -123,8 +128,7 @@ def write_walk(engine, trial_id: int, params: list[dict], system_attrs: dict, us
     """One transaction: a running trial's parameter rows (param_rows), its system and user attributes
     (replacing any of the same key) and, with `heartbeat`, its first heartbeat (one it already has
     is kept). UpdateFinishedTrialError if the trial is finished."""
-    system = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in system_attrs.items()]
-    user = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in user_attrs.items()]
+    system, user = _attr_rows(trial_id, system_attrs), _attr_rows(trial_id, user_attrs)
     with engine.begin() as conn:
         _check_running(conn, trial_id)
         if params:
@@ -168,7 +172,7 @@ def create(engine, study_id: int, state: TrialState, system_attrs: dict | None =
         made = conn.execute(sqlalchemy.insert(TRIALS).values(number=number, study_id=study_id, state=state,
                                                              datetime_start=start))
         trial_id = made.inserted_primary_key[0]
-        attrs = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in (system_attrs or {}).items()]
+        attrs = _attr_rows(trial_id, system_attrs or {})
         if attrs:
             conn.execute(sqlalchemy.insert(SYSTEM_ATTRS), attrs)
     return trial_id, number
