@@ -44,3 +44,14 @@ for step in $STEPS; do
       ;;
   esac
 done
+# 4. (second call) the 4B matrix's last peer cell (batch 8 x 8k), continuing step 3's file, and 14B's
+#    decode step with no table (the GEMMs unfused, decode attention's default plan at a GQA group of 5).
+if [[ " $STEPS " == *" 4 "* ]]; then
+  echo "== matrix qwen3-4b, batch 8 x 8k peer"
+  timeout 300 python3 benchmarks/e2e_matrix.py --models qwen3-4b --batches 8 --contexts 8192 --arms torch_compile \
+    --out "$OUT/e2e_matrix_qwen3-4b.json" --peer-no-coordinate-descent 2>&1 | quiet | grep -v "capture compiles" \
+    | tail -6 | cut -c1-200
+  echo "== bench qwen3-14b, no table"
+  timeout 200 $KS bench --model qwen3-14b --batch 1,8 --context 256,8192 --output-len 32 \
+    --json "$OUT/bench_qwen3-14b.json" 2>&1 | quiet | tail -12 | cut -c1-200
+fi

@@ -176,6 +176,34 @@ class OpSpec:
         return check_config(cfg, m, self.n_out(n), k, elem_bytes=elem_bytes, gated=self.gated,
                             a_inputs=1 if prepass else self.a_inputs, smem_limit=smem_limit, space=self.space)
 
+    def redundant(self, cfg: dict, m: int, n: int, k: int, elem_bytes: int) -> str | None:
+        """Why a runnable cfg need not be searched at this shape (it builds and runs what another config
+        does: `canonical`'s), or None. The search offers neither twin twice."""
+        if cfg.get("impl") == "unfused":
+            return None
+        if cfg["GROUP_M"] != 1 and math.ceil(m / cfg["BLOCK_M"]) == 1:
+            return f"GROUP_M={cfg['GROUP_M']}: one row block, so grouped ordering changes nothing (GROUP_M=1)"
+        if cfg["num_stages"] != 1 and not has_k_loop(cfg, k):
+            # The kernel's ONE_BLOCK variant has no loop for Triton to pipeline: stages 1-5 build the same
+            # PTX (tests/kernel_space/test_stages_compile.py compiles them for sm_90).
+            return (f"num_stages={cfg['num_stages']}: each split is one BLOCK_K block, with no K loop to "
+                    "pipeline (num_stages=1 builds the same kernel)")
+        return None
+
+    def canonical(self, cfg: dict, m: int, n: int, k: int) -> dict:
+        """The config the search offers for cfg: cfg itself, or its twin where `redundant` names one (a
+        seed from another bucket, GPU or an older tune is measured as the config it runs as). Decode
+        attention's seeds are left as they are: the plan's are not redundant, and a neighbouring bucket's
+        redundant winner is left out of the study."""
+        if cfg.get("impl") == "unfused" or self.kind != "linear":
+            return cfg
+        out = dict(cfg)
+        if math.ceil(m / cfg["BLOCK_M"]) == 1:
+            out["GROUP_M"] = 1
+        if not has_k_loop(cfg, k):
+            out["num_stages"] = 1
+        return out
+
 
 def smem_bytes(cfg: dict, elem_bytes: int, gated: bool, a_inputs: int = 1) -> int:
     """Shared memory the software pipeline holds. Fitted to what Triton 3.6 asked for on an H100

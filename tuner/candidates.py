@@ -64,8 +64,7 @@ def default_configs(op, m, n, k, elem_bytes, sm_count=132, smem_limit=DEFAULT_SM
             c = {**cfg, "SPLIT_K": split, "split_reduce": "last_program" if split > 1 else "kernel"}
             if programs(c, m, cols) >= target:
                 break
-        if math.ceil(m / c["BLOCK_M"]) == 1:
-            c["GROUP_M"] = 1  # one row block: grouped ordering changes nothing (one config, not two)
+        c = spec.canonical(c, m, n, k)  # GROUP_M 1 on one row block, num_stages 1 on one K block a split
         if spec.check(c, m, n, k, elem_bytes, smem_limit) is None:
             found.append(c)
             # The same inline tile with its sum of squares after the loop (where it has a loop): up to

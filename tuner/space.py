@@ -12,8 +12,12 @@ asked under a name that carries them ("SPLIT_K|1,2,4"); a parameter that keeps a
 at this shape keeps its plain name. On the committed 0.6B tune (before this), 448 of 899 trials were
 configs the check refused: TPE spent half of its asks on them and learned them as failures.
 
+Nor does it offer a config twice: the op's redundancy rule (OpSpec.redundant) keeps GROUP_M at 1 on
+one row block and num_stages at 1 where a split is one K block (no loop to pipeline: stages 1-5 build
+the same PTX). A seed that is such a twin is enqueued as the config it runs as (OpSpec.canonical).
+
 Two search heuristics, not rules, narrow it further: the FMA path only at M <= 4 and BLOCK_M <= 8
-there (it lost to tl.dot everywhere else on the H100), and GROUP_M only with several row blocks.
+there (it lost to tl.dot everywhere else on the H100).
 
 Decode attention walks its own parameters in its space's order (SPLITS, BLOCK_N, pack, combine,
 num_warps, num_stages, prep), offered the configs its check accepts and its redundancy rule keeps
@@ -56,7 +60,8 @@ def _space(op: str, m: int, n: int, k: int, elem_bytes: int, smem_limit: int) ->
         return tuple(sorted(rows, key=str))
     rows = {tuple(cfg[p] for p in ORDER) + (cfg["GROUP_M"], cfg["prologue"])
             for cfg in _linear_candidates(spec, m, n, k)
-            if spec.check(cfg, m, n, k, elem_bytes, smem_limit) is None}
+            if spec.check(cfg, m, n, k, elem_bytes, smem_limit) is None
+            and spec.redundant(cfg, m, n, k, elem_bytes) is None}
     return tuple(sorted(rows, key=str))
 
 
@@ -83,19 +88,21 @@ def _tile_candidates(spec, tile: dict, m: int, k: int):
     """_linear_candidates' configs of one tile (path and block sizes)."""
     values = spec.space.values
     splits = [s for s in values["SPLIT_K"] if s == 1 or s <= max_split(k, tile["BLOCK_K"])]
-    # One row block: grouped ordering changes nothing, so GROUP_M stays 1 (one config, not two).
+    # The op's redundancy rule (spec.redundant, which _space applies), pruned here before the product:
+    # one row block keeps GROUP_M at 1, a split of one K block keeps num_stages at 1.
     groups = values["GROUP_M"] if math.ceil(m / tile["BLOCK_M"]) > 1 else (1,)
     # Also check's own rules, stated there: split_reduce only with SPLIT_K > 1, the prepass and rescan
     # prologues only for an op with a norm, rescan only with a K loop (each the other way is one config,
     # not two).
     prologues = values["prologue"] if spec.norm else tuple(p for p in values["prologue"] if p == "inline")
-    for split, group, warps, stages, prologue in itertools.product(
-            splits, groups, values["num_warps"], values["num_stages"], prologues):
-        if prologue == "rescan" and not has_k_loop({**tile, "SPLIT_K": split}, k):
+    for split, group, warps, prologue in itertools.product(splits, groups, values["num_warps"], prologues):
+        loop = has_k_loop({**tile, "SPLIT_K": split}, k)
+        if prologue == "rescan" and not loop:
             continue
-        for reduce in values["split_reduce"] if split > 1 else ("kernel",):
-            yield {**tile, "SPLIT_K": split, "split_reduce": reduce, "num_warps": warps, "num_stages": stages,
-                   "GROUP_M": group, "prologue": prologue}
+        for stages in values["num_stages"] if loop else (1,):
+            for reduce in values["split_reduce"] if split > 1 else ("kernel",):
+                yield {**tile, "SPLIT_K": split, "split_reduce": reduce, "num_warps": warps, "num_stages": stages,
+                       "GROUP_M": group, "prologue": prologue}
 
 
 def _name(param: str, allowed: list, full: list) -> str:
@@ -182,12 +189,14 @@ def unseen_config(op: str, m: int, n: int, k: int, elem_bytes: int, smem_limit: 
 
 def config_to_params(cfg: dict, op: str, m: int, n: int, k: int, elem_bytes: int = 2,
                      smem_limit: int = DEFAULT_SMEM_LIMIT) -> dict | None:
-    """The trial params that make `suggest` return cfg (for enqueuing); None if cfg is not in the
-    space offered at this shape."""
+    """The trial params that make `suggest` return cfg, or its twin where cfg is redundant (for
+    enqueuing: spec.canonical); None if neither is in the space offered at this shape."""
     if cfg.get("impl") == "unfused":
         return {"impl": "unfused"}
-    if get_op(op).check(cfg, m, n, k, elem_bytes, smem_limit) is not None:
+    spec = get_op(op)
+    if spec.check(cfg, m, n, k, elem_bytes, smem_limit) is not None:
         return None
+    cfg = spec.canonical(cfg, m, n, k)
     params = {"impl": "fused"}
 
     def pick(name, choices):

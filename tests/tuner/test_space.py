@@ -43,16 +43,14 @@ def test_no_proposal_is_refused_by_the_check(op, m, n, k):
 def test_the_pruned_walk_offers_exactly_the_checked_grid(op, m, n, k, elem_bytes, smem):
     """The space is enumerated with block_range and max_split pruning first (a study's start took over a
     second walking all 345,600 fused configs through check): it must offer what the whole grid filtered
-    by check and the two search heuristics offers, no more and no fewer."""
-    import math
-
+    by check, the redundancy rule and the FMA heuristic offers, no more and no fewer."""
     from tuner import space
     from tuner.candidates import valid_configs
 
     whole = {tuple(c[p] for p in space.ORDER) + (c["GROUP_M"], c["prologue"])
              for c in valid_configs(op, m, n, k, elem_bytes, smem)
              if not (c["path"] == "fma" and (m > space.FMA_MAX_M or c["BLOCK_M"] > space.FMA_MAX_BLOCK_M))
-             and not (math.ceil(m / c["BLOCK_M"]) == 1 and c["GROUP_M"] != 1)}
+             and ks.get_op(op).redundant(c, m, n, k, elem_bytes) is None}
     offered = space._space(op, m, n, k, elem_bytes, smem)
     assert len(offered) == len(set(offered)) and set(offered) == whole
 
@@ -143,3 +141,41 @@ def test_rescan_is_offered_to_norm_ops_with_a_k_loop_only():
             assert any(r["prologue"] == "inline" and not has_k_loop(r, k) for r in rows)
         else:
             assert not rescans
+
+
+ONE_BLOCK = dict(impl="fused", path="dot", BLOCK_M=16, BLOCK_N=64, BLOCK_K=128, SPLIT_K=16, GROUP_M=1, num_warps=4,
+                 num_stages=4, split_reduce="last_program", prologue="inline")
+
+
+def test_a_split_of_one_k_block_is_offered_at_one_stage_only():
+    """K = 2048 over 16 splits of BLOCK_K 128: no K loop, so stages 2-5 build num_stages=1's kernel (the
+    sm_90 compile test shows it) and the space offers that one config, not five."""
+    op, m, n, k = "o_proj_residual", 1, 1024, 2048
+    spec = ks.get_op(op)
+    assert spec.check(ONE_BLOCK, m, n, k, 2) is None  # it runs: a redundant config is not a refused one
+    assert "num_stages=1 builds the same kernel" in spec.redundant(ONE_BLOCK, m, n, k, 2)
+    twin = {**ONE_BLOCK, "num_stages": 1}
+    assert spec.redundant(twin, m, n, k, 2) is None and spec.canonical(ONE_BLOCK, m, n, k) == twin
+    # A seed that is the redundant twin is enqueued as the config it runs as.
+    assert suggest(optuna.trial.FixedTrial(config_to_params(ONE_BLOCK, op, m, n, k)), op, m, n, k) == twin
+    # With a K loop (4 splits of 4 blocks), stages are a choice.
+    looped = {**ONE_BLOCK, "SPLIT_K": 4}
+    assert spec.redundant(looped, m, n, k, 2) is None and spec.canonical(looped, m, n, k) == looped
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    stages = {(c["SPLIT_K"] * c["BLOCK_K"] >= k, c["num_stages"])
+              for c in (suggest(study.ask(), op, m, n, k) for _ in range(400)) if c["impl"] == "fused"}
+    assert {s for one, s in stages if one} == {1} and {s for one, s in stages if not one} == {1, 2, 3, 4, 5}
+
+
+def test_grouping_one_row_block_is_redundant():
+    spec = ks.get_op("o_proj_residual")
+    grouped = {**ONE_BLOCK, "GROUP_M": 8, "num_stages": 1}
+    assert "GROUP_M=8: one row block" in spec.redundant(grouped, 1, 1024, 2048, 2)
+    assert spec.redundant(grouped, 64, 1024, 2048, 2) is None  # four row blocks of 16
+    assert spec.canonical(grouped, 1, 1024, 2048)["GROUP_M"] == 1
+
+
+def test_attention_seeds_are_not_rewritten():
+    spec = ks.get_op("decode_attention")
+    cfg = {"impl": "fused", "SPLITS": 4, "BLOCK_N": 64}
+    assert spec.canonical(cfg, encode_m(8, 4096), 16008, 128) is cfg
