@@ -49,7 +49,12 @@ def _params(op: str) -> tuple[str, ...]:
     return tuple(key for key in spec.space.values if key != "impl") if spec.kind == "attention" else PARAMS
 
 
-@functools.lru_cache(maxsize=64)
+# A study's space is ~0.1-0.8 s of CPU to enumerate and ~20 MB as rows and tree (the 36 GEMM studies of
+# 0.6B: 640 MB, in every worker). A worker opens one study at a time, so a few are cached, not 64.
+_CACHED = 4
+
+
+@functools.lru_cache(maxsize=_CACHED)
 def _space(op: str, m: int, n: int, k: int, elem_bytes: int, smem_limit: int) -> tuple[tuple, ...]:
     """The valid fused configs worth offering at this shape, as tuples in _params(op) order."""
     spec = get_op(op)
@@ -128,7 +133,7 @@ def _walk(op, m, n, k, elem_bytes, smem_limit, pick) -> dict | None:
 _CHOICES = object()  # a _tree node's key for its sorted choices
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=_CACHED)
 def _tree(op: str, m: int, n: int, k: int, elem_bytes: int, smem_limit: int) -> dict:
     """_space as a prefix tree, one level per parameter in _params(op) order: a node maps each value
     with a valid completion to the node below, and _CHOICES to those values sorted as offered. A walk
@@ -147,7 +152,7 @@ def _tree(op: str, m: int, n: int, k: int, elem_bytes: int, smem_limit: int) -> 
     return root
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=_CACHED)
 def _values(op: str, m: int, n: int, k: int, elem_bytes: int, smem_limit: int) -> tuple[list, ...]:
     """Every value each parameter takes in the space at this shape (its plain-name choices)."""
     rows = _space(op, m, n, k, elem_bytes, smem_limit)
