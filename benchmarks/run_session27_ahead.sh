@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Twenty-seventh session (2026-11-28), one H200, run from branch session27-space-ahead (not in main): a
 # worker building its next study's space in a thread while the current study runs
-# (tuner.space.build_ahead) against the tree before it (_ab/, the commit before, run flag "before"): rmsnorm_qkv's 9 decode studies (the largest spaces) on 1 GPU, 40 configs a
-# study, before / after / before / after, each run a fresh SQLite database and Triton cache.
+# (tuner.space.build_ahead) against the tree before it (_ab/, the commit before, run flag "before"):
+# rmsnorm_qkv's 9 decode studies (the largest spaces) on 1 GPU, 40 configs a study, before / after /
+# before / after, each run a fresh SQLite database and Triton cache.
 #   OUT=dir bash benchmarks/run_session27_ahead.sh      (with _ab/ holding the earlier tree)
 set -u
 OUT=${OUT:-benchmarks/results/new}
