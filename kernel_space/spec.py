@@ -184,7 +184,7 @@ class OpSpec:
         if cfg["GROUP_M"] != 1 and math.ceil(m / cfg["BLOCK_M"]) == 1:
             return f"GROUP_M={cfg['GROUP_M']}: one row block, so grouped ordering changes nothing (GROUP_M=1)"
         if cfg["num_stages"] != 1 and not has_k_loop(cfg, k):
-            # The kernel's ONE_BLOCK variant has no loop for Triton to pipeline: stages 1-5 build the same
+            # The kernel's ONE_BLOCK variant has no loop for Triton to pipeline: its stages build the same
             # PTX (tests/kernel_space/test_stages_compile.py compiles them for sm_90).
             return (f"num_stages={cfg['num_stages']}: each split is one BLOCK_K block, with no K loop to "
                     "pipeline (num_stages=1 builds the same kernel)")

@@ -13,7 +13,7 @@ at this shape keeps its plain name. On the committed 0.6B tune (before this), 44
 configs the check refused: TPE spent half of its asks on them and learned them as failures.
 
 Nor does it offer a config twice: the op's redundancy rule (OpSpec.redundant) keeps GROUP_M at 1 on
-one row block and num_stages at 1 where a split is one K block (no loop to pipeline: stages 1-5 build
+one row block and num_stages at 1 where a split is one K block (no loop to pipeline: its stages build
 the same PTX). A seed that is such a twin is enqueued as the config it runs as (OpSpec.canonical).
 
 Two search heuristics, not rules, narrow it further: the FMA path only at M <= 4 and BLOCK_M <= 8

@@ -1,5 +1,5 @@
 """num_stages changes nothing where a split is one K block: the kernel's ONE_BLOCK variant has no loop
-to pipeline, so stages 1 and 3 compile to the same PTX for sm_90 (with Triton's own ptxas, no GPU).
+to pipeline, so stages 1 and 5 compile to the same PTX for sm_90 (with Triton's own ptxas, no GPU).
 This is the evidence for OpSpec.redundant's stages rule (the search offers such a config once); with a
 K loop the stages build different code."""
 
