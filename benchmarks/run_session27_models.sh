@@ -6,6 +6,7 @@
 #   2. a short tune of 4B (M 1 and 8, contexts 256 and 8k), its table exported;
 #   3. that table's logits against the unfused path's (table_parity.py), and the 4B matrix cells with
 #      the table, unfused and the torch.compile peer (a decode-only table at an 8k x 8 prefill too).
+#   4. (a second call) the 4B matrix's last peer cell and 14B's decode step with no table.
 #   OUT=dir [STEPS="1 2 3"] bash benchmarks/run_session27_models.sh
 . benchmarks/_session.sh
 export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/triton-s27}
@@ -42,16 +43,17 @@ for step in $STEPS; do
         --arms unfused,table,torch_compile --table "qwen3-4b=$TABLE" --out "$OUT/e2e_matrix_qwen3-4b.json" --fresh \
         --peer-no-coordinate-descent 2>&1 | quiet | grep -v "capture compiles" | tail -25 | cut -c1-200
       ;;
+    4)
+      # (a second call) the 4B matrix's last peer cell (batch 8 x 8k), continuing step 3's file, and
+      # 14B's decode step with no table (the GEMMs unfused, decode attention's default plan at a GQA
+      # group of 5).
+      echo "== matrix qwen3-4b, batch 8 x 8k peer"
+      timeout 300 python3 benchmarks/e2e_matrix.py --models qwen3-4b --batches 8 --contexts 8192 --arms torch_compile \
+        --out "$OUT/e2e_matrix_qwen3-4b.json" --peer-no-coordinate-descent 2>&1 | quiet | grep -v "capture compiles" \
+        | tail -6 | cut -c1-200
+      echo "== bench qwen3-14b, no table"
+      timeout 200 $KS bench --model qwen3-14b --batch 1,8 --context 256,8192 --output-len 32 \
+        --json "$OUT/bench_qwen3-14b.json" 2>&1 | quiet | tail -12 | cut -c1-200
+      ;;
   esac
 done
-# 4. (second call) the 4B matrix's last peer cell (batch 8 x 8k), continuing step 3's file, and 14B's
-#    decode step with no table (the GEMMs unfused, decode attention's default plan at a GQA group of 5).
-if [[ " $STEPS " == *" 4 "* ]]; then
-  echo "== matrix qwen3-4b, batch 8 x 8k peer"
-  timeout 300 python3 benchmarks/e2e_matrix.py --models qwen3-4b --batches 8 --contexts 8192 --arms torch_compile \
-    --out "$OUT/e2e_matrix_qwen3-4b.json" --peer-no-coordinate-descent 2>&1 | quiet | grep -v "capture compiles" \
-    | tail -6 | cut -c1-200
-  echo "== bench qwen3-14b, no table"
-  timeout 200 $KS bench --model qwen3-14b --batch 1,8 --context 256,8192 --output-len 32 \
-    --json "$OUT/bench_qwen3-14b.json" 2>&1 | quiet | tail -12 | cut -c1-200
-fi

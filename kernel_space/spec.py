@@ -179,13 +179,10 @@ class OpSpec:
     def redundant(self, cfg: dict, m: int, n: int, k: int, elem_bytes: int) -> str | None:
         """Why a runnable cfg need not be searched at this shape (it builds and runs what another config
         does: `canonical`'s), or None. The search offers neither twin twice."""
-        if cfg.get("impl") == "unfused":
-            return None
-        if cfg["GROUP_M"] != 1 and math.ceil(m / cfg["BLOCK_M"]) == 1:
+        twin = self.canonical(cfg, m, n, k)
+        if twin.get("GROUP_M") != cfg.get("GROUP_M"):
             return f"GROUP_M={cfg['GROUP_M']}: one row block, so grouped ordering changes nothing (GROUP_M=1)"
-        if cfg["num_stages"] != 1 and not has_k_loop(cfg, k):
-            # The kernel's ONE_BLOCK variant has no loop for Triton to pipeline: its stages build the same
-            # PTX (tests/kernel_space/test_stages_compile.py compiles them for sm_90).
+        if twin.get("num_stages") != cfg.get("num_stages"):
             return (f"num_stages={cfg['num_stages']}: each split is one BLOCK_K block, with no K loop to "
                     "pipeline (num_stages=1 builds the same kernel)")
         return None
@@ -201,6 +198,8 @@ class OpSpec:
         if math.ceil(m / cfg["BLOCK_M"]) == 1:
             out["GROUP_M"] = 1
         if not has_k_loop(cfg, k):
+            # The kernel's ONE_BLOCK variant has no loop for Triton to pipeline: its stages build the same
+            # PTX (tests/kernel_space/test_stages_compile.py compiles them for sm_90).
             out["num_stages"] = 1
         return out
 

@@ -65,8 +65,7 @@ def _space(op: str, m: int, n: int, k: int, elem_bytes: int, smem_limit: int) ->
         return tuple(sorted(rows, key=str))
     rows = {tuple(cfg[p] for p in ORDER) + (cfg["GROUP_M"], cfg["prologue"])
             for cfg in _linear_candidates(spec, m, n, k)
-            if spec.check(cfg, m, n, k, elem_bytes, smem_limit) is None
-            and spec.redundant(cfg, m, n, k, elem_bytes) is None}
+            if spec.check(cfg, m, n, k, elem_bytes, smem_limit) is None}
     return tuple(sorted(rows, key=str))
 
 
@@ -93,8 +92,9 @@ def _tile_candidates(spec, tile: dict, m: int, k: int):
     """_linear_candidates' configs of one tile (path and block sizes)."""
     values = spec.space.values
     splits = [s for s in values["SPLIT_K"] if s == 1 or s <= max_split(k, tile["BLOCK_K"])]
-    # The op's redundancy rule (spec.redundant, which _space applies), pruned here before the product:
-    # one row block keeps GROUP_M at 1, a split of one K block keeps num_stages at 1.
+    # The op's redundancy rule (spec.redundant), applied here, before the product: one row block keeps
+    # GROUP_M at 1, a split of one K block keeps num_stages at 1 (tests/tuner/test_space.py holds that
+    # this offers exactly the grid less what check refuses and redundant names).
     groups = values["GROUP_M"] if math.ceil(m / tile["BLOCK_M"]) > 1 else (1,)
     # Also check's own rules, stated there: split_reduce only with SPLIT_K > 1, the prepass and rescan
     # prologues only for an op with a norm, rescan only with a K loop (each the other way is one config,
