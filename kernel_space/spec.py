@@ -173,8 +173,14 @@ class OpSpec:
         if prologue == "rescan" and not has_k_loop(cfg, k):
             return ("prologue=rescan: each split is one BLOCK_K block, with no K loop to take the sum of squares "
                     "out of (use 'inline': one config, not two)")
-        return check_config(cfg, m, self.n_out(n), k, elem_bytes=elem_bytes, gated=self.gated,
-                            a_inputs=1 if prepass else self.a_inputs, smem_limit=smem_limit, space=self.space)
+        why = check_config(cfg, m, self.n_out(n), k, elem_bytes=elem_bytes, gated=self.gated,
+                           a_inputs=1 if prepass else self.a_inputs, smem_limit=smem_limit, space=self.space)
+        if why is None and self.norm and prologue == "inline" and inline_ring_short(cfg, k):
+            why = (f"prologue=inline on a {cfg['BLOCK_M']}-row tl.dot tile with {cfg['num_warps']} warps and a "
+                   f"{cfg['num_stages']}-stage K loop: Triton gives x's tile one shared-memory buffer too few "
+                   "when the warpgroup MMA and the norm both read it, and the next tile overwrites it while the "
+                   "MMA reads (wrong results on sm_90; use prologue=rescan, or prepass)")
+        return why
 
     def redundant(self, cfg: dict, m: int, n: int, k: int, elem_bytes: int) -> str | None:
         """Why a runnable cfg need not be searched at this shape (it builds and runs what another config
@@ -240,6 +246,21 @@ def block_range(param: str, path: str, m: int, n_out: int, k: int) -> tuple[int,
     if param == "BLOCK_M" and path == "dot" and 16 < m < WGMMA_ROWS:
         high = WGMMA_ROWS
     return low, high
+
+
+# The norm ops' inline prologue reads each x tile twice: as an operand of tl.dot and for the sum of
+# squares. Where the tl.dot is Hopper's warpgroup MMA (WGMMA_ROWS rows or more, 4+ warps), which reads
+# its operands from shared memory asynchronously, Triton 3.6's software pipeliner gives such a load one
+# buffer fewer than the weight's (num_stages - 1: one at 2 stages) while it prefetches both as far ahead,
+# so the copy of tile i + num_stages - 1 lands in the buffer the MMA of tile i may still be reading
+# (Triton issue 6691). Measured on an H200 (benchmarks/README.md, twenty-eighth session): the partials
+# such a kernel stores were wrong in whole rows, with either split-K reduction; rescan and prepass, whose
+# loop feeds x to the MMA alone, get full rings and were right in every run.
+# tests/kernel_space/test_rings_compile.py compiles the cases for sm_90 and reads the rings.
+def inline_ring_short(cfg: dict, k: int) -> bool:
+    """Whether an inline norm prologue would run in a K loop whose x ring is one buffer short (above)."""
+    return (cfg["path"] == "dot" and cfg["BLOCK_M"] >= WGMMA_ROWS and cfg["num_warps"] >= 4
+            and cfg["num_stages"] >= 2 and has_k_loop(cfg, k))
 
 
 def has_k_loop(cfg: dict, k: int) -> bool:
@@ -320,22 +341,10 @@ def _blocks_reason(path: str, block_m: int, block_n: int, block_k: int, m: int, 
     return None
 
 
-# A split-K tile this large on tl.dot with this many warps, reduced by its last program, gave outputs that
-# differ from the reduce kernel's on the same partials on the H200 (sm_90, Triton 3.6): in every run of 12
-# of the 18 stage and split settings tried, up to 0.03 of the output's norm (benchmarks/README.md, the
-# twenty-fourth session), while 4 warps, or a tile with a side of 64, matched the reduce kernel bit for
-# bit in every run, as did every last-program row of the committed tables. The cause is not known.
-LAST_PROGRAM_UNSAFE = {"num_warps": 8, "BLOCK_M": 128, "BLOCK_N": 128}  # at least these
-
-
 def _check_split(cfg: dict, k: int) -> str | None:
     split = cfg["SPLIT_K"]
     if split == 1 and cfg["split_reduce"] != "kernel":
         return "split_reduce only matters with SPLIT_K > 1 (use 'kernel' there: one config, not two)"
-    if (split > 1 and cfg["split_reduce"] == "last_program" and cfg["path"] == "dot"
-            and all(cfg[key] >= least for key, least in LAST_PROGRAM_UNSAFE.items())):
-        return (f"split_reduce=last_program on a {cfg['BLOCK_M']} x {cfg['BLOCK_N']} tl.dot tile with "
-                f"{cfg['num_warps']} warps gives wrong results on sm_90 (use split_reduce=kernel)")
     most = max_split(k, cfg["BLOCK_K"])
     if split > 1 and split > most:
         return f"SPLIT_K={split} leaves empty splits: K={k} has only {most} blocks of {cfg['BLOCK_K']}"

@@ -1,29 +1,14 @@
 """The PDL variants compile for Hopper and carry the grid-dependency instructions; without PDL they
 carry none. Compiled ahead of time for sm_90 with Triton's own ptxas: no GPU needed."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.kernel_space.aot_run import aot_report
 
 
 @pytest.fixture(scope="module")
 def report():
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
-
-    def run(mode):
-        out = subprocess.run([sys.executable, str(ROOT / "tests/kernel_space/aot_pdl.py"), mode], env=env,
-                             capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stderr[-3000:]
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    return run("on"), run("off"), run("early")
+    return aot_report("aot_pdl.py", "on"), aot_report("aot_pdl.py", "off"), aot_report("aot_pdl.py", "early")
 
 
 def test_every_kernel_waits_then_releases_the_next_with_pdl(report):
