@@ -1,6 +1,6 @@
 """Count, in a tune's database, the fused GEMM configs measured again as a kernel already timed in the same
-study: configs that differ only in num_stages where each split is one K block (the same PTX), or only in
-GROUP_M on one row block (OpSpec.redundant). Decode attention's studies are left out.
+study: configs that differ only in num_stages where each split is one K block or on the FMA path (the same
+PTX), or only in GROUP_M on one row block (OpSpec.redundant). Decode attention's studies are left out.
 
     python3 benchmarks/space_dups.py tune.db [more.db ...]
 """

@@ -189,6 +189,9 @@ class OpSpec:
         if twin.get("GROUP_M") != cfg.get("GROUP_M"):
             return f"GROUP_M={cfg['GROUP_M']}: one row block, so grouped ordering changes nothing (GROUP_M=1)"
         if twin.get("num_stages") != cfg.get("num_stages"):
+            if cfg["path"] == "fma":
+                return (f"num_stages={cfg['num_stages']}: the FMA path has no tl.dot whose operands Triton "
+                        "pipelines (num_stages=1 builds the same kernel)")
             return (f"num_stages={cfg['num_stages']}: each split is one BLOCK_K block, with no K loop to "
                     "pipeline (num_stages=1 builds the same kernel)")
         return None
@@ -203,9 +206,10 @@ class OpSpec:
         out = dict(cfg)
         if math.ceil(m / cfg["BLOCK_M"]) == 1:
             out["GROUP_M"] = 1
-        if not has_k_loop(cfg, k):
-            # The kernel's ONE_BLOCK variant has no loop for Triton to pipeline: its stages build the same
-            # PTX (tests/kernel_space/test_stages_compile.py compiles them for sm_90).
+        if not has_k_loop(cfg, k) or cfg["path"] == "fma":
+            # The kernel's ONE_BLOCK variant has no loop for Triton to pipeline, and Triton pipelines only
+            # the loads of a tl.dot, which the FMA path has none of: their stages build the same PTX
+            # (tests/kernel_space/test_stages_compile.py compiles them for sm_90).
             out["num_stages"] = 1
         return out
 

@@ -93,8 +93,8 @@ def _tile_candidates(spec, tile: dict, m: int, k: int):
     values = spec.space.values
     splits = [s for s in values["SPLIT_K"] if s == 1 or s <= max_split(k, tile["BLOCK_K"])]
     # The op's redundancy rule (spec.redundant), applied here, before the product: one row block keeps
-    # GROUP_M at 1, a split of one K block keeps num_stages at 1 (tests/tuner/test_space.py holds that
-    # this offers exactly the grid less what check refuses and redundant names).
+    # GROUP_M at 1, a split of one K block or the FMA path keeps num_stages at 1 (tests/tuner/test_space.py
+    # holds that this offers exactly the grid less what check refuses and redundant names).
     groups = values["GROUP_M"] if math.ceil(m / tile["BLOCK_M"]) > 1 else (1,)
     # Also check's own rules, stated there: split_reduce only with SPLIT_K > 1, the prepass and rescan
     # prologues only for an op with a norm, rescan only with a K loop (each the other way is one config,
@@ -104,7 +104,7 @@ def _tile_candidates(spec, tile: dict, m: int, k: int):
         loop = has_k_loop({**tile, "SPLIT_K": split}, k)
         if prologue == "rescan" and not loop:
             continue
-        for stages in values["num_stages"] if loop else (1,):
+        for stages in values["num_stages"] if loop and tile["path"] != "fma" else (1,):
             for reduce in values["split_reduce"] if split > 1 else ("kernel",):
                 yield {**tile, "SPLIT_K": split, "split_reduce": reduce, "num_warps": warps, "num_stages": stages,
                        "GROUP_M": group, "prologue": prologue}

@@ -27,6 +27,10 @@ CASES = {
     # The FMA path at M = 1, the LM head's shape.
     "one_block_fma": ("lm_head", 1, 151936, 1024,
                       {**BASE, "path": "fma", "BLOCK_M": 1, "BLOCK_N": 8, "BLOCK_K": 256, "SPLIT_K": 4}),
+    # The FMA path with a K loop (four blocks a split): Triton pipelines only a tl.dot's loads.
+    "fma_k_loop": ("rmsnorm_qkv", 1, 4096, 1024,
+                   {**BASE, "path": "fma", "BLOCK_M": 1, "BLOCK_N": 16, "BLOCK_K": 128, "SPLIT_K": 2,
+                    "split_reduce": "kernel"}),
     # Four K blocks a split: a loop, which the stages pipeline.
     "k_loop": ("o_proj_residual", 1, 1024, 2048, {**BASE, "SPLIT_K": 4}),
 }

@@ -1,7 +1,7 @@
-"""num_stages changes nothing where a split is one K block: the kernel's ONE_BLOCK variant has no loop
-to pipeline, so stages 1 and 5 compile to the same PTX for sm_90 (with Triton's own ptxas, no GPU).
-This is the evidence for OpSpec.redundant's stages rule (the search offers such a config once); with a
-K loop the stages build different code."""
+"""num_stages changes nothing where a split is one K block (the kernel's ONE_BLOCK variant has no loop to
+pipeline) or on the FMA path (Triton pipelines only a tl.dot's loads): stages 1 and 5 compile to the
+same PTX for sm_90 (with Triton's own ptxas, no GPU). This is the evidence for OpSpec.redundant's stages
+rule (the search offers such a config once); in a tl.dot's K loop the stages build different code."""
 
 import pytest
 
@@ -15,7 +15,7 @@ def ptx():
     return aot_report("aot_stages.py")
 
 
-def test_stages_build_the_same_kernel_without_a_k_loop(ptx):
+def test_stages_build_the_same_kernel_without_a_dot_k_loop(ptx):
     for name, (op, m, n, k, cfg) in CASES.items():
         full = {"impl": "fused", **cfg, "num_stages": 3}
         spec = ks.get_op(op)
