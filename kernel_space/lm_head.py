@@ -62,5 +62,6 @@ SPEC = OpSpec(
     reference=lambda i: (lm_head_reference(i["h"], i["norm_w"], i["w"]),),
     output_names=("logits",),
     norm=True,
+    gain=True,  # the final norm's gain stays out of the weight: the embedding is tied at 0.6B and 1.7B
     kernel_sources=_gemm.KERNEL_SOURCES,
 )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from kernel_space.attention_shape import ATTENTION_OP, decode_heads, decode_m
-from kernel_space.geometry import LinearLaunch
+from kernel_space.geometry import FP32_BYTES, LinearLaunch
 
 # Opt-in shared memory per block on sm_90 (H100/H200). Used when no device is there to ask
 # (CPU interpreter runs), so that a config that could never run on the target is still refused.
@@ -145,6 +145,9 @@ class OpSpec:
     kernel_sources: tuple[Callable, ...] = ()
     a_inputs: int = 1  # activation tensors the prologue reads per K step (x, and the residual)
     norm: bool = False  # has an RMSNorm prologue, so prologue=prepass (and rescan) is a distinct choice
+    # The norm multiplies by a gain the model does not fold into the weight (lm_head): the GEMM's loop then
+    # scales x in registers, and the MMA takes it from there rather than from x's shared-memory ring.
+    gain: bool = False
 
     # "linear": a GEMM fusion site (this class's rules). "attention": decode attention, whose spec
     # (kernel_space.decode_attention.AttentionOpSpec) overrides check and cold_bytes and brings its own
@@ -174,8 +177,9 @@ class OpSpec:
             return ("prologue=rescan: each split is one BLOCK_K block, with no K loop to take the sum of squares "
                     "out of (use 'inline': one config, not two)")
         why = check_config(cfg, m, self.n_out(n), k, elem_bytes=elem_bytes, gated=self.gated,
-                           a_inputs=1 if prepass else self.a_inputs, smem_limit=smem_limit, space=self.space)
-        if why is None and self.norm and prologue == "inline" and inline_ring_short(cfg, k):
+                           a_inputs=1 if prepass else self.a_inputs, smem_limit=smem_limit, space=self.space,
+                           gain=self.gain and not prepass)
+        if why is None and self.norm and not self.gain and prologue == "inline" and inline_ring_short(cfg, k):
             why = (f"prologue=inline on a {cfg['BLOCK_M']}-row tl.dot tile with {cfg['num_warps']} warps and a "
                    f"{cfg['num_stages']}-stage K loop: Triton gives x's tile one shared-memory buffer too few "
                    "when the warpgroup MMA and the norm both read it, and the next tile overwrites it while the "
@@ -214,14 +218,37 @@ class OpSpec:
         return out
 
 
-def smem_bytes(cfg: dict, elem_bytes: int, gated: bool, a_inputs: int = 1) -> int:
-    """Shared memory the software pipeline holds. Fitted to what Triton 3.6 asked for on an H100
-    (exact to 512 B on three configs that failed): num_stages buffers of the W tile(s) and
-    num_stages - 1 of each activation tile the prologue reads (x, and the residual when added)."""
+def smem_bytes(cfg: dict, elem_bytes: int, gated: bool, a_inputs: int = 1, k: int | None = None,
+               gain: bool = False) -> int:
+    """Shared memory the GEMM kernel asks for: its K loop's rings of W tiles (two when gated) and of
+    activation tiles (x, a_inputs of them), as deep as `pipeline_depths` says, or the epilogue's fp32
+    accumulator tile where that is larger, plus 512 B. On the tl.dot path, compiled for sm_90 by Triton
+    3.6, that was what the kernel asked for (to 512 B) in 145 of 146 sampled configs, and over it in the
+    other (tests/kernel_space/test_rings_compile.py compares it in CI). The FMA path has no ring, only a
+    reduction's scratch, which the W and x tiles stand for: at most 32 KB in about 150 sampled configs,
+    far under any limit, and sometimes over this figure. k: the problem's K (None: assume a K loop); gain:
+    the loop scales x by the norm's gain (OpSpec.gain, prologue not prepass), loaded in a ring of its own."""
+    depth_w, depth_a = pipeline_depths(cfg, k, gain)
+    w_tiles = (2 if gated else 1) * cfg["BLOCK_N"] * cfg["BLOCK_K"] * depth_w
+    a_tiles = (a_inputs * cfg["BLOCK_M"] + (1 if gain else 0)) * cfg["BLOCK_K"] * depth_a
+    # After the loop the rings are free, and the epilogue moves the fp32 accumulator tile between layouts
+    # through shared memory: with shallow rings and a large tile that is the larger.
+    return max((w_tiles + a_tiles) * elem_bytes, cfg["BLOCK_M"] * cfg["BLOCK_N"] * FP32_BYTES) + 512
+
+
+def pipeline_depths(cfg: dict, k: int | None = None, gain: bool = False) -> tuple[int, int]:
+    """(W ring, activation ring) buffers of the K loop's software pipeline, as Triton 3.6 allocates them:
+    one each without a loop to pipeline (one stage, one BLOCK_K block a split, or the FMA path, whose
+    loads Triton does not pipeline); num_stages - 1 each on mma.sync, which has read its operands before
+    the next copy lands; num_stages each on a warpgroup-MMA tile, which reads shared memory
+    asynchronously and keeps one more buffer in use, except x's where the MMA takes x from registers
+    (gain: scaled by the norm's gain first) and the inline norm's (inline_ring_short, refused)."""
     stages = cfg["num_stages"]
-    w_tiles = (2 if gated else 1) * cfg["BLOCK_N"] * cfg["BLOCK_K"] * stages
-    a_tiles = a_inputs * cfg["BLOCK_M"] * cfg["BLOCK_K"] * max(stages - 1, 1)
-    return (w_tiles + a_tiles) * elem_bytes + 512
+    if stages == 1 or cfg["path"] == "fma" or (k is not None and not has_k_loop(cfg, k)):
+        return 1, 1
+    if cfg["path"] == "dot" and cfg["BLOCK_M"] >= WGMMA_ROWS and cfg["num_warps"] >= 4:
+        return stages, stages - 1 if gain else stages
+    return stages - 1, stages - 1
 
 
 def next_pow2(x: int) -> int:
@@ -290,16 +317,17 @@ def check_config(
     smem_limit: int = DEFAULT_SMEM_LIMIT,
     space: SearchSpace = DEFAULT_SPACE,
     memory_bytes: int = DEFAULT_DEVICE_MEMORY,
+    gain: bool = False,
 ) -> str | None:
     """Return why `cfg` cannot run on an (m, n, k) problem (n: output columns), or None if it can.
-    Never raises."""
+    gain: the K loop scales x by a norm gain (smem_bytes). Never raises."""
     impl = cfg.get("impl")
     if impl not in IMPLS:
         return f"impl must be one of {IMPLS}, got {impl!r}"
     if impl == "unfused":
         return None
     return (_check_keys(cfg, space) or _check_path(cfg, gated) or _check_blocks(cfg, m, n, k) or _check_split(cfg, k)
-            or _check_smem(cfg, elem_bytes, gated, a_inputs, smem_limit)
+            or _check_smem(cfg, k, elem_bytes, gated, a_inputs, smem_limit, gain)
             or check_launch(cfg, m, n, k, gated=gated, memory_bytes=memory_bytes))
 
 
@@ -355,8 +383,9 @@ def _check_split(cfg: dict, k: int) -> str | None:
     return None
 
 
-def _check_smem(cfg: dict, elem_bytes: int, gated: bool, a_inputs: int, smem_limit: int) -> str | None:
-    smem = smem_bytes(cfg, elem_bytes, gated, a_inputs)
+def _check_smem(cfg: dict, k: int, elem_bytes: int, gated: bool, a_inputs: int, smem_limit: int,
+                gain: bool = False) -> str | None:
+    smem = smem_bytes(cfg, elem_bytes, gated, a_inputs, k, gain)
     if smem > smem_limit:
         return f"shared memory estimate {smem} B exceeds the device limit {smem_limit} B"
     return None

@@ -1,7 +1,8 @@
-"""Compile norm-op configs for sm_90 ahead of time (no GPU) and print, per case, whether the GEMM kernel's
-tl.dot became Hopper's warpgroup MMA and the depth of each shared-memory ring its K loop's pipeline
-allocated (the activation's and the weights'). Run by test_rings_compile.py in a process without
-TRITON_INTERPRET."""
+"""Compile GEMM configs for sm_90 ahead of time (no GPU) and print, per case, whether the kernel's tl.dot
+became Hopper's warpgroup MMA, the depth of each shared-memory ring its K loop's pipeline allocated (the
+weights', the activation's, and the gain's where there is one), whether the MMA reads x from its ring, and
+the shared memory it asks for. Run by test_rings_compile.py in a
+process without TRITON_INTERPRET."""
 
 import json
 import os
@@ -31,6 +32,17 @@ CASES = {
     "inline_mma_sync": ("rmsnorm_qkv", 32, 4096, 1024, {**BIG, "BLOCK_M": 32, "BLOCK_N": 64, "num_warps": 4}),
     "inline_two_warps": ("rmsnorm_qkv", 64, 4096, 1024, {**BIG, "BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 2}),
     "o_proj_wgmma": ("o_proj_residual", 128, 1024, 2048, BIG),
+    # One BLOCK_K block a split (no loop), gated, at three stages: one buffer of each tile.
+    "one_block_gated": ("rmsnorm_gate_up_silu", 128, 6144, 1024, {**BIG, "BLOCK_K": 256, "SPLIT_K": 4,
+                                                                  "BLOCK_N": 64, "prologue": "prepass"}),
+    # The LM head keeps its norm's gain: x is scaled in registers and reaches the MMA from there, so its
+    # ring may be short; the gain has a ring of its own.
+    "lm_head_inline_wgmma": ("lm_head", 128, 151936, 1024, {**BIG, "SPLIT_K": 1, "GROUP_M": 8}),
+    "lm_head_rescan_wide": ("lm_head", 128, 151936, 1024, {**BIG, "BLOCK_M": 64, "BLOCK_N": 32, "BLOCK_K": 512,
+                                                           "SPLIT_K": 1, "GROUP_M": 8, "prologue": "rescan"}),
+    # The FMA path with a K loop: no ring, only a reduction's scratch.
+    "fma_loop": ("down_residual", 1, 1024, 3072, {**BIG, "path": "fma", "BLOCK_M": 1, "BLOCK_N": 16,
+                                                  "BLOCK_K": 256, "SPLIT_K": 3, "num_warps": 4}),
 }
 
 
@@ -39,7 +51,10 @@ def rings(op: str, m: int, n: int, k: int, cfg: dict) -> dict:
     kernel, args, kwargs = next(launch for launch in launches if "fused_linear_kernel" in repr(launch[0]))
     _, compiled = compile_launch(kernel, args, kwargs, 90)
     ttgir = compiled.asm["ttgir"]
-    return {"wgmma": "ttng.warp_group_dot " in ttgir,
+    mma = next((line for line in ttgir.splitlines() if "ttng.warp_group_dot " in line), "")
+    return {"wgmma": bool(mma), "shared": compiled.metadata.shared,
+            # the MMA's first operand a shared-memory buffer (x's ring), not a register tensor
+            "x_from_ring": " : !ttg.memdesc" in mma,
             "rings": [int(d) for d in re.findall(r"ttg\.local_alloc : \(\) -> !ttg\.memdesc<(\d+)x\d+x\d+x", ttgir)]}
 
 

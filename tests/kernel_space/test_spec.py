@@ -68,6 +68,7 @@ def test_the_inline_norm_runs_on_no_warpgroup_mma_tile_with_a_k_loop():
                        dict(BLOCK_M=32), dict(BLOCK_M=64, BLOCK_N=32, num_warps=2)):
             assert spec.check({**big, **change}, 128, n, 1024, 2) is None, (op, change)
     assert ks.get_op("o_proj_residual").check(big, 128, 1024, 2048, 2) is None
+    assert ks.get_op("lm_head").check(big, 128, 151936, 1024, 2) is None  # its gain: x reaches the MMA in registers
     rows = _space("rmsnorm_qkv", 128, 4096, 1024, 2, ks.spec.DEFAULT_SMEM_LIMIT)  # ORDER, then GROUP_M, prologue
     k_loop = [row for row in rows if row[0] == "dot" and row[1] >= 64 and row[6] >= 4 and row[7] >= 2
               and 1024 // row[3] > row[4]]
@@ -100,9 +101,11 @@ def test_missing_key_is_a_reason_not_a_crash():
     assert "lacks num_warps" in check(cfg)
 
 
-def test_smem_estimate_matches_what_triton_asked_for_on_the_h100():
-    # Three configs that failed on the H100 (Triton 3.6) with these byte counts in the error: the
-    # estimate may overshoot by a few hundred bytes (never undershoot, or a config would crash).
+def test_smem_estimate_never_undershoots_what_triton_asked_for_on_the_h100():
+    # Three configs that failed on the H100 (Triton 3.6) with these byte counts in the error. All three
+    # were inline-norm warpgroup-MMA tiles, whose x ring Triton makes one buffer short (now refused:
+    # spec.inline_ring_short), so the estimate, which counts the full ring, is over by that buffer.
+    # tests/kernel_space/test_rings_compile.py compares it with Triton's own figure on valid configs.
     from kernel_space.spec import smem_bytes
 
     cases = [
@@ -110,8 +113,10 @@ def test_smem_estimate_matches_what_triton_asked_for_on_the_h100():
         (dict(BLOCK_M=128, BLOCK_N=256, BLOCK_K=128, num_stages=2), True, 1, 295168),
         (dict(BLOCK_M=64, BLOCK_N=256, BLOCK_K=64, num_stages=4), True, 1, 287104),
     ]
-    for cfg, gated, a_inputs, asked in cases:
-        assert asked <= smem_bytes(cfg, 2, gated=gated, a_inputs=a_inputs) <= asked + 512
+    for change, gated, a_inputs, asked in cases:
+        cfg = {**GOOD, **change}
+        x_buffer = a_inputs * cfg["BLOCK_M"] * cfg["BLOCK_K"] * 2
+        assert asked <= smem_bytes(cfg, 2, gated=gated, a_inputs=a_inputs) <= asked + x_buffer + 512, change
 
 
 def test_gated_doubles_the_weight_tiles_in_shared_memory():
