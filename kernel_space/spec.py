@@ -210,10 +210,7 @@ class OpSpec:
         out = dict(cfg)
         if math.ceil(m / cfg["BLOCK_M"]) == 1:
             out["GROUP_M"] = 1
-        if not has_k_loop(cfg, k) or cfg["path"] == "fma":
-            # The kernel's ONE_BLOCK variant has no loop for Triton to pipeline, and Triton pipelines only
-            # the loads of a tl.dot, which the FMA path has none of: their stages build the same PTX
-            # (tests/kernel_space/test_stages_compile.py compiles them for sm_90).
+        if not stages_matter(cfg, k):
             out["num_stages"] = 1
         return out
 
@@ -244,9 +241,9 @@ def pipeline_depths(cfg: dict, k: int | None = None, gain: bool = False) -> tupl
     asynchronously and keeps one more buffer in use, except x's where the MMA takes x from registers
     (gain: scaled by the norm's gain first) and the inline norm's (inline_ring_short, refused)."""
     stages = cfg["num_stages"]
-    if stages == 1 or cfg["path"] == "fma" or (k is not None and not has_k_loop(cfg, k)):
+    if stages == 1 or not stages_matter(cfg, k):
         return 1, 1
-    if cfg["path"] == "dot" and cfg["BLOCK_M"] >= WGMMA_ROWS and cfg["num_warps"] >= 4:
+    if warpgroup_mma(cfg):
         return stages, stages - 1 if gain else stages
     return stages - 1, stages - 1
 
@@ -290,8 +287,21 @@ def block_range(param: str, path: str, m: int, n_out: int, k: int) -> tuple[int,
 # tests/kernel_space/test_rings_compile.py compiles the cases for sm_90 and reads the rings.
 def inline_ring_short(cfg: dict, k: int) -> bool:
     """Whether an inline norm prologue would run in a K loop whose x ring is one buffer short (above)."""
-    return (cfg["path"] == "dot" and cfg["BLOCK_M"] >= WGMMA_ROWS and cfg["num_warps"] >= 4
-            and cfg["num_stages"] >= 2 and has_k_loop(cfg, k))
+    return warpgroup_mma(cfg) and cfg["num_stages"] >= 2 and stages_matter(cfg, k)
+
+
+def warpgroup_mma(cfg: dict) -> bool:
+    """Whether Triton runs the config's tl.dot as Hopper's warpgroup MMA (WGMMA_ROWS rows, 4+ warps), which
+    reads its operands from shared memory asynchronously, rather than as mma.sync."""
+    return cfg["path"] == "dot" and cfg["BLOCK_M"] >= WGMMA_ROWS and cfg["num_warps"] >= 4
+
+
+def stages_matter(cfg: dict, k: int | None = None) -> bool:
+    """Whether num_stages changes the kernel: not where each split is one BLOCK_K block (the ONE_BLOCK
+    variant has no loop to pipeline), nor on the FMA path (Triton pipelines only a tl.dot's loads): their
+    stages build the same PTX (tests/kernel_space/test_stages_compile.py compiles them for sm_90).
+    k None: assume a K loop."""
+    return cfg["path"] != "fma" and (k is None or has_k_loop(cfg, k))
 
 
 def has_k_loop(cfg: dict, k: int) -> bool:

@@ -13,8 +13,9 @@ at this shape keeps its plain name. On the committed 0.6B tune (before this), 44
 configs the check refused: TPE spent half of its asks on them and learned them as failures.
 
 Nor does it offer a config twice: the op's redundancy rule (OpSpec.redundant) keeps GROUP_M at 1 on
-one row block and num_stages at 1 where a split is one K block (no loop to pipeline: its stages build
-the same PTX). A seed that is such a twin is enqueued as the config it runs as (OpSpec.canonical).
+one row block and num_stages at 1 where a split is one K block or on the FMA path (spec.stages_matter:
+nothing for Triton to pipeline, so the stages build the same PTX). A seed that is such a twin is
+enqueued as the config it runs as (OpSpec.canonical).
 
 Two search heuristics, not rules, narrow it further: the FMA path only at M <= 4 and BLOCK_M <= 8
 there (it lost to tl.dot everywhere else on the H100).
@@ -34,7 +35,15 @@ import random
 from collections.abc import Container
 
 from kernel_space import get_op
-from kernel_space.spec import DEFAULT_SMEM_LIMIT, UNFUSED_CONFIG, block_range, config_key, has_k_loop, max_split
+from kernel_space.spec import (
+    DEFAULT_SMEM_LIMIT,
+    UNFUSED_CONFIG,
+    block_range,
+    config_key,
+    has_k_loop,
+    max_split,
+    stages_matter,
+)
 from tuner.candidates import valid_configs
 
 FMA_MAX_M = 4
@@ -104,7 +113,7 @@ def _tile_candidates(spec, tile: dict, m: int, k: int):
         loop = has_k_loop({**tile, "SPLIT_K": split}, k)
         if prologue == "rescan" and not loop:
             continue
-        for stages in values["num_stages"] if loop and tile["path"] != "fma" else (1,):
+        for stages in values["num_stages"] if loop and stages_matter(tile) else (1,):
             for reduce in values["split_reduce"] if split > 1 else ("kernel",):
                 yield {**tile, "SPLIT_K": split, "split_reduce": reduce, "num_warps": warps, "num_stages": stages,
                        "GROUP_M": group, "prologue": prologue}
