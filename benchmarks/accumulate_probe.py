@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._probe import ab_parser, ab_rounds, ab_summary, table_model, write_result
 from kernel_space import _gemm
-from kernel_space._gemm import _k_loop, _k_step, _tile_of, _w_tile, pdl_enter
+from kernel_space._gemm import _k_loop, _k_step, _prefetch_weights, _tile_of, _w_tile, pdl_enter
 from kernel_space.geometry import LinearLaunch
 from qwen3.dispatch import Dispatcher
 
@@ -46,9 +46,9 @@ from qwen3.dispatch import Dispatcher
 def accumulate_kernel(x_ptr, w_ptr, out_ptr, M, N, K, K_PER_SPLIT, stride_xm, stride_wn, stride_om,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
                       USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, ONE_BLOCK: tl.constexpr,
-                      PDL: tl.constexpr = False):
+                      PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False):
     """out[M, N] (fp32) += x @ W^T: each program's K slice, added with an atomic (one split: a plain
-    read, add and write)."""
+    read, add and write). Weights before PDL's wait as fused_linear_kernel loads them."""
     pid_m, pid_n = _tile_of(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, 1)
     pid_k = tl.program_id(1)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -65,6 +65,8 @@ def accumulate_kernel(x_ptr, w_ptr, out_ptr, M, N, K, K_PER_SPLIT, stride_xm, st
                                 USE_DOT, DOT_PRECISION)
     else:
         if PDL:
+            if PREFETCH:
+                _prefetch_weights(w_ptr, offs_n, k_start, N, K, K_PER_SPLIT, stride_wn, False)
             pdl_enter(PDL)
         acc, acc2, ss = _k_loop(acc, acc, ss, x_ptr, x_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K, K_PER_SPLIT,
                                 stride_xm, stride_wn, False, False, BLOCK_K, USE_DOT, DOT_PRECISION)
