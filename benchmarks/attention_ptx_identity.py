@@ -4,7 +4,10 @@ device answers patched in (132 SMs, 50 MB L2, PDL) and Triton's driver answering
 {bucket: {kernel: sha256 of its PTX}}, without the debug sections, .file/.loc lines and debug labels
 (they hold the tree's path). Two trees that print the same build the same code for the table.
 
-    TRITON_CACHE_DIR=$(mktemp -d) PYTHONPATH=TREE python3 benchmarks/attention_ptx_identity.py TABLE.json
+    TRITON_CACHE_DIR=$(mktemp -d) PYTHONPATH=TREE python3 benchmarks/attention_ptx_identity.py TABLE.json [OPS]
+
+OPS: a comma list of the table's ops (default decode_attention); the GEMM sites too (the twenty-ninth
+session restamped every GEMM row after the ACCUMULATE variant this way).
 
 Written in the nineteenth session, when decode_attention's module changed only on the meta device's
 path (its kernel hash changed with it): the committed 8B table's two attention rows were restamped
@@ -58,18 +61,21 @@ def main() -> None:
     da._sm_count = lambda device: 132
     _gemm._load = lambda compiled: None  # nothing to load into: no GPU
     table = json.loads(pathlib.Path(sys.argv[1]).read_text())
-    op, spec, out = table["ops"]["decode_attention"], get_op("decode_attention"), {}
-    root = pathlib.Path(os.environ["TRITON_CACHE_DIR"])
-    for bucket in op["buckets"]:
-        if bucket["arm"] != "fused":
-            continue
-        cache = root / str(bucket["m"])  # a folder a bucket: its kernels apart from the others'
-        knobs.cache.dir = str(cache)
-        inputs = spec.make_inputs(bucket["m"], op["N"], op["K"], torch.bfloat16, "meta", None)
-        with _gemm.compile_only():
-            spec.fused(inputs, bucket["config"])
-        out[f'{bucket["m"]} {json.dumps(bucket["config"], sort_keys=True)}'] = {
-            p.stem: ptx_hash(p) for p in sorted(cache.rglob("*.ptx"))}
+    names = sys.argv[2].split(",") if len(sys.argv) > 2 else ["decode_attention"]
+    root, out = pathlib.Path(os.environ["TRITON_CACHE_DIR"]), {}
+    for name in names:
+        op, spec = table["ops"][name], get_op(name)
+        for bucket in op["buckets"]:
+            if bucket["arm"] != "fused":
+                continue
+            cache = root / name / str(bucket["m"])  # a folder a bucket: its kernels apart from the others'
+            knobs.cache.dir = str(cache)
+            inputs = spec.make_inputs(bucket["m"], op["N"], op["K"], torch.bfloat16, "meta", None)
+            with _gemm.compile_only():
+                spec.fused(inputs, bucket["config"])
+            key = f'{bucket["m"]} {json.dumps(bucket["config"], sort_keys=True)}'
+            out[key if names == ["decode_attention"] else f"{name} {key}"] = {
+                p.stem: ptx_hash(p) for p in sorted(cache.rglob("*.ptx"))}
     print(json.dumps(out, indent=1, sort_keys=True))
 
 

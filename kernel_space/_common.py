@@ -28,31 +28,42 @@ def check_matrix(name: str, t, *, rows: int | None = None, cols: int | None = No
         _same_place(name, t, like)
 
 
-def check_vector(name: str, t, *, size: int, like) -> None:
+def check_vector(name: str, t, *, size: int, like, of: str = "the activation") -> None:
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.ndim != 1 or t.shape[0] != size:
         raise ValueError(f"{name} must have shape ({size},), got {tuple(t.shape)}")
     if not t.is_contiguous():
         raise ValueError(f"{name} must be contiguous, got strides {t.stride()}")
-    _same_place(name, t, like)
+    _same_place(name, t, like, of)
 
 
-def _same_place(name: str, t: torch.Tensor, like: torch.Tensor) -> None:
+def _same_place(name: str, t: torch.Tensor, like: torch.Tensor, of: str = "the activation") -> None:
     if t.dtype != like.dtype:
-        raise ValueError(f"{name} has dtype {t.dtype}, but the activation has {like.dtype}")
+        raise ValueError(f"{name} has dtype {t.dtype}, but {of} has {like.dtype}")
     if t.device != like.device:
-        raise ValueError(f"{name} is on {t.device}, but the activation is on {like.device}")
+        raise ValueError(f"{name} is on {t.device}, but {of} is on {like.device}")
 
 
 def check_norm_op(h, norm_w, w, eps) -> None:
     """The inputs of a norm op: h [M, K], norm_w [K] or None (the gain already folded into w, see
-    fold_gain), w [N, K], eps > 0."""
+    fold_gain), w [N, K], eps > 0. h is in w's dtype, or fp32 where w is 16-bit: the model's fp32
+    residual stream (qwen3.model.STREAM_ENV), whose norm ops write their output in w's dtype."""
     check_matrix("h", h)
+    check_matrix("w", w, cols=h.shape[1])
+    check_activation("h", h, w)
     if norm_w is not None:
-        check_vector("norm_w", norm_w, size=h.shape[1], like=h)
-    check_matrix("w", w, cols=h.shape[1], like=h)
+        check_vector("norm_w", norm_w, size=h.shape[1], like=w, of="the weight")
     check_eps(eps)
+
+
+def check_activation(name: str, t: torch.Tensor, w: torch.Tensor) -> None:
+    """t on w's device, in w's dtype or, as an fp32 residual stream, in fp32."""
+    if t.dtype != w.dtype and t.dtype != torch.float32:
+        raise ValueError(f"{name} has dtype {t.dtype}, but the weight has {w.dtype} "
+                         "(an activation is in the weight's dtype, or an fp32 residual stream)")
+    if t.device != w.device:
+        raise ValueError(f"{name} is on {t.device}, but the weight is on {w.device}")
 
 
 def check_eps(eps) -> None:
@@ -80,10 +91,12 @@ def rmsnorm_ref(h: torch.Tensor, g: torch.Tensor | None, eps: float) -> torch.Te
     return h if g is None else h * g.to(torch.float64)
 
 
-def rmsnorm_eager(h: torch.Tensor, g: torch.Tensor | None, eps: float) -> torch.Tensor:
-    """RMSNorm as nano-vllm and transformers run it: fp32 statistics, cast back, then the weight
-    (g None: the gain is folded into the next GEMM's weight)."""
-    dtype = h.dtype
+def rmsnorm_eager(h: torch.Tensor, g: torch.Tensor | None, eps: float,
+                  dtype: torch.dtype | None = None) -> torch.Tensor:
+    """RMSNorm as nano-vllm and transformers run it: fp32 statistics, cast back (to `dtype`, default h's:
+    the next GEMM's weight dtype where h is an fp32 stream), then the weight (g None: the gain is folded
+    into the next GEMM's weight)."""
+    dtype = dtype or h.dtype
     h32 = h.float()
     h32 = h32 * torch.rsqrt(h32.pow(2).mean(-1, keepdim=True) + eps)
     return h32.to(dtype) if g is None else h32.to(dtype) * g

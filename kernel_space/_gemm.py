@@ -52,6 +52,7 @@ which wastes nothing at M = 1 and allows BLOCK_N = 8.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -172,6 +173,10 @@ def _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, strid
         elif not SKIP_SS:
             a32 = a.to(tl.float32)
             ss += tl.sum(a32 * a32, axis=1)
+    if x_ptr.dtype.element_ty != w.dtype and not (NORM and GAIN):
+        # x is an fp32 residual stream under 16-bit weights: into the product in the weight's dtype,
+        # as a stream in that dtype would be (same registers, same MMA operands).
+        a = a.to(w.dtype)
     acc = _mac(acc, a, w, USE_DOT, DOT_PRECISION)
     if GATED:
         acc2 = _mac(acc2, a, w2, USE_DOT, DOT_PRECISION)
@@ -309,6 +314,19 @@ def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, 
 
 
 @triton.jit
+def _accumulate(acc, offs_m, offs_n, M, N, out_ptr, stride_om, SPLIT_K: tl.constexpr):
+    """ACCUMULATE: out (an fp32 residual stream) += this program's product, in place. One split reads,
+    adds and writes its tile; several add theirs with a relaxed atomic that nothing waits for (a
+    `red`): no partials, no arrival counter, no reload by a last program."""
+    mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
+    ptrs = out_ptr + offs_m[:, None] * stride_om + offs_n[None, :]
+    if SPLIT_K == 1:
+        tl.store(ptrs, tl.load(ptrs, mask=mask, other=0.0) + acc, mask=mask)
+    else:
+        tl.atomic_add(ptrs, acc, mask=mask, sem="relaxed", scope="gpu")
+
+
+@triton.jit
 def fused_linear_kernel(
     x_ptr, norm_w_ptr, w_ptr, res_out_ptr, out_ptr, part_ptr, ss_ptr, count_ptr,
     M, N, K, K_PER_SPLIT,
@@ -320,7 +338,7 @@ def fused_linear_kernel(
     USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, LAST_REDUCES: tl.constexpr,
     INDEX_64: tl.constexpr = False, PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
     ONE_BLOCK: tl.constexpr = False, GAIN: tl.constexpr = True, SS_PASS: tl.constexpr = False,
-    ARGMAX: tl.constexpr = False,
+    ARGMAX: tl.constexpr = False, ACCUMULATE: tl.constexpr = False,
 ):
     pid_m, pid_n = _tile_of(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     pid_m = _wide(pid_m, INDEX_64)
@@ -352,7 +370,9 @@ def fused_linear_kernel(
         acc, acc2, ss = _k_loop(acc, acc2, ss, x_ptr, norm_w_ptr, w_ptr, offs_m, offs_n, k_start, M, N, K,
                                 K_PER_SPLIT, stride_xm, stride_wn, NORM, GATED, BLOCK_K, USE_DOT, DOT_PRECISION,
                                 GAIN, SS_PASS)
-    if SPLIT_K == 1:
+    if ACCUMULATE:
+        _accumulate(acc, offs_m, offs_n, M, N, out_ptr, stride_om, SPLIT_K)
+    elif SPLIT_K == 1:
         _epilogue(acc, acc2, ss, offs_m, offs_n, M, N, K, eps, res_out_ptr, stride_rom, out_ptr, stride_om,
                   NORM, GATED, RES_OUT, pid_n, ARGMAX, BLOCK_N)
     else:
@@ -644,6 +664,7 @@ def launch_fused_linear(
     gated: bool = False,
     eps: float = 1e-6,
     argmax: bool = False,
+    accumulate: bool = False,
 ) -> torch.Tensor:
     """out = epilogue(prologue(x) @ w^T), [M, N] with N = w's rows (halved when gated): check the
     launch, allocate its output and scratch, launch its kernels. The op launchers validate the tensors;
@@ -655,16 +676,24 @@ def launch_fused_linear(
     argmax: return each row's argmax over the N columns instead of the [M, N] output ([M] int64, the
     first column of the largest value as rounded to x's dtype, as torch.argmax of the output would give),
     without writing the output: each tile writes its rows' best value and column, and torch picks among
-    the tiles (no residual, not gated)."""
+    the tiles (no residual, not gated).
+
+    accumulate: res_out is an fp32 residual stream [M, N], updated in place, res_out += x @ w^T, and
+    returned (no norm, not gated): each split adds its product with an atomic (see _accumulate), so the
+    order of the adds, and the last bits of the sum, may differ from run to run.
+
+    x may be fp32 where w is 16-bit (a norm op reading an fp32 stream): the output is in w's dtype."""
     if norm is None:
         norm = norm_w is not None
     elif norm_w is not None and not norm:
         raise ValueError("norm_w given with norm=False")
     if argmax and (gated or res_out is not None):
         raise ValueError("argmax takes neither a residual nor a gated weight")
+    if accumulate:
+        return _accumulate_into(x, w, cfg, res_out, norm=norm, gated=gated, argmax=argmax)
     plan = _plan(x, w, cfg, norm=norm, gated=gated, gain=norm_w is not None)
     launch = plan.launch
-    out = torch.empty((launch.m, launch.tiles_n if argmax else launch.n), device=x.device, dtype=x.dtype)
+    out = torch.empty((launch.m, launch.tiles_n if argmax else launch.n), device=x.device, dtype=w.dtype)
     # With argmax, the tiles' best columns ride in the residual's place (ARGMAX has no residual).
     best = torch.empty((launch.m, launch.tiles_n), device=x.device, dtype=torch.int32) if argmax else None
     if launch.m == 0:
@@ -679,6 +708,23 @@ def launch_fused_linear(
     if argmax:
         return best.gather(1, out.argmax(1, keepdim=True)).squeeze(1).long()
     return out
+
+
+def _accumulate_into(x: torch.Tensor, w: torch.Tensor, cfg: dict, stream: torch.Tensor | None, *, norm: bool,
+                     gated: bool, argmax: bool) -> torch.Tensor:
+    """launch_fused_linear(accumulate=True): stream += x @ w^T in one launch, whatever cfg's split_reduce."""
+    if norm or gated or argmax:
+        raise ValueError("accumulate takes no norm, no gated weight and no argmax")
+    if stream is None or stream.dtype != torch.float32:
+        got = "none" if stream is None else stream.dtype
+        raise ValueError(f"accumulate adds into an fp32 residual stream (res_out); got {got}")
+    plan = dataclasses.replace(_plan(x, w, cfg, norm=False, gated=False), last_reduces=False)
+    if tuple(stream.shape) != (plan.launch.m, plan.launch.n) or stream.stride(1) != 1:
+        raise ValueError(f"the stream must be [M, N] = [{plan.launch.m}, {plan.launch.n}] with unit column stride, "
+                         f"got shape {list(stream.shape)} strides {stream.stride()}")
+    if plan.launch.m:
+        _launch_gemm(plan, _Scratch(x, stream, stream, x), w, None, None, stream, 0.0, accumulate=True)
+    return stream
 
 
 def _plan(x: torch.Tensor, w: torch.Tensor, cfg: dict, *, norm: bool, gated: bool, gain: bool = True) -> _Plan:
@@ -696,7 +742,7 @@ def _plan(x: torch.Tensor, w: torch.Tensor, cfg: dict, *, norm: bool, gated: boo
 def _allocate(x: torch.Tensor, out: torch.Tensor, plan: _Plan) -> _Scratch:
     """The launch's scratch, sized by its geometry. Absent buffers are stand-ins the kernels never touch."""
     launch, device = plan.launch, x.device
-    a = torch.empty_like(x) if plan.prepass else x
+    a = torch.empty(x.shape, device=x.device, dtype=out.dtype) if plan.prepass else x  # the weight's dtype
     if launch.split == 1:
         return _Scratch(a, out, out, x)
     part = torch.empty(launch.partial_shape, device=device, dtype=torch.float32)
@@ -716,7 +762,8 @@ def _launch_prepass(x: torch.Tensor, norm_w: torch.Tensor | None, a: torch.Tenso
 
 
 def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.Tensor | None,
-                 res_out: torch.Tensor | None, out: torch.Tensor, eps: float, argmax: bool = False) -> None:
+                 res_out: torch.Tensor | None, out: torch.Tensor, eps: float, argmax: bool = False,
+                 accumulate: bool = False) -> None:
     launch, cfg, a = plan.launch, plan.cfg, scratch.a
     # Passed only where they differ from the defaults: every other launch builds the binary it always did.
     norm = {}
@@ -726,6 +773,8 @@ def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.
         norm["SS_PASS"] = True
     if argmax:
         norm["ARGMAX"] = True
+    if accumulate:
+        norm["ACCUMULATE"] = True
     _launcher(fused_linear_kernel, launch.grid)(
         a, norm_w if norm_w is not None else a, w, res_out if res_out is not None else a, out,
         scratch.part, scratch.ss, scratch.counts,
@@ -735,7 +784,7 @@ def _launch_gemm(plan: _Plan, scratch: _Scratch, w: torch.Tensor, norm_w: torch.
         NORM=plan.norm, GATED=launch.gated, RES_OUT=res_out is not None and not argmax,
         BLOCK_M=launch.block_m, BLOCK_N=launch.block_n, BLOCK_K=launch.block_k,
         SPLIT_K=launch.split, GROUP_M=cfg["GROUP_M"],
-        USE_DOT=cfg["path"] == "dot", DOT_PRECISION="ieee" if a.dtype == torch.float32 else "tf32",
+        USE_DOT=cfg["path"] == "dot", DOT_PRECISION="ieee" if w.dtype == torch.float32 else "tf32",
         LAST_REDUCES=plan.last_reduces, INDEX_64=plan.index_64, ONE_BLOCK=launch.k_per_split == launch.block_k,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **norm,
         **pdl_launch_args(a.device, launch.tiles * launch.split, w.numel() * w.element_size()),
@@ -759,4 +808,4 @@ def _launch_reduce(plan: _Plan, scratch: _Scratch, res_out: torch.Tensor | None,
 
 KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _wide, _tile_of,
                   _prefetch_weights, _w_tile, _k_step, _ss_pass, _k_loop, _mac, _epilogue, _store_partials, _add_split,
-                  _reduce_tile, _prefetch_l2, pdl_enter)
+                  _reduce_tile, _prefetch_l2, pdl_enter, _accumulate)

@@ -31,7 +31,7 @@ def lm_head_argmax(h, norm_w, w, cfg: dict, eps: float = 1e-6):
 
 def lm_head_unfused(h, norm_w, w, eps: float = 1e-6):
     check_norm_op(h, norm_w, w, eps)
-    return F.linear(rmsnorm_eager(h, norm_w, eps), w)
+    return F.linear(rmsnorm_eager(h, norm_w, eps, w.dtype), w)
 
 
 def lm_head_reference(h, norm_w, w, eps: float = 1e-6):

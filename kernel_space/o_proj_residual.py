@@ -3,6 +3,10 @@
 The add rides in the GEMM's epilogue. (An earlier hand-written GEMV for this fusion came out 2.2x
 slower than cuBLAS + add: one program per output element, no split-K, too few bytes in flight.
 Here the tile shape and the split are searched.)
+
+Where the model keeps its residual stream in fp32 (qwen3.model.STREAM_ENV), the op adds into it in
+place instead (accumulate): each split-K program adds its product with an atomic, and nothing reduces
+the splits.
 """
 
 from __future__ import annotations
@@ -15,14 +19,18 @@ from kernel_space._common import check_matrix, linear_weight, randn
 from kernel_space.spec import DEFAULT_SPACE, ModelDims, OpSpec
 
 
-def o_proj_residual(x, residual, w, cfg: dict):
-    """Fused launcher. x [M, K], residual [M, N], w [N, K] -> out [M, N]."""
-    _check(x, residual, w)
-    return _gemm.launch_fused_linear(x, w, cfg, res_out=residual)
+def o_proj_residual(x, residual, w, cfg: dict, accumulate: bool = False):
+    """Fused launcher. x [M, K], residual [M, N], w [N, K] -> out [M, N]. accumulate: residual is the
+    model's fp32 residual stream, updated in place (residual += x @ w^T, each split added by an atomic:
+    _gemm._accumulate) and returned."""
+    _check(x, residual, w, accumulate)
+    return _gemm.launch_fused_linear(x, w, cfg, res_out=residual, accumulate=accumulate)
 
 
-def o_proj_residual_unfused(x, residual, w):
-    _check(x, residual, w)
+def o_proj_residual_unfused(x, residual, w, accumulate: bool = False):
+    _check(x, residual, w, accumulate)
+    if accumulate:
+        return residual.add_(F.linear(x, w))
     return residual + F.linear(x, w)
 
 
@@ -30,10 +38,17 @@ def o_proj_residual_reference(x, residual, w):
     return residual.to(torch.float64) + x.to(torch.float64) @ w.to(torch.float64).T
 
 
-def _check(x, residual, w):
+def _check(x, residual, w, accumulate: bool = False):
     check_matrix("x", x)
     check_matrix("w", w, cols=x.shape[1], like=x)
-    check_matrix("residual", residual, rows=x.shape[0], cols=w.shape[0], like=x)
+    if not accumulate:
+        check_matrix("residual", residual, rows=x.shape[0], cols=w.shape[0], like=x)
+        return
+    check_matrix("residual", residual, rows=x.shape[0], cols=w.shape[0])
+    if residual.dtype != torch.float32:
+        raise ValueError(f"accumulate adds into an fp32 residual stream; residual has dtype {residual.dtype}")
+    if residual.device != x.device:
+        raise ValueError(f"residual is on {residual.device}, but the activation is on {x.device}")
 
 
 def shape(d: ModelDims) -> tuple[int, int]:

@@ -112,13 +112,13 @@ def _check_residual(x, residual, w) -> None:
 def rmsnorm_linear(h, norm_w, w, eps: float = 1e-6):
     """rmsnorm(h) @ w^T: rmsnorm_qkv, and lm_head (the final norm and the LM head)."""
     check_norm_op(h, norm_w, w, eps)
-    return F.linear(rmsnorm(h, norm_w, eps), w)
+    return F.linear(rmsnorm(h, norm_w, eps).to(w.dtype), w)
 
 
 def rmsnorm_gate_up_silu(h, norm_w, w, eps: float = 1e-6):
     """silu(g) * u with g, u = rmsnorm(h) @ w^T split in halves (gate rows first)."""
     check_norm_op(h, norm_w, w, eps)
-    return silu_mul(F.linear(rmsnorm(h, norm_w, eps), w))
+    return silu_mul(F.linear(rmsnorm(h, norm_w, eps).to(w.dtype), w))
 
 
 def residual_linear(x, residual, w):

@@ -23,7 +23,7 @@ def rmsnorm_gate_up_silu(h, norm_w, w, cfg: dict, eps: float = 1e-6):
 
 def rmsnorm_gate_up_silu_unfused(h, norm_w, w, eps: float = 1e-6):
     _check(h, norm_w, w, eps)
-    gate, up = F.linear(rmsnorm_eager(h, norm_w, eps), w).chunk(2, dim=-1)
+    gate, up = F.linear(rmsnorm_eager(h, norm_w, eps, w.dtype), w).chunk(2, dim=-1)
     return F.silu(gate) * up
 
 

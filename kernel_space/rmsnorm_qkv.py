@@ -25,7 +25,7 @@ def rmsnorm_qkv(h, norm_w, w, cfg: dict, eps: float = 1e-6):
 def rmsnorm_qkv_unfused(h, norm_w, w, eps: float = 1e-6):
     """What a plain model runs: the norm in torch, then the cuBLAS GEMM."""
     check_norm_op(h, norm_w, w, eps)
-    return F.linear(rmsnorm_eager(h, norm_w, eps), w)
+    return F.linear(rmsnorm_eager(h, norm_w, eps, w.dtype), w)
 
 
 def rmsnorm_qkv_reference(h, norm_w, w, eps: float = 1e-6):

@@ -44,6 +44,13 @@ from kernel_space.rmsnorm_qkv import rmsnorm_qkv, rmsnorm_qkv_unfused
 from kernel_space.spec import DEFAULT_SMEM_LIMIT
 from storage.table import PLAN_ARM, DispatchTable, OpEntry, load_table
 
+
+def widened(stream: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether the residual stream is kept in fp32 under 16-bit weights (qwen3.model.STREAM_ENV): the
+    residual sites then add into it in place."""
+    return stream.dtype == torch.float32 and w.dtype != torch.float32
+
+
 DTYPE_NAMES = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}
 ELEM_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 
@@ -248,7 +255,8 @@ class Dispatcher:
         return {op: self.choose(op, m, *shapes.get(op, (None, None)), dtype, device_type) for op in OPS}
 
     def _run(self, op: str, x: torch.Tensor, w: torch.Tensor) -> Choice:
-        return self.choose(op, x.shape[0], w.shape[0], w.shape[1], x.dtype, x.device.type)
+        # The weight's dtype: a norm op's x may be the model's fp32 residual stream.
+        return self.choose(op, x.shape[0], w.shape[0], w.shape[1], w.dtype, x.device.type)
 
     # -- the fusion sites --------------------------------------------------------------------------
 
@@ -262,10 +270,14 @@ class Dispatcher:
         return rmsnorm_qkv_unfused(h, norm_w, w, eps)
 
     def o_proj_residual(self, x, residual, w):
-        """residual + x @ w^T."""
+        """residual + x @ w^T; where residual is an fp32 stream under 16-bit weights (qwen3.model.STREAM_ENV),
+        added into it in place."""
         choice = self._run("o_proj_residual", x, w)
+        accumulate = widened(residual, w)
         if choice.arm == "fused":
-            return o_proj_residual(x, residual, w, choice.config)
+            return o_proj_residual(x, residual, w, choice.config, accumulate)
+        if accumulate:
+            return o_proj_residual_unfused(x, residual, w, accumulate)
         if prefill.serves(x.shape[0], x):
             return prefill.residual_linear(x, residual, w)
         return o_proj_residual_unfused(x, residual, w)
@@ -280,10 +292,14 @@ class Dispatcher:
         return rmsnorm_gate_up_silu_unfused(x, norm_w, w, eps)
 
     def down_residual(self, x, residual, w):
-        """residual + x @ w^T (the MLP's down projection)."""
+        """residual + x @ w^T (the MLP's down projection); in place where residual is an fp32 stream, as
+        o_proj_residual."""
         choice = self._run("down_residual", x, w)
+        accumulate = widened(residual, w)
         if choice.arm == "fused":
-            return down_residual(x, residual, w, choice.config)
+            return down_residual(x, residual, w, choice.config, accumulate)
+        if accumulate:
+            return down_residual_unfused(x, residual, w, accumulate)
         if prefill.serves(x.shape[0], x):
             return prefill.residual_linear(x, residual, w)
         return down_residual_unfused(x, residual, w)

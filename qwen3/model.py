@@ -11,16 +11,24 @@ norm, the GEMM and the residual add of each half run as dispatcher ops:
 The adds ride in the o_proj and down epilogues, so the stream leaves every layer whole and the
 rmsnorm_qkv has no residual input of its own. That is transformers' Qwen3 exactly:
 it too adds each sublayer's output to the stream in the model dtype, right after the projection.
+
+With KERNEL_SEARCH_STREAM=fp32 (STREAM_ENV) a forward of fewer rows than the prefill path takes (decode
+steps) keeps the stream in fp32 instead: the embedding is widened once, the norm ops read fp32, and
+o_proj and down add into the stream in place, each split-K program with an atomic
+(_gemm._accumulate), so no split is reduced. The last bits of the sum then depend on the order of the
+adds: runs are not bit for bit the same.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from kernel_space import prefill
 from kernel_space._common import fold_gain
 from kernel_space.decode_attention import AttentionProblem, check_config, unsupported_reason
 from qwen3.config import Qwen3Config
@@ -103,6 +111,20 @@ class Qwen3DecoderLayer(nn.Module):
         return self.mlp(h, None if folded else self.post_attention_layernorm.weight)
 
 
+# The residual stream's dtype in forwards of fewer than prefill.PREFILL_ROWS rows: "model" (the
+# weights' dtype, the default) or "fp32" (see the module docstring).
+STREAM_ENV = "KERNEL_SEARCH_STREAM"
+STREAM_VALUES = ("model", "fp32")
+
+
+def widen_stream(x: torch.Tensor) -> bool:
+    """Whether a forward whose embedded tokens are x [rows, hidden] keeps its stream in fp32 (STREAM_ENV)."""
+    value = os.environ.get(STREAM_ENV, "model")
+    if value not in STREAM_VALUES:
+        raise ValueError(f"{STREAM_ENV} must be one of {', '.join(STREAM_VALUES)}, got {value!r}")
+    return value == "fp32" and x.dtype != torch.float32 and x.shape[0] < prefill.PREFILL_ROWS
+
+
 class Qwen3Model(nn.Module):
     def __init__(self, config: Qwen3Config, ops: Dispatcher):
         super().__init__()
@@ -115,6 +137,8 @@ class Qwen3Model(nn.Module):
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, first_row: int = 0,
                 from_start: bool = False) -> torch.Tensor:
         x = self.embed_tokens(input_ids).flatten(0, 1)
+        if widen_stream(x):
+            x = x.float()
         for layer in self.layers:
             x = layer(x, positions, first_row, from_start)
         return x
@@ -232,7 +256,8 @@ class Qwen3ForCausalLM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, first_row: int = 0,
                 from_start: bool | None = None) -> torch.Tensor:
-        """input_ids, positions [B, T] -> hidden [B*T, hidden]. Sequence b is cache row first_row + b;
+        """input_ids, positions [B, T] -> hidden [B*T, hidden] (fp32 where the stream is: STREAM_ENV).
+        Sequence b is cache row first_row + b;
         a token at position p writes cache slot p and attends slots 0..p.
 
         from_start: True when every row's positions are 0 .. T-1 (whole prompts): attention then runs
