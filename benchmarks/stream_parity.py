@@ -1,4 +1,4 @@
-"""The fp32 residual stream (KERNEL_SEARCH_STREAM=fp32) against the model-dtype one, on the GPU: decode
+"""The wide residual streams (KERNEL_SEARCH_STREAM=fp32 and fixed) against the model-dtype one, on the GPU: decode
 logits of a bf16 model, unfused and with a table, each stream, against the same weights run in fp32
 (the unfused path: the truth a bf16 model approximates), fed the truth's greedy tokens.
 
@@ -7,9 +7,9 @@ logits of a bf16 model, unfused and with a table, each stream, against the same 
 
 Per batch and arm: the relative error (||out - truth|| / ||truth||) of the prefill's logits and the
 largest of the decode steps', and the fraction of decode rows whose argmax is the truth's. The table arm
-with the fp32 stream runs twice: its split-K programs add into the stream with atomics, so the two runs
-may differ in the last bits (`repeat_rel_diff`). Prefills (a prompt of >= 128 rows a forward) keep the
-bf16 stream either way.
+with each wide stream runs twice: its split-K programs add into the stream with atomics, so two fp32
+runs may differ in the last bits (`repeat_rel_diff`, `repeat_bitwise`); fixed-point ones may not.
+Prefills (a prompt of >= 128 rows a forward) keep the bf16 stream either way.
 """
 
 from __future__ import annotations
@@ -61,18 +61,22 @@ def main(argv=None) -> int:
         arms = {}
         for name, table, stream in (("unfused", None, "model"), ("unfused_fp32", None, "fp32"),
                                     ("table", args.table, "model"), ("table_fp32", args.table, "fp32"),
-                                    ("table_fp32_again", args.table, "fp32")):
+                                    ("table_fp32_again", args.table, "fp32"), ("table_fixed", args.table, "fixed"),
+                                    ("table_fixed_again", args.table, "fixed")):
             arms[name] = out = run(model, table, stream, prompts, args.steps, tokens)
             err = [rel(out[i], truth[i]) for i in range(len(out))]
             row = {"batch": batch, "prompt": args.prompt, "arm": name, "prefill_rel_err": err[0],
                    "decode_rel_err_max": max(err[1:]),
                    "argmax_agrees": (out[1:].argmax(-1) == want).float().mean().item()}
-            if name == "table_fp32_again":
-                row["repeat_rel_diff"] = max(rel(out[i], arms["table_fp32"][i]) for i in range(1, len(out)))
+            if name.endswith("_again"):
+                first = arms[name.removesuffix("_again")]
+                row["repeat_rel_diff"] = max(rel(out[i], first[i]) for i in range(1, len(out)))
+                row["repeat_bitwise"] = bool(torch.equal(out, first))
             rows.append(row)
             print(f"{args.model} batch {batch} {name:17s}: prefill {err[0]:.2e}, decode max {max(err[1:]):.2e}, "
                   f"argmax agrees {row['argmax_agrees']:.3f}"
-                  + (f", vs the first run {row['repeat_rel_diff']:.2e}" if "repeat_rel_diff" in row else ""),
+                  + (f", vs the first run {row['repeat_rel_diff']:.2e} (bitwise {row['repeat_bitwise']})"
+                     if "repeat_rel_diff" in row else ""),
                   flush=True)
     args.out.write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "model": args.model,
                                     "table": str(args.table), "rows": rows}, indent=1))

@@ -5,19 +5,33 @@ from __future__ import annotations
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+# A residual stream in fixed point (qwen3.model.STREAM_ENV=fixed): int64 in units of 2^-24 (_gemm.FIXED_ONE).
+FIXED_ONE = 2.0**24
+STREAM_INPUT_DTYPES = FLOAT_DTYPES + (torch.int64,)
+
+
+def to_fixed(t: torch.Tensor) -> torch.Tensor:
+    """t as a fixed-point stream: int64 in units of 2^-24, rounded to the nearest (ties to even)."""
+    return torch.round(t.float() * FIXED_ONE).to(torch.int64)
+
+
+def stream_values(t: torch.Tensor) -> torch.Tensor:
+    """A residual stream's values in fp32: a fixed-point stream scaled back, a floating one as it is."""
+    return t.to(torch.float32) / FIXED_ONE if t.dtype == torch.int64 else t.float()
 
 # Relative-error tolerance of a fused output against the fp32 (here fp64) reference, per dtype.
 TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 5e-3, torch.float32: 1e-4}
 
 
-def check_matrix(name: str, t, *, rows: int | None = None, cols: int | None = None, like=None) -> None:
-    """A 2-D, contiguous, floating tensor with the given sizes, on `like`'s device and dtype."""
+def check_matrix(name: str, t, *, rows: int | None = None, cols: int | None = None, like=None,
+                 dtypes: tuple = FLOAT_DTYPES) -> None:
+    """A 2-D, contiguous tensor of one of `dtypes` (floating) with the given sizes, on `like`'s device and dtype."""
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got shape {tuple(t.shape)}")
-    if t.dtype not in FLOAT_DTYPES:
-        raise ValueError(f"{name} has dtype {t.dtype}; expected one of {FLOAT_DTYPES}")
+    if t.dtype not in dtypes:
+        raise ValueError(f"{name} has dtype {t.dtype}; expected one of {dtypes}")
     if rows is not None and t.shape[0] != rows:
         raise ValueError(f"{name} has {t.shape[0]} rows, expected {rows} (shape {tuple(t.shape)})")
     if cols is not None and t.shape[1] != cols:
@@ -48,8 +62,9 @@ def _same_place(name: str, t: torch.Tensor, like: torch.Tensor, of: str = "the a
 def check_norm_op(h, norm_w, w, eps) -> None:
     """The inputs of a norm op: h [M, K], norm_w [K] or None (the gain already folded into w, see
     fold_gain), w [N, K], eps > 0. h is in w's dtype, or fp32 where w is 16-bit: the model's fp32
-    residual stream (qwen3.model.STREAM_ENV), whose norm ops write their output in w's dtype."""
-    check_matrix("h", h)
+    residual stream, or a fixed-point one (int64: qwen3.model.STREAM_ENV), whose norm ops write their
+    output in w's dtype."""
+    check_matrix("h", h, dtypes=STREAM_INPUT_DTYPES)
     check_matrix("w", w, cols=h.shape[1])
     check_activation("h", h, w)
     if norm_w is not None:
@@ -58,10 +73,10 @@ def check_norm_op(h, norm_w, w, eps) -> None:
 
 
 def check_activation(name: str, t: torch.Tensor, w: torch.Tensor) -> None:
-    """t on w's device, in w's dtype or, as an fp32 residual stream, in fp32."""
-    if t.dtype != w.dtype and t.dtype != torch.float32:
+    """t on w's device, in w's dtype or, as a residual stream, in fp32 or fixed point (int64)."""
+    if t.dtype != w.dtype and t.dtype not in (torch.float32, torch.int64):
         raise ValueError(f"{name} has dtype {t.dtype}, but the weight has {w.dtype} "
-                         "(an activation is in the weight's dtype, or an fp32 residual stream)")
+                         "(an activation is in the weight's dtype, or a residual stream in fp32 or int64)")
     if t.device != w.device:
         raise ValueError(f"{name} is on {t.device}, but the weight is on {w.device}")
 
@@ -85,8 +100,9 @@ def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def rmsnorm_ref(h: torch.Tensor, g: torch.Tensor | None, eps: float) -> torch.Tensor:
-    """RMSNorm in fp64: the reference every fused norm is compared with (g None: no gain)."""
-    h = h.to(torch.float64)
+    """RMSNorm in fp64: the reference every fused norm is compared with (g None: no gain; h may be a
+    fixed-point stream)."""
+    h = h.to(torch.float64) / FIXED_ONE if h.dtype == torch.int64 else h.to(torch.float64)
     h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
     return h if g is None else h * g.to(torch.float64)
 
@@ -97,7 +113,7 @@ def rmsnorm_eager(h: torch.Tensor, g: torch.Tensor | None, eps: float,
     the next GEMM's weight dtype where h is an fp32 stream), then the weight (g None: the gain is folded
     into the next GEMM's weight)."""
     dtype = dtype or h.dtype
-    h32 = h.float()
+    h32 = stream_values(h)
     h32 = h32 * torch.rsqrt(h32.pow(2).mean(-1, keepdim=True) + eps)
     return h32.to(dtype) if g is None else h32.to(dtype) * g
 

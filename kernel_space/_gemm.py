@@ -8,6 +8,9 @@ out = epilogue(prologue(x) @ W^T), with the prologue and epilogue chosen by cons
 - GATED:   W is [2N, K] = [Wg; Wu]; each program keeps two accumulators (rows n and N + n) so the
            epilogue can write silu(g) * u and the [M, 2N] intermediate never reaches memory.
 - RES_OUT: the epilogue adds res_out[m, n].
+- ACCUMULATE: out is the model's residual stream, fp32 or fixed point (qwen3.model.STREAM_ENV), and
+           the product is added into it in place, each split by an atomic (no partials, no reduction).
+           The norm ops read such a stream as x (_stream_value) and write their output in w's dtype.
 
 Split-K: program (tile, s) reduces K-slice s into an fp32 partial; then either a second small kernel
 sums the partials (and the partial sums of squares) and runs the same epilogue (split_reduce=kernel),
@@ -98,6 +101,21 @@ def pdl_enter(MODE: tl.constexpr = True):
         gdc_launch_dependents()
 
 
+# A fixed-point residual stream (qwen3.model.STREAM_ENV=fixed) holds int64 values in units of 2^-24:
+# integer adds are associative, so split-K programs adding into it with atomics give the same sum in
+# any order (an fp32 stream's last bits depend on the order). _common.to_fixed / from_fixed on the host.
+FIXED_ONE: tl.constexpr = tl.constexpr(16777216.0)  # 2^24
+FIXED_STEP: tl.constexpr = tl.constexpr(1.0 / 16777216.0)
+
+
+@triton.jit
+def _stream_value(a):
+    """A loaded activation tile as it is, or in fp32 where it came from a fixed-point stream (int64)."""
+    if a.dtype == tl.int64:
+        a = a.to(tl.float32) * FIXED_STEP
+    return a
+
+
 @triton.jit
 def _wide(i, INDEX_64: tl.constexpr):
     """i in int64 when the launch's offsets can pass 2^31 (geometry.LinearLaunch.needs_int64), else as
@@ -162,8 +180,8 @@ def _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, strid
     then scaled by the gain unless GAIN is off) times the weight tiles w (and w2 when gated), into
     acc (and acc2). Without GAIN (the gain folded into w) x goes into the product as it was loaded."""
     k_mask = offs_k < K
-    a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :], mask=(offs_m < M)[:, None] & k_mask[None, :],
-                other=0.0)
+    a = _stream_value(tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :],
+                              mask=(offs_m < M)[:, None] & k_mask[None, :], other=0.0))
     if NORM:
         if GAIN:
             a = a.to(tl.float32)
@@ -174,8 +192,8 @@ def _k_step(acc, acc2, ss, x_ptr, norm_w_ptr, w, w2, offs_m, offs_k, M, K, strid
             a32 = a.to(tl.float32)
             ss += tl.sum(a32 * a32, axis=1)
     if x_ptr.dtype.element_ty != w.dtype and not (NORM and GAIN):
-        # x is an fp32 residual stream under 16-bit weights: into the product in the weight's dtype,
-        # as a stream in that dtype would be (same registers, same MMA operands).
+        # x is an fp32 or fixed-point residual stream under 16-bit weights: into the product in the
+        # weight's dtype, as a stream in that dtype would be (same registers, same MMA operands).
         a = a.to(w.dtype)
     acc = _mac(acc, a, w, USE_DOT, DOT_PRECISION)
     if GATED:
@@ -190,8 +208,8 @@ def _ss_pass(ss, x_ptr, offs_m, k_start, M, K, K_PER_SPLIT, stride_xm, BLOCK_K: 
     product as loaded, with nothing else reading it."""
     for kk in range(0, K_PER_SPLIT, BLOCK_K):
         offs_k = k_start + kk + tl.arange(0, BLOCK_K)
-        a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :],
-                    mask=(offs_m < M)[:, None] & (offs_k < K)[None, :], other=0.0).to(tl.float32)
+        a = _stream_value(tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :],
+                                  mask=(offs_m < M)[:, None] & (offs_k < K)[None, :], other=0.0)).to(tl.float32)
         ss += tl.sum(a * a, axis=1)
     return ss
 
@@ -315,11 +333,15 @@ def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, 
 
 @triton.jit
 def _accumulate(acc, offs_m, offs_n, M, N, out_ptr, stride_om, SPLIT_K: tl.constexpr):
-    """ACCUMULATE: out (an fp32 residual stream) += this program's product, in place. One split reads,
-    adds and writes its tile; several add theirs with a relaxed atomic that nothing waits for (a
-    `red`): no partials, no arrival counter, no reload by a last program."""
+    """ACCUMULATE: out (an fp32 or fixed-point residual stream) += this program's product, in place. One
+    split reads, adds and writes its tile; several add theirs with a relaxed atomic that nothing waits
+    for (a `red`): no partials, no arrival counter, no reload by a last program. Into a fixed-point
+    stream the product is rounded to units of 2^-24 (half away from zero) first."""
     mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
     ptrs = out_ptr + offs_m[:, None] * stride_om + offs_n[None, :]
+    if out_ptr.dtype.element_ty == tl.int64:
+        v = acc * FIXED_ONE
+        acc = (v + tl.where(v >= 0, 0.5, -0.5)).to(tl.int64)
     if SPLIT_K == 1:
         tl.store(ptrs, tl.load(ptrs, mask=mask, other=0.0) + acc, mask=mask)
     else:
@@ -423,13 +445,13 @@ def rmsnorm_prepass_kernel(
     ss = tl.zeros((BLOCK_K,), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         offs = k0 + tl.arange(0, BLOCK_K)
-        h = tl.load(x_ptr + row * stride_xm + offs, mask=offs < K, other=0.0).to(tl.float32)
+        h = _stream_value(tl.load(x_ptr + row * stride_xm + offs, mask=offs < K, other=0.0)).to(tl.float32)
         ss += h * h
     r = tl.rsqrt(tl.sum(ss, axis=0) / K + eps)
     for k0 in range(0, K, BLOCK_K):
         offs = k0 + tl.arange(0, BLOCK_K)
         mask = offs < K
-        h = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
+        h = _stream_value(tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0)).to(tl.float32)
         if GAIN:
             g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
             h = h * r * g
@@ -678,11 +700,12 @@ def launch_fused_linear(
     without writing the output: each tile writes its rows' best value and column, and torch picks among
     the tiles (no residual, not gated).
 
-    accumulate: res_out is an fp32 residual stream [M, N], updated in place, res_out += x @ w^T, and
-    returned (no norm, not gated): each split adds its product with an atomic (see _accumulate), so the
-    order of the adds, and the last bits of the sum, may differ from run to run.
+    accumulate: res_out is a residual stream [M, N], fp32 or fixed-point (int64, units of 2^-24), updated
+    in place, res_out += x @ w^T, and returned (no norm, not gated): each split adds its product with an
+    atomic (see _accumulate). Into fp32 the order of the adds, and so the last bits of the sum, may differ
+    from run to run; into fixed point they cannot.
 
-    x may be fp32 where w is 16-bit (a norm op reading an fp32 stream): the output is in w's dtype."""
+    x may be such a stream where w is 16-bit (a norm op reading it): the output is in w's dtype."""
     if norm is None:
         norm = norm_w is not None
     elif norm_w is not None and not norm:
@@ -710,14 +733,17 @@ def launch_fused_linear(
     return out
 
 
+STREAM_DTYPES = (torch.float32, torch.int64)  # the residual streams accumulate adds into
+
+
 def _accumulate_into(x: torch.Tensor, w: torch.Tensor, cfg: dict, stream: torch.Tensor | None, *, norm: bool,
                      gated: bool, argmax: bool) -> torch.Tensor:
     """launch_fused_linear(accumulate=True): stream += x @ w^T in one launch, whatever cfg's split_reduce."""
     if norm or gated or argmax:
         raise ValueError("accumulate takes no norm, no gated weight and no argmax")
-    if stream is None or stream.dtype != torch.float32:
+    if stream is None or stream.dtype not in STREAM_DTYPES:
         got = "none" if stream is None else stream.dtype
-        raise ValueError(f"accumulate adds into an fp32 residual stream (res_out); got {got}")
+        raise ValueError(f"accumulate adds into an fp32 or fixed-point (int64) residual stream (res_out); got {got}")
     plan = dataclasses.replace(_plan(x, w, cfg, norm=False, gated=False), last_reduces=False)
     if tuple(stream.shape) != (plan.launch.m, plan.launch.n) or stream.stride(1) != 1:
         raise ValueError(f"the stream must be [M, N] = [{plan.launch.m}, {plan.launch.n}] with unit column stride, "
@@ -808,4 +834,4 @@ def _launch_reduce(plan: _Plan, scratch: _Scratch, res_out: torch.Tensor | None,
 
 KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _wide, _tile_of,
                   _prefetch_weights, _w_tile, _k_step, _ss_pass, _k_loop, _mac, _epilogue, _store_partials, _add_split,
-                  _reduce_tile, _prefetch_l2, pdl_enter, _accumulate)
+                  _reduce_tile, _prefetch_l2, pdl_enter, _accumulate, _stream_value)

@@ -4,9 +4,9 @@ The add rides in the GEMM's epilogue. (An earlier hand-written GEMV for this fus
 slower than cuBLAS + add: one program per output element, no split-K, too few bytes in flight.
 Here the tile shape and the split are searched.)
 
-Where the model keeps its residual stream in fp32 (qwen3.model.STREAM_ENV), the op adds into it in
-place instead (accumulate): each split-K program adds its product with an atomic, and nothing reduces
-the splits.
+Where the model keeps its residual stream in fp32 or fixed point (qwen3.model.STREAM_ENV), the op adds
+into it in place instead (accumulate): each split-K program adds its product with an atomic, and
+nothing reduces the splits.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from kernel_space import _gemm
-from kernel_space._common import check_matrix, linear_weight, randn
+from kernel_space._common import FIXED_ONE, STREAM_INPUT_DTYPES, check_matrix, linear_weight, randn, to_fixed
 from kernel_space.spec import DEFAULT_SPACE, ModelDims, OpSpec
 
 
 def o_proj_residual(x, residual, w, cfg: dict, accumulate: bool = False):
     """Fused launcher. x [M, K], residual [M, N], w [N, K] -> out [M, N]. accumulate: residual is the
-    model's fp32 residual stream, updated in place (residual += x @ w^T, each split added by an atomic:
-    _gemm._accumulate) and returned."""
+    model's residual stream in fp32 or fixed point (int64), updated in place (residual += x @ w^T, each
+    split added by an atomic: _gemm._accumulate) and returned."""
     _check(x, residual, w, accumulate)
     return _gemm.launch_fused_linear(x, w, cfg, res_out=residual, accumulate=accumulate)
 
@@ -30,12 +30,15 @@ def o_proj_residual(x, residual, w, cfg: dict, accumulate: bool = False):
 def o_proj_residual_unfused(x, residual, w, accumulate: bool = False):
     _check(x, residual, w, accumulate)
     if accumulate:
-        return residual.add_(F.linear(x, w))
+        product = F.linear(x, w)
+        return residual.add_(to_fixed(product) if residual.dtype == torch.int64 else product)
     return residual + F.linear(x, w)
 
 
 def o_proj_residual_reference(x, residual, w):
-    return residual.to(torch.float64) + x.to(torch.float64) @ w.to(torch.float64).T
+    """In fp64; a fixed-point residual (int64) counts in units of 2^-24."""
+    base = residual.to(torch.float64) / FIXED_ONE if residual.dtype == torch.int64 else residual.to(torch.float64)
+    return base + x.to(torch.float64) @ w.to(torch.float64).T
 
 
 def _check(x, residual, w, accumulate: bool = False):
@@ -44,9 +47,10 @@ def _check(x, residual, w, accumulate: bool = False):
     if not accumulate:
         check_matrix("residual", residual, rows=x.shape[0], cols=w.shape[0], like=x)
         return
-    check_matrix("residual", residual, rows=x.shape[0], cols=w.shape[0])
-    if residual.dtype != torch.float32:
-        raise ValueError(f"accumulate adds into an fp32 residual stream; residual has dtype {residual.dtype}")
+    check_matrix("residual", residual, rows=x.shape[0], cols=w.shape[0], dtypes=STREAM_INPUT_DTYPES)
+    if residual.dtype not in (torch.float32, torch.int64):
+        raise ValueError("accumulate adds into an fp32 or fixed-point (int64) residual stream; "
+                         f"residual has dtype {residual.dtype}")
     if residual.device != x.device:
         raise ValueError(f"residual is on {residual.device}, but the activation is on {x.device}")
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from kernel_space._common import check_matrix, check_norm_op
+from kernel_space._common import check_matrix, check_norm_op, stream_values
 
 PREFILL_ROWS = 128  # tokens (rows) from which a site's unfused arm is this module's path
 
@@ -112,13 +112,19 @@ def _check_residual(x, residual, w) -> None:
 def rmsnorm_linear(h, norm_w, w, eps: float = 1e-6):
     """rmsnorm(h) @ w^T: rmsnorm_qkv, and lm_head (the final norm and the LM head)."""
     check_norm_op(h, norm_w, w, eps)
-    return F.linear(rmsnorm(h, norm_w, eps).to(w.dtype), w)
+    return F.linear(rmsnorm(_floating(h), norm_w, eps).to(w.dtype), w)
 
 
 def rmsnorm_gate_up_silu(h, norm_w, w, eps: float = 1e-6):
     """silu(g) * u with g, u = rmsnorm(h) @ w^T split in halves (gate rows first)."""
     check_norm_op(h, norm_w, w, eps)
-    return silu_mul(F.linear(rmsnorm(h, norm_w, eps).to(w.dtype), w))
+    return silu_mul(F.linear(rmsnorm(_floating(h), norm_w, eps).to(w.dtype), w))
+
+
+def _floating(h: torch.Tensor) -> torch.Tensor:
+    """h, or a fixed-point stream's values in fp32 (qwen3.model.STREAM_ENV: decode forwards only, which
+    never come here; a direct call still gets the right norm)."""
+    return stream_values(h) if h.dtype == torch.int64 else h
 
 
 def residual_linear(x, residual, w):

@@ -46,9 +46,9 @@ from storage.table import PLAN_ARM, DispatchTable, OpEntry, load_table
 
 
 def widened(stream: torch.Tensor, w: torch.Tensor) -> bool:
-    """Whether the residual stream is kept in fp32 under 16-bit weights (qwen3.model.STREAM_ENV): the
-    residual sites then add into it in place."""
-    return stream.dtype == torch.float32 and w.dtype != torch.float32
+    """Whether the residual stream is kept in fp32 or fixed point (int64) under 16-bit weights
+    (qwen3.model.STREAM_ENV): the residual sites then add into it in place."""
+    return stream.dtype in (torch.float32, torch.int64) and w.dtype != torch.float32
 
 
 DTYPE_NAMES = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}
@@ -270,8 +270,8 @@ class Dispatcher:
         return rmsnorm_qkv_unfused(h, norm_w, w, eps)
 
     def o_proj_residual(self, x, residual, w):
-        """residual + x @ w^T; where residual is an fp32 stream under 16-bit weights (qwen3.model.STREAM_ENV),
-        added into it in place."""
+        """residual + x @ w^T; where residual is a wider stream than the weights (fp32 or fixed point:
+        qwen3.model.STREAM_ENV), added into it in place."""
         choice = self._run("o_proj_residual", x, w)
         accumulate = widened(residual, w)
         if choice.arm == "fused":
@@ -292,7 +292,7 @@ class Dispatcher:
         return rmsnorm_gate_up_silu_unfused(x, norm_w, w, eps)
 
     def down_residual(self, x, residual, w):
-        """residual + x @ w^T (the MLP's down projection); in place where residual is an fp32 stream, as
+        """residual + x @ w^T (the MLP's down projection); in place where residual is a wider stream, as
         o_proj_residual."""
         choice = self._run("down_residual", x, w)
         accumulate = widened(residual, w)

@@ -12,11 +12,12 @@ The adds ride in the o_proj and down epilogues, so the stream leaves every layer
 rmsnorm_qkv has no residual input of its own. That is transformers' Qwen3 exactly:
 it too adds each sublayer's output to the stream in the model dtype, right after the projection.
 
-With KERNEL_SEARCH_STREAM=fp32 (STREAM_ENV) a forward of fewer rows than the prefill path takes (decode
-steps) keeps the stream in fp32 instead: the embedding is widened once, the norm ops read fp32, and
-o_proj and down add into the stream in place, each split-K program with an atomic
-(_gemm._accumulate), so no split is reduced. The last bits of the sum then depend on the order of the
-adds: runs are not bit for bit the same.
+With KERNEL_SEARCH_STREAM=fp32 or fixed (STREAM_ENV) a forward of fewer rows than the prefill path takes
+(decode steps) keeps the stream wider than the weights instead: the embedding is widened once, the norm
+ops read the stream, and o_proj and down add into it in place, each split-K program with an atomic
+(_gemm._accumulate), so no split is reduced. In fp32 the last bits of the sum depend on the order of
+the adds: runs are not bit for bit the same. In fixed point (int64 in units of 2^-24) they are: integer
+adds give one sum in any order. The forward returns the stream in fp32 either way.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 
 from kernel_space import prefill
-from kernel_space._common import fold_gain
+from kernel_space._common import fold_gain, stream_values, to_fixed
 from kernel_space.decode_attention import AttentionProblem, check_config, unsupported_reason
 from qwen3.config import Qwen3Config
 from qwen3.dispatch import Choice, Dispatcher
@@ -112,17 +113,20 @@ class Qwen3DecoderLayer(nn.Module):
 
 
 # The residual stream's dtype in forwards of fewer than prefill.PREFILL_ROWS rows: "model" (the
-# weights' dtype, the default) or "fp32" (see the module docstring).
+# weights' dtype, the default), "fp32" or "fixed" (int64 in units of 2^-24; see the module docstring).
 STREAM_ENV = "KERNEL_SEARCH_STREAM"
-STREAM_VALUES = ("model", "fp32")
+STREAM_DTYPES = {"model": None, "fp32": torch.float32, "fixed": torch.int64}
 
 
-def widen_stream(x: torch.Tensor) -> bool:
-    """Whether a forward whose embedded tokens are x [rows, hidden] keeps its stream in fp32 (STREAM_ENV)."""
+def stream_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The dtype a forward whose embedded tokens are x [rows, hidden] keeps its stream in, where wider
+    than x's (STREAM_ENV), else None."""
     value = os.environ.get(STREAM_ENV, "model")
-    if value not in STREAM_VALUES:
-        raise ValueError(f"{STREAM_ENV} must be one of {', '.join(STREAM_VALUES)}, got {value!r}")
-    return value == "fp32" and x.dtype != torch.float32 and x.shape[0] < prefill.PREFILL_ROWS
+    if value not in STREAM_DTYPES:
+        raise ValueError(f"{STREAM_ENV} must be one of {', '.join(STREAM_DTYPES)}, got {value!r}")
+    if x.dtype == torch.float32 or x.shape[0] >= prefill.PREFILL_ROWS:
+        return None
+    return STREAM_DTYPES[value]
 
 
 class Qwen3Model(nn.Module):
@@ -137,11 +141,12 @@ class Qwen3Model(nn.Module):
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, first_row: int = 0,
                 from_start: bool = False) -> torch.Tensor:
         x = self.embed_tokens(input_ids).flatten(0, 1)
-        if widen_stream(x):
-            x = x.float()
+        wide = stream_dtype(x)
+        if wide is not None:
+            x = to_fixed(x) if wide == torch.int64 else x.float()
         for layer in self.layers:
             x = layer(x, positions, first_row, from_start)
-        return x
+        return stream_values(x) if wide == torch.int64 else x
 
 
 def prompts_from_start(positions: torch.Tensor) -> bool:

@@ -1,5 +1,6 @@
-"""The model with its residual stream in fp32 (qwen3.model.STREAM_ENV) against the model-dtype stream
-and the same weights in fp32: fp16 weights on the CPU (the interpreter's bf16 tl.dot is wrong)."""
+"""The model with its residual stream in fp32 or fixed point (qwen3.model.STREAM_ENV) against the
+model-dtype stream and the same weights in fp32: fp16 weights on the CPU (the interpreter's bf16 tl.dot
+is wrong)."""
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import qwen3.dispatch as dispatch
 from kernel_space.prefill import PREFILL_ROWS
 from qwen3.dispatch import Dispatcher
 from qwen3.loader import random_weights
-from qwen3.model import STREAM_ENV, widen_stream
+from qwen3.model import STREAM_ENV, stream_dtype
 from tests.conftest import requires_interpreter
 from tests.qwen3.helpers import DOT, FMA_M1, TINY, table_dict
 from tests.qwen3.test_model import run_sequence
@@ -17,15 +18,16 @@ from tests.qwen3.test_model import run_sequence
 def test_the_stream_widens_below_the_prefill_rows_when_asked(monkeypatch):
     x = torch.zeros(PREFILL_ROWS - 1, 8, dtype=torch.float16)
     monkeypatch.delenv(STREAM_ENV, raising=False)
-    assert not widen_stream(x)
-    monkeypatch.setenv(STREAM_ENV, "fp32")
-    assert widen_stream(x) and not widen_stream(torch.zeros(PREFILL_ROWS, 8, dtype=torch.float16))
-    assert not widen_stream(x.float())  # an fp32 model's stream is fp32 already
+    assert stream_dtype(x) is None
+    for value, dtype in (("fp32", torch.float32), ("fixed", torch.int64)):
+        monkeypatch.setenv(STREAM_ENV, value)
+        assert stream_dtype(x) == dtype and stream_dtype(torch.zeros(PREFILL_ROWS, 8, dtype=torch.float16)) is None
+        assert stream_dtype(x.float()) is None  # an fp32 model's stream is fp32 already
     monkeypatch.setenv(STREAM_ENV, "model")
-    assert not widen_stream(x)
+    assert stream_dtype(x) is None
     monkeypatch.setenv(STREAM_ENV, "float32")
-    with pytest.raises(ValueError, match="KERNEL_SEARCH_STREAM must be one of model, fp32, got 'float32'"):
-        widen_stream(x)
+    with pytest.raises(ValueError, match="KERNEL_SEARCH_STREAM must be one of model, fp32, fixed, got 'float32'"):
+        stream_dtype(x)
 
 
 def _errors(model, truth, prompt, steps=3):
@@ -38,7 +40,8 @@ def _errors(model, truth, prompt, steps=3):
 
 @requires_interpreter
 @pytest.mark.parametrize("fused", [True, False], ids=["table", "unfused"])
-def test_an_fp32_stream_decodes_as_close_to_fp32_as_the_model_dtype_stream(fused, monkeypatch):
+@pytest.mark.parametrize("wide", ["fp32", "fixed"])
+def test_a_wide_stream_decodes_as_close_to_fp32_as_the_model_dtype_stream(fused, wide, monkeypatch):
     """fp16 weights, a table of fused configs (split-K 2 at M = 1: the stream takes atomics) or none; the
     residual sites add into the stream in place at every layer of every forward (all below the prefill
     rows here), and the logits stay within fp16 noise of the same weights run in fp32."""
@@ -56,12 +59,12 @@ def test_an_fp32_stream_decodes_as_close_to_fp32_as_the_model_dtype_stream(fused
         real = getattr(dispatch, name)
         monkeypatch.setattr(dispatch, name, lambda *a, real=real, name=name, **kw:
                             calls.append((name, a[1].dtype, a[-1] is True)) or real(*a, **kw))
-    monkeypatch.setenv(STREAM_ENV, "fp32")
+    monkeypatch.setenv(STREAM_ENV, wide)
     err, same = _errors(half, truth, prompt)
     monkeypatch.delenv(STREAM_ENV)
     # Prefill and three decode steps, two sites a layer; the truth (fp32 weights) never widens.
     sites = 2 * TINY.num_hidden_layers * 4
-    widened = [c for c in calls if c[1] == torch.float32 and c[2]]
+    widened = [c for c in calls if c[1] == {"fp32": torch.float32, "fixed": torch.int64}[wide] and c[2]]
     assert len(widened) == sites and all(c[0].endswith("_unfused") != fused for c in widened)
     assert base_same and same
     assert base_err < 5e-3 and err < 5e-3
