@@ -13,7 +13,8 @@ rmsnorm_qkv has no residual input of its own. That is transformers' Qwen3 exactl
 it too adds each sublayer's output to the stream in the model dtype, right after the projection.
 
 With KERNEL_SEARCH_STREAM=fp32 or fixed (STREAM_ENV) a forward of fewer rows than the prefill path takes
-(decode steps) keeps the stream wider than the weights instead: the embedding is widened once, the norm
+(decode steps) keeps the stream wider than the weights instead, and by default a forward of one row
+(batch-1 decode) keeps it in fixed point: the embedding is widened once, the norm
 ops read the stream, and o_proj and down add into it in place, each split-K program with an atomic
 (_gemm._accumulate), so no split is reduced. In fp32 the last bits of the sum depend on the order of
 the adds: runs are not bit for bit the same. In fixed point (int64 in units of 2^-24) they are: integer
@@ -112,20 +113,26 @@ class Qwen3DecoderLayer(nn.Module):
         return self.mlp(h, None if folded else self.post_attention_layernorm.weight)
 
 
-# The residual stream's dtype in forwards of fewer than prefill.PREFILL_ROWS rows: "model" (the
-# weights' dtype, the default), "fp32" or "fixed" (int64 in units of 2^-24; see the module docstring).
+# The residual stream's dtype in forwards of fewer than prefill.PREFILL_ROWS rows: "auto" (the default:
+# fixed point in a forward of one row, batch-1 decode, else the weights' dtype), "model" (the weights'
+# dtype), "fp32" or "fixed" (int64 in units of 2^-24; see the module docstring). Measured on an H200
+# (benchmarks/README.md, twenty-ninth session), against the model dtype: fixed point +5.0% at 0.6B batch
+# 1, +2.3% at 1.7B, even at 8B, and 16% slower at 0.6B batch 8; fp32 +6.8%, +2.9%, +1.3% at batch 1, but
+# not bit for bit reproducible, and 6% slower at 0.6B batch 8.
 STREAM_ENV = "KERNEL_SEARCH_STREAM"
-STREAM_DTYPES = {"model": None, "fp32": torch.float32, "fixed": torch.int64}
+STREAM_DTYPES = {"auto": None, "model": None, "fp32": torch.float32, "fixed": torch.int64}
 
 
 def stream_dtype(x: torch.Tensor) -> torch.dtype | None:
     """The dtype a forward whose embedded tokens are x [rows, hidden] keeps its stream in, where wider
     than x's (STREAM_ENV), else None."""
-    value = os.environ.get(STREAM_ENV, "model")
+    value = os.environ.get(STREAM_ENV, "auto")
     if value not in STREAM_DTYPES:
         raise ValueError(f"{STREAM_ENV} must be one of {', '.join(STREAM_DTYPES)}, got {value!r}")
     if x.dtype == torch.float32 or x.shape[0] >= prefill.PREFILL_ROWS:
         return None
+    if value == "auto":
+        return torch.int64 if x.shape[0] == 1 else None
     return STREAM_DTYPES[value]
 
 

@@ -17,16 +17,19 @@ from tests.qwen3.test_model import run_sequence
 
 def test_the_stream_widens_below_the_prefill_rows_when_asked(monkeypatch):
     x = torch.zeros(PREFILL_ROWS - 1, 8, dtype=torch.float16)
-    monkeypatch.delenv(STREAM_ENV, raising=False)
-    assert stream_dtype(x) is None
+    one = torch.zeros(1, 8, dtype=torch.float16)
+    monkeypatch.delenv(STREAM_ENV, raising=False)  # "auto": fixed point in batch-1 decode only
+    assert stream_dtype(x) is None and stream_dtype(one) == torch.int64 and stream_dtype(one.float()) is None
+    monkeypatch.setenv(STREAM_ENV, "auto")
+    assert stream_dtype(x) is None and stream_dtype(one) == torch.int64
     for value, dtype in (("fp32", torch.float32), ("fixed", torch.int64)):
         monkeypatch.setenv(STREAM_ENV, value)
         assert stream_dtype(x) == dtype and stream_dtype(torch.zeros(PREFILL_ROWS, 8, dtype=torch.float16)) is None
         assert stream_dtype(x.float()) is None  # an fp32 model's stream is fp32 already
     monkeypatch.setenv(STREAM_ENV, "model")
-    assert stream_dtype(x) is None
+    assert stream_dtype(x) is None and stream_dtype(one) is None
     monkeypatch.setenv(STREAM_ENV, "float32")
-    with pytest.raises(ValueError, match="KERNEL_SEARCH_STREAM must be one of model, fp32, fixed, got 'float32'"):
+    with pytest.raises(ValueError, match="KERNEL_SEARCH_STREAM must be one of auto, model, fp32, fixed, got 'float32'"):
         stream_dtype(x)
 
 
@@ -52,6 +55,7 @@ def test_a_wide_stream_decodes_as_close_to_fp32_as_the_model_dtype_stream(fused,
         half.set_dispatcher(Dispatcher(table))
     truth = random_weights(TINY, torch.float16, "cpu", 0).float()
     prompt = torch.randint(0, TINY.vocab_size, (2, 5), generator=torch.Generator().manual_seed(2))
+    monkeypatch.setenv(STREAM_ENV, "model")
     base_err, base_same = _errors(half, truth, prompt)
 
     calls = []
@@ -68,3 +72,25 @@ def test_a_wide_stream_decodes_as_close_to_fp32_as_the_model_dtype_stream(fused,
     assert len(widened) == sites and all(c[0].endswith("_unfused") != fused for c in widened)
     assert base_same and same
     assert base_err < 5e-3 and err < 5e-3
+
+
+@requires_interpreter
+def test_batch_one_decode_takes_the_fixed_point_stream_by_default(monkeypatch):
+    """Unset, a forward of one row (batch-1 decode, or a one-token prompt) runs the fixed-point stream and
+    any other the model's dtype: the same tokens as "model", logits within fp16 noise."""
+    half = random_weights(TINY, torch.float16, "cpu", 0)
+    table = table_dict(half.op_shapes(), [(1, "fused", FMA_M1), (16, "fused", DOT)], dtype="float16")
+    half.set_dispatcher(Dispatcher(table))
+    calls = []
+    real = dispatch.o_proj_residual
+    monkeypatch.setattr(dispatch, "o_proj_residual", lambda *a, **kw: calls.append((a[0].shape[0], a[1].dtype))
+                        or real(*a, **kw))
+    prompt = torch.randint(0, TINY.vocab_size, (1, 4), generator=torch.Generator().manual_seed(3))
+    monkeypatch.delenv(STREAM_ENV, raising=False)
+    out, tokens = run_sequence(half, prompt, 2)
+    assert {rows: dtype for rows, dtype in calls} == {4: torch.float16, 1: torch.int64}
+    monkeypatch.setenv(STREAM_ENV, "model")
+    ref, ref_tokens = run_sequence(half, prompt, 2)
+    assert torch.equal(tokens, ref_tokens)
+    err = [((a.float() - b.float()).abs().max() / b.float().abs().max()).item() for a, b in zip(out, ref, strict=True)]
+    assert max(err) < 5e-3
