@@ -114,25 +114,27 @@ class Qwen3DecoderLayer(nn.Module):
 
 
 # The residual stream's dtype in forwards of fewer than prefill.PREFILL_ROWS rows: "auto" (the default:
-# fixed point in a forward of one row, batch-1 decode, else the weights' dtype), "model" (the weights'
+# fixed point in a forward of one row, batch-1 decode, of a model with a dispatch table, else the
+# weights' dtype), "model" (the weights'
 # dtype), "fp32" or "fixed" (int64 in units of 2^-24; see the module docstring). Measured on an H200
 # (benchmarks/README.md, twenty-ninth session), against the model dtype: fixed point +5.0% at 0.6B batch
-# 1, +2.3% at 1.7B, even at 8B, and 16% slower at 0.6B batch 8; fp32 +6.8%, +2.9%, +1.3% at batch 1, but
+# 1, +2.2% at 1.7B, +0.2% at 8B, and 16% slower at 0.6B batch 8; fp32 +6.8%, +2.9%, +1.5% at batch 1, but
 # not bit for bit reproducible, and 6% slower at 0.6B batch 8.
 STREAM_ENV = "KERNEL_SEARCH_STREAM"
 STREAM_DTYPES = {"auto": None, "model": None, "fp32": torch.float32, "fixed": torch.int64}
 
 
-def stream_dtype(x: torch.Tensor) -> torch.dtype | None:
+def stream_dtype(x: torch.Tensor, tabled: bool = True) -> torch.dtype | None:
     """The dtype a forward whose embedded tokens are x [rows, hidden] keeps its stream in, where wider
-    than x's (STREAM_ENV), else None."""
+    than x's (STREAM_ENV), else None. tabled: the model runs a dispatch table; "auto" widens only then,
+    so that the unfused baseline stays what a plain model runs."""
     value = os.environ.get(STREAM_ENV, "auto")
     if value not in STREAM_DTYPES:
         raise ValueError(f"{STREAM_ENV} must be one of {', '.join(STREAM_DTYPES)}, got {value!r}")
     if x.dtype == torch.float32 or x.shape[0] >= prefill.PREFILL_ROWS:
         return None
     if value == "auto":
-        return torch.int64 if x.shape[0] == 1 else None
+        return torch.int64 if x.shape[0] == 1 and tabled else None
     return STREAM_DTYPES[value]
 
 
@@ -148,7 +150,7 @@ class Qwen3Model(nn.Module):
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, first_row: int = 0,
                 from_start: bool = False) -> torch.Tensor:
         x = self.embed_tokens(input_ids).flatten(0, 1)
-        wide = stream_dtype(x)
+        wide = stream_dtype(x, self.layers[0].mlp.ops.table is not None)
         if wide is not None:
             x = to_fixed(x) if wide == torch.int64 else x.float()
         for layer in self.layers:

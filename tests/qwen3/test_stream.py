@@ -20,11 +20,13 @@ def test_the_stream_widens_below_the_prefill_rows_when_asked(monkeypatch):
     one = torch.zeros(1, 8, dtype=torch.float16)
     monkeypatch.delenv(STREAM_ENV, raising=False)  # "auto": fixed point in batch-1 decode only
     assert stream_dtype(x) is None and stream_dtype(one) == torch.int64 and stream_dtype(one.float()) is None
+    assert stream_dtype(one, tabled=False) is None  # the unfused baseline stays a plain model
     monkeypatch.setenv(STREAM_ENV, "auto")
     assert stream_dtype(x) is None and stream_dtype(one) == torch.int64
     for value, dtype in (("fp32", torch.float32), ("fixed", torch.int64)):
         monkeypatch.setenv(STREAM_ENV, value)
         assert stream_dtype(x) == dtype and stream_dtype(torch.zeros(PREFILL_ROWS, 8, dtype=torch.float16)) is None
+        assert stream_dtype(x, tabled=False) == dtype  # asked for by name: with or without a table
         assert stream_dtype(x.float()) is None  # an fp32 model's stream is fp32 already
     monkeypatch.setenv(STREAM_ENV, "model")
     assert stream_dtype(x) is None and stream_dtype(one) is None
