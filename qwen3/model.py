@@ -14,7 +14,7 @@ it too adds each sublayer's output to the stream in the model dtype, right after
 
 With KERNEL_SEARCH_STREAM=fp32 or fixed (STREAM_ENV) a forward of fewer rows than the prefill path takes
 (decode steps) keeps the stream wider than the weights instead, and by default a forward of one row
-(batch-1 decode) keeps it in fixed point: the embedding is widened once, the norm
+(batch-1 decode) with a dispatch table keeps it in fixed point: the embedding is widened once, the norm
 ops read the stream, and o_proj and down add into it in place, each split-K program with an atomic
 (_gemm._accumulate), so no split is reduced. In fp32 the last bits of the sum depend on the order of
 the adds: runs are not bit for bit the same. In fixed point (int64 in units of 2^-24) they are: integer
@@ -115,8 +115,8 @@ class Qwen3DecoderLayer(nn.Module):
 
 # The residual stream's dtype in forwards of fewer than prefill.PREFILL_ROWS rows: "auto" (the default:
 # fixed point in a forward of one row, batch-1 decode, of a model with a dispatch table, else the
-# weights' dtype), "model" (the weights'
-# dtype), "fp32" or "fixed" (int64 in units of 2^-24; see the module docstring). Measured on an H200
+# weights' dtype), "model" (the weights' dtype), "fp32" or "fixed" (int64 in units of 2^-24; see the
+# module docstring). Measured on an H200
 # (benchmarks/README.md, twenty-ninth session), against the model dtype: fixed point +5.0% at 0.6B batch
 # 1, +2.2% at 1.7B, +0.2% at 8B, and 16% slower at 0.6B batch 8; fp32 +6.8%, +2.9%, +1.5% at batch 1, but
 # not bit for bit reproducible, and 6% slower at 0.6B batch 8.
