@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-# A residual stream in fixed point (qwen3.model.STREAM_ENV=fixed): int64 in units of 2^-24 (_gemm.FIXED_ONE).
+# The residual streams wider than 16-bit weights (qwen3.model.STREAM_ENV): fp32, and fixed point, int64
+# in units of 2^-24 (FIXED_ONE; the kernels' _gemm.FIXED_ONE is this value).
+STREAM_DTYPES = (torch.float32, torch.int64)
 FIXED_ONE = 2.0**24
 STREAM_INPUT_DTYPES = FLOAT_DTYPES + (torch.int64,)
 
@@ -15,9 +17,9 @@ def to_fixed(t: torch.Tensor) -> torch.Tensor:
     return torch.round(t.float() * FIXED_ONE).to(torch.int64)
 
 
-def stream_values(t: torch.Tensor) -> torch.Tensor:
-    """A residual stream's values in fp32: a fixed-point stream scaled back, a floating one as it is."""
-    return t.to(torch.float32) / FIXED_ONE if t.dtype == torch.int64 else t.float()
+def stream_values(t: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A residual stream's values in `dtype`: a fixed-point stream scaled back, a floating one as it is."""
+    return t.to(dtype) / FIXED_ONE if t.dtype == torch.int64 else t.to(dtype)
 
 # Relative-error tolerance of a fused output against the fp32 (here fp64) reference, per dtype.
 TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 5e-3, torch.float32: 1e-4}
@@ -74,7 +76,7 @@ def check_norm_op(h, norm_w, w, eps) -> None:
 
 def check_activation(name: str, t: torch.Tensor, w: torch.Tensor) -> None:
     """t on w's device, in w's dtype or, as a residual stream, in fp32 or fixed point (int64)."""
-    if t.dtype != w.dtype and t.dtype not in (torch.float32, torch.int64):
+    if t.dtype != w.dtype and t.dtype not in STREAM_DTYPES:
         raise ValueError(f"{name} has dtype {t.dtype}, but the weight has {w.dtype} "
                          "(an activation is in the weight's dtype, or a residual stream in fp32 or int64)")
     if t.device != w.device:
@@ -102,7 +104,7 @@ def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 def rmsnorm_ref(h: torch.Tensor, g: torch.Tensor | None, eps: float) -> torch.Tensor:
     """RMSNorm in fp64: the reference every fused norm is compared with (g None: no gain; h may be a
     fixed-point stream)."""
-    h = h.to(torch.float64) / FIXED_ONE if h.dtype == torch.int64 else h.to(torch.float64)
+    h = stream_values(h, torch.float64)
     h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
     return h if g is None else h * g.to(torch.float64)
 

@@ -65,6 +65,7 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
+from kernel_space import _common
 from kernel_space.geometry import LinearLaunch
 
 
@@ -103,9 +104,9 @@ def pdl_enter(MODE: tl.constexpr = True):
 
 # A fixed-point residual stream (qwen3.model.STREAM_ENV=fixed) holds int64 values in units of 2^-24:
 # integer adds are associative, so split-K programs adding into it with atomics give the same sum in
-# any order (an fp32 stream's last bits depend on the order). _common.to_fixed / from_fixed on the host.
-FIXED_ONE: tl.constexpr = tl.constexpr(16777216.0)  # 2^24
-FIXED_STEP: tl.constexpr = tl.constexpr(1.0 / 16777216.0)
+# any order (an fp32 stream's last bits depend on the order). _common.to_fixed / stream_values on the host.
+FIXED_ONE: tl.constexpr = tl.constexpr(_common.FIXED_ONE)
+FIXED_STEP: tl.constexpr = tl.constexpr(1.0 / _common.FIXED_ONE)
 
 
 @triton.jit
@@ -733,15 +734,12 @@ def launch_fused_linear(
     return out
 
 
-STREAM_DTYPES = (torch.float32, torch.int64)  # the residual streams accumulate adds into
-
-
 def _accumulate_into(x: torch.Tensor, w: torch.Tensor, cfg: dict, stream: torch.Tensor | None, *, norm: bool,
                      gated: bool, argmax: bool) -> torch.Tensor:
     """launch_fused_linear(accumulate=True): stream += x @ w^T in one launch, whatever cfg's split_reduce."""
     if norm or gated or argmax:
         raise ValueError("accumulate takes no norm, no gated weight and no argmax")
-    if stream is None or stream.dtype not in STREAM_DTYPES:
+    if stream is None or stream.dtype not in _common.STREAM_DTYPES:
         got = "none" if stream is None else stream.dtype
         raise ValueError(f"accumulate adds into an fp32 or fixed-point (int64) residual stream (res_out); got {got}")
     plan = dataclasses.replace(_plan(x, w, cfg, norm=False, gated=False), last_reduces=False)

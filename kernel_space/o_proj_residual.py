@@ -15,7 +15,15 @@ import torch
 import torch.nn.functional as F
 
 from kernel_space import _gemm
-from kernel_space._common import FIXED_ONE, STREAM_INPUT_DTYPES, check_matrix, linear_weight, randn, to_fixed
+from kernel_space._common import (
+    STREAM_DTYPES,
+    STREAM_INPUT_DTYPES,
+    check_matrix,
+    linear_weight,
+    randn,
+    stream_values,
+    to_fixed,
+)
 from kernel_space.spec import DEFAULT_SPACE, ModelDims, OpSpec
 
 
@@ -37,8 +45,7 @@ def o_proj_residual_unfused(x, residual, w, accumulate: bool = False):
 
 def o_proj_residual_reference(x, residual, w):
     """In fp64; a fixed-point residual (int64) counts in units of 2^-24."""
-    base = residual.to(torch.float64) / FIXED_ONE if residual.dtype == torch.int64 else residual.to(torch.float64)
-    return base + x.to(torch.float64) @ w.to(torch.float64).T
+    return stream_values(residual, torch.float64) + x.to(torch.float64) @ w.to(torch.float64).T
 
 
 def _check(x, residual, w, accumulate: bool = False):
@@ -48,7 +55,7 @@ def _check(x, residual, w, accumulate: bool = False):
         check_matrix("residual", residual, rows=x.shape[0], cols=w.shape[0], like=x)
         return
     check_matrix("residual", residual, rows=x.shape[0], cols=w.shape[0], dtypes=STREAM_INPUT_DTYPES)
-    if residual.dtype not in (torch.float32, torch.int64):
+    if residual.dtype not in STREAM_DTYPES:
         raise ValueError("accumulate adds into an fp32 or fixed-point (int64) residual stream; "
                          f"residual has dtype {residual.dtype}")
     if residual.device != x.device:

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from kernel_space import ALL_OPS, OPS, get_op, kernel_hash, prefill
+from kernel_space._common import STREAM_DTYPES
 from kernel_space.attention_shape import ATTENTION_OP, describe, encode_heads
 from kernel_space.decode_attention import AttentionProblem
 from kernel_space.down_residual import down_residual, down_residual_unfused
@@ -48,7 +49,7 @@ from storage.table import PLAN_ARM, DispatchTable, OpEntry, load_table
 def widened(stream: torch.Tensor, w: torch.Tensor) -> bool:
     """Whether the residual stream is kept in fp32 or fixed point (int64) under 16-bit weights
     (qwen3.model.STREAM_ENV): the residual sites then add into it in place."""
-    return stream.dtype in (torch.float32, torch.int64) and w.dtype != torch.float32
+    return stream.dtype in STREAM_DTYPES and w.dtype != torch.float32
 
 
 DTYPE_NAMES = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}
