@@ -10,16 +10,41 @@ FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 STREAM_DTYPES = (torch.float32, torch.int64)
 FIXED_ONE = 2.0**24
 STREAM_INPUT_DTYPES = FLOAT_DTYPES + (torch.int64,)
+# An integer has no NaN, so the fixed-point stream spells one. A value added to it (an embedding, a
+# sublayer's output) that is not finite or not under FIXED_MAX in magnitude sets the element to
+# FIXED_NAN, and an element at least FIXED_NAN_AT in magnitude reads back as NaN: a stream that
+# overflows or meets a NaN gives NaN logits, as the 16-bit stream would (a NaN, or a value past 2^39,
+# cast to int64 would otherwise be an arbitrary integer, and the logits finite garbage). The margins
+# keep the sum in range: up to 64 adds under FIXED_MAX (2^52 units each) move a finite value under
+# FIXED_NAN_AT by less than 2^58, and FIXED_NAN by less than FIXED_NAN - FIXED_NAN_AT.
+FIXED_MAX = 2.0**28
+FIXED_NAN = 2**61
+FIXED_NAN_AT = 2**60
 
 
 def to_fixed(t: torch.Tensor) -> torch.Tensor:
-    """t as a fixed-point stream: int64 in units of 2^-24, rounded to the nearest (ties to even)."""
-    return torch.round(t.float() * FIXED_ONE).to(torch.int64)
+    """t as a fixed-point stream: int64 in units of 2^-24, rounded to the nearest (ties to even);
+    FIXED_NAN where t is not finite or not under FIXED_MAX in magnitude."""
+    t = t.float()
+    ok = t.abs() < FIXED_MAX  # False for NaN
+    fixed = torch.round(torch.where(ok, t, 0.0) * FIXED_ONE).to(torch.int64)
+    return torch.where(ok, fixed, FIXED_NAN)
+
+
+def add_fixed_(stream: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """stream (fixed point) += t, in place, as the kernels add (_gemm._accumulate): FIXED_NAN where t is
+    not representable, whatever the stream held."""
+    fixed = to_fixed(t)
+    return stream.copy_(torch.where(fixed == FIXED_NAN, FIXED_NAN, stream + fixed))
 
 
 def stream_values(t: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A residual stream's values in `dtype`: a fixed-point stream scaled back, a floating one as it is."""
-    return t.to(dtype) / FIXED_ONE if t.dtype == torch.int64 else t.to(dtype)
+    """A residual stream's values in `dtype`: a fixed-point stream scaled back (NaN where it holds
+    FIXED_NAN_AT or more in magnitude), a floating one as it is."""
+    if t.dtype != torch.int64:
+        return t.to(dtype)
+    nan = (t >= FIXED_NAN_AT) | (t <= -FIXED_NAN_AT)
+    return torch.where(nan, float("nan"), t.to(dtype) / FIXED_ONE)
 
 # Relative-error tolerance of a fused output against the fp32 (here fp64) reference, per dtype.
 TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 5e-3, torch.float32: 1e-4}

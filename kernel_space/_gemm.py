@@ -104,16 +104,26 @@ def pdl_enter(MODE: tl.constexpr = True):
 
 # A fixed-point residual stream (qwen3.model.STREAM_ENV=fixed) holds int64 values in units of 2^-24:
 # integer adds are associative, so split-K programs adding into it with atomics give the same sum in
-# any order (an fp32 stream's last bits depend on the order). _common.to_fixed / stream_values on the host.
+# any order (an fp32 stream's last bits depend on the order). _common.to_fixed / stream_values on the
+# host; _common.FIXED_NAN is its NaN (set where a product is not finite or too large to add, read as
+# NaN at FIXED_NAN_AT or more).
 FIXED_ONE: tl.constexpr = tl.constexpr(_common.FIXED_ONE)
 FIXED_STEP: tl.constexpr = tl.constexpr(1.0 / _common.FIXED_ONE)
+FIXED_MAX_UNITS: tl.constexpr = tl.constexpr(_common.FIXED_MAX * _common.FIXED_ONE)
+FIXED_NAN: tl.constexpr = tl.constexpr(_common.FIXED_NAN)
+FIXED_NAN_AT: tl.constexpr = tl.constexpr(_common.FIXED_NAN_AT)
+NAN_BITS: tl.constexpr = tl.constexpr(0x7FC00000)  # fp32's quiet NaN (a NaN constexpr: Triton's global check
+# compares values, and NaN != NaN)
 
 
 @triton.jit
 def _stream_value(a):
-    """A loaded activation tile as it is, or in fp32 where it came from a fixed-point stream (int64)."""
+    """A loaded activation tile as it is, or in fp32 where it came from a fixed-point stream (int64; NaN
+    where it holds _common.FIXED_NAN_AT or more in magnitude)."""
     if a.dtype == tl.int64:
-        a = a.to(tl.float32) * FIXED_STEP
+        nan = (a >= FIXED_NAN_AT) | (a <= -FIXED_NAN_AT)
+        a = tl.where(nan, tl.full(a.shape, NAN_BITS, tl.int32).to(tl.float32, bitcast=True),
+                     a.to(tl.float32) * FIXED_STEP)
     return a
 
 
@@ -337,13 +347,22 @@ def _accumulate(acc, offs_m, offs_n, M, N, out_ptr, stride_om, SPLIT_K: tl.const
     """ACCUMULATE: out (an fp32 or fixed-point residual stream) += this program's product, in place. One
     split reads, adds and writes its tile; several add theirs with a relaxed atomic that nothing waits
     for (a `red`): no partials, no arrival counter, no reload by a last program. Into a fixed-point
-    stream the product is rounded to units of 2^-24 (half away from zero) first."""
+    stream the product is rounded to units of 2^-24 (half away from zero) first; where it is not finite
+    or not under _common.FIXED_MAX, the element becomes FIXED_NAN (exchanged in, not added: a stream
+    that stays NaN for many layers never wraps around)."""
     mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
     ptrs = out_ptr + offs_m[:, None] * stride_om + offs_n[None, :]
     if out_ptr.dtype.element_ty == tl.int64:
         v = acc * FIXED_ONE
-        acc = (v + tl.where(v >= 0, 0.5, -0.5)).to(tl.int64)
-    if SPLIT_K == 1:
+        ok = tl.abs(v) < FIXED_MAX_UNITS  # False for NaN: FIXED_NAN goes in instead, whatever was there
+        fixed = (tl.where(ok, v, 0.0) + tl.where(v >= 0, 0.5, -0.5)).to(tl.int64)
+        if SPLIT_K == 1:
+            total = tl.load(ptrs, mask=mask, other=0) + fixed
+            tl.store(ptrs, tl.where(ok, total, FIXED_NAN), mask=mask)
+        else:
+            tl.atomic_add(ptrs, fixed, mask=mask & ok, sem="relaxed", scope="gpu")
+            tl.atomic_xchg(ptrs, tl.where(ok, fixed, FIXED_NAN), mask=mask & (ok == 0), sem="relaxed", scope="gpu")
+    elif SPLIT_K == 1:
         tl.store(ptrs, tl.load(ptrs, mask=mask, other=0.0) + acc, mask=mask)
     else:
         tl.atomic_add(ptrs, acc, mask=mask, sem="relaxed", scope="gpu")

@@ -18,11 +18,11 @@ from kernel_space import _gemm
 from kernel_space._common import (
     STREAM_DTYPES,
     STREAM_INPUT_DTYPES,
+    add_fixed_,
     check_matrix,
     linear_weight,
     randn,
     stream_values,
-    to_fixed,
 )
 from kernel_space.spec import DEFAULT_SPACE, ModelDims, OpSpec
 
@@ -39,7 +39,7 @@ def o_proj_residual_unfused(x, residual, w, accumulate: bool = False):
     _check(x, residual, w, accumulate)
     if accumulate:
         product = F.linear(x, w)
-        return residual.add_(to_fixed(product) if residual.dtype == torch.int64 else product)
+        return add_fixed_(residual, product) if residual.dtype == torch.int64 else residual.add_(product)
     return residual + F.linear(x, w)
 
 

@@ -9,7 +9,17 @@ import torch
 
 import kernel_space as ks
 from kernel_space import _gemm
-from kernel_space._common import TOLERANCE, check_norm_op, rel_error, stream_values, to_fixed
+from kernel_space._common import (
+    FIXED_MAX,
+    FIXED_NAN,
+    FIXED_NAN_AT,
+    TOLERANCE,
+    add_fixed_,
+    check_norm_op,
+    rel_error,
+    stream_values,
+    to_fixed,
+)
 from kernel_space.down_residual import down_residual, down_residual_unfused
 from kernel_space.o_proj_residual import o_proj_residual, o_proj_residual_unfused
 from tests.conftest import DEVICE
@@ -107,3 +117,66 @@ def test_norm_op_inputs_take_a_wide_stream_and_nothing_else():
         check_norm_op(torch.zeros(2, 8, dtype=HALF), None, w.float(), 1e-6)
     with pytest.raises(ValueError, match="norm_w has dtype"):
         check_norm_op(torch.zeros(2, 8), torch.ones(8), w, 1e-6)  # the gain is in the weight's dtype
+
+
+def test_the_fixed_point_stream_spells_nan_and_overflow():
+    """Not finite, or not under FIXED_MAX: FIXED_NAN, which reads back as NaN, and stays NaN when more is
+    added; a finite value round-trips to 2^-24."""
+    t = torch.tensor([1.5, -2.0**-25 * 3, float("nan"), float("inf"), -float("inf"), FIXED_MAX, -FIXED_MAX * 0.99])
+    fixed = to_fixed(t)
+    assert fixed.tolist()[:2] == [3 * 2**23, -2] and fixed[2:5].eq(FIXED_NAN).all() and fixed[5] == FIXED_NAN
+    back = stream_values(fixed)
+    assert back[:2].tolist() == [1.5, -2.0**-23] and back[2:6].isnan().all() and back[6] == t[6]
+    edges = torch.tensor([FIXED_NAN_AT - 1, -FIXED_NAN_AT, -(2**63)])
+    assert stream_values(edges).isnan().tolist() == [False, True, True]
+    stream = to_fixed(torch.tensor([1.0, 2.0, float("nan")]))
+    add_fixed_(stream, torch.tensor([float("nan"), 0.25, -3.0]))
+    assert stream_values(stream, torch.float64)[1] == 2.25 and stream_values(stream)[[0, 2]].isnan().all()
+    for _ in range(100):  # a stream NaN for many layers: exchanged, never summed past int64
+        add_fixed_(stream, torch.tensor([float("nan"), 0.0, FIXED_MAX * 0.9]))
+    assert stream[0] == FIXED_NAN and stream_values(stream)[2].isnan()
+
+
+@pytest.mark.parametrize("cfg", INLINE, ids=_cfg_id)
+@pytest.mark.parametrize("dtype", [HALF, torch.float32], ids=["fp16", "fp32"])
+def test_a_residual_site_sets_nan_into_a_fixed_point_stream(cfg, dtype):
+    """Splits 1 (store) and 2, 4 (atomics): a row whose product is NaN (a NaN in its activation) becomes
+    NaN in the stream, and so does an element whose product is infinite (fp16) or past FIXED_MAX (fp32,
+    a product of 9e8); an element that was NaN stays NaN; every other element is added as before."""
+    n, k = SHAPES["o_proj_residual"]
+    i = ks.get_op("o_proj_residual").make_inputs(4, n, k, dtype, DEVICE, torch.Generator(device=DEVICE).manual_seed(0))
+    x, w = i["x"].clone(), i["w"].clone()
+    x[0, 5] = float("nan")
+    if dtype == HALF:
+        x[2, 1] = float("inf")  # inf or NaN in all of row 2
+        big = [(2, c) for c in range(n)]
+    else:
+        x[2], w[4] = 3e3, 3e3  # (2, 4) is 9e8: past FIXED_MAX, under what reads as NaN; the rest stays small
+        big = [(2, 4)]
+    start = to_fixed(i["residual"] * 3.7)
+    start[1, 3] = FIXED_NAN
+    want = ks.get_op("o_proj_residual").reference({**i, "x": x, "w": w, "residual": start})[0]
+    expected = torch.zeros(4, n, dtype=torch.bool)
+    expected[0] = expected[1, 3] = True
+    for r, c in big:
+        expected[r, c] = True
+    for fn, args in ((o_proj_residual, (cfg,)), (o_proj_residual_unfused, ())):
+        out = stream_values(fn(x, start.clone(), w, *args, accumulate=True), torch.float64)
+        assert torch.equal(out.isnan(), expected), fn.__name__
+        assert rel_error(out[~expected], want[~expected]) < TOLERANCE[dtype], fn.__name__
+
+
+@pytest.mark.parametrize("op", ["rmsnorm_qkv", "lm_head"])
+def test_a_norm_op_reads_nan_from_a_fixed_point_stream(op):
+    """A row of h holding FIXED_NAN in one element: that row's output all NaN (its sum of squares is),
+    every other row as with no NaN, in every prologue."""
+    spec = ks.get_op(op)
+    i = _inputs(op, 3)
+    h = to_fixed(i["h"] * 1.5)
+    want = spec.reference({**i, "h": h})[0]
+    h[1, 7] = FIXED_NAN
+    configs = [c for c in CONFIGS if spec.check(c, 3, *SHAPES[op], 2) is None]
+    for cfg in configs + [None]:
+        out = (spec.fused({**i, "h": h}, cfg) if cfg else spec.unfused({**i, "h": h}))[0]
+        assert out[1].isnan().all() and not out[[0, 2]].isnan().any(), cfg
+        assert rel_error(out[[0, 2]], want[[0, 2]]) < TOLERANCE[HALF], cfg

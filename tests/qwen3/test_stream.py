@@ -96,3 +96,26 @@ def test_batch_one_decode_takes_the_fixed_point_stream_by_default(monkeypatch):
     assert torch.equal(tokens, ref_tokens)
     err = [((a.float() - b.float()).abs().max() / b.float().abs().max()).item() for a, b in zip(out, ref, strict=True)]
     assert max(err) < 5e-3
+
+
+@requires_interpreter
+@pytest.mark.parametrize("stream", ["model", "auto", "fixed"])
+def test_a_nan_in_the_stream_gives_nan_logits(stream, monkeypatch):
+    """A token whose embedding holds a NaN, decoded at batch 1 with a table: NaN logits in the
+    fixed-point stream (auto's, at one row) as in the model-dtype one, not finite garbage; the prompt's
+    logits before it are finite but the NaN token's own (TINY ties the LM head to the embedding)."""
+    from qwen3.generate import Generator
+
+    half = random_weights(TINY, torch.float16, "cpu", 0)
+    table = table_dict(half.op_shapes(), [(1, "fused", dict(FMA_M1, split_reduce="last_program")),
+                                          (16, "fused", DOT)], dtype="float16")
+    half.set_dispatcher(Dispatcher(table))
+    bad = 7
+    with torch.no_grad():
+        half.model.embed_tokens.weight[bad, 3] = float("nan")
+    monkeypatch.setenv(STREAM_ENV, stream)
+    gen = Generator(half, max_batch=1, max_len=8)
+    first = gen.prefill([[1, 2, 3]])
+    assert first.isnan().nonzero().tolist() == [[0, bad]]
+    logits = gen.decode_step(torch.tensor([bad]), torch.tensor([3]))
+    assert logits.isnan().all()
