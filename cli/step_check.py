@@ -88,24 +88,29 @@ ARMS = ("unfused", "table", "previous")
 
 
 def print_steps(out, frame) -> None:
-    """One compact table per step check (GPU, model, dtype, table): tok/s per batch in each arm, the new
-    table's speedup over unfused and over the previous table, and the arm that ships. Fits 100 columns."""
+    """One compact table per step check (GPU, model, dtype, table): tok/s per batch in each arm (table:
+    its stream in the model dtype; fixed: the same table with a fixed-point stream), the new table's
+    speedup (at its faster stream) over unfused and over the previous table, and the arm that ships
+    (the table with the stream it ships with). Fits 100 columns."""
     if frame.empty:
         return
     keys = ["gpu", "fingerprint", "model", "dtype", "run_id"]
     for (gpu, fp, model, dtype, _), group in frame.groupby(keys, sort=False):
         first = group.iloc[0]
         has_previous = group["previous_tok_s"].notna().any()
-        columns = ["batch", "unfused", "table", *(["previous"] if has_previous else []), "speedup",
-                   *(["vs previous"] if has_previous else []), "ships"]
+        has_fixed = group["fixed_stream_tok_s"].notna().any()
+        columns = ["batch", "unfused", "table", *(["fixed"] if has_fixed else []),
+                   *(["previous"] if has_previous else []), "speedup", *(["vs previous"] if has_previous else []),
+                   "ships"]
         state = "export applies this check" if first["current"] else "the winners have changed since"
         out.print(f"end to end (decode tok/s, CUDA graph): {model} ({dtype}) on {gpu} [{fp}]")
         out.print(f"table {first['table_hash']} ({state}), context {first['context']}, "
                   f"measured {first['created_at']:%Y-%m-%d %H:%M}")
         table = new_table(None, columns, set(columns) - {"ships"})
         for row in group.itertuples(index=False):
+            ships = f"table, {row.stream} stream" if row.ships == "table" and isinstance(row.stream, str) else row.ships
             cells = {"batch": str(row.batch), "speedup": _times(row.speedup), "vs previous": _times(row.vs_previous),
-                     "ships": row.ships}
+                     "ships": ships, "fixed": _tok_s(row.fixed_stream_tok_s)}
             for arm in ARMS:
                 cells[arm] = _tok_s(getattr(row, f"{arm}_tok_s"))
             table.add_row(*(cells[name] for name in columns))

@@ -69,7 +69,9 @@ def tune(
 
     Then, on a GPU, the end-to-end check: the model's decode step (CUDA graph, random weights, a few
     seconds an arm) with the new table, with none (unfused) and with the table exported before the tune.
-    Where the new table's step is slower, `export` writes the faster arm's choices at that batch. Each
+    The new table runs twice, its residual stream in the model dtype and in fixed point; the faster is
+    its stream at that batch, which `export` writes into the table. Where the new table's step is
+    slower, `export` writes the faster arm's choices at that batch. Each
     decode attention bucket is also timed in the step, over two caches it serves, against the default
     plan; where the plan is faster at either, `export` writes the plan there."""
     if worker_logs is not None and gpus is None:

@@ -149,14 +149,16 @@ def _steps(page: _Page, steps: pd.DataFrame) -> None:
     page.add("<h3>end to end: the decode step with the table</h3>")
     page.add('<p class="note">What <code>tune</code> measured after tuning: decode tokens/s of the model (CUDA graph, '
              "random weights) with no table (unfused), with the new table and with the table exported before "
-             "the tune (previous). Where the new table is not the fastest, <code>export</code> writes the faster "
-             "arm's choices at that batch (ships).</p>")
+             "the tune (previous), and the new table with its residual stream in fixed point (fixed_stream; "
+             "the table arm keeps the model dtype). Where the new table is not the fastest, <code>export</code> "
+             "writes the faster arm's choices at that batch (ships); where it is, the faster of its streams "
+             "(stream).</p>")
     for run_id, run in steps.groupby("run_id", sort=False):
         first = run.iloc[0]
         state = "export applies this check" if first["current"] else "the winners have changed since"
         page.add(f'<p class="note ks-steps" data-run="{int(run_id)}">table {escape(str(first["table_hash"]))} '
                  f"({state}), context {int(first['context'])}, measured {first['created_at']:%Y-%m-%d %H:%M}</p>")
-        arms = [arm for arm in ("unfused", "table", "previous") if run[f"{arm}_tok_s"].notna().any()]
+        arms = [arm for arm in ("unfused", "table", "fixed_stream", "previous") if run[f"{arm}_tok_s"].notna().any()]
         shown = pd.DataFrame({"batch": run["batch"]})
         for arm in arms:
             shown[f"{arm} tok/s"] = run[f"{arm}_tok_s"].map(lambda v: "-" if v != v else f"{v:,.0f}")
@@ -164,7 +166,9 @@ def _steps(page: _Page, steps: pd.DataFrame) -> None:
         if "previous" in arms:
             shown["vs previous"] = run["vs_previous"]
         shown["ships"] = run["ships"]
-        page.add(_table(shown, left=("ships",)))
+        if "fixed_stream" in arms:
+            shown["stream"] = run["stream"].map(lambda v: v if isinstance(v, str) else "-")
+        page.add(_table(shown, left=("ships", "stream")))
 
 
 def _on_cpu(section: Section) -> bool:

@@ -13,8 +13,9 @@ rmsnorm_qkv has no residual input of its own. That is transformers' Qwen3 exactl
 it too adds each sublayer's output to the stream in the model dtype, right after the projection.
 
 With KERNEL_SEARCH_STREAM=fp32 or fixed (STREAM_ENV) a forward of fewer rows than the prefill path takes
-(decode steps) keeps the stream wider than the weights instead, and by default a forward of one row
-(batch-1 decode) with a dispatch table keeps it in fixed point: the embedding is widened once, the norm
+(decode steps) keeps the stream wider than the weights instead, and by default a decode forward with a
+dispatch table keeps it in fixed point where the table chose it for that batch (its step check's
+verdict; a table without one: batch 1 only): the embedding is widened once, the norm
 ops read the stream, and o_proj and down add into it in place, each split-K program with an atomic
 (_gemm._accumulate), so no split is reduced. In fp32 the last bits of the sum depend on the order of
 the adds: runs are not bit for bit the same. In fixed point (int64 in units of 2^-24) they are: integer
@@ -36,6 +37,7 @@ from kernel_space.decode_attention import AttentionProblem, check_config, unsupp
 from qwen3.config import Qwen3Config
 from qwen3.dispatch import Choice, Dispatcher
 from qwen3.layers import Attention, Embedding, Linear, QKNormRopeCache, RMSNorm, RotaryEmbedding, use_triton
+from storage.table import DispatchTable, default_stream
 
 
 class Qwen3Attention(nn.Module):
@@ -114,27 +116,32 @@ class Qwen3DecoderLayer(nn.Module):
 
 
 # The residual stream's dtype in forwards of fewer than prefill.PREFILL_ROWS rows: "auto" (the default:
-# fixed point in a forward of one row, batch-1 decode, of a model with a dispatch table, else the
-# weights' dtype), "model" (the weights' dtype), "fp32" or "fixed" (int64 in units of 2^-24; see the
-# module docstring). Measured on an H200
-# (benchmarks/README.md, twenty-ninth session), against the model dtype: fixed point +5.0% at 0.6B batch
-# 1, +2.2% at 1.7B, +0.2% at 8B, and 16% slower at 0.6B batch 8; fp32 +6.8%, +2.9%, +1.5% at batch 1, but
-# not bit for bit reproducible, and 6% slower at 0.6B batch 8.
+# with a dispatch table, the stream the table chose for that batch, storage.table.DispatchTable.stream_at:
+# the end-to-end step check's verdict, or where the table has none, fixed point at batch 1 and the
+# weights' dtype above; without a table the weights' dtype), "model" (the weights' dtype), "fp32" or
+# "fixed" (int64 in units of 2^-24; see the module docstring). Measured on an H200 (benchmarks/README.md,
+# twenty-ninth session), against the model dtype: fixed point +5.0% at 0.6B batch 1, +2.2% at 1.7B,
+# +0.2% at 8B, and 16% slower at 0.6B batch 8; fp32 +6.8%, +2.9%, +1.5% at batch 1, but not bit for
+# bit reproducible (so no table chooses it), and 6% slower at 0.6B batch 8.
 STREAM_ENV = "KERNEL_SEARCH_STREAM"
 STREAM_DTYPES = {"auto": None, "model": None, "fp32": torch.float32, "fixed": torch.int64}
 
 
-def stream_dtype(x: torch.Tensor, tabled: bool = True) -> torch.dtype | None:
+def stream_dtype(x: torch.Tensor, tabled: bool = True, table: DispatchTable | None = None) -> torch.dtype | None:
     """The dtype a forward whose embedded tokens are x [rows, hidden] keeps its stream in, where wider
-    than x's (STREAM_ENV), else None. tabled: the model runs a dispatch table; "auto" widens only then,
-    so that the unfused baseline stays what a plain model runs."""
+    than x's (STREAM_ENV), else None. tabled: the model runs a dispatch table (`table`, whose stream
+    choice "auto" follows; None: the rule of tables without one); "auto" widens only then, so that the
+    unfused baseline stays what a plain model runs."""
     value = os.environ.get(STREAM_ENV, "auto")
     if value not in STREAM_DTYPES:
         raise ValueError(f"{STREAM_ENV} must be one of {', '.join(STREAM_DTYPES)}, got {value!r}")
     if x.dtype == torch.float32 or x.shape[0] >= prefill.PREFILL_ROWS:
         return None
     if value == "auto":
-        return torch.int64 if x.shape[0] == 1 and tabled else None
+        if not tabled:
+            return None
+        rows = x.shape[0]
+        return STREAM_DTYPES[table.stream_at(rows) if table is not None else default_stream(rows)]
     return STREAM_DTYPES[value]
 
 
@@ -150,7 +157,8 @@ class Qwen3Model(nn.Module):
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, first_row: int = 0,
                 from_start: bool = False) -> torch.Tensor:
         x = self.embed_tokens(input_ids).flatten(0, 1)
-        wide = stream_dtype(x, self.layers[0].mlp.ops.table is not None)
+        table = self.layers[0].mlp.ops.table
+        wide = stream_dtype(x, table is not None, table)
         if wide is not None:
             x = to_fixed(x) if wide == torch.int64 else x.float()
         for layer in self.layers:

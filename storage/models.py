@@ -269,3 +269,20 @@ class StepAttention(Base):
     slots: Mapped[int] = mapped_column(Integer)  # the cache the step ran over
     table_ms: Mapped[float] = mapped_column(Float)
     plan_ms: Mapped[float] = mapped_column(Float)
+
+
+class StepStream(Base):
+    """The residual stream's part of a StepRun, one row per benched batch: the decode step with the new
+    table and its stream in fixed point (qwen3.model.STREAM_ENV), beside the table arm's StepBench row,
+    which keeps the stream in the weights' dtype. The check ships, per batch, the faster of the two
+    (storage.steps)."""
+
+    __tablename__ = "ks_step_streams"
+    __table_args__ = (UniqueConstraint("run_id", "batch", name="uq_ks_step_streams_run_batch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("ks_step_runs.id", ondelete="CASCADE"))
+    batch: Mapped[int] = mapped_column(Integer)
+    step_ms: Mapped[float] = mapped_column(Float)
+    tok_s: Mapped[float] = mapped_column(Float)
+    prefill_ms: Mapped[float | None] = mapped_column(Float)

@@ -24,8 +24,8 @@ from sqlalchemy import Select, and_, case, exists, func, or_, select
 from kernel_space.attention_shape import ATTENTION_OP, STRIDE, decode_m
 from storage.engine import StorageError
 from storage.export import build_table
-from storage.models import STEP_ARMS, Fingerprint, ModelShape, Shape, StepRun, Study, Trial, Winner
-from storage.steps import runs, table_hash
+from storage.models import Fingerprint, ModelShape, Shape, StepRun, Study, Trial, Winner
+from storage.steps import ROW_ARMS, runs, table_hash
 from storage.store import Store
 
 STUDY_COLUMNS = ["gpu", "fingerprint", "models", "op", "n", "k", "dtype", "m", "context"]
@@ -282,8 +282,8 @@ def _importances(optuna, storage, name: str, min_complete: int):
 
 
 STEP_COLUMNS = ["gpu", "fingerprint", "model", "dtype", "run_id", "table_hash", "current", "previous_hash", "context",
-                "output_len", "created_at", "batch", "ships", "speedup", "vs_previous",
-                *(f"{arm}_{what}" for what in ("tok_s", "step_ms", "prefill_ms") for arm in STEP_ARMS)]
+                "output_len", "created_at", "batch", "ships", "stream", "speedup", "vs_previous",
+                *(f"{arm}_{what}" for what in ("tok_s", "step_ms", "prefill_ms") for arm in ROW_ARMS)]
 
 
 def steps_frame(store: Store, gpu: str | None = None, model: str | None = None, dtype: str | None = None,
@@ -337,8 +337,8 @@ def _step_record(gpu: str, run, verdict, current: bool) -> dict:
               "run_id": run.id, "table_hash": run.table_hash, "current": current,
               "previous_hash": run.previous_hash, "context": run.context, "output_len": run.output_len,
               "created_at": run.created_at, "batch": verdict.batch, "ships": verdict.ships,
-              "speedup": verdict.speedup, "vs_previous": verdict.vs_previous}
-    for arm in STEP_ARMS:
+              "stream": verdict.stream, "speedup": verdict.speedup, "vs_previous": verdict.vs_previous}
+    for arm in ROW_ARMS:
         row = rows.get(arm)
         record[f"{arm}_tok_s"] = row.tok_s if row else None
         record[f"{arm}_step_ms"] = row.step_ms if row else None

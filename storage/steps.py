@@ -6,12 +6,20 @@ than its ops one after another: what one kernel leaves in L2 is what the next on
 overlap, the attention and the glue between ops run too. So `tune` ends by timing the model's decode
 step (tuner.step_bench, CUDA graph, random weights) in three arms, in one process on one GPU:
 
-    unfused    no table
-    table      the new table: what the winners in the database give now (storage.export.build_table)
-    previous   the table `export` would have written before this tune, when there was one and its
-               choices differ from the new table's
+    unfused       no table
+    table         the new table: what the winners in the database give now (storage.export.build_table),
+                  its residual stream in the weights' dtype
+    fixed_stream  the new table with its residual stream in fixed point (qwen3.model.STREAM_ENV)
+    previous      the table `export` would have written before this tune, when there was one and its
+                  choices differ from the new table's (its own stream choice, storage.table)
 
-and records one StepRun (both tables kept whole) with one StepBench per arm and batch size.
+and records one StepRun (both tables kept whole) with one StepBench per arm and batch size (a
+StepStream for the fixed_stream arm).
+
+The new table's step at a batch is the faster of its two streams, and that stream is the table's
+choice there (Verdict.stream; export writes it as the table's "stream", which the model's default
+stream follows). A batch where another arm ships keeps that arm's stream: the model dtype for the
+unfused path, the previous table's choice for the previous table.
 
 The rule (decide): at each benched batch the arm with the fastest step ships; a tie goes to the new
 table, then the previous one. Where it is not the new table, `export` (shipped_table) replaces the
@@ -33,6 +41,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import select
 
@@ -41,12 +50,16 @@ from kernel_space.attention_shape import describe as describe_bucket
 from kernel_space.spec import UNFUSED_CONFIG
 from storage.engine import StorageError
 from storage.export import build_table
-from storage.models import STEP_ARMS, Fingerprint, StepAttention, StepBench, StepRun, as_utc
+from storage.models import STEP_ARMS, Fingerprint, StepAttention, StepBench, StepRun, StepStream, as_utc
 from storage.store import Store, fingerprint_key, fingerprint_row
 from storage.table import PLAN_ARM, Bucket, DispatchTable, parse_table
 
 # Who wins a tie: the new table (its per-op winners were confirmed), then the previous one.
 PREFERENCE = ("table", "previous", "unfused")
+# The new table with a fixed-point residual stream: a row arm of its own (stored as a StepStream), not
+# a contender beside PREFERENCE's (it is the new table too: Verdict.table_ms takes the faster stream).
+STREAM_ARM = "fixed_stream"
+ROW_ARMS = (*STEP_ARMS, STREAM_ARM)
 
 
 @dataclass(frozen=True)
@@ -69,14 +82,30 @@ class Verdict:
     step_ms: dict[str, float]
 
     @property
+    def stream(self) -> str | None:
+        """The new table's residual stream at this batch: "fixed" where its fixed-point arm was faster
+        than the model-dtype one (a tie goes to the model dtype), else "model"; None when the fixed
+        point arm was not measured (a check before there was one)."""
+        fixed, model = self.step_ms.get(STREAM_ARM), self.step_ms.get("table")
+        if fixed is None or model is None:
+            return None
+        return "fixed" if fixed < model else "model"
+
+    @property
+    def table_ms(self) -> float | None:
+        """The new table's step at its stream (the faster of its two)."""
+        times = [self.step_ms[arm] for arm in ("table", STREAM_ARM) if arm in self.step_ms]
+        return min(times) if times else None
+
+    @property
     def speedup(self) -> float | None:
         """The new table's step over the unfused one (above 1: the table is faster)."""
-        return _ratio(self.step_ms.get("unfused"), self.step_ms.get("table"))
+        return _ratio(self.step_ms.get("unfused"), self.table_ms)
 
     @property
     def vs_previous(self) -> float | None:
         """The new table's step over the previous table's (above 1: the new table is faster)."""
-        return _ratio(self.step_ms.get("previous"), self.step_ms.get("table"))
+        return _ratio(self.step_ms.get("previous"), self.table_ms)
 
 
 def _ratio(slow: float | None, fast: float | None) -> float | None:
@@ -114,15 +143,18 @@ def table_hash(table: DispatchTable) -> str:
 
 
 def decide(rows: list[StepRow]) -> list[Verdict]:
-    """The verdict at each batch of `rows` (one run's): the arm with the fastest step, ties going to
-    PREFERENCE's order. Sorted by batch."""
+    """The verdict at each batch of `rows` (one run's): the arm with the fastest step, the new table
+    at the faster of its streams (Verdict.table_ms), ties going to PREFERENCE's order. Sorted by batch."""
     by_batch: dict[int, dict[str, float]] = defaultdict(dict)
     for row in rows:
         by_batch[row.batch][row.arm] = row.step_ms
     verdicts = []
     for batch in sorted(by_batch):
         times = by_batch[batch]
-        ships = min(times, key=lambda arm: (times[arm], PREFERENCE.index(arm)))
+        contenders = {arm: ms for arm, ms in times.items() if arm != STREAM_ARM}
+        if "table" in contenders:
+            contenders["table"] = Verdict(batch, "table", times).table_ms
+        ships = min(contenders, key=lambda arm: (contenders[arm], PREFERENCE.index(arm)))
         verdicts.append(Verdict(batch, ships, dict(times)))
     return verdicts
 
@@ -145,8 +177,8 @@ def record_run(store: Store, fp: dict, model: str, dtype: str, table: DispatchTa
         s.add(run)
         s.flush()
         for row in rows:
-            s.add(StepBench(run_id=run.id, arm=row.arm, batch=row.batch, step_ms=row.step_ms, tok_s=row.tok_s,
-                            prefill_ms=row.prefill_ms))
+            kind = StepStream if row.arm == STREAM_ARM else partial(StepBench, arm=row.arm)
+            s.add(kind(run_id=run.id, batch=row.batch, step_ms=row.step_ms, tok_s=row.tok_s, prefill_ms=row.prefill_ms))
         for row in attention:
             s.add(StepAttention(run_id=run.id, batch=row.batch, context=row.context, slots=row.slots,
                                 table_ms=row.table_ms, plan_ms=row.plan_ms))
@@ -169,11 +201,14 @@ def _check_attention(rows: list[AttentionRow], table: DispatchTable) -> None:
 def _check_rows(rows: list[StepRow], has_previous: bool) -> None:
     if not rows:
         raise ValueError("a step check needs at least one measured row")
+    tables = {row.batch for row in rows if row.arm == "table"}
     for row in rows:
-        if row.arm not in STEP_ARMS:
-            raise ValueError(f"step arm must be one of {STEP_ARMS}, got {row.arm!r}")
+        if row.arm not in ROW_ARMS:
+            raise ValueError(f"step arm must be one of {ROW_ARMS}, got {row.arm!r}")
         if row.arm == "previous" and not has_previous:
             raise ValueError("rows of the previous arm need the previous table")
+        if row.arm == STREAM_ARM and row.batch not in tables:
+            raise ValueError(f"a {STREAM_ARM} row needs the table arm's row at its batch ({row.batch})")
         if not isinstance(row.batch, int) or row.batch < 1:
             raise ValueError(f"batch must be an int >= 1, got {row.batch!r}")
         for name in ("step_ms", "tok_s", "prefill_ms"):
@@ -235,13 +270,16 @@ def runs(store: Store, run_ids: list[int]) -> list[RunInfo]:
 
 
 def _run_info(s, run: StepRun, key: str) -> RunInfo:
-    rows = s.scalars(select(StepBench).where(StepBench.run_id == run.id).order_by(StepBench.batch, StepBench.id))
+    rows = [StepRow(r.arm, r.batch, r.step_ms, r.tok_s, r.prefill_ms) for r in s.scalars(
+        select(StepBench).where(StepBench.run_id == run.id).order_by(StepBench.batch, StepBench.id))]
+    rows += [StepRow(STREAM_ARM, r.batch, r.step_ms, r.tok_s, r.prefill_ms) for r in s.scalars(
+        select(StepStream).where(StepStream.run_id == run.id).order_by(StepStream.batch))]
     attention = s.scalars(select(StepAttention).where(StepAttention.run_id == run.id)
                           .order_by(StepAttention.context, StepAttention.batch))
     return RunInfo(
         run.id, key, run.model, run.dtype, run.table_hash, parse_table(run.table_json), run.previous_hash,
         parse_table(run.previous_json) if run.previous_json is not None else None, run.context, run.output_len,
-        run.created_at, [StepRow(r.arm, r.batch, r.step_ms, r.tok_s, r.prefill_ms) for r in rows],
+        run.created_at, sorted(rows, key=lambda r: r.batch),
         [AttentionRow(r.batch, r.context, r.slots, r.table_ms, r.plan_ms) for r in attention])
 
 
@@ -251,8 +289,10 @@ def apply_verdicts(table: DispatchTable, previous: DispatchTable | None, verdict
     table (see the module docstring), and {b: ops whose bucket changed}. Buckets at other M are kept.
     Decode attention's buckets, keyed by batch and context (kernel_space.attention_shape), follow
     their own rows: where the default plan's step was faster, the bucket's arm becomes "plan" (listed
-    under its batch as "decode_attention ctx=C"); unmeasured ones are kept as tuned."""
+    under its batch as "decode_attention ctx=C"); unmeasured ones are kept as tuned. The table's stream
+    choice (storage.table) is set at every batch whose verdict has one (see the module docstring)."""
     vetoed = {v.batch: v.ships for v in verdicts if v.ships != "table"}
+    stream = _streams(table, previous, verdicts)
     ops, changed = {}, defaultdict(list)
     for name, entry in table.ops.items():
         if name == ATTENTION_OP:
@@ -272,7 +312,24 @@ def apply_verdicts(table: DispatchTable, previous: DispatchTable | None, verdict
                 changed[bucket.m].append(name)
             buckets.append(new)
         ops[name] = replace(entry, buckets=tuple(buckets))
-    return replace(table, ops=ops), dict(changed)
+    return replace(table, ops=ops, stream=stream), dict(changed)
+
+
+def _streams(table: DispatchTable, previous: DispatchTable | None, verdicts: list[Verdict]) -> tuple:
+    """The shipped table's (batch, stream) choices: the new table's faster stream where it ships, the
+    model dtype where the unfused path does, the previous table's choice where it does; the new
+    table's own choices at batches no verdict of this check decided."""
+    chosen = dict(table.stream)
+    for v in verdicts:
+        if v.stream is None:
+            continue
+        if v.ships == "table":
+            chosen[v.batch] = v.stream
+        elif v.ships == "unfused":
+            chosen[v.batch] = "model"
+        else:
+            chosen[v.batch] = previous.stream_at(v.batch)
+    return tuple(sorted(chosen.items()))
 
 
 def _plan_where_faster(entry, attention: list[AttentionRow]):
@@ -315,8 +372,8 @@ class Shipped:
             "measured": utc_text(self.run.created_at),
             "context": self.run.context,
             "previous_hash": self.run.previous_hash,
-            "batches": [{"batch": v.batch, "ships": v.ships, **{f"{arm}_ms": round(ms, 4)
-                                                                for arm, ms in v.step_ms.items()}}
+            "batches": [{"batch": v.batch, "ships": v.ships, **({"stream": v.stream} if v.stream else {}),
+                         **{f"{arm}_ms": round(ms, 4) for arm, ms in v.step_ms.items()}}
                         for v in self.run.verdicts],
             "replaced": {str(batch): ops for batch, ops in sorted(self.replaced.items())},
             "attention": [{"batch": r.batch, "context": r.context, "slots": r.slots, "table_ms": round(r.table_ms, 4),
@@ -368,7 +425,21 @@ def describe(verdicts: list[Verdict], replaced: dict[int, list[str]],
         head = [f"the new table ships: its decode step is the fastest at every batch measured ({batches})"]
     else:
         head = _lost_lines(lost, replaced)
-    return head + _attention_lines(attention)
+    return head + _stream_lines(verdicts) + _attention_lines(attention)
+
+
+def _stream_lines(verdicts: list[Verdict]) -> list[str]:
+    """One line on the new table's residual stream, where the check measured it."""
+    measured = [v for v in verdicts if v.stream is not None]
+    if not measured:
+        return []
+    parts = []
+    for stream, name in (("fixed", "fixed point"), ("model", "the model dtype")):
+        picked = [v for v in measured if v.stream == stream]
+        if picked:
+            times = "; ".join(f"{v.step_ms[STREAM_ARM]:.3f} vs {v.step_ms['table']:.3f} ms" for v in picked)
+            parts.append(f"{name} at batch {', '.join(str(v.batch) for v in picked)} ({times}, fixed vs model)")
+    return ["residual stream of the new table: " + "; ".join(parts)]
 
 
 def _attention_lines(attention: list[AttentionRow]) -> list[str]:
@@ -392,7 +463,7 @@ def _lost_lines(lost: list[Verdict], replaced: dict[int, list[str]]) -> list[str
         change = (f"export writes {what} at M={v.batch} for {len(ops)} op{'s' * (len(ops) != 1)} "
                   f"({', '.join(ops)})") if ops else f"no bucket at M={v.batch} differs from {what}"
         arm = "unfused" if v.ships == "unfused" else "previous table's"
-        table_ms = v.step_ms.get("table")
+        table_ms = v.table_ms
         versus = f" vs {table_ms:.3f} ms with the new table" if table_ms is not None else ""
         lines.append(f"batch {v.batch}: the {arm} step is faster ({v.step_ms[v.ships]:.3f} ms{versus}): {change}")
     return lines

@@ -39,6 +39,15 @@ leave out: that means prep "separate"). Its buckets may also have the arm "plan"
 default plan runs there, because the end-to-end step check found it faster than the tuned config
 (storage.steps); such a bucket keeps the times its tuned config measured alone.
 
+Either format may also say, per decode batch, which residual stream the model keeps (qwen3.model
+STREAM_ENV's `auto`), as the end-to-end step check decided it (storage.steps): "model" (the weights'
+dtype) or "fixed" (fixed point), sorted by batch, looked up by interval like the buckets:
+
+    "stream": [{"batch": 1, "stream": "fixed"}, {"batch": 8, "stream": "model"}]
+
+A table without it (or a batch past its last entry) runs the rule measured before there was a
+check: fixed point at batch 1, the model dtype above (DEFAULT_STREAM). Readers before it ignore it.
+
 Buckets are sorted by m and looked up by interval: the entry for m serves every M above the
 previous bucket's m up to m itself; past the last bucket the dispatcher runs the unfused path.
 Decode attention's are looked up by interval on the cache's context first, then on the batch
@@ -93,6 +102,7 @@ MAX_SHORT = 64
 MAX_BYTES = 16 * 2**20
 MAX_DEPTH = 32
 TIMES = ("median_us", "baseline_us", "speedup")
+STREAMS = ("model", "fixed")  # the residual streams a table may choose per batch (see the module docstring)
 OPTIONAL_TIMES = ("cublas_us", "floor_us")
 
 
@@ -158,9 +168,18 @@ class DispatchTable:
     created: str
     fingerprint: dict
     ops: dict[str, OpEntry]
+    stream: tuple[tuple[int, str], ...] = ()  # (batch, "model" | "fixed"), sorted: the step check's choice
+
+    def stream_at(self, batch: int) -> str:
+        """The residual stream a decode step of `batch` rows keeps with this table: the choice of the
+        smallest batch >= `batch` the table names, else DEFAULT_STREAM's."""
+        for bound, stream in self.stream:
+            if batch <= bound:
+                return stream
+        return default_stream(batch)
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "format": ATTENTION_FORMAT if ATTENTION_OP in self.ops else 1,
             "created": self.created,
             "model": self.model,
@@ -168,6 +187,16 @@ class DispatchTable:
             "fingerprint": self.fingerprint,
             "ops": {name: _op_dict(name, e) for name, e in self.ops.items()},
         }
+        if self.stream:  # absent rather than empty: a table without it stays byte for byte what it was
+            data["stream"] = [{"batch": batch, "stream": stream} for batch, stream in self.stream]
+        return data
+
+
+def default_stream(batch: int) -> str:
+    """The stream of a batch no step check chose for (DEFAULT_STREAM): fixed point at batch 1, where it
+    was faster on an H200 at every model measured (+5.0% at 0.6B, +2.2% at 1.7B, +0.2% at 8B), the
+    model dtype above (16% slower at 0.6B batch 8; benchmarks/README.md, twenty-ninth session)."""
+    return "fixed" if batch == 1 else "model"
 
 
 def _op_dict(name: str, entry: OpEntry) -> dict:
@@ -357,7 +386,26 @@ def parse_table(data: dict) -> DispatchTable:
     if ATTENTION_OP in ops and data["format"] < ATTENTION_FORMAT:
         raise TableError("format", f"a table with {ATTENTION_OP} is format {ATTENTION_FORMAT} (format "
                                    f"{data['format']} predates it)")
-    return DispatchTable(model=model, dtype=dtype, created=created, fingerprint=fp, ops=ops)
+    return DispatchTable(model=model, dtype=dtype, created=created, fingerprint=fp, ops=ops,
+                         stream=_parse_stream(data))
+
+
+def _parse_stream(data: dict) -> tuple[tuple[int, str], ...]:
+    """The optional "stream" list: batches strictly increasing, each stream one of STREAMS."""
+    if "stream" not in data:
+        return ()
+    raw = _need(data, "stream", list, "")
+    out = []
+    for i, entry in enumerate(raw):
+        where = f"stream[{i}]"
+        batch = _int(entry, "batch", where)
+        stream = _need(entry, "stream", str, where)
+        if stream not in STREAMS:
+            raise TableError(f"{where}.stream", f"must be one of {STREAMS}, got {stream[:MAX_SHORT]!r}")
+        if out and batch <= out[-1][0]:
+            raise TableError(f"{where}.batch", f"must be above the entry before it ({out[-1][0]}), got {batch}")
+        out.append((batch, stream))
+    return tuple(out)
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -421,7 +469,8 @@ HARDWARE_FIELDS = ("device_name", "capability", "sm_count", "total_memory")
 
 def merge_tables(tables: list[DispatchTable], created: str) -> DispatchTable:
     """One table from several of one model, dtype and GPU: each op from the last table that has it
-    (e.g. decode attention tuned on its own, added to a table of the GEMM ops). The fingerprint is
+    (e.g. decode attention tuned on its own, added to a table of the GEMM ops), the stream choice from
+    the last table that has one. The fingerprint is
     the last table's, its kernel hashes those of the ops kept: every op is still checked against the
     code by its own entry's hash when the dispatcher loads it. TableError when the tables disagree on
     model, dtype or hardware (a table's timings hold only on the GPU that measured them)."""
@@ -442,7 +491,9 @@ def merge_tables(tables: list[DispatchTable], created: str) -> DispatchTable:
         ops.update(table.ops)
     fingerprint = dict(tables[-1].fingerprint)
     fingerprint["kernel_hashes"] = {op: entry.kernel_hash for op, entry in ops.items()}
-    merged = DispatchTable(model=first.model, dtype=first.dtype, created=created, fingerprint=fingerprint, ops=ops)
+    stream = next((t.stream for t in reversed(tables) if t.stream), ())  # the last table that chose one
+    merged = DispatchTable(model=first.model, dtype=first.dtype, created=created, fingerprint=fingerprint, ops=ops,
+                           stream=stream)
     return parse_table(merged.to_dict())
 
 

@@ -10,6 +10,10 @@ faster (1.75 ms) than the same step measured after any other cell (2.02 ms, benc
 attention_s7_H100_2026-11-26/*order_probe*; why is not known), and the arm measured first was always
 the unfused one.
 
+The new table runs twice, its residual stream in the weights' dtype (arm "table") and in fixed point
+(STREAM_ARM): which is faster differs by model and batch (on an H200 fixed point gained 5% at 0.6B
+batch 1 and lost 16% at batch 8), so the check measures it on the GPU at hand, like a fusion.
+
 A table with decode attention buckets is also timed at each of them (measure_attention): the step at
 the bucket's batch over caches inside the bucket's context interval (near its low end and at its
 middle), with the table and with the same table less its attention rows (the default plan). A tuned
@@ -29,6 +33,7 @@ from qwen3.config import Qwen3Config
 from storage import Store
 from storage.export import build_table
 from storage.steps import (
+    STREAM_ARM,
     AttentionRow,
     StepRow,
     Verdict,
@@ -138,6 +143,11 @@ def measure_attention(config: Qwen3Config, table: DispatchTable, cells: list[tup
     return rows
 
 
+def with_stream(table: DispatchTable, batches: list[int], stream: str) -> DispatchTable:
+    """`table` keeping its residual stream in `stream` ("model" or "fixed") at each of `batches`."""
+    return replace(table, stream=tuple((batch, stream) for batch in sorted(batches)))
+
+
 def measure(config: Qwen3Config, arms: list[tuple[str, DispatchTable | None]], batches: list[int], dtype: str,
             progress: Callable[[str], None] | None = None) -> list[StepRow]:
     """Each arm's decode step at each batch on this process's GPU (qwen3.bench.bench_arms)."""
@@ -169,7 +179,11 @@ def step_check(store: Store, config: Qwen3Config, dtype: str, fp: dict, previous
     table from; whatever the measurement raises (a CUDA error, out of memory) is not caught here."""
     table = build_table(store, config.name, fingerprint_key(fp), dtype)
     new_hash = table_hash(table)
-    arms: list[tuple[str, DispatchTable | None]] = [("unfused", None), ("table", table)]
+    # The new table twice: its stream in the model dtype and in fixed point, at every batch checked
+    # (storage.steps: the faster ships, and becomes the table's stream choice there).
+    arms: list[tuple[str, DispatchTable | None]] = [
+        ("unfused", None), ("table", with_stream(table, batches, "model")),
+        (STREAM_ARM, with_stream(table, batches, "fixed"))]
     if previous is None:
         no_previous = "no table for this GPU before this tune"
     elif table_hash(previous) == new_hash:

@@ -119,3 +119,43 @@ def test_a_nan_in_the_stream_gives_nan_logits(stream, monkeypatch):
     assert first.isnan().nonzero().tolist() == [[0, bad]]
     logits = gen.decode_step(torch.tensor([bad]), torch.tensor([3]))
     assert logits.isnan().all()
+
+
+def test_auto_follows_the_stream_the_table_chose(monkeypatch):
+    """A table's "stream" (its step check's verdict per batch, looked up by interval) decides auto's
+    stream; past its last batch, or in a table without one, the rule (fixed point at one row) does; a
+    value set by name overrides it."""
+    from dataclasses import replace
+
+    from storage.table import load_table
+
+    shapes = random_weights(TINY, torch.float16, "cpu", 0).op_shapes()
+    plain = load_table(table_dict(shapes, [(1, "fused", FMA_M1), (16, "fused", DOT)], dtype="float16"))
+    table = replace(plain, stream=((1, "model"), (8, "fixed")))
+    monkeypatch.delenv(STREAM_ENV, raising=False)
+    chosen = {rows: stream_dtype(torch.zeros(rows, 8, dtype=torch.float16), True, table) for rows in (1, 2, 8, 9)}
+    assert chosen == {1: None, 2: torch.int64, 8: torch.int64, 9: None}
+    assert stream_dtype(torch.zeros(1, 8, dtype=torch.float16), True, plain) == torch.int64
+    assert stream_dtype(torch.zeros(8, 8, dtype=torch.float16), False, table) is None  # no table runs
+    monkeypatch.setenv(STREAM_ENV, "fixed")
+    assert stream_dtype(torch.zeros(1, 8, dtype=torch.float16), True, table) == torch.int64
+    monkeypatch.setenv(STREAM_ENV, "model")
+    assert stream_dtype(torch.zeros(8, 8, dtype=torch.float16), True, table) is None
+
+
+@requires_interpreter
+def test_a_table_that_chose_the_model_dtype_keeps_it_at_batch_one(monkeypatch):
+    from dataclasses import replace
+
+    from storage.table import load_table
+
+    half = random_weights(TINY, torch.float16, "cpu", 0)
+    table = load_table(table_dict(half.op_shapes(), [(1, "fused", FMA_M1), (16, "fused", DOT)], dtype="float16"))
+    half.set_dispatcher(Dispatcher(replace(table, stream=((1, "model"),))))
+    calls = []
+    real = dispatch.o_proj_residual
+    monkeypatch.setattr(dispatch, "o_proj_residual", lambda *a, **kw: calls.append((a[0].shape[0], a[1].dtype))
+                        or real(*a, **kw))
+    monkeypatch.delenv(STREAM_ENV, raising=False)
+    run_sequence(half, torch.randint(0, TINY.vocab_size, (1, 4), generator=torch.Generator().manual_seed(3)), 1)
+    assert {rows: dtype for rows, dtype in calls} == {4: torch.float16, 1: torch.float16}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -10,6 +12,7 @@ from storage import DispatchTable, StorageError, Store, TableError, Winner, dump
 from storage.export import build_table, import_table
 from storage.queries import winners_frame
 from storage.store import fingerprint_key
+from storage.table import merge_tables
 from tests.storage.fill import FMA, FUSED, H100, H200, shape
 
 
@@ -159,6 +162,12 @@ def _table(store) -> dict:
     (lambda d: d["ops"]["down_residual"]["buckets"][0]["config"].update(evil={"a": 1}),
      "ops.down_residual.buckets[0].config.evil"),
     (lambda d: d["ops"]["down_residual"]["buckets"][0].update(arm="unfused"), "ops.down_residual.buckets[0].config"),
+    (lambda d: d.update(stream={"1": "fixed"}), "stream"),
+    (lambda d: d.update(stream=[{"batch": 1, "stream": "fp32"}]), "stream[0].stream"),
+    (lambda d: d.update(stream=[{"batch": 0, "stream": "fixed"}]), "stream[0].batch"),
+    (lambda d: d.update(stream=[{"stream": "fixed"}]), "stream[0].batch"),
+    (lambda d: d.update(stream=[{"batch": 8, "stream": "fixed"}, {"batch": 8, "stream": "model"}]), "stream[1].batch"),
+    (lambda d: d.update(stream=[{"batch": 1, "stream": "fixed"}, "model"]), "stream[1]"),
 ])
 def test_malformed_tables_are_refused_naming_the_field(filled, edit, field):
     store, _ = filled
@@ -206,3 +215,20 @@ def test_import_from_a_file_errors(store, tmp_path):
         import_table(store, bad)
     with pytest.raises(TableError, match="a folder"):
         import_table(store, tmp_path)
+
+
+def test_the_stream_choice_round_trips_and_falls_back_to_the_rule(filled):
+    """A table's "stream" (the step check's choice per batch) loads, dumps and merges; a table without
+    it runs DEFAULT_STREAM's rule (fixed point at batch 1) and dumps without the key."""
+    store, _ = filled
+    data = _table(store)
+    plain = load_table(data)
+    assert plain.stream == () and "stream" not in plain.to_dict()
+    assert [plain.stream_at(b) for b in (1, 2, 8)] == ["fixed", "model", "model"]
+    data["stream"] = [{"batch": 1, "stream": "model"}, {"batch": 8, "stream": "fixed"}]
+    table = load_table(data)
+    assert table.stream == ((1, "model"), (8, "fixed"))
+    assert [table.stream_at(b) for b in (1, 2, 8, 9, 64)] == ["model", "fixed", "fixed", "model", "model"]
+    assert load_table(json.loads(dump_table(table))) == table
+    merged = merge_tables([table, plain], "2026-11-29T00:00:00Z")  # the last table that has a choice
+    assert merged.stream == table.stream

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from storage import Fingerprint, Shape, Store, Study, Trial, Winner, migrate
 from storage.engine import make_engine
 from storage.export import build_table
-from storage.models import QueueEntry, StepBench, StepRun
+from storage.models import QueueEntry, StepBench, StepRun, StepStream
 from storage.queries import STEP_COLUMNS, steps_frame
 from storage.steps import (
     StepRow,
@@ -82,7 +82,7 @@ def test_migration_0003_from_a_0002_database_keeps_its_rows(new_db_url):
     engine.dispose()
     with Store(url) as store:  # a writing open migrates to head
         with store.engine.connect() as conn:
-            assert migrate.current(conn) == migrate.head() == "0004"
+            assert migrate.current(conn) == migrate.head() == "0005"
         with store.session(write=False) as s:
             assert s.scalars(select(Study.optuna_study_name)).all() == ["kept"]
             assert s.scalars(select(Trial.median_us)).all() == [4.9]
@@ -111,7 +111,7 @@ def test_migration_0004_from_a_0003_database_keeps_its_step_checks(new_db_url):
     engine.dispose()
     with Store(url) as store:  # a writing open migrates to head
         with store.engine.connect() as conn:
-            assert migrate.current(conn) == migrate.head() == "0004"
+            assert migrate.current(conn) == migrate.head() == "0005"
         assert sqlalchemy.inspect(store.engine).has_table("ks_step_attention")
         with store.session(write=False) as s:
             assert s.scalars(select(StepBench.step_ms)).all() == [1.0]
@@ -120,6 +120,28 @@ def test_migration_0004_from_a_0003_database_keeps_its_step_checks(new_db_url):
         assert not sqlalchemy.inspect(store.engine).has_table("ks_step_attention")
         with store.session(write=False) as s:
             assert s.scalar(select(func.count()).select_from(StepRun)) == 1
+
+
+def test_migration_0005_from_a_0004_database_keeps_its_step_checks(new_db_url):
+    url = new_db_url("at0004")
+    engine = _engine_at(url, "0004")
+    with Session(engine) as s, s.begin():
+        fp = _h100_row(s)
+        run = StepRun(fingerprint_id=fp.id, model=MODEL, dtype="bfloat16", table_hash="h", table_json={},
+                      context=128, output_len=32)
+        s.add(run)
+        s.flush()
+        s.add(StepBench(run_id=run.id, arm="table", batch=1, step_ms=1.0, tok_s=1000.0))
+    engine.dispose()
+    with Store(url) as store:  # a writing open migrates to head
+        assert sqlalchemy.inspect(store.engine).has_table("ks_step_streams")
+        with store.session(write=False) as s:
+            assert s.scalars(select(StepBench.step_ms)).all() == [1.0]
+        with store.engine.begin() as conn:  # and back down: the stream rows' table goes, the rest stays
+            command.downgrade(migrate._config(conn), "0004")
+        assert not sqlalchemy.inspect(store.engine).has_table("ks_step_streams")
+        with store.session(write=False) as s:
+            assert s.scalar(select(func.count()).select_from(StepBench)) == 1
 
 
 # ---- storing and reading --------------------------------------------------------------------
@@ -159,6 +181,24 @@ def test_rows_that_are_no_measurement_are_refused(filled, row, has_previous, mat
         assert s.scalar(select(func.count()).select_from(StepRun)) == 0
 
 
+def test_the_fixed_stream_rows_round_trip_in_their_own_table(filled):
+    store, _ = filled
+    table = build_table(store, MODEL, "H100")
+    measured = rows(unfused={1: 1.7, 8: 2.0}, table={1: 0.94, 8: 1.5}, fixed_stream={1: 0.9, 8: 1.6})
+    run_id = record_run(store, H100, MODEL, "bfloat16", table, None, 128, 32, measured)
+    run = latest_run(store, fingerprint_key(H100), MODEL, "bfloat16")
+    assert sorted(run.rows, key=lambda r: (r.batch, r.arm)) == sorted(measured, key=lambda r: (r.batch, r.arm))
+    with store.session(write=False) as s:
+        assert s.scalars(select(StepStream.batch).where(StepStream.run_id == run_id)).all() == [1, 8]
+        assert s.scalar(select(func.count()).select_from(StepBench)) == 4
+    assert [(v.batch, v.ships, v.stream) for v in run.verdicts] == [(1, "table", "fixed"), (8, "table", "model")]
+    with pytest.raises(ValueError, match="a fixed_stream row needs the table arm's row at its batch \\(4\\)"):
+        record_run(store, H100, MODEL, "bfloat16", table, None, 128, 32,
+                   rows(unfused={4: 1.0}, table={1: 1.0}, fixed_stream={4: 0.9}))
+    with pytest.raises(sqlalchemy.exc.IntegrityError), store.session() as s:  # one row a (run, batch)
+        s.add(StepStream(run_id=run_id, batch=1, step_ms=1.0, tok_s=1000.0))
+
+
 def test_the_database_enforces_the_arms_and_one_row_per_arm_and_batch(filled):
     store, _ = filled
     run_id = record_run(store, H100, MODEL, "bfloat16", build_table(store, MODEL, "H100"), None, 128, 32,
@@ -180,6 +220,41 @@ def test_the_fastest_step_ships_and_a_tie_goes_to_the_new_table():
     lone = decide(rows(unfused={4: 1.0}, table={4: 1.2}))
     assert [(v.batch, v.ships, v.vs_previous) for v in lone] == [(4, "unfused", None)]
     assert decide(rows(unfused={4: 1.0}, table={4: 1.0}))[0].ships == "table"
+
+
+def test_the_table_counts_at_its_faster_stream():
+    """The new table's step is the faster of its model-dtype and fixed-point arms: that decides what
+    ships and its speedups; its stream is the faster one (a tie: the model dtype)."""
+    verdicts = decide(rows(unfused={1: 1.0, 8: 2.0, 32: 3.0, 64: 4.0}, table={1: 1.1, 8: 1.9, 32: 3.0, 64: 4.5},
+                           fixed_stream={1: 0.8, 8: 2.2, 32: 3.0, 64: 4.2},
+                           previous={1: 0.9, 8: 2.0, 32: 3.0, 64: 3.9}))
+    assert [(v.batch, v.ships, v.stream) for v in verdicts] == \
+        [(1, "table", "fixed"), (8, "table", "model"), (32, "table", "model"), (64, "previous", "fixed")]
+    assert verdicts[0].table_ms == 0.8 and verdicts[0].speedup == pytest.approx(1.0 / 0.8)
+    assert verdicts[0].vs_previous == pytest.approx(0.9 / 0.8)
+    assert decide(rows(unfused={1: 1.0}, table={1: 1.2}))[0].stream is None  # a check before the stream arm
+
+
+def test_the_shipped_table_keeps_the_stream_each_batch_ships_with(filled):
+    store, _ = filled
+    table = build_table(store, MODEL, "H100")
+    previous = dataclasses.replace(table, stream=((16, "fixed"),))
+    verdicts = decide(rows(unfused={1: 1.7, 16: 2.0, 64: 3.0}, table={1: 1.0, 16: 2.3, 64: 3.5},
+                           fixed_stream={1: 0.9, 16: 2.2, 64: 3.4}, previous={1: 1.1, 16: 1.9, 64: 3.6}))
+    assert [(v.ships, v.stream) for v in verdicts] == [("table", "fixed"), ("previous", "fixed"), ("unfused", "fixed")]
+    out, _ = apply_verdicts(table, previous, verdicts)
+    # 1: the table's faster stream; 16: the previous table's choice there; 64: the unfused path's (model).
+    assert out.stream == ((1, "fixed"), (16, "fixed"), (64, "model"))
+    assert [out.stream_at(b) for b in (1, 2, 16, 17, 64, 65)] == ["fixed", "fixed", "fixed", "model", "model", "model"]
+    assert table_hash(out) == table_hash(dataclasses.replace(out, stream=()))  # a check's choice, not a winner's
+    record_run(store, H100, MODEL, "bfloat16", table, previous, 128, 32,
+               rows(unfused={1: 1.7}, table={1: 1.0}, fixed_stream={1: 1.1}, previous={1: 1.2}))
+    shipped = shipped_table(store, MODEL, "H100")
+    assert shipped.table.stream == ((1, "model"),)
+    assert shipped.to_dict()["stream"] == [{"batch": 1, "stream": "model"}]
+    assert shipped.to_dict()["step_check"]["batches"] == [
+        {"batch": 1, "ships": "table", "stream": "model", "unfused_ms": 1.7, "table_ms": 1.0, "fixed_stream_ms": 1.1,
+         "previous_ms": 1.2}]
 
 
 def test_a_slower_table_falls_back_at_that_batch_only(filled):

@@ -3,6 +3,7 @@ GPU measurement replaced by made-up step times (the real one needs CUDA graphs).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 import tuner.step_bench as step_bench
 from qwen3.config import PRESETS
 from storage.export import build_table
-from storage.steps import StepRow, latest_run, shipped_table, table_hash
+from storage.steps import STREAM_ARM, StepRow, latest_run, shipped_table, table_hash
 from storage.store import fingerprint_key
 from tests.storage.fill import H100, UNFUSED
 
@@ -18,10 +19,13 @@ CONFIG = PRESETS["qwen3-0.6b"]
 
 
 class FakeBench:
-    """Stands in for measure(): records the arms it was given; step ms per arm from `steps`."""
+    """Stands in for measure(): records the arms it was given; step ms per arm from `steps` (the
+    fixed-point stream arm, unless given, 10% slower than the table's)."""
 
     def __init__(self, steps: dict[str, dict[int, float]]):
         self.steps, self.calls = steps, []
+        if "table" in steps and STREAM_ARM not in steps:
+            self.steps[STREAM_ARM] = {b: ms * 1.1 for b, ms in steps["table"].items()}
 
     def __call__(self, config, arms, batches, dtype, progress=None):
         self.calls.append((config.name, [(arm, table) for arm, table in arms], list(batches), dtype))
@@ -47,15 +51,20 @@ def test_a_first_tune_times_the_table_against_unfused_and_stores_it(filled, monk
     monkeypatch.setattr(step_bench, "measure", fake)
     check = step_bench.step_check(store, CONFIG, "bfloat16", H100, None, [1, 16])
     (call,) = fake.calls
-    assert [arm for arm, _ in call[1]] == ["unfused", "table"] and call[1][0][1] is None
-    assert call[1][1][1] == build_table(store, CONFIG.name, "H100") and call[2:] == ([1, 16], "bfloat16")
+    assert [arm for arm, _ in call[1]] == ["unfused", "table", STREAM_ARM] and call[1][0][1] is None
+    # The new table twice: its stream in the model dtype and in fixed point at every batch checked.
+    built = build_table(store, CONFIG.name, "H100")
+    assert call[1][1][1] == dataclasses.replace(built, stream=((1, "model"), (16, "model")))
+    assert call[1][2][1] == dataclasses.replace(built, stream=((1, "fixed"), (16, "fixed")))
+    assert call[2:] == ([1, 16], "bfloat16")
     assert check.no_previous == "no table for this GPU before this tune"
     assert [(v.batch, v.ships) for v in check.verdicts] == [(1, "table"), (16, "unfused")]
     assert check.replaced == {16: ["rmsnorm_qkv"]}
     run = latest_run(store, fingerprint_key(H100), CONFIG.name, "bfloat16")
     assert run.id == check.run_id and run.context == step_bench.CONTEXT and run.previous is None
-    assert len(run.rows) == 4 and check.table_hash == run.table_hash
-    assert shipped_table(store, CONFIG.name, "H100").replaced == {16: ["rmsnorm_qkv"]}
+    assert len(run.rows) == 6 and check.table_hash == run.table_hash
+    shipped = shipped_table(store, CONFIG.name, "H100")
+    assert shipped.replaced == {16: ["rmsnorm_qkv"]} and shipped.table.stream == ((1, "model"), (16, "model"))
 
 
 def test_a_retune_is_timed_against_the_table_shipped_before_it(filled, monkeypatch):
@@ -67,7 +76,7 @@ def test_a_retune_is_timed_against_the_table_shipped_before_it(filled, monkeypat
     monkeypatch.setattr(step_bench, "measure", fake)
     check = step_bench.step_check(store, CONFIG, "bfloat16", H100, previous, [1])
     arms = dict(fake.calls[0][1])
-    assert list(arms) == ["unfused", "table", "previous"] and arms["previous"] == previous
+    assert list(arms) == ["unfused", "table", STREAM_ARM, "previous"] and arms["previous"] == previous
     assert check.no_previous is None and [v.ships for v in check.verdicts] == ["previous"]
     # The new per-op winner made the step slower: export brings the previous choice back at M = 1.
     shipped = shipped_table(store, CONFIG.name, "H100")
@@ -83,7 +92,7 @@ def test_an_unchanged_table_is_not_timed_twice(filled, monkeypatch):
     fake = FakeBench({"unfused": {1: 1.7}, "table": {1: 0.9}})
     monkeypatch.setattr(step_bench, "measure", fake)
     check = step_bench.step_check(store, CONFIG, "bfloat16", H100, previous, [1])
-    assert [arm for arm, _ in fake.calls[0][1]] == ["unfused", "table"]
+    assert [arm for arm, _ in fake.calls[0][1]] == ["unfused", "table", STREAM_ARM]
     assert check.no_previous == "the previous table made the same choices"
     assert latest_run(store, fingerprint_key(H100), CONFIG.name, "bfloat16").previous is None
     assert check.table_hash == table_hash(previous)
@@ -196,8 +205,9 @@ def test_attention_buckets_are_timed_in_the_step_and_the_plan_ships_where_faster
         assert [r["ships"] for r in shipped.record()["attention"]] == ["table", "table", "plan"]
         lines = describe(check.verdicts, check.replaced, check.attention)
         assert lines[0].startswith("the new table ships: its decode step is the fastest at every batch")
-        assert lines[1] == "decode attention: the table's tuned config ships at 2 of 3 buckets measured in the step"
-        assert lines[2].startswith("M=1 ctx=32768: the default plan's step is faster over a cache of 11585 slots "
+        assert lines[1].startswith("residual stream of the new table: the model dtype at batch 1, 8 (")
+        assert lines[2] == "decode attention: the table's tuned config ships at 2 of 3 buckets measured in the step"
+        assert lines[3].startswith("M=1 ctx=32768: the default plan's step is faster over a cache of 11585 slots "
                                    "(0.900 ms vs 1.000 ms with the tuned config)")
         # The exported table serves caches of 4,097-32,768 slots at batch 1 with the plan (the dispatcher
         # runs a plan bucket's default plan: tests/qwen3/test_attention_dispatch.py).
