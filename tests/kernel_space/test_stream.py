@@ -156,7 +156,7 @@ def test_a_residual_site_sets_nan_into_a_fixed_point_stream(cfg, dtype):
     start = to_fixed(i["residual"] * 3.7)
     start[1, 3] = FIXED_NAN
     want = ks.get_op("o_proj_residual").reference({**i, "x": x, "w": w, "residual": start})[0]
-    expected = torch.zeros(4, n, dtype=torch.bool)
+    expected = torch.zeros(4, n, dtype=torch.bool, device=DEVICE)
     expected[0] = expected[1, 3] = True
     for r, c in big:
         expected[r, c] = True
