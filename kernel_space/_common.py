@@ -32,10 +32,10 @@ def to_fixed(t: torch.Tensor) -> torch.Tensor:
 
 
 def add_fixed_(stream: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """stream (fixed point) += t, in place, as the kernels add (_gemm._accumulate): FIXED_NAN where t is
-    not representable, whatever the stream held."""
+    """stream (fixed point) += t, in place, as the kernels add (_gemm._accumulate): at least FIXED_NAN
+    where t is not representable, whatever the stream held."""
     fixed = to_fixed(t)
-    return stream.copy_(torch.where(fixed == FIXED_NAN, FIXED_NAN, stream + fixed))
+    return stream.copy_(torch.where(fixed == FIXED_NAN, torch.maximum(stream, fixed), stream + fixed))
 
 
 def stream_values(t: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

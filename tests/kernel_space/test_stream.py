@@ -132,7 +132,7 @@ def test_the_fixed_point_stream_spells_nan_and_overflow():
     stream = to_fixed(torch.tensor([1.0, 2.0, float("nan")]))
     add_fixed_(stream, torch.tensor([float("nan"), 0.25, -3.0]))
     assert stream_values(stream, torch.float64)[1] == 2.25 and stream_values(stream)[[0, 2]].isnan().all()
-    for _ in range(100):  # a stream NaN for many layers: exchanged, never summed past int64
+    for _ in range(100):  # a stream NaN for many layers: set again, never summed past int64
         add_fixed_(stream, torch.tensor([float("nan"), 0.0, FIXED_MAX * 0.9]))
     assert stream[0] == FIXED_NAN and stream_values(stream)[2].isnan()
 
