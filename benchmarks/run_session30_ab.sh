@@ -2,9 +2,14 @@
 # Thirtieth session (2026-11-29), one H200: `bench` with the committed 0.6B table (default stream: fixed
 # point at batch 1) in the tree before the fixed-point stream's NaN (_ab/, commit ae5369b, carried) and in
 # this one, alternating processes, two rounds: what the NaN handling costs the decode step.
-#   OUT=dir bash benchmarks/run_session30_ab.sh      (with _ab/ holding the earlier tree)
+#   OUT=dir [TESTS=1] bash benchmarks/run_session30_ab.sh      (with _ab/ holding the earlier tree; TESTS:
+#   the stream tests first)
 source benchmarks/_session.sh
 [ -f _ab/cli/app.py ] || { echo "no earlier tree in _ab/"; exit 1; }
+if [ -n "${TESTS:-}" ]; then
+  timeout 120 python3 -m pytest -q -p no:cacheprovider tests/kernel_space/test_stream.py > "$OUT/gpu_tests_stream.log" 2>&1
+  tail -1 "$OUT/gpu_tests_stream.log"
+fi
 for r in 1 2; do
   for tree in before after; do
     T=$PWD; [ $tree = before ] && T=$PWD/_ab
