@@ -10,9 +10,11 @@ if [ -n "${TESTS:-}" ]; then
   timeout 120 python3 -m pytest -q -p no:cacheprovider tests/kernel_space/test_stream.py > "$OUT/gpu_tests_stream.log" 2>&1
   tail -1 "$OUT/gpu_tests_stream.log"
 fi
+# TREES: name:folder pairs to alternate (default the earlier tree and this one); each folder holds a tree
+# with its own copy of the committed table.
 for r in 1 2; do
-  for tree in before after; do
-    T=$PWD; [ $tree = before ] && T=$PWD/_ab
+  for pair in ${TREES:-before:_ab after:.}; do
+    tree=${pair%%:*}; T=$PWD/${pair#*:}
     (cd "$T" && PYTHONPATH=/tmp/site:$T timeout 150 python3 -m cli.app bench --model qwen3-0.6b \
       --table benchmarks/results/dispatch_qwen3-0.6b_H100.json --batch 1,8 --context 256 --output-len 128 \
       --json "$OUT/ab_${tree}_$r.json" > "$OUT/ab_${tree}_$r.log" 2>&1)
