@@ -18,16 +18,21 @@ STREAM_INPUT_DTYPES = FLOAT_DTYPES + (torch.int64,)
 # keep the sum in range: up to 64 adds under FIXED_MAX (2^52 units each) move a finite value under
 # FIXED_NAN_AT by less than 2^58, and FIXED_NAN by less than FIXED_NAN - FIXED_NAN_AT.
 FIXED_MAX = 2.0**28
+# fp32 values of 2^23 and more are integers, and adding 0.5 to one rounds (to even): the kernels round
+# only below it (fixed_point, _gemm._accumulate).
+FIXED_EXACT = 2.0**23
 FIXED_NAN = 2**61
 FIXED_NAN_AT = 2**60
 
 
 def to_fixed(t: torch.Tensor) -> torch.Tensor:
-    """t as a fixed-point stream: int64 in units of 2^-24, rounded to the nearest (ties to even);
-    FIXED_NAN where t is not finite or not under FIXED_MAX in magnitude."""
+    """t as a fixed-point stream: int64 in units of 2^-24, rounded to the nearest, ties away from zero
+    (as the kernels round: _gemm._accumulate, fixed_point); FIXED_NAN where t is not finite or not
+    under FIXED_MAX in magnitude."""
     t = t.float()
     ok = t.abs() < FIXED_MAX  # False for NaN
-    fixed = torch.round(torch.where(ok, t, 0.0) * FIXED_ONE).to(torch.int64)
+    v = torch.where(ok, t, 0.0).double() * FIXED_ONE  # exact: fp32 values under 2^28, scaled by 2^24
+    fixed = (v + torch.where(v >= 0, 0.5, -0.5)).to(torch.int64)  # the cast truncates toward zero
     return torch.where(ok, fixed, FIXED_NAN)
 
 

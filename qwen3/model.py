@@ -31,8 +31,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from kernel_space import prefill
-from kernel_space._common import fold_gain, stream_values, to_fixed
+from kernel_space import fixed_point, prefill
+from kernel_space._common import fold_gain
 from kernel_space.decode_attention import AttentionProblem, check_config, unsupported_reason
 from qwen3.config import Qwen3Config
 from qwen3.dispatch import Choice, Dispatcher
@@ -160,10 +160,10 @@ class Qwen3Model(nn.Module):
         table = self.layers[0].mlp.ops.table
         wide = stream_dtype(x, table is not None, table)
         if wide is not None:
-            x = to_fixed(x) if wide == torch.int64 else x.float()
+            x = fixed_point.to_fixed(x) if wide == torch.int64 else x.float()
         for layer in self.layers:
             x = layer(x, positions, first_row, from_start)
-        return stream_values(x) if wide == torch.int64 else x
+        return fixed_point.stream_values(x) if wide == torch.int64 else x
 
 
 def prompts_from_start(positions: torch.Tensor) -> bool:

@@ -180,3 +180,27 @@ def test_a_norm_op_reads_nan_from_a_fixed_point_stream(op):
         out = (spec.fused({**i, "h": h}, cfg) if cfg else spec.unfused({**i, "h": h}))[0]
         assert out[1].isnan().all() and not out[[0, 2]].isnan().any(), cfg
         assert rel_error(out[[0, 2]], want[[0, 2]]) < TOLERANCE[HALF], cfg
+
+
+@pytest.mark.parametrize("dtype", [HALF, torch.float32, torch.bfloat16], ids=["fp16", "fp32", "bf16"])
+def test_the_stream_conversion_kernels_agree_with_the_reference(dtype):
+    """kernel_space.fixed_point's one-launch widening and reading (the decode forward's, on the GPU)
+    against _common's PyTorch: the same integers (ties away from zero in both), NaN and overflow alike."""
+    from kernel_space import fixed_point
+
+    gen = torch.Generator(device=DEVICE).manual_seed(4)
+    t = (torch.randn(3, 1000, generator=gen, device=DEVICE) * 50).to(dtype)
+    t[0, :5] = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0], dtype=dtype)
+    if dtype != HALF:
+        t[1, :2] = torch.tensor([FIXED_MAX, -3e9], dtype=dtype)
+    fixed = fixed_point.to_fixed(t, triton_kernel=True)
+    assert fixed.dtype == torch.int64 and torch.equal(fixed, to_fixed(t))
+    fixed[2, 7] = FIXED_NAN + 12345  # a NaN that finite adds moved
+    fixed[2, 8] = -(2**63)
+    back = fixed_point.stream_values(fixed, triton_kernel=True)
+    assert back.dtype == torch.float32 and torch.equal(back.isnan(), stream_values(fixed).isnan())
+    assert torch.equal(back.nan_to_num(), stream_values(fixed).nan_to_num())
+    with pytest.raises(ValueError, match="contiguous"):
+        fixed_point.to_fixed(t.t(), triton_kernel=True)
+    with pytest.raises(ValueError, match="reads a fixed-point"):
+        fixed_point.stream_values(t, triton_kernel=True)

@@ -1,0 +1,78 @@
+"""The fixed-point residual stream's conversions as one launch each on the GPU: a decode forward widens
+the embedded tokens into the stream (to_fixed) and reads the stream back as fp32 at its end
+(stream_values). The same in PyTorch (kernel_space._common, the reference and the CPU's path) is four
+and six element-wise kernels, and in a batch-1 decode step of Qwen3-0.6B on an H200 those ten cost
+2.2% of the step (benchmarks/README.md, thirtieth session).
+
+Rounding is to the nearest, ties away from zero (_gemm._round_units), as the residual sites' adds round
+and _common.to_fixed does: the same integers. Not finite, or not under FIXED_MAX in magnitude:
+FIXED_NAN; FIXED_NAN_AT or more in magnitude reads as NaN (see _common)."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernel_space import _common
+from kernel_space._gemm import _round_units
+
+FIXED_ONE: tl.constexpr = tl.constexpr(_common.FIXED_ONE)
+FIXED_STEP: tl.constexpr = tl.constexpr(1.0 / _common.FIXED_ONE)
+FIXED_MAX: tl.constexpr = tl.constexpr(_common.FIXED_MAX)
+FIXED_NAN: tl.constexpr = tl.constexpr(_common.FIXED_NAN)
+FIXED_NAN_AT: tl.constexpr = tl.constexpr(_common.FIXED_NAN_AT)
+NAN_BITS: tl.constexpr = tl.constexpr(0x7FC00000)  # fp32's quiet NaN (see _gemm.NAN_BITS)
+BLOCK = 1024
+WARPS = 4
+
+
+@triton.jit
+def _to_fixed_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    t = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    ok = tl.abs(t) < FIXED_MAX  # False for NaN
+    fixed = _round_units(tl.where(ok, t, 0.0) * FIXED_ONE)
+    tl.store(out_ptr + offs, tl.where(ok, fixed, FIXED_NAN), mask=mask)
+
+
+@triton.jit
+def _from_fixed_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    a = tl.load(x_ptr + offs, mask=mask, other=0)
+    nan = (a >= FIXED_NAN_AT) | (a <= -FIXED_NAN_AT)
+    value = tl.where(nan, tl.full(a.shape, NAN_BITS, tl.int32).to(tl.float32, bitcast=True),
+                     a.to(tl.float32) * FIXED_STEP)
+    tl.store(out_ptr + offs, value, mask=mask)
+
+
+def _elementwise(kernel, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if not t.is_contiguous():
+        raise ValueError(f"the stream conversion needs a contiguous tensor, got strides {t.stride()}")
+    out = torch.empty(t.shape, dtype=dtype, device=t.device)
+    n = t.numel()
+    if n:
+        kernel[(triton.cdiv(n, BLOCK),)](t, out, n, BLOCK=BLOCK, num_warps=WARPS)
+    return out
+
+
+def to_fixed(t: torch.Tensor, triton_kernel: bool | None = None) -> torch.Tensor:
+    """t (floating) as a fixed-point stream, int64 in units of 2^-24: one kernel on the GPU (or with
+    triton_kernel True: Triton's interpreter on the CPU), else _common.to_fixed."""
+    if not (t.is_cuda if triton_kernel is None else triton_kernel):
+        return _common.to_fixed(t)
+    if not t.is_floating_point():
+        raise ValueError(f"to_fixed widens a floating tensor, got {t.dtype}")
+    return _elementwise(_to_fixed_kernel, t, torch.int64)
+
+
+def stream_values(t: torch.Tensor, triton_kernel: bool | None = None) -> torch.Tensor:
+    """A fixed-point stream's values in fp32 (NaN where it holds FIXED_NAN_AT or more in magnitude): one
+    kernel on the GPU (or with triton_kernel True), else _common.stream_values."""
+    if not (t.is_cuda if triton_kernel is None else triton_kernel):
+        return _common.stream_values(t)
+    if t.dtype != torch.int64:
+        raise ValueError(f"stream_values reads a fixed-point (int64) stream, got {t.dtype}")
+    return _elementwise(_from_fixed_kernel, t, torch.float32)
