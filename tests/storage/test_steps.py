@@ -98,9 +98,12 @@ def test_migration_0003_from_a_0002_database_keeps_its_rows(new_db_url):
             assert s.scalar(select(func.count()).select_from(Winner)) == 1
 
 
-def test_migration_0004_from_a_0003_database_keeps_its_step_checks(new_db_url):
-    url = new_db_url("at0003")
-    engine = _engine_at(url, "0003")
+@pytest.mark.parametrize(("revision", "new_table"), [("0003", "ks_step_attention"), ("0004", "ks_step_streams")])
+def test_a_step_check_migration_keeps_the_checks_stored_before_it(new_db_url, revision, new_table):
+    """0004 (decode attention's rows) from a 0003 database and 0005 (the fixed-point stream's) from a 0004
+    one: a stored check survives the upgrade to head and the downgrade back, which drops the new table."""
+    url = new_db_url(f"at{revision}")
+    engine = _engine_at(url, revision)
     with Session(engine) as s, s.begin():
         fp = _h100_row(s)
         run = StepRun(fingerprint_id=fp.id, model=MODEL, dtype="bfloat16", table_hash="h", table_json={},
@@ -112,35 +115,14 @@ def test_migration_0004_from_a_0003_database_keeps_its_step_checks(new_db_url):
     with Store(url) as store:  # a writing open migrates to head
         with store.engine.connect() as conn:
             assert migrate.current(conn) == migrate.head() == "0005"
-        assert sqlalchemy.inspect(store.engine).has_table("ks_step_attention")
+        assert sqlalchemy.inspect(store.engine).has_table(new_table)
         with store.session(write=False) as s:
             assert s.scalars(select(StepBench.step_ms)).all() == [1.0]
-        with store.engine.begin() as conn:  # and back down: the attention rows' table goes, the rest stays
-            command.downgrade(migrate._config(conn), "0003")
-        assert not sqlalchemy.inspect(store.engine).has_table("ks_step_attention")
+        with store.engine.begin() as conn:  # and back down: the new table goes, the rest stays
+            command.downgrade(migrate._config(conn), revision)
+        assert not sqlalchemy.inspect(store.engine).has_table(new_table)
         with store.session(write=False) as s:
             assert s.scalar(select(func.count()).select_from(StepRun)) == 1
-
-
-def test_migration_0005_from_a_0004_database_keeps_its_step_checks(new_db_url):
-    url = new_db_url("at0004")
-    engine = _engine_at(url, "0004")
-    with Session(engine) as s, s.begin():
-        fp = _h100_row(s)
-        run = StepRun(fingerprint_id=fp.id, model=MODEL, dtype="bfloat16", table_hash="h", table_json={},
-                      context=128, output_len=32)
-        s.add(run)
-        s.flush()
-        s.add(StepBench(run_id=run.id, arm="table", batch=1, step_ms=1.0, tok_s=1000.0))
-    engine.dispose()
-    with Store(url) as store:  # a writing open migrates to head
-        assert sqlalchemy.inspect(store.engine).has_table("ks_step_streams")
-        with store.session(write=False) as s:
-            assert s.scalars(select(StepBench.step_ms)).all() == [1.0]
-        with store.engine.begin() as conn:  # and back down: the stream rows' table goes, the rest stays
-            command.downgrade(migrate._config(conn), "0004")
-        assert not sqlalchemy.inspect(store.engine).has_table("ks_step_streams")
-        with store.session(write=False) as s:
             assert s.scalar(select(func.count()).select_from(StepBench)) == 1
 
 
