@@ -53,12 +53,18 @@ def bench(
                              repeats, progress=progress)
     out = console()
     out.print(_throughput_table(rows, config.name, torch.cuda.get_device_name(), output_len))
+    streams = None
+    if ops is not None:
+        from qwen3.model import describe_streams
+
+        streams = describe_streams(batches, ops.table, torch_dtype(dtype, True))
+        typer.echo(f"residual stream of the table arm in decode: {streams}")
     if breakdown:
         out.print(_breakdown_table(rows, PARTS))
     if json_out is not None:
         json_out.write_text(json.dumps({"model": config.name, "device": torch.cuda.get_device_name(), "dtype": dtype,
                                         "contexts": contexts, "output_len": output_len,
-                                        "table": str(table) if table else None,
+                                        "table": str(table) if table else None, "stream": streams,
                                         "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
 
 

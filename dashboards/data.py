@@ -36,9 +36,10 @@ WINNER_FIELDS = ["op", "n", "k", "dtype", "m", "context", "arm", "median_us", "u
 STUDY_FIELDS = ["study_id", "name", "op", "n", "k", "dtype", "m", "context", "trials", "ok", "failed", "incorrect",
                 "best_us", "winner_arm"]
 IMPORTANCE_FIELDS = ["study_id", "op", "m", "context", "complete", "param", "importance", "note"]
-STEP_FIELDS = ["run_id", "table_hash", "current", "previous_hash", "context", "output_len", "batch", "ships",
-               "speedup", "vs_previous", "unfused_tok_s", "table_tok_s", "previous_tok_s", "unfused_step_ms",
-               "table_step_ms", "previous_step_ms", "unfused_prefill_ms", "table_prefill_ms", "previous_prefill_ms"]
+STEP_FIELDS = ["run_id", "table_hash", "current", "previous_hash", "context", "output_len", "batch", "ships", "stream",
+               "speedup", "vs_previous", "unfused_tok_s", "table_tok_s", "fixed_stream_tok_s", "previous_tok_s",
+               "unfused_step_ms", "table_step_ms", "fixed_stream_step_ms", "previous_step_ms", "unfused_prefill_ms",
+               "table_prefill_ms", "fixed_stream_prefill_ms", "previous_prefill_ms"]
 
 
 @dataclass

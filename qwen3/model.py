@@ -145,6 +145,28 @@ def stream_dtype(x: torch.Tensor, tabled: bool = True, table: DispatchTable | No
     return STREAM_DTYPES[value]
 
 
+STREAM_NAMES = {None: "the model dtype", torch.int64: "fixed point", torch.float32: "fp32"}
+
+
+def describe_streams(batches: list[int], table: DispatchTable | None, dtype: torch.dtype = torch.bfloat16) -> str:
+    """One line on the residual stream a decode step at each of `batches` keeps with `table` (what `bench`
+    prints under its table arm): e.g. "fixed point at batch 1; the model dtype at batch 8, 32", and
+    where it comes from (the table's choice, the rule of tables without one, or STREAM_ENV)."""
+    chosen: dict[str, list[int]] = {}
+    for batch in sorted(batches):
+        x = torch.empty(batch, 1, dtype=dtype, device="meta")
+        chosen.setdefault(STREAM_NAMES[stream_dtype(x, table is not None, table)], []).append(batch)
+    parts = "; ".join(f"{name} at batch {', '.join(map(str, found))}" for name, found in chosen.items())
+    value = os.environ.get(STREAM_ENV, "auto")
+    if value != "auto":
+        why = f"{STREAM_ENV}={value}"
+    elif table is None:
+        why = "no table"
+    else:
+        why = "the table's choice" if table.stream else "a table without a choice: fixed point at batch 1"
+    return f"{parts} ({why})"
+
+
 class Qwen3Model(nn.Module):
     def __init__(self, config: Qwen3Config, ops: Dispatcher):
         super().__init__()

@@ -102,6 +102,25 @@ def test_report_shows_the_check_in_its_section(filled, tmp_path):
     assert all(s["steps"] == [] for s in others)
 
 
+def test_report_shows_the_stream_each_batch_ships_with(filled, tmp_path):
+    pytest.importorskip("plotly")
+    store, _ = filled
+    table = build_table(store, MODEL, "H100")
+    record_run(store, H100, MODEL, "bfloat16", table, None, 128, 32,
+               [StepRow("unfused", 1, 1.7, 588.2), StepRow("table", 1, 0.94, 1063.8),
+                StepRow("fixed_stream", 1, 0.9, 1111.1), StepRow("unfused", 16, 2.0, 8000.0),
+                StepRow("table", 16, 1.5, 10666.7), StepRow("fixed_stream", 16, 1.6, 10000.0)])
+    out = tmp_path / "report.html"
+    assert run("report", "--db", store.url, "-o", out).exit_code == 0
+    html = out.read_text().replace(' class=""', "").replace(' class="l"', "")
+    section = next(s for s in script_json(html, "ks-data")["sections"]
+                   if s["model"] == MODEL and s["gpu"] == "NVIDIA H100 80GB HBM3")
+    assert [(r["batch"], r["ships"], r["stream"], r["fixed_stream_tok_s"]) for r in section["steps"]] == [
+        (1, "table", "fixed", 1111.1), (16, "table", "model", 10000.0)]
+    assert "<th>fixed_stream tok/s</th>" in html and "<th>stream</th>" in html
+    assert "<td>table</td><td>fixed</td>" in html and "<td>table</td><td>model</td>" in html
+
+
 # ---- tune -------------------------------------------------------------------------------------
 
 

@@ -159,3 +159,24 @@ def test_a_table_that_chose_the_model_dtype_keeps_it_at_batch_one(monkeypatch):
     monkeypatch.delenv(STREAM_ENV, raising=False)
     run_sequence(half, torch.randint(0, TINY.vocab_size, (1, 4), generator=torch.Generator().manual_seed(3)), 1)
     assert {rows: dtype for rows, dtype in calls} == {4: torch.float16, 1: torch.float16}
+
+
+def test_bench_says_which_stream_the_table_arm_keeps(monkeypatch):
+    from dataclasses import replace
+
+    from qwen3.model import describe_streams
+    from storage.table import load_table
+
+    shapes = random_weights(TINY, torch.float16, "cpu", 0).op_shapes()
+    plain = load_table(table_dict(shapes, [(1, "fused", FMA_M1), (16, "fused", DOT)], dtype="float16"))
+    monkeypatch.delenv(STREAM_ENV, raising=False)
+    chose = replace(plain, stream=((1, "model"), (8, "fixed")))
+    assert describe_streams([8, 1, 32], chose) == \
+        "the model dtype at batch 1, 32; fixed point at batch 8 (the table's choice)"
+    assert describe_streams([1, 8], plain) == \
+        "fixed point at batch 1; the model dtype at batch 8 (a table without a choice: fixed point at batch 1)"
+    assert describe_streams([1], None) == "the model dtype at batch 1 (no table)"
+    assert describe_streams([1], plain, torch.float32) == "the model dtype at batch 1 (a table without a choice: " \
+        "fixed point at batch 1)"  # an fp32 model's stream is fp32 already
+    monkeypatch.setenv(STREAM_ENV, "fp32")
+    assert describe_streams([1, 8], chose) == "fp32 at batch 1, 8 (KERNEL_SEARCH_STREAM=fp32)"
