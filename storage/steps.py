@@ -4,7 +4,7 @@ slows the model's decode step down from shipping.
 Winners are confirmed op by op (a paired speedup over the unfused path), but a decode step is more
 than its ops one after another: what one kernel leaves in L2 is what the next one finds, launches
 overlap, the attention and the glue between ops run too. So `tune` ends by timing the model's decode
-step (tuner.step_bench, CUDA graph, random weights) in three arms, in one process on one GPU:
+step (tuner.step_bench, CUDA graph, random weights) in four arms, in one process on one GPU:
 
     unfused       no table
     table         the new table: what the winners in the database give now (storage.export.build_table),
