@@ -51,8 +51,10 @@ def _from_fixed_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
 def _elementwise(kernel, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if not t.is_contiguous():
         raise ValueError(f"the stream conversion needs a contiguous tensor, got strides {t.stride()}")
-    out = torch.empty(t.shape, dtype=dtype, device=t.device)
     n = t.numel()
+    if n >= 2**31:  # the kernels' offsets are 32-bit (a decode step's stream is rows x hidden)
+        raise ValueError(f"the stream conversion takes fewer than 2^31 elements, got {n}")
+    out = torch.empty(t.shape, dtype=dtype, device=t.device)
     if n:
         kernel[(triton.cdiv(n, BLOCK),)](t, out, n, BLOCK=BLOCK, num_warps=WARPS)
     return out

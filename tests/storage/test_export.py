@@ -232,3 +232,7 @@ def test_the_stream_choice_round_trips_and_falls_back_to_the_rule(filled):
     assert load_table(json.loads(dump_table(table))) == table
     merged = merge_tables([table, plain], "2026-11-29T00:00:00Z")  # the last table that has a choice
     assert merged.stream == table.stream
+    summary = str(import_table(store, table))  # a verdict, not a winner: said, not stored
+    assert summary.endswith("; its residual stream choice at 2 batches not imported (a step check's verdict: "
+                            "a tune's check chooses again)")
+    assert "stream" not in str(import_table(store, plain))
