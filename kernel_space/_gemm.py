@@ -344,11 +344,16 @@ def _reduce_tile(part_ptr, ss_ptr, res_out_ptr, out_ptr, pid_m, pid_n, M, N, K, 
 
 
 @triton.jit
-def _round_units(v):
-    """v (fp32 units of 2^-24) to int64, ties away from zero, exactly: below FIXED_EXACT v + 0.5 is
-    exact, and from it on v is a whole number already (fp32 would round v + 0.5 to even there)."""
+def _to_fixed(t):
+    """fp32 values t in fixed point: (int64 units of 2^-24, ok). Rounded to the nearest, ties away from
+    zero, exactly: below FIXED_EXACT units v + 0.5 is exact, and from it on v is a whole number already
+    (fp32 would round v + 0.5 to even there). ok is False where t is not finite or not under
+    _common.FIXED_MAX in magnitude; the units there are 0 (the caller puts FIXED_NAN in)."""
+    v = t * FIXED_ONE
+    ok = tl.abs(v) < FIXED_MAX_UNITS  # False for NaN
+    v = tl.where(ok, v, 0.0)
     half = tl.where(tl.abs(v) < FIXED_EXACT, tl.where(v >= 0, 0.5, -0.5), 0.0)
-    return (v + half).to(tl.int64)
+    return (v + half).to(tl.int64), ok
 
 
 @triton.jit
@@ -356,15 +361,13 @@ def _accumulate(acc, offs_m, offs_n, M, N, out_ptr, stride_om, SPLIT_K: tl.const
     """ACCUMULATE: out (an fp32 or fixed-point residual stream) += this program's product, in place. One
     split reads, adds and writes its tile; several add theirs with a relaxed atomic that nothing waits
     for (a `red`): no partials, no arrival counter, no reload by a last program. Into a fixed-point
-    stream the product is rounded to units of 2^-24 (_round_units) first; where it is not finite or not
+    stream the product is rounded to units of 2^-24 (_to_fixed) first; where it is not finite or not
     under _common.FIXED_MAX, the element becomes at least FIXED_NAN (an atomic max, not an add: a
     stream that stays NaN for many layers never wraps around; like the add, a `red` nothing waits for)."""
     mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
     ptrs = out_ptr + offs_m[:, None] * stride_om + offs_n[None, :]
     if out_ptr.dtype.element_ty == tl.int64:
-        v = acc * FIXED_ONE
-        ok = tl.abs(v) < FIXED_MAX_UNITS  # False for NaN: FIXED_NAN goes in instead, whatever was there
-        fixed = _round_units(tl.where(ok, v, 0.0))
+        fixed, ok = _to_fixed(acc)  # where not ok, FIXED_NAN goes in instead, whatever was there
         if SPLIT_K == 1:
             total = tl.load(ptrs, mask=mask, other=0) + fixed
             tl.store(ptrs, tl.where(ok, total, FIXED_NAN), mask=mask)
@@ -860,4 +863,4 @@ def _launch_reduce(plan: _Plan, scratch: _Scratch, res_out: torch.Tensor | None,
 
 KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _wide, _tile_of,
                   _prefetch_weights, _w_tile, _k_step, _ss_pass, _k_loop, _mac, _epilogue, _store_partials, _add_split,
-                  _reduce_tile, _prefetch_l2, pdl_enter, _accumulate, _round_units, _stream_value)
+                  _reduce_tile, _prefetch_l2, pdl_enter, _accumulate, _to_fixed, _stream_value)

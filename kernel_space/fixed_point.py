@@ -4,9 +4,10 @@ the embedded tokens into the stream (to_fixed) and reads the stream back as fp32
 and six element-wise kernels, and in a batch-1 decode step of Qwen3-0.6B on an H200 those ten cost
 2.2% of the step (benchmarks/README.md, thirtieth session).
 
-Rounding is to the nearest, ties away from zero (_gemm._round_units), as the residual sites' adds round
-and _common.to_fixed does: the same integers. Not finite, or not under FIXED_MAX in magnitude:
-FIXED_NAN; FIXED_NAN_AT or more in magnitude reads as NaN (see _common)."""
+The kernels are _gemm's own conversions (_to_fixed, _stream_value), the ones the residual sites' adds
+and the norm ops' reads run: rounding to the nearest, ties away from zero, as _common.to_fixed does.
+Not finite, or not under FIXED_MAX in magnitude: FIXED_NAN; FIXED_NAN_AT or more in magnitude reads
+as NaN (see _common)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,8 @@ import triton
 import triton.language as tl
 
 from kernel_space import _common
-from kernel_space._gemm import _round_units
+from kernel_space._gemm import FIXED_NAN, _stream_value, _to_fixed
 
-FIXED_ONE: tl.constexpr = tl.constexpr(_common.FIXED_ONE)
-FIXED_STEP: tl.constexpr = tl.constexpr(1.0 / _common.FIXED_ONE)
-FIXED_MAX: tl.constexpr = tl.constexpr(_common.FIXED_MAX)
-FIXED_NAN: tl.constexpr = tl.constexpr(_common.FIXED_NAN)
-FIXED_NAN_AT: tl.constexpr = tl.constexpr(_common.FIXED_NAN_AT)
-NAN_BITS: tl.constexpr = tl.constexpr(0x7FC00000)  # fp32's quiet NaN (see _gemm.NAN_BITS)
 BLOCK = 1024
 WARPS = 4
 
@@ -31,9 +26,7 @@ WARPS = 4
 def _to_fixed_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
-    t = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    ok = tl.abs(t) < FIXED_MAX  # False for NaN
-    fixed = _round_units(tl.where(ok, t, 0.0) * FIXED_ONE)
+    fixed, ok = _to_fixed(tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32))
     tl.store(out_ptr + offs, tl.where(ok, fixed, FIXED_NAN), mask=mask)
 
 
@@ -41,11 +34,7 @@ def _to_fixed_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
 def _from_fixed_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
-    a = tl.load(x_ptr + offs, mask=mask, other=0)
-    nan = (a >= FIXED_NAN_AT) | (a <= -FIXED_NAN_AT)
-    value = tl.where(nan, tl.full(a.shape, NAN_BITS, tl.int32).to(tl.float32, bitcast=True),
-                     a.to(tl.float32) * FIXED_STEP)
-    tl.store(out_ptr + offs, value, mask=mask)
+    tl.store(out_ptr + offs, _stream_value(tl.load(x_ptr + offs, mask=mask, other=0)), mask=mask)
 
 
 def _elementwise(kernel, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -46,7 +46,7 @@ dtype) or "fixed" (fixed point), sorted by batch, looked up by interval like the
     "stream": [{"batch": 1, "stream": "fixed"}, {"batch": 8, "stream": "model"}]
 
 A table without it (or a batch past its last entry) runs the rule measured before there was a
-check: fixed point at batch 1, the model dtype above (DEFAULT_STREAM). Readers before it ignore it.
+check: fixed point at batch 1, the model dtype above (default_stream). Readers before it ignore it.
 
 Buckets are sorted by m and looked up by interval: the entry for m serves every M above the
 previous bucket's m up to m itself; past the last bucket the dispatcher runs the unfused path.
@@ -172,7 +172,7 @@ class DispatchTable:
 
     def stream_at(self, batch: int) -> str:
         """The residual stream a decode step of `batch` rows keeps with this table: the choice of the
-        smallest batch >= `batch` the table names, else DEFAULT_STREAM's."""
+        smallest batch >= `batch` the table names, else default_stream's."""
         for bound, stream in self.stream:
             if batch <= bound:
                 return stream
@@ -193,7 +193,7 @@ class DispatchTable:
 
 
 def default_stream(batch: int) -> str:
-    """The stream of a batch no step check chose for (DEFAULT_STREAM): fixed point at batch 1, where it
+    """The stream of a batch no step check chose for: fixed point at batch 1, where it
     was faster on an H200 at every model measured (+5.0% at 0.6B, +2.2% at 1.7B, +0.2% at 8B), the
     model dtype above (16% slower at 0.6B batch 8; benchmarks/README.md, twenty-ninth session)."""
     return "fixed" if batch == 1 else "model"

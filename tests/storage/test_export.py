@@ -219,7 +219,7 @@ def test_import_from_a_file_errors(store, tmp_path):
 
 def test_the_stream_choice_round_trips_and_falls_back_to_the_rule(filled):
     """A table's "stream" (the step check's choice per batch) loads, dumps and merges; a table without
-    it runs DEFAULT_STREAM's rule (fixed point at batch 1) and dumps without the key."""
+    it runs default_stream's rule (fixed point at batch 1) and dumps without the key."""
     store, _ = filled
     data = _table(store)
     plain = load_table(data)
