@@ -13,6 +13,10 @@ loop plan and the plan with the other prep, and the loop plan with prep fused ar
 --config is laid over the batch's plan: '{"prep": "fused", "kv": "loop"}' is the loop plan with the q/k
 norm, RoPE and cache write inside the attention kernel.
 
+--skip-combine adds an upper bound for folding the combine into the kernel after attention (issue 10): the
+plan with combine=kernel, its combine kernel not launched (o is left as it was: wrong tokens, the same
+kernels otherwise), step only.
+
 Alone is timed twice: alone_us is the attention kernel from a prepared q (prep=separate configs only,
 as before prep was a key), alone_prep_us the work from the qkv rows, qk_norm_rope_cache included for
 prep=separate (what the tuner times since prep is a key; kernel_space.decode_attention.AttentionOpSpec).
@@ -21,6 +25,7 @@ prep=separate (what the tuner times since prep is a key; kernel_space.decode_att
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import math
@@ -106,6 +111,18 @@ def _prefetch_chunk_heads(share: float) -> None:
     da.prefetch_slots = head_rule
 
 
+@contextlib.contextmanager
+def no_combine():
+    """Inside, decode attention's combine kernel is not launched (kernel_space.decode_attention._launch_combine)."""
+    import kernel_space.decode_attention as da
+
+    launch, da._launch_combine = da._launch_combine, lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        da._launch_combine = launch
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path)
@@ -121,6 +138,8 @@ def main(argv=None) -> int:
                    help="an experiment on the K/V prefetch before PDL's wait: where whole chunks do not fit "
                         "(decode_attention.prefetch_slots prefetches nothing there), prefetch the whole BLOCK_N "
                         "tiles at the start of each program's chunk that fit in SHARE of L2")
+    p.add_argument("--skip-combine", action="store_true", help="add the plan with combine=kernel and its combine "
+                   "kernel not launched (wrong output; the step's time without a combine)")
     args = p.parse_args(argv)
     if args.kv_prefetch_head is not None:
         _prefetch_chunk_heads(args.kv_prefetch_head)
@@ -149,7 +168,19 @@ def main(argv=None) -> int:
         copies = max(1, math.ceil(COLD_L2_FACTOR * l2 / problem.kv_bytes()))
         rotation = [make_inputs(problem, "cuda", gen) for _ in range(copies)]
         prep_rotation = [make_prep_inputs(problem, "cuda", gen) for _ in range(copies)]
-        for cfg in configs:
+        skip = {**plan, "combine": "kernel", "skip_combine": True}
+        for cfg in configs + ([skip] if args.skip_combine and plan["SPLITS"] > 1 else []):
+            skipped = bool(cfg and cfg.get("skip_combine"))
+            if skipped:
+                cfg = {k: v for k, v in cfg.items() if k != "skip_combine"}
+                model.set_attention_config(cfg)
+                with no_combine():
+                    bench = bench_cell(model, "probe", batch, args.context, args.output_len, repeats=5)
+                rows.append({"batch": batch, "context": args.context, "config": cfg, "is_plan": False,
+                             "combine_skipped": True, "step_ms": bench.decode_ms, "tok_s": bench.tokens_per_s})
+                print(f"batch {batch:2d} ctx {args.context} skip S{cfg['SPLITS']:>2} N{cfg['BLOCK_N']:>3} no combine "
+                      f"kernel: step {bench.decode_ms:.3f} ms ({bench.tokens_per_s:,.0f} tok/s)", flush=True)
+                continue
             shown = plan if cfg is None else {**plan, **cfg}
             reason = check_config(shown, problem)
             row = {"batch": batch, "context": args.context, "config": shown, "is_plan": cfg is None}

@@ -24,6 +24,10 @@ one chunk writes its output directly; otherwise each split writes its partial (a
 second kernel combines them (combine=kernel), or the last program of the unit to arrive, counted
 with an atomic, does (combine=last_program: one launch fewer).
 
+A launcher asked for `partials` (batch 1, a config of 2..FOLD_MAX_SPLITS splits) combines nothing and
+returns the SplitPartials instead of o: kernel_space.combine_o_proj's o_proj combines them in its own
+prologue (the model's fold, issue 10), so the attention ends with its last partial store.
+
 attention_plan picks the split count so that one to two waves of programs run at every batch size
 (the default from a prepared q); plan_from_qkv is the runtime's default from the qkv rows (kv=early
 with prep fused where a program a block fits up to three waves, else attention_plan's loop plan). A
@@ -43,6 +47,7 @@ import math
 import os
 import random
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -490,18 +495,49 @@ KERNEL_SOURCES = (decode_attention_kernel, decode_attention_combine_kernel, deco
 
 # ---- launchers ------------------------------------------------------------------------------------
 
+class SplitPartials(NamedTuple):
+    """A batch-1 decode attention left uncombined (a launcher's `partials`): the split partials acc [1,
+    H, splits, hd] and (max, sum) [1, H, splits, 2] in fp32, base 2, of the sequence's active splits; o
+    [1, 1, H * hd], which holds the output only where the sequence used one split (else it is not
+    written); positions [1]; and what tells the active splits apart: the config's splits and BLOCK_N and
+    the cache's slots (_split_bounds)."""
+
+    o: torch.Tensor
+    part: torch.Tensor
+    ml: torch.Tensor
+    positions: torch.Tensor
+    splits: int
+    block_n: int
+    context: int
+
+
+# The most splits a batch-1 launch leaves to o_proj (SplitPartials): the fold's programs hold every split
+# of a head at once (kernel_space.combine_o_proj), 64 x head_dim fp32 values over 128 threads at most.
+FOLD_MAX_SPLITS = 64
+
+
+def leaves_partials(config: dict, problem: AttentionProblem) -> bool:
+    """Whether a launch asked for partials returns them: batch 1 and 2..FOLD_MAX_SPLITS splits (else o)."""
+    return problem.batch == 1 and 1 < config["SPLITS"] <= FOLD_MAX_SPLITS
+
+
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, positions: torch.Tensor,
-                     scale: float, first_row: int = 0, config: dict | None = None) -> torch.Tensor:
+                     scale: float, first_row: int = 0, config: dict | None = None,
+                     partials: bool = False) -> torch.Tensor | SplitPartials:
     """q [B, 1, H, hd] (contiguous), caches [rows, L, KV, hd] (unit stride in hd), positions [B] or
     [B, 1] (integers in 0..L-1; not checked, which would synchronise with the GPU, but the kernel
     clamps them to the cache, so it never reads outside it) -> o [B, 1, H * hd] in q's dtype.
     config: a fused config of SPACE with prep=separate (q is already normed and rotated, its K/V
-    written), or None for attention_plan's choice."""
+    written), or None for attention_plan's choice. partials: return the SplitPartials uncombined where
+    leaves_partials says so (else o, combined as the config says)."""
     problem = _check_inputs(q, k_cache, v_cache, positions, scale, first_row)
     config = _resolve(config, problem, q.device)
     if prep_of(config) == "fused":
         raise ValueError("config prep=fused norms and rotates q and k itself: call decode_attention_prep with the "
                          "qkv rows")
+    partials = _wants_partials(partials, config, problem)
+    if partials:  # no program combines: each ends with its partial (the combine kernel's binary)
+        config = {**config, "combine": "kernel"}
     positions = _flat(positions)
     grid, (o, part, ml, counts), pf_slots, meta = _launch_args(config, problem, q)
     _gemm._launcher(decode_attention_kernel, grid)(
@@ -509,14 +545,30 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
         first_row, scale * LOG2E, config["SPLITS"], problem.context, pf_slots,
         *k_cache.stride()[:3], *v_cache.stride()[:3], **meta,
     )
-    _launch_combine(grid, (o, part, ml), positions, problem, config, meta)
+    return _end(grid, (o, part, ml), positions, problem, config, meta, partials)
+
+
+def _wants_partials(partials: bool, config: dict, problem: AttentionProblem) -> bool:
+    if partials and problem.batch != 1:
+        raise ValueError(f"decode attention leaves its partials to o_proj at batch 1 only, got batch {problem.batch}")
+    return partials and leaves_partials(config, problem)
+
+
+def _end(grid: tuple, buffers: tuple, positions: torch.Tensor, problem: AttentionProblem, config: dict, meta: dict,
+         partials: bool) -> torch.Tensor | SplitPartials:
+    """A launch's result: the SplitPartials where asked for (nothing combines them here), else o once
+    the combine kernel ran (where the config has one)."""
+    o, part, ml = buffers
+    if partials:
+        return SplitPartials(o, part, ml, positions, config["SPLITS"], config["BLOCK_N"], problem.context)
+    _launch_combine(grid, buffers, positions, problem, config, meta)
     return o
 
 
 def decode_attention_prep(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: torch.Tensor, cos: torch.Tensor,
                           sin: torch.Tensor, eps: float, k_cache: torch.Tensor, v_cache: torch.Tensor,
                           positions: torch.Tensor, scale: float, first_row: int = 0,
-                          config: dict | None = None) -> torch.Tensor:
+                          config: dict | None = None, partials: bool = False) -> torch.Tensor | SplitPartials:
     """Decode attention from the new tokens' raw qkv rows: q/k RMSNorm per head, RoPE, K/V written into
     the caches at each sequence's position, then attention over them, as qk_norm_rope_cache followed
     by decode_attention computes it. qkv [B, (H + 2 KV) * hd] (q heads, k heads, v heads; rmsnorm_qkv's
@@ -524,13 +576,17 @@ def decode_attention_prep(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: t
     RoPE tables, fp32), caches and positions as decode_attention's -> o [B, 1, H * hd] in qkv's dtype.
     A position outside the cache or the RoPE table writes no K/V (its q takes the table's last row).
     config prep=fused runs one kernel (plus the combine kernel with combine=kernel); prep=separate
-    (and None: the default plan) runs qk_norm_rope_cache, then decode_attention."""
+    (and None: the default plan) runs qk_norm_rope_cache, then decode_attention. partials: as
+    decode_attention's."""
     problem = _check_prep_inputs(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, scale,
                                  first_row)
     config = _resolve(config, problem, qkv.device, from_qkv=True)
     if prep_of(config) == "separate":
         q = _separate_prep(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, first_row, problem)
-        return decode_attention(q, k_cache, v_cache, positions, scale, first_row, config)
+        return decode_attention(q, k_cache, v_cache, positions, scale, first_row, config, partials)
+    partials = _wants_partials(partials, config, problem)
+    if partials:  # no program combines: each ends with its partial (the combine kernel's binary)
+        config = {**config, "combine": "kernel"}
     positions = _flat(positions)
     grid, (o, part, ml, counts), pf_slots, meta = _launch_args(config, problem, qkv)
     _gemm._launcher(decode_attention_prep_kernel, grid)(
@@ -539,8 +595,7 @@ def decode_attention_prep(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: t
         qkv.stride(0), cos.stride(0), pf_slots, *k_cache.stride()[:3], *v_cache.stride()[:3], KV=problem.kv_heads,
         **meta,
     )
-    _launch_combine(grid, (o, part, ml), positions, problem, config, meta)
-    return o
+    return _end(grid, (o, part, ml), positions, problem, config, meta, partials)
 
 
 def _separate_prep(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, first_row,

@@ -35,7 +35,8 @@ import torch
 from kernel_space import ALL_OPS, OPS, get_op, kernel_hash, prefill
 from kernel_space._common import STREAM_DTYPES
 from kernel_space.attention_shape import ATTENTION_OP, describe, encode_heads
-from kernel_space.decode_attention import AttentionProblem
+from kernel_space.combine_o_proj import o_proj_residual_combined
+from kernel_space.decode_attention import AttentionProblem, SplitPartials
 from kernel_space.down_residual import down_residual, down_residual_unfused
 from kernel_space.fingerprint import current_fingerprint, same_hardware
 from kernel_space.lm_head import lm_head, lm_head_argmax, lm_head_unfused
@@ -44,6 +45,20 @@ from kernel_space.rmsnorm_gate_up_silu import rmsnorm_gate_up_silu, rmsnorm_gate
 from kernel_space.rmsnorm_qkv import rmsnorm_qkv, rmsnorm_qkv_unfused
 from kernel_space.spec import DEFAULT_SMEM_LIMIT
 from storage.table import PLAN_ARM, DispatchTable, OpEntry, load_table
+
+# Decode attention's combine folded into o_proj at batch 1 (kernel_space.combine_o_proj): "auto" (the
+# default: at the batches the table lists, its step check's verdict; without a table, never), "on" (at
+# every batch-1 decode step, the unfused baseline's too) or "off". Measured on an H200 (benchmarks/README.md,
+# thirty-first session): 0.6B batch 1 +2-5%, 1.7B within 1%, so a measured choice, like the stream.
+FOLD_ENV = "KERNEL_SEARCH_FOLD"
+FOLD_VALUES = ("auto", "on", "off")
+
+
+def fold_setting() -> str:
+    value = os.environ.get(FOLD_ENV, "auto")
+    if value not in FOLD_VALUES:
+        raise ValueError(f"{FOLD_ENV} must be one of {', '.join(FOLD_VALUES)}, got {value!r}")
+    return value
 
 
 def widened(stream: torch.Tensor, w: torch.Tensor) -> bool:
@@ -270,11 +285,22 @@ class Dispatcher:
             return prefill.rmsnorm_linear(h, norm_w, w, eps)
         return rmsnorm_qkv_unfused(h, norm_w, w, eps)
 
+    def folds(self, rows: int) -> bool:
+        """Whether a decode step of `rows` sequences leaves decode attention's combine to o_proj (FOLD_ENV:
+        by default where the table says so; the fold's kernel takes batch 1 only)."""
+        value = fold_setting()
+        if rows != 1 or value == "off":
+            return False
+        return value == "on" or (self.table is not None and self.table.folds_at(rows))
+
     def o_proj_residual(self, x, residual, w):
         """residual + x @ w^T; where residual is a wider stream than the weights (fp32 or fixed point:
-        qwen3.model.STREAM_ENV), added into it in place."""
-        choice = self._run("o_proj_residual", x, w)
+        qwen3.model.STREAM_ENV), added into it in place. x may be decode attention's uncombined
+        SplitPartials (folds): kernel_space.combine_o_proj combines them inside its o_proj."""
         accumulate = widened(residual, w)
+        if isinstance(x, SplitPartials):
+            return o_proj_residual_combined(x, residual, w, accumulate)
+        choice = self._run("o_proj_residual", x, w)
         if choice.arm == "fused":
             return o_proj_residual(x, residual, w, choice.config, accumulate)
         if accumulate:

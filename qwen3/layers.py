@@ -14,6 +14,7 @@ from torch import nn
 
 from kernel_space.decode_attention import (
     AttentionProblem,
+    SplitPartials,
     decode_attention,
     decode_attention_prep,
     default_plan,
@@ -176,22 +177,27 @@ class Attention(nn.Module):
         return config.get("impl") != "unfused" and prep_of(config) == "fused"
 
     def forward(self, q: torch.Tensor, positions: torch.Tensor, first_row: int = 0,
-                from_start: bool = False, prep: tuple | None = None) -> torch.Tensor:
+                from_start: bool = False, prep: tuple | None = None,
+                partials: bool = False) -> torch.Tensor | SplitPartials:
         """q [B, T, heads, hd]; positions [B, T] (each token's slot in its sequence); cache rows
         first_row .. first_row + B hold the B sequences. -> [B, T, heads * hd]. from_start: the caller
         knows that every row's positions are 0 .. T-1 (whole prompts), so the causal flash path runs.
         prep: (q_norm, k_norm, rotary, eps) where fuses_prep said so; q is then the raw qkv rows
-        [B, (heads + 2 kv_heads) * hd] of one decode token per sequence."""
+        [B, (heads + 2 kv_heads) * hd] of one decode token per sequence. partials (batch 1): where the
+        decode kernel splits the cache, return its SplitPartials uncombined, for o_proj to combine
+        (kernel_space.combine_o_proj); every other path returns o."""
         self.check_cache()
         b, t = positions.shape
         if prep is not None:
             q_norm, k_norm, rotary, eps = prep
             return decode_attention_prep(q, q_norm.weight, k_norm.weight, rotary.cos, rotary.sin, eps, self.k_cache,
-                                         self.v_cache, positions, self.scale, first_row, self.decode_config(b))
+                                         self.v_cache, positions, self.scale, first_row, self.decode_config(b),
+                                         partials)
         if t == 1 and use_triton(self.impl, q):
             config = self.decode_config(b)
             if config is None or config.get("impl") != "unfused":
-                return decode_attention(q, self.k_cache, self.v_cache, positions, self.scale, first_row, config)
+                return decode_attention(q, self.k_cache, self.v_cache, positions, self.scale, first_row, config,
+                                        partials)
         if from_start and t > 1:
             return self._prompt_attention(q, first_row)
         k_cache = self.k_cache[first_row:first_row + b]

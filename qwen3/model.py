@@ -33,7 +33,7 @@ from torch import nn
 
 from kernel_space import fixed_point, prefill
 from kernel_space._common import fold_gain
-from kernel_space.decode_attention import AttentionProblem, check_config, unsupported_reason
+from kernel_space.decode_attention import AttentionProblem, SplitPartials, check_config, unsupported_reason
 from qwen3.config import Qwen3Config
 from qwen3.dispatch import Choice, Dispatcher
 from qwen3.layers import Attention, Embedding, Linear, QKNormRopeCache, RMSNorm, RotaryEmbedding, use_triton
@@ -64,11 +64,15 @@ class Qwen3Attention(nn.Module):
         or None where it is folded into qkv_proj's weight."""
         b, t = positions.shape
         qkv = self.ops.rmsnorm_qkv(x, norm_w, self.qkv_proj.weight, self.eps)
+        fold = t == 1 and self.ops.folds(b)  # the attention may leave its combine to o_proj (SplitPartials)
         if self.attn.fuses_prep(positions, qkv):  # decode attention norms, rotates and writes K/V itself
-            o = self.attn(qkv, positions, first_row, prep=(self.q_norm, self.k_norm, self.rotary_emb, self.eps))
+            o = self.attn(qkv, positions, first_row, prep=(self.q_norm, self.k_norm, self.rotary_emb, self.eps),
+                          partials=fold)
         else:
             q = self.prep(qkv, self.q_norm, self.k_norm, self.rotary_emb, positions, self.attn, first_row)
-            o = self.attn(q, positions, first_row, from_start)
+            o = self.attn(q, positions, first_row, from_start, partials=fold)
+        if isinstance(o, SplitPartials):
+            return self.ops.o_proj_residual(o, x, self.o_proj.weight)
         return self.ops.o_proj_residual(o.view(b * t, self.q_size), x, self.o_proj.weight)
 
 

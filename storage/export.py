@@ -153,12 +153,16 @@ class ImportSummary:
     unchanged: int
     plans: int = 0  # decode attention buckets on the default plan: a step check's verdict, not a winner
     streams: int = 0  # the table's residual stream choices (batches): a step check's verdict too
+    folds: int = 0  # the batches it folds decode attention's combine into o_proj at: a verdict too
 
     def __str__(self) -> str:
         plans = (f"; {self.plans} decode attention bucket{'s' * (self.plans != 1)} on the default plan not "
                  "imported (a step check's verdict, not a winner)") if self.plans else ""
         streams = (f"; its residual stream choice at {self.streams} batch{'es' * (self.streams != 1)} not "
                    "imported (a step check's verdict: a tune's check chooses again)") if self.streams else ""
+        if self.folds:
+            streams += (f"; its fold of the attention's combine into o_proj at {self.folds} batch"
+                        f"{'es' * (self.folds != 1)} not imported (a step check's verdict too)")
         return (f"imported {self.model} ({self.dtype}) for {self.device_name} [{self.fingerprint_key}]: "
                 f"{self.ops} ops, {self.buckets} buckets; winners {self.added} added, "
                 f"{self.replaced} replaced, {self.unchanged} unchanged{plans}{streams}")
@@ -195,7 +199,7 @@ def import_table(store: Store, table_or_path: DispatchTable | dict | str | Path)
         key, device = fp.key, fp.device_name
     return ImportSummary(table.model, table.dtype, device, key, len(table.ops),
                          sum(len(e.buckets) for e in table.ops.values()) - counts["plans"], **counts,
-                         streams=len(table.stream))
+                         streams=len(table.stream), folds=len(table.fold))
 
 
 def check_runnable(table: DispatchTable) -> None:

@@ -48,6 +48,12 @@ dtype) or "fixed" (fixed point), sorted by batch, looked up by interval like the
 A table without it (or a batch past its last entry) runs the rule measured before there was a
 check: fixed point at batch 1, the model dtype above (default_stream). Readers before it ignore it.
 
+A table may also list the decode batches at which the model folds decode attention's combine into
+o_proj (kernel_space.combine_o_proj; qwen3.model FOLD_ENV's `auto`), where the step check measured the
+fold faster: batch 1 at most today (the fold's kernel takes one row). Absent: no fold.
+
+    "fold": [1]
+
 Buckets are sorted by m and looked up by interval: the entry for m serves every M above the
 previous bucket's m up to m itself; past the last bucket the dispatcher runs the unfused path.
 Decode attention's are looked up by interval on the cache's context first, then on the batch
@@ -103,6 +109,7 @@ MAX_BYTES = 16 * 2**20
 MAX_DEPTH = 32
 TIMES = ("median_us", "baseline_us", "speedup")
 STREAMS = ("model", "fixed")  # the residual streams a table may choose per batch (see the module docstring)
+FOLD_BATCHES = (1,)  # the decode batches a table may fold the attention's combine at (one row: combine_o_proj)
 OPTIONAL_TIMES = ("cublas_us", "floor_us")
 
 
@@ -169,6 +176,11 @@ class DispatchTable:
     fingerprint: dict
     ops: dict[str, OpEntry]
     stream: tuple[tuple[int, str], ...] = ()  # (batch, "model" | "fixed"), sorted: the step check's choice
+    fold: tuple[int, ...] = ()  # decode batches whose step folds the attention's combine into o_proj, sorted
+
+    def folds_at(self, batch: int) -> bool:
+        """Whether a decode step of `batch` rows folds decode attention's combine into o_proj."""
+        return batch in self.fold
 
     def stream_at(self, batch: int) -> str:
         """The residual stream a decode step of `batch` rows keeps with this table: the choice of the
@@ -189,6 +201,8 @@ class DispatchTable:
         }
         if self.stream:  # absent rather than empty: a table without it stays byte for byte what it was
             data["stream"] = [{"batch": batch, "stream": stream} for batch, stream in self.stream]
+        if self.fold:
+            data["fold"] = list(self.fold)
         return data
 
 
@@ -387,7 +401,23 @@ def parse_table(data: dict) -> DispatchTable:
         raise TableError("format", f"a table with {ATTENTION_OP} is format {ATTENTION_FORMAT} (format "
                                    f"{data['format']} predates it)")
     return DispatchTable(model=model, dtype=dtype, created=created, fingerprint=fp, ops=ops,
-                         stream=_parse_stream(data))
+                         stream=_parse_stream(data), fold=_parse_fold(data))
+
+
+def _parse_fold(data: dict) -> tuple[int, ...]:
+    """The optional "fold" list: decode batches (ints >= 1), strictly increasing, FOLD_BATCHES only."""
+    if "fold" not in data:
+        return ()
+    raw = _need(data, "fold", list, "")
+    out: list[int] = []
+    for i, batch in enumerate(raw):
+        if not isinstance(batch, int) or isinstance(batch, bool) or batch not in FOLD_BATCHES:
+            raise TableError(f"fold[{i}]", f"must be one of the batches the fold serves {FOLD_BATCHES}, got "
+                                           f"{str(batch)[:MAX_SHORT]!r}")
+        if out and batch <= out[-1]:
+            raise TableError(f"fold[{i}]", f"must be above the entry before it ({out[-1]}), got {batch}")
+        out.append(batch)
+    return tuple(out)
 
 
 def _parse_stream(data: dict) -> tuple[tuple[int, str], ...]:
@@ -470,7 +500,8 @@ HARDWARE_FIELDS = ("device_name", "capability", "sm_count", "total_memory")
 def merge_tables(tables: list[DispatchTable], created: str) -> DispatchTable:
     """One table from several of one model, dtype and GPU: each op from the last table that has it
     (e.g. decode attention tuned on its own, added to a table of the GEMM ops), the stream choice from
-    the last table that has one. The fingerprint is
+    the last table that has one, and the fold choice from the last table a step check decided (one with
+    a stream or a fold choice). The fingerprint is
     the last table's, its kernel hashes those of the ops kept: every op is still checked against the
     code by its own entry's hash when the dispatcher loads it. TableError when the tables disagree on
     model, dtype or hardware (a table's timings hold only on the GPU that measured them)."""
@@ -492,8 +523,9 @@ def merge_tables(tables: list[DispatchTable], created: str) -> DispatchTable:
     fingerprint = dict(tables[-1].fingerprint)
     fingerprint["kernel_hashes"] = {op: entry.kernel_hash for op, entry in ops.items()}
     stream = next((t.stream for t in reversed(tables) if t.stream), ())  # the last table that chose one
+    fold = next((t.fold for t in reversed(tables) if t.stream or t.fold), ())  # the last step check's choice
     merged = DispatchTable(model=first.model, dtype=first.dtype, created=created, fingerprint=fingerprint, ops=ops,
-                           stream=stream)
+                           stream=stream, fold=fold)
     return parse_table(merged.to_dict())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -168,6 +169,10 @@ def _table(store) -> dict:
     (lambda d: d.update(stream=[{"stream": "fixed"}]), "stream[0].batch"),
     (lambda d: d.update(stream=[{"batch": 8, "stream": "fixed"}, {"batch": 8, "stream": "model"}]), "stream[1].batch"),
     (lambda d: d.update(stream=[{"batch": 1, "stream": "fixed"}, "model"]), "stream[1]"),
+    (lambda d: d.update(fold=1), "fold"),
+    (lambda d: d.update(fold=[8]), "fold[0]"),
+    (lambda d: d.update(fold=[True]), "fold[0]"),
+    (lambda d: d.update(fold=[1, 1]), "fold[1]"),
 ])
 def test_malformed_tables_are_refused_naming_the_field(filled, edit, field):
     store, _ = filled
@@ -236,3 +241,21 @@ def test_the_stream_choice_round_trips_and_falls_back_to_the_rule(filled):
     assert summary.endswith("; its residual stream choice at 2 batches not imported (a step check's verdict: "
                             "a tune's check chooses again)")
     assert "stream" not in str(import_table(store, plain))
+
+
+def test_the_fold_choice_round_trips_and_is_off_without_it(filled):
+    """A table's "fold" (the batches its step check folded the attention's combine into o_proj at)
+    loads, dumps and merges with the step check's other choice; without it nothing folds."""
+    store, _ = filled
+    data = _table(store)
+    plain = load_table(data)
+    assert plain.fold == () and not plain.folds_at(1) and "fold" not in plain.to_dict()
+    data["fold"] = [1]
+    table = load_table(data)
+    assert table.fold == (1,) and table.folds_at(1) and not table.folds_at(2)
+    assert load_table(json.loads(dump_table(table))) == table
+    assert merge_tables([table, plain], "2026-11-29T00:00:00Z").fold == (1,)
+    decided = replace(plain, stream=((1, "model"),))  # a later step check that did not fold
+    assert merge_tables([table, decided], "2026-11-29T00:00:00Z").fold == ()
+    assert str(import_table(store, table)).endswith("; its fold of the attention's combine into o_proj at 1 batch "
+                                                    "not imported (a step check's verdict too)")
