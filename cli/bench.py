@@ -59,6 +59,9 @@ def bench(
 
         streams = describe_streams(batches, ops.table, torch_dtype(dtype, True))
         typer.echo(f"residual stream of the table arm in decode: {streams}")
+        folded = [b for b in batches if ops.folds(b)]
+        if folded:
+            typer.echo(f"decode attention's combine folded into o_proj at batch {', '.join(map(str, folded))}")
     if breakdown:
         out.print(_breakdown_table(rows, PARTS))
     if json_out is not None:

@@ -89,9 +89,10 @@ ARMS = ("unfused", "table", "previous")
 
 def print_steps(out, frame) -> None:
     """One compact table per step check (GPU, model, dtype, table): tok/s per batch in each arm (table:
-    its stream in the model dtype; fixed: the same table with a fixed-point stream), the new table's
-    speedup (at its faster stream) over unfused and over the previous table, and the arm that ships
-    (the table with the stream it ships with). Fits 100 columns."""
+    its stream in the model dtype; fixed: the same table with a fixed-point stream; fold: the faster of
+    its two streams with decode attention's combine folded into o_proj, batch 1), the new table's
+    speedup (at its fastest variant) over unfused and over the previous table, and the arm that ships
+    (the table with the stream, and the fold, it ships with). Fits 100 columns."""
     if frame.empty:
         return
     keys = ["gpu", "fingerprint", "model", "dtype", "run_id"]
@@ -99,7 +100,8 @@ def print_steps(out, frame) -> None:
         first = group.iloc[0]
         has_previous = group["previous_tok_s"].notna().any()
         has_fixed = group["fixed_stream_tok_s"].notna().any()
-        columns = ["batch", "unfused", "table", *(["fixed"] if has_fixed else []),
+        has_fold = group["fold_tok_s"].notna().any() or group["fold_fixed_tok_s"].notna().any()
+        columns = ["batch", "unfused", "table", *(["fixed"] if has_fixed else []), *(["fold"] if has_fold else []),
                    *(["previous"] if has_previous else []), "speedup", *(["vs previous"] if has_previous else []),
                    "ships"]
         state = "export applies this check" if first["current"] else "the winners have changed since"
@@ -108,13 +110,22 @@ def print_steps(out, frame) -> None:
                   f"measured {first['created_at']:%Y-%m-%d %H:%M}")
         table = new_table(None, columns, set(columns) - {"ships"})
         for row in group.itertuples(index=False):
-            ships = f"table, {row.stream} stream" if row.ships == "table" and isinstance(row.stream, str) else row.ships
+            ships = _ships(row)
             cells = {"batch": str(row.batch), "speedup": _times(row.speedup), "vs previous": _times(row.vs_previous),
-                     "ships": ships, "fixed": _tok_s(row.fixed_stream_tok_s)}
+                     "ships": ships, "fixed": _tok_s(row.fixed_stream_tok_s),
+                     "fold": _tok_s(max((v for v in (row.fold_tok_s, row.fold_fixed_tok_s) if v == v and v is not None),
+                                        default=None))}
             for arm in ARMS:
                 cells[arm] = _tok_s(getattr(row, f"{arm}_tok_s"))
             table.add_row(*(cells[name] for name in columns))
         out.print(table)
+
+
+def _ships(row) -> str:
+    """The arm that ships, and for the new table the variant it ships with: "table, fixed stream, fold"."""
+    if row.ships != "table" or not isinstance(row.stream, str):
+        return row.ships
+    return f"table, {row.stream} stream" + (", fold" if row.fold is True else "")
 
 
 def _tok_s(value) -> str:

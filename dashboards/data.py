@@ -37,9 +37,9 @@ STUDY_FIELDS = ["study_id", "name", "op", "n", "k", "dtype", "m", "context", "tr
                 "best_us", "winner_arm"]
 IMPORTANCE_FIELDS = ["study_id", "op", "m", "context", "complete", "param", "importance", "note"]
 STEP_FIELDS = ["run_id", "table_hash", "current", "previous_hash", "context", "output_len", "batch", "ships", "stream",
-               "speedup", "vs_previous", "unfused_tok_s", "table_tok_s", "fixed_stream_tok_s", "previous_tok_s",
-               "unfused_step_ms", "table_step_ms", "fixed_stream_step_ms", "previous_step_ms", "unfused_prefill_ms",
-               "table_prefill_ms", "fixed_stream_prefill_ms", "previous_prefill_ms"]
+               "fold", "speedup", "vs_previous",
+               *(f"{arm}_{what}" for what in ("tok_s", "step_ms", "prefill_ms")
+                 for arm in ("unfused", "table", "fixed_stream", "fold", "fold_fixed", "previous"))]
 
 
 @dataclass

@@ -150,15 +150,17 @@ def _steps(page: _Page, steps: pd.DataFrame) -> None:
     page.add('<p class="note">What <code>tune</code> measured after tuning: decode tokens/s of the model (CUDA graph, '
              "random weights) with no table (unfused), with the new table and with the table exported before "
              "the tune (previous), and the new table with its residual stream in fixed point (fixed_stream; "
-             "the table arm keeps the model dtype). Where the new table is not the fastest, <code>export</code> "
-             "writes the faster arm's choices at that batch (ships); where it is, the faster of its streams "
-             "(stream).</p>")
+             "the table arm keeps the model dtype), and at batch 1 with decode attention's combine folded into "
+             "o_proj (fold and fold_fixed). Where the new table is not the fastest, <code>export</code> "
+             "writes the faster arm's choices at that batch (ships); where it is, its fastest variant "
+             "(stream, fold).</p>")
     for run_id, run in steps.groupby("run_id", sort=False):
         first = run.iloc[0]
         state = "export applies this check" if first["current"] else "the winners have changed since"
         page.add(f'<p class="note ks-steps" data-run="{int(run_id)}">table {escape(str(first["table_hash"]))} '
                  f"({state}), context {int(first['context'])}, measured {first['created_at']:%Y-%m-%d %H:%M}</p>")
-        arms = [arm for arm in ("unfused", "table", "fixed_stream", "previous") if run[f"{arm}_tok_s"].notna().any()]
+        arms = [arm for arm in ("unfused", "table", "fixed_stream", "fold", "fold_fixed", "previous")
+                if run[f"{arm}_tok_s"].notna().any()]
         shown = pd.DataFrame({"batch": run["batch"]})
         for arm in arms:
             shown[f"{arm} tok/s"] = run[f"{arm}_tok_s"].map(lambda v: "-" if v != v else f"{v:,.0f}")
@@ -168,7 +170,9 @@ def _steps(page: _Page, steps: pd.DataFrame) -> None:
         shown["ships"] = run["ships"]
         if "fixed_stream" in arms:
             shown["stream"] = run["stream"].map(lambda v: v if isinstance(v, str) else "-")
-        page.add(_table(shown, left=("ships", "stream")))
+        if "fold" in arms or "fold_fixed" in arms:
+            shown["fold"] = run["fold"].map(lambda v: "yes" if v is True else "no" if v is False else "-")
+        page.add(_table(shown, left=("ships", "stream", "fold")))
 
 
 def _on_cpu(section: Section) -> bool:

@@ -75,9 +75,10 @@ def run_bench(config: Qwen3Config, batches: list[int], contexts: list[int], outp
 
 def bench_arms(config: Qwen3Config, arms: list[tuple[str, Dispatcher]], batches: list[int], contexts: list[int],
                output_len: int, breakdown: bool = False, dtype: torch.dtype = torch.bfloat16, repeats: int = 3,
-               seed: int = 0, progress=None) -> list[BenchRow]:
+               seed: int = 0, progress=None, arm_batches: dict[str, list[int]] | None = None) -> list[BenchRow]:
     """run_bench over any named dispatchers: one row per (arm, batch, context), arm by arm, every arm
-    on the same random weights and prompts (what tune's end-to-end check of a table uses)."""
+    on the same random weights and prompts (what tune's end-to-end check of a table uses). arm_batches:
+    the batches of the arms named there, instead of `batches`."""
     progress = progress or (lambda text: None)
     if not torch.cuda.is_available():
         raise RuntimeError("the end-to-end benchmark needs a CUDA GPU")
@@ -87,7 +88,7 @@ def bench_arms(config: Qwen3Config, arms: list[tuple[str, Dispatcher]], batches:
     for arm, ops in arms:
         model.set_dispatcher(ops)
         for context in contexts:
-            for batch in batches:
+            for batch in (arm_batches or {}).get(arm, batches):
                 progress(f"{arm}: batch {batch}, context {context} (capture compiles the kernels)")
                 rows.append(bench_cell(model, arm, batch, context, output_len, repeats, seed, breakdown))
     return rows

@@ -188,16 +188,17 @@ class Attention(nn.Module):
         (kernel_space.combine_o_proj); every other path returns o."""
         self.check_cache()
         b, t = positions.shape
+        partials = {"partials": True} if partials else {}  # passed only when asked: the other calls as before
         if prep is not None:
             q_norm, k_norm, rotary, eps = prep
             return decode_attention_prep(q, q_norm.weight, k_norm.weight, rotary.cos, rotary.sin, eps, self.k_cache,
                                          self.v_cache, positions, self.scale, first_row, self.decode_config(b),
-                                         partials)
+                                         **partials)
         if t == 1 and use_triton(self.impl, q):
             config = self.decode_config(b)
             if config is None or config.get("impl") != "unfused":
                 return decode_attention(q, self.k_cache, self.v_cache, positions, self.scale, first_row, config,
-                                        partials)
+                                        **partials)
         if from_start and t > 1:
             return self._prompt_attention(q, first_row)
         k_cache = self.k_cache[first_row:first_row + b]

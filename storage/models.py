@@ -286,3 +286,28 @@ class StepStream(Base):
     step_ms: Mapped[float] = mapped_column(Float)
     tok_s: Mapped[float] = mapped_column(Float)
     prefill_ms: Mapped[float | None] = mapped_column(Float)
+
+
+FOLD_STREAMS = ("model", "fixed")
+
+
+class StepFold(Base):
+    """The fold's part of a StepRun, one row per (benched batch, stream): the decode step with the new
+    table, decode attention's combine folded into o_proj (kernel_space.combine_o_proj) and the residual
+    stream in `stream` ("model": the weights' dtype, "fixed": fixed point), beside the table arm's and
+    the fixed-point arm's rows without the fold. The check ships, per batch, the fastest of them
+    (storage.steps); batch 1 only today (the fold's kernel takes one row)."""
+
+    __tablename__ = "ks_step_folds"
+    __table_args__ = (
+        UniqueConstraint("run_id", "batch", "stream", name="uq_ks_step_folds_run_batch_stream"),
+        CheckConstraint(_in("stream", FOLD_STREAMS), name="ck_ks_step_folds_stream"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("ks_step_runs.id", ondelete="CASCADE"))
+    batch: Mapped[int] = mapped_column(Integer)
+    stream: Mapped[str] = mapped_column(String(16))
+    step_ms: Mapped[float] = mapped_column(Float)
+    tok_s: Mapped[float] = mapped_column(Float)
+    prefill_ms: Mapped[float | None] = mapped_column(Float)

@@ -282,7 +282,7 @@ def _importances(optuna, storage, name: str, min_complete: int):
 
 
 STEP_COLUMNS = ["gpu", "fingerprint", "model", "dtype", "run_id", "table_hash", "current", "previous_hash", "context",
-                "output_len", "created_at", "batch", "ships", "stream", "speedup", "vs_previous",
+                "output_len", "created_at", "batch", "ships", "stream", "fold", "speedup", "vs_previous",
                 *(f"{arm}_{what}" for what in ("tok_s", "step_ms", "prefill_ms") for arm in ROW_ARMS)]
 
 
@@ -337,7 +337,8 @@ def _step_record(gpu: str, run, verdict, current: bool) -> dict:
               "run_id": run.id, "table_hash": run.table_hash, "current": current,
               "previous_hash": run.previous_hash, "context": run.context, "output_len": run.output_len,
               "created_at": run.created_at, "batch": verdict.batch, "ships": verdict.ships,
-              "stream": verdict.stream, "speedup": verdict.speedup, "vs_previous": verdict.vs_previous}
+              "stream": verdict.stream, "fold": verdict.fold, "speedup": verdict.speedup,
+              "vs_previous": verdict.vs_previous}
     for arm in ROW_ARMS:
         row = rows.get(arm)
         record[f"{arm}_tok_s"] = row.tok_s if row else None

@@ -10,16 +10,19 @@ step (tuner.step_bench, CUDA graph, random weights) in four arms, in one process
     table         the new table: what the winners in the database give now (storage.export.build_table),
                   its residual stream in the weights' dtype
     fixed_stream  the new table with its residual stream in fixed point (qwen3.model.STREAM_ENV)
+    fold, fold_fixed  at batch 1, the new table with decode attention's combine folded into o_proj
+                  (kernel_space.combine_o_proj), its stream in the model dtype and in fixed point
     previous      the table `export` would have written before this tune, when there was one and its
                   choices differ from the new table's (its own stream choice, storage.table)
 
 and records one StepRun (both tables kept whole) with one StepBench per arm and batch size (a
-StepStream for the fixed_stream arm).
+StepStream for the fixed_stream arm, a StepFold for each fold arm).
 
-The new table's step at a batch is the faster of its two streams, and that stream is the table's
-choice there (Verdict.stream; export writes it as the table's "stream", which the model's default
-stream follows). A batch where another arm ships keeps that arm's stream: the model dtype for the
-unfused path, the previous table's choice for the previous table.
+The new table's step at a batch is the fastest of its variants (two streams, and at batch 1 each with
+the fold), and that variant is the table's choice there (Verdict.stream and Verdict.fold; export
+writes them as the table's "stream" and "fold", which the model's defaults follow). A batch where
+another arm ships keeps that arm's choices: the model dtype and no fold for the unfused path, the
+previous table's choices for the previous table.
 
 The rule (decide): at each benched batch the arm with the fastest step ships; a tie goes to the new
 table, then the previous one. Where it is not the new table, `export` (shipped_table) replaces the
@@ -50,16 +53,20 @@ from kernel_space.attention_shape import describe as describe_bucket
 from kernel_space.spec import UNFUSED_CONFIG
 from storage.engine import StorageError
 from storage.export import build_table
-from storage.models import STEP_ARMS, Fingerprint, StepAttention, StepBench, StepRun, StepStream, as_utc
+from storage.models import STEP_ARMS, Fingerprint, StepAttention, StepBench, StepFold, StepRun, StepStream, as_utc
 from storage.store import Store, fingerprint_key, fingerprint_row
-from storage.table import PLAN_ARM, Bucket, DispatchTable, parse_table
+from storage.table import FOLD_BATCHES, PLAN_ARM, Bucket, DispatchTable, parse_table
 
 # Who wins a tie: the new table (its per-op winners were confirmed), then the previous one.
 PREFERENCE = ("table", "previous", "unfused")
 # The new table with a fixed-point residual stream: a row arm of its own (stored as a StepStream), not
 # a contender beside PREFERENCE's (it is the new table too: Verdict.table_ms takes the faster stream).
 STREAM_ARM = "fixed_stream"
-ROW_ARMS = (*STEP_ARMS, STREAM_ARM)
+# The new table with decode attention's combine folded into o_proj, by the stream it keeps (StepFold rows).
+FOLD_ARMS = {"fold": "model", "fold_fixed": "fixed"}
+ROW_ARMS = (*STEP_ARMS, STREAM_ARM, *FOLD_ARMS)
+# The new table's variants, each with the stream it keeps: a tie goes to the first (no fold, model dtype).
+TABLE_ARMS = {"table": "model", STREAM_ARM: "fixed", **FOLD_ARMS}
 
 
 @dataclass(frozen=True)
@@ -82,20 +89,33 @@ class Verdict:
     step_ms: dict[str, float]
 
     @property
+    def best_table_arm(self) -> str | None:
+        """The fastest of the new table's variants measured at this batch (TABLE_ARMS; a tie goes to the
+        earlier one: the model dtype before fixed point, no fold before the fold)."""
+        measured = [arm for arm in TABLE_ARMS if arm in self.step_ms]
+        return min(measured, key=lambda arm: self.step_ms[arm]) if measured else None
+
+    @property
     def stream(self) -> str | None:
-        """The new table's residual stream at this batch: "fixed" where its fixed-point arm was faster
-        than the model-dtype one (a tie goes to the model dtype), else "model"; None when the fixed
-        point arm was not measured (a check before there was one)."""
-        fixed, model = self.step_ms.get(STREAM_ARM), self.step_ms.get("table")
-        if fixed is None or model is None:
+        """The new table's residual stream at this batch: the stream of its fastest variant ("fixed" or
+        "model"); None when the fixed point arm was not measured (a check before there was one)."""
+        if STREAM_ARM not in self.step_ms or "table" not in self.step_ms:
             return None
-        return "fixed" if fixed < model else "model"
+        return TABLE_ARMS[self.best_table_arm]
+
+    @property
+    def fold(self) -> bool | None:
+        """Whether the new table folds decode attention's combine into o_proj at this batch: its fastest
+        variant is a fold arm; None when no fold arm was measured (batches above 1, older checks)."""
+        if not any(arm in self.step_ms for arm in FOLD_ARMS):
+            return None
+        return self.best_table_arm in FOLD_ARMS
 
     @property
     def table_ms(self) -> float | None:
-        """The new table's step at its stream (the faster of its two)."""
-        times = [self.step_ms[arm] for arm in ("table", STREAM_ARM) if arm in self.step_ms]
-        return min(times) if times else None
+        """The new table's step at its fastest variant (stream and fold)."""
+        best = self.best_table_arm
+        return self.step_ms[best] if best is not None else None
 
     @property
     def speedup(self) -> float | None:
@@ -151,7 +171,7 @@ def decide(rows: list[StepRow]) -> list[Verdict]:
     verdicts = []
     for batch in sorted(by_batch):
         times = by_batch[batch]
-        contenders = {arm: ms for arm, ms in times.items() if arm != STREAM_ARM}
+        contenders = {arm: ms for arm, ms in times.items() if arm not in TABLE_ARMS or arm == "table"}
         if "table" in contenders:
             contenders["table"] = Verdict(batch, "table", times).table_ms
         ships = min(contenders, key=lambda arm: (contenders[arm], PREFERENCE.index(arm)))
@@ -177,7 +197,10 @@ def record_run(store: Store, fp: dict, model: str, dtype: str, table: DispatchTa
         s.add(run)
         s.flush()
         for row in rows:
-            kind = StepStream if row.arm == STREAM_ARM else partial(StepBench, arm=row.arm)
+            if row.arm in FOLD_ARMS:
+                kind = partial(StepFold, stream=FOLD_ARMS[row.arm])
+            else:
+                kind = StepStream if row.arm == STREAM_ARM else partial(StepBench, arm=row.arm)
             s.add(kind(run_id=run.id, batch=row.batch, step_ms=row.step_ms, tok_s=row.tok_s, prefill_ms=row.prefill_ms))
         for row in attention:
             s.add(StepAttention(run_id=run.id, batch=row.batch, context=row.context, slots=row.slots,
@@ -207,8 +230,10 @@ def _check_rows(rows: list[StepRow], has_previous: bool) -> None:
             raise ValueError(f"step arm must be one of {ROW_ARMS}, got {row.arm!r}")
         if row.arm == "previous" and not has_previous:
             raise ValueError("rows of the previous arm need the previous table")
-        if row.arm == STREAM_ARM and row.batch not in tables:
-            raise ValueError(f"a {STREAM_ARM} row needs the table arm's row at its batch ({row.batch})")
+        if row.arm in TABLE_ARMS and row.batch not in tables:
+            raise ValueError(f"a {row.arm} row needs the table arm's row at its batch ({row.batch})")
+        if row.arm in FOLD_ARMS and row.batch not in FOLD_BATCHES:
+            raise ValueError(f"a {row.arm} row must be at a batch the fold serves {FOLD_BATCHES}, got {row.batch}")
         if not isinstance(row.batch, int) or row.batch < 1:
             raise ValueError(f"batch must be an int >= 1, got {row.batch!r}")
         for name in ("step_ms", "tok_s", "prefill_ms"):
@@ -274,6 +299,9 @@ def _run_info(s, run: StepRun, key: str) -> RunInfo:
         select(StepBench).where(StepBench.run_id == run.id).order_by(StepBench.batch, StepBench.id))]
     rows += [StepRow(STREAM_ARM, r.batch, r.step_ms, r.tok_s, r.prefill_ms) for r in s.scalars(
         select(StepStream).where(StepStream.run_id == run.id).order_by(StepStream.batch))]
+    fold_arm = {stream: arm for arm, stream in FOLD_ARMS.items()}
+    rows += [StepRow(fold_arm[r.stream], r.batch, r.step_ms, r.tok_s, r.prefill_ms) for r in s.scalars(
+        select(StepFold).where(StepFold.run_id == run.id).order_by(StepFold.batch, StepFold.id))]
     attention = s.scalars(select(StepAttention).where(StepAttention.run_id == run.id)
                           .order_by(StepAttention.context, StepAttention.batch))
     return RunInfo(
@@ -290,9 +318,10 @@ def apply_verdicts(table: DispatchTable, previous: DispatchTable | None, verdict
     Decode attention's buckets, keyed by batch and context (kernel_space.attention_shape), follow
     their own rows: where the default plan's step was faster, the bucket's arm becomes "plan" (listed
     under its batch as "decode_attention ctx=C"); unmeasured ones are kept as tuned. The table's stream
-    choice (storage.table) is set at every batch whose verdict has one (see the module docstring)."""
+    and fold choices (storage.table) are set at every batch whose verdict has them (see the module
+    docstring)."""
     vetoed = {v.batch: v.ships for v in verdicts if v.ships != "table"}
-    stream = _streams(table, previous, verdicts)
+    stream, fold = _streams(table, previous, verdicts), _folds(table, previous, verdicts)
     ops, changed = {}, defaultdict(list)
     for name, entry in table.ops.items():
         if name == ATTENTION_OP:
@@ -312,7 +341,7 @@ def apply_verdicts(table: DispatchTable, previous: DispatchTable | None, verdict
                 changed[bucket.m].append(name)
             buckets.append(new)
         ops[name] = replace(entry, buckets=tuple(buckets))
-    return replace(table, ops=ops, stream=stream), dict(changed)
+    return replace(table, ops=ops, stream=stream, fold=fold), dict(changed)
 
 
 def _streams(table: DispatchTable, previous: DispatchTable | None, verdicts: list[Verdict]) -> tuple:
@@ -330,6 +359,19 @@ def _streams(table: DispatchTable, previous: DispatchTable | None, verdicts: lis
         else:
             chosen[v.batch] = previous.stream_at(v.batch)
     return tuple(sorted(chosen.items()))
+
+
+def _folds(table: DispatchTable, previous: DispatchTable | None, verdicts: list[Verdict]) -> tuple[int, ...]:
+    """The shipped table's fold batches: where the new table ships, its verdict's; where the unfused
+    path does, none; where the previous table does, the previous table's choice; the new table's own
+    at batches no verdict decided."""
+    chosen = set(table.fold)
+    for v in verdicts:
+        if v.fold is None:
+            continue
+        keep = v.fold if v.ships == "table" else v.ships == "previous" and previous.folds_at(v.batch)
+        (chosen.add if keep else chosen.discard)(v.batch)
+    return tuple(sorted(chosen))
 
 
 def _plan_where_faster(entry, attention: list[AttentionRow]):
@@ -373,6 +415,7 @@ class Shipped:
             "context": self.run.context,
             "previous_hash": self.run.previous_hash,
             "batches": [{"batch": v.batch, "ships": v.ships, **({"stream": v.stream} if v.stream else {}),
+                         **({"fold": v.fold} if v.fold is not None else {}),
                          **{f"{arm}_ms": round(ms, 4) for arm, ms in v.step_ms.items()}}
                         for v in self.run.verdicts],
             "replaced": {str(batch): ops for batch, ops in sorted(self.replaced.items())},
@@ -425,7 +468,7 @@ def describe(verdicts: list[Verdict], replaced: dict[int, list[str]],
         head = [f"the new table ships: its decode step is the fastest at every batch measured ({batches})"]
     else:
         head = _lost_lines(lost, replaced)
-    return head + _stream_lines(verdicts) + _attention_lines(attention)
+    return head + _stream_lines(verdicts) + _fold_lines(verdicts) + _attention_lines(attention)
 
 
 def _stream_lines(verdicts: list[Verdict]) -> list[str]:
@@ -437,9 +480,29 @@ def _stream_lines(verdicts: list[Verdict]) -> list[str]:
     for stream, name in (("fixed", "fixed point"), ("model", "the model dtype")):
         picked = [v for v in measured if v.stream == stream]
         if picked:
-            times = "; ".join(f"{v.step_ms[STREAM_ARM]:.3f} vs {v.step_ms['table']:.3f} ms" for v in picked)
+            times = "; ".join("{:.3f} vs {:.3f} ms".format(*_stream_pair(v)) for v in picked)
             parts.append(f"{name} at batch {', '.join(str(v.batch) for v in picked)} ({times}, fixed vs model)")
     return ["residual stream of the new table: " + "; ".join(parts)]
+
+
+def _stream_pair(v: Verdict) -> tuple[float, float]:
+    """(fixed point, model dtype) step ms of the new table, both folded where the fold ships."""
+    if v.fold and all(arm in v.step_ms for arm in FOLD_ARMS):
+        return v.step_ms["fold_fixed"], v.step_ms["fold"]
+    return v.step_ms[STREAM_ARM], v.step_ms["table"]
+
+
+def _fold_lines(verdicts: list[Verdict]) -> list[str]:
+    """One line a batch where the check measured the fold of decode attention's combine into o_proj."""
+    lines = []
+    for v in verdicts:
+        if v.fold is None:
+            continue
+        fold = min(v.step_ms[arm] for arm in FOLD_ARMS if arm in v.step_ms)
+        plain = min(v.step_ms[arm] for arm in ("table", STREAM_ARM) if arm in v.step_ms)
+        lines.append(f"decode attention's combine folded into o_proj at batch {v.batch}: "
+                     f"{'yes' if v.fold else 'no'} ({fold:.3f} ms folded vs {plain:.3f} ms not)")
+    return lines
 
 
 def _attention_lines(attention: list[AttentionRow]) -> list[str]:

@@ -12,7 +12,10 @@ the unfused one.
 
 The new table runs twice, its residual stream in the weights' dtype (arm "table") and in fixed point
 (STREAM_ARM): which is faster differs by model and batch (on an H200 fixed point gained 5% at 0.6B
-batch 1 and lost 16% at batch 8), so the check measures it on the GPU at hand, like a fusion.
+batch 1 and lost 16% at batch 8), so the check measures it on the GPU at hand, like a fusion. At
+batch 1 it runs twice more, with decode attention's combine folded into o_proj (FOLD_ARMS, one a
+stream; kernel_space.combine_o_proj): on an H200 that made Qwen3-0.6B's step 2-5% faster and 1.7B's
+no faster, so it is measured too.
 
 A table with decode attention buckets is also timed at each of them (measure_attention): the step at
 the bucket's batch over caches inside the bucket's context interval (near its low end and at its
@@ -33,6 +36,7 @@ from qwen3.config import Qwen3Config
 from storage import Store
 from storage.export import build_table
 from storage.steps import (
+    FOLD_ARMS,
     STREAM_ARM,
     AttentionRow,
     StepRow,
@@ -44,7 +48,7 @@ from storage.steps import (
     table_hash,
 )
 from storage.store import fingerprint_key
-from storage.table import DispatchTable
+from storage.table import FOLD_BATCHES, DispatchTable
 
 CONTEXT = 128  # prompt tokens in the cache when decoding starts (the bench command's default)
 OUTPUT_LEN = 32  # decode steps a timed run takes
@@ -148,9 +152,16 @@ def with_stream(table: DispatchTable, batches: list[int], stream: str) -> Dispat
     return replace(table, stream=tuple((batch, stream) for batch in sorted(batches)))
 
 
+def with_fold(table: DispatchTable, batches: list[int]) -> DispatchTable:
+    """`table` folding decode attention's combine into o_proj at each of `batches` (FOLD_BATCHES only)."""
+    return replace(table, fold=tuple(sorted(batches)))
+
+
 def measure(config: Qwen3Config, arms: list[tuple[str, DispatchTable | None]], batches: list[int], dtype: str,
-            progress: Callable[[str], None] | None = None) -> list[StepRow]:
-    """Each arm's decode step at each batch on this process's GPU (qwen3.bench.bench_arms)."""
+            progress: Callable[[str], None] | None = None,
+            arm_batches: dict[str, list[int]] | None = None) -> list[StepRow]:
+    """Each arm's decode step at each batch (at arm_batches' where it names the arm) on this process's GPU
+    (qwen3.bench.bench_arms)."""
     import torch
 
     from qwen3.bench import bench_arms
@@ -160,12 +171,13 @@ def measure(config: Qwen3Config, arms: list[tuple[str, DispatchTable | None]], b
     times: dict[tuple[str, int], list] = {}
     # Each arm once early and once late (module docstring): A B B A on one model, which also cancels a
     # drift that grows linearly with the time the check has run.
+    arm_batches = arm_batches or {}
     for r in bench_arms(config, named + named[::-1], batches, [CONTEXT], OUTPUT_LEN, dtype=getattr(torch, dtype),
-                        repeats=REPEATS, progress=progress):
+                        repeats=REPEATS, progress=progress, arm_batches=arm_batches):
         times.setdefault((r.arm, r.batch), []).append((r.decode_ms, r.prefill_ms))
     rows = []
     for arm, _ in named:
-        for batch in batches:
+        for batch in arm_batches.get(arm, batches):
             step_ms = sum(t[0] for t in times[arm, batch]) / len(times[arm, batch])
             prefill_ms = sum(t[1] for t in times[arm, batch]) / len(times[arm, batch])
             rows.append(StepRow(arm, batch, step_ms, batch * 1000 / step_ms, prefill_ms))
@@ -184,6 +196,10 @@ def step_check(store: Store, config: Qwen3Config, dtype: str, fp: dict, previous
     arms: list[tuple[str, DispatchTable | None]] = [
         ("unfused", None), ("table", with_stream(table, batches, "model")),
         (STREAM_ARM, with_stream(table, batches, "fixed"))]
+    # And where a batch is one the fold serves, both streams again with the fold there.
+    folded = [batch for batch in batches if batch in FOLD_BATCHES]
+    if folded:
+        arms += [(arm, with_fold(with_stream(table, folded, stream), folded)) for arm, stream in FOLD_ARMS.items()]
     if previous is None:
         no_previous = "no table for this GPU before this tune"
     elif table_hash(previous) == new_hash:
@@ -191,7 +207,7 @@ def step_check(store: Store, config: Qwen3Config, dtype: str, fp: dict, previous
     else:
         no_previous = None
         arms.append(("previous", previous))
-    rows = measure(config, arms, batches, dtype, progress)
+    rows = measure(config, arms, batches, dtype, progress, {arm: folded for arm in FOLD_ARMS})
     cells, skipped = attention_cells(table, batches), []
     attention = measure_attention(config, table, cells, dtype, progress, skipped) if cells else []
     run_id = record_run(store, fp, config.name, dtype, table, previous, CONTEXT, OUTPUT_LEN, rows, attention)

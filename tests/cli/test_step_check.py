@@ -176,28 +176,33 @@ def test_tune_on_a_gpu_checks_the_table_and_prints_what_ships(monkeypatch, tmp_p
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H100 80GB HBM3")
     calls = []
 
-    def measure(config, arms, batches, dtype, progress=None):
-        calls.append(([arm for arm, _ in arms], batches, dtype))
-        steps = {"unfused": {1: 1.0, 4: 2.0}, "table": {1: 0.8, 4: 2.2}, "fixed_stream": {1: 0.7, 4: 2.3}}
-        return [StepRow(arm, b, steps[arm][b], b * 1000 / steps[arm][b], 5.0) for arm, _ in arms for b in batches]
+    def measure(config, arms, batches, dtype, progress=None, arm_batches=None):
+        calls.append(([arm for arm, _ in arms], batches, dtype, arm_batches))
+        steps = {"unfused": {1: 1.0, 4: 2.0}, "table": {1: 0.8, 4: 2.2}, "fixed_stream": {1: 0.7, 4: 2.3},
+                 "fold": {1: 0.68}, "fold_fixed": {1: 0.66}}
+        return [StepRow(arm, b, steps[arm][b], b * 1000 / steps[arm][b], 5.0) for arm, _ in arms
+                for b in (arm_batches or {}).get(arm, batches)]
 
     monkeypatch.setattr(step_bench, "measure", measure)
     db = f"sqlite:///{tmp_path / 'ks.db'}"
     result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,4,512", "--db", db, env={"COLUMNS": "100"})
     assert result.exit_code == 0, result.output
-    assert calls == [(["unfused", "table", "fixed_stream"], [1, 4], "bfloat16")]  # the decode buckets only
+    # The decode buckets only; the fold at batch 1 only.
+    assert calls == [(["unfused", "table", "fixed_stream", "fold", "fold_fixed"], [1, 4], "bfloat16",
+                      {"fold": [1], "fold_fixed": [1]})]
     out = result.stdout
     lines = step_lines(out)
     section = lines[:next(i for i, line in enumerate(lines) if line.startswith("batch 4:"))]  # heading, table
     assert max(len(line) for line in section) <= 100
     rows = [line.split() for line in section if line.strip()[:1].isdigit()]
-    # The table at batch 1 with its faster stream (fixed point: 0.7 ms), at 4 the unfused path.
-    assert rows == [["1", "1,000", "1,250", "1,429", "1.43x", "table,", "fixed", "stream"],
-                    ["4", "2,000", "1,818", "1,739", "0.91x", "unfused"]]
+    # The table at batch 1 with its fastest variant (fixed point and the fold: 0.66 ms), at 4 the unfused path.
+    assert rows == [["1", "1,000", "1,250", "1,429", "1,515", "1.52x", "table,", "fixed", "stream,", "fold"],
+                    ["4", "2,000", "1,818", "1,739", "-", "0.91x", "unfused"]]
     assert "batch 4: the unfused step is faster (2.000 ms vs 2.200 ms with the new table): no bucket at M=4 " \
            "differs from the unfused path" in out
-    assert "residual stream of the new table: fixed point at batch 1 (0.700 vs 0.800 ms, fixed vs model); the " \
+    assert "residual stream of the new table: fixed point at batch 1 (0.660 vs 0.680 ms, fixed vs model); the " \
            "model dtype at batch 4 (2.300 vs 2.200 ms, fixed vs model)" in out
+    assert "decode attention's combine folded into o_proj at batch 1: yes (0.660 ms folded vs 0.700 ms not)" in out
     assert "no previous arm: no table for this GPU before this tune" in out
     assert out.rstrip().splitlines()[-1].startswith("next: kernel-search export --model qwen3-tiny")
     shown = run("show", "--db", db, env={"COLUMNS": "100"}).stdout
@@ -211,6 +216,7 @@ def test_tune_on_a_gpu_checks_the_table_and_prints_what_ships(monkeypatch, tmp_p
     assert [(b["batch"], b["ships"], b["stream"]) for b in data["step_check"]["batches"]] == \
         [(1, "table", "fixed"), (4, "unfused", "model")]
     assert load_table(out_file).stream_at(1) == "fixed" and load_table(out_file).stream_at(2) == "model"
+    assert data["fold"] == [1] and load_table(out_file).folds_at(1)
 
 
 def test_bench_batches_must_be_tuned_decode_buckets(tmp_path):

@@ -125,7 +125,7 @@ def _decode_configs(model, monkeypatch, batch=2, max_len=40) -> list:
     """The configs decode_attention got during one decode step of `batch` sequences (None: the plan)."""
     seen = []
     real = layers.decode_attention
-    monkeypatch.setattr(layers, "decode_attention", lambda *a: seen.append(a[-1]) or real(*a))
+    monkeypatch.setattr(layers, "decode_attention", lambda *a, **kw: seen.append(a[-1]) or real(*a, **kw))
     model.set_attention_impl("triton")
     model.allocate_kv_cache(batch, max_len)
     with torch.inference_mode():
@@ -142,7 +142,7 @@ def test_a_bucket_with_prep_fused_runs_the_fused_kernel_and_one_without_prep_run
     model.set_dispatcher(quiet(attention_table([(1, 32, "fused", GROUP), (4, 64, "fused", fused)])))
     seen = []
     real = layers.decode_attention_prep
-    monkeypatch.setattr(layers, "decode_attention_prep", lambda *a: seen.append(a[-1]) or real(*a))
+    monkeypatch.setattr(layers, "decode_attention_prep", lambda *a, **kw: seen.append(a[-1]) or real(*a, **kw))
     assert _decode_configs(model, monkeypatch, batch=3, max_len=64) == [] and seen == [fused, fused]
     seen.clear()
     assert _decode_configs(model, monkeypatch, batch=1, max_len=32) == [GROUP, GROUP] and seen == []
@@ -155,7 +155,7 @@ def test_a_table_without_attention_leaves_the_model_as_it_was(monkeypatch):
     model = random_weights(TINY, torch.float32, DEVICE, seed=0)
     seen = []
     real = layers.decode_attention_prep
-    monkeypatch.setattr(layers, "decode_attention_prep", lambda *a: seen.append(a[-1]) or real(*a))
+    monkeypatch.setattr(layers, "decode_attention_prep", lambda *a, **kw: seen.append(a[-1]) or real(*a, **kw))
     assert _decode_configs(model, monkeypatch) == [] and seen == [None, None]
     model.set_dispatcher(quiet(table_dict(model.op_shapes(), LINEAR)))
     assert _decode_configs(model, monkeypatch) == [] and seen == [None] * 4

@@ -11,7 +11,7 @@ from qwen3.dispatch import FOLD_ENV, Dispatcher
 from qwen3.loader import random_weights
 from qwen3.model import STREAM_ENV
 from storage.table import load_table
-from tests.conftest import requires_interpreter
+from tests.conftest import requires_gpu, requires_interpreter
 from tests.qwen3.helpers import DOT, FMA_M1, TINY, table_dict
 from tests.qwen3.test_model import run_sequence
 
@@ -67,9 +67,30 @@ def test_a_folding_table_decodes_the_same_tokens(stream, prep, monkeypatch):
     out, tokens = run_sequence(half, prompt, 3)
     assert calls == [{"model": torch.float16, "fixed": torch.int64}[stream]] * (3 * TINY.num_hidden_layers)
     assert torch.equal(tokens, ref_tokens)
-    err = max(((a.float() - b.float()).abs().max() / b.float().abs().max()).item() for a, b in zip(out, ref, strict=True))
+    err = max(((a.float() - b.float()).abs().max() / b.float().abs().max()).item()
+              for a, b in zip(out, ref, strict=True))
     assert err < 5e-3
 
     calls.clear()
     run_sequence(half, prompt[:, :20].repeat(2, 1), 2)  # batch 2: the attention combines
     assert calls == []
+
+
+@requires_gpu
+@pytest.mark.parametrize("stream", ["model", "fixed"])
+def test_the_fold_in_the_cuda_graph_decode(stream, monkeypatch):
+    """bf16 on the GPU, the decode steps replayed from CUDA graphs: the fold's logits within bf16 noise
+    of the attention's own combine."""
+    model = random_weights(TINY, torch.bfloat16, "cuda", 0)
+    table = load_table(table_dict(model.op_shapes(), [(1, "fused", FMA_M1), (16, "fused", DOT)], dtype="bfloat16"))
+    prompt = torch.randint(0, TINY.vocab_size, (1, 40), generator=torch.Generator().manual_seed(4))
+    monkeypatch.setenv(STREAM_ENV, stream)
+    out = {}
+    for fold in ("off", "on"):
+        monkeypatch.setenv(FOLD_ENV, fold)
+        model.set_dispatcher(Dispatcher(table))
+        model.set_attention_config(SPLIT)
+        out[fold], _ = run_sequence(model, prompt, 3)
+    err = max(((a.float() - b.float()).abs().max() / b.float().abs().max()).item()
+              for a, b in zip(out["on"], out["off"], strict=True))
+    assert err < 2e-2

@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 from storage import Fingerprint, Shape, Store, Study, Trial, Winner, migrate
 from storage.engine import make_engine
 from storage.export import build_table
-from storage.models import QueueEntry, StepBench, StepRun, StepStream
+from storage.models import QueueEntry, StepBench, StepFold, StepRun, StepStream
 from storage.queries import STEP_COLUMNS, steps_frame
 from storage.steps import (
     StepRow,
     Verdict,
     apply_verdicts,
     decide,
+    describe,
     latest_run,
     record_run,
     shipped_table,
@@ -82,7 +83,7 @@ def test_migration_0003_from_a_0002_database_keeps_its_rows(new_db_url):
     engine.dispose()
     with Store(url) as store:  # a writing open migrates to head
         with store.engine.connect() as conn:
-            assert migrate.current(conn) == migrate.head() == "0005"
+            assert migrate.current(conn) == migrate.head() == "0006"
         with store.session(write=False) as s:
             assert s.scalars(select(Study.optuna_study_name)).all() == ["kept"]
             assert s.scalars(select(Trial.median_us)).all() == [4.9]
@@ -98,10 +99,12 @@ def test_migration_0003_from_a_0002_database_keeps_its_rows(new_db_url):
             assert s.scalar(select(func.count()).select_from(Winner)) == 1
 
 
-@pytest.mark.parametrize(("revision", "new_table"), [("0003", "ks_step_attention"), ("0004", "ks_step_streams")])
+@pytest.mark.parametrize(("revision", "new_table"), [("0003", "ks_step_attention"), ("0004", "ks_step_streams"),
+                                                         ("0005", "ks_step_folds")])
 def test_a_step_check_migration_keeps_the_checks_stored_before_it(new_db_url, revision, new_table):
-    """0004 (decode attention's rows) from a 0003 database and 0005 (the fixed-point stream's) from a 0004
-    one: a stored check survives the upgrade to head and the downgrade back, which drops the new table."""
+    """0004 (decode attention's rows) from a 0003 database, 0005 (the fixed-point stream's) from a 0004 one
+    and 0006 (the fold's) from a 0005 one: a stored check survives the upgrade to head and the downgrade
+    back, which drops the new table."""
     url = new_db_url(f"at{revision}")
     engine = _engine_at(url, revision)
     with Session(engine) as s, s.begin():
@@ -114,7 +117,7 @@ def test_a_step_check_migration_keeps_the_checks_stored_before_it(new_db_url, re
     engine.dispose()
     with Store(url) as store:  # a writing open migrates to head
         with store.engine.connect() as conn:
-            assert migrate.current(conn) == migrate.head() == "0005"
+            assert migrate.current(conn) == migrate.head() == "0006"
         assert sqlalchemy.inspect(store.engine).has_table(new_table)
         with store.session(write=False) as s:
             assert s.scalars(select(StepBench.step_ms)).all() == [1.0]
@@ -181,6 +184,29 @@ def test_the_fixed_stream_rows_round_trip_in_their_own_table(filled):
         s.add(StepStream(run_id=run_id, batch=1, step_ms=1.0, tok_s=1000.0))
 
 
+def test_the_fold_rows_round_trip_in_their_own_table(filled):
+    store, _ = filled
+    table = build_table(store, MODEL, "H100")
+    measured = rows(unfused={1: 1.7, 8: 2.0}, table={1: 0.94, 8: 1.5}, fixed_stream={1: 0.9, 8: 1.6},
+                    fold={1: 0.92}, fold_fixed={1: 0.88})
+    run_id = record_run(store, H100, MODEL, "bfloat16", table, None, 128, 32, measured)
+    run = latest_run(store, fingerprint_key(H100), MODEL, "bfloat16")
+    assert sorted(run.rows, key=lambda r: (r.batch, r.arm)) == sorted(measured, key=lambda r: (r.batch, r.arm))
+    with store.session(write=False) as s:
+        assert s.scalars(select(StepFold.stream).where(StepFold.run_id == run_id).order_by(StepFold.id)).all() == \
+            ["model", "fixed"]
+    assert [(v.batch, v.stream, v.fold) for v in run.verdicts] == [(1, "fixed", True), (8, "model", None)]
+    with pytest.raises(ValueError, match=r"a fold_fixed row must be at a batch the fold serves \(1,\), got 8"):
+        record_run(store, H100, MODEL, "bfloat16", table, None, 128, 32,
+                   rows(unfused={8: 1.0}, table={8: 1.0}, fold_fixed={8: 0.9}))
+    with pytest.raises(ValueError, match="a fold row needs the table arm's row at its batch \\(1\\)"):
+        record_run(store, H100, MODEL, "bfloat16", table, None, 128, 32, rows(unfused={1: 1.0}, fold={1: 0.9}))
+    for bad in (StepFold(run_id=run_id, batch=1, stream="model", step_ms=1.0, tok_s=1000.0),  # one a (batch, stream)
+                StepFold(run_id=run_id, batch=1, stream="fp32", step_ms=1.0, tok_s=1000.0)):
+        with pytest.raises(sqlalchemy.exc.IntegrityError), store.session() as s:
+            s.add(bad)
+
+
 def test_the_database_enforces_the_arms_and_one_row_per_arm_and_batch(filled):
     store, _ = filled
     run_id = record_run(store, H100, MODEL, "bfloat16", build_table(store, MODEL, "H100"), None, 128, 32,
@@ -215,6 +241,42 @@ def test_the_table_counts_at_its_faster_stream():
     assert verdicts[0].table_ms == 0.8 and verdicts[0].speedup == pytest.approx(1.0 / 0.8)
     assert verdicts[0].vs_previous == pytest.approx(0.9 / 0.8)
     assert decide(rows(unfused={1: 1.0}, table={1: 1.2}))[0].stream is None  # a check before the stream arm
+
+
+def test_the_table_counts_at_its_fastest_variant_with_the_fold():
+    """At batch 1 the fold arms are variants of the new table too: the fastest of four is its step and
+    gives its stream and its fold (a tie goes to no fold); above batch 1 there is no fold verdict."""
+    verdicts = decide(rows(unfused={1: 1.0, 8: 2.0}, table={1: 0.9, 8: 1.9}, fixed_stream={1: 0.85, 8: 2.2},
+                           fold={1: 0.8}, fold_fixed={1: 0.82}))
+    assert [(v.batch, v.ships, v.stream, v.fold, v.table_ms) for v in verdicts] == \
+        [(1, "table", "model", True, 0.8), (8, "table", "model", None, 1.9)]
+    tie = decide(rows(unfused={1: 1.0}, table={1: 0.9}, fixed_stream={1: 0.85}, fold={1: 0.95}, fold_fixed={1: 0.85}))
+    assert (tie[0].stream, tie[0].fold) == ("fixed", False)
+    slow = decide(rows(unfused={1: 0.7}, table={1: 0.9}, fixed_stream={1: 0.85}, fold={1: 0.8}, fold_fixed={1: 0.75}))
+    assert (slow[0].ships, slow[0].fold, slow[0].stream) == ("unfused", True, "fixed")
+
+
+def test_the_shipped_table_folds_where_its_check_chose(filled):
+    store, _ = filled
+    table = build_table(store, MODEL, "H100")
+    measured = rows(unfused={1: 1.7, 8: 2.0}, table={1: 1.0, 8: 1.5}, fixed_stream={1: 0.95, 8: 1.6},
+                    fold={1: 0.97}, fold_fixed={1: 0.9})
+    out, _ = apply_verdicts(table, None, decide(measured))
+    assert (out.fold, out.stream) == ((1,), ((1, "fixed"), (8, "model")))
+    assert table_hash(out) == table_hash(dataclasses.replace(out, fold=()))  # a check's choice, not a winner's
+    unfused = decide(rows(unfused={1: 0.5}, table={1: 1.0}, fixed_stream={1: 0.95}, fold={1: 0.9}))
+    assert apply_verdicts(dataclasses.replace(table, fold=(1,)), None, unfused)[0].fold == ()
+    previous = dataclasses.replace(table, fold=(1,), stream=((1, "model"),))
+    back = decide(rows(unfused={1: 1.7}, table={1: 1.0}, fixed_stream={1: 0.95}, fold={1: 1.1}, previous={1: 0.8}))
+    assert apply_verdicts(table, previous, back)[0].fold == (1,)  # the previous table's choice comes back
+    record_run(store, H100, MODEL, "bfloat16", table, None, 128, 32, measured)
+    shipped = shipped_table(store, MODEL, "H100")
+    assert shipped.to_dict()["fold"] == [1]
+    assert shipped.to_dict()["step_check"]["batches"][0] == {
+        "batch": 1, "ships": "table", "stream": "fixed", "fold": True, "unfused_ms": 1.7, "table_ms": 1.0,
+        "fixed_stream_ms": 0.95, "fold_ms": 0.97, "fold_fixed_ms": 0.9}
+    assert "decode attention's combine folded into o_proj at batch 1: yes (0.900 ms folded vs 0.950 ms not)" in \
+        describe(decide(measured), {})
 
 
 def test_the_shipped_table_keeps_the_stream_each_batch_ships_with(filled):

@@ -139,8 +139,8 @@ def test_the_polled_wait_gives_way_to_sqlites_on_other_errors_and_when_asked(mon
 
 def test_migrations_applied_at_head(store):
     with store.engine.connect() as conn:
-        assert migrate.current(conn) == migrate.head() == "0005"
-        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0005",)]
+        assert migrate.current(conn) == migrate.head() == "0006"
+        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0006",)]
     assert KS_TABLES | {"ks_alembic_version"} <= tables(store)
 
 

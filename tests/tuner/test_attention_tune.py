@@ -81,7 +81,7 @@ def test_a_model_decodes_with_the_looked_up_config(tuned, tmp_path, monkeypatch)
     data, cfg = _fused_table(path, tmp_path)
     seen = []
     real = layers.decode_attention
-    monkeypatch.setattr(layers, "decode_attention", lambda *a: seen.append(a[-1]) or real(*a))
+    monkeypatch.setattr(layers, "decode_attention", lambda *a, **kw: seen.append(a[-1]) or real(*a, **kw))
     model = random_weights(TINY, torch.float16, "cpu", seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the interpreter's fingerprint: no hardware warning here

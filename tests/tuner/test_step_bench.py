@@ -20,17 +20,19 @@ CONFIG = PRESETS["qwen3-0.6b"]
 
 class FakeBench:
     """Stands in for measure(): records the arms it was given; step ms per arm from `steps` (the
-    fixed-point stream arm, unless given, 10% slower than the table's)."""
+    fixed-point stream arm, unless given, 10% slower than the table's; the fold arms 5% and 15%)."""
 
     def __init__(self, steps: dict[str, dict[int, float]]):
-        self.steps, self.calls = steps, []
-        if "table" in steps and STREAM_ARM not in steps:
-            self.steps[STREAM_ARM] = {b: ms * 1.1 for b, ms in steps["table"].items()}
+        self.steps, self.calls, self.arm_batches = steps, [], []
+        for arm, slower in ((STREAM_ARM, 1.1), ("fold", 1.05), ("fold_fixed", 1.15)):
+            if "table" in steps and arm not in steps:
+                self.steps[arm] = {b: ms * slower for b, ms in steps["table"].items()}
 
-    def __call__(self, config, arms, batches, dtype, progress=None):
+    def __call__(self, config, arms, batches, dtype, progress=None, arm_batches=None):
         self.calls.append((config.name, [(arm, table) for arm, table in arms], list(batches), dtype))
+        self.arm_batches.append(arm_batches)
         return [StepRow(arm, b, self.steps[arm][b], b * 1000 / self.steps[arm][b], 9.0)
-                for arm, _ in arms for b in batches]
+                for arm, _ in arms for b in (arm_batches or {}).get(arm, batches)]
 
 
 def retune(store, info) -> None:
@@ -51,20 +53,26 @@ def test_a_first_tune_times_the_table_against_unfused_and_stores_it(filled, monk
     monkeypatch.setattr(step_bench, "measure", fake)
     check = step_bench.step_check(store, CONFIG, "bfloat16", H100, None, [1, 16])
     (call,) = fake.calls
-    assert [arm for arm, _ in call[1]] == ["unfused", "table", STREAM_ARM] and call[1][0][1] is None
-    # The new table twice: its stream in the model dtype and in fixed point at every batch checked.
+    assert [arm for arm, _ in call[1]] == ["unfused", "table", STREAM_ARM, "fold", "fold_fixed"]
+    assert call[1][0][1] is None
+    # The new table twice: its stream in the model dtype and in fixed point at every batch checked; and
+    # twice more at batch 1, the one the fold serves, with decode attention's combine folded into o_proj.
     built = build_table(store, CONFIG.name, "H100")
     assert call[1][1][1] == dataclasses.replace(built, stream=((1, "model"), (16, "model")))
     assert call[1][2][1] == dataclasses.replace(built, stream=((1, "fixed"), (16, "fixed")))
+    assert call[1][3][1] == dataclasses.replace(built, stream=((1, "model"),), fold=(1,))
+    assert call[1][4][1] == dataclasses.replace(built, stream=((1, "fixed"),), fold=(1,))
+    assert fake.arm_batches == [{"fold": [1], "fold_fixed": [1]}]
     assert call[2:] == ([1, 16], "bfloat16")
     assert check.no_previous == "no table for this GPU before this tune"
     assert [(v.batch, v.ships) for v in check.verdicts] == [(1, "table"), (16, "unfused")]
     assert check.replaced == {16: ["rmsnorm_qkv"]}
     run = latest_run(store, fingerprint_key(H100), CONFIG.name, "bfloat16")
     assert run.id == check.run_id and run.context == step_bench.CONTEXT and run.previous is None
-    assert len(run.rows) == 6 and check.table_hash == run.table_hash
+    assert len(run.rows) == 8 and check.table_hash == run.table_hash
     shipped = shipped_table(store, CONFIG.name, "H100")
     assert shipped.replaced == {16: ["rmsnorm_qkv"]} and shipped.table.stream == ((1, "model"), (16, "model"))
+    assert shipped.table.fold == ()  # the fold arms were slower
 
 
 def test_a_retune_is_timed_against_the_table_shipped_before_it(filled, monkeypatch):
@@ -76,7 +84,8 @@ def test_a_retune_is_timed_against_the_table_shipped_before_it(filled, monkeypat
     monkeypatch.setattr(step_bench, "measure", fake)
     check = step_bench.step_check(store, CONFIG, "bfloat16", H100, previous, [1])
     arms = dict(fake.calls[0][1])
-    assert list(arms) == ["unfused", "table", STREAM_ARM, "previous"] and arms["previous"] == previous
+    assert list(arms) == ["unfused", "table", STREAM_ARM, "fold", "fold_fixed", "previous"]
+    assert arms["previous"] == previous
     assert check.no_previous is None and [v.ships for v in check.verdicts] == ["previous"]
     # The new per-op winner made the step slower: export brings the previous choice back at M = 1.
     shipped = shipped_table(store, CONFIG.name, "H100")
@@ -92,7 +101,7 @@ def test_an_unchanged_table_is_not_timed_twice(filled, monkeypatch):
     fake = FakeBench({"unfused": {1: 1.7}, "table": {1: 0.9}})
     monkeypatch.setattr(step_bench, "measure", fake)
     check = step_bench.step_check(store, CONFIG, "bfloat16", H100, previous, [1])
-    assert [arm for arm, _ in fake.calls[0][1]] == ["unfused", "table", STREAM_ARM]
+    assert [arm for arm, _ in fake.calls[0][1]] == ["unfused", "table", STREAM_ARM, "fold", "fold_fixed"]
     assert check.no_previous == "the previous table made the same choices"
     assert latest_run(store, fingerprint_key(H100), CONFIG.name, "bfloat16").previous is None
     assert check.table_hash == table_hash(previous)
@@ -121,7 +130,7 @@ def test_measure_runs_the_bench_commands_cells_and_keeps_their_numbers(filled, m
     seen, calls = {}, []
 
     def bench_arms(config, arms, batches, contexts, output_len, breakdown=False, dtype=None, repeats=3, seed=0,
-                   progress=None):
+                   progress=None, arm_batches=None):
         seen.update(config=config.name, arms=arms, batches=batches, contexts=contexts, output_len=output_len,
                     dtype=dtype, repeats=repeats)
         calls.append([arm for arm, _ in arms])
@@ -206,8 +215,10 @@ def test_attention_buckets_are_timed_in_the_step_and_the_plan_ships_where_faster
         lines = describe(check.verdicts, check.replaced, check.attention)
         assert lines[0].startswith("the new table ships: its decode step is the fastest at every batch")
         assert lines[1].startswith("residual stream of the new table: the model dtype at batch 1, 8 (")
-        assert lines[2] == "decode attention: the table's tuned config ships at 2 of 3 buckets measured in the step"
-        assert lines[3].startswith("M=1 ctx=32768: the default plan's step is faster over a cache of 11585 slots "
+        assert lines[2] == ("decode attention's combine folded into o_proj at batch 1: no (1.050 ms folded vs "
+                            "1.000 ms not)")
+        assert lines[3] == "decode attention: the table's tuned config ships at 2 of 3 buckets measured in the step"
+        assert lines[4].startswith("M=1 ctx=32768: the default plan's step is faster over a cache of 11585 slots "
                                    "(0.900 ms vs 1.000 ms with the tuned config)")
         # The exported table serves caches of 4,097-32,768 slots at batch 1 with the plan (the dispatcher
         # runs a plan bucket's default plan: tests/qwen3/test_attention_dispatch.py).
