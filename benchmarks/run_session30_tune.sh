@@ -2,6 +2,7 @@
 # Thirtieth session: a new user's tune of MODEL's GEMM sites (default qwen3-0.6b) at batch 1 and 8 that
 # ends in the step check (the new table timed with its stream in the model dtype and in fixed point),
 # then export and `bench` with the exported table. MODEL, TRIALS (16), TUNE_S (330) from the environment.
+# The thirty-first session's run (its check also timed the fold at batch 1) printed the table's "fold" too.
 #   OUT=dir MODEL=qwen3-1.7b bash benchmarks/run_session30_tune.sh
 source benchmarks/_session.sh
 MODEL=${MODEL:-qwen3-0.6b}
@@ -14,7 +15,7 @@ python3 -m cli.app export --model "$MODEL" --db "$DB" -o "$OUT/dispatch_${MODEL}
 python3 - "$OUT/dispatch_${MODEL}_H200.json" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))
-print("stream:", t.get("stream"))
+print("stream:", t.get("stream"), "fold:", t.get("fold"))
 for b in t["step_check"]["batches"]:
     print(b)
 PY
