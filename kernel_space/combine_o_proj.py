@@ -12,10 +12,10 @@ the splits, or an atomic add into a wide residual stream (accumulate).
 
 Every program of a K slice repeats that slice's combine, once per N tile, so the tile is shaped for it:
 one head a split (BLOCK_K = head_dim, SPLIT_K = heads) and FOLD_BLOCK_N columns. Tiles of four heads
-(the tuned o_proj's at batch 1) made the step slower (0.85-0.9x on an H200); this one made Qwen3-0.6B's
-batch-1 step 2-5% faster and 1.7B's no faster (benchmarks/README.md, thirty-first session), so the
-model folds only where a step check measured it faster (storage.table's "fold"). A sequence that used
-one split has o written by the attention, and the programs read it.
+(the tuned o_proj's at batch 1) made the step slower (0.79-0.90x on an H200); this one made Qwen3-0.6B's
+batch-1 step 2.8-5.1% faster, 1.7B's no faster and 8B's 2.3-6.2% slower (benchmarks/README.md,
+thirty-first session), so the model folds only where a step check measured it faster (storage.table's
+"fold"). A sequence that used one split has o written by the attention, and the programs read it.
 
 Batch 1 only: one row a program, multiply and tl.sum (the fma path). It launches with PDL on Hopper.
 """

@@ -535,9 +535,7 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     if prep_of(config) == "fused":
         raise ValueError("config prep=fused norms and rotates q and k itself: call decode_attention_prep with the "
                          "qkv rows")
-    partials = _wants_partials(partials, config, problem)
-    if partials:  # no program combines: each ends with its partial (the combine kernel's binary)
-        config = {**config, "combine": "kernel"}
+    partials, config = _partials_config(partials, config, problem)
     positions = _flat(positions)
     grid, (o, part, ml, counts), pf_slots, meta = _launch_args(config, problem, q)
     _gemm._launcher(decode_attention_kernel, grid)(
@@ -548,10 +546,14 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     return _end(grid, (o, part, ml), positions, problem, config, meta, partials)
 
 
-def _wants_partials(partials: bool, config: dict, problem: AttentionProblem) -> bool:
+def _partials_config(partials: bool, config: dict, problem: AttentionProblem) -> tuple[bool, dict]:
+    """(whether the launch leaves its partials, the config it runs): where it does, no program combines
+    and each ends with its partial (combine=kernel's binary, the combine kernel not launched)."""
     if partials and problem.batch != 1:
         raise ValueError(f"decode attention leaves its partials to o_proj at batch 1 only, got batch {problem.batch}")
-    return partials and leaves_partials(config, problem)
+    if partials and leaves_partials(config, problem):
+        return True, {**config, "combine": "kernel"}
+    return False, config
 
 
 def _end(grid: tuple, buffers: tuple, positions: torch.Tensor, problem: AttentionProblem, config: dict, meta: dict,
@@ -584,9 +586,7 @@ def decode_attention_prep(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: t
     if prep_of(config) == "separate":
         q = _separate_prep(qkv, q_norm_w, k_norm_w, cos, sin, eps, k_cache, v_cache, positions, first_row, problem)
         return decode_attention(q, k_cache, v_cache, positions, scale, first_row, config, partials)
-    partials = _wants_partials(partials, config, problem)
-    if partials:  # no program combines: each ends with its partial (the combine kernel's binary)
-        config = {**config, "combine": "kernel"}
+    partials, config = _partials_config(partials, config, problem)
     positions = _flat(positions)
     grid, (o, part, ml, counts), pf_slots, meta = _launch_args(config, problem, qkv)
     _gemm._launcher(decode_attention_prep_kernel, grid)(
