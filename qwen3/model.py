@@ -64,13 +64,14 @@ class Qwen3Attention(nn.Module):
         or None where it is folded into qkv_proj's weight."""
         b, t = positions.shape
         qkv = self.ops.rmsnorm_qkv(x, norm_w, self.qkv_proj.weight, self.eps)
-        fold = t == 1 and self.ops.folds(b)  # the attention may leave its combine to o_proj (SplitPartials)
+        # The attention may leave its combine to o_proj (SplitPartials); asked only where the model folds.
+        fold = {"partials": True} if t == 1 and self.ops.folds(b) else {}
         if self.attn.fuses_prep(positions, qkv):  # decode attention norms, rotates and writes K/V itself
             o = self.attn(qkv, positions, first_row, prep=(self.q_norm, self.k_norm, self.rotary_emb, self.eps),
-                          partials=fold)
+                          **fold)
         else:
             q = self.prep(qkv, self.q_norm, self.k_norm, self.rotary_emb, positions, self.attn, first_row)
-            o = self.attn(q, positions, first_row, from_start, partials=fold)
+            o = self.attn(q, positions, first_row, from_start, **fold)
         if isinstance(o, SplitPartials):
             return self.ops.o_proj_residual(o, x, self.o_proj.weight)
         return self.ops.o_proj_residual(o.view(b * t, self.q_size), x, self.o_proj.weight)
