@@ -41,8 +41,7 @@ def test_the_fold_follows_the_table_at_batch_one(monkeypatch):
 
 
 @requires_interpreter
-@pytest.mark.parametrize("stream", ["model", "fixed"])
-@pytest.mark.parametrize("prep", ["fused", "separate"])
+@pytest.mark.parametrize(("stream", "prep"), [("fixed", "fused"), ("model", "separate")])  # each stream, each prep
 def test_a_folding_table_decodes_the_same_tokens(stream, prep, monkeypatch):
     """fp16 weights; every batch-1 decode step of every layer runs combine_o_proj where the table folds,
     with the same tokens and logits within fp16 noise of the attention's own combine; the prefill and
