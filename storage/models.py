@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from storage.table import STREAMS  # the residual streams a fold row may keep, as a table may choose them
+
 TRIAL_ARMS = ("fused", "unfused", "cublas")
 WINNER_ARMS = ("fused", "unfused")
 STATUSES = ("ok", "failed", "incorrect")
@@ -288,9 +290,6 @@ class StepStream(Base):
     prefill_ms: Mapped[float | None] = mapped_column(Float)
 
 
-FOLD_STREAMS = ("model", "fixed")
-
-
 class StepFold(Base):
     """The fold's part of a StepRun, one row per (benched batch, stream): the decode step with the new
     table, decode attention's combine folded into o_proj (kernel_space.combine_o_proj) and the residual
@@ -301,7 +300,7 @@ class StepFold(Base):
     __tablename__ = "ks_step_folds"
     __table_args__ = (
         UniqueConstraint("run_id", "batch", "stream", name="uq_ks_step_folds_run_batch_stream"),
-        CheckConstraint(_in("stream", FOLD_STREAMS), name="ck_ks_step_folds_stream"),
+        CheckConstraint(_in("stream", STREAMS), name="ck_ks_step_folds_stream"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
