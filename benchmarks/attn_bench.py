@@ -15,6 +15,10 @@ Arms: `plan` (attention_plan's config), `sweep` (its neighbours in SPLITS, BLOCK
 pack, combine, and --random configs sampled from SPACE), `sdpa_mask` (the runtime's PyTorch path:
 the whole cache with a mask, whatever backend SDPA picks), `sdpa_flash` and `sdpa_efficient` (that
 backend forced, no mask: what a varlen-free static-cache model gets when every length is equal).
+At batch 1 also `partials` (the plan's config leaving its partials uncombined, as the model runs it
+where the table folds the combine into o_proj: no combine is timed) and `partials_sweep` (the same at
+other split counts, 16-64); they are checked combined by kernel_space.combine_o_proj through an
+identity o_proj, which returns o exactly.
 Writes JSON to OUT.json and prints one line per cell. Needs torch and triton only.
 """
 
@@ -34,15 +38,18 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kernel_space._common import poisoned_outputs, rel_error
+from kernel_space.combine_o_proj import o_proj_residual_combined
 from kernel_space.decode_attention import (
     SPACE,
     SPLITS_VALUES,
     AttentionProblem,
+    SplitPartials,
     attention_plan,
     check_config,
     decode_attention,
     decode_attention_reference,
     decode_attention_unfused,
+    leaves_partials,
     make_inputs,
     redundant_reason,
     sample_configs,
@@ -50,6 +57,7 @@ from kernel_space.decode_attention import (
 
 SHAPES = {"qwen3-0.6b": (16, 8, 128), "qwen3-8b": (32, 8, 128)}  # heads, KV heads, head_dim
 COLD_L2_FACTOR, MIN_LAUNCHES, REPLAYS, TOLERANCE = 4, 32, 15, 1e-2
+PARTIALS_SPLITS = (16, 24, 32, 48, 64)  # the batch-1 arms that leave their partials to o_proj
 
 
 def copy_bandwidth(nbytes: int = 2**30) -> float:
@@ -90,6 +98,25 @@ def fused(cfg):
                                                                           0, cfg)
 
 
+def left_partials(cfg):
+    """The batch-1 launch that leaves its partials to o_proj (timed: no combine runs); its `checked`
+    is the same launch combined by the fold through an identity o_proj (o, exactly, in q's dtype)."""
+    def run(q, k_cache, v_cache, positions, scale):
+        return decode_attention(q, k_cache, v_cache, positions, scale, 0, cfg, partials=True)
+
+    def combined(q, k_cache, v_cache, positions, scale):
+        parts = run(q, k_cache, v_cache, positions, scale)
+        if not isinstance(parts, SplitPartials):
+            return parts
+        width = q.shape[2] * q.shape[3]
+        eye = torch.eye(width, dtype=q.dtype, device=q.device)
+        residual = torch.zeros((1, width), dtype=q.dtype, device=q.device)
+        return o_proj_residual_combined(parts, residual, eye).view(1, 1, width)
+
+    run.checked = combined
+    return run
+
+
 def neighbours(plan: dict, problem: AttentionProblem, random_count: int, sms: int) -> list[dict]:
     """The plan changed in one parameter at a time, then random configs of SPACE; runnable, not
     redundant, no repeats, the plan itself left out."""
@@ -113,11 +140,11 @@ def check(fn, inputs: dict, lengths: list[int] | None) -> float:
     """Worst relative error of fn's first two sequences against the fp64 reference, at the full
     length and at `lengths` (None: an arm that takes no per-sequence lengths), outputs poisoned."""
     worst = 0.0
-    mixed = [] if lengths is None else [torch.tensor(lengths, device="cuda")[:, None] - 1]
+    mixed = [] if lengths is None else [torch.tensor(lengths, device=inputs["q"].device)[:, None] - 1]
     for positions in [inputs["positions"], *mixed]:
         args = {**inputs, "positions": positions}
         with poisoned_outputs():
-            out = fn(**args)
+            out = getattr(fn, "checked", fn)(**args)
         n = min(2, out.shape[0])
         ref = decode_attention_reference(args["q"][:n], args["k_cache"][:n], args["v_cache"][:n],
                                          positions[:n], args["scale"])
@@ -160,6 +187,12 @@ def arms(problem: AttentionProblem, random_count: int, sms: int) -> list[tuple[s
     plan = attention_plan(problem.batch, problem.heads, problem.kv_heads, problem.head_dim, problem.context, sms)
     out = [("plan", plan, fused(plan), True)]
     out += [("sweep", cfg, fused(cfg), True) for cfg in neighbours(plan, problem, random_count, sms)]
+    if problem.batch == 1:
+        for splits in sorted({plan["SPLITS"], *PARTIALS_SPLITS}):
+            cfg = {**plan, "SPLITS": splits, "combine": "kernel"}
+            if leaves_partials(cfg, problem) and not check_config(cfg, problem):
+                out.append(("partials" if splits == plan["SPLITS"] else "partials_sweep", cfg, left_partials(cfg),
+                            True))
     out += [("sdpa_mask", None, decode_attention_unfused, True),
             ("sdpa_flash", None, sdpa_forced(SDPBackend.FLASH_ATTENTION), False),
             ("sdpa_efficient", None, sdpa_forced(SDPBackend.EFFICIENT_ATTENTION), False)]
@@ -201,12 +234,17 @@ def summary(rows: list[dict]) -> str:
     r0 = rows[0]
     plan, best = us("plan"), us("sweep")
     cells = [f"{r0['model']:>10} b{r0['batch']:<3} ctx{r0['context']:<6} floor {r0['floor_us']:8.1f}"]
-    for arm in ("plan", "sweep", "sdpa_mask", "sdpa_flash", "sdpa_efficient"):
+    for arm in ("plan", "sweep", "partials", "partials_sweep", "sdpa_mask", "sdpa_flash", "sdpa_efficient"):
         r = us(arm)
+        if r is None and arm.startswith("partials"):
+            continue
         cells.append(f"{arm} {r['median_us']:8.1f} ({r['of_floor']:4.0%})" if r else f"{arm} {'-':>8}       ")
     if plan and best and best["median_us"] < plan["median_us"]:
         changed = {k: v for k, v in best["config"].items() if v != plan["config"].get(k)}
         cells.append(f"best sweep changes {changed}")
+    best_partials = us("partials_sweep")
+    if best_partials and (not us("partials") or best_partials["median_us"] < us("partials")["median_us"]):
+        cells.append(f"best partials SPLITS {best_partials['config']['SPLITS']}")
     return " | ".join(cells)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import signal
 import sys
@@ -63,6 +64,15 @@ def one_line(exc: BaseException) -> str:
     exc = getattr(exc, "orig", None) or exc  # SQLAlchemy's wrapper -> the driver's own message
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+def finite(value: float | None) -> float | None:
+    """A float option's callback: NaN and the infinities are usage errors (exit 2, the option named). Click's
+    range checks compare, and whether NaN fails a comparison-based range depends on its version: with the
+    click that typer vendors on the GPU image, --temperature nan reached the sampler and CUDA asserted."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def fail(message: str, code: int = 1):

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import fail, user_errors
+from cli.common import fail, finite, user_errors
 
 DTYPES = ("bfloat16", "float16", "float32")
 TableOption = Annotated[Path | None, typer.Option("--table", help="Dispatch table JSON (kernel-search export). "
@@ -48,10 +48,10 @@ def generate(
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="The prompt text.")],
     max_tokens: Annotated[int, typer.Option("--max-tokens", "-n", min=1, help="New tokens at most.")] = 128,
     table: TableOption = None,
-    # A max refuses NaN too (NaN <= max is false): a min alone let it through to the sampler.
-    temperature: Annotated[float, typer.Option(min=0.0, max=100.0, help="0 is greedy.")] = 0.0,
+    temperature: Annotated[float, typer.Option(min=0.0, max=100.0, callback=finite, help="0 is greedy.")] = 0.0,
     top_k: Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k likeliest (0: all).")] = 0,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass.")] = 1.0,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, callback=finite,
+                                         help="Nucleus sampling mass.")] = 1.0,
     seed: Annotated[int | None, typer.Option(min=0, max=2**63 - 1, help="Seed for sampling.")] = None,
     chat: Annotated[bool, typer.Option("--chat", help="Wrap the prompt in the tokenizer's chat template.")] = False,
     dtype: Annotated[str | None, typer.Option(help="bfloat16, float16 or float32. Default: bfloat16 on a GPU, "

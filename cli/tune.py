@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from cli import step_check
-from cli.common import DbOption, ctrl_c_kept, fail, interpreter_needed, open_store, user_errors
+from cli.common import DbOption, ctrl_c_kept, fail, finite, interpreter_needed, open_store, user_errors
 from tuner import trace
 
 # The largest M bucket a tune accepts: DESIGN.md's buckets end at prefill 4096 "and up"; 100,000,000
@@ -41,8 +41,9 @@ def tune(
     trials: Annotated[int, typer.Option(min=1, help="Distinct configs tried per (op, bucket) study, the enqueued "
                                         "baseline and defaults included (a repeated proposal is free). A re-run "
                                         "tops studies up to this number.")] = 40,
-    seconds: Annotated[float | None, typer.Option(min=1, help="Stop asking for new configs after this many "
-                                                  "seconds; unreached studies are listed.")] = None,
+    seconds: Annotated[float | None, typer.Option(min=1, callback=finite,
+                                                  help="Stop asking for new configs after this many seconds; "
+                                                       "unreached studies are listed.")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Configs in flight at once: asked, compiling or waiting "
                                                    "to be timed.")] = 8,
     seed: Annotated[int, typer.Option(min=0, max=2**31 - 1, help="Sampler seed.")] = 0,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, ctrl_c_kept, interpreter_needed, open_store, user_errors
+from cli.common import DbOption, ctrl_c_kept, finite, interpreter_needed, open_store, user_errors
 from tuner import trace
 
 
@@ -19,11 +19,13 @@ def worker(
     batch: Annotated[int, typer.Option(min=1, help="Configs in flight at once: asked, compiling or waiting "
                                                    "to be timed.")] = 8,
     seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
-    seconds: Annotated[float | None, typer.Option(min=1, help="Stop asking for new configs after this many "
-                                                  "seconds (the studies stay queued for others).")] = None,
+    seconds: Annotated[float | None, typer.Option(min=1, callback=finite,
+                                                  help="Stop asking for new configs after this many seconds (the "
+                                                       "studies stay queued for others).")] = None,
     share: Annotated[bool, typer.Option(help="When no study is free, help measure one another worker holds.")] = True,
-    wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for studies when the queue is empty at the "
-                                        "start (a worker started before the tune that queues them).")] = 0.0,
+    wait: Annotated[float, typer.Option(min=0, callback=finite,
+                                        help="Seconds to wait for studies when the queue is empty at the start (a "
+                                             "worker started before the tune that queues them).")] = 0.0,
     exit_at_once: Annotated[bool, typer.Option(hidden=True, help="Once done, end the process without tearing "
                                                "down torch and its CUDA context (tune --gpus waits for it).")] = False,
 ):

@@ -22,6 +22,7 @@ writes its slot before reading it. Longer prefills run eagerly: their kernels ou
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -65,8 +66,8 @@ class SamplingParams:
     top_p: float = 1.0
 
     def __post_init__(self):
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 <= self.temperature < math.inf:  # NaN too
+            raise ValueError(f"temperature must be finite and >= 0, got {self.temperature}")
         if self.top_k < 0:
             raise ValueError(f"top_k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
@@ -88,7 +89,13 @@ def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Genera
         # Drop a token once the tokens ranked above it already hold top_p of the mass (the first stays).
         drop = probs.cumsum(dim=-1) - probs > params.top_p
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
-    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+    probs = logits.softmax(dim=-1)
+    # CUDA's multinomial asserts on the device where a probability is NaN, which ends the process's CUDA
+    # context; a row is NaN when its logits hold NaN or +inf. The tokens go to the host next anyway.
+    if not bool(torch.isfinite(probs).all()):
+        raise ValueError("the logits hold NaN or infinity, so there is nothing to sample from (are the model's "
+                         "weights finite?)")
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 class Generator:

@@ -291,3 +291,29 @@ def test_a_ctrl_c_swallowed_by_a_garbage_collection_callback_is_not_lost():
         with pytest.raises(KeyboardInterrupt):
             check()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("args", [["tune", "--model", "qwen3-tiny", "--seconds", "nan"],
+                                  ["tune", "--model", "qwen3-tiny", "--seconds", "inf"],
+                                  ["worker", "--wait", "nan"], ["worker", "--seconds", "nan"],
+                                  ["query", "--min-speedup", "nan"], ["query", "--min-speedup", "-inf"]])
+def test_float_options_refuse_nan_and_infinity(args, tmp_path):
+    """Click's range checks compare, and whether NaN fails them depends on click's version (typer vendors
+    one on the GPU image, where --temperature nan reached CUDA's sampler): cli.common.finite refuses them
+    itself, as usage errors naming the option, before anything runs."""
+    result = run(*args, "--db", f"sqlite:///{tmp_path / 'ks.db'}")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    # the range check or the callback refuses it, whichever click runs first
+    assert f"Invalid value for '{args[-2]}'" in result.output
+    assert not (tmp_path / "ks.db").exists()
+
+
+def test_the_finite_callback_itself():
+    import typer
+
+    from cli.common import finite
+
+    assert finite(None) is None and finite(2.5) == 2.5
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(typer.BadParameter, match="not a finite number"):
+            finite(bad)

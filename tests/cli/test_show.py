@@ -65,7 +65,7 @@ def test_help_texts(command):
 
 def test_console_entry_point_prints_one_line_and_no_traceback(tmp_path):
     # The real process: main(), typer's own exception handling and the exit status.
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.pop("KERNEL_SEARCH_DB", None)
     proc = subprocess.run([sys.executable, "-m", "cli.app", "query", "--db", "sqlite:////nonexistent-dir/x.db"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)

@@ -1,5 +1,7 @@
 """Sampling: greedy, temperature, top-k, top-p, seeds."""
 
+import math
+
 import pytest
 import torch
 
@@ -31,7 +33,19 @@ def test_temperature_spreads_and_seeds_repeat():
     assert not torch.equal(hot, draws(SamplingParams(temperature=5.0), seed=1))
 
 
-@pytest.mark.parametrize("kw", [dict(temperature=-1.0), dict(top_k=-1), dict(top_p=0.0), dict(top_p=1.5)])
+@pytest.mark.parametrize("kw", [dict(temperature=-1.0), dict(temperature=float("nan")), dict(temperature=math.inf),
+                                dict(top_k=-1), dict(top_p=0.0), dict(top_p=1.5), dict(top_p=float("nan"))])
 def test_bad_parameters(kw):
     with pytest.raises(ValueError):
         SamplingParams(**kw)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), math.inf])
+def test_logits_that_are_not_finite_are_refused_before_sampling(bad):
+    """On a GPU, multinomial over a NaN row asserts on the device and the process's CUDA context is lost;
+    sample refuses such logits with a ValueError on every device (greedy's argmax takes them)."""
+    logits = LOGITS.clone()
+    logits[1, 3] = bad
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        sample(logits, SamplingParams(temperature=1.0), torch.Generator().manual_seed(0))
+    assert sample(logits, SamplingParams()).shape == (2,)
