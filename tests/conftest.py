@@ -6,6 +6,7 @@ TRITON_INTERPRET must be set before triton is first imported, so it is set here,
 
 import itertools
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,6 +30,14 @@ _database_numbers = itertools.count()
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "postgres: needs the session's PostgreSQL server (tests/postgres.py)")
+
+
+def child_env(**extra: str) -> dict:
+    """os.environ for a child process that runs this tree: the repository first on PYTHONPATH, what was
+    there kept after it (on the GPU machine the packages carried for the run are there), then `extra`."""
+    root = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+            **extra}
 
 
 def in_ci() -> bool:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.cli.helpers import assert_one_line_error, run
+from tests.conftest import child_env
 from tests.storage.fill import WINNERS
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def cells(line: str) -> list[str]:
@@ -65,7 +62,7 @@ def test_help_texts(command):
 
 def test_console_entry_point_prints_one_line_and_no_traceback(tmp_path):
     # The real process: main(), typer's own exception handling and the exit status.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = child_env()
     env.pop("KERNEL_SEARCH_DB", None)
     proc = subprocess.run([sys.executable, "-m", "cli.app", "query", "--db", "sqlite:////nonexistent-dir/x.db"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)

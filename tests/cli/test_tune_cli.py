@@ -7,17 +7,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.cli.helpers import assert_one_line_error, run
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import child_env
 
 
 def _env() -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRITON_INTERPRET": "1"}
+    env = child_env(TRITON_INTERPRET="1")
     env.pop("KERNEL_SEARCH_DB", None)
     return env
 

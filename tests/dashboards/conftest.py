@@ -4,7 +4,6 @@ second GPU's winners imported from an edited dispatch table."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import run
+from tests.conftest import child_env
 
 REPO = Path(__file__).resolve().parents[2]
 SECOND_GPU = "NVIDIA H200"
@@ -22,7 +22,7 @@ SECOND_GPU = "NVIDIA H200"
 def tuned_db(tmp_path_factory) -> Path:
     """A database written by `tune --model qwen3-tiny --buckets 1,4` under the interpreter (~20 s)."""
     path = tmp_path_factory.mktemp("tuned") / "ks.db"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TRITON_INTERPRET": "1"}
+    env = child_env(TRITON_INTERPRET="1")
     env.pop("KERNEL_SEARCH_DB", None)
     done = subprocess.run(
         [sys.executable, "-m", "cli.app", "tune", "--model", "qwen3-tiny", "--buckets", "1,4", "--trials", "6",

@@ -21,6 +21,7 @@ from kernel_space.attention_shape import (
 )
 from kernel_space.spec import Problem
 from qwen3.config import PRESETS
+from tests.conftest import requires_interpreter
 
 
 @pytest.mark.parametrize("batch, context", [(1, 1), (1, 256), (8, 4096), (256, 32768), (999, 40960), (3, MAX_CONTEXT)])
@@ -152,6 +153,7 @@ def test_past_the_last_bucket_nothing_serves(batch, context, why):
     assert serving_bucket([], 1, 1) == (None, "no decode attention bucket is tuned")
 
 
+@requires_interpreter
 def test_the_spec_runs_the_kernel_its_reference_and_baseline_on_study_keys():
     """make_inputs at a study's keys (the qkv rows: every arm starts there), both preps of the plan and the
     unfused path (qk_norm_rope_cache + SDPA) within tolerance of the reference (a sequence at a time, equal

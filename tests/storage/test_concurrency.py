@@ -4,22 +4,20 @@ the schema, and writers racing on the same study. Nothing may fail, and no row m
 from __future__ import annotations
 
 import multiprocessing
-import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from kernel_space.spec import Problem
 from storage import Store, Study, Trial, engine, queue
+from tests.conftest import child_env
 from tests.storage.fill import FUSED, H100
 
-ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 3
 
 # A fresh interpreter per process (storage imports no torch, so each starts in about a second). All
@@ -42,7 +40,7 @@ OPENER = textwrap.dedent("""
 @pytest.mark.timeout(120)
 def test_first_opens_do_not_race_on_migrations(tmp_path, new_db_url):
     url = new_db_url("fresh")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     go = tmp_path / "go"
     procs = [
         subprocess.Popen([sys.executable, "-c", OPENER, url, str(tmp_path / f"ready{i}"), str(go)],

@@ -17,14 +17,14 @@ import kernel_space as ks
 from kernel_space.attention_shape import encode_m
 from storage import Store, load_table
 from storage.models import Study, Trial, Winner
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "cli.app"]
 
 
 def run_cli(*args, db, check=True, timeout=600):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", "TRITON_INTERPRET": "1"}
+    env = child_env(COLUMNS="200", TRITON_INTERPRET="1")
     proc = subprocess.run([*CLI, *args, "--db", db], capture_output=True, text=True, env=env, timeout=timeout,
                           cwd=ROOT)
     if check and proc.returncode != 0:
@@ -85,7 +85,7 @@ def test_export_import_and_query(tuned, tmp_path):
 @pytest.mark.parametrize("db_backend", BACKENDS)
 def test_killed_run_resumes_and_loses_no_finished_trial(new_db_url):
     db = new_db_url()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRITON_INTERPRET": "1"}
+    env = child_env(TRITON_INTERPRET="1")
     args = [*CLI, "tune", "--model", "qwen3-tiny", "--op", "o_proj_residual", "--buckets", "1,2,4",
             "--trials", "8", "--batch", "2", "--db", db]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -152,7 +152,7 @@ def test_concurrent_tune_processes_share_one_database(new_db_url):
     """Two tuners on the same studies at once: both finish, every row is intact, Optuna's trial numbers
     stay unique per study, and each study has one winner."""
     db = new_db_url("shared")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRITON_INTERPRET": "1"}
+    env = child_env(TRITON_INTERPRET="1")
     args = [*CLI, "tune", "--model", "qwen3-tiny", "--op", "down_residual", "--buckets", "1,2", "--trials", "6",
             "--batch", "2", "--db", db]
     procs = [subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
