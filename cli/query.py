@@ -18,7 +18,6 @@ from cli.common import (
     WideOption,
     check_filters,
     console,
-    finite,
     fmt_float,
     fmt_us,
     group_title,
@@ -40,9 +39,8 @@ def query(
     op: OpOption = None,
     m_min: MMinOption = None,
     m_max: MMaxOption = None,
-    min_speedup: Annotated[float | None, typer.Option("--min-speedup", callback=finite,
-                                                      help="Only winners with speedup (vs the unfused arm) >= "
-                                                           "this.")] = None,
+    min_speedup: Annotated[float | None, typer.Option("--min-speedup", help="Only winners with speedup (vs the "
+                                                                             "unfused arm) >= this.")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table (for reading), csv or json (for tools).")]
     = Format.table,
     wide: WideOption = False,
