@@ -130,7 +130,13 @@ def test_compiled_on_the_gpu_it_matches_the_runtime_and_gives_its_memory_back():
     for got, want in zip(out, ref, strict=True):
         err = ((got.float() - want.float()).norm() / want.float().norm()).item()
         assert err < 2e-2, f"relative error {err:.2e}"  # two bf16 runs of the same math
+    # cuBLAS's workspace of each stream that ran a GEMM (32 MiB on Hopper) lives in torch's allocator and
+    # stays: the fifth GPU-suite call of the thirty-second session, this test in a worker of its own, found
+    # exactly 32 MiB more allocated after bench_peer. Cleared before and after (torch's CUDA builds).
+    clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", lambda: None)
+    clear_workspaces()
     before = torch.cuda.memory_allocated()
     result = bench_peer(model, batch=2, context=64, output_len=8, repeats=1)
     assert result["decode_tok_s"] > 0 and result["prefill_ms"] > 0 and result["setup_s"] > 0
+    clear_workspaces()
     assert torch.cuda.memory_allocated() <= before + (1 << 20)  # cache, graph pool and compiled code gone
