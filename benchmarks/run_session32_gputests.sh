@@ -2,8 +2,9 @@
 # Thirty-second session (2026-11-29), one H200: the whole test suite on the GPU (4 pytest-xdist workers on
 # the one GPU; tests that run kernels through the interpreter skip there, the GPU ones run). The call's
 # time limit ends pytest before its summary, so each failure is logged as it happens
-# (benchmarks/_failure_log.py) and the failures are counted by file and by error line.
-#   OUT=dir [SECS=300] bash benchmarks/run_session32_gputests.sh [pytest paths...]
+# (benchmarks/_failure_log.py) and the failures are counted by file and by error line. Needs pytest-xdist,
+# execnet and pytest-timeout among the carried wheels (../shared/device/wheels.sh). The session's last call:
+#   OUT=dir SECS=420 bash benchmarks/run_session32_gputests.sh --ignore=tests/dashboards -n 6
 source benchmarks/_session.sh
 export FAILURE_LOG="$OUT/failures.txt"
 timeout "${SECS:-300}" python3 -m pytest -q -p no:cacheprovider -p no:benchmark -p benchmarks._failure_log -n 4 \
