@@ -32,12 +32,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "postgres: needs the session's PostgreSQL server (tests/postgres.py)")
 
 
-def child_env(**extra: str) -> dict:
+def child_env(*drop: str, **extra: str) -> dict:
     """os.environ for a child process that runs this tree: the repository first on PYTHONPATH, what was
-    there kept after it (on the GPU machine the packages carried for the run are there), then `extra`."""
+    there kept after it (on the GPU machine the packages carried for the run are there), the variables
+    named in `drop` left out (e.g. TRITON_INTERPRET, for a child that compiles for a GPU), then `extra`."""
     root = str(Path(__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-            **extra}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])), **extra}
 
 
 def in_ci() -> bool:

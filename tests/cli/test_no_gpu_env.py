@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import child_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args, cwd):
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    env = child_env("TRITON_INTERPRET")
     return subprocess.run([sys.executable, "-m", "cli.app", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=600)
 
@@ -46,9 +47,8 @@ def test_a_worker_that_sees_a_gpu_cuda_cannot_use_goes_on_in_the_interpreter(tmp
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text("import tuner.launch\ntuner.launch.visible_gpu_count = lambda: 1\n")
-    env_path = f"{site}{os.pathsep}{ROOT}"
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = env_path
+    env = child_env("TRITON_INTERPRET")
+    env["PYTHONPATH"] = f"{site}{os.pathsep}{env['PYTHONPATH']}"  # its sitecustomize first
     worker = subprocess.run([sys.executable, "-m", "cli.app", "worker", "--db", db], capture_output=True, text=True,
                             env=env, cwd=tmp_path, timeout=600)
     assert worker.returncode == 0, worker.stderr

@@ -2,17 +2,17 @@
 Triton's own compiler, no GPU) in a process without TRITON_INTERPRET, and return the JSON it prints last."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def aot_report(script: str, *args: str):
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    env = child_env("TRITON_INTERPRET")
     out = subprocess.run([sys.executable, str(ROOT / "tests/kernel_space" / script), *args], env=env,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

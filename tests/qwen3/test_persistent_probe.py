@@ -3,7 +3,6 @@ runs it) and the launches arm against the fp32 reference; the persistent mode co
 of time (its grid barrier and prefetches in the PTX). The timing itself needs a GPU."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 import torch
 
 from benchmarks import persistent_probe as pp
-from tests.conftest import DEVICE
+from tests.conftest import DEVICE, child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,8 +61,7 @@ def test_block_n_balances_the_busiest_program():
 def _ptx_counts(kernel: str, meta: dict, kinds: dict, counts: tuple[str, ...]) -> dict:
     """Compile persistent_probe.<kernel> for sm_90 ahead of time (Triton's ptxas, no GPU; a process without
     the interpreter) and count substrings of its PTX. kinds: pointer types other than *bf16."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    env = child_env("TRITON_INTERPRET")
     code = (
         "import json, sys, triton\n"
         "from triton.backends.compiler import GPUTarget\n"

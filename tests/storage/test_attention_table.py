@@ -16,6 +16,7 @@ from kernel_space.decode_attention import attention_plan
 from storage import Store, TableError, dump_table, load_table
 from storage.export import build_table, check_runnable, import_table
 from storage.queries import studies_frame, winners_frame
+from tests.conftest import child_env
 from tests.storage.fill import FUSED, H100
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
@@ -221,13 +222,11 @@ def test_the_committed_tables_run_on_this_code():
     PTX check (benchmarks/compile_survey.py, attention_ptx_identity.py), or the dispatcher would run
     the baseline for that op with a warning. The hashes are a GPU process's: Triton's interpreter,
     which this test session runs under, sees other kernel sources."""
-    import os
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = f"{root}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    env = child_env("TRITON_INTERPRET")
     code = "import json; from kernel_space.registry import ALL_OPS, kernel_hash; " \
            "print(json.dumps({op: kernel_hash(op) for op in ALL_OPS}))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)

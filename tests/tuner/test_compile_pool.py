@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.conftest import child_env
 from tuner import compile as pool_module
 
 
@@ -225,8 +226,7 @@ def test_ahead_of_time_a_pool_process_compiles_for_the_gpu_without_cuda(tmp_path
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env.update(PYTHONPATH=f"{root}{os.pathsep}{env.get('PYTHONPATH', '')}", TRITON_CACHE_DIR=str(tmp_path))
+    env = child_env("TRITON_INTERPRET", TRITON_CACHE_DIR=str(tmp_path))
     out = subprocess.run([sys.executable, str(root / "tests/tuner/aot_pool.py")], env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
