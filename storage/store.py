@@ -348,7 +348,10 @@ def upsert_winner(s: Session, study_id: int, values: dict, compare: tuple[str, .
         except sqlalchemy.exc.IntegrityError:
             # Another writer added it since our read: on SQLite our IMMEDIATE transaction excludes
             # that, on PostgreSQL two tuners confirming one study both saw none (seen in the tests).
-            row = s.scalars(stmt).one()
+            # No row now means the insert broke another rule (a missing value): that error stands.
+            row = s.scalars(stmt).one_or_none()
+            if row is None:
+                raise
     if compare is not None and all(getattr(row, name) == values[name] for name in compare):
         return "unchanged"
     for name, value in values.items():

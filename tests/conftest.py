@@ -35,8 +35,13 @@ def pytest_configure(config):
 def child_env(*drop: str, **extra: str) -> dict:
     """os.environ for a child process that runs this tree: the repository first on PYTHONPATH, what was
     there kept after it (on the GPU machine the packages carried for the run are there), the variables
-    named in `drop` left out (e.g. TRITON_INTERPRET, for a child that compiles for a GPU), then `extra`."""
+    named in `drop` left out (e.g. TRITON_INTERPRET, for a child that compiles for a GPU), then `extra`.
+    A child given TRITON_INTERPRET=1 sees no GPU (CUDA_VISIBLE_DEVICES empty, unless `extra` says
+    otherwise): it runs the CPU path it tests on a GPU machine too, where `tune` would refuse the
+    interpreter beside a GPU."""
     root = str(Path(__file__).resolve().parents[1])
+    if extra.get("TRITON_INTERPRET") == "1":
+        extra = {"CUDA_VISIBLE_DEVICES": "", **extra}
     env = {k: v for k, v in os.environ.items() if k not in drop}
     return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])), **extra}
 

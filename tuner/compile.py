@@ -17,6 +17,7 @@ import contextlib
 import os
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 from tuner import trace
 from tuner.worker import Worker, adopt_environment, process_context, sigint_ignored, start_fork_server
@@ -316,7 +317,7 @@ class CompileStream:
 def _outcome(fut) -> tuple[float, str | None]:
     try:
         return fut.result()
-    except cf.process.BrokenProcessPool as exc:
+    except BrokenProcessPool as exc:
         shutdown()  # a worker died (a crash in the compiler): the next batch gets a fresh pool
         return 0.0, f"compile worker died: {exc}"
     except Exception as exc:

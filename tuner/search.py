@@ -773,6 +773,9 @@ def _confirm(run: _Run) -> StudyOutcome:
         out.note = f"confirmation failed: {reply['error']}"
         return out
     res = reply["result"]
+    if res["unfused_us"] is None:  # nothing to measure a winner against (and no unfused time to store)
+        out.note = f"the unfused arm could not be timed: {res.get('unfused_reason') or 'no time'}"
+        return out
     winner = choose_winner(res["pairs"], res["unfused_us"], run.opts.noise_band)
     cublas = res["cublas_us"]
     run.store.set_winner(run.ref.id, arm=winner.arm, config=winner.config, median_us=winner.median_us,

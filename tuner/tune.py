@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,8 +56,17 @@ def tune_model(store: Store, config: Qwen3Config, ops: list[str], buckets: list[
     return TuneReport(config.name, fp, report.outcomes, skipped, time.monotonic() - t0)
 
 
+INTERPRETER_ON_GPU = ("TRITON_INTERPRET=1 runs Triton's interpreter, which cannot be timed on a CUDA GPU (its "
+                      "kernels run on the host, outside CUDA graphs): unset it to tune on the GPU, or hide the "
+                      "GPU (CUDA_VISIBLE_DEVICES=) to tune through the interpreter on the CPU")
+
+
 def device_limits(opts: TuneOptions) -> None:
-    """SM count and shared memory of this process's GPU into the options (defaults: an H100's)."""
+    """SM count and shared memory of this process's GPU into the options (defaults: an H100's).
+    ValueError where Triton's interpreter is on beside a CUDA GPU: every arm with a Triton kernel would
+    fail to time there (the tune would end without winners); said once, before any study starts."""
+    if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") == "1":
+        raise ValueError(INTERPRETER_ON_GPU)
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         opts.sm_count, opts.smem_limit = props.multi_processor_count, props.shared_memory_per_block_optin

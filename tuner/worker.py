@@ -179,7 +179,9 @@ def _confirm(task, device, rotation_for, ceilings) -> dict:
     unfused_alone = run_trial(problem, "unfused", None, device, rot, task["seed"])
     caps = ceilings()
     floor = measure.floor_us(spec, m, n, k, dtype, device, *caps) if caps else None
-    return {"pairs": pairs, "cublas_us": cublas, "unfused_us": unfused_alone.median_us, "floor_us": floor}
+    unfused_reason = None if unfused_alone.median_us is not None else unfused_alone.reason or unfused_alone.status
+    return {"pairs": pairs, "cublas_us": cublas, "unfused_us": unfused_alone.median_us, "floor_us": floor,
+            "unfused_reason": unfused_reason}
 
 
 class Worker:

@@ -357,6 +357,16 @@ def test_set_winner_upserts(store):
         store.set_winner(ref.id, arm="cublas", config=UNFUSED, **kwargs)
 
 
+def test_a_winner_the_database_refuses_raises_its_own_error(store):
+    """A winner missing a required value is refused with the database's error, not read back as a row a
+    concurrent writer added (which answered 'No row was found' until the thirty-third session)."""
+    ref = store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"))
+    with pytest.raises(sqlalchemy.exc.IntegrityError, match="median_us"):
+        store.set_winner(ref.id, arm="unfused", config=UNFUSED, median_us=None, unfused_us=None, cublas_us=None,
+                         floor_us=1.0, speedup=1.0, speedup_vs_cublas=None)
+    assert store.winner(ref.id) is None
+
+
 def test_unique_keys_are_enforced_by_the_database(store):
     store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
     for row in (Shape(op="rmsnorm_qkv", n=4096, k=1024, dtype="bfloat16"),

@@ -15,6 +15,7 @@ from qwen3.generate import Generator
 from qwen3.loader import random_weights
 from storage import Store, load_table
 from storage.queries import winners_frame
+from tests.conftest import requires_interpreter
 from tests.tuner.test_tune_loop import counts, run_cli
 
 TINY = PRESETS["qwen3-tiny"]
@@ -72,6 +73,7 @@ def _fused_table(path, tmp_path) -> tuple[dict, dict]:
     return data, cfg
 
 
+@requires_interpreter  # a model on the CPU, running the CPU tune's table through Triton
 def test_a_model_decodes_with_the_looked_up_config(tuned, tmp_path, monkeypatch):
     """Batch 2 over a 40-slot cache is served by the (2, 64) bucket; the Triton kernel gets its config at
     every layer and step, and its logits match PyTorch's attention."""
@@ -101,6 +103,7 @@ def test_a_model_decodes_with_the_looked_up_config(tuned, tmp_path, monkeypatch)
     assert torch.allclose(fused_step.float(), torch_step.float(), atol=2e-2, rtol=2e-2)
 
 
+@requires_interpreter  # a model on the CPU, running the CPU tune's table through Triton
 def test_unfused_winners_run_sdpa_and_past_the_last_bucket_the_plan_runs(tuned, monkeypatch):
     """A bucket whose winner is SDPA (unfused): the lookup says unfused. A batch past the table's last
     one runs the default plan, said once. The CPU tune's winners are usually SDPA (the interpreter loses

@@ -126,6 +126,20 @@ def test_a_compile_stream_gives_back_each_compile_as_it_finishes(monkeypatch):
     threads.shutdown()
 
 
+def test_a_failed_compile_reads_as_its_error_in_a_fresh_process():
+    """_outcome's handler for a dead pool named concurrent.futures.process, which Python imports only when
+    a process pool is made: a fresh process (on the GPU machine, a test worker that had made none)
+    answered a failed compile with AttributeError."""
+    import subprocess
+    import sys
+
+    code = ("import concurrent.futures as cf, sys; from tuner.compile import _outcome; f = cf.Future(); "
+            "f.set_exception(RuntimeError('ptxas died')); print(_outcome(f))")
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "(0.0, 'compile failed: RuntimeError: ptxas died')"
+
+
 def test_a_compile_stream_gives_up_a_compile_running_past_the_limit(monkeypatch):
     import concurrent.futures as cf
 

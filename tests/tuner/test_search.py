@@ -66,6 +66,24 @@ def out_ref(store):
     return store.study(FP, PROBLEM, "m")
 
 
+class UntimedUnfusedWorker(FakeWorker):
+    """The confirmation could not time the unfused path alone (as on a GPU under Triton's interpreter)."""
+
+    def request(self, task):
+        reply = super().request(task)
+        if task["kind"] == "confirm":
+            reply["result"] |= {"unfused_us": None, "unfused_reason": "RuntimeError: capture failed"}
+        return reply
+
+
+def test_a_study_whose_unfused_arm_cannot_be_timed_ends_without_a_winner_and_says_why(store):
+    """Until the thirty-third session set_winner was asked to store the unfused arm with no time; the
+    database refused the row and the tune died with an unrelated 'No row was found'."""
+    out = tune_study(store, UntimedUnfusedWorker(), FP, "m", PROBLEM, TuneOptions(trials=4, batch=2))
+    assert out.winner_arm is None and out.note == "the unfused arm could not be timed: RuntimeError: capture failed"
+    assert store.winner(out_ref(store).id) is None
+
+
 def test_resumed_study_with_nothing_new_keeps_its_winner(store):
     tune_study(store, FakeWorker(), FP, "m", PROBLEM, TuneOptions(trials=6, batch=3))
     again = FakeWorker()
@@ -587,3 +605,24 @@ class TimedWorker(FakeWorker):
     def __init__(self, time_of):
         super().__init__()
         self.time_of = time_of
+
+
+def test_the_tuner_refuses_the_interpreter_beside_a_gpu(monkeypatch):
+    """TRITON_INTERPRET=1 on a machine with a CUDA GPU: every arm with a Triton kernel would fail to time
+    (seen on an H200: decode attention's tune died after its first study); tune and worker say so first."""
+    import torch
+
+    from tuner.tune import device_limits
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    with pytest.raises(ValueError, match=r"^TRITON_INTERPRET=1 runs Triton's interpreter, .*CUDA_VISIBLE_DEVICES="):
+        device_limits(TuneOptions())
+
+
+def test_a_child_given_the_interpreter_sees_no_gpu():
+    from tests.conftest import child_env
+
+    assert child_env(TRITON_INTERPRET="1")["CUDA_VISIBLE_DEVICES"] == ""
+    assert child_env(TRITON_INTERPRET="1", CUDA_VISIBLE_DEVICES="0")["CUDA_VISIBLE_DEVICES"] == "0"
+    assert child_env("TRITON_INTERPRET").get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES")
