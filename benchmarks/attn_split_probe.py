@@ -4,6 +4,8 @@ program reads one to four BLOCK_N tiles, as the streaming read of stream_floor_p
 256 programs of 4 tiles reach 66%).
 
     python3 benchmarks/attn_split_probe.py OUT.json [--cells qwen3-0.6b:1:8192,...] [--top 6]
+        [--splits 32,...,256] [--block-n 32,64,128] [--stages 1,2] [--warps 4,8]
+        [--combines kernel,last_program] [--kv loop,early]
 
 SPACE's SPLITS values are widened for this process only. Each config's output is compared with the
 plan's (max abs difference, bf16), then timed as attn_bench times (cold L2, one graph, median). Prints
@@ -34,8 +36,15 @@ def main(argv=None) -> int:
     p.add_argument("out", type=Path)
     p.add_argument("--cells", default="qwen3-0.6b:1:8192,qwen3-8b:1:8192,qwen3-0.6b:1:16384,qwen3-0.6b:8:8192")
     p.add_argument("--top", type=int, default=6)
+    p.add_argument("--splits", default=",".join(map(str, WIDE_SPLITS)), help="SPLITS values swept")
+    p.add_argument("--block-n", default="32,64,128", help="BLOCK_N values swept")
+    p.add_argument("--stages", default="1,2", help="num_stages values swept")
+    p.add_argument("--warps", default="4,8", help="num_warps values swept")
+    p.add_argument("--combines", default="kernel,last_program", help="combine values swept")
+    p.add_argument("--kv", default="loop", help="kv values swept (loop, early)")
     args = p.parse_args(argv)
-    da.SPACE.values["SPLITS"] = tuple(sorted(set(da.SPLITS_VALUES) | set(WIDE_SPLITS)))
+    wide = tuple(map(int, args.splits.split(",")))
+    da.SPACE.values["SPLITS"] = da.SPLITS_VALUES = tuple(sorted(set(da.SPLITS_VALUES) | set(wide)))
     bandwidth = copy_bandwidth()
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     rows = []
@@ -47,10 +56,12 @@ def main(argv=None) -> int:
                                  sms)
         want = da.decode_attention(**inputs[0], config=plan).float()
         configs = [plan]
-        for splits, bn, stages, warps, combine in itertools.product(
-                WIDE_SPLITS, (32, 64, 128), (1, 2), (4, 8), ("kernel", "last_program")):
+        for splits, bn, stages, warps, combine, kv in itertools.product(
+                wide, map(int, args.block_n.split(",")), map(int, args.stages.split(",")),
+                map(int, args.warps.split(",")), args.combines.split(","),
+                args.kv.split(",")):
             cfg = {**plan, "SPLITS": splits, "BLOCK_N": bn, "num_stages": stages, "num_warps": warps,
-                   "combine": combine}
+                   "combine": combine, "kv": kv}
             if cfg != plan and not da.check_config(cfg, problem) and not da.redundant_reason(cfg, problem):
                 configs.append(cfg)
         cell_rows = []
@@ -71,7 +82,8 @@ def main(argv=None) -> int:
         for r in cell_rows[:args.top]:
             cfg = r["config"]
             print(f"  {r['median_us']:6.2f} us ({r['of_floor']:4.0%}) S{cfg['SPLITS']} BN{cfg['BLOCK_N']} "
-                  f"s{cfg['num_stages']} w{cfg['num_warps']} {cfg['combine']} diff {r['max_abs_diff_vs_plan']:.2g}",
+                  f"s{cfg['num_stages']} w{cfg['num_warps']} {cfg['combine']} kv {cfg.get('kv', 'loop')} "
+                  f"diff {r['max_abs_diff_vs_plan']:.2g}",
                   flush=True)
         rows += cell_rows
         del inputs
