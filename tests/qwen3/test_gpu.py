@@ -187,8 +187,11 @@ def test_bench_runs_both_arms_with_a_breakdown():
         assert abs(sum(parts[p] for p in PARTS) - parts["kernels"]) < 0.05 * parts["kernels"]
         # At these short caches the default attention plan norms, rotates and writes q/k itself (prep=fused).
         assert all(parts[p] > 0 for p in PARTS if p not in ("other", "q/k norm + rope"))
-        # The kernels of a step take no longer than the CUDA-graph step (which adds the gaps between them).
-        assert parts["kernels"] < 1.1 * r.decode_ms * 1000
+        # The kernels of a step, timed eagerly one by one, add up to about the CUDA-graph step, not to a
+        # multiple of it (a kernel counted twice, or a second step's). Alone on an H200 they stayed within
+        # 1.1x of it; with six test workers sharing the GPU, 1.10x and 1.14x (thirty-second and -third
+        # sessions), so the bound is loose: a timing is for benchmarks, this checks what was summed.
+        assert parts["kernels"] < 1.8 * r.decode_ms * 1000
     assert set(rows[-1].plan.values()) == {"fused"}
 
 
