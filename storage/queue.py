@@ -54,8 +54,11 @@ def enqueue(store: Store, study_id: int, *, model: str | None, trials: int, prio
                 return
             except sqlalchemy.exc.IntegrityError:
                 # Another tune queued it since our read (PostgreSQL: two tunes planning the same
-                # studies at once; SQLite's IMMEDIATE transaction excludes that): update theirs.
-                entry = s.scalars(stmt).one()
+                # studies at once; SQLite's IMMEDIATE transaction excludes that): update theirs. No
+                # entry now means the insert broke another rule: that error stands.
+                entry = s.scalars(stmt).first()
+                if entry is None:
+                    raise
         entry.trials, entry.priority, entry.model = trials, priority, model or entry.model
         entry.state = "queued"
 
@@ -145,6 +148,10 @@ def claim_config(store: Store, study_id: int, config_key: str, trial_number: int
             s.execute(insert(ConfigClaim).values(**row))
         return True
     except sqlalchemy.exc.IntegrityError:
+        taken = select(ConfigClaim.id).filter_by(study_id=study_id, config_key=config_key)
+        with store.session(write=False) as s:
+            if s.scalars(taken).first() is None:  # not a claim's twin: the insert broke another rule
+                raise
         return False
 
 

@@ -331,7 +331,9 @@ def get_or_create(s: Session, model, key: dict, values: dict):
             row = model(**values)
             s.add(row)
     except sqlalchemy.exc.IntegrityError:
-        row = s.scalars(stmt).one()
+        row = s.scalars(stmt).one_or_none()
+        if row is None:  # not a concurrent writer's row: the insert broke another rule, and says which
+            raise
     return row
 
 

@@ -367,6 +367,22 @@ def test_a_winner_the_database_refuses_raises_its_own_error(store):
     assert store.winner(ref.id) is None
 
 
+def test_inserts_that_lose_no_race_raise_the_databases_error(store):
+    """get_or_create, the queue's enqueue and a config claim read a unique-key conflict as a concurrent
+    writer's row; an insert refused for another reason (a missing value here) raises that refusal."""
+    from storage import queue
+    from storage.store import get_or_create
+
+    ref = store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"))
+    with pytest.raises(sqlalchemy.exc.IntegrityError, match="device_name"), store.session() as s:
+        get_or_create(s, Fingerprint, {"key": "k" * 64}, {"key": "k" * 64})
+    with pytest.raises(sqlalchemy.exc.IntegrityError, match="trials"):
+        queue.enqueue(store, ref.id, model=None, trials=None, priority=0)
+    with pytest.raises(sqlalchemy.exc.IntegrityError, match="owner"):
+        queue.claim_config(store, ref.id, "cfg", 0, None)
+    assert queue.claim_config(store, ref.id, "cfg", 0, "w1") and not queue.claim_config(store, ref.id, "cfg", 1, "w2")
+
+
 def test_unique_keys_are_enforced_by_the_database(store):
     store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"), model="qwen3-0.6b")
     for row in (Shape(op="rmsnorm_qkv", n=4096, k=1024, dtype="bfloat16"),
