@@ -25,7 +25,9 @@ WORKER_WAIT_S = 120.0
 @user_errors
 def tune(
     model: Annotated[str, typer.Option(help="A preset (qwen3-0.6b, qwen3-8b, ..., qwen3-tiny) or a path to a "
-                                       "Hugging Face config.json / model folder.")] = "qwen3-0.6b",
+                                       "Hugging Face config.json / model folder, stored under the config's "
+                                       "_name_or_path, else its folder's name (another JSON file: its "
+                                       "own name).")] = "qwen3-0.6b",
     op: Annotated[list[str] | None, typer.Option("--op", help="Only these ops (repeatable); default all, "
                                                  "decode_attention included.")] = None,
     buckets: Annotated[str, typer.Option(help="M buckets: all (default: decode 1..256 and prefill 512..4096, so "

@@ -94,9 +94,11 @@ def from_hf_config(path: str | Path, name: str | None = None) -> Qwen3Config:
     label = raw.get("_name_or_path")
     # The name is stored and printed: a label with control characters or of any length is not used.
     usable = isinstance(label, str) and label.strip() and label.isprintable() and len(label) <= 256
+    # Unlabelled, a config.json is named after its folder (resolve(): in the working directory its parent
+    # is '.', whose name is ''), any other file after itself: two configs in one folder are two models.
+    named = path.resolve().parent.name if path.name == "config.json" else path.stem
     return Qwen3Config(
-        # resolve(): `config.json` in the working directory has parent '.', whose name is ''.
-        name=name or (label if usable else path.resolve().parent.name or "model"),
+        name=name or (label if usable else named or "model"),
         hidden_size=size["hidden_size"],
         intermediate_size=size["intermediate_size"],
         num_hidden_layers=size["num_hidden_layers"],

@@ -86,3 +86,21 @@ def test_random_weights_are_seeded_and_run():
     out = logits(a, ids)
     assert torch.isfinite(out).all() and torch.equal(out, logits(b, ids))
     assert not torch.equal(out, logits(random_weights(config, torch.float32, "cpu", seed=2), ids))
+
+
+def test_a_config_is_named_after_its_folder_or_its_own_file(tmp_path):
+    """config.json takes its folder's name; any other file its own stem, so that two configs side by side
+    are two models in the database (until the thirty-third session both took the folder's name, and the
+    second one's shapes were refused as another shape of the first model); a label inside wins."""
+    from qwen3.config import PRESETS, from_hf_config
+
+    raw = PRESETS["qwen3-tiny"].to_hf_dict()
+    raw.pop("_name_or_path", None)
+    folder = tmp_path / "Qwen3-Small"
+    folder.mkdir()
+    for file in ("config.json", "wide.json", "narrow.json"):
+        (folder / file).write_text(json.dumps(raw))
+    assert from_hf_config(folder).name == from_hf_config(folder / "config.json").name == "Qwen3-Small"
+    assert [from_hf_config(folder / f).name for f in ("wide.json", "narrow.json")] == ["wide", "narrow"]
+    (folder / "labelled.json").write_text(json.dumps({**raw, "_name_or_path": "org/model"}))
+    assert from_hf_config(folder / "labelled.json").name == "org/model"
