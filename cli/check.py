@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console, fail, interpreter_needed, new_table, op_label, shape_cell, user_errors
+from cli.common import (
+    console,
+    fail,
+    interpreter_needed,
+    new_table,
+    op_label,
+    shape_cell,
+    user_errors,
+    without_unsupported_attention,
+)
 
 
 @user_errors
@@ -29,12 +38,15 @@ def check(
     from tuner.check import check_ops
 
     cfg = resolve_model(model or ("qwen3-0.6b" if cuda else "qwen3-tiny"))
+    import kernel_space as ks
+
+    ops = without_unsupported_attention(cfg, list(dict.fromkeys(op)) if op else list(ks.ALL_OPS), "check")
     torch_dtype = _dtype(dtype or ("bfloat16" if cuda else "float16"))
     m_list = _ms(ms)
     status_console = console(stderr=True)
     where = "GPU" if cuda else "CPU through Triton's interpreter"
     with status_console.status(f"checking {cfg.name} on the {where}") as status:
-        rows = check_ops(cfg.dims(), m_list, torch_dtype, op or None, configs,
+        rows = check_ops(cfg.dims(), m_list, torch_dtype, ops, configs,
                          progress=lambda text: status.update(f"checking {text}"))
     title = f"{cfg.name}, {str(torch_dtype).replace('torch.', '')}, {where}"
     console(wide=wide).print(_table(rows, title, timed=cuda, wide=wide))

@@ -261,6 +261,23 @@ def fmt_us(value) -> str:
     return fmt_float(value, 2 if abs(value) < 100 else 1 if abs(value) < 10_000 else 0)
 
 
+def without_unsupported_attention(config, ops: list[str], verb: str) -> list[str]:
+    """ops without decode_attention where the model's heads are ones its kernels cannot take
+    (Qwen3Config.attention_unsupported), said once on stderr; nothing left to `verb` is an error."""
+    from kernel_space.attention_shape import ATTENTION_OP
+
+    reason = config.attention_unsupported() if ATTENTION_OP in ops else None
+    if not reason:
+        return ops
+    rest = [name for name in ops if name != ATTENTION_OP]
+    if not rest:
+        fail(f"nothing to {verb}: {config.name}'s {reason}, so the model runs PyTorch's attention (SDPA) "
+             "and decode_attention has no kernel here")
+    typer.echo(f"decode_attention left out: {config.name}'s {reason}; the model runs PyTorch's attention "
+               "(SDPA) there", err=True)
+    return rest
+
+
 def resolve_model_name(store, spec: str) -> str:
     """The stored name for `spec`: itself if the database knows it, else the name of the preset or
     config.json it designates (as the tuner stores it). StorageError when it is neither."""

@@ -12,7 +12,16 @@ from typing import Annotated
 import typer
 
 from cli import step_check
-from cli.common import DbOption, ctrl_c_kept, fail, finite, interpreter_needed, open_store, user_errors
+from cli.common import (
+    DbOption,
+    ctrl_c_kept,
+    fail,
+    finite,
+    interpreter_needed,
+    open_store,
+    user_errors,
+    without_unsupported_attention,
+)
 from tuner import trace
 
 # The largest M bucket a tune accepts: DESIGN.md's buckets end at prefill 4096 "and up"; 100,000,000
@@ -113,6 +122,7 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
     ops = list(dict.fromkeys(op)) if op else list(ks.ALL_OPS)  # a repeated --op is tuned once
     for name in ops:
         ks.get_op(name)
+    ops = without_unsupported_attention(config, ops, "tune")
     if on_cpu:
         if config.name != "qwen3-tiny" and not allow_cpu:
             fail(f"no CUDA GPU here: tuning {config.name} needs one (use --model qwen3-tiny to try the loop on "

@@ -37,6 +37,13 @@ class Qwen3Config:
         if not self.rms_norm_eps > 0:
             raise ValueError(f"rms_norm_eps must be positive, got {self.rms_norm_eps!r}")
 
+    def attention_unsupported(self) -> str | None:
+        """Why the Triton decode attention kernels cannot take this model's heads (head_dim 80, say), or None.
+        The model then runs PyTorch's attention (SDPA), and tune and check leave decode_attention out."""
+        from kernel_space.decode_attention import unsupported_reason
+
+        return unsupported_reason(self.num_attention_heads, self.num_key_value_heads, self.head_dim)
+
     def dims(self) -> ModelDims:
         return ModelDims(
             hidden=self.hidden_size,

@@ -45,8 +45,11 @@ def study_keys(config: Qwen3Config, ops: list[str], buckets: list[int], dtype: s
     Decode attention's M bucket is its batch: at each decode bucket (<= 256) it gets one study per
     context of `contexts` (default: kernel_space.attention_shape.CONTEXT_BUCKETS up to the model's
     max_position_embeddings, which closes the list) whose whole-model KV cache fits in half of
-    memory_bytes (0: an 80 GB card's), shortest context first; m is its attention_shape key."""
+    memory_bytes (0: an 80 GB card's), shortest context first; m is its attention_shape key. A model whose
+    heads the attention kernels cannot take (Qwen3Config.attention_unsupported) has no attention studies."""
     contexts = contexts or context_buckets(config.max_position_embeddings)
+    if config.attention_unsupported():
+        ops = [op for op in ops if ks.get_op(op).kind != "attention"]
     attention = attention_buckets(buckets, contexts, layers=config.num_hidden_layers,
                                   kv_heads=config.num_key_value_heads, head_dim=config.head_dim,
                                   elem_bytes=DTYPE_BYTES[dtype], memory_bytes=memory_bytes or DEFAULT_DEVICE_MEMORY)

@@ -206,3 +206,32 @@ def test_bad_attention_scope_is_one_line(tmp_path, args, words):
     db = tmp_path / "ks.db"
     assert_one_line_error(run("tune", "--model", "qwen3-tiny", *args, "--db", f"sqlite:///{db}"), *words)
     assert not db.exists()
+
+
+def test_a_model_whose_heads_the_attention_kernels_cannot_take_leaves_decode_attention_out(tmp_path):
+    """head_dim 80: the model runs PyTorch's attention, so tune and check leave decode_attention out and say
+    so (its tune had a study per bucket whose unfused arm, the Triton q/k prep, could not run: each ended
+    without a winner, and until the thirty-third session the tune died there with 'No row was found')."""
+    import json
+
+    from qwen3.config import PRESETS, resolve_model
+    from tuner.distributed import study_keys
+
+    tiny = PRESETS["qwen3-tiny"]
+    path = tmp_path / "hd80.json"
+    path.write_text(json.dumps({**tiny.to_hf_dict(), "head_dim": 80}))
+    config = resolve_model(str(path))
+    assert "head_dim 80 is not a power of two" in config.attention_unsupported()
+    assert tiny.attention_unsupported() is None
+    assert study_keys(config, ["decode_attention", "lm_head"], [1, 2], "float32", (64,)) == [
+        ("lm_head", 1), ("lm_head", 2)]
+    db = f"sqlite:///{tmp_path / 'ks.db'}"
+    for command in ("tune", "check"):
+        extra = ("--allow-cpu", "--db", db) if command == "tune" else ()
+        assert_one_line_error(run(command, "--model", path, "--op", "decode_attention", "--dtype", "float32", *extra),
+                              f"nothing to {command}: hd80's head_dim 80 is not a power of two", "SDPA")
+    result = run("check", "--model", path, "--op", "decode_attention", "--op", "down_residual", "--dtype", "float32",
+                 "--ms", "1", "--configs", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("decode_attention left out: hd80's head_dim 80")
+    assert "all 1 checks passed" in result.stdout
