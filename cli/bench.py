@@ -52,14 +52,15 @@ def bench(
             rows = run_bench(config, batches, contexts, output_len, ops, breakdown, torch_dtype(dtype, True),
                              repeats, progress=progress)
     out = console()
-    out.print(_throughput_table(rows, config.name, torch.cuda.get_device_name(), output_len))
+    out.print(_throughput_table(rows, config.name, torch.cuda.get_device_name(), output_len,
+                                sdpa_only=config.attention_unsupported() is not None))
     streams = None
     if ops is not None:
         from qwen3.model import describe_streams
 
         streams = describe_streams(batches, ops.table, torch_dtype(dtype, True))
         typer.echo(f"residual stream of the table arm in decode: {streams}")
-        folded = [b for b in batches if ops.folds(b)]
+        folded = [] if config.attention_unsupported() else [b for b in batches if ops.folds(b)]
         if folded:
             typer.echo(f"decode attention's combine folded into o_proj at batch {', '.join(map(str, folded))}")
     if breakdown:
@@ -109,7 +110,7 @@ def int_list(text: str, option: str) -> list[int]:
     return values
 
 
-def _throughput_table(rows, name, device, output_len):
+def _throughput_table(rows, name, device, output_len, sdpa_only=False):
     """One line per (batch, context): each arm's tok/s, ms a step and prefill ms, and table / unfused."""
     from rich.table import Table
 
@@ -124,8 +125,10 @@ def _throughput_table(rows, name, device, output_len):
     if len(arms) == 2:
         t.add_column("speedup", justify="right")
         t.add_column("ops fused", justify="right")
-    # Decode attention from the table: shown where the table has decode_attention buckets.
-    attention = any(r.arm == "table" and r.attention and not r.attention.startswith("plan") for r in rows)
+    # Decode attention from the table: shown where the table has decode_attention buckets (not where the
+    # model's heads run SDPA whatever the table says, sdpa_only: the model's warning says why, once).
+    attention = not sdpa_only and any(r.arm == "table" and r.attention and not r.attention.startswith("plan")
+                                      for r in rows)
     if attention:
         t.add_column("table attention", overflow="fold")
     for b, c in sorted({(r.batch, r.context) for r in rows}):

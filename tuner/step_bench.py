@@ -196,8 +196,9 @@ def step_check(store: Store, config: Qwen3Config, dtype: str, fp: dict, previous
     arms: list[tuple[str, DispatchTable | None]] = [
         ("unfused", None), ("table", with_stream(table, batches, "model")),
         (STREAM_ARM, with_stream(table, batches, "fixed"))]
-    # And where a batch is one the fold serves, both streams again with the fold there.
-    folded = [batch for batch in batches if batch in FOLD_BATCHES]
+    # And where a batch is one the fold serves, both streams again with the fold there; not for a model
+    # whose attention runs PyTorch's SDPA (heads the kernels cannot take): it leaves no combine to fold.
+    folded = [] if config.attention_unsupported() else [batch for batch in batches if batch in FOLD_BATCHES]
     if folded:
         arms += [(arm, with_fold(with_stream(table, folded, stream), folded)) for arm, stream in FOLD_ARMS.items()]
     if previous is None:

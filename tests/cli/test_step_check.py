@@ -219,6 +219,39 @@ def test_tune_on_a_gpu_checks_the_table_and_prints_what_ships(monkeypatch, tmp_p
     assert data["fold"] == [1] and load_table(out_file).folds_at(1)
 
 
+def test_the_check_times_no_fold_where_the_model_runs_sdpa(monkeypatch, tmp_path):
+    """A model whose heads the attention kernels cannot take (head_dim 80) runs PyTorch's attention: it leaves
+    no combine for o_proj to fold, so the check has no fold arms (an H200 run timed them, a tie of two
+    identical steps, and the table shipped a fold that did nothing)."""
+    import torch
+
+    import cli.tune
+    import tuner.tune
+    from qwen3.config import PRESETS
+
+    path = tmp_path / "hd80.json"
+    path.write_text(json.dumps({**PRESETS["qwen3-tiny"].to_hf_dict(), "head_dim": 80}))
+    monkeypatch.setattr(tuner.tune, "tune_model", fake_tune(True))
+    monkeypatch.setattr(cli.tune, "interpreter_needed", lambda: False)  # as on a GPU machine
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H100 80GB HBM3")
+    calls = []
+
+    def measure(config, arms, batches, dtype, progress=None, arm_batches=None):
+        calls.append([arm for arm, _ in arms])
+        return [StepRow(arm, b, 1.0, b * 1000.0, 5.0) for arm, _ in arms for b in (arm_batches or {}).get(arm, batches)]
+
+    monkeypatch.setattr(step_bench, "measure", measure)
+    db = f"sqlite:///{tmp_path / 'ks.db'}"
+    result = run("tune", "--model", path, "--buckets", "1", "--db", db, env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    assert calls == [["unfused", "table", "fixed_stream"]]
+    assert "decode_attention left out: hd80's head_dim 80" in result.stderr
+    assert "folded" not in result.stdout
+    out_file = tmp_path / "table.json"
+    assert run("export", "--model", path, "--db", db, "-o", str(out_file)).exit_code == 0
+    assert "fold" not in json.loads(out_file.read_text()) and not load_table(out_file).folds_at(1)
+
+
 def test_bench_batches_must_be_tuned_decode_buckets(tmp_path):
     db = tmp_path / "ks.db"
     for value, words in (("3", ["--bench-batches 3 is not a decode bucket this tune covers", "1, 4"]),

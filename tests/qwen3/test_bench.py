@@ -86,3 +86,27 @@ def test_the_breakdown_opens_a_part_around_every_site_of_a_step():
         model.compute_logits(hidden.view(2, -1))
     assert set(opened) == set(PARTS) - {"other"}
     release_kv_cache(model)
+
+
+def test_the_bench_table_shows_attention_only_where_the_table_decides_it():
+    """A model whose heads run SDPA whatever the table says gets no attention column: its reason, shown
+    once when the model is built, folded into a 22-line cell on an H200 (thirty-third session)."""
+    from rich.console import Console
+
+    from cli.bench import _throughput_table
+    from qwen3.bench import BenchRow
+
+    def rows(attention):
+        return [BenchRow(arm, 1, 128, 1.0, 1.0, 1000.0, plan={"down_residual": "fused"}, attention=attention)
+                for arm in ("unfused", "table")]
+
+    def text(table):
+        console = Console(width=250, record=True)
+        console.print(table)
+        return console.export_text()
+
+    fallback = "unfused: PyTorch's SDPA: head_dim 80 is not a power of two: " + "words " * 20
+    assert "table attention" not in text(_throughput_table(rows(fallback), "m", "gpu", 8, sdpa_only=True))
+    tuned = "fused: M=1 ctx=256"
+    shown = text(_throughput_table(rows(tuned), "m", "gpu", 8))
+    assert "table attention" in shown and tuned in shown
