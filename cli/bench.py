@@ -52,15 +52,15 @@ def bench(
             rows = run_bench(config, batches, contexts, output_len, ops, breakdown, torch_dtype(dtype, True),
                              repeats, progress=progress)
     out = console()
-    out.print(_throughput_table(rows, config.name, torch.cuda.get_device_name(), output_len,
-                                sdpa_only=config.attention_unsupported() is not None))
+    sdpa_only = config.attention_unsupported() is not None  # no attention column, no fold: SDPA leaves no combine
+    out.print(_throughput_table(rows, config.name, torch.cuda.get_device_name(), output_len, sdpa_only))
     streams = None
     if ops is not None:
         from qwen3.model import describe_streams
 
         streams = describe_streams(batches, ops.table, torch_dtype(dtype, True))
         typer.echo(f"residual stream of the table arm in decode: {streams}")
-        folded = [] if config.attention_unsupported() else [b for b in batches if ops.folds(b)]
+        folded = [] if sdpa_only else [b for b in batches if ops.folds(b)]
         if folded:
             typer.echo(f"decode attention's combine folded into o_proj at batch {', '.join(map(str, folded))}")
     if breakdown:

@@ -10,11 +10,11 @@ from cli.common import (
     console,
     fail,
     interpreter_needed,
+    model_ops,
     new_table,
     op_label,
     shape_cell,
     user_errors,
-    without_unsupported_attention,
 )
 
 
@@ -38,9 +38,7 @@ def check(
     from tuner.check import check_ops
 
     cfg = resolve_model(model or ("qwen3-0.6b" if cuda else "qwen3-tiny"))
-    import kernel_space as ks
-
-    ops = without_unsupported_attention(cfg, list(dict.fromkeys(op)) if op else list(ks.ALL_OPS), "check")
+    ops = model_ops(cfg, op, "check")
     torch_dtype = _dtype(dtype or ("bfloat16" if cuda else "float16"))
     m_list = _ms(ms)
     status_console = console(stderr=True)

@@ -261,11 +261,16 @@ def fmt_us(value) -> str:
     return fmt_float(value, 2 if abs(value) < 100 else 1 if abs(value) < 10_000 else 0)
 
 
-def without_unsupported_attention(config, ops: list[str], verb: str) -> list[str]:
-    """ops without decode_attention where the model's heads are ones its kernels cannot take
-    (Qwen3Config.attention_unsupported), said once on stderr; nothing left to `verb` is an error."""
+def model_ops(config, op: list[str] | None, verb: str) -> list[str]:
+    """The ops --op names (each once; an unknown one is a ValueError), every op by default; decode_attention
+    left out where the model's heads are ones its kernels cannot take (Qwen3Config.attention_unsupported),
+    said once on stderr. Nothing left to `verb` is an error."""
+    import kernel_space as ks
     from kernel_space.attention_shape import ATTENTION_OP
 
+    ops = list(dict.fromkeys(op)) if op else list(ks.ALL_OPS)  # a repeated --op counts once
+    for name in ops:
+        ks.get_op(name)
     reason = config.attention_unsupported() if ATTENTION_OP in ops else None
     if not reason:
         return ops

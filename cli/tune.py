@@ -18,9 +18,9 @@ from cli.common import (
     fail,
     finite,
     interpreter_needed,
+    model_ops,
     open_store,
     user_errors,
-    without_unsupported_attention,
 )
 from tuner import trace
 
@@ -113,16 +113,12 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
     context_list = _contexts(contexts, on_cpu, config)
     _check_options(bucket_list, dtype)
     checked = step_check.bench_batches(bench_batches, list(bucket_list))
-    import kernel_space as ks
     from kernel_space.attention_shape import describe
     from tuner.distributed import study_keys
     from tuner.search import TuneOptions
     from tuner.tune import tune_model
 
-    ops = list(dict.fromkeys(op)) if op else list(ks.ALL_OPS)  # a repeated --op is tuned once
-    for name in ops:
-        ks.get_op(name)
-    ops = without_unsupported_attention(config, ops, "tune")
+    ops = model_ops(config, op, "tune")
     if on_cpu:
         if config.name != "qwen3-tiny" and not allow_cpu:
             fail(f"no CUDA GPU here: tuning {config.name} needs one (use --model qwen3-tiny to try the loop on "
