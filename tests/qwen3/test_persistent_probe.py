@@ -58,25 +58,25 @@ def test_block_n_balances_the_busiest_program():
     assert pp.block_n(4096, 132, 16) == 16  # the most rows a tile holds, as the sweep's --block-n caps it
 
 
-def _ptx_counts(kernel: str, meta: dict, kinds: dict, counts: tuple[str, ...]) -> dict:
-    """Compile persistent_probe.<kernel> for sm_90 ahead of time (Triton's ptxas, no GPU; a process without
-    the interpreter) and count substrings of its PTX. kinds: pointer types other than *bf16."""
+def _ptx_counts(kernel: str, meta: dict, kinds: dict, counts: tuple[str, ...], module: str = "persistent_probe",
+                num_warps: int = 4) -> dict:
+    """Compile benchmarks.<module>.<kernel> for sm_90 ahead of time (Triton's ptxas, no GPU; a process
+    without the interpreter) and count substrings of its PTX. kinds: pointer types other than *bf16."""
     env = child_env("TRITON_INTERPRET")
     code = (
-        "import json, sys, triton\n"
+        "import importlib, json, sys, triton\n"
         "from triton.backends.compiler import GPUTarget\n"
         "from triton.compiler import ASTSource\n"
-        "from benchmarks import persistent_probe as pp\n"
-        "kernel, meta, kinds, counts = json.loads(sys.argv[1])\n"
-        "fn = getattr(pp, kernel)\n"
+        "kernel, meta, kinds, counts, module, warps = json.loads(sys.argv[1])\n"
+        "fn = getattr(importlib.import_module('benchmarks.' + module), kernel)\n"
         "sig = {n: ('constexpr' if n in meta else kinds.get(n, '*bf16') if n.endswith('_ptr') else 'fp32'"
         " if n in ('eps', 'qk_scale') else 'i32') for n in fn.arg_names}\n"
         "src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in meta.items()})\n"
-        "ptx = triton.compile(src, target=GPUTarget('cuda', 90, 32), options=dict(num_warps=4)).asm['ptx']\n"
+        "ptx = triton.compile(src, target=GPUTarget('cuda', 90, 32), options=dict(num_warps=warps)).asm['ptx']\n"
         "print(json.dumps({c: ptx.count(c) for c in counts}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, json.dumps([kernel, meta, kinds, counts])], env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-c", code, json.dumps([kernel, meta, kinds, counts, module, num_warps])],
+                         env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
