@@ -47,6 +47,7 @@ import math
 import statistics
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import triton
@@ -668,16 +669,60 @@ def _time_persistent(runner, h0, check, detail: dict) -> dict:
 _GRAPH_REFUSED: str | None = None  # why a CUDA graph could not capture a cooperative launch, once it could not
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def start_run(args) -> SimpleNamespace:
+    """What a probe's run begins with (this one's and resident_probe's): the model's inputs and arms
+    (_setup), the floor row, the check of an arm's last h against the reference, the result that
+    save() writes after every row (a run cut by a time limit keeps what it measured), and the launches
+    arm, checked, timed and saved."""
+    from benchmarks.attn_bench import copy_bandwidth
+    from qwen3.config import resolve_model
+
+    cfg = resolve_model(args.model)
+    w, h0, want, kv_bytes, table, run, factory = _setup(args, cfg)
+    weight_bytes = sum(w[k].numel() * w[k].element_size() for k in ("wqkv", "wo", "wgu", "wd"))
+    bandwidth = copy_bandwidth()
+    rows = [{"arm": "floor", "ms": (weight_bytes + kv_bytes) / bandwidth * 1e3}]
+
+    def check(got, arm):
+        err = ((got.float() - want).abs().max() / want.abs().max()).item()
+        if err > 0.05:
+            raise SystemExit(f"error: {arm} is wrong: max error {err:.3g} of the largest value")
+        return err
+
+    result = {"gpu": torch.cuda.get_device_name(), "date": dt.date.today().isoformat(), "model": args.model,
+              "mode": "layer" if args.layer else "gemv chain", "context": args.context if args.layer else None,
+              "layers": cfg.num_hidden_layers, "weight_bytes": weight_bytes, "kv_bytes": kv_bytes,
+              "bandwidth": bandwidth, "rows": rows}
+
+    def save():
+        args.out.write_text(json.dumps(result, indent=1))
+
+    h_in = h0[None].clone()
+    err = check(run(h_in)[0], "launches")
+    # Every arm starts each replay with the same copy of h0 into its input (a persistent one updates its
+    # row in place, and every layer of a replay would drift it without bound).
+    ms = _graph_ms(lambda: (h_in.copy_(h0[None]), run(h_in)))
+    rows.append({"arm": "launches", "ms": ms, "max_rel_error": err, "configs": table})
+    print(f"launches: {ms:.3f} ms (floor {rows[0]['ms']:.3f})", flush=True)
+    save()
+    return SimpleNamespace(cfg=cfg, w=w, h0=h0, factory=factory, rows=rows, check=check, save=save)
+
+
+def common_args(p: argparse.ArgumentParser, warps: list[int], programs: str) -> None:
+    """The options this probe and resident_probe share."""
     p.add_argument("out", type=Path)
     p.add_argument("--model", default="qwen3-0.6b")
     p.add_argument("--table", help="dispatch table whose M = 1 configs the launches arm runs")
     p.add_argument("--layer", action="store_true",
-                   help="whole decoder layers (attention included: layer_kernel) instead of the GEMV chain")
+                   help="whole decoder layers (attention included) instead of the GEMV chain")
     p.add_argument("--context", type=int, default=256, help="with --layer: cache slots, the new token in the last")
-    p.add_argument("--programs", type=int_list, default=None, help="comma list of grid sizes (default: SMs, 2 x SMs)")
-    p.add_argument("--warps", type=int_list, default=[4, 8], help="comma list of num_warps")
+    p.add_argument("--programs", type=int_list, default=None, help=f"comma list of grid sizes (default: {programs})")
+    p.add_argument("--warps", type=int_list, default=warps, help="comma list of num_warps")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common_args(p, [4, 8], "SMs, 2 x SMs")
     p.add_argument("--block-k", type=int_list, default=[256, 512], help="comma list of BLOCK_K (powers of two)")
     p.add_argument("--block-n", type=int_list, default=[16],
                    help="comma list of the most output rows a GEMV tile holds (powers of two; the tuned M = 1 "
@@ -699,38 +744,9 @@ def main(argv=None) -> int:
         raise SystemExit("error: the probe needs a CUDA GPU")
     if args.smoke:
         return smoke()
-    from benchmarks.attn_bench import copy_bandwidth
-    from qwen3.config import resolve_model
-
-    cfg = resolve_model(args.model)
-    w, h0, want, kv_bytes, table, run, factory = _setup(args, cfg)
-    weight_bytes = sum(w[k].numel() * w[k].element_size() for k in ("wqkv", "wo", "wgu", "wd"))
-    bandwidth = copy_bandwidth()
+    run = start_run(args)
+    cfg, h0, factory, rows, check, save = run.cfg, run.h0, run.factory, run.rows, run.check, run.save
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    rows = [{"arm": "floor", "ms": (weight_bytes + kv_bytes) / bandwidth * 1e3}]
-
-    def check(got, arm):
-        err = ((got.float() - want).abs().max() / want.abs().max()).item()
-        if err > 0.05:
-            raise SystemExit(f"error: {arm} is wrong: max error {err:.3g} of the largest value")
-        return err
-
-    result = {"gpu": torch.cuda.get_device_name(), "date": dt.date.today().isoformat(), "model": args.model,
-              "mode": "layer" if args.layer else "gemv chain", "context": args.context if args.layer else None,
-              "layers": cfg.num_hidden_layers, "weight_bytes": weight_bytes, "kv_bytes": kv_bytes,
-              "bandwidth": bandwidth, "rows": rows}
-
-    def save():  # after every row: a run cut by a time limit keeps what it measured
-        args.out.write_text(json.dumps(result, indent=1))
-
-    h_in = h0[None].clone()
-    err = check(run(h_in)[0], "launches")
-    # Both arms start each replay with the same copy of h0 into their input (the persistent one updates
-    # its row in place, and every layer of a replay would drift it without bound).
-    ms = _graph_ms(lambda: (h_in.copy_(h0[None]), run(h_in)))
-    rows.append({"arm": "launches", "ms": ms, "max_rel_error": err, "configs": table})
-    print(f"launches: {rows[-1]['ms']:.3f} ms (floor {rows[0]['ms']:.3f})", flush=True)
-    save()
     grids = args.programs or [sms, 2 * sms]
     barriers = cfg.num_hidden_layers * (5 if args.layer else STAGES)
     for grid in grids:  # what the persistent arm's boundaries cost alone

@@ -38,9 +38,7 @@ arithmetic and compile the persistent one for sm_90 ahead of time.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
-import json
 import math
 import os
 import sys
@@ -53,7 +51,6 @@ import triton.language as tl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import persistent_probe as pp
-from benchmarks.e2e_matrix import int_list
 
 LOG2E = 1.4426950408889634
 # PRELOAD's bits: the stages (gate and up apart) whose tile a program loads before the barrier's wait.
@@ -475,14 +472,7 @@ def _masks(text: str) -> list[int]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("out", type=Path)
-    p.add_argument("--model", default="qwen3-0.6b")
-    p.add_argument("--table", help="dispatch table whose M = 1 configs the launches arm runs")
-    p.add_argument("--layer", action="store_true",
-                   help="whole decoder layers (attention included) instead of the GEMV chain")
-    p.add_argument("--context", type=int, default=256, help="with --layer: cache slots, the new token in the last")
-    p.add_argument("--programs", type=int_list, default=None, help="comma list of grid sizes (default: the SMs)")
-    p.add_argument("--warps", type=int_list, default=[8, 16], help="comma list of num_warps")
+    pp.common_args(p, [8, 16], "the SMs")
     p.add_argument("--preload", type=_masks, default=[PRELOAD_ALL, 0],
                    help="comma list of masks: the tiles a program loads before the barrier's wait, a bit a stage "
                         "(1 qkv, 2 o_proj, 4 gate, 8 up, 16 down; 31 all, 0 none)")
@@ -499,36 +489,9 @@ def main(argv=None) -> int:
         raise SystemExit("error: the probe needs a CUDA GPU")
     if args.smoke:
         return smoke(args.layer)
-    from benchmarks.attn_bench import copy_bandwidth
-    from qwen3.config import resolve_model
-
-    cfg = resolve_model(args.model)
-    w, h0, want, kv_bytes, table, run, _ = pp._setup(args, cfg)
-    weight_bytes = sum(w[k].numel() * w[k].element_size() for k in ("wqkv", "wo", "wgu", "wd"))
-    bandwidth = copy_bandwidth()
+    run = pp.start_run(args)
+    cfg, w, h0, rows, check, save = run.cfg, run.w, run.h0, run.rows, run.check, run.save
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    rows = [{"arm": "floor", "ms": (weight_bytes + kv_bytes) / bandwidth * 1e3}]
-
-    def check(got, arm):
-        err = ((got.float() - want).abs().max() / want.abs().max()).item()
-        if err > 0.05:
-            raise SystemExit(f"error: {arm} is wrong: max error {err:.3g} of the largest value")
-        return err
-
-    result = {"gpu": torch.cuda.get_device_name(), "date": dt.date.today().isoformat(), "model": args.model,
-              "mode": "layer" if args.layer else "gemv chain", "context": args.context if args.layer else None,
-              "layers": cfg.num_hidden_layers, "weight_bytes": weight_bytes, "kv_bytes": kv_bytes,
-              "bandwidth": bandwidth, "rows": rows}
-
-    def save():
-        args.out.write_text(json.dumps(result, indent=1))
-
-    h_in = h0[None].clone()
-    err = check(run(h_in)[0], "launches")
-    ms = pp._graph_ms(lambda: (h_in.copy_(h0[None]), run(h_in)))
-    rows.append({"arm": "launches", "ms": ms, "max_rel_error": err, "configs": table})
-    print(f"launches: {ms:.3f} ms (floor {rows[0]['ms']:.3f})", flush=True)
-    save()
     grids = args.programs or [sms]
     barriers = cfg.num_hidden_layers * (5 if args.layer else 4)
     for grid, warps in itertools.product(grids, sorted(set(args.warps))):
