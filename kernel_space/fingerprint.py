@@ -27,6 +27,12 @@ def current_fingerprint(device: int | None = None) -> dict:
             "triton": triton.__version__,
             "kernel_hashes": hashes,
         }
+    return interpreter_fingerprint(hashes)
+
+
+def interpreter_fingerprint(hashes: dict | None = None) -> dict:
+    """The fingerprint of Triton's interpreter on the CPU: what current_fingerprint gives in a process
+    that sees no GPU (a worker started with TRITON_INTERPRET=1 beside one, its GPU hidden)."""
     return {
         "device_name": "cpu (triton interpreter)",
         "capability": [0, 0],
@@ -36,7 +42,7 @@ def current_fingerprint(device: int | None = None) -> dict:
         "cuda": "",
         "torch": torch.__version__,
         "triton": triton.__version__,
-        "kernel_hashes": hashes,
+        "kernel_hashes": hashes if hashes is not None else {name: kernel_hash(name) for name in ALL_OPS},
     }
 
 

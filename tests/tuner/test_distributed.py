@@ -17,7 +17,7 @@ from qwen3.config import resolve_model
 from storage import Store, queue
 from storage.models import QueueEntry, Shape, Study
 from storage.store import fingerprint_key
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, child_env
 from tests.tuner.fakes import FP, FakeWorker
 from tuner import distributed
 from tuner.distributed import plan, work
@@ -128,11 +128,13 @@ def test_killed_worker_process_loses_nothing_and_its_studies_finish_on_the_other
     mid-study. The survivor takes its study over (same host: the dead pid frees it at once), every
     study ends with a winner, and no config is measured twice."""
     url = db
-    from kernel_space.fingerprint import current_fingerprint
+    from kernel_space.fingerprint import interpreter_fingerprint
 
+    # The workers run the interpreter with any GPU hidden (child_env), so they tune as the CPU: their
+    # studies are the interpreter's, whatever this process sees.
     with Store(url) as store:
-        ids = plan(store, [current_fingerprint()], TINY, OPS, [1, 3], "float16", trials=5)
-    env = {**os.environ, "TRITON_INTERPRET": "1", "KERNEL_SEARCH_POLL_S": "0.5"}
+        ids = plan(store, [interpreter_fingerprint()], TINY, OPS, [1, 3], "float16", trials=5)
+    env = child_env(TRITON_INTERPRET="1", KERNEL_SEARCH_POLL_S="0.5")
     procs = [subprocess.Popen(_cli("worker", "--db", url, "--batch", "2"), env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     victim = procs[0]
