@@ -15,7 +15,8 @@ def export(
     model: Annotated[str, typer.Option("--model", help="Model name as tuned (a preset like qwen3-0.6b, or a "
                                                         "config.json path).")],
     gpu: GpuOption = None,
-    dtype: Annotated[str, typer.Option("--dtype", help="bfloat16, float16 or float32.")] = "bfloat16",
+    dtype: Annotated[str | None, typer.Option("--dtype", help="bfloat16, float16 or float32 (default: the one dtype "
+                                                               "the model has winners in, else bfloat16).")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="File to write; '-' for stdout.")] = "-",
     per_op: Annotated[bool, typer.Option("--per-op", help="The per-op winners as they are, without the end-to-end "
                                                           "check's fallbacks.")] = False,
@@ -32,7 +33,8 @@ def export(
     from storage.table import dump_table
 
     store = open_store(db, readonly=True)
-    shipped = shipped_table(store, resolve_model_name(store, model), fingerprint=gpu, dtype=dtype)
+    name = resolve_model_name(store, model)
+    shipped = shipped_table(store, name, fingerprint=gpu, dtype=dtype or default_dtype(store, name))
     table = shipped.raw if per_op else shipped.table
     text = dump_table(table if per_op else shipped.to_dict())
     buckets = [b for entry in table.ops.values() for b in entry.buckets]
@@ -53,6 +55,19 @@ def export(
     else:
         for line in describe(shipped.run.verdicts, shipped.replaced, shipped.run.attention):
             typer.echo(f"end-to-end check ({shipped.run.created_at:%Y-%m-%d %H:%M}): {line}", err=True)
+
+
+def default_dtype(store, model: str) -> str:
+    """--dtype left out: the one dtype `model` has winners in; bfloat16 where it has none (export then
+    says so) or has it among several; else a user error naming them (a CPU tune writes float16)."""
+    from storage.export import model_names
+
+    dtypes = model_names(store).get(model, [])
+    if len(dtypes) == 1:
+        return dtypes[0]
+    if len(dtypes) > 1 and "bfloat16" not in dtypes:
+        fail(f"model {model!r} has winners in {' and '.join(dtypes)}: choose one with --dtype")
+    return "bfloat16"
 
 
 @user_errors

@@ -73,7 +73,7 @@ def query(
         typer.echo(frame.to_json(orient="records", date_format="iso", indent=2))
     else:
         if frame.empty:
-            typer.echo("no winners match", err=True)
+            typer.echo(no_match(store, gpu, model, op, m_min, m_max, min_speedup, beats_cublas), err=True)
         else:
             print_winners(frame, wide)
         print_steps(console(wide=wide), steps_frame(store, gpu=gpu, model=model, batch_min=m_min, batch_max=m_max))
@@ -81,6 +81,22 @@ def query(
         why = no_cublas_times(store, gpu, model, op, m_min, m_max)
         if why:
             typer.echo(why, err=True)
+
+
+def no_match(store, gpu, model, op, m_min, m_max, min_speedup, beats_cublas) -> str:
+    """Why no winner matched: where the other filters match some, the speedup filters left them out."""
+    from storage.queries import winners_frame
+
+    if min_speedup is None and not beats_cublas:
+        return "no winners match"
+    rest = winners_frame(store, gpu=gpu, model=model, op=op, m_min=m_min, m_max=m_max)
+    if rest.empty:
+        return "no winners match"
+    asked = [f"a speedup >= {min_speedup:g} over the unfused arm"] if min_speedup is not None else []
+    asked += ["a fused config faster than the cuBLAS GEMM alone"] if beats_cublas else []
+    fused = int((rest["arm"] == "fused").sum())
+    return (f"no winners match: of the {len(rest)} that match the other filters ({fused} fused), none has "
+            f"{' and '.join(asked)}")
 
 
 def no_cublas_times(store, gpu, model, op, m_min, m_max) -> str | None:

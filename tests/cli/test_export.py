@@ -150,3 +150,31 @@ def test_merge_refuses_tables_that_do_not_belong_together(filled, tmp_path, what
     result = run("merge", base, *([other] if other else []), "-o", tmp_path / "out.json")
     assert_one_line_error(result, *words)
     assert not (tmp_path / "out.json").exists()
+
+
+def test_export_takes_the_models_one_dtype_when_none_is_given(tmp_path):
+    """A CPU tune writes float16 winners: export without --dtype takes the one dtype there is, asks
+    for one among several, and takes bfloat16 where it is among them."""
+    from tests.cli.test_bad_input import COMMITTED
+
+    url = f"sqlite:///{tmp_path / 'ks.db'}"
+
+    def table_in(dtype):
+        data = json.loads(COMMITTED.read_text())
+        data["dtype"], data["model"] = dtype, "half-model"
+        for entry in data["ops"].values():  # M = 1 alone: the bf16 configs of larger tiles outgrow fp32's smem
+            entry["buckets"] = [b for b in entry["buckets"] if b["m"] == 1]
+        path = tmp_path / f"{dtype}.json"
+        path.write_text(json.dumps(data))
+        return path
+
+    assert run("import", table_in("float16"), "--db", url).exit_code == 0
+    result = run("export", "--model", "half-model", "--db", url)
+    assert result.exit_code == 0, result.output
+    assert load_table(json.loads(result.stdout)).dtype == "float16"
+    assert run("import", table_in("float32"), "--db", url).exit_code == 0
+    assert_one_line_error(run("export", "--model", "half-model", "--db", url), "float16 and float32", "--dtype")
+    result = run("export", "--model", "half-model", "--dtype", "float32", "--db", url)
+    assert result.exit_code == 0 and load_table(json.loads(result.stdout)).dtype == "float32"
+    assert run("import", table_in("bfloat16"), "--db", url).exit_code == 0
+    assert load_table(json.loads(run("export", "--model", "half-model", "--db", url).stdout)).dtype == "bfloat16"

@@ -75,6 +75,10 @@ def test_empty_results(filled):
     assert result.exit_code == 0 and result.stdout == "" and "no winners match" in result.stderr
     assert json.loads(run("query", *empty, "-f", "json", "--db", store.url).stdout) == []
     assert run("query", *empty, "-f", "csv", "--db", store.url).stdout.strip() == ",".join(WINNER_COLUMNS)
+    # Where the other filters match, the message says what the speedup filters left out.
+    result = run("query", "--min-speedup", "1000", "--db", store.url)
+    assert result.exit_code == 0 and result.stdout.count("winners") == 0
+    assert "none has a speedup >= 1000 over the unfused arm" in result.stderr
 
 
 def test_query_errors_are_one_line(filled, tmp_path):
