@@ -262,27 +262,25 @@ def rows_per_program(n: int, programs: int) -> tuple[int, int]:
     return r, triton.next_power_of_2(r)
 
 
-class ResidentChain:
-    """resident_chain_kernel's buffers and launch settings for make_weights' weights."""
+def tiling(nqkv: int, d: int, hhd: int, inter: int, programs: int) -> tuple[tuple, dict]:
+    """The rows a program owns of each stage's output (R0..R3: qkv, o_proj, gate and up, down) and the
+    tiles' compile-time sizes (BN0..BN3 rows, KD / KO / KI columns) over `programs` programs."""
+    (r0, bn0), (r1, bn1) = rows_per_program(nqkv, programs), rows_per_program(d, programs)
+    (r2, bn2), (r3, bn3) = rows_per_program(inter, programs), rows_per_program(d, programs)
+    return (r0, r1, r2, r3), dict(KD=triton.next_power_of_2(d), KO=triton.next_power_of_2(hhd),
+                                  KI=triton.next_power_of_2(inter), BN0=bn0, BN1=bn1, BN2=bn2, BN3=bn3)
+
+
+class ResidentChain(pp.Chain):
+    """resident_chain_kernel's buffers and launch settings for make_weights' weights (persistent_probe.Chain's
+    buffers, its tiles and counter in place of the K-loop tiles and the generation barrier)."""
 
     def __init__(self, w: dict, heads_dim: int, programs: int, eps: float = 1e-6, num_warps: int = 16,
                  preload: int = PRELOAD_ALL):
-        self.w, self.heads_dim, self.programs, self.eps = w, heads_dim, programs, eps
-        self.layers, self.nqkv, self.d = w["wqkv"].shape
-        self.inter = w["wd"].shape[2]
-        like = w["wqkv"]
-        self.h = torch.zeros(self.d, dtype=like.dtype, device=like.device)
-        self.h2 = torch.empty_like(self.h)
-        self.qkv = torch.empty(self.nqkv, dtype=like.dtype, device=like.device)
-        self.a = torch.empty(self.inter, dtype=like.dtype, device=like.device)
-        self.cnt = torch.zeros(1, dtype=torch.int32, device=like.device)
-        p = programs
-        (r0, bn0), (r1, bn1) = rows_per_program(self.nqkv, p), rows_per_program(self.d, p)
-        (r2, bn2), (r3, bn3) = rows_per_program(self.inter, p), rows_per_program(self.d, p)
-        self.rows = (r0, r1, r2, r3)
-        self.meta = dict(PRELOAD=preload, KD=triton.next_power_of_2(self.d), KO=triton.next_power_of_2(heads_dim),
-                         KI=triton.next_power_of_2(self.inter), BN0=bn0, BN1=bn1, BN2=bn2, BN3=bn3,
-                         num_warps=num_warps)
+        super().__init__(w, heads_dim, programs, eps)
+        self.cnt = torch.zeros(1, dtype=torch.int32, device=self.h.device)
+        self.rows, tiles = tiling(self.nqkv, self.d, heads_dim, self.inter, programs)
+        self.meta = {"PRELOAD": preload, **tiles, "num_warps": num_warps}
 
     def _args(self, layer: int = 0) -> tuple:
         w = self.w
@@ -398,13 +396,9 @@ class ResidentLayer(pp.Layer):
         super().__init__(w, programs, pos, eps, num_warps=num_warps, splits=splits)
         layers, d, nqkv, hhd, inter, context, splits = self.dims
         self.cnt = torch.zeros(1, dtype=torch.int32, device=self.h.device)
-        (r0, bn0), (r1, bn1) = rows_per_program(nqkv, programs), rows_per_program(d, programs)
-        (r2, bn2), (r3, bn3) = rows_per_program(inter, programs), rows_per_program(d, programs)
-        self.rows = (r0, r1, r2, r3)
+        self.rows, tiles = tiling(nqkv, d, hhd, inter, programs)
         keep = ("H", "KV", "HD", "HP", "HC", "CS", "BLOCK_ATT", "num_warps")
-        self.meta = {**{k: self.meta[k] for k in keep}, "PRELOAD": preload, "KD": triton.next_power_of_2(d),
-                     "KO": triton.next_power_of_2(hhd), "KI": triton.next_power_of_2(inter),
-                     "BN0": bn0, "BN1": bn1, "BN2": bn2, "BN3": bn3}
+        self.meta = {**{k: self.meta[k] for k in keep}, "PRELOAD": preload, **tiles}
 
     def _args(self, layer: int = 0) -> tuple:
         w = self.w

@@ -12,7 +12,7 @@ def current_fingerprint(device: int | None = None) -> dict:
     """Device name, compute capability, SM count, memory, driver/CUDA/torch/triton versions and the
     hash of every op's kernel source (decode attention's included). Without a GPU it describes the
     Triton interpreter on the CPU."""
-    hashes = {name: kernel_hash(name) for name in ALL_OPS}
+    hashes = _kernel_hashes()
     if torch.cuda.is_available():
         idx = torch.cuda.current_device() if device is None else device
         props = torch.cuda.get_device_properties(idx)
@@ -42,8 +42,12 @@ def interpreter_fingerprint(hashes: dict | None = None) -> dict:
         "cuda": "",
         "torch": torch.__version__,
         "triton": triton.__version__,
-        "kernel_hashes": hashes if hashes is not None else {name: kernel_hash(name) for name in ALL_OPS},
+        "kernel_hashes": hashes if hashes is not None else _kernel_hashes(),
     }
+
+
+def _kernel_hashes() -> dict:
+    return {name: kernel_hash(name) for name in ALL_OPS}
 
 
 def same_hardware(a: dict, b: dict) -> bool:
