@@ -35,7 +35,7 @@ def main() -> int:
     import torch
 
     from storage import Store, queue
-    from storage.models import Study, Winner
+    from storage.models import Shape, Study, Winner
 
     rows, server = [], None
     out = {"gpu": torch.cuda.get_device_name(0), "date": dt.date.today().isoformat(), "model": args.model,
@@ -85,13 +85,19 @@ def main() -> int:
                     ids = list(s.scalars(select(Study.id)))
                     winners = s.scalar(select(func.count()).select_from(Winner))
                     fused = s.scalar(select(func.count()).select_from(Winner).where(Winner.arm == "fused"))
+                    # Each study's winner against the unfused arm, timed in the same confirmation: runs of
+                    # one host compare their search's outcome by these (a ratio cancels the host's drift).
+                    speedups = {f"{op}:{m}": round(speedup, 4) for op, m, speedup in s.execute(
+                        select(Shape.op, Study.m, Winner.speedup).join(Study, Winner.study_id == Study.id)
+                        .join(Shape, Study.shape_id == Shape.id))}
                 rows_n, distinct = queue.configs_measured(store, ids)
                 timeline = _timeline(store, ids, started)
             row = {"gpus": int(gpus), "storage": storage, "pinned": pinned, "pool": pool, "batch": batch or 8,
                    "code": code, "wall_s": round(wall, 1),
                    "studies": len(ids),
                    "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
-                   "fused": fused, "rc": done.returncode, **timeline, "worker_phases": _phases(logs, started)}
+                   "fused": fused, "winner_speedups": speedups, "rc": done.returncode, **timeline,
+                   "worker_phases": _phases(logs, started)}
             trials = _trials(url)
             row["statuses"] = {str(k): int(v) for k, v in trials[trials.arm == "fused"].status.value_counts().items()}
             row["refused"] = _refused(trials)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 
@@ -37,6 +38,10 @@ def main() -> int:
         spent = [p["study_spent_s"] for p in ph if p.get("study_spent_s")]
         if spent:  # each worker's study seconds by part, summed over its studies
             print("   study seconds by part", spent)
+        speedups = [v for v in r.get("winner_speedups", {}).values() if v and v > 0]
+        if speedups:  # the search's outcome: the winners' speedups over the unfused arm, geometric mean
+            mean = math.prod(speedups) ** (1 / len(speedups))
+            print("   winners' speedup over unfused, geometric mean", round(mean, 4), "of", len(speedups))
         if ph and ph[0].get("start_up_steps"):
             print("   worker 0's start-up steps", ph[0]["start_up_steps"])
         for s in r.get("study_times", [])[:args.studies]:
