@@ -65,7 +65,7 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
-from kernel_space import _common
+from kernel_space import _common, jit_keys
 from kernel_space.geometry import LinearLaunch
 
 
@@ -864,3 +864,6 @@ def _launch_reduce(plan: _Plan, scratch: _Scratch, res_out: torch.Tensor | None,
 KERNEL_SOURCES = (fused_linear_kernel, splitk_epilogue_kernel, rmsnorm_prepass_kernel, _wide, _tile_of,
                   _prefetch_weights, _w_tile, _k_step, _ss_pass, _k_loop, _mac, _epilogue, _store_partials, _add_split,
                   _reduce_tile, _prefetch_l2, pdl_enter, _accumulate, _to_fixed, _stream_value)
+
+# Cache keys that do not depend on the order of first launches (kernel_space.jit_keys).
+jit_keys.settle(globals())

@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernel_space import _gemm
+from kernel_space import _gemm, jit_keys
 from kernel_space._common import STREAM_DTYPES, STREAM_INPUT_DTYPES, check_matrix
 from kernel_space._gemm import _accumulate, _reduce_tile, _store_partials, _w_tile, pdl_enter
 from kernel_space.decode_attention import SplitPartials, _length, _split_bounds
@@ -132,3 +132,6 @@ def _check(parts: SplitPartials, residual: torch.Tensor, w: torch.Tensor, accumu
             raise ValueError("accumulate adds into an fp32 or fixed-point (int64) residual stream on the weight's "
                              f"device; residual has dtype {residual.dtype} on {residual.device}")
     return heads, hd
+
+# Cache keys that do not depend on the order of first launches (kernel_space.jit_keys).
+jit_keys.settle(globals())

@@ -15,7 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernel_space import _common
+from kernel_space import _common, jit_keys
 from kernel_space._gemm import FIXED_NAN, _stream_value, _to_fixed
 
 BLOCK = 1024
@@ -67,3 +67,6 @@ def stream_values(t: torch.Tensor, triton_kernel: bool | None = None) -> torch.T
     if t.dtype != torch.int64:
         raise ValueError(f"stream_values reads a fixed-point (int64) stream, got {t.dtype}")
     return _elementwise(_from_fixed_kernel, t, torch.float32)
+
+# Cache keys that do not depend on the order of first launches (kernel_space.jit_keys).
+jit_keys.settle(globals())

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
+from kernel_space import jit_keys
 from kernel_space._common import check_matrix, check_norm_op, stream_values
 
 PREFILL_ROWS = 128  # tokens (rows) from which a site's unfused arm is this module's path
@@ -141,3 +142,6 @@ ARMS = {
     "down_residual": lambda i: (residual_linear(i["x"], i["residual"], i["w"]),),
     "lm_head": lambda i: (rmsnorm_linear(i["h"], i["norm_w"], i["w"]),),
 }
+
+# Cache keys that do not depend on the order of first launches (kernel_space.jit_keys).
+jit_keys.settle(globals())

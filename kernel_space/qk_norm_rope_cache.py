@@ -24,6 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
+from kernel_space import jit_keys
 from kernel_space._gemm import pdl_enter, pdl_launch_args
 
 ROWS_PER_PROGRAM = 32  # tokens a program of the prompt kernel at head_dim 128 (4,096 elements of a head)
@@ -189,3 +190,6 @@ def qk_norm_rope_cache(qkv: torch.Tensor, q_norm_w: torch.Tensor, k_norm_w: torc
     else:
         _qk_norm_rope_cache_kernel[(b, heads)](*tensors, *shape, num_warps=1 if hd <= 128 else 2, **meta)
     return q
+
+# Cache keys that do not depend on the order of first launches (kernel_space.jit_keys).
+jit_keys.settle(globals())

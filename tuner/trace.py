@@ -28,3 +28,27 @@ def event(name: str, **fields) -> None:
         os.makedirs(folder, exist_ok=True)
         out = _FILES[pid] = open(os.path.join(folder, f"trace-{pid}.jsonl"), "a", buffering=1)
     out.write(json.dumps({"t": round(time.time(), 4), "pid": pid, "event": name, **fields}) + "\n")
+
+
+def watch_compiles() -> None:
+    """With a trace asked for, add an event for each kernel this process's Triton compiles or loads
+    from its cache ("triton compile": the kernel's name, whether the cache had it, the cache key's
+    hash, and on a miss the specialization it compiled for), through Triton's compilation listener.
+    Whether a benchmarking child compiles what the pool compiled for it shows there."""
+    if not os.environ.get(ENV_VAR):
+        return
+    from triton import knobs
+
+    def listener(*, src, metadata, metadata_group, times, cache_hit) -> None:
+        fields = {"kernel": getattr(src, "name", "?"), "hit": bool(cache_hit), "hash": str(metadata.get("hash"))[:16]}
+        if not cache_hit:
+            fields["attrs"] = str(getattr(src, "attrs", ""))
+            fields["signature"] = str(getattr(src, "signature", ""))
+            fields["constants"] = str(getattr(src, "constants", ""))
+            fields["fn_key"] = str(getattr(getattr(src, "fn", None), "cache_key", ""))[:16]
+            fields["options"] = {key: str(value)[:200] for key, value in metadata.items()
+                                 if key not in ("hash", "triton_version")}
+        event("triton compile", **fields)
+
+    knobs.compilation.listener = listener
+

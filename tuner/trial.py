@@ -13,7 +13,7 @@ import torch
 
 from kernel_space import get_op
 from kernel_space.spec import DEFAULT_SMEM_LIMIT, Problem
-from tuner import measure
+from tuner import measure, trace
 
 
 @dataclass
@@ -57,6 +57,7 @@ def run_trial(problem: Problem, arm: str, cfg: dict | None, device, rotation: li
             torch.cuda.synchronize(device)
         # The first run compiles (or loads from Triton's cache): it bounds the compile cost.
         result.compile_s = time.perf_counter() - t0
+        trace.event("child checked", s=round(result.compile_s, 4))
     except measure.IncorrectResult as exc:
         result.status, result.reason, result.rel_error = "incorrect", str(exc), exc.error
         return result
@@ -72,6 +73,7 @@ def run_trial(problem: Problem, arm: str, cfg: dict | None, device, rotation: li
             _raise_if_context_lost(exc)
             return result
         result.median_us, result.p20_us, result.p80_us = t.median_us, t.p20_us, t.p80_us
+        trace.event("child timed")
     return result
 
 

@@ -103,6 +103,7 @@ def _child_main(conn, env: dict) -> None:
     from tuner import measure, trace
     from tuner.trial import ContextLost, run_trial
 
+    trace.watch_compiles()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         from tuner.compile import triton_driver_ready
