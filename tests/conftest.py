@@ -4,8 +4,12 @@ for the session (tests/postgres.py) for the tests marked `postgres`.
 TRITON_INTERPRET must be set before triton is first imported, so it is set here, at collection.
 """
 
+import fcntl
 import itertools
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +110,40 @@ def new_db_url(request, db_backend, tmp_path):
     yield make
     for server, database in created:
         server.drop_database(database)
+
+
+# The tiny preset's tune that the tuner's and the dashboards' tests read (12 studies: ~90 s under the
+# interpreter), and its standard output.
+TINY_TUNE = ("tune", "--model", "qwen3-tiny", "--buckets", "1,4", "--trials", "6", "--batch", "3")
+
+
+@pytest.fixture(scope="session")
+def tiny_tune_once(tmp_path_factory, worker_id) -> tuple[Path, str]:
+    """A database written by `kernel-search TINY_TUNE` under the interpreter, and what the tune printed:
+    run once per test session, the pytest-xdist workers sharing it through a lock in their common
+    temporary folder. Read-only: tiny_tune gives each user a copy."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if worker_id != "master" else base) / "tiny_tune"
+    shared.mkdir(exist_ok=True)
+    db, printed = shared / "ks.db", shared / "stdout.txt"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait here for the first one's tune
+        if not printed.exists():
+            env = child_env(TRITON_INTERPRET="1", COLUMNS="200")
+            env.pop("KERNEL_SEARCH_DB", None)
+            done = subprocess.run([sys.executable, "-m", "cli.app", *TINY_TUNE, "--db", f"sqlite:///{db}"],
+                                  cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                                  timeout=900)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+            printed.write_text(done.stdout)
+    return db, printed.read_text()
+
+
+@pytest.fixture(scope="module")
+def tiny_tune(tiny_tune_once, tmp_path_factory) -> tuple[Path, str]:
+    """A copy of tiny_tune_once's database (a module's own, to change as it likes) and the tune's output."""
+    db, printed = tiny_tune_once
+    folder = tmp_path_factory.mktemp("tiny_tune")
+    for part in db.parent.glob(db.name + "*"):  # the database and any write-ahead log beside it
+        shutil.copy(part, folder / part.name)
+    return folder / db.name, printed

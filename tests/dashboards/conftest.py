@@ -5,35 +5,24 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.cli.helpers import run
-from tests.conftest import child_env
 
 REPO = Path(__file__).resolve().parents[2]
 SECOND_GPU = "NVIDIA H200"
 
 
-@pytest.fixture(scope="session")
-def tuned_db(tmp_path_factory) -> Path:
-    """A database written by `tune --model qwen3-tiny --buckets 1,4` under the interpreter (~20 s)."""
-    path = tmp_path_factory.mktemp("tuned") / "ks.db"
-    env = child_env(TRITON_INTERPRET="1")
-    env.pop("KERNEL_SEARCH_DB", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.app", "tune", "--model", "qwen3-tiny", "--buckets", "1,4", "--trials", "6",
-         "--batch", "3", "--db", f"sqlite:///{path}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return path
+@pytest.fixture(scope="module")
+def tuned_db(tiny_tune) -> Path:
+    """A database written by `tune --model qwen3-tiny --buckets 1,4` under the interpreter (tests/conftest.py's
+    tiny_tune: one tune a test session)."""
+    return tiny_tune[0]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def two_gpu_db(tuned_db, tmp_path_factory) -> Path:
     """The tuned database plus the same table imported as if tuned on a second GPU."""
     folder = tmp_path_factory.mktemp("two_gpus")

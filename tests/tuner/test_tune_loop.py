@@ -42,15 +42,15 @@ def counts(url):
 
 
 @pytest.fixture(scope="module")
-def tuned(tmp_path_factory):
-    db = f"sqlite:///{tmp_path_factory.mktemp('tune') / 'ks.db'}"
-    proc = run_cli("tune", "--model", "qwen3-tiny", "--buckets", "1,4", "--trials", "6", "--batch", "3", db=db)
-    return db, proc
+def tuned(tiny_tune):
+    """tests/conftest.py's tiny tune (--buckets 1,4 --trials 6 --batch 3): its database URL and output."""
+    path, printed = tiny_tune
+    return f"sqlite:///{path}", printed
 
 
 def test_tune_fills_trials_and_winners(tuned):
-    db, proc = tuned
-    assert "tuned 12 studies of qwen3-tiny" in proc.stdout  # 5 linear ops and decode attention at M = 1, 4
+    db, printed = tuned
+    assert "tuned 12 studies of qwen3-tiny" in printed  # 5 linear ops and decode attention at M = 1, 4
     studies, trials, winners = counts(db)
     assert studies == 12 and winners == 12
     assert trials >= 8 * 4  # duplicates of a measured config are told, not stored twice
