@@ -22,11 +22,14 @@ from __future__ import annotations
 def settle(namespace: dict) -> None:
     """Recompute the cache keys of the JIT functions defined in `namespace` (a module's globals) until
     they stop changing. A Triton without the attributes this relies on is left as it is."""
-    from triton.runtime.jit import JITCallable
+    from triton.runtime import jit
 
+    kind = getattr(jit, "JITCallable", None) or getattr(jit, "JITFunction", None)  # 3.6's name, or older ones'
+    if kind is None:
+        return
     module = namespace.get("__name__")
     functions = [value for value in namespace.values()
-                 if isinstance(value, JITCallable) and getattr(value, "__module__", None) == module]
+                 if isinstance(value, kind) and getattr(value, "__module__", None) == module]
     if not all(hasattr(fn, "hash") and hasattr(fn, "used_global_vals") for fn in functions):
         return
     # Each round adds at least one level of callees' globals to their callers: the call depth bounds it.

@@ -6,6 +6,7 @@ TRITON_INTERPRET must be set before triton is first imported, so it is set here,
 
 import fcntl
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -112,38 +113,49 @@ def new_db_url(request, db_backend, tmp_path):
         server.drop_database(database)
 
 
-# The tiny preset's tune that the tuner's and the dashboards' tests read (12 studies: ~90 s under the
-# interpreter), and its standard output.
+@pytest.fixture(scope="session")
+def once(tmp_path_factory, worker_id):
+    """once(name, make) -> make()'s result (JSON), computed once a test session: by the first
+    pytest-xdist worker that asks, while the others wait on a lock in the workers' common temporary
+    folder, then read back by every asker. For costly fixtures that many modules or workers need: a
+    module fixture is set up again on every worker that runs one of its module's tests."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if worker_id != "master" else base) / "once"
+    shared.mkdir(exist_ok=True)
+
+    def get(name: str, make):
+        result = shared / f"{name}.json"
+        with open(shared / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not result.exists():
+                value = json.dumps(make(shared))
+                result.write_text(value)
+        return json.loads(result.read_text())
+
+    return get
+
+
+# The tiny preset's tune that the tuner's and the dashboards' tests read (12 studies: ~45 s under the
+# interpreter).
 TINY_TUNE = ("tune", "--model", "qwen3-tiny", "--buckets", "1,4", "--trials", "6", "--batch", "3")
 
 
-@pytest.fixture(scope="session")
-def tiny_tune_once(tmp_path_factory, worker_id) -> tuple[Path, str]:
-    """A database written by `kernel-search TINY_TUNE` under the interpreter, and what the tune printed:
-    run once per test session, the pytest-xdist workers sharing it through a lock in their common
-    temporary folder. Read-only: tiny_tune gives each user a copy."""
-    base = tmp_path_factory.getbasetemp()
-    shared = (base.parent if worker_id != "master" else base) / "tiny_tune"
-    shared.mkdir(exist_ok=True)
-    db, printed = shared / "ks.db", shared / "stdout.txt"
-    with open(shared / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait here for the first one's tune
-        if not printed.exists():
-            env = child_env(TRITON_INTERPRET="1", COLUMNS="200")
-            env.pop("KERNEL_SEARCH_DB", None)
-            done = subprocess.run([sys.executable, "-m", "cli.app", *TINY_TUNE, "--db", f"sqlite:///{db}"],
-                                  cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
-                                  timeout=900)
-            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-            printed.write_text(done.stdout)
-    return db, printed.read_text()
+def _tiny_tune(folder: Path) -> dict:
+    db = folder / "tiny_tune.db"
+    env = child_env(TRITON_INTERPRET="1", COLUMNS="200")
+    env.pop("KERNEL_SEARCH_DB", None)
+    done = subprocess.run([sys.executable, "-m", "cli.app", *TINY_TUNE, "--db", f"sqlite:///{db}"],
+                          cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return {"db": str(db), "stdout": done.stdout}
 
 
 @pytest.fixture(scope="module")
-def tiny_tune(tiny_tune_once, tmp_path_factory) -> tuple[Path, str]:
-    """A copy of tiny_tune_once's database (a module's own, to change as it likes) and the tune's output."""
-    db, printed = tiny_tune_once
-    folder = tmp_path_factory.mktemp("tiny_tune")
+def tiny_tune(once, tmp_path_factory) -> tuple[Path, str]:
+    """A database written by `kernel-search TINY_TUNE` under the interpreter (one tune a test session:
+    once), copied for the module to change as it likes, and what the tune printed."""
+    tuned = once("tiny_tune", _tiny_tune)
+    db, folder = Path(tuned["db"]), tmp_path_factory.mktemp("tiny_tune")
     for part in db.parent.glob(db.name + "*"):  # the database and any write-ahead log beside it
         shutil.copy(part, folder / part.name)
-    return folder / db.name, printed
+    return folder / db.name, tuned["stdout"]

@@ -56,14 +56,6 @@ def main() -> None:
         "prepass": compile_ptx(_gemm.rmsnorm_prepass_kernel, dict(BLOCK_K=1024, INDEX_64=False, PDL=pdl, GAIN=True)),
         "prepass_folded": compile_ptx(_gemm.rmsnorm_prepass_kernel, dict(BLOCK_K=1024, INDEX_64=False, PDL=pdl,
                                                                          GAIN=False)),
-        # The 64-bit offset variants (prefill sizes) compile too.
-        "fused_linear_64": compile_ptx(_gemm.fused_linear_kernel, {**gemm, "INDEX_64": True}, num_warps=4,
-                                       num_stages=3, launch_pdl=pdl),
-        "splitk_epilogue_64": compile_ptx(_gemm.splitk_epilogue_kernel, {**epilogue, "INDEX_64": True}),
-        "prepass_64": compile_ptx(_gemm.rmsnorm_prepass_kernel, dict(BLOCK_K=1024, INDEX_64=True, PDL=pdl, GAIN=True)),
-        # The split-K reducer of a 64 x 128 gated tile: 2 splits unrolled, 16 in a loop of 2-split chunks.
-        "reduce_wide_2": compile_ptx(_gemm.splitk_epilogue_kernel, wide_reduce),
-        "reduce_wide_16": compile_ptx(_gemm.splitk_epilogue_kernel, {**wide_reduce, "SPLIT_K": 16}),
         "qk_norm_rope_cache": compile_ptx(qk_norm_rope_cache._qk_norm_rope_cache_kernel,
                                           dict(H=16, KV=8, HD=128, PDL=pdl)),
         "decode_attention": compile_ptx(decode_attention.decode_attention_kernel, {**attn, "EARLY_KV": False},
@@ -90,6 +82,19 @@ def main() -> None:
         "combine": compile_ptx(decode_attention.decode_attention_combine_kernel,
                                dict(H=16, HD=128, SP=32, DC=32, BLOCK_N=64, PDL=pdl), num_warps=4),
     }
+    if pdl is True:
+        # Compiled once, with PDL on: what they test does not depend on the PDL mode.
+        ptx.update({
+            # The 64-bit offset variants (prefill sizes) compile too.
+            "fused_linear_64": compile_ptx(_gemm.fused_linear_kernel, {**gemm, "INDEX_64": True}, num_warps=4,
+                                           num_stages=3, launch_pdl=pdl),
+            "splitk_epilogue_64": compile_ptx(_gemm.splitk_epilogue_kernel, {**epilogue, "INDEX_64": True}),
+            "prepass_64": compile_ptx(_gemm.rmsnorm_prepass_kernel,
+                                      dict(BLOCK_K=1024, INDEX_64=True, PDL=pdl, GAIN=True)),
+            # The split-K reducer of a 64 x 128 gated tile: 2 splits unrolled, 16 in a loop of 2-split chunks.
+            "reduce_wide_2": compile_ptx(_gemm.splitk_epilogue_kernel, wide_reduce),
+            "reduce_wide_16": compile_ptx(_gemm.splitk_epilogue_kernel, {**wide_reduce, "SPLIT_K": 16}),
+        })
     print(json.dumps({name: {"wait": "griddepcontrol.wait" in p, "launch": "griddepcontrol.launch_dependents" in p,
                              "prefetch": p.count("prefetch.global.L2"),
                              "launch_first": -1 < p.find("griddepcontrol.launch_dependents")

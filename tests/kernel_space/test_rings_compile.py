@@ -13,8 +13,8 @@ from tests.kernel_space.aot_run import aot_report
 
 
 @pytest.fixture(scope="module")
-def rings():
-    return aot_report("aot_rings.py")
+def rings(once):
+    return once("aot_rings", lambda _: aot_report("aot_rings.py"))
 
 
 def test_the_smem_estimate_is_what_triton_asks_for(rings):

@@ -11,8 +11,8 @@ from tests.kernel_space.aot_stages import CASES
 
 
 @pytest.fixture(scope="module")
-def ptx():
-    return aot_report("aot_stages.py")
+def ptx(once):
+    return once("aot_stages", lambda _: aot_report("aot_stages.py"))
 
 
 def test_stages_build_the_same_kernel_without_a_dot_k_loop(ptx):
