@@ -95,18 +95,24 @@ def _layer_inputs(layers=2, context=40, dtype=torch.float32):
                                 dtype=dtype, device=DEVICE, seed=5)
 
 
-@pytest.mark.parametrize("programs, pos", [(1, 0), (3, 17), (8, 39)])
-def test_layer_stages_match_the_reference(programs, pos):
+def check_layer_stages(make_layer, pos: int) -> None:
+    """A probe's layer kernels, one stage a launch (make_layer(weights) builds it for position pos), give
+    the fp32 reference's hidden state and write the new token's key and value into every layer's cache."""
     w = _layer_inputs()
     h0 = torch.randn(48, generator=torch.Generator().manual_seed(0)).to(DEVICE)
     want, kc, vc = pp.layer_reference(h0, w, pos)
-    layer = pp.Layer(w, programs, pos, block_k=16)
+    layer = make_layer(w)
     layer.h.copy_(h0)
     layer.run_stages()
     torch.testing.assert_close(layer.h.float().cpu(), want.cpu(), rtol=1e-4, atol=1e-4)
     # The new token's key and value went into every layer's cache, and nothing else moved.
     torch.testing.assert_close(w["kc"].cpu(), kc.cpu(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(w["vc"].cpu(), vc.cpu(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("programs, pos", [(1, 0), (3, 17), (8, 39)])
+def test_layer_stages_match_the_reference(programs, pos):
+    check_layer_stages(lambda w: pp.Layer(w, programs, pos, block_k=16), pos)
 
 
 def test_layer_splits_fill_the_grid_and_combine():

@@ -8,7 +8,7 @@ import torch
 from benchmarks import persistent_probe as pp
 from benchmarks import resident_probe as rp
 from tests.conftest import DEVICE
-from tests.qwen3.test_persistent_probe import _ptx_counts
+from tests.qwen3.test_persistent_probe import _ptx_counts, check_layer_stages
 
 
 @pytest.mark.parametrize("programs", [1, 3, 8, 70])
@@ -33,16 +33,7 @@ def test_chain_odd_sizes_and_fp16_match_the_reference():
 
 @pytest.mark.parametrize("programs, pos", [(1, 0), (3, 17), (8, 39)])
 def test_layer_stages_match_the_reference_and_write_the_cache(programs, pos):
-    w = pp.make_layer_inputs(d=48, heads=4, kv_heads=2, head_dim=16, inter=40, layers=2, context=40,
-                             dtype=torch.float32, device=DEVICE, seed=5)
-    h0 = torch.randn(48, generator=torch.Generator().manual_seed(0)).to(DEVICE)
-    want, kc, vc = pp.layer_reference(h0, w, pos)
-    layer = rp.ResidentLayer(w, programs, pos, num_warps=4)
-    layer.h.copy_(h0)
-    layer.run_stages()
-    torch.testing.assert_close(layer.h.float().cpu(), want.cpu(), rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(w["kc"].cpu(), kc.cpu(), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(w["vc"].cpu(), vc.cpu(), rtol=1e-5, atol=1e-5)
+    check_layer_stages(lambda w: rp.ResidentLayer(w, programs, pos, num_warps=4), pos)
 
 
 def test_rows_per_program_covers_every_row_once():
