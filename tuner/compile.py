@@ -39,7 +39,7 @@ def _compile_one(problem, cfg: dict, target=None) -> tuple[float, str | None]:
     trace.event("compile start", op=problem.op, m=problem.m)
     spec = get_op(problem.op)
     key = (problem, target)
-    if not _INPUTS:  # this process's first job (or its first since the shape changed)
+    if not _INPUTS:  # this process's first job: the listener stays for the process's life
         trace.watch_compiles()
     if key not in _INPUTS:
         _INPUTS.clear()
