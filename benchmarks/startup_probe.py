@@ -1,48 +1,63 @@
-"""Where a process's start-up goes on this machine (each step in a fresh process, seconds):
-python alone, import torch, CUDA's check (cuInit, or NVML with PYTORCH_NVML_BASED_CUDA_CHECK=1),
-device properties, the worker's imports, and the whole `kernel-search worker --help`.
+"""Where a worker's start-up seconds go before it can ask its first config: each step a worker's main
+process takes (import torch, CUDA's first call, the GPU's properties, the kernels, the tuner), timed in
+N processes started at once (one a GPU, as `tune --gpus N` starts its workers), beside one alone.
 
-    python3 benchmarks/startup_probe.py > startup_probe.json
+    python benchmarks/startup_probe.py --procs 1,4 [--nvml-check] > startup.json
 """
 
+from __future__ import annotations
+
+import argparse
 import json
 import os
 import subprocess
 import sys
 import time
 
-STEPS = {
-    "python": "pass",
-    "import torch": "import torch",
-    "torch + cuda.is_available (cuInit)": "import torch; torch.cuda.is_available()",
-    "torch + cuda.is_available (NVML)": "import os; os.environ['PYTORCH_NVML_BASED_CUDA_CHECK']='1'; import torch; "
-                                        "torch.cuda.is_available(); torch.cuda.device_count()",
-    "torch + device properties": "import torch; torch.cuda.get_device_properties(0)",
-    "torch + a CUDA tensor": "import torch; torch.ones(1, device='cuda')",
-    "worker imports": "import cli.app, kernel_space, tuner.distributed, tuner.search, optuna, sqlalchemy",
-    "worker imports + CUDA tensor": "import cli.app, kernel_space, tuner.distributed; import torch; "
-                                    "torch.ones(1, device='cuda')",
-}
+STEPS = """
+import time, json, os
+t0 = time.perf_counter(); out = {}
+def mark(name):
+    global t0
+    t = time.perf_counter(); out[name] = round(t - t0, 3); t0 = t
+import sqlalchemy; mark("sqlalchemy")
+import torch; mark("import torch")
+torch.cuda.is_available(); mark("cuda.is_available")
+torch.cuda.is_available() and torch.cuda.get_device_properties(0); mark("device properties")
+import triton; mark("import triton")
+import kernel_space.registry; mark("kernels")
+import optuna; mark("optuna")
+import tuner.distributed, tuner.search; mark("tuner")
+from kernel_space.fingerprint import current_fingerprint; current_fingerprint(); mark("fingerprint")
+print(json.dumps(out))
+"""
 
 
-def timed(code: str, env=None) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, env=env)
-    return round(time.perf_counter() - t0, 2)
+def run(procs: int, env_extra: dict) -> list[dict]:
+    children = []
+    start = time.perf_counter()
+    for i in range(procs):
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES=str(i), **env_extra)
+        children.append(subprocess.Popen([sys.executable, "-c", STEPS], env=env, stdout=subprocess.PIPE, text=True))
+    rows = []
+    for c in children:
+        out, _ = c.communicate()
+        rows.append(json.loads(out.strip().splitlines()[-1]) if c.returncode == 0 else {"rc": c.returncode})
+    return [{"procs": procs, "wall": round(time.perf_counter() - start, 2), **env_extra, "each": rows}]
 
 
 def main() -> None:
-    out = {}
-    for name, code in STEPS.items():
-        out[name] = [timed(code) for _ in range(3)]
-    four = {**os.environ, "CUDA_VISIBLE_DEVICES": "0"}
-    out["torch + CUDA tensor, 4 at once"] = []
-    t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", STEPS["torch + a CUDA tensor"]], env=four) for _ in range(4)]
-    for p in procs:
-        p.wait()
-    out["torch + CUDA tensor, 4 at once"].append(round(time.perf_counter() - t0, 2))
-    print(json.dumps(out, indent=1))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--procs", default="1,4", help="Processes started at once, a case each (comma list).")
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    cases = []
+    for _ in range(args.rounds):
+        for n in (int(x) for x in args.procs.split(",")):
+            for extra in ({}, {"PYTORCH_NVML_BASED_CUDA_CHECK": "1"}):
+                cases += run(n, extra)
+                print(json.dumps(cases[-1]), file=sys.stderr)
+    print(json.dumps(cases, indent=1))
 
 
 if __name__ == "__main__":
