@@ -107,6 +107,10 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if gpus is None:  # this process tunes: its CUDA driver starts while torch is imported
+        from tuner.launch import init_cuda_in_background
+
+        init_cuda_in_background()
     on_cpu = interpreter_needed()  # first: before the kernels are imported (triton.jit reads it then)
     from kernel_space.buckets import parse_buckets
     from qwen3.config import resolve_model

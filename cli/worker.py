@@ -40,7 +40,7 @@ def worker(
     trace.event("worker starting")
     phases = _Phases()
     from tuner.compile import shutdown, start_in_background, warm_report
-    from tuner.launch import visible_gpu_count
+    from tuner.launch import init_cuda_in_background, visible_gpu_count
     from tuner.worker import Worker
 
     # Start-up is the fixed cost that caps a tune's speedup on many GPUs. The benchmarking child opens
@@ -52,6 +52,8 @@ def worker(
     child = Worker()
     gpu = visible_gpu_count() > 0  # NVML's answer: torch is not imported yet
     starting = start_in_background(child, batch, batch, cuda=True) if gpu else None  # TuneOptions.pool_workers
+    if gpu:
+        init_cuda_in_background()  # the driver starts while the imports below run
     phases.mark("processes started")
     try:
         from storage.engine import parse_url, resolve_url

@@ -10,9 +10,11 @@ Triton or the kernels: it counts the GPUs through NVML (or CUDA_VISIBLE_DEVICES)
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import subprocess
 import sys
+import threading
 
 
 def parse_gpus(text: str, available: int) -> list[int]:
@@ -63,6 +65,24 @@ def _nvml_count() -> int | None:
             pynvml.nvmlShutdown()
     except Exception:
         return None
+
+
+def init_cuda_in_background() -> threading.Thread | None:
+    """Initialize the CUDA driver (cuInit) now, in a thread, while this process imports torch and the rest.
+    A process's first CUDA call costs 0.3 s alone and 0.7-0.8 s with four processes of a host starting
+    at once (H200 x4, benchmarks/results/session36_H200_2026-11-29/startup); torch's first call then finds
+    the driver ready. ctypes lets go of the interpreter lock during the call, so the imports go on. Where
+    there is no driver the thread ends at once and torch says what it says later. Safe with this
+    package's processes: the fork server and the `tune --gpus` workers start by exec, never by fork."""
+    def init() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libcuda.so.1").cuInit(0)
+
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return None
+    thread = threading.Thread(target=init, name="cuInit", daemon=True)
+    thread.start()
+    return thread
 
 
 def spawn_workers(url: str, gpus: list[int], batch: int, seed: int, seconds: float | None, log_dir: str,

@@ -106,3 +106,31 @@ def test_the_storage_package_still_gives_every_name():
         assert getattr(storage, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         storage.nope  # noqa: B018
+
+
+def test_the_cuda_driver_starts_in_a_thread(monkeypatch):
+    """init_cuda_in_background calls the driver's cuInit(0) from a thread of its own, so that the
+    imports go on meanwhile; not under Triton's interpreter; a machine without the driver is no error."""
+    import ctypes
+
+    calls = []
+
+    class Driver:
+        def cuInit(self, flags):  # the driver's name
+            calls.append((flags, threading.current_thread() is threading.main_thread()))
+            return 0
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Driver() if name == "libcuda.so.1" else None)
+    launch.init_cuda_in_background().join(5)
+    assert calls == [(0, False)]
+
+    def missing(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    thread = launch.init_cuda_in_background()
+    thread.join(5)
+    assert not thread.is_alive()
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert launch.init_cuda_in_background() is None
