@@ -107,10 +107,11 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    if gpus is None:  # this process tunes: its CUDA driver starts while torch is imported
-        from tuner.launch import init_cuda_in_background
+    from tuner.launch import init_cuda_in_background
 
-        init_cuda_in_background()
+    # The CUDA driver starts while torch is imported: this process tunes, or (--gpus) reads every GPU's
+    # fingerprint before it can queue the studies its workers wait for.
+    init_cuda_in_background()
     on_cpu = interpreter_needed()  # first: before the kernels are imported (triton.jit reads it then)
     from kernel_space.buckets import parse_buckets
     from qwen3.config import resolve_model
@@ -137,7 +138,7 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
     store = open_store(db, create=True)
     opts = TuneOptions(trials=trials, batch=batch, seed=seed)
     skip = step_check.skip_reason(no_bench, on_cpu, checked)
-    if gpus is not None:  # before anything else opens CUDA here: the workers' start-up overlaps the plan
+    if gpus is not None:  # the workers' start-up overlaps the plan
         _tune_gpus(store, config, ops, list(bucket_list), dtype, opts, workers, checked, skip, context_list)
         return
     if on_cpu:
