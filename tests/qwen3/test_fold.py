@@ -55,7 +55,7 @@ def test_a_folding_table_decodes_the_same_tokens(stream, prep, monkeypatch):
     monkeypatch.delenv(FOLD_ENV, raising=False)
     half.set_dispatcher(Dispatcher(table))
     half.set_attention_config(cfg)
-    ref, ref_tokens = run_sequence(half, prompt, 3)
+    ref, ref_tokens = run_sequence(half, prompt, 2)  # positions 40 and 41: three of the four splits
 
     calls = []
     real = dispatch.o_proj_residual_combined
@@ -63,15 +63,15 @@ def test_a_folding_table_decodes_the_same_tokens(stream, prep, monkeypatch):
                         or real(*a, **kw))
     half.set_dispatcher(Dispatcher(folding))
     half.set_attention_config(cfg)
-    out, tokens = run_sequence(half, prompt, 3)
-    assert calls == [{"model": torch.float16, "fixed": torch.int64}[stream]] * (3 * TINY.num_hidden_layers)
+    out, tokens = run_sequence(half, prompt, 2)
+    assert calls == [{"model": torch.float16, "fixed": torch.int64}[stream]] * (2 * TINY.num_hidden_layers)
     assert torch.equal(tokens, ref_tokens)
     err = max(((a.float() - b.float()).abs().max() / b.float().abs().max()).item()
               for a, b in zip(out, ref, strict=True))
     assert err < 5e-3
 
     calls.clear()
-    run_sequence(half, prompt[:, :20].repeat(2, 1), 2)  # batch 2: the attention combines
+    run_sequence(half, prompt[:, :20].repeat(2, 1), 1)  # batch 2: the attention combines
     assert calls == []
 
 
