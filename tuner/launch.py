@@ -9,6 +9,7 @@ Triton or the kernels: it counts the GPUs through NVML (or CUDA_VISIBLE_DEVICES)
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
@@ -82,6 +83,9 @@ def init_cuda_in_background() -> threading.Thread | None:
         return None
     thread = threading.Thread(target=init, name="cuInit", daemon=True)
     thread.start()
+    # A process that ends at once (a bad argument) waits for the call rather than unload the driver
+    # under it at exit.
+    atexit.register(thread.join, 10)
     return thread
 
 
