@@ -29,7 +29,7 @@ import sqlalchemy
 from optuna import distributions
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._rdb import models
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from storage.engine import reading
 
@@ -189,3 +189,75 @@ def pop(engine, trial_id: int) -> bool:
             return True
         _check_running(conn, trial_id)
     return False
+
+
+INTERMEDIATE = models.TrialIntermediateValueModel.__table__
+
+
+def read_trials(engine, study_id: int, included_trial_ids: set[int], trial_id_greater_than: int) -> list:
+    """RDBStorage._get_trials with no state filter (what Optuna's cache asks for on every read of a study:
+    its unfinished trials and any newer one), the same FrozenTrials from the same six SELECTs, as Core
+    statements: Optuna's ORM query loads each row as an object first, 16 ms of the 19 a read took on the
+    development machine, read once a config asked."""
+    included = {t for t in included_trial_ids if t <= trial_id_greater_than}
+    where = TRIALS.c.study_id == study_id
+    if included and trial_id_greater_than > -1:
+        where &= sqlalchemy.or_(TRIALS.c.trial_id.in_(included), TRIALS.c.trial_id > trial_id_greater_than)
+    elif trial_id_greater_than > -1:
+        where &= TRIALS.c.trial_id > trial_id_greater_than
+    with reading(), engine.connect() as conn:
+        if conn.scalar(sqlalchemy.select(STUDIES.c.study_id).where(STUDIES.c.study_id == study_id)) is None:
+            raise KeyError(f"No study with study_id {study_id} exists.")  # Optuna's find_or_raise_by_id
+        rows = conn.execute(sqlalchemy.select(TRIALS.c.trial_id, TRIALS.c.number, TRIALS.c.state,
+                                              TRIALS.c.datetime_start, TRIALS.c.datetime_complete)
+                            .where(where).order_by(TRIALS.c.trial_id)).all()
+        if not rows:
+            return []
+        ids = [r.trial_id for r in rows]
+        params = conn.execute(sqlalchemy.select(PARAMS.c.trial_id, PARAMS.c.param_name, PARAMS.c.param_value,
+                                                PARAMS.c.distribution_json)
+                              .where(PARAMS.c.trial_id.in_(ids)).order_by(PARAMS.c.param_id)).all()
+        values = conn.execute(sqlalchemy.select(VALUES.c.trial_id, VALUES.c.objective, VALUES.c.value,
+                                                VALUES.c.value_type).where(VALUES.c.trial_id.in_(ids))).all()
+        inter = conn.execute(sqlalchemy.select(INTERMEDIATE.c.trial_id, INTERMEDIATE.c.step,
+                                               INTERMEDIATE.c.intermediate_value,
+                                               INTERMEDIATE.c.intermediate_value_type)
+                             .where(INTERMEDIATE.c.trial_id.in_(ids))).all()
+        attrs = {table: conn.execute(sqlalchemy.select(table.c.trial_id, table.c.key, table.c.value_json)
+                                     .where(table.c.trial_id.in_(ids))).all() for table in (USER_ATTRS, SYSTEM_ATTRS)}
+    by_id = {i: {"params": {}, "distributions": {}, "values": {}, "inter": {}, USER_ATTRS: {}, SYSTEM_ATTRS: {}}
+             for i in ids}
+    for p in params:
+        dist = _distribution(p.distribution_json)
+        by_id[p.trial_id]["distributions"][p.param_name] = dist
+        by_id[p.trial_id]["params"][p.param_name] = dist.to_external_repr(p.param_value)
+    for v in values:
+        by_id[v.trial_id]["values"][v.objective] = models.TrialValueModel.stored_repr_to_value(v.value, v.value_type)
+    for v in inter:
+        by_id[v.trial_id]["inter"][v.step] = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(
+            v.intermediate_value, v.intermediate_value_type)
+    for table, found in attrs.items():
+        for a in found:
+            by_id[a.trial_id][table][a.key] = json.loads(a.value_json)
+    trials = []
+    for r in rows:
+        got = by_id[r.trial_id]
+        vals = got["values"]
+        trials.append(FrozenTrial(
+            number=r.number, state=r.state, value=None,
+            values=[vals[i] for i in range(len(vals))] if vals else None,
+            datetime_start=_stored_time(r.datetime_start), datetime_complete=_stored_time(r.datetime_complete),
+            params=got["params"], distributions=got["distributions"], user_attrs=got[USER_ATTRS],
+            system_attrs=got[SYSTEM_ATTRS], intermediate_values=got["inter"], trial_id=r.trial_id))
+    return trials
+
+
+def _distribution(text: str):
+    return distributions.json_to_distribution(text)
+
+
+def _stored_time(value: datetime.datetime | None) -> datetime.datetime | None:
+    """A stored time as Optuna's model gives it back: naive local time (Optuna 5 stores naive UTC)."""
+    if value is None or not hasattr(models.TrialModel, "_datetime_start_utc"):
+        return value
+    return value.replace(tzinfo=datetime.timezone.utc).astimezone().replace(tzinfo=None)

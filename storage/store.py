@@ -226,10 +226,26 @@ class Store:
                     self._optuna = optuna.storages.RDBStorage(
                         url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
                         grace_period=grace_period, heartbeat_stale_trial_callback=stale_trial_callback)
+                _trials_read_by_core(self._optuna)
                 if self.engine.dialect.name == "sqlite":
                     _serialize_sqlite(self._optuna.engine)
                     _reads_deferred(self._optuna)
             return self._optuna
+
+
+def _trials_read_by_core(storage) -> None:
+    """This storage object reads a study's trials for Optuna's cache (no state filter) with
+    storage.optuna_rows.read_trials: the same FrozenTrials, without the ORM's objects."""
+    from storage import optuna_rows
+
+    orm_read = storage._get_trials
+
+    def _get_trials(study_id, states, included_trial_ids, trial_id_greater_than):
+        if states is not None:
+            return orm_read(study_id, states, included_trial_ids, trial_id_greater_than)
+        return optuna_rows.read_trials(storage.engine, study_id, included_trial_ids, trial_id_greater_than)
+
+    storage._get_trials = _get_trials
 
 
 def _serialize_sqlite(engine) -> None:

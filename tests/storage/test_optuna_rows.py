@@ -151,3 +151,60 @@ def test_two_workers_popping_one_trial_take_it_once(two):
     for t in threads:
         t.join()
     assert sorted(taken[0] + taken[1]) == waiting
+
+
+@pytest.fixture
+def away_from_utc(monkeypatch):
+    """Local time 5 hours from UTC: Optuna 5 stores naive UTC and gives back naive local time."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_core_read_gives_optunas_frozen_trials(store, away_from_utc):
+    """storage.optuna_rows.read_trials (installed as the storage's _get_trials: what Optuna's cache reads
+    on every look at a study) gives the FrozenTrials Optuna's own ORM read builds, for every state, every
+    kind of parameter and attribute, intermediate values, two objectives, and each filter the cache uses."""
+    storage = store.optuna_storage()
+    orm_read = type(storage)._get_trials
+    study = optuna.create_study(study_name="read", storage=storage)
+    done = study.ask()
+    done.suggest_categorical("c", ["a", "b", 3])
+    done.suggest_float("x", 0.1, 10.0, log=True)
+    done.suggest_int("n", 1, 9, step=2)
+    done.set_user_attr("owner", {"pid": 7})
+    storage.set_trial_system_attr(done._trial_id, "constant_liar", [1, 2])
+    done.report(0.5, 1)
+    done.report(float("inf"), 2)
+    study.tell(done, 1.25)
+    running = study.ask()
+    running.suggest_int("n", 1, 9, step=2)
+    failed = study.ask()
+    study.tell(failed, state=TrialState.FAIL)
+    study.enqueue_trial({"n": 5}, user_attrs={"seed": True})
+    pruned = study.ask()  # the enqueued one
+    pruned.suggest_int("n", 1, 9, step=2)
+    pruned.report(-float("inf"), 0)
+    study.tell(pruned, state=TrialState.PRUNED)
+    study.enqueue_trial({"n": 3})
+    sid = study._study_id
+    last = max(t._trial_id for t in study.trials)
+    for included, above in [(set(), -1), ({running._trial_id}, done._trial_id), (set(), done._trial_id),
+                            ({running._trial_id, last + 5}, last), (set(), last)]:
+        ours = optuna_rows.read_trials(storage.engine, sid, included, above)
+        assert ours == orm_read(storage, sid, None, included, above), (included, above)
+    states = [t.state for t in optuna_rows.read_trials(storage.engine, sid, set(), -1)]
+    assert states == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL, TrialState.PRUNED,
+                      TrialState.WAITING]
+    two = optuna.create_study(study_name="two", storage=storage, directions=["minimize", "maximize"])
+    trial = two.ask()
+    two.tell(trial, [2.0, -float("inf")])
+    assert (optuna_rows.read_trials(storage.engine, two._study_id, set(), -1)
+            == orm_read(storage, two._study_id, None, set(), -1))
+    assert storage._get_trials(sid, None, set(), -1) == orm_read(storage, sid, None, set(), -1)  # installed
+    with pytest.raises(KeyError):
+        optuna_rows.read_trials(storage.engine, 10_000, set(), -1)
