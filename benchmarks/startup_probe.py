@@ -2,7 +2,10 @@
 process takes (import torch, CUDA's first call, the GPU's properties, the kernels, the tuner), timed in
 N processes started at once (one a GPU, as `tune --gpus N` starts its workers), beside one alone.
 
-    python benchmarks/startup_probe.py --procs 1,4 [--nvml-check] > startup.json
+    python benchmarks/startup_probe.py --procs 1,4 [--rounds 2] > startup.json
+
+(The fifth session's version, which timed each step in a fresh process of its own and wrote
+results/startup_probe_H100_2026-11-26.json, is in the history of this file.)
 """
 
 from __future__ import annotations

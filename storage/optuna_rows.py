@@ -42,10 +42,14 @@ HEARTBEATS = models.TrialHeartbeatModel.__table__
 STUDIES = models.StudyModel.__table__
 
 
+# Optuna 5's models store a trial's times as naive UTC and give them back as naive local time; before,
+# naive local time both ways.
+UTC_TIMES = hasattr(models.TrialModel, "_datetime_start_utc")
+
+
 def stored_now() -> datetime.datetime:
-    """Now, as Optuna's RDBStorage stores a trial's times: naive UTC where its models convert (Optuna
-    5), else naive local time (as datetime.now() was stored before)."""
-    if hasattr(models.TrialModel, "_datetime_start_utc"):
+    """Now, as Optuna's RDBStorage stores a trial's times (UTC_TIMES)."""
+    if UTC_TIMES:
         return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     return datetime.datetime.now()
 
@@ -225,39 +229,35 @@ def read_trials(engine, study_id: int, included_trial_ids: set[int], trial_id_gr
                              .where(INTERMEDIATE.c.trial_id.in_(ids))).all()
         attrs = {table: conn.execute(sqlalchemy.select(table.c.trial_id, table.c.key, table.c.value_json)
                                      .where(table.c.trial_id.in_(ids))).all() for table in (USER_ATTRS, SYSTEM_ATTRS)}
-    by_id = {i: {"params": {}, "distributions": {}, "values": {}, "inter": {}, USER_ATTRS: {}, SYSTEM_ATTRS: {}}
-             for i in ids}
+    got = {field: {i: {} for i in ids} for field in ("params", "distributions", "values", "intermediate_values",
+                                                     "user_attrs", "system_attrs")}
     for p in params:
-        dist = _distribution(p.distribution_json)
-        by_id[p.trial_id]["distributions"][p.param_name] = dist
-        by_id[p.trial_id]["params"][p.param_name] = dist.to_external_repr(p.param_value)
+        dist = distributions.json_to_distribution(p.distribution_json)
+        got["distributions"][p.trial_id][p.param_name] = dist
+        got["params"][p.trial_id][p.param_name] = dist.to_external_repr(p.param_value)
     for v in values:
-        by_id[v.trial_id]["values"][v.objective] = models.TrialValueModel.stored_repr_to_value(v.value, v.value_type)
+        got["values"][v.trial_id][v.objective] = models.TrialValueModel.stored_repr_to_value(v.value, v.value_type)
     for v in inter:
-        by_id[v.trial_id]["inter"][v.step] = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(
-            v.intermediate_value, v.intermediate_value_type)
-    for table, found in attrs.items():
-        for a in found:
-            by_id[a.trial_id][table][a.key] = json.loads(a.value_json)
+        got["intermediate_values"][v.trial_id][v.step] = (
+            models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(v.intermediate_value,
+                                                                                 v.intermediate_value_type))
+    for table, field in ((USER_ATTRS, "user_attrs"), (SYSTEM_ATTRS, "system_attrs")):
+        for a in attrs[table]:
+            got[field][a.trial_id][a.key] = json.loads(a.value_json)
     trials = []
     for r in rows:
-        got = by_id[r.trial_id]
-        vals = got["values"]
+        i = r.trial_id
+        vals = got["values"][i]  # objective -> value, listed in objective order as Optuna does
         trials.append(FrozenTrial(
-            number=r.number, state=r.state, value=None,
-            values=[vals[i] for i in range(len(vals))] if vals else None,
+            number=r.number, state=r.state, value=None, values=[vals[o] for o in range(len(vals))] if vals else None,
             datetime_start=_stored_time(r.datetime_start), datetime_complete=_stored_time(r.datetime_complete),
-            params=got["params"], distributions=got["distributions"], user_attrs=got[USER_ATTRS],
-            system_attrs=got[SYSTEM_ATTRS], intermediate_values=got["inter"], trial_id=r.trial_id))
+            params=got["params"][i], distributions=got["distributions"][i], user_attrs=got["user_attrs"][i],
+            system_attrs=got["system_attrs"][i], intermediate_values=got["intermediate_values"][i], trial_id=i))
     return trials
 
 
-def _distribution(text: str):
-    return distributions.json_to_distribution(text)
-
-
 def _stored_time(value: datetime.datetime | None) -> datetime.datetime | None:
-    """A stored time as Optuna's model gives it back: naive local time (Optuna 5 stores naive UTC)."""
-    if value is None or not hasattr(models.TrialModel, "_datetime_start_utc"):
+    """A stored time as Optuna's model gives it back (UTC_TIMES)."""
+    if value is None or not UTC_TIMES:
         return value
     return value.replace(tzinfo=datetime.timezone.utc).astimezone().replace(tzinfo=None)
