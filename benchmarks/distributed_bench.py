@@ -76,6 +76,10 @@ def main() -> int:
                    "KERNEL_SEARCH_POOL_CONTEXT": "1" if pool == "context" else "0"}
             if "trace" in flags:  # every process's timeline (tuner.trace), packed with the worker logs
                 env["KERNEL_SEARCH_TRACE"] = str(logs / "trace")
+            # orm: Optuna's own ORM read of a study's trials for its cache, not storage.optuna_rows'
+            # Core read (thirty-sixth session), to measure one against the other.
+            reads = "orm" if "orm" in flags else "core"
+            env["KERNEL_SEARCH_ORM_TRIALS"] = "1" if reads == "orm" else "0"
             done = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, env=env)
             wall = time.perf_counter() - t0
             with Store(url) as store:
@@ -93,7 +97,7 @@ def main() -> int:
                 rows_n, distinct = queue.configs_measured(store, ids)
                 timeline = _timeline(store, ids, started)
             row = {"gpus": int(gpus), "storage": storage, "pinned": pinned, "pool": pool, "batch": batch or 8,
-                   "code": code, "wall_s": round(wall, 1),
+                   "code": code, "trials_read": reads, "wall_s": round(wall, 1),
                    "studies": len(ids),
                    "configs_measured": distinct, "measured_twice": rows_n - distinct, "winners": winners,
                    "fused": fused, "winner_speedups": speedups, "rc": done.returncode, **timeline,
@@ -105,7 +109,8 @@ def main() -> int:
             row["slowest_studies"] = _slowest_studies(trials, row["study_times"], started)
             if args.export_dir:
                 flags_text = ("_pinned" if pinned else "") + ("_ctx" if pool == "context" else "") \
-                    + (f"_b{batch}" if batch else "") + ("_before" if code == "before" else "")
+                    + (f"_b{batch}" if batch else "") + ("_before" if code == "before" else "") \
+                    + ("_orm" if reads == "orm" else "")
                 row["table"] = _export(url, args, f"{gpus}gpu_{storage}{flags_text}")
             rows.append(row)
             out["studies"] = len(ids)
@@ -291,10 +296,11 @@ def _args():
     p.add_argument("--trials", type=int, default=16)
     p.add_argument("--ops", default="", help="comma list of ops (default: all)")
     p.add_argument("--runs", default="1:sqlite,2:sqlite,4:sqlite,4:postgres",
-                   help="comma list of GPUS:STORAGE[:pin][:ctx][:bN][:before], run in order; pin: each worker on "
+                   help="comma list of GPUS:STORAGE[:pin][:ctx][:bN][:before][:orm], run in order; pin: each worker on "
                         "its own share of this host's cores (KERNEL_SEARCH_PIN_CPUS=1, tuner.launch.cpu_shares); ctx: "
                         "compile pool with CUDA contexts; bN: N configs in flight per worker (tune --batch); before: "
-                        "the tuner package in _ab/tuner (an earlier commit's)")
+                        "the tuner package in _ab/tuner (an earlier commit's); orm: Optuna's ORM read of a study's "
+                        "trials (KERNEL_SEARCH_ORM_TRIALS=1), not the Core read")
     p.add_argument("--out", required=True)
     p.add_argument("--keep-db", action="store_true")
     p.add_argument("--export-dir", default="", help="write each run's dispatch table here (for an end-to-end bench)")

@@ -25,7 +25,7 @@ def main() -> int:
             continue
         ph = r.get("worker_phases", [])
         print(r["gpus"], r["storage"], "pinned" if r.get("pinned") else "", r.get("pool", ""),
-              "batch", r.get("batch", 8), r.get("code", ""), "wall", r["wall_s"],
+              "batch", r.get("batch", 8), r.get("code", ""), "reads", r.get("trials_read", "orm"), "wall", r["wall_s"],
               "configs",
               r["configs_measured"], "twice",
               r["measured_twice"], "winners", r.get("winners"), "fused", r.get("fused"), "rc", r.get("rc"))

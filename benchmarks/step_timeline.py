@@ -13,6 +13,10 @@ middle layers of every replay, the medians of:
 - `adds`: its end minus the end of the kernel before it: what it adds to the step;
 - `lead`: the end of the kernel before it minus its start: how early PDL let it start.
 The sum of `adds` over a layer is the layer's share of the step.
+Beside each cell, the attention's K/V floor (a layer's K and V bytes at the context over the copy
+bandwidth this script measures, attn_bench.copy_bandwidth) and the attention kernel's `adds` against it:
+how fast decode attention streams the cache where the model runs it (after the kernel ahead of it, not
+after itself as in attn_bench's harness).
 """
 
 from __future__ import annotations
@@ -101,18 +105,33 @@ def summarize(replays) -> dict:
             "layer_adds_us": round(sum(r["adds"] for r in table), 2), "places": table}
 
 
+def attention_floor(config, batch: int, context: int, bandwidth: float, table: list[dict]) -> dict:
+    """A layer's K and V bytes at `context` over `bandwidth` (us), the attention kernel's `adds` (its
+    place +0) and the floor's share of it."""
+    kv_bytes = 2 * batch * context * config.num_key_value_heads * config.head_dim * 2  # K and V, bf16
+    floor = kv_bytes / bandwidth * 1e6
+    adds = next(r["adds"] for r in table if r["place"].startswith("+0 "))
+    return {"kv_floor_us": round(floor, 2), "attention_adds_us": adds, "kv_share": round(floor / adds, 4)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     table_args(p, "qwen3-0.6b", "1x256")
     args = p.parse_args(argv)
+    from benchmarks.attn_bench import copy_bandwidth
+
     model = table_model(args.model, args.table)
+    bandwidth = copy_bandwidth()
     result = []
     for batch, context in cells(args.cells):
         summary = summarize(timeline(model, batch, context))
+        summary.update(attention_floor(model.config, batch, context, bandwidth, summary["places"]))
         result.append({"batch": batch, "context": context, **summary})
-        write_result(args.out, model=args.model, table=str(args.table), cells=result)
+        write_result(args.out, model=args.model, table=str(args.table), copy_bandwidth_Bps=bandwidth, cells=result)
         print(f"{args.model} batch {batch} x {context}: step {summary['step_us']} us on the GPU's clock, "
               f"{summary['kernels']} kernels, a middle layer adds {summary['layer_adds_us']} us", flush=True)
+        print(f"  attention adds {summary['attention_adds_us']} us against its K/V floor {summary['kv_floor_us']} us "
+              f"({summary['kv_share']:.0%}) at {bandwidth / 1e12:.2f} TB/s", flush=True)
         print(f"  {'place':<44}{'dur':>8}{'adds':>8}{'lead':>8}", flush=True)
         for row in summary["places"]:
             print(f"  {row['place']:<44}{row['dur']:8.2f}{row['adds']:8.2f}{row['lead']:8.2f}", flush=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import threading
 import warnings
 from collections.abc import Iterator
@@ -233,9 +234,15 @@ class Store:
             return self._optuna
 
 
+ORM_TRIALS_ENV = "KERNEL_SEARCH_ORM_TRIALS"  # 1: Optuna's own ORM read, to measure against the Core read
+
+
 def _trials_read_by_core(storage) -> None:
     """This storage object reads a study's trials for Optuna's cache (no state filter) with
-    storage.optuna_rows.read_trials: the same FrozenTrials, without the ORM's objects."""
+    storage.optuna_rows.read_trials: the same FrozenTrials, without the ORM's objects.
+    KERNEL_SEARCH_ORM_TRIALS=1 leaves Optuna's read in place (to measure one against the other)."""
+    if os.environ.get(ORM_TRIALS_ENV) == "1":
+        return
     from storage import optuna_rows
 
     orm_read = storage._get_trials

@@ -208,3 +208,24 @@ def test_the_core_read_gives_optunas_frozen_trials(store, away_from_utc):
     assert storage._get_trials(sid, None, set(), -1) == orm_read(storage, sid, None, set(), -1)  # installed
     with pytest.raises(KeyError):
         optuna_rows.read_trials(storage.engine, 10_000, set(), -1)
+
+
+def test_orm_trials_env_keeps_optunas_read(tmp_path, monkeypatch):
+    """KERNEL_SEARCH_ORM_TRIALS=1 (to measure one read against the other) leaves Optuna's ORM read on
+    the tuner's storage; without it the Core read answers the cache's reads."""
+    from storage import Store
+    from storage.store import ORM_TRIALS_ENV
+
+    calls = []
+    core = optuna_rows.read_trials
+    monkeypatch.setattr(optuna_rows, "read_trials", lambda *a: calls.append(a) or core(*a))
+    for env, name, core_reads in (("1", "orm", False), ("0", "core", True)):
+        monkeypatch.setenv(ORM_TRIALS_ENV, env)
+        calls.clear()
+        with Store(f"sqlite:///{tmp_path / name}.db") as store:
+            storage = store.optuna_storage()
+            study = optuna.create_study(study_name=name, storage=storage)
+            study.tell(study.ask(), 1.0)
+            trials = storage._get_trials(study._study_id, None, set(), -1)
+        assert [t.state for t in trials] == [TrialState.COMPLETE]
+        assert bool(calls) == core_reads, env
