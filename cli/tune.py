@@ -3,8 +3,11 @@ attention at every batch and context bucket)."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from shlex import quote
 from typing import Annotated
@@ -93,7 +96,10 @@ def tune(
         fail("--worker-logs goes with --gpus (a tune without it runs in this process: its output is here)")
     trace.event("tune starting")
     # With --gpus the workers start first of all: their imports (seconds each) overlap this process's.
-    workers = _Workers(db, gpus, batch, seed, seconds, worker_logs) if gpus is not None else None
+    # Each is given the plan, and queues its GPU kind's studies as soon as it is ready (so does this
+    # process, for every kind, as soon as it is): none waits for the other.
+    spec = PlanSpec(uuid.uuid4().hex, model, op or [], buckets, contexts, dtype, trials)
+    workers = _Workers(db, gpus, batch, seed, seconds, worker_logs, spec) if gpus is not None else None
     try:
         _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, allow_cpu, gpus, no_bench,
               bench_batches, db, workers)
@@ -113,13 +119,7 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
     # fingerprint before it can queue the studies its workers wait for.
     init_cuda_in_background()
     on_cpu = interpreter_needed()  # first: before the kernels are imported (triton.jit reads it then)
-    from kernel_space.buckets import parse_buckets
-    from qwen3.config import resolve_model
-
-    config = resolve_model(model)
-    bucket_list = parse_buckets(buckets)
-    context_list = _contexts(contexts, on_cpu, config)
-    _check_options(bucket_list, dtype)
+    config, bucket_list, context_list = _resolve(model, buckets, contexts, dtype, on_cpu)
     checked = step_check.bench_batches(bench_batches, list(bucket_list))
     from kernel_space.attention_shape import describe
     from tuner.distributed import study_keys
@@ -131,8 +131,7 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
         if config.name != "qwen3-tiny" and not allow_cpu:
             fail(f"no CUDA GPU here: tuning {config.name} needs one (use --model qwen3-tiny to try the loop on "
                  "the CPU, or --allow-cpu)")
-        if dtype == "bfloat16":
-            dtype = "float16"  # Triton's interpreter computes bf16 tl.dot wrongly (measured, triton 3.6)
+        dtype = _interpreter_dtype(dtype)
     if not study_keys(config, ops, list(bucket_list), dtype, context_list):  # sized to an 80 GB card
         fail("nothing to tune: decode_attention's batch is a decode bucket (<= 256) and none of --buckets is one")
     store = open_store(db, create=True)
@@ -196,6 +195,58 @@ def _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, all
             typer.echo(line)
     if lost:
         raise typer.Exit(1)
+
+
+def _interpreter_dtype(dtype: str) -> str:
+    """The dtype tuned in Triton's interpreter: float16 for bfloat16, whose tl.dot the interpreter computes
+    wrongly (measured, triton 3.6)."""
+    return "float16" if dtype == "bfloat16" else dtype
+
+
+def _resolve(model: str, buckets: str, contexts: str | None, dtype: str, on_cpu: bool):
+    """(the model's config, the M buckets, decode attention's contexts) from tune's options, checked."""
+    from kernel_space.buckets import parse_buckets
+    from qwen3.config import resolve_model
+
+    config = resolve_model(model)
+    bucket_list = parse_buckets(buckets)
+    context_list = _contexts(contexts, on_cpu, config)
+    _check_options(bucket_list, dtype)
+    return config, bucket_list, context_list
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """What `tune --gpus` tunes, as its options say, with the run's id: each worker it starts gets it
+    (`worker --plan`, JSON) and queues its own GPU kind's studies (tuner.distributed.plan) once it is
+    ready, rather than waiting for the tune to have queued them. The run's id makes the second of the
+    two to come leave a study as the first queued it (storage.queue.enqueue's `plan`)."""
+
+    id: str
+    model: str
+    ops: list[str]
+    buckets: str
+    contexts: str | None
+    dtype: str
+    trials: int
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> PlanSpec:
+        return cls(**json.loads(text))
+
+    def queue(self, store, fp: dict, on_cpu: bool = False) -> list[int]:
+        """Queue this plan's studies for the GPU kind `fp` (a worker's own; on_cpu: Triton's interpreter,
+        as `tune` plans for it); their study ids."""
+        from tuner import distributed
+
+        config, bucket_list, context_list = _resolve(self.model, self.buckets, self.contexts, self.dtype, on_cpu)
+        ops = model_ops(config, self.ops or None, "tune")
+        dtype = _interpreter_dtype(self.dtype) if on_cpu else self.dtype
+        return distributed.plan(store, [fp], config, ops, list(bucket_list), dtype, self.trials, context_list,
+                                plan_id=self.id)
 
 
 def _check_options(bucket_list, dtype: str) -> None:
@@ -280,7 +331,7 @@ class _Workers:
     their start-up overlaps this process's imports, checks and plan. close() ends those still running."""
 
     def __init__(self, db: str | None, gpus_text: str, batch: int, seed: int, seconds: float | None,
-                 worker_logs: str | None):
+                 worker_logs: str | None, spec: PlanSpec):
         import tempfile
 
         from storage.url import resolve_url
@@ -296,8 +347,9 @@ class _Workers:
                 fail(f"--worker-logs {worker_logs}: cannot make that folder ({exc.strerror})")
         self._tmp = None if worker_logs is not None else tempfile.TemporaryDirectory(prefix="kernel-search-workers-")
         self.logs = worker_logs if worker_logs is not None else self._tmp.name
+        self.spec = spec
         self.procs = spawn_workers(resolve_url(db), self.gpus, batch, seed, seconds, self.logs,
-                                   wait_s=WORKER_WAIT_S)
+                                   wait_s=WORKER_WAIT_S, plan=spec.to_json())
         self.say = _stamped(os.path.join(self.logs, "tune.log"))
         self.say(f"{len(self.procs)} workers started")
 
@@ -337,7 +389,8 @@ def _tune_gpus(store, config, ops, buckets, dtype, opts, workers: _Workers, chec
         fps = distributed.gpu_fingerprints(gpus)
         trace.event("tune: fingerprints")
         previous = None if skip else previous_table(store, config.name, fps[gpus[0]], dtype)
-        ids = distributed.plan(store, list(fps.values()), config, ops, buckets, dtype, opts.trials, contexts)
+        ids = distributed.plan(store, list(fps.values()), config, ops, buckets, dtype, opts.trials, contexts,
+                               plan_id=workers.spec.id)
         trace.event("tune: studies queued")
         say(f"{len(ids)} studies queued")
         _watch(store, ids, workers.procs, f"{config.name} ({dtype}) on {len(gpus)} GPUs")

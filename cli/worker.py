@@ -28,6 +28,9 @@ def worker(
                                              "worker started before the tune that queues them).")] = 0.0,
     exit_at_once: Annotated[bool, typer.Option(hidden=True, help="Once done, end the process without tearing "
                                                "down torch and its CUDA context (tune --gpus waits for it).")] = False,
+    plan: Annotated[str | None, typer.Option(hidden=True, help="What `tune --gpus` tunes (cli.tune.PlanSpec's "
+                                             "JSON): create the database and queue this GPU kind's studies at "
+                                             "once, rather than wait for the tune to.")] = None,
 ):
     """Work the queue of studies that `kernel-search tune` put in the database, on this machine's GPU, until
     none of this GPU's kind is left. Start one per GPU (CUDA_VISIBLE_DEVICES) on any host that reaches the
@@ -80,8 +83,13 @@ def worker(
         phases.mark("GPU limits")
         fp = current_fingerprint()
         phases.mark("fingerprint")
-        _wait_for_database(db, wait)
-        store = open_store(db)  # a database that cannot be opened fails here: its processes are ended
+        if plan is None:
+            _wait_for_database(db, wait)
+        store = open_store(db, create=plan is not None)  # one that cannot be opened fails here: its processes end
+        if plan is not None:
+            from cli.tune import PlanSpec
+
+            PlanSpec.from_json(plan).queue(store, fp, on_cpu)
         phases.mark("database")
     except BaseException:
         if starting is not None:

@@ -190,6 +190,8 @@ class QueueEntry(Base):
     owner: Mapped[str | None] = mapped_column(String(255))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The tune run that last queued it (queue.enqueue's `plan`): the same run queues it once.
+    plan: Mapped[str | None] = mapped_column(String(64))
 
     study: Mapped[Study] = relationship()
 

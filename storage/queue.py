@@ -41,16 +41,19 @@ class Claim:
     shared: bool
 
 
-def enqueue(store: Store, study_id: int, *, model: str | None, trials: int, priority: int) -> None:
-    """Queue a study (again): a done one is re-opened with the new budget, a queued one keeps its holder."""
-    stmt = select(QueueEntry).where(QueueEntry.study_id == study_id)
+def enqueue(store: Store, study_id: int, *, model: str | None, trials: int, priority: int,
+            plan: str | None = None) -> None:
+    """Queue a study (again): a done one is re-opened with the new budget, a queued one keeps its holder.
+    plan: the tune run that queues it (`tune --gpus` and each worker it starts queue the same studies,
+    whichever comes first): one the same plan has queued is left as it is, done or not."""
+    stmt = select(QueueEntry).where(QueueEntry.study_id == study_id).with_for_update()
     with store.session() as s:
         entry = s.scalars(stmt).first()
         if entry is None:
             try:
                 with s.begin_nested():
                     s.add(QueueEntry(study_id=study_id, model=model, trials=trials, priority=priority,
-                                     state="queued"))
+                                     state="queued", plan=plan))
                 return
             except sqlalchemy.exc.IntegrityError:
                 # Another tune queued it since our read (PostgreSQL: two tunes planning the same
@@ -59,8 +62,10 @@ def enqueue(store: Store, study_id: int, *, model: str | None, trials: int, prio
                 entry = s.scalars(stmt).first()
                 if entry is None:
                     raise
+        if plan is not None and entry.plan == plan:
+            return  # this run queued it already: a worker may have finished it since
         entry.trials, entry.priority, entry.model = trials, priority, model or entry.model
-        entry.state = "queued"
+        entry.state, entry.plan = "queued", plan
 
 
 def claim(store: Store, fp_key: str, owner: str, lease_s: float, share: bool = True,

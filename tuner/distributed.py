@@ -64,11 +64,12 @@ def study_keys(config: Qwen3Config, ops: list[str], buckets: list[int], dtype: s
 
 
 def plan(store: Store, fingerprints: list[dict], config: Qwen3Config, ops: list[str], buckets: list[int],
-         dtype: str, trials: int, contexts: tuple[int, ...] | None = None) -> list[int]:
+         dtype: str, trials: int, contexts: tuple[int, ...] | None = None, plan_id: str | None = None) -> list[int]:
     """Queue every study of `config` (study_keys; decode attention's contexts from `contexts`, sized to
     each fingerprint's memory) for each distinct fingerprint; returns their study ids. Priority is M
     first, then op: by the time a bucket's studies start, the bucket below (their warm start) has
-    mostly finished, with one worker or with many."""
+    mostly finished, with one worker or with many. plan_id: the tune run (queue.enqueue's `plan`), where
+    `tune --gpus` and its workers each plan the same studies: the first to come queues them."""
     dims, ids, seen = config.dims(), [], set()
     for fp in fingerprints:
         key = fingerprint_key(fp)
@@ -79,7 +80,7 @@ def plan(store: Store, fingerprints: list[dict], config: Qwen3Config, ops: list[
         for priority, (op, m) in enumerate(order):
             n, k = ks.get_op(op).shape(dims)
             ref = store.study(fp, Problem(op, m, n, k, dtype), config.name)
-            queue.enqueue(store, ref.id, model=config.name, trials=trials, priority=priority)
+            queue.enqueue(store, ref.id, model=config.name, trials=trials, priority=priority, plan=plan_id)
             ids.append(ref.id)
     return ids
 

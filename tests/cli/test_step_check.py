@@ -275,9 +275,11 @@ def test_tune_on_several_gpus_checks_once_on_the_first_gpu_named(monkeypatch, tm
     monkeypatch.setattr(distributed, "gpu_fingerprints", lambda gpus: fps)
     events = []  # the workers start first of all, waiting for the database and the plan that follow
     monkeypatch.setattr(cli.tune, "interpreter_needed", lambda: events.append("imports") or False)
-    monkeypatch.setattr(distributed, "plan", lambda *a: events.append("plan") or [7])
-    monkeypatch.setattr(launch, "spawn_workers", lambda url, gpus, batch, seed, seconds, logs, wait_s=0:
-                        events.append(("spawn", gpus, wait_s, logs)) or [])
+    plans = []
+    monkeypatch.setattr(distributed, "plan", lambda *a, plan_id=None: events.append("plan") or plans.append(plan_id)
+                        or [7])
+    monkeypatch.setattr(launch, "spawn_workers", lambda url, gpus, batch, seed, seconds, logs, wait_s=0, plan=None:
+                        events.append(("spawn", gpus, wait_s, logs)) or plans.append(plan) or [])
     monkeypatch.setattr(distributed, "study_progress", lambda store, ids: (1, 5))
     checks = []
     monkeypatch.setattr(cli.step_check, "run_check", lambda store, config, dtype, fp, previous, batches, device=None:
@@ -287,6 +289,10 @@ def test_tune_on_several_gpus_checks_once_on_the_first_gpu_named(monkeypatch, tm
     assert result.exit_code == 0, result.output
     assert checks == [("qwen3-tiny", "bfloat16", fps[2], None, [1, 8], 2)]
     assert events[0][:2] == ("spawn", [2, 3]) and events[0][2] > 0 and events[1:] == ["imports", "plan"]
+    # The workers get the plan, and queue their GPU kind's studies themselves, under the tune's run id.
+    spec = cli.tune.PlanSpec.from_json(plans[0])
+    assert (spec.model, spec.buckets, spec.dtype, spec.trials, spec.ops) == ("qwen3-tiny", "1,8", "bfloat16", 40, [])
+    assert plans[1] == spec.id
     assert not os.path.isdir(events[0][3])  # the default log folder is temporary
     result = run("tune", "--model", "qwen3-tiny", "--buckets", "1,8", "--gpus", "2,3", "--no-bench", "--db", db)
     assert len(checks) == 1 and "end-to-end check skipped: --no-bench;" in result.stdout

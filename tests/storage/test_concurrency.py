@@ -57,7 +57,7 @@ def test_first_opens_do_not_race_on_migrations(tmp_path, new_db_url):
         assert proc.returncode == 0, err
         assert out.strip() == "opened"
     with Store(url) as store, store.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0006",)]
+        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0007",)]
         assert conn.exec_driver_sql("SELECT study_name FROM studies").fetchall() == [("shared",)]
         assert conn.exec_driver_sql("SELECT count(*) FROM version_info").fetchone() == (1,)
 

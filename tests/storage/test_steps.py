@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from storage import Fingerprint, Shape, Store, Study, Trial, Winner, migrate
 from storage.engine import make_engine
 from storage.export import build_table
-from storage.models import QueueEntry, StepBench, StepFold, StepRun, StepStream
+from storage.models import QueueEntry, StepBench, StepFold, StepRun, StepStream, utcnow
 from storage.queries import STEP_COLUMNS, steps_frame
 from storage.steps import (
     StepRow,
@@ -76,14 +76,16 @@ def test_migration_0003_from_a_0002_database_keeps_its_rows(new_db_url):
         s.add(Trial(study_id=study.id, trial_number=0, arm="fused", config=FUSED, config_key="k", status="ok",
                     median_us=4.9))
         s.add(Winner(study_id=study.id, arm="fused", config=FUSED, median_us=4.9, unfused_us=20.3, speedup=4.14))
-        s.add(QueueEntry(study_id=study.id, model=MODEL, trials=8, priority=0, state="done"))
+        # Core, with 0002's columns only (the ORM's row has those of head: ks_queue.plan is 0007's)
+        s.execute(sqlalchemy.insert(QueueEntry.__table__).values(study_id=study.id, model=MODEL, trials=8, priority=0,
+                                                                 state="done", created_at=utcnow()))
     with engine.connect() as conn:
         assert migrate.current(conn) == "0002"
         assert not sqlalchemy.inspect(conn).has_table("ks_step_runs")
     engine.dispose()
     with Store(url) as store:  # a writing open migrates to head
         with store.engine.connect() as conn:
-            assert migrate.current(conn) == migrate.head() == "0006"
+            assert migrate.current(conn) == migrate.head() == "0007"
         with store.session(write=False) as s:
             assert s.scalars(select(Study.optuna_study_name)).all() == ["kept"]
             assert s.scalars(select(Trial.median_us)).all() == [4.9]
@@ -117,7 +119,7 @@ def test_a_step_check_migration_keeps_the_checks_stored_before_it(new_db_url, re
     engine.dispose()
     with Store(url) as store:  # a writing open migrates to head
         with store.engine.connect() as conn:
-            assert migrate.current(conn) == migrate.head() == "0006"
+            assert migrate.current(conn) == migrate.head() == "0007"
         assert sqlalchemy.inspect(store.engine).has_table(new_table)
         with store.session(write=False) as s:
             assert s.scalars(select(StepBench.step_ms)).all() == [1.0]

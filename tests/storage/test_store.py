@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from kernel_space.spec import Problem, config_key
 from storage import Base, Fingerprint, Shape, StorageError, Store, Study, StudyRef, Trial, Winner, migrate, study_name
 from storage.engine import driver_url
+from storage.store import fingerprint_key
 from tests.storage.fill import FUSED, H100, H200, UNFUSED
 
 KS_TABLES = {"ks_fingerprints", "ks_shapes", "ks_model_shapes", "ks_studies", "ks_trials", "ks_winners", "ks_queue",
@@ -139,8 +140,8 @@ def test_the_polled_wait_gives_way_to_sqlites_on_other_errors_and_when_asked(mon
 
 def test_migrations_applied_at_head(store):
     with store.engine.connect() as conn:
-        assert migrate.current(conn) == migrate.head() == "0006"
-        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0006",)]
+        assert migrate.current(conn) == migrate.head() == "0007"
+        assert conn.exec_driver_sql("SELECT version_num FROM ks_alembic_version").fetchall() == [("0007",)]
     assert KS_TABLES | {"ks_alembic_version"} <= tables(store)
 
 
@@ -433,3 +434,30 @@ def test_session_rolls_back_on_error(store):
             raise RuntimeError("boom")
     with store.session(write=False) as s:
         assert s.scalar(select(func.count()).select_from(Shape)) == 0
+
+
+def test_a_study_queued_by_a_plan_is_queued_once_by_it(store):
+    """`tune --gpus` and each worker it starts queue the same studies under the run's plan id, whichever
+    comes first: the second leaves the entry as it is, even one a worker has finished since. Another run
+    (or none) re-opens a finished study with its budget, as a re-run with more trials does."""
+    from storage import queue
+    from storage.models import QueueEntry
+
+    ref = store.study(H100, Problem("rmsnorm_qkv", 1, 4096, 1024, "bfloat16"))
+
+    def entry():
+        with store.session(write=False) as s:
+            e = s.scalars(select(QueueEntry)).one()
+            return e.state, e.trials, e.plan
+
+    queue.enqueue(store, ref.id, model="m", trials=8, priority=0, plan="run-1")
+    claim = queue.claim(store, fingerprint_key(H100), "w1", 60)
+    queue.finish(store, claim.queue_id, "w1")
+    queue.enqueue(store, ref.id, model="m", trials=8, priority=0, plan="run-1")  # the run's second planner
+    assert entry() == ("done", 8, "run-1")
+    queue.enqueue(store, ref.id, model="m", trials=12, priority=0, plan="run-2")  # a re-run, more trials
+    assert entry() == ("queued", 12, "run-2")
+    claim = queue.claim(store, fingerprint_key(H100), "w1", 60)
+    queue.finish(store, claim.queue_id, "w1")
+    queue.enqueue(store, ref.id, model="m", trials=16, priority=0)  # tune in one process: no plan id
+    assert entry() == ("queued", 16, None)

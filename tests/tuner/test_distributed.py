@@ -157,6 +157,27 @@ def test_killed_worker_process_loses_nothing_and_its_studies_finish_on_the_other
         _no_config_twice(store, ids)
 
 
+@pytest.mark.timeout(600)
+def test_a_worker_given_the_plan_queues_its_studies_and_the_tune_reopens_none(db):
+    """`tune --gpus` hands each worker it starts the plan (`worker --plan`): a worker that is ready first
+    makes the database, queues its GPU kind's studies and works them, without waiting for the tune. The
+    tune's own plan after it, under the same run id, re-opens none of the studies it finished."""
+    from cli.tune import PlanSpec
+    from kernel_space.fingerprint import interpreter_fingerprint
+
+    spec = PlanSpec("run-1", "qwen3-tiny", ["o_proj_residual"], "1,3", None, "bfloat16", 2)
+    env = child_env(TRITON_INTERPRET="1")
+    worker = subprocess.run(_cli("worker", "--db", db, "--batch", "2", "--plan", spec.to_json(), "--exit-at-once"),
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert worker.returncode == 0, worker.stderr
+    assert "worker done: 2 studies finished" in worker.stderr, worker.stderr
+    with Store(db) as store:  # the interpreter's studies, in float16 (as tune plans them on the CPU)
+        ids = plan(store, [interpreter_fingerprint()], TINY, ["o_proj_residual"], [1, 3], "float16", trials=2,
+                   plan_id="run-1")
+        assert queue.pending(store, only=ids) == {"queued": 0, "held": 0, "done": 2}
+        assert all(store.winner(i) is not None for i in ids)
+
+
 class AttentionFake(QuietFake):
     """The fake child for decode attention: SDPA takes 10 us, a fused config 4-9 us by BLOCK_N and SPLITS."""
 
