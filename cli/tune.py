@@ -237,16 +237,17 @@ class PlanSpec:
     def from_json(cls, text: str) -> PlanSpec:
         return cls(**json.loads(text))
 
-    def queue(self, store, fp: dict, on_cpu: bool = False) -> list[int]:
-        """Queue this plan's studies for the GPU kind `fp` (a worker's own; on_cpu: Triton's interpreter,
-        as `tune` plans for it); their study ids."""
+    def resolved(self, on_cpu: bool = False):
+        """The options checked as `tune` checks them (a bad one fails here, before any database is made),
+        as a function of (store, fp) that queues this plan's studies for the GPU kind `fp` (a worker's
+        own; on_cpu: Triton's interpreter, planned as `tune` plans for it) and returns their study ids."""
         from tuner import distributed
 
         config, bucket_list, context_list = _resolve(self.model, self.buckets, self.contexts, self.dtype, on_cpu)
         ops = model_ops(config, self.ops or None, "tune")
         dtype = _interpreter_dtype(self.dtype) if on_cpu else self.dtype
-        return distributed.plan(store, [fp], config, ops, list(bucket_list), dtype, self.trials, context_list,
-                                plan_id=self.id)
+        return lambda store, fp: distributed.plan(store, [fp], config, ops, list(bucket_list), dtype, self.trials,
+                                                  context_list, plan_id=self.id)
 
 
 def _check_options(bucket_list, dtype: str) -> None:

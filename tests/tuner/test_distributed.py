@@ -158,10 +158,11 @@ def test_killed_worker_process_loses_nothing_and_its_studies_finish_on_the_other
 
 
 @pytest.mark.timeout(600)
-def test_a_worker_given_the_plan_queues_its_studies_and_the_tune_reopens_none(db):
+def test_a_worker_given_the_plan_queues_its_studies_and_the_tune_reopens_none(db, tmp_path):
     """`tune --gpus` hands each worker it starts the plan (`worker --plan`): a worker that is ready first
     makes the database, queues its GPU kind's studies and works them, without waiting for the tune. The
-    tune's own plan after it, under the same run id, re-opens none of the studies it finished."""
+    tune's own plan after it, under the same run id, re-opens none of the studies it finished. A plan
+    with a bad option ends the worker with tune's one-line error, before it makes a database."""
     from cli.tune import PlanSpec
     from kernel_space.fingerprint import interpreter_fingerprint
 
@@ -176,6 +177,13 @@ def test_a_worker_given_the_plan_queues_its_studies_and_the_tune_reopens_none(db
                    plan_id="run-1")
         assert queue.pending(store, only=ids) == {"queued": 0, "held": 0, "done": 2}
         assert all(store.winner(i) is not None for i in ids)
+    if db.startswith("sqlite"):
+        bad = PlanSpec("run-2", "qwen3-tiny", ["o_proj_residual"], "1", None, "int3", 2)
+        none = tmp_path / "none.db"
+        worker = subprocess.run(_cli("worker", "--db", f"sqlite:///{none}", "--plan", bad.to_json()), env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert worker.returncode != 0 and "unknown dtype 'int3'" in worker.stderr, worker.stderr
+        assert "Traceback" not in worker.stderr and not none.exists()
 
 
 class AttentionFake(QuietFake):
