@@ -140,6 +140,25 @@ def test_a_failed_compile_reads_as_its_error_in_a_fresh_process():
     assert out.stdout.strip() == "(0.0, 'compile failed: RuntimeError: ptxas died')"
 
 
+def test_a_worker_that_exits_at_once_leaves_no_semaphore_to_report(tmp_path):
+    """A worker of `tune --gpus` kills its compile pool and ends with os._exit: without multiprocessing's
+    exit finalizers the resource tracker reported the pool's semaphores as leaked at the end of its log."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "exit_now.py"
+    script.write_text("import time\nfrom cli.worker import exit_now\nfrom tuner import compile as c\n\n"
+                      "if __name__ == '__main__':\n"
+                      "    pool = c._pool(2)\n"
+                      "    [f.result() for f in [pool.submit(time.sleep, 0.01) for _ in range(2)]]\n"
+                      "    c.shutdown(kill=True)\n"
+                      "    exit_now()\n")
+    out = subprocess.run([sys.executable, str(script)], env=child_env("TRITON_INTERPRET"), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "leaked semaphore" not in out.stderr, out.stderr[-2000:]
+
+
 def test_a_compile_stream_gives_up_a_compile_running_past_the_limit(monkeypatch):
     import concurrent.futures as cf
 
