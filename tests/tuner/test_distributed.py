@@ -158,13 +158,16 @@ def test_killed_worker_process_loses_nothing_and_its_studies_finish_on_the_other
 
 
 @pytest.mark.timeout(600)
-def test_a_worker_given_the_plan_queues_its_studies_and_the_tune_reopens_none(db, tmp_path):
+def test_a_worker_given_the_plan_queues_its_studies_and_the_tune_reopens_none(tmp_path):
     """`tune --gpus` hands each worker it starts the plan (`worker --plan`): a worker that is ready first
     makes the database, queues its GPU kind's studies and works them, without waiting for the tune. The
     tune's own plan after it, under the same run id, re-opens none of the studies it finished. A plan
-    with a bad option ends the worker with tune's one-line error, before it makes a database."""
+    with a bad option ends the worker with tune's one-line error, before it makes a database. (On SQLite:
+    the queue's rule for a run's id is tested on both stores in tests/storage/test_store.py.)"""
     from cli.tune import PlanSpec
     from kernel_space.fingerprint import interpreter_fingerprint
+
+    db = f"sqlite:///{tmp_path / 'ks.db'}"
 
     spec = PlanSpec("run-1", "qwen3-tiny", ["o_proj_residual"], "1,3", None, "bfloat16", 2)
     env = child_env(TRITON_INTERPRET="1")
@@ -177,13 +180,12 @@ def test_a_worker_given_the_plan_queues_its_studies_and_the_tune_reopens_none(db
                    plan_id="run-1")
         assert queue.pending(store, only=ids) == {"queued": 0, "held": 0, "done": 2}
         assert all(store.winner(i) is not None for i in ids)
-    if db.startswith("sqlite"):
-        bad = PlanSpec("run-2", "qwen3-tiny", ["o_proj_residual"], "1", None, "int3", 2)
-        none = tmp_path / "none.db"
-        worker = subprocess.run(_cli("worker", "--db", f"sqlite:///{none}", "--plan", bad.to_json()), env=env,
-                                capture_output=True, text=True, timeout=600)
-        assert worker.returncode != 0 and "unknown dtype 'int3'" in worker.stderr, worker.stderr
-        assert "Traceback" not in worker.stderr and not none.exists()
+    bad = PlanSpec("run-2", "qwen3-tiny", ["o_proj_residual"], "1", None, "int3", 2)
+    none = tmp_path / "none.db"
+    worker = subprocess.run(_cli("worker", "--db", f"sqlite:///{none}", "--plan", bad.to_json()), env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert worker.returncode != 0 and "unknown dtype 'int3'" in worker.stderr, worker.stderr
+    assert "Traceback" not in worker.stderr and not none.exists()
 
 
 class AttentionFake(QuietFake):
