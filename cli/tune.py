@@ -98,8 +98,10 @@ def tune(
     # With --gpus the workers start first of all: their imports (seconds each) overlap this process's.
     # Each is given the plan, and queues its GPU kind's studies as soon as it is ready (so does this
     # process, for every kind, as soon as it is): none waits for the other.
-    spec = PlanSpec(uuid.uuid4().hex, model, op or [], buckets, contexts, dtype, trials)
-    workers = _Workers(db, gpus, batch, seed, seconds, worker_logs, spec) if gpus is not None else None
+    workers = None
+    if gpus is not None:
+        spec = PlanSpec(uuid.uuid4().hex, model, op or [], buckets, contexts, dtype, trials)
+        workers = _Workers(db, gpus, batch, seed, seconds, worker_logs, spec)
     try:
         _tune(model, op, buckets, contexts, dtype, trials, seconds, batch, seed, allow_cpu, gpus, no_bench,
               bench_batches, db, workers)

@@ -83,14 +83,15 @@ def worker(
         phases.mark("GPU limits")
         fp = current_fingerprint()
         phases.mark("fingerprint")
-        if plan is not None:
+        # A database that cannot be opened fails here: the processes just started are ended.
+        if plan is None:
+            _wait_for_database(db, wait)
+            store = open_store(db)
+        else:
             from cli.tune import PlanSpec
 
             queue_plan = PlanSpec.from_json(plan).resolved(on_cpu)  # checked before the database is made
-        else:
-            _wait_for_database(db, wait)
-        store = open_store(db, create=plan is not None)  # one that cannot be opened fails here: its processes end
-        if plan is not None:
+            store = open_store(db, create=True)
             queue_plan(store, fp)
         phases.mark("database")
     except BaseException:

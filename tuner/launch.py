@@ -92,8 +92,9 @@ def init_cuda_in_background() -> threading.Thread | None:
 def spawn_workers(url: str, gpus: list[int], batch: int, seed: int, seconds: float | None, log_dir: str,
                   wait_s: float = 0.0, plan: str | None = None) -> list:
     """One `kernel-search worker` process per GPU (CUDA_VISIBLE_DEVICES), its output in log_dir; each
-    waits up to wait_s for the database and its studies, or with `plan` (cli.tune.PlanSpec's JSON)
-    creates the database and queues its GPU kind's studies itself. Returns (gpu, Popen, log file) triples."""
+    waits up to wait_s for its studies (and, without `plan`, for the database); with `plan`
+    (cli.tune.PlanSpec's JSON) it creates the database and queues its GPU kind's studies itself. Returns
+    (gpu, Popen, log file) triples."""
     pin = os.environ.get("KERNEL_SEARCH_PIN_CPUS") == "1" and hasattr(os, "sched_setaffinity")  # Linux only
     shares = (cpu_shares(len(gpus)) if pin else None) or [None] * len(gpus)
     procs = []
