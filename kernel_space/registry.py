@@ -11,7 +11,9 @@ import ast
 import hashlib
 import inspect
 import io
+import re
 import sys
+import textwrap
 import tokenize
 
 from kernel_space import (
@@ -61,10 +63,23 @@ def kernel_hash(name: str) -> str:
     # The op's own module: its launcher decides which variant of the shared kernel runs.
     digest.update(code_text(inspect.getsource(sys.modules[spec.make_inputs.__module__])).encode())
     for fn in spec.kernel_sources:
-        src = getattr(fn, "src", None) or inspect.getsource(getattr(fn, "fn", fn))
-        digest.update(code_text(src).encode())
+        digest.update(code_text(kernel_source(fn)).encode())
     digest.update(name.encode())
     return digest.hexdigest()[:16]
+
+
+def kernel_source(fn) -> str:
+    """A kernel's source as triton.jit keeps it (JITFunction.src: dedented, from its `def` on, without
+    the decorators), taken from the Python function itself: under TRITON_INTERPRET=1 the decorator
+    returns an InterpretedFunction, which has no `src`, and the hash must be the same there (a CPU
+    process checks tables tuned on a GPU, and a GPU machine's tests start interpreter workers). Any
+    other callable: its source as it is."""
+    raw = getattr(fn, "fn", None)
+    if raw is None:
+        return inspect.getsource(fn)
+    src = textwrap.dedent(inspect.getsource(raw))
+    start = re.search(r"^def\s+\w+\s*\(", src, re.MULTILINE)
+    return src[start.start():] if start else src
 
 
 def code_text(source: str) -> str:

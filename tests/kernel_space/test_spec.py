@@ -219,6 +219,30 @@ def test_kernel_hash_ignores_wording(monkeypatch):
     assert ks.kernel_hash("o_proj_residual") != before
 
 
+def test_kernel_hash_is_the_same_with_and_without_the_interpreter():
+    """Under TRITON_INTERPRET=1 triton.jit returns an InterpretedFunction (no `src`); the hash reads the
+    kernel as a GPU process's JITFunction.src does (from its `def`, without the decorator). Before, the
+    two differed: the tests' interpreter workers on a GPU machine planned no study of their own kind,
+    and a CPU process saw tables tuned on a GPU as stale."""
+    import json
+    import subprocess
+    import sys
+
+    from kernel_space import _gemm
+    from kernel_space.registry import ALL_OPS, kernel_source
+    from tests.conftest import child_env
+
+    assert kernel_source(_gemm.fused_linear_kernel).startswith("def fused_linear_kernel(")
+    code = "import json; from kernel_space.registry import ALL_OPS, kernel_hash; " \
+           "print(json.dumps({op: kernel_hash(op) for op in ALL_OPS}))"
+    hashes = {}
+    for interpreted, env in ((True, child_env(TRITON_INTERPRET="1")), (False, child_env("TRITON_INTERPRET"))):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        hashes[interpreted] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert hashes[True] == hashes[False] == {op: ks.kernel_hash(op) for op in ALL_OPS}
+
+
 def test_model_dims_validation():
     with pytest.raises(ValueError, match="multiple of kv_heads"):
         ks.ModelDims(hidden=64, intermediate=128, heads=6, kv_heads=4, head_dim=16, vocab=100)
