@@ -1,7 +1,13 @@
 """Compile the PDL variants of every kernel (and the GEMM's 64-bit offset variants) for sm_90 ahead of
-time (ptxas, no GPU) and report what their PTX holds. Run by test_pdl_compile.py in a process without
-TRITON_INTERPRET."""
+time (no GPU) and report what their PTX holds, a report per mode named on the command line (on, off,
+early), in one process. Run by test_pdl_compile.py in a process without TRITON_INTERPRET, with a
+Triton cache of its own (the modes after the first skip ptxas, and their empty binaries must never be
+found by a real launch).
 
+The first mode's kernels go through ptxas too (they assemble for sm_90); the others stop at PTX, which
+is all the report reads: a third of each compile's time."""
+
+import contextlib
 import json
 import sys
 
@@ -30,8 +36,34 @@ def compile_ptx(fn, constexprs: dict, **options) -> str:
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options).asm["ptx"]
 
 
+@contextlib.contextmanager
+def ptx_only():
+    """Triton's CUDA backend with its last stage (ptxas, PTX to cubin) replaced by an empty binary."""
+    from triton.backends.nvidia.compiler import CUDABackend
+
+    add_stages = CUDABackend.add_stages
+
+    def without_ptxas(self, stages, options, *args, **kwargs):
+        add_stages(self, stages, options, *args, **kwargs)
+        stages["cubin"] = lambda src, metadata: b""
+
+    CUDABackend.add_stages = without_ptxas
+    try:
+        yield
+    finally:
+        CUDABackend.add_stages = add_stages
+
+
 def main() -> None:
-    pdl = {"on": True, "off": False, "early": _gemm.PDL_EARLY.value}[sys.argv[1]]
+    reports = []
+    for i, mode in enumerate(sys.argv[1:]):
+        with ptx_only() if i else contextlib.nullcontext():
+            reports.append(report(mode))
+    print(json.dumps(reports))
+
+
+def report(mode: str) -> dict:
+    pdl = {"on": True, "off": False, "early": _gemm.PDL_EARLY.value}[mode]
     gemm = dict(NORM=True, GATED=True, RES_OUT=False, BLOCK_M=1, BLOCK_N=32, BLOCK_K=128, SPLIT_K=2,
                 GROUP_M=1, USE_DOT=False, DOT_PRECISION="tf32", LAST_REDUCES=True, INDEX_64=False, PDL=pdl,
                 PREFETCH=pdl, ONE_BLOCK=False, GAIN=True, SS_PASS=False)
@@ -95,14 +127,13 @@ def main() -> None:
             "reduce_wide_2": compile_ptx(_gemm.splitk_epilogue_kernel, wide_reduce),
             "reduce_wide_16": compile_ptx(_gemm.splitk_epilogue_kernel, {**wide_reduce, "SPLIT_K": 16}),
         })
-    print(json.dumps({name: {"wait": "griddepcontrol.wait" in p, "launch": "griddepcontrol.launch_dependents" in p,
-                             "prefetch": p.count("prefetch.global.L2"),
-                             "launch_first": -1 < p.find("griddepcontrol.launch_dependents")
-                             < p.find("griddepcontrol.wait"),
-                             "mul_s64": p.count("mul.lo.s64"),
-                             "cg_loads": p.count("ld.global.cg"),
-                             "loads_first": p[:max(p.find("griddepcontrol.wait"), 0)].count("ld.global")}
-                      for name, p in ptx.items()}))
+    return {name: {"wait": "griddepcontrol.wait" in p, "launch": "griddepcontrol.launch_dependents" in p,
+                   "prefetch": p.count("prefetch.global.L2"),
+                   "launch_first": -1 < p.find("griddepcontrol.launch_dependents") < p.find("griddepcontrol.wait"),
+                   "mul_s64": p.count("mul.lo.s64"),
+                   "cg_loads": p.count("ld.global.cg"),
+                   "loads_first": p[:max(p.find("griddepcontrol.wait"), 0)].count("ld.global")}
+            for name, p in ptx.items()}
 
 
 if __name__ == "__main__":

@@ -86,8 +86,8 @@ def test_export_import_and_query(tuned, tmp_path):
 def test_killed_run_resumes_and_loses_no_finished_trial(new_db_url):
     db = new_db_url()
     env = child_env(TRITON_INTERPRET="1")
-    args = [*CLI, "tune", "--model", "qwen3-tiny", "--op", "o_proj_residual", "--buckets", "1,2,4",
-            "--trials", "8", "--batch", "2", "--db", db]
+    args = [*CLI, "tune", "--model", "qwen3-tiny", "--op", "o_proj_residual", "--buckets", "1,2",
+            "--trials", "6", "--batch", "2", "--db", db]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 300
@@ -98,9 +98,9 @@ def test_killed_run_resumes_and_loses_no_finished_trial(new_db_url):
             before = counts(db)[1]
         except Exception:  # the tuner may still be creating the schema
             continue
-        if before >= 5:
+        if before >= 4:
             break
-    assert before >= 5, "the run stored too few trials before the deadline"
+    assert before >= 4, "the run stored too few trials before the deadline"
     os.killpg(proc.pid, signal.SIGKILL)  # the tuner and its worker child: no chance to clean up
     proc.wait(timeout=30)
     after_kill = counts(db)[1]
@@ -109,7 +109,7 @@ def test_killed_run_resumes_and_loses_no_finished_trial(new_db_url):
     with store.session(write=False) as s:
         kept = {(r.study_id, r.trial_number) for r in s.scalars(select(Trial))}
     store.close()
-    run_cli("tune", "--model", "qwen3-tiny", "--op", "o_proj_residual", "--buckets", "1,2,4", "--trials", "8",
+    run_cli("tune", "--model", "qwen3-tiny", "--op", "o_proj_residual", "--buckets", "1,2", "--trials", "6",
             "--batch", "2", db=db)
     store = Store(db)
     with store.session(write=False) as s:
@@ -119,7 +119,7 @@ def test_killed_run_resumes_and_loses_no_finished_trial(new_db_url):
     resumed = {(r.study_id, r.trial_number) for r in rows}
     assert kept <= resumed  # nothing finished before the kill is gone
     assert len(resumed) == len(rows)  # and no trial number was stored twice
-    assert winners == 3
+    assert winners == 2
     import optuna
 
     store = Store(db)
@@ -132,7 +132,7 @@ def test_killed_run_resumes_and_loses_no_finished_trial(new_db_url):
         running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
         assert all("owner" not in t.user_attrs for t in running) and len(running) <= 1
         done = sum(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL) for s in states)
-        assert done >= 8
+        assert done >= 6
     store.close()
 
 
