@@ -74,9 +74,11 @@ def kernel_source(fn) -> str:
     returns an InterpretedFunction, which has no `src`, and the hash must be the same there (a CPU
     process checks tables tuned on a GPU, and a GPU machine's tests start interpreter workers). Any
     other callable: its source as it is."""
-    raw = getattr(fn, "fn", None)
-    if raw is None:
+    if not hasattr(fn, "fn"):
         return inspect.getsource(fn)
+    raw = fn
+    while hasattr(raw, "fn"):  # a JIT or interpreted function (or a wrapper of one): the Python function
+        raw = raw.fn
     src = textwrap.dedent(inspect.getsource(raw))
     start = re.search(r"^def\s+\w+\s*\(", src, re.MULTILINE)
     return src[start.start():] if start else src
