@@ -1,5 +1,6 @@
 """The PDL variants compile for Hopper and carry the grid-dependency instructions; without PDL they
-carry none. Compiled ahead of time for sm_90 with Triton's own ptxas: no GPU needed."""
+carry none. Compiled ahead of time for sm_90, no GPU needed: the PDL-on kernels through Triton's own
+ptxas, the other modes to PTX only (aot_pdl.py)."""
 
 import pytest
 
