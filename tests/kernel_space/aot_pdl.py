@@ -1,11 +1,9 @@
 """Compile the PDL variants of every kernel (and the GEMM's 64-bit offset variants) for sm_90 ahead of
 time (no GPU) and report what their PTX holds, a report per mode named on the command line (on, off,
-early), in one process. Run by test_pdl_compile.py in a process without TRITON_INTERPRET, with a
-Triton cache of its own (the modes after the first skip ptxas, and their empty binaries must never be
-found by a real launch).
+early), in one process. Run by test_pdl_compile.py in a process without TRITON_INTERPRET.
 
 The first mode's kernels go through ptxas too (they assemble for sm_90); the others stop at PTX, which
-is all the report reads: a third of each compile's time."""
+is all the report reads (ptx_only)."""
 
 import contextlib
 import json
@@ -16,6 +14,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from kernel_space import _gemm, decode_attention, qk_norm_rope_cache
+from tests.kernel_space.ptx_only import ptx_only
 
 FP32 = {"part_ptr", "ss_ptr", "ml_ptr"}
 
@@ -34,24 +33,6 @@ def compile_ptx(fn, constexprs: dict, **options) -> str:
             sig[name] = "i32"
     src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in constexprs.items()})
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options).asm["ptx"]
-
-
-@contextlib.contextmanager
-def ptx_only():
-    """Triton's CUDA backend with its last stage (ptxas, PTX to cubin) replaced by an empty binary."""
-    from triton.backends.nvidia.compiler import CUDABackend
-
-    add_stages = CUDABackend.add_stages
-
-    def without_ptxas(self, stages, options, *args, **kwargs):
-        add_stages(self, stages, options, *args, **kwargs)
-        stages["cubin"] = lambda src, metadata: b""
-
-    CUDABackend.add_stages = without_ptxas
-    try:
-        yield
-    finally:
-        CUDABackend.add_stages = add_stages
 
 
 def main() -> None:

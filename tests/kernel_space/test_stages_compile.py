@@ -1,6 +1,6 @@
 """num_stages changes nothing where a split is one K block (the kernel's ONE_BLOCK variant has no loop to
 pipeline) or on the FMA path (Triton pipelines only a tl.dot's loads): stages 1 and 5 compile to the
-same PTX for sm_90 (with Triton's own ptxas, no GPU). This is the evidence for OpSpec.redundant's stages
+same PTX for sm_90 (Triton's compiler, no GPU). This is the evidence for OpSpec.redundant's stages
 rule (the search offers such a config once); in a tl.dot's K loop the stages build different code."""
 
 import pytest
