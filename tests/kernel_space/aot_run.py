@@ -11,9 +11,8 @@ from tests.conftest import child_env
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def aot_report(script: str, *args: str, triton_cache: Path | None = None):
-    """triton_cache: a Triton cache folder of the script's own (one whose binaries no launch may read)."""
-    env = child_env("TRITON_INTERPRET", **({"TRITON_CACHE_DIR": str(triton_cache)} if triton_cache else {}))
+def aot_report(script: str, *args: str):
+    env = child_env("TRITON_INTERPRET")
     out = subprocess.run([sys.executable, str(ROOT / "tests/kernel_space" / script), *args], env=env,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
